@@ -236,7 +236,8 @@ function crlTable(ca, o) {
   table.append(thead);
   const body = el("tbody");
   for (const c of ca.crls) {
-    const tr = el("tr", undefined, c.stale || (c.kind === "full" && ca.fullCrlProblem) ? { class: "stale" } : {});
+    // An ended CRL (a retired generation that publishes it no more) is past its nextUpdate by design: not overdue.
+    const tr = el("tr", undefined, (c.stale && !c.ended) || (c.kind === "full" && ca.fullCrlProblem) ? { class: "stale" } : c.ended ? { class: "ended" } : {});
     let what = KIND_WORDS[c.kind] ?? c.kind;
     if (c.kind === "partition") what = `${what} ${c.municipality}`;
     if (c.kind === "delta" && c.baseNumber) what = `${what} (on ${c.baseNumber})`;
@@ -247,7 +248,7 @@ function crlTable(ca, o) {
     // Against the server's time, not this computer's: the two may disagree.
     const now = Date.parse(o.generatedAt) || Date.now();
     const left = (Date.parse(c.nextUpdate) - now) / 1000;
-    tr.append(el("td", c.stale ? `${when(c.nextUpdate)} — overdue by ${duration(left)}: do not rely on it` : `${when(c.nextUpdate)} (in ${duration(left)})`));
+    tr.append(el("td", c.ended ? `${when(c.nextUpdate)} — ended: its retired key generation publishes it no more` : c.stale ? `${when(c.nextUpdate)} — overdue by ${duration(left)}: do not rely on it` : `${when(c.nextUpdate)} (in ${duration(left)})`));
     tr.append(el("td", c.entries, { class: "num" }));
     body.append(tr);
   }

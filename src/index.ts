@@ -104,6 +104,7 @@ export { buildCrl, crlDer, type CrlParams, type BuiltCrl } from "./crl/builder.j
 export { encodeEntry, decodeEntries, type CrlEntryInput, type EncodedEntries } from "./profile/crl-entry.js";
 export { CrlPublisher, type PublishedCrl, type CrlIssuer } from "./crl/publisher.js";
 export { generateCrls, openCrlIssuer, selectCas, type CrlSelection } from "./crl/generate.js";
+export { retiredCrlStates } from "./crl/finished.js";
 export { CrlUpdater } from "./crl/updater.js";
 // the audit log (監査ログ): hash chain, signed checkpoints, verification
 export { GENESIS_HASH, auditHash, canonicalJson, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./store/audit-log.js";

@@ -33,6 +33,11 @@ export interface CaSummary {
   readonly generation: number;
   /** "active": issues new certificates; "retired": a later generation does, this one still signs CRLs for its own (when known) */
   readonly status?: "active" | "retired";
+  /**
+   * of a retired generation (when known): "current" while it still publishes its CRLs, "ended" once its last full CRL
+   * has passed its nextUpdate and none follows (its certificates and link certificates have all expired: crl/finished.ts)
+   */
+  readonly crls?: "current" | "ended";
   readonly subject: string;
   readonly serial: string;
   readonly notBefore: string;
@@ -49,8 +54,11 @@ export function caFiles(ws: Workspace, id: string): { pem: string; der: string }
   return { pem: join(ws.paths.caDir, `${id}.pem`), der: join(ws.paths.caDir, `${id}.crt`) };
 }
 
-/** A CA described; with `all` (every CA record of the workspace) also whether it is the active generation. */
-export function summariseCa(ws: Workspace, rec: CaRecord, all?: readonly CaRecord[]): CaSummary {
+/**
+ * A CA described; with `all` (every CA record of the workspace) also whether it is the active generation, and with
+ * `crlStates` (crl/finished.ts retiredCrlStates) whether a retired one's CRLs are current or ended.
+ */
+export function summariseCa(ws: Workspace, rec: CaRecord, all?: readonly CaRecord[], crlStates?: ReadonlyMap<string, "current" | "ended">): CaSummary {
   const x = new X509Certificate(rec.certificateDer);
   const p = prefecture(rec.prefectureCode);
   const files = caFiles(ws, rec.id);
@@ -62,6 +70,7 @@ export function summariseCa(ws: Workspace, rec: CaRecord, all?: readonly CaRecor
     purpose: rec.purpose,
     generation: caGeneration(rec.id),
     ...(all ? { status: isRetired(all, rec.id) ? ("retired" as const) : ("active" as const) } : {}),
+    ...(crlStates?.has(rec.id) ? { crls: crlStates.get(rec.id)! } : {}),
     subject: x.subject.split("\n").join(", "),
     serial: x.serialNumber.toLowerCase(),
     notBefore: new Date(x.validFrom).toISOString(),

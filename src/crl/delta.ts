@@ -22,7 +22,8 @@
  *   an entry the base drops past its certificate's notAfter (expiredGraceDays) needs none: a certificate past
  *   notAfter fails validation anyway, and base plus delta still tell its status truly. So a delta only adds.
  * - freshestCRL (non-critical) names the delta in full CRLs and, while deltas are on, in new certificates
- *   (§4.2.1.15); never in a delta itself (§5.2.6), nor in partitions or the ARL, which have no deltas.
+ *   (§4.2.1.15); never in a delta itself (§5.2.6), nor in partitions or the ARL, which have no deltas, nor in the
+ *   full CRL of a retired generation whose certificates have all expired (crl/retired.ts), which gets no delta.
  * - Partitions get no delta: a certificate's distribution point names its municipality partition, a small CRL
  *   the schedule republishes within its interval of every revocation already, and a delta must carry its
  *   base's IDP, so each partition would need its own delta file and certificates a per-municipality

@@ -12,7 +12,7 @@
  * generation not done yet is looked at again after `recheckMs`.
  */
 import { isRetired } from "../ca/ids.js";
-import { ARL_SCOPE, FULL_SCOPE, type CrlRecord, type CrlScope } from "../store/types.js";
+import { ARL_SCOPE, FULL_SCOPE, type CaRecord, type CrlRecord, type CrlScope } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { retiredAndDone } from "./generate.js";
 import { retiredCrlTerm, type RetiredCrlTerm } from "./retired.js";
@@ -71,4 +71,23 @@ export class FinishedCrls {
       return true; // a partition or the delta
     };
   }
+}
+
+/**
+ * Of each retired generation among `all` (every CA record), whether its CRLs are still published ("current": kept
+ * current by the schedule and `crl generate`) or "ended": its full CRL is past its nextUpdate (or none was ever
+ * published) and no run will replace it (see the module) — what `jpki ca list` and `ca show` say. Active CAs are not
+ * in the map, nor those left out of `only`. A generation is looked at (its certificates scanned) only when its full CRL is
+ * past its nextUpdate.
+ */
+export async function retiredCrlStates(ws: Workspace, all: readonly CaRecord[], only?: readonly string[]): Promise<ReadonlyMap<string, "current" | "ended">> {
+  const retired = all.filter((c) => (!only || only.includes(c.id)) && isRetired(all, c.id)).map((c) => c.id);
+  const out = new Map<string, "current" | "ended">();
+  if (!retired.length) return out;
+  const t = ws.clock.now().getTime();
+  const latest = new Map((await ws.store.crlStatus()).map((s) => [s.caId, s.latest]));
+  const expired = new Set(retired.filter((id) => (latest.get(id)?.nextUpdate.getTime() ?? -Infinity) <= t));
+  const ended = expired.size ? await new FinishedCrls(ws).ended(expired) : () => false;
+  for (const id of retired) out.set(id, expired.has(id) && ended(id, FULL_SCOPE, latest.get(id)) ? "ended" : "current");
+  return out;
 }

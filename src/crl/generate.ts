@@ -181,7 +181,7 @@ export async function generateCrls(
       const arl = (which === "all" || due.some((d) => d.caId === id && d.scope === ARL_SCOPE) || arlDue(id)) && retiredCrlWanted(term.arl, arlState?.latest, arlState?.dirty ?? false);
       if (!full && !arl) return;
       const issuer = openCrlIssuer(record, opts.passphrase, ws.config.pkcs11Modules);
-      if (full) landed(await publisher.publish(issuer));
+      if (full) landed(await publisher.publish(issuer, { deltas: false })); // no delta follows it: no freshestCRL
       if (arl) landed(await publisher.publishArl(issuer));
       return;
     }

@@ -226,15 +226,19 @@ export class CrlPublisher {
 
   /**
    * Builds and publishes the full CRL of one CA. `superseded` is set when a higher number of the same CA
-   * was published while this one was built: then nothing of this one was installed.
+   * was published while this one was built: then nothing of this one was installed. `deltas: false` leaves out
+   * freshestCRL although the workspace publishes deltas: a retired generation whose certificates have all expired
+   * (crl/generate.ts retiredAndDone) gets no delta on this CRL, and a pointer to one would send verifiers to its
+   * last, expired delta on an older base.
    */
-  async publish(ca: CrlIssuer): Promise<PublishedCrl> {
+  async publish(ca: CrlIssuer, opts: { readonly deltas?: boolean } = {}): Promise<PublishedCrl> {
     const t = this.#times([(await this.#store.latestCrl(ca.id))?.thisUpdate]);
     const { number } = await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate);
     // With their total first, the entries stream from the store to the staged file as they are read (streamCrl);
     // the link certificates it revoked after a compromise (crl/arl.ts) go on it too, read after the reservation.
     const links = await this.#linkEntries(ca.id);
-    return this.#publishReserved(ca, FULL_SCOPE, number, t, withLinkEntries(this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore, withTotal: true }), links));
+    const deltas = (opts.deltas ?? true) && deltaCadence(this.#config) !== undefined;
+    return this.#publishReserved(ca, FULL_SCOPE, number, t, withLinkEntries(this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore, withTotal: true }), links), undefined, deltas);
   }
 
   /**
@@ -320,6 +324,7 @@ export class CrlPublisher {
     t: { thisUpdate: Date; nextUpdate: Date },
     entries: CrlParams["entries"],
     baseNumber?: bigint,
+    deltas = deltaCadence(this.#config) !== undefined,
   ): Promise<PublishedCrl> {
     const { thisUpdate, nextUpdate } = t;
     const derPath = this.#path(ca.id, scope);
@@ -329,7 +334,7 @@ export class CrlPublisher {
       { id: ca.id, prefectureCode: ca.record.prefectureCode, purpose: ca.record.purpose, certificateDer: ca.record.certificateDer },
       scope,
       this.#config.baseUrl,
-      { deltas: deltaCadence(this.#config) !== undefined, ...(baseNumber !== undefined ? { baseNumber } : {}) },
+      { deltas, ...(baseNumber !== undefined ? { baseNumber } : {}) },
     );
     const issuerKey = ca.spki ?? Buffer.from(certificateParts(ca.record.certificateDer).spki);
     // The DER is written while it is built (all but the signature before the key is needed); the PEM copy,

@@ -9,6 +9,7 @@
  * links have ended, nothing more. The due list as the schedule makes it (crl/schedule.ts: crlStatus for the full
  * CRLs, crlScopeStatus for the rest); the schedule itself run on the test clock.
  */
+import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,6 +20,7 @@ import { prefecture } from "../ca/prefectures.js";
 import { rolloverCas } from "../ca/rollover.js";
 import { FixedClock } from "../pki/clock.js";
 import { describeCrl } from "../profile/describe.js";
+import { EXT_OID } from "../profile/oids.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { Workspace } from "../workspace/workspace.js";
 import { generateCrls } from "./generate.js";
@@ -141,5 +143,28 @@ describe("a retired-and-done generation whose link certificate is revoked", () =
     expect(await mine()).toEqual(["arl", "full"]);
     expect(crl("crl/13-sig-g2.crl").number > first.number).toBe(true);
     expect(listed("crl/13-sig-g2.crl").sort()).toEqual([newWithOld, oldWithNew].sort());
+  });
+
+  it("with delta CRLs on: its full CRLs name no delta (freshestCRL), none follows them; they still verify; a live CA's still do", async () => {
+    const { ws, clock, crl } = await doneSuccessor({ deltaCrlIntervalMinutes: 10 });
+    const exts = (file: string) => describeCrl(readFileSync(join(ws.paths.root, file))).extensions.map((e) => e.oid);
+    const verifies = (file: string, ca: string) =>
+      execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws.paths.root, file), "-CAfile", join(ws.paths.caDir, `${ca}.pem`), "-noout"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const schedule = new CrlUpdater(ws, "pw").schedule(0);
+    expect((await schedule.tick()).filter((c) => c.caId === "13-sig-g2").map((c) => c.scope || "full").sort()).toEqual(["arl", "full"]);
+    expect(exts("crl/13-sig-g2.crl")).not.toContain(EXT_OID.freshestCRL);
+    expect(verifies("crl/13-sig-g2.crl", "13-sig-g2")).toBe("");
+    // and its refresh past nextUpdate, by the schedule and by crl generate
+    clock.set(crl("crl/13-sig-g2.crl").nextUpdate.getTime() + 3600_000);
+    expect((await schedule.tick()).some((c) => c.caId === "13-sig-g2" && !c.scope)).toBe(true);
+    expect(exts("crl/13-sig-g2.crl")).not.toContain(EXT_OID.freshestCRL);
+    clock.advance(60_000);
+    expect((await generateCrls(ws, { ca: "13-sig-g2", passphrase: "pw" })).map((c) => c.scope)).toEqual([""]);
+    expect(exts("crl/13-sig-g2.crl")).not.toContain(EXT_OID.freshestCRL);
+    expect(verifies("crl/13-sig-g2.crl", "13-sig-g2")).toBe("");
+    // the live generation's full CRL keeps pointing at its delta
+    clock.advance(60_000);
+    await generateCrls(ws, { ca: "13-sig-g3", passphrase: "pw" });
+    expect(exts("crl/13-sig-g3.crl")).toContain(EXT_OID.freshestCRL);
   });
 });

@@ -14,7 +14,7 @@
  *   its critical IDP carries that distribution point as the CA certificate has it, with onlyContainsCACerts;
  * - delta (scope "delta"): the delta CRL of the full CRL (crl/delta.ts), at `crl/<ca>-delta.crl`, no IDP (its
  *   base has none), a critical deltaCRLIndicator naming its base. With deltas on, the full CRL carries
- *   freshestCRL naming it.
+ *   freshestCRL naming it (but a done retired generation's, which no delta follows: crl/delta.ts).
  *
  * Numbering: one CRL number sequence per CA, shared by all its scopes (the store reserves numbers under the
  * CA's crl_state lock). RFC 5280 §5.2.3 asks for numbers that increase monotonically for a given scope and

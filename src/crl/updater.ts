@@ -234,7 +234,8 @@ export class CrlUpdater {
     // one that cannot be published holds none of them back; the first failure is raised after them.
     let failure: { e: unknown } | undefined;
     try {
-      if (e.full) landed.push(await this.#publisher.publish(ca));
+      // a done generation's full CRL names no delta (none follows it)
+      if (e.full) landed.push(await this.#publisher.publish(ca, this.#done.has(id) ? { deltas: false } : {}));
       if (e.delta) {
         const delta = await this.#publisher.publishDelta(ca);
         if (delta) landed.push(delta);

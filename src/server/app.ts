@@ -1049,7 +1049,7 @@ export async function buildServer(
   });
 
   // The engine on a thread of its own (verifier/engine-thread.ts): the serving thread keeps the HTTP and the store.
-  const validation = new VerifierValidationService(ws, { engineThread: true, watchdog: storeWatchdog, ...opts.validation });
+  const validation = new VerifierValidationService(ws, { engineThread: true, watchdog: storeWatchdog, ...(opts.access?.onError ? { onError: opts.access.onError } : {}), ...opts.validation });
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   validateFast = validateFastPath({
     prefix,
@@ -1064,7 +1064,7 @@ export async function buildServer(
   const openapi = JSON.stringify(validationApiDocument(prefix));
   app.get(`${prefix}/openapi.json`, { onResponse: onResponse("openapi") }, async (_req, reply) => reply.header("Cache-Control", "no-cache").type("application/json; charset=utf-8").send(openapi));
 
-  registerOverview(app, { prefix, ws, access, watchdog: storeWatchdog, onResponse: onResponse("overview"), ...(opts.overviewCacheMs !== undefined ? { cacheMs: opts.overviewCacheMs } : {}), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
+  registerOverview(app, { prefix, ws, access, watchdog: storeWatchdog, finishedCrls, onResponse: onResponse("overview"), ...(opts.overviewCacheMs !== undefined ? { cacheMs: opts.overviewCacheMs } : {}), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   registerPage(app, { prefix, assets: await loadPage(), onResponse: onResponse("page") });
 
   // The stop begins (before fastify ends the idle connections and closes the listening socket): from now on

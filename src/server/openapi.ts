@@ -162,6 +162,7 @@ export function validationApiDocument(prefix: string): Record<string, unknown> {
                               nextUpdate: { type: "string", format: "date-time" },
                               ageSeconds: { type: "number" },
                               stale: { type: "boolean" },
+                              ended: { type: "boolean", description: "present (true) on a stale CRL no run will replace: a retired key generation that publishes it no more, as /crl/index.json says" },
                               entries: { type: "integer" },
                             },
                           },

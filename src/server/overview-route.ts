@@ -16,6 +16,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { hasUnknownParameter, sendApiError, STORE_UNRESPONSIVE, storeErrorCode, type ApiError } from "./api-errors.js";
+import { FinishedCrls } from "../crl/finished.js";
 import type { StoreWatchdog } from "../store/watchdog.js";
 import { caOverview, CrlRevocationDays, MAX_OVERVIEW_DAYS, type CaOverview } from "../verifier/overview.js";
 import type { Workspace } from "../workspace/workspace.js";
@@ -45,6 +46,8 @@ export interface OverviewRouteOptions {
   readonly now?: () => number;
   /** bounds the store reads (store/watchdog.ts): 503 store-unresponsive with Retry-After past it */
   readonly watchdog?: StoreWatchdog;
+  /** which CRLs no run will replace (the server's, shared with /crl/index.json and /healthz); one of its own when omitted */
+  readonly finishedCrls?: FinishedCrls;
 }
 
 export function registerOverview(app: FastifyInstance, o: OverviewRouteOptions): void {
@@ -53,11 +56,14 @@ export function registerOverview(app: FastifyInstance, o: OverviewRouteOptions):
   const cache = new Map<number, { at: number; answer: Promise<CaOverview> }>();
   // Counted on a thread of its own: a national CA's full CRL takes ≈ 0.5 s to parse, once per CRL number.
   const revocationDays = new CrlRevocationDays(o.ws.paths.root, { thread: true, ...(o.onError ? { onError: o.onError } : {}) });
+  // A finished retired generation's CRLs are marked ended, as /crl/index.json marks them: stale, but by design.
+  const finished = o.finishedCrls ?? new FinishedCrls(o.ws);
+  const ended = (candidates: ReadonlySet<string>) => finished.ended(candidates);
   const overview = (days: number): Promise<CaOverview> => {
     const t = now();
     const hit = cache.get(days);
     if (hit && t - hit.at < cacheMs) return hit.answer;
-    const answer = caOverview(o.ws.store, { clock: o.ws.clock, days, revocationDays, ...(o.watchdog ? { watchdog: o.watchdog } : {}) });
+    const answer = caOverview(o.ws.store, { clock: o.ws.clock, days, revocationDays, ended, ...(o.watchdog ? { watchdog: o.watchdog } : {}) });
     cache.set(days, { at: t, answer });
     // A failure is not kept: the next asker tries again.
     answer.catch(() => {

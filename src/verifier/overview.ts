@@ -27,7 +27,8 @@ import { isAbsolute, join } from "node:path";
 import { prefecture } from "../ca/prefectures.js";
 import { JpkiError } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
-import { ARL_SCOPE, type CrlRecord, type Store } from "../store/types.js";
+import type { EndedCrls } from "../crl/finished.js";
+import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CrlRecord, type Store } from "../store/types.js";
 import type { StoreWatchdog } from "../store/watchdog.js";
 import { parseCrl } from "../validation/crl.js";
 import { CompactCrlEntries } from "../validation/crl-index.js";
@@ -56,6 +57,11 @@ export interface OverviewCrl {
   readonly ageSeconds: number;
   /** nextUpdate has passed: verifiers must not rely on it */
   readonly stale: boolean;
+  /**
+   * stale and the last of its scope: a retired key generation that publishes it no more (crl/finished.ts), as
+   * `/crl/index.json` says — its end, not an overdue CRL; absent otherwise
+   */
+  readonly ended?: true;
   readonly entries: number;
 }
 
@@ -267,7 +273,8 @@ class CrlDaysThread {
   }
 }
 
-function crlOf(kind: OverviewCrlKind, r: CrlRecord, now: number, municipality?: string): OverviewCrl {
+function crlOf(kind: OverviewCrlKind, r: CrlRecord, now: number, municipality?: string, ended = false): OverviewCrl {
+  const stale = r.nextUpdate.getTime() <= now;
   return {
     kind,
     ...(municipality ? { municipality } : {}),
@@ -276,7 +283,8 @@ function crlOf(kind: OverviewCrlKind, r: CrlRecord, now: number, municipality?: 
     thisUpdate: r.thisUpdate.toISOString(),
     nextUpdate: r.nextUpdate.toISOString(),
     ageSeconds: Math.max(0, Math.floor((now - r.thisUpdate.getTime()) / 1000)),
-    stale: r.nextUpdate.getTime() <= now,
+    stale,
+    ...(stale && ended ? { ended: true as const } : {}),
     entries: r.entries,
   };
 }
@@ -286,11 +294,18 @@ const KIND_ORDER: Readonly<Record<OverviewCrlKind, number>> = { full: 0, delta: 
 /**
  * Every CA of the store with its latest CRLs and its revocations on each of the last `days` JST days (today
  * included), counted by `revocationDays` from the latest full CRL. ERR_USAGE when `days` is not a whole number
- * from 1 to MAX_OVERVIEW_DAYS.
+ * from 1 to MAX_OVERVIEW_DAYS. `ended` (FinishedCrls.ended of the workspace: crl/finished.ts) marks the CRLs past
+ * their nextUpdate that no run will replace; without it none is marked.
  */
 export async function caOverview(
   store: Store,
-  o: { readonly clock: Clock; readonly days: number; readonly revocationDays: CrlRevocationDays; readonly watchdog?: StoreWatchdog },
+  o: {
+    readonly clock: Clock;
+    readonly days: number;
+    readonly revocationDays: CrlRevocationDays;
+    readonly watchdog?: StoreWatchdog;
+    readonly ended?: (candidates: ReadonlySet<string>) => Promise<EndedCrls>;
+  },
 ): Promise<CaOverview> {
   if (!Number.isInteger(o.days) || o.days < 1 || o.days > MAX_OVERVIEW_DAYS) {
     throw new JpkiError("ERR_USAGE", `the overview covers 1 to ${MAX_OVERVIEW_DAYS} days: ask for a whole number of days in that range`);
@@ -298,9 +313,15 @@ export async function caOverview(
   const now = o.clock.now().getTime();
   const today = jstDayNumber(now);
   const window = Array.from({ length: o.days }, (_, i) => today - o.days + 1 + i);
-  const read = () => Promise.all([store.listCas(), store.crlStatus(), store.deltaCrlStatus(), store.crlScopeStatus()]);
+  const read = async () => {
+    const got = await Promise.all([store.listCas(), store.crlStatus(), store.deltaCrlStatus(), store.crlScopeStatus()]);
+    // Only the CAs with a CRL past its nextUpdate are looked at: finding a generation done scans its certificates.
+    const expired = new Set([...got[1], ...got[2].map((d) => ({ caId: d.caId, latest: d.delta })), ...got[3]].filter((s) => s.latest && s.latest.nextUpdate.getTime() <= now).map((s) => s.caId));
+    const ended: EndedCrls = o.ended && expired.size ? await o.ended(expired) : () => false;
+    return [...got, ended] as const;
+  };
   // Bounded when a watchdog is given (jpki serve's): a hung store held GET /v1/overview as long as it hung.
-  const [cas, full, deltas, scoped] = await (o.watchdog ? o.watchdog.run("the overview's reads", read) : read());
+  const [cas, full, deltas, scoped, ended] = await (o.watchdog ? o.watchdog.run("the overview's reads", read) : read());
   const crls = new Map<string, OverviewCrl[]>();
   const add = (caId: string, c: OverviewCrl) => {
     let l = crls.get(caId);
@@ -310,11 +331,15 @@ export async function caOverview(
   const fullOf = new Map<string, CrlRecord>();
   for (const s of full) {
     if (!s.latest) continue;
-    add(s.caId, crlOf("full", s.latest, now));
+    add(s.caId, crlOf("full", s.latest, now, undefined, ended(s.caId, FULL_SCOPE, s.latest)));
     fullOf.set(s.caId, s.latest);
   }
-  for (const d of deltas) if (d.delta) add(d.caId, crlOf("delta", d.delta, now));
-  for (const s of scoped) if (s.latest) add(s.caId, s.scope === ARL_SCOPE ? crlOf("arl", s.latest, now) : crlOf("partition", s.latest, now, s.scope));
+  for (const d of deltas) if (d.delta) add(d.caId, crlOf("delta", d.delta, now, undefined, ended(d.caId, DELTA_SCOPE, d.delta)));
+  for (const s of scoped) {
+    if (!s.latest) continue;
+    const isEnded = ended(s.caId, s.scope, s.latest);
+    add(s.caId, s.scope === ARL_SCOPE ? crlOf("arl", s.latest, now, undefined, isEnded) : crlOf("partition", s.latest, now, s.scope, isEnded));
+  }
   const out: OverviewCa[] = [];
   for (const c of [...cas].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
     const f = fullOf.get(c.id);

@@ -107,7 +107,17 @@ export interface ValidationServiceOptions {
    * route's 503) instead of waiting with a hung store. Default: unbounded (what a library caller had).
    */
   readonly watchdog?: StoreWatchdog;
+  /**
+   * Told when the engine's thread could not be started (ERR_WORKER_INIT_FAILED at the process's thread limit: a
+   * container's pids.max, systemd's TasksMax) — once, until a start succeeds again; validations go on, on this thread.
+   */
+  readonly onError?: (e: unknown, what: string) => void;
+  /** how long after a failed start the engine's thread is tried again, ms (default 60 000; read on `now`) */
+  readonly engineRetryMs?: number;
 }
+
+/** After a failed start of the engine's thread, the next is tried this long after (ms): see #engine. */
+const ENGINE_RETRY_MS = 60_000;
 
 const ENGINE_THREAD = new URL("./engine-thread-main.js", import.meta.url);
 
@@ -141,6 +151,12 @@ export class VerifierValidationService {
   #loading: Promise<Trust> | undefined;
   readonly #threadModule: URL | undefined;
   #thread: Promise<EngineThread | undefined> | undefined;
+  readonly #engineRetryMs: number;
+  /** when (#now) the engine's thread last failed to start; undefined while none has, or once it is tried again */
+  #engineFailedAt: number | undefined;
+  /** a failed start has been told (onError) and no start has succeeded since */
+  #engineFailureTold = false;
+  readonly #onError: ((e: unknown, what: string) => void) | undefined;
   #closed = false;
   readonly #watchdog: StoreWatchdog | undefined;
   /** the store's reads of a reload, while one runs: reloads after a late one share it rather than queue another */
@@ -154,6 +170,8 @@ export class VerifierValidationService {
     this.#now = o.now ?? (() => performance.now());
     const module = o.engineThread instanceof URL ? o.engineThread : o.engineThread ? ENGINE_THREAD : undefined;
     this.#threadModule = module && engineThreadAvailable(module) ? module : undefined;
+    this.#engineRetryMs = o.engineRetryMs ?? ENGINE_RETRY_MS;
+    this.#onError = o.onError;
   }
 
   /** The engine's thread, started on first use; undefined when off, not available, or ended (then this thread validates). */
@@ -162,7 +180,29 @@ export class VerifierValidationService {
     // send requests (they get 5 s), and a thread started then was never stopped, so the process did not exit.
     if (this.#closed) throw closedError();
     if (!this.#threadModule) return undefined;
-    this.#thread ??= EngineThread.start(this.#threadModule).catch(() => undefined);
+    // A start that failed (the process at its thread limit, for a moment or for good) is tried again after a while:
+    // kept for the process's life, one moment at the limit cost every later validation the serving thread's time
+    // (≈ 100 µs instead of ≈ 30 µs) until a restart. Not at once: a start attempt per request at the limit is waste.
+    if (this.#engineFailedAt !== undefined) {
+      if (this.#now() - this.#engineFailedAt < this.#engineRetryMs) return undefined;
+      this.#engineFailedAt = undefined;
+      this.#thread = undefined;
+    }
+    this.#thread ??= EngineThread.start(this.#threadModule).then(
+      (t) => {
+        this.#engineFailureTold = false;
+        return t;
+      },
+      (e: unknown) => {
+        this.#engineFailedAt = this.#now();
+        // Said once (not at each retry while the limit lasts): validations still answer, more slowly.
+        if (!this.#engineFailureTold) {
+          this.#engineFailureTold = true;
+          this.#onError?.(e, `the validation engine's thread could not be started (validations run on the serving thread meanwhile; tried again every ${Math.round(this.#engineRetryMs / 1000)} s)`);
+        }
+        return undefined;
+      },
+    );
     const t = await this.#thread;
     return t && !t.ended ? t : undefined;
   }

@@ -131,7 +131,7 @@ describe("jpki ca rollover: a new key generation with link certificates", () => 
     expect(show.json()).toMatchObject({ id: "13-sig-g2", generation: 2, status: "active" });
     expect(show.json().links.map((l: any) => l.direction)).toEqual(["old-with-new", "new-with-old"]);
     const text = (await cli([...w(), "ca", "list"], { cwd: dir })).stdout;
-    expect(text).toContain("(generation 1, retired)");
+    expect(text).toContain("(generation 1, retired, CRLs current)");
     // Aligned columns, the longer id too: the purpose and the date start at the same column on every line (a tab
     // after the prefecture put 13-sig-g2's a tab stop further).
     const lines = text.trimEnd().split("\n");

@@ -18,7 +18,7 @@ function purposes(p: string): CertificateType[] {
 function caLines(list: readonly CaSummary[]): string[] {
   return alignColumns(
     list.map((s) => {
-      const gen = s.status === "retired" ? `  (generation ${s.generation}, retired)` : s.generation > 1 ? `  (generation ${s.generation})` : "";
+      const gen = s.status === "retired" ? `  (generation ${s.generation}, retired${s.crls ? `, CRLs ${s.crls}` : ""})` : s.generation > 1 ? `  (generation ${s.generation})` : "";
       return [s.id, s.prefecture, s.purpose, s.notAfter.slice(0, 10), `${s.subject}${gen}`];
     }),
   );
@@ -120,10 +120,11 @@ Examples:
     .addHelpText("after", `\nExamples:\n  jpki ca list\n  jpki --json ca list | jq -r '.cas[] | select(.status == "active") | .id'`)
     .action(async (_o: unknown, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const { summariseCa } = await library();
+      const { retiredCrlStates, summariseCa } = await library();
       await withWorkspace(ctx, async (ws) => {
         const all = await ws.store.listCas();
-        const list = all.map((r) => summariseCa(ws, r, all));
+        const states = await retiredCrlStates(ws, all);
+        const list = all.map((r) => summariseCa(ws, r, all, states));
         ctx.out.result({ cas: list }, () => (list.length ? caLines(list).join("\n") : "no CAs yet: run 'jpki ca init --prefecture 13'"));
       });
     });
@@ -135,7 +136,7 @@ Examples:
     .addHelpText("after", `\nExamples:\n  jpki ca show 13-sig\n  jpki ca show 13 --pem > tokyo-sign-ca.pem        # 13: Tokyo's signature CA`)
     .action(async (id: string, o: { pem?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const { caId, describeLinks, getCaRecord, parseCaId, summariseCa, toPem } = await library();
+      const { caId, describeLinks, getCaRecord, parseCaId, retiredCrlStates, summariseCa, toPem } = await library();
       const { prefectureCode, purpose, generation } = parseCaId(id);
       await withWorkspace(ctx, async (ws) => {
         const rec = await getCaRecord(ws, caId(prefectureCode, purpose, generation));
@@ -144,7 +145,7 @@ Examples:
           return;
         }
         const all = await ws.store.listCas();
-        const s = summariseCa(ws, rec, all);
+        const s = summariseCa(ws, rec, all, await retiredCrlStates(ws, all, [rec.id]));
         const crl = await ws.store.latestCrl(rec.id);
         const latestCrl = crl ? { number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), entries: crl.entries, path: crl.path } : null;
         // The link certificates of the rollovers this generation took part in (as the new or the old generation).
@@ -156,7 +157,7 @@ Examples:
         const declared = rollovers.find((l) => l.oldCaId === rec.id && l.compromisedAt)?.compromisedAt;
         ctx.out.result({ ...s, latestCrl, links, compromisedRollovers: compromised, ...(declared ? { compromisedAt: declared.toISOString() } : {}) }, () =>
           [
-            `CA ${s.id}  ${s.prefecture} (${s.prefectureRomaji}), ${s.purpose}, generation ${s.generation} (${s.status})`,
+            `CA ${s.id}  ${s.prefecture} (${s.prefectureRomaji}), ${s.purpose}, generation ${s.generation} (${s.status}${s.crls ? `, CRLs ${s.crls}` : ""})`,
             `  subject      ${s.subject}`,
             `  serial       ${s.serial}`,
             `  valid        ${s.notBefore} .. ${s.notAfter}`,

@@ -6,6 +6,7 @@
  * few milliseconds with a native stack trace each, for as long as the limit held. Now both wait before the next
  * fork, longer each time in a row, and say why; a worker that had listened is still replaced at once.
  */
+import { execFileSync } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Context } from "../context.js";
@@ -110,5 +111,22 @@ describe("jpki serve --workers at the process limit", () => {
     expect(p.said).toContain("jpki serve: worker 1000 exited (1); starting another");
     p.stop.abort();
     await p.done;
+  });
+
+  it("a fork that failed leaves node's cluster.workers by itself (no entry kept per failed fork): the real node:cluster", () => {
+    // A spawn that fails as EAGAIN does (libuv's uv_spawn error, node's 'error' then no 'exit'); a cwd that does not
+    // exist is one a test can make. Checked in a node of its own: this one's node:cluster is the stand-in above.
+    const script = `
+      const cluster = require("node:cluster");
+      cluster.setupPrimary({ exec: "never-run.js", cwd: "/nonexistent-jpki-serve-workers-test" });
+      const w = cluster.fork();
+      const seen = [];
+      w.on("error", (e) => seen.push("error " + e.syscall.split(" ")[0] + " " + (w.id in cluster.workers)));
+      w.on("disconnect", () => seen.push("disconnect " + (w.id in cluster.workers)));
+      w.on("exit", () => seen.push("exit"));
+      setTimeout(() => process.stdout.write(JSON.stringify({ seen, left: Object.keys(cluster.workers) })), 500);
+    `;
+    const out = JSON.parse(execFileSync(process.execPath, ["-e", script], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 10_000 }));
+    expect(out).toEqual({ seen: ["error spawn true", "disconnect false"], left: [] });
   });
 });

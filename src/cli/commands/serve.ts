@@ -359,6 +359,7 @@ export async function runWorkers(ctx: Context, n: number, signal: AbortSignal, w
     });
     // A fork that failed emits this and no 'exit' (unheard, it ended the primary with node's stack trace). Any other
     // error of a worker (its channel: EPIPE to one that just died) is followed by its 'exit', which replaces it.
+    // node's cluster drops a failed fork from cluster.workers itself: its IPC channel closes right after ('disconnect').
     w.on("error", (e: NodeJS.ErrnoException) => {
       if (stopping || !e.syscall?.startsWith("spawn")) return;
       replace(`a worker could not be started (${e.code ?? e.message}${e.code === "EAGAIN" ? ": the process limit, a container's pids.max or systemd's TasksMax" : ""})`, false);
