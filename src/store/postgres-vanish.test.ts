@@ -108,6 +108,29 @@ async function throughProxy(): Promise<{ proxy: VanishingProxy; store: PostgresS
   return { proxy, store };
 }
 
+/**
+ * A migrated database, the store on it with a pool of one connection (so a hung read holds the only one), a session of
+ * its own that takes table locks (`admin`), and a watchdog; `close` ends all three.
+ */
+async function lockRig(): Promise<{ store: PostgresStore; admin: pg.Client; dog: StoreWatchdog; close: () => Promise<void> }> {
+  const url = await server.createDatabase();
+  await (await PostgresStore.open(url, { create: true })).close();
+  const store = await PostgresStore.open(url, { poolSize: 1 });
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+  return {
+    store,
+    admin,
+    dog,
+    close: async () => {
+      dog.close();
+      await admin.end();
+      await store.close();
+    },
+  };
+}
+
 describe("a PostgreSQL host that vanishes without a word and comes back (store/watchdog.ts, postgres.ts)", () => {
   it("probes past the bound while it is gone give their connections up, so once it is back a probe gets a fresh connection and the store answers again within a few bounds", async () => {
     const { proxy, store } = await throughProxy();
@@ -214,12 +237,7 @@ describe("the watchdog's own probe (StoreWatchdog probe: Store.ping)", () => {
 
 describe("a watched call that gets a pooled connection only after its bound (postgres.ts #tie)", () => {
   it("sends nothing on it: a write past its deadline is not begun (WriteDeadline), fails typed as not sent, and the connection goes back to the pool unharmed", async () => {
-    const url = await server.createDatabase();
-    await (await PostgresStore.open(url, { create: true })).close();
-    const store = await PostgresStore.open(url, { poolSize: 1 });
-    const admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const { store, admin, dog, close } = await lockRig();
     const rec = { verifierId: "v-1", serial: "01", issuer: "13-sig", residentCode: "12345678906", purpose: "signature" as const, legalBasis: undefined, at: new Date(1000), validationTime: new Date(1000), answer: "valid", itemsDisclosed: false };
     try {
       // an unwatched write (a CRL publication, say) holds the pool's one connection, waiting for a lock
@@ -242,21 +260,14 @@ describe("a watched call that gets a pooled connection only after its bound (pos
       // never written, and the store goes on on the same connection
       expect((await store.listDisclosures({ residentCode: "12345678906" })).map((d) => d.serial)).toEqual(["00"]);
     } finally {
-      dog.close();
-      await admin.end();
-      await store.close();
+      await close();
     }
   }, 60_000);
 });
 
 describe("a watched call of several store reads (server/crl-records.ts: the /metrics scrape's, /crl/index.json's)", () => {
   it("ties each read's connection to the call: one that hangs after the first reads answered is cut once the pool needs its connection, and a probe then answers", async () => {
-    const url = await server.createDatabase();
-    await (await PostgresStore.open(url, { create: true })).close();
-    const store = await PostgresStore.open(url, { poolSize: 1 });
-    const admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const { store, admin, dog, close } = await lockRig();
     // each with the table whose read is made to wait for a lock another session holds; the reads before it answer
     const reads: Array<[string, string, () => Promise<unknown>]> = [
       ["the scrape's", "crl_scopes", () => everyCrl({ store, config: { deltaCrlIntervalMinutes: 15 } }, dog)],
@@ -278,19 +289,12 @@ describe("a watched call of several store reads (server/crl-records.ts: the /met
       }
       expect(await crlIndexRecords(store, dog, async () => "more")).toEqual({ status: [], more: "more" });
     } finally {
-      dog.close();
-      await admin.end();
-      await store.close();
+      await close();
     }
   }, 30_000);
 
   it("the validation API's reads of the CA certificates (the compromised generations, then the CAs) likewise", async () => {
-    const url = await server.createDatabase();
-    await (await PostgresStore.open(url, { create: true })).close();
-    const store = await PostgresStore.open(url, { poolSize: 1 });
-    const admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const { store, admin, dog, close } = await lockRig();
     const root = mkdtempSync(join(tmpdir(), "jpki-vanish-"));
     const ws = { store, paths: { root, crlDir: join(root, "crl") }, clock: { now: () => new Date() } } as unknown as Workspace;
     const service = new VerifierValidationService(ws, { watchdog: dog });
@@ -306,9 +310,7 @@ describe("a watched call of several store reads (server/crl-records.ts: the /met
       await admin.query("ROLLBACK");
     } finally {
       await service.close();
-      dog.close();
-      await admin.end();
-      await store.close();
+      await close();
       rmSync(root, { recursive: true, force: true });
     }
   }, 30_000);
