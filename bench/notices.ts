@@ -12,7 +12,7 @@
  * resident-code order in chunks of 50,000 residents (100,000 records) and logs its progress every ~10%.
  */
 import Database from "better-sqlite3";
-import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, cpSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { caId } from "../src/ca/authority.js";
@@ -208,6 +208,14 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
     // The planner's statistics of the store just filled, as autovacuum gathers them within a minute of a load.
     await backend.analyze?.(storeEnv);
     log(`CA keys opened in ${since(t0).toFixed(1)} s; setup ${since(setup0).toFixed(1)} s in all`);
+    // JPKI_BENCH_NOTICES_SAVE=<dir>: a copy of the set-up workspace and its feed, for experiments on the notice path
+    // without the minute of setup (`jpki notices ingest <dir>/notices.jsonl` in a copy of <dir>/ws; passphrase "bench").
+    const save = process.env.JPKI_BENCH_NOTICES_SAVE;
+    if (save && backend.name === "sqlite") {
+      await ws.store.syncCommitted();
+      cpSync(dir, save, { recursive: true });
+      log(`workspace and feed copied to ${save}`);
+    }
 
     // The setup's garbage (a million generated residents, two million issuance records: ≈ 0.9 GB of old
     // generation) is collected before the timed run: a `jpki notices ingest` process never had it. Left there it
