@@ -5,6 +5,10 @@
  * thread runs the compiled module (the global setup builds dist/); PKITS certificates
  * (test/vectors/pkits/README.md): a valid path, a revoked end entity, a broken signature.
  */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PKITS_AT, pkitsCert, pkitsCrl } from "../../test/pkits.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
@@ -108,5 +112,29 @@ describe("EngineThread", () => {
     await t.close();
     expect(t.ended).toBeDefined();
     await expect(t.validate({ anchors: [TA], crlFiles: [] }, { certificate: CASES[0]!, purpose: "signature", at: AT })).rejects.toMatchObject({ code: "ERR_INTERNAL" });
+  });
+
+  it("tells onEnd once when the thread dies (not when closed), fails what was in flight, and names the error's code, not its message", async () => {
+    // A stand-in thread that is ready, then dies of an uncaught error whose message quotes what it was sent.
+    const module = join(mkdtempSync(join(tmpdir(), "jpki-engine-dies-")), "dies.mjs");
+    writeFileSync(module, `import { parentPort } from "node:worker_threads";
+parentPort.on("message", (m) => { if (m.type === "validate") { const e = new TypeError("cannot read 山田 " + Buffer.from(m.questions).toString("hex")); e.code = "ERR_SOMETHING"; throw e; } });
+parentPort.postMessage({ ready: true });
+`);
+    const ends: Error[] = [];
+    const t = await EngineThread.start(pathToFileURL(module), (e) => ends.push(e));
+    const asked = t.validate({ anchors: [TA], crlFiles: [] }, { certificate: CASES[0]!, purpose: "signature", at: AT });
+    await expect(asked).rejects.toMatchObject({ code: "ERR_INTERNAL", message: "the validation engine's thread ended (ERR_SOMETHING)" });
+
+    const closed: Error[] = [];
+    const c = await EngineThread.start(MODULE, (e) => closed.push(e));
+    await c.close();
+    expect(c.ended).toBeDefined();
+    expect(closed).toEqual([]);
+
+    // By now (a whole thread started and stopped since) the dead one's 'exit' has followed its 'error': told once.
+    expect(ends).toHaveLength(1);
+    expect(ends[0]!.message).not.toContain("山田");
+    expect(t.ended).toBe(ends[0]);
   });
 });

@@ -11,7 +11,8 @@
  * until its key changes, so its CRL index stays warm and a CRL of a million entries is parsed once per
  * publication, not per update. Used where the compiled thread module exists (not when the TypeScript sources
  * run directly, as in unit tests: the service then validates on its own thread). A thread that ends fails what
- * it was validating (ERR_INTERNAL) and the service goes on without it.
+ * it was validating (ERR_INTERNAL: the service validates those itself) and tells onEnd; the service goes on
+ * without it and starts a new one a while later (validation-service.ts #engine).
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -160,8 +161,10 @@ export class EngineThread {
   #trust: EngineTrust | undefined;
   #sentKeys = new Set<string>();
   #ended: Error | undefined;
+  /** close() was asked: the thread's end is the one wanted, not told to onEnd */
+  #closing = false;
 
-  private constructor(worker: Worker) {
+  private constructor(worker: Worker, onEnd: ((e: Error) => void) | undefined) {
     this.#worker = worker;
     worker.on("message", (m: EngineThreadMessage) => {
       if (!("answers" in m)) return;
@@ -178,16 +181,24 @@ export class EngineThread {
       }
     });
     const end = (why: string) => {
+      const first = !this.#ended;
       this.#ended ??= new JpkiError("ERR_INTERNAL", `the validation engine's thread ended (${why})`);
       for (const p of this.#pending.values()) p.reject(this.#ended);
       this.#pending.clear();
+      // Once ('error' is followed by 'exit'), and not for the end close() asked for.
+      if (first && !this.#closing) onEnd?.(this.#ended);
     };
-    worker.on("error", (e) => end(e.message));
+    // The error's code or name, not its message: this message goes to serve's log, and an uncaught error's message
+    // may quote what the thread was working on (a certificate's bytes, as text).
+    worker.on("error", (e: Error & { code?: unknown }) => end(typeof e.code === "string" ? e.code : e.name));
     worker.on("exit", (code) => end(`exit code ${code}`));
   }
 
-  /** Starts the thread; resolves once it is ready to validate. `module` is the compiled thread module (tests). */
-  static async start(module: URL = THREAD): Promise<EngineThread> {
+  /**
+   * Starts the thread; resolves once it is ready to validate. `module` is the compiled thread module (tests).
+   * `onEnd` is told, once, when the thread ends other than by close() (a crash, an out-of-memory of the thread).
+   */
+  static async start(module: URL = THREAD, onEnd?: (e: Error) => void): Promise<EngineThread> {
     const worker = newThread(module);
     await new Promise<void>((resolve, reject) => {
       worker.once("message", () => resolve());
@@ -195,7 +206,7 @@ export class EngineThread {
       worker.once("exit", (code) => reject(new JpkiError("ERR_INTERNAL", `the validation engine's thread ended before it was ready (exit code ${code})`)));
     });
     worker.removeAllListeners("error").removeAllListeners("exit");
-    return new EngineThread(worker);
+    return new EngineThread(worker, onEnd);
   }
 
   /** Set when the thread has ended: the service then validates without it. */
@@ -260,6 +271,7 @@ export class EngineThread {
   /** Stops the thread once what it was asked is answered (messages are handled in order). */
   async close(): Promise<void> {
     if (this.#ended) return;
+    this.#closing = true;
     const exited = new Promise<void>((resolve) => this.#worker.once("exit", () => resolve()));
     this.#flush();
     this.#worker.postMessage({ type: "stop" } satisfies EngineRequest);

@@ -109,14 +109,18 @@ export interface ValidationServiceOptions {
   readonly watchdog?: StoreWatchdog;
   /**
    * Told when the engine's thread could not be started (ERR_WORKER_INIT_FAILED at the process's thread limit: a
-   * container's pids.max, systemd's TasksMax) — once, until a start succeeds again; validations go on, on this thread.
+   * container's pids.max, systemd's TasksMax) — once, until a start succeeds again — and when a thread that started
+   * ended (a crash, an out-of-memory of the thread: ERR_INTERNAL), once per thread; validations go on, on this thread.
    */
   readonly onError?: (e: unknown, what: string) => void;
-  /** how long after a failed start the engine's thread is tried again, ms (default 60 000; read on `now`) */
+  /**
+   * how long after a failed start, or after the thread ended, a new engine thread is started, ms (default 60 000;
+   * read on `now`)
+   */
   readonly engineRetryMs?: number;
 }
 
-/** After a failed start of the engine's thread, the next is tried this long after (ms): see #engine. */
+/** After a failed start of the engine's thread, or its end, the next is tried this long after (ms): see #engine. */
 const ENGINE_RETRY_MS = 60_000;
 
 const ENGINE_THREAD = new URL("./engine-thread-main.js", import.meta.url);
@@ -152,7 +156,7 @@ export class VerifierValidationService {
   readonly #threadModule: URL | undefined;
   #thread: Promise<EngineThread | undefined> | undefined;
   readonly #engineRetryMs: number;
-  /** when (#now) the engine's thread last failed to start; undefined while none has, or once it is tried again */
+  /** when (#now) the engine's thread last failed to start or ended; undefined while none has, or once it is tried again */
   #engineFailedAt: number | undefined;
   /** a failed start has been told (onError) and no start has succeeded since */
   #engineFailureTold = false;
@@ -183,12 +187,14 @@ export class VerifierValidationService {
     // A start that failed (the process at its thread limit, for a moment or for good) is tried again after a while:
     // kept for the process's life, one moment at the limit cost every later validation the serving thread's time
     // (≈ 100 µs instead of ≈ 30 µs) until a restart. Not at once: a start attempt per request at the limit is waste.
+    // A thread that started and later ended (#threadEnded: a crash, its heap's limit) is forgotten the same way: a
+    // thread that crashes at once again costs a start a minute, not one per request.
     if (this.#engineFailedAt !== undefined) {
       if (this.#now() - this.#engineFailedAt < this.#engineRetryMs) return undefined;
       this.#engineFailedAt = undefined;
       this.#thread = undefined;
     }
-    this.#thread ??= EngineThread.start(this.#threadModule).then(
+    this.#thread ??= EngineThread.start(this.#threadModule, (e) => this.#threadEnded(e)).then(
       (t) => {
         this.#engineFailureTold = false;
         return t;
@@ -205,6 +211,17 @@ export class VerifierValidationService {
     );
     const t = await this.#thread;
     return t && !t.ended ? t : undefined;
+  }
+
+  /**
+   * The engine's thread ended other than by close(). What it was validating was failed with ERR_INTERNAL, and
+   * #validated validates those here; so do later requests until #engine starts a new thread, engineRetryMs from now.
+   * Said once per thread: the message names the exit code or the error's code, never what was being validated.
+   */
+  #threadEnded(e: Error): void {
+    if (this.#closed) return;
+    this.#engineFailedAt = this.#now();
+    this.#onError?.(e, `the validation engine's thread ended (validations run on the serving thread meanwhile; a new one is started ${Math.round(this.#engineRetryMs / 1000)} s after)`);
   }
 
   /** validateJpki on the engine's thread, or here (the end entity's signature verified on libuv's pool meanwhile). */

@@ -1,0 +1,132 @@
+/**
+ * The validation service when the engine's thread, once started, ends (a crash, an out-of-memory of the thread):
+ * what it was validating is answered here, the end is said once (onError: serve's log), and a new thread is started
+ * engineRetryMs later (not before). Before, an ended thread sent every validation to the serving thread for the
+ * process's life. The thread is the compiled one (dist/), ended with worker.terminate(): the Workers made are
+ * recorded by a pass-through stand-in of node:worker_threads.
+ */
+import { cpSync, mkdtempSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Worker } from "node:worker_threads";
+import { afterEach, describe, expect, inject, it, vi } from "vitest";
+import { TEMPLATE_PASSPHRASE } from "../../test/demo-template.js";
+import { IssuanceService } from "../ca/issuance.js";
+import { generateCrls } from "../crl/generate.js";
+import { makeResidentCode } from "../registry/resident-code.js";
+import { Workspace } from "../workspace/workspace.js";
+import { EngineThread, engineThreadAvailable } from "./engine-thread.js";
+import { registerVerifier } from "./registration.js";
+import { VerifierValidationService } from "./validation-service.js";
+
+const made = vi.hoisted(() => [] as Worker[]);
+vi.mock("node:worker_threads", async (real) => {
+  const r = await real<typeof import("node:worker_threads")>();
+  // A function, not a class: `new` on it gives the real Worker it returns.
+  const Recorded = function (...args: ConstructorParameters<typeof r.Worker>): Worker {
+    const w = new r.Worker(...args);
+    made.push(w);
+    return w;
+  };
+  return { ...r, Worker: Recorded };
+});
+
+const MODULE = new URL("../../dist/src/verifier/engine-thread-main.js", import.meta.url);
+
+const open: Array<{ close(): Promise<unknown> }> = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const o of open.splice(0).reverse()) await o.close();
+  made.length = 0;
+});
+
+/** The Tokyo template workspace with a verifier and one signature certificate, a full CRL published. */
+async function setup() {
+  const root = join(mkdtempSync(join(tmpdir(), "jpki-engine-restart-")), "ws");
+  cpSync(inject("jpkiTokyoSqlite"), root, { recursive: true });
+  const ws = Workspace.open(root);
+  open.push(ws);
+  const verifier = (await registerVerifier(ws, { name: "engine restart", kind: "government" })).record;
+  const residentCode = makeResidentCode("0000000778");
+  await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: { name: "山田　花子", address: "東京都千代田区千代田１番１号", birthDate: "1985-01-02", gender: "female" } }]);
+  const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
+  const { der: certificate } = await new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase: TEMPLATE_PASSPHRASE }).issue({ residentCode, type: "signature", publicKey: spki });
+  await generateCrls(ws, { prefecture: "13", passphrase: TEMPLATE_PASSPHRASE });
+  return { ws, verifier, certificate };
+}
+
+describe("VerifierValidationService when the engine's thread ends", () => {
+  it("answers what was in flight, says so once, and starts a new thread engineRetryMs later (not before)", async () => {
+    expect(engineThreadAvailable(MODULE)).toBe(true);
+    const { ws, verifier, certificate } = await setup();
+    let t = 0;
+    const told: Array<{ code: unknown; message: string; what: string }> = [];
+    const service = new VerifierValidationService(ws, {
+      engineThread: MODULE,
+      now: () => t,
+      engineRetryMs: 60_000,
+      onError: (e, what) => told.push({ code: (e as { code?: unknown }).code, message: (e as Error).message, what }),
+    });
+    open.push(service);
+    const starts = vi.spyOn(EngineThread, "start");
+    const validate = EngineThread.prototype.validate;
+    const onThread: EngineThread[] = [];
+    let kill = false;
+    vi.spyOn(EngineThread.prototype, "validate").mockImplementation(function (this: EngineThread, ...args) {
+      onThread.push(this);
+      const answer = validate.apply(this, args);
+      // The thread dies with these questions posted to it and not answered.
+      if (kill) void made.at(-1)!.terminate();
+      return answer;
+    });
+    const ask = () => service.validate(verifier, { certificate, purpose: "signature" });
+
+    expect(await ask()).toMatchObject({ status: "valid" });
+    expect(starts).toHaveBeenCalledTimes(1);
+    expect(onThread).toHaveLength(1);
+    expect(told).toEqual([]);
+
+    // Three in flight when it dies: each still gets its answer (validated here), none hangs or fails.
+    kill = true;
+    const inFlight = await Promise.all([ask(), ask(), ask()]);
+    kill = false;
+    expect(inFlight.map((r) => r.status)).toEqual(["valid", "valid", "valid"]);
+    const first = onThread[1]!;
+    expect(first.ended).toMatchObject({ code: "ERR_INTERNAL" });
+    expect(told).toEqual([{ code: "ERR_INTERNAL", message: expect.stringContaining("the validation engine's thread ended (exit code"), what: expect.stringContaining("a new one is started 60 s after") }]);
+    // Nothing of the certificate or the resident in what is said.
+    const said = JSON.stringify(told);
+    for (const secret of ["山田", "千代田", "1985", "female", certificate.toString("hex").slice(0, 40), certificate.toString("base64").slice(0, 40)]) expect(said).not.toContain(secret);
+
+    // Within the wait: no new thread; validated here, nothing said again.
+    const onThreadBefore = onThread.length;
+    t += 59_000;
+    expect(await ask()).toMatchObject({ status: "valid" });
+    expect(starts).toHaveBeenCalledTimes(1);
+    expect(onThread).toHaveLength(onThreadBefore);
+    expect(told).toHaveLength(1);
+
+    // Past it: a new thread, and validations go to it from then on.
+    t += 2_000;
+    expect(await ask()).toMatchObject({ status: "valid" });
+    expect(await ask()).toMatchObject({ status: "valid" });
+    expect(starts).toHaveBeenCalledTimes(2);
+    expect(onThread.slice(onThreadBefore)).toHaveLength(2);
+    const second = onThread.at(-1)!;
+    expect(second).not.toBe(first);
+    expect(second.ended).toBeUndefined();
+    expect(made).toHaveLength(2);
+    expect(told).toHaveLength(1);
+  });
+
+  it("says nothing when the thread ends because the service closed", async () => {
+    const { ws, verifier, certificate } = await setup();
+    const told: unknown[] = [];
+    const service = new VerifierValidationService(ws, { engineThread: MODULE, onError: (e) => told.push(e) });
+    expect(await service.validate(verifier, { certificate, purpose: "signature" })).toMatchObject({ status: "valid" });
+    expect(made).toHaveLength(1);
+    await service.close();
+    expect(told).toEqual([]);
+  });
+});
