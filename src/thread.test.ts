@@ -1,8 +1,8 @@
 /**
  * Threads jpki starts do not take the process's command-line options (thread.ts): a `--require`d monitoring agent
- * loaded again in each of them (and `--cpu-prof` wrote a profile per thread). Every `new Worker` of src/ goes
- * through newThread; two of the threads run here from dist/ (the global setup builds it) in a process started with
- * `--require` of a file that notes each thread it loads in.
+ * loaded again in each of them (and `--cpu-prof` wrote a profile per thread). Every `new Worker` of src/, test/ and
+ * bench/ (tests aside) goes through newThread; two of the threads run here from dist/ (the global setup builds it)
+ * in a process started with `--require` of a file that notes each thread it loads in.
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -12,15 +12,21 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 
 const SRC = new URL(".", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+const TEST = new URL("../test/", import.meta.url).pathname;
+const BENCH = new URL("../bench/", import.meta.url).pathname;
 const dist = (p: string) => JSON.stringify(new URL(`../dist/src/${p}`, import.meta.url).href);
 
 describe("newThread", () => {
-  it("is where every thread of src/ is made", () => {
-    const makers = (readdirSync(SRC, { recursive: true }) as string[])
-      .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"))
-      .filter((f) => /\bnew Worker\(/.test(readFileSync(join(SRC, f), "utf8")))
-      .map((f) => relative(SRC, join(SRC, f)));
-    expect(makers).toEqual(["thread.ts"]);
+  it("is where every thread of src/, test/ and bench/ is made (tests themselves aside)", () => {
+    // test/ and bench/ too: the fuzz runner's threads took the process's --cpu-prof (a profile per target) until it used newThread.
+    const makers = [SRC, TEST, BENCH].flatMap((dir) =>
+      (readdirSync(dir, { recursive: true }) as string[])
+        .filter((f) => /\.(ts|mts|cts|mjs|cjs|js)$/.test(f) && !/\.test\.ts$/.test(f))
+        .filter((f) => /\bnew Worker\(/.test(readFileSync(join(dir, f), "utf8")))
+        .map((f) => relative(ROOT, join(dir, f))),
+    );
+    expect(makers).toEqual(["src/thread.ts"]);
   });
 
   it("starts the access log's and the overview's threads without the process's --require (dist/)", async () => {

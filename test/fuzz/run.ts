@@ -9,7 +9,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Worker } from "node:worker_threads";
+import { newThread } from "../../src/thread.js";
 import type { WorkerData, WorkerResult } from "./worker.js";
 
 const TARGETS = ["der-reader", "der-strict", "spki", "pkcs10", "inspect-certificate", "inspect-crl", "ocsp-request", "residents-jsonl", "residents-csv", "notices-jsonl", "notices-csv", "apdu", "validate-path", "cms", "http"];
@@ -37,7 +37,9 @@ function runOne(target: string): Promise<Report> {
   const progress = new SharedArrayBuffer(8);
   const p = new Int32Array(progress);
   const data: WorkerData = { target, runs, seed, budgetMs, progress };
-  const worker = new Worker(new URL("./worker.js", import.meta.url), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: 2048 } });
+  // newThread, as every thread of src/: a worker that took the process's options (`--cpu-prof` to profile the
+  // runner, a `--require`d agent) wrote a profile of its own or loaded the agent again in each target's thread.
+  const worker = newThread(new URL("./worker.js", import.meta.url), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: 2048 } });
   const started = Date.now();
   return new Promise<Report>((resolve) => {
     let last = -1;
