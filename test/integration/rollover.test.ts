@@ -8,7 +8,7 @@
  * verifier trusting only the first still reaches through both links.
  */
 import { X509Certificate } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { validateJpki } from "../../src/index.js";
@@ -266,15 +266,45 @@ describe("jpki ca rollover: a new key generation with link certificates", () => 
       const fullOnly = ["13-sig-g3", "13-sig-g2", "13-sig"].map(fullCrl);
       const verifyAt = (t: number) =>
         sh("openssl", ["verify", "-crl_check_all", "-attime", String(Math.floor(t / 1000)), "-CAfile", caPem("13-sig"), "-untrusted", link("13-sig-g3", "13-sig-g2"), "-untrusted", link("13-sig-g2", "13-sig"), ...fullOnly.flatMap((c) => ["-CRLfile", c]), freshPem]).out;
+      // Java's PKIX (test/interop/PkixCheck.java --at: PKIXParameters.setDate) on the same chain, given the CRLs its
+      // certificates' distribution points name: generation 3's partition for the end entity, and for the links the
+      // ARLs of the generations that signed them (the retired 13-sig-g2 and 13-sig). Not the full CRLs alone: given
+      // several generations' full CRLs (one issuer name, no issuingDistributionPoint), JDK 17's RevocationChecker
+      // builds a path to each other generation's key for each, recursing until StackOverflowError, on some key sets
+      // and not others (seen with all three current).
+      const javaClasses = join(dir, "java");
+      const javac = sh("javac", ["-d", javaClasses, join(import.meta.dirname, "../interop/PkixCheck.java")]);
+      expect(javac.status, javac.out).toBe(0);
+      const partition = join(ws, "crl", "13-sig-g3", `${M}.crl`);
+      const retiredArls = [arl("13-sig-g2"), arl("13-sig")];
+      const javaAt = (t: number, arls: string[]) =>
+        sh("java", ["-cp", javaClasses, "PkixCheck", "--at", String(Math.floor(t / 1000)), caPem("13-sig"), freshPem, link("13-sig-g3", "13-sig-g2"), link("13-sig-g2", "13-sig"), partition, ...arls]).out.trim();
       expect(verifyAt(after + 3600_000)).toContain(": OK");
+      expect(javaAt(after + 3600_000, retiredArls)).toBe("VALID");
+      // The retired generations' ARLs in place now, kept aside: past their nextUpdate they are what a verifier
+      // still had if nothing refreshed them.
+      const staleDir = join(dir, "stale-arls");
+      mkdirSync(staleDir, { recursive: true });
+      const staleArls = retiredArls.map((f, i) => {
+        const copy = join(staleDir, `${i}.crl`);
+        copyFileSync(f, copy);
+        return copy;
+      });
       // past the nextUpdate of those CRLs, the schedule has published new ones (higher numbers): accepted again
-      const numberOf = (id: string) => BigInt(describeCrl(readFileSync(fullCrl(id))).crlNumber!);
-      const before = { g1: numberOf("13-sig"), g2: numberOf("13-sig-g2") };
+      const numberOf = (file: string) => BigInt(describeCrl(readFileSync(file)).crlNumber!);
+      const before = { g1: numberOf(fullCrl("13-sig")), g2: numberOf(fullCrl("13-sig-g2")), arls: retiredArls.map(numberOf) };
       clock.set(new Date(after + 3 * 86_400_000));
       const ticked = await updater.schedule(0).tick();
       expect(ticked.filter((c) => c.scope === "" && c.caId !== "13-sig-g3").map((c) => `${c.caId}:${c.why}`).sort()).toEqual(["13-sig-g2:refresh", "13-sig:refresh"]);
-      expect(numberOf("13-sig") > before.g1 && numberOf("13-sig-g2") > before.g2).toBe(true);
-      expect(verifyAt(after + 3 * 86_400_000 + 3600_000)).toContain(": OK");
+      expect(numberOf(fullCrl("13-sig")) > before.g1 && numberOf(fullCrl("13-sig-g2")) > before.g2).toBe(true);
+      const past = after + 3 * 86_400_000 + 3600_000;
+      expect(verifyAt(past)).toContain(": OK");
+      // Java too: with the refreshed ARLs (higher numbers), valid; with the ones kept aside, past their nextUpdate,
+      // the links' revocation status cannot be determined and Java refuses the chain.
+      expect(retiredArls.map((f, i) => numberOf(f) > before.arls[i]!)).toEqual([true, true]);
+      for (const f of staleArls) expect(Date.parse(describeCrl(readFileSync(f)).nextUpdate!)).toBeLessThan(past);
+      expect(javaAt(past, retiredArls)).toBe("VALID");
+      expect(javaAt(past, staleArls)).toMatch(/^INVALID UNDETERMINED_REVOCATION_STATUS /);
     } finally {
       await later.close();
     }
