@@ -12,6 +12,13 @@ export interface Io {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
   readonly stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+  /**
+   * Test-only settings of the library services a command runs. processIo never sets them, and no flag or
+   * environment variable does: a production run always has the library's defaults. test/integration/serve-bound.mjs
+   * gives `serve` a store bound (ServerOptions.storeWaitMs) of half a second, so serve.test proves what the 5 s
+   * bound does without waiting it out twice.
+   */
+  readonly testing?: { readonly storeWaitMs?: number };
 }
 
 export const processIo = (): Io => ({
