@@ -19,7 +19,7 @@ import { promisify } from "node:util";
 import type { TestProject } from "vitest/node";
 import { makeDemoTemplate, makeTokyoTemplate, type DemoTemplate } from "./demo-template.js";
 import { CARD_KEY_POOL_ENV } from "./card-key-pool.js";
-import { bundleNeeded, distIsFresh } from "./dist-fresh.js";
+import { bundleNeeded, distIsFresh, recordSources, sourcesStamp } from "./dist-fresh.js";
 import { INITDB_CACHE_ENV } from "./postgres-server.js";
 
 const BUILT = Symbol.for("jpki.test.distBuilt");
@@ -37,7 +37,9 @@ export function buildDist(): Promise<void> {
   return (g[BUILT] ??= (async () => {
     const run = promisify(execFile);
     try {
-      const rebuilt = !distIsFresh(ROOT);
+      // the inputs as this build reads them: a file edited while it runs differs from the stamp next time
+      const stamp = sourcesStamp(ROOT);
+      const rebuilt = !distIsFresh(ROOT, stamp);
       if (rebuilt) {
         const started = new Date();
         await run(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json")]);
@@ -51,6 +53,7 @@ export function buildDist(): Promise<void> {
       const steps = [run(process.execPath, [join(ROOT, "bin", "help-cache.cjs")])];
       if (bundleNeeded(ROOT, rebuilt)) steps.push(run(process.execPath, [join(ROOT, "bin", "bundle.cjs")]));
       await Promise.all(steps);
+      recordSources(ROOT, stamp);
     } catch (e) {
       // tsc says what is wrong on stdout
       const { stdout = "", stderr = "" } = e as { stdout?: string; stderr?: string };

@@ -12,65 +12,66 @@ import { relative } from "node:path";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 /**
- * CI seconds per "project:file": vitest's per-file times (rounded) of the fresh-clone run of 1de95de (/tmp/ci.log,
- * 20:08 UTC on 2026-12-05), every file of 15 s or more. That run shared the 2-core machine with other work (1,906 s
- * in all, against 881 s the stop before): the seconds are about twice a quiet run's, the order is what counts. Files
- * made faster after it are scaled by what they gained, measured back to back (h-suite2): postgres resume (×0.6),
- * publisher-disk (×0.59), delta (×0.62), spool (×0.67); issuance (×0.26) fell below 15 s.
+ * CI seconds per "project:file": vitest's per-file times (rounded) of the fresh-clone run of 641b8ba
+ * (/work/notes/ci-641b8ba.log, 21:36 UTC on 2026-12-05, 715 s on a quiet 2-core machine), every file of 7 s or more.
+ * Changed after it (h-suite3), scaled by what each part took there: src/store/postgres.test.ts (60 s) split by area
+ * into itself (20: 21 less the 1.5 s its close test no longer waits), postgres-contract (18), postgres-schema (12) and
+ * postgres-log (10); postgres serve.test less the 6.5 s its store-bound test no longer waits (19); postgres-vanish
+ * ×0.71 (15), measured back to back.
  */
 const CI_SECONDS: Readonly<Record<string, number>> = {
-  "sqlite:src/store/postgres.test.ts": 209,
-  "postgres:test/integration/backup.test.ts": 188,
-  "sqlite:test/chaos/faults.test.ts": 143,
-  "sqlite:test/integration/backup.test.ts": 128,
-  "postgres:test/integration/notices.test.ts": 102,
-  "sqlite:test/integration/store-copy.test.ts": 75,
-  "postgres:test/integration/concurrency.test.ts": 75,
-  "sqlite:test/integration/cli-startup.test.ts": 71,
-  "postgres:test/integration/serve.test.ts": 71,
-  "sqlite:test/integration/concurrency.test.ts": 69,
-  "sqlite:test/chaos/checker.test.ts": 69,
-  "postgres:test/integration/load.test.ts": 65,
-  "postgres:test/integration/provider.test.ts": 62,
-  "postgres:test/integration/keys.test.ts": 57,
-  "sqlite:test/integration/resume.test.ts": 49,
-  "sqlite:test/integration/provider.test.ts": 49,
-  "sqlite:test/integration/web-page.test.ts": 47,
-  "sqlite:src/store/copy.test.ts": 46,
-  "sqlite:test/integration/load.test.ts": 44,
-  "sqlite:test/integration/keys.test.ts": 44,
-  "postgres:test/integration/issuance.test.ts": 41,
-  "sqlite:test/integration/bridge-files.test.ts": 40,
-  "postgres:test/integration/counter.test.ts": 40,
-  "sqlite:src/server/app.test.ts": 38,
-  "sqlite:src/crl/delta.test.ts": 38,
-  "sqlite:test/integration/migration.test.ts": 37,
-  "sqlite:test/integration/serve.test.ts": 36,
-  "sqlite:test/integration/card-counter.test.ts": 34,
-  "sqlite:src/crl/publisher-disk.test.ts": 32,
-  "postgres:test/integration/resume.test.ts": 32,
-  "sqlite:test/integration/notices.test.ts": 32,
-  "sqlite:test/integration/counter.test.ts": 31,
-  "sqlite:test/integration/ocsp.test.ts": 30,
-  "sqlite:test/integration/bridge.test.ts": 30,
-  "sqlite:test/integration/rollover.test.ts": 29,
-  "sqlite:src/crl/schedule.test.ts": 29,
-  "sqlite:test/integration/compromise-retired.test.ts": 27,
-  "sqlite:test/integration/postgres-workspace.test.ts": 26,
-  "sqlite:src/store/postgres-vanish.test.ts": 25,
-  "postgres:test/integration/ocsp.test.ts": 25,
-  "sqlite:src/ca/spool.test.ts": 23,
-  "sqlite:test/integration/hsm.test.ts": 22,
-  "sqlite:test/integration/cross-check.test.ts": 21,
-  "sqlite:src/store/sqlite.test.ts": 21,
-  "sqlite:src/ca/manage.test.ts": 21,
-  "sqlite:test/integration/liveness.test.ts": 20,
-  "sqlite:test/integration/demo.test.ts": 18,
-  "sqlite:test/integration/validation-api.test.ts": 17,
-  "sqlite:src/registry/import.test.ts": 17,
-  "sqlite:test/integration/ocsp-source.test.ts": 16,
-  "sqlite:src/ca/ocsp-signer.test.ts": 15,
-  "postgres:test/integration/validation-api.test.ts": 15,
+  "sqlite:test/chaos/faults.test.ts": 60,
+  "postgres:test/integration/backup.test.ts": 52,
+  "postgres:test/integration/notices.test.ts": 44,
+  "sqlite:test/integration/backup.test.ts": 42,
+  "postgres:test/integration/concurrency.test.ts": 32,
+  "sqlite:test/integration/cli-startup.test.ts": 27,
+  "sqlite:src/store/copy.test.ts": 25,
+  "sqlite:test/integration/web-page.test.ts": 24,
+  "sqlite:test/chaos/checker.test.ts": 24,
+  "sqlite:test/integration/store-copy.test.ts": 23,
+  "sqlite:test/integration/concurrency.test.ts": 23,
+  "postgres:test/integration/load.test.ts": 23,
+  "sqlite:test/integration/load.test.ts": 20,
+  "postgres:test/integration/provider.test.ts": 20,
+  "sqlite:src/store/postgres.test.ts": 20,
+  "postgres:test/integration/serve.test.ts": 19,
+  "sqlite:src/server/app.test.ts": 18,
+  "postgres:test/integration/resume.test.ts": 18,
+  "sqlite:src/store/postgres-contract.test.ts": 18,
+  "sqlite:test/integration/notices.test.ts": 17,
+  "sqlite:test/integration/provider.test.ts": 16,
+  "postgres:test/integration/keys.test.ts": 16,
+  "sqlite:test/integration/migration.test.ts": 15,
+  "sqlite:src/store/postgres-vanish.test.ts": 15,
+  "postgres:test/integration/issuance.test.ts": 14,
+  "postgres:test/integration/counter.test.ts": 14,
+  "sqlite:test/integration/keys.test.ts": 13,
+  "postgres:test/integration/ocsp.test.ts": 13,
+  "sqlite:test/integration/serve.test.ts": 12,
+  "sqlite:test/integration/ocsp.test.ts": 12,
+  "sqlite:src/store/postgres-schema.test.ts": 12,
+  "sqlite:test/integration/resume.test.ts": 11,
+  "sqlite:test/integration/counter.test.ts": 11,
+  "sqlite:test/integration/bridge-files.test.ts": 11,
+  "postgres:test/integration/compromise-retired.test.ts": 11,
+  "sqlite:test/integration/postgres-workspace.test.ts": 10,
+  "sqlite:src/ca/ocsp-signer.test.ts": 10,
+  "sqlite:src/ca/manage.test.ts": 10,
+  "sqlite:src/store/postgres-log.test.ts": 10,
+  "sqlite:test/integration/bridge.test.ts": 9,
+  "sqlite:src/crl/schedule.test.ts": 9,
+  "sqlite:test/integration/card-counter.test.ts": 8,
+  "sqlite:src/store/sqlite.test.ts": 8,
+  "sqlite:src/provider/follow.test.ts": 8,
+  "sqlite:src/crl/retired-links.test.ts": 8,
+  "postgres:test/integration/validation-api.test.ts": 8,
+  "postgres:test/integration/liveness.test.ts": 8,
+  "postgres:test/integration/identity.test.ts": 8,
+  "postgres:test/integration/audit.test.ts": 8,
+  "sqlite:test/integration/validation-api.test.ts": 7,
+  "sqlite:test/integration/demo.test.ts": 7,
+  "sqlite:src/ca/spool.test.ts": 7,
 };
 
 export class LongestFirst extends BaseSequencer {
@@ -86,8 +87,7 @@ export class LongestFirst extends BaseSequencer {
     const order = base.map((f, i) => ({ f, i })).sort((a, b) => time.get(b.f)! - time.get(a.f)! || a.i - b.i).map(({ f }) => f);
     // The first files start together, one a worker, whatever their order among themselves: a "postgres" one among
     // them goes first, so that project's global setup runs first and starts its server and demo beside the SQLite
-    // demo (test/global-setup.ts). The longest file of a whole run is a SQLite one since sqlite:src/store/postgres.test.ts
-    // overtook postgres:test/integration/backup.test.ts.
+    // demo (test/global-setup.ts). The longest file of a whole run is a SQLite one (sqlite:test/chaos/faults.test.ts).
     const workers = typeof this.ctx.config.maxWorkers === "number" ? this.ctx.config.maxWorkers : 2;
     const pg = order.findIndex((f) => f.project.name === "postgres");
     if (pg > 0 && pg < workers) order.unshift(...order.splice(pg, 1));

@@ -82,7 +82,8 @@ export class Context {
   async openWorkspace(): Promise<Workspace> {
     const dir = this.workspaceDir;
     const { Workspace } = await workspaceLibrary();
-    return this.checkStore(await Workspace.openAsync(dir, { storeUrl: this.storeUrl, upgrade: { onProgress: upgradeProgress(this.out) } }));
+    const postgres = this.io.testing?.postgres; // test-only (Io.testing)
+    return this.checkStore(await Workspace.openAsync(dir, { storeUrl: this.storeUrl, upgrade: { onProgress: upgradeProgress(this.out) }, ...(postgres ? { postgres } : {}) }));
   }
 
   /**

@@ -5,6 +5,7 @@
 import { statSync } from "node:fs";
 import { JpkiError } from "../errors.js";
 import type { UpgradeProgress } from "../store/upgrade.js";
+import type { PostgresStoreOptions } from "../store/postgres.js";
 
 export interface Io {
   readonly stdout: { write(s: string): unknown; isTTY?: boolean };
@@ -12,6 +13,14 @@ export interface Io {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
   readonly stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+  /**
+   * Test-only settings of the library services a command runs. processIo never sets them, and no flag or
+   * environment variable does: a production run always has the library's defaults. test/integration/serve-bound.mjs
+   * gives `serve` a store bound (ServerOptions.storeWaitMs) of half a second, and its PostgreSQL store a close that
+   * cuts what is still out after 0.2 s and a lock wait longer than the test (PostgresStoreOptions), so serve.test
+   * proves what the 5 s bound and the 2 s close do without waiting them out, and that a stop never waits for a lock.
+   */
+  readonly testing?: { readonly storeWaitMs?: number; readonly postgres?: Pick<PostgresStoreOptions, "closeWaitMs" | "lockTimeoutMs"> };
 }
 
 export const processIo = (): Io => ({

@@ -102,7 +102,7 @@ async function throughProxy(): Promise<{ proxy: VanishingProxy; store: PostgresS
   const url = await server.createDatabase();
   await (await PostgresStore.open(url, { create: true })).close();
   const proxy = await VanishingProxy.start(join(server.socketDir, ".s.PGSQL.5432"));
-  const store = await PostgresStore.open(`postgresql://jpki@127.0.0.1:${proxy.port}/${new URL(url).pathname.slice(1)}`, { poolSize: POOL, connectTimeoutMs: 1000 });
+  const store = await PostgresStore.open(`postgresql://jpki@127.0.0.1:${proxy.port}/${new URL(url).pathname.slice(1)}`, { poolSize: POOL, connectTimeoutMs: 1000, closeWaitMs: WAIT_MS });
   // as many reads at once as the pool holds: each opens a connection of its own
   await Promise.all(Array.from({ length: POOL }, () => store.listCas()));
   return { proxy, store };
@@ -115,7 +115,7 @@ async function throughProxy(): Promise<{ proxy: VanishingProxy; store: PostgresS
 async function lockRig(): Promise<{ store: PostgresStore; admin: pg.Client; dog: StoreWatchdog; close: () => Promise<void> }> {
   const url = await server.createDatabase();
   await (await PostgresStore.open(url, { create: true })).close();
-  const store = await PostgresStore.open(url, { poolSize: 1 });
+  const store = await PostgresStore.open(url, { poolSize: 1, closeWaitMs: WAIT_MS });
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   const dog = new StoreWatchdog({ waitMs: WAIT_MS });

@@ -1041,6 +1041,8 @@ export interface PostgresStoreOptions {
   readonly connectTimeoutMs?: number;
   /** how long after losing it (the server restarted) holdPresence's connection is opened again, ms (default 5000) */
   readonly presenceRetryMs?: number;
+  /** how long close() waits for connections still checked out before it cuts them, ms (default CLOSE_WAIT_MS; tests shorten it) */
+  readonly closeWaitMs?: number;
   /** progress of an upgrade that fills a column for every certificate (store/upgrade.ts) */
   readonly upgrade?: UpgradeOptions;
 }
@@ -1681,7 +1683,7 @@ const LOG_PAGE_BLOCKS = 4096;
 export class PostgresStore implements Store {
   readonly kind = "postgres" as const;
   readonly #pool: Pool;
-  /** the pool's connections checked out now (pg-pool's acquire/release): those close() cuts once they outlast CLOSE_WAIT_MS */
+  /** the pool's connections checked out now (pg-pool's acquire/release): those close() cuts once they outlast its wait (CLOSE_WAIT_MS) */
   readonly #checkedOut = new Set<PoolClient>();
   /** connections checked out for watched calls declared late, oldest first, with what they were for: cut when the pool is full (#tie) */
   readonly #lateHeld = new Map<PoolClient, string>();
@@ -1714,7 +1716,9 @@ export class PostgresStore implements Store {
 
   readonly #presenceRetryMs: number;
 
-  private constructor(pool: Pool, maxLocks: number, sessionClient: (applicationName: string) => Client, presenceRetryMs: number) {
+  readonly #closeWaitMs: number;
+
+  private constructor(pool: Pool, maxLocks: number, sessionClient: (applicationName: string) => Client, presenceRetryMs: number, closeWaitMs: number) {
     this.#pool = pool;
     pool.on("acquire", (c) => this.#checkedOut.add(c));
     pool.on("release", (_e, c) => {
@@ -1726,6 +1730,7 @@ export class PostgresStore implements Store {
     this.#maxLocks = maxLocks;
     this.#sessionClient = sessionClient;
     this.#presenceRetryMs = presenceRetryMs;
+    this.#closeWaitMs = closeWaitMs;
   }
 
   /**
@@ -1837,7 +1842,7 @@ export class PostgresStore implements Store {
       }
       // keepAlive: a lock connection idles while its holder works on pooled ones; TCP keepalive finds a server gone meanwhile
       const sessionClient = (applicationName: string) => new TimedClient({ connectionString, application_name: applicationName, types: int8AsBigint(types), keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS });
-      return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient, opts.presenceRetryMs ?? 5000);
+      return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient, opts.presenceRetryMs ?? 5000, opts.closeWaitMs ?? CLOSE_WAIT_MS);
     } catch (e) {
       await pool.end().catch(() => undefined);
       throw storeError(e, "opening the store");
@@ -2059,9 +2064,9 @@ export class PostgresStore implements Store {
     const ended = this.#pool.end();
     const wait = (ms: number) => new Promise<"waited">((r) => setTimeout(() => r("waited"), ms).unref());
     try {
-      if ((await Promise.race([ended, wait(CLOSE_WAIT_MS)])) !== "waited") return;
+      if ((await Promise.race([ended, wait(this.#closeWaitMs)])) !== "waited") return;
       for (const c of this.#checkedOut) c.end().catch(() => undefined);
-      await Promise.race([ended, wait(CLOSE_WAIT_MS)]);
+      await Promise.race([ended, wait(this.#closeWaitMs)]);
     } catch (e) {
       throw storeError(e, "closing");
     }

@@ -298,16 +298,21 @@ export interface RunningServe {
   readonly exited: Promise<number | null>;
 }
 
+/** The CLI with test-only settings (Io.testing), run through the launcher by --run-module. */
+const SERVE_BOUND = join(import.meta.dirname, "serve-bound.mjs");
+
 /**
  * Starts `jpki serve --listen 127.0.0.1:<free port> ARGS` on a workspace and resolves once it says it listens,
- * or has exited (then `exited` has settled and stderr says why).
+ * or has exited (then `exited` has settled and stderr says why). `testing`: test-only settings (Io.testing, run by
+ * serve-bound.mjs) for tests that would wait out the server's store bound (5 s) or its store's close (2 s).
  */
-export async function startServe(ws: string, args: string[], env: Record<string, string> = {}): Promise<RunningServe> {
+export async function startServe(ws: string, args: string[], env: Record<string, string> = {}, testing?: { storeWaitMs?: number; postgres?: { closeWaitMs?: number; lockTimeoutMs?: number } }): Promise<RunningServe> {
   // A --listen of the caller's is the one: given twice, an option is a usage error.
   const given = args.indexOf("--listen");
   const listen = given >= 0 ? args[given + 1]! : `127.0.0.1:${await freePort()}`;
   const port = Number(listen.slice(listen.lastIndexOf(":") + 1));
-  const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", ...(given >= 0 ? [] : ["--listen", listen]), ...args], {
+  const launch = testing === undefined ? [MAIN] : [MAIN, "--run-module", SERVE_BOUND, JSON.stringify(testing)];
+  const child = spawn(process.execPath, [...launch, "--workspace", ws, "serve", ...(given >= 0 ? [] : ["--listen", listen]), ...args], {
     env: { ...process.env, JPKI_PASSPHRASE: PROCESS_PASSPHRASE, ...(await storeEnv(ws)), ...env },
   });
   let stderr = "";

@@ -225,6 +225,7 @@ Example:
                   signal,
                   crlMaxAgeSeconds: crlMaxAge,
                   maxConnections,
+                  ...(io.testing?.storeWaitMs !== undefined ? { storeWaitMs: io.testing.storeWaitMs } : {}),
                   ...(ocspPassphrase
                     ? {
                         ocsp: {

@@ -1,0 +1,505 @@
+/**
+ * The PostgreSQL store's schema: its version recorded in meta, a restore's unfinished and finishing states, and
+ * every upgrade from an older schema (each database built at that version by running the migrations up to it).
+ */
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { admin, ca, items } from "../../test/postgres-store-kit.js";
+import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { isJpkiError, type JpkiError } from "../errors.js";
+import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
+import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed } from "./contract.js";
+import { RevocationBlocks } from "./revocation-log.js";
+import { PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, type PgMigration } from "./postgres.js";
+import { certifiedKeyOf } from "./rows.js";
+import type { UpgradeProgress } from "./upgrade.js";
+
+let server: PostgresTestServer;
+beforeAll(async () => {
+  server = await startPostgres();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+/** Runs one migration as the store does (SQL, or a function given the connection): to build older schemas. */
+async function migrate(c: pg.Client, m: PgMigration): Promise<void> {
+  if (typeof m === "string") await c.query(m);
+  else await m(c);
+}
+
+/** A database as this schema version left it: its migrations run and the version recorded, nothing else. */
+async function atSchema(c: pg.Client, version: number): Promise<void> {
+  for (const m of PG_MIGRATIONS.slice(0, version)) await migrate(c, m);
+  await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', $1)", [String(version)]);
+}
+
+describe("PostgresStore schema and upgrades", () => {
+  it("records its schema version in meta, reopens without migrating again, and refuses databases that are not jpki stores", async () => {
+    const url = await server.createDatabase();
+    await expect(PostgresStore.open(url)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT"));
+    const s = await PostgresStore.open(url, { create: true });
+    await s.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" }]);
+    await s.close();
+    const c = await admin(url);
+    try {
+      const meta = Object.fromEntries((await c.query<{ key: string; value: string }>("SELECT key, value FROM meta")).rows.map((r) => [r.key, r.value]));
+      expect(PG_SCHEMA_VERSION).toBe(PG_MIGRATIONS.length);
+      expect(meta).toEqual({ application: "jpki", schema_version: String(PG_MIGRATIONS.length) });
+      const again = await PostgresStore.open(url);
+      expect(await again.countResidents()).toBe(1);
+      await again.close();
+      await c.query("UPDATE meta SET value = $1 WHERE key = 'schema_version'", [String(PG_SCHEMA_VERSION + 1)]);
+      await expect(PostgresStore.open(url)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT") && /newer than this jpki/.test((e as Error).message));
+    } finally {
+      await c.end();
+    }
+    const foreign = await server.createDatabase();
+    const f = await admin(foreign);
+    await f.query("CREATE TABLE orders (id int)");
+    await expect(PostgresStore.open(foreign, { create: true })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT"));
+    // Another application's own `meta` table, of another shape: still "not a jpki store", not a failed statement.
+    await f.query("CREATE TABLE meta (id int PRIMARY KEY, data jsonb)");
+    try {
+      for (const create of [false, true]) {
+        await expect(PostgresStore.open(foreign, { create })).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT") && /not a jpki store/.test((e as Error).message));
+      }
+      expect((await f.query("SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'")).rows[0]).toEqual({ n: 2 });
+    } finally {
+      await f.end();
+    }
+  });
+
+  it("a store a restore has not finished with: refused to every opener but the restore, and no CRL number is reserved from it, even by a store opened before", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    await s.putCa(ca);
+    const day = new Date(Date.UTC(2026, 0, 2));
+    const first = await s.reserveCrl("13-sig", new Date(0), day);
+    // a full CRL published before the restore: a delta base until then
+    const base = await s.reserveCrl("13-sig", new Date(0), day);
+    expect(await s.publishCrl({ caId: "13-sig", number: base.number, entries: 0, path: "crl/13-sig.crl", sha256: "00" }, () => undefined)).toBe(true);
+    expect((await s.reserveDeltaCrl("13-sig", new Date(0), day))?.baseNumber).toBe(base.number);
+    // a jpki process that opened the database before the restore (as `jpki serve` had), then the restore's commit
+    const c = await admin(url);
+    const note = JSON.stringify({ source: "/backup/it's here", startedAt: "2026-01-01T00:00:00.000Z" });
+    await c.query(PostgresStore.restorePendingStatement(note));
+    const refused = (e: unknown) => isJpkiError(e, "ERR_WORKSPACE_CORRUPT") && e.details?.reason === "restore-incomplete" && (e as Error).message.includes("jpki restore /backup/it's here --force");
+    await expect(s.reserveCrl("13-sig", new Date(0), day)).rejects.toSatisfy(refused);
+    await expect(s.reserveCrl("13-sig", new Date(0), day, "131016")).rejects.toSatisfy(refused);
+    await expect(s.reserveDeltaCrl("13-sig", new Date(0), day)).rejects.toSatisfy(refused);
+    await expect(s.publishCrl({ caId: "13-sig", number: first.number, entries: 0, path: "crl/13-sig.crl", sha256: "00" }, () => undefined)).rejects.toSatisfy(refused);
+    await expect(PostgresStore.open(url)).rejects.toSatisfy(refused);
+    // the restore itself opens it and moves the numbering on; then the store is everyone's again
+    const r = await PostgresStore.open(url, { restoring: true });
+    expect(await r.skipCrlNumbers("13-sig", 5000n, day)).toMatchObject({ next: 5000n });
+    await r.finishRestore();
+    await r.close();
+    // the backup's full CRL is no delta base (its snapshot is another server's transaction ids): deltas wait for a new one
+    expect(await s.reserveDeltaCrl("13-sig", new Date(0), day)).toBeUndefined();
+    expect((await s.reserveCrl("13-sig", new Date(0), day)).number).toBe(5000n);
+    expect((await c.query("SELECT count(*)::int AS n FROM meta WHERE key = 'restore_pending'")).rows[0]).toEqual({ n: 0 });
+    await c.end();
+    await s.close();
+  });
+
+  it("a restore's final statement empties carried_revocations left by a dump from before it (schema < 22), so the restore carries those entries anew; a newer dump's stay", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    await s.putCa(ca);
+    const entry = { caId: "13-sig", serial: "0e01", revokedAt: new Date(4000), reason: 1, notAfter: new Date(Date.UTC(2030, 0, 1)), municipality: "131016" };
+    await s.carryRevocations([entry]);
+    const c = await admin(url);
+    const rows = async () => (await c.query("SELECT count(*)::int AS n FROM carried_revocations")).rows[0].n as number;
+    // a dump at this schema holds the table (pg_restore recreated it with its rows): they stay
+    await c.query(PostgresStore.restorePendingStatement("{}"));
+    expect(await rows()).toBe(1);
+    // a dump from schema 21 holds no such table, and its log no such entry: what was left would make the carry skip it
+    await c.query("DELETE FROM meta WHERE key = 'restore_pending'");
+    await c.query("UPDATE meta SET value = '21' WHERE key = 'schema_version'");
+    await c.query("TRUNCATE revocation_log");
+    await c.query(PostgresStore.restorePendingStatement("{}"));
+    expect(await rows()).toBe(0);
+    await c.query("DELETE FROM meta WHERE key = 'restore_pending'");
+    await c.query("UPDATE meta SET value = '22' WHERE key = 'schema_version'");
+    await s.carryRevocations([entry]);
+    const listed: string[] = [];
+    for await (const chunk of s.crlEntries("13-sig", { expiredBefore: new Date(0) })) listed.push(...decodeEntries(chunk.der).map((e) => e.serial));
+    expect(listed).toEqual(["0e01"]);
+    await c.end();
+    await s.close();
+  });
+
+  it("upgrades a schema-1 database: its facts stay, OCSP responders start empty and can be installed", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await migrate(c, PG_MIGRATIONS[0]!);
+      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '1')");
+      await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', '\\x3000', 'pem', '\\x01', 0)");
+      await c.query("INSERT INTO crl_state (ca_id, revision, published_revision) VALUES ('13-sig', 3, 2)");
+    } finally {
+      await c.end();
+    }
+    const s = await PostgresStore.open(url);
+    expect((await s.listCas()).map((x) => x.id)).toEqual(["13-sig"]);
+    expect(await s.caRevisions()).toEqual(new Map([["13-sig", 3]]));
+    expect(await s.ocspResponders()).toEqual([]);
+    const r = { caId: "13-sig", serial: "0c01", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", notBefore: new Date(1000), notAfter: new Date(2000) };
+    await s.putOcspResponder(r);
+    expect(await s.ocspResponders()).toEqual([r]);
+    await s.close();
+    const after = await admin(url);
+    try {
+      expect((await after.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0]).toEqual({ value: String(PG_SCHEMA_VERSION) });
+    } finally {
+      await after.end();
+    }
+  });
+
+  it("revokes a certificate as a HOT update: no index entry per revocation (migration 23)", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const a = await admin(url);
+    try {
+      await s.putCa(ca);
+      const codes = Array.from({ length: 200 }, (_, i) => `h${i}`);
+      await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      await s.commitIssuances(codes.map((residentCode, i) => ({
+        serial: (0x0d00 + i).toString(16), caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
+        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
+      })));
+      const stats = async () => (await a.query<{ upd: string; hot: string }>("SELECT pg_stat_get_tuples_updated(c.oid) + pg_stat_get_xact_tuples_updated(c.oid) AS upd, pg_stat_get_tuples_hot_updated(c.oid) + pg_stat_get_xact_tuples_hot_updated(c.oid) AS hot FROM pg_class c WHERE relname = 'certificates'")).rows[0]!;
+      const before = await stats();
+      // One resident in ten, as a batch spreads its revocations over the table: a page's free fifth holds the new
+      // versions of a few of its rows (all of them it could not).
+      const revoked = codes.filter((_, i) => i % 10 === 0);
+      await s.commitNoticeBatch({ noticeIds: [], residentCodes: revoked }, (ctx) => ({
+        commit: {
+          at: new Date(6000),
+          notices: [],
+          sequences: [],
+          revocations: revoked.flatMap((c) => (ctx.certificates.get(c) ?? []).map((x) => ({ serial: x.serial, reason: 1, source: "notice:h", residentCode: c }))),
+          relinks: [],
+          dirtyCas: ["13-sig"],
+        },
+      }));
+      // A backend reports its counts to the cumulative statistics when idle a while, or when it ends: end them.
+      await s.close();
+      let after = await stats();
+      for (let i = 0; i < 200 && Number(after.upd) - Number(before.upd) < 20; i++) (await new Promise((r) => setTimeout(r, 50)), (after = await stats()));
+      const updated = Number(after.upd) - Number(before.upd);
+      const hot = Number(after.hot) - Number(before.hot);
+      expect(updated).toBeGreaterThanOrEqual(20);
+      // With the partial indexes of revoked certificates (before migration 23) none of them was HOT.
+      expect(hot).toBeGreaterThanOrEqual(updated * 0.9);
+    } finally {
+      await a.end();
+      await s.close().catch(() => undefined);
+    }
+  });
+
+  it("upgrades a schema-9 store (before registered issuance information): each unrevoked certificate's is registered", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await atSchema(c, 9);
+      await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', '\\x3000', 'pem', '\\x01', 0)");
+      for (const [serial, revokedAt] of [["0a01", null], ["0a02", 5]] as const) {
+        await c.query(
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der, revoked_at)
+           VALUES ($1, '13-sig', 'signature', 'r1', '131016', 'n', 'a', '1980-01-01', 'male', 7, 9999999999999, 0, '\\x3000', $2)`,
+          [serial, revokedAt],
+        );
+      }
+      const s = await PostgresStore.open(url);
+      expect(await s.registeredIssuances("r1")).toEqual([
+        { serial: "0a01", caId: "13-sig", type: "signature", residentCode: "r1", fourItems: { name: "n", address: "a", birthDate: "1980-01-01", gender: "male" }, notBefore: new Date(7), notAfter: new Date(9999999999999) },
+      ]);
+      await s.close();
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-22 store: delta bases recorded before are cleared, blocks logged before stay on full and partition CRLs and off later deltas", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await atSchema(c, 22);
+      await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ('13-sig', '13', 'signature', '\\x3000', 'pem', '\\x01', 0)");
+      for (const [serial, revokedAt] of [["0b01", 4000], ["0b02", null]] as const) {
+        await c.query(
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der, revoked_at, reason, revocation_source)
+           VALUES ($1, '13-sig', 'signature', $3, '131016', 'n', 'a', '1980-01-01', 'male', 7, 1893456000000, 0, '\\x3000', $2, $4, $5)`,
+          [serial, revokedAt, `r${serial}`, revokedAt === null ? null : 1, revokedAt === null ? null : "manual"],
+        );
+      }
+      // 0b01's block, as version 22 logged it (no xid), and a full CRL whose snapshot sees it: a delta base.
+      const blocks = new RevocationBlocks();
+      blocks.add("13-sig", "0b01", 4000, 1, 1893456000000, "131016");
+      for (const b of blocks.take()) await c.query("INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta) VALUES ($1, $2, $3, $4, $5)", [b.caId, b.entries, b.minNotAfter, b.der, b.meta]);
+      await c.query("INSERT INTO crls (ca_id, number, this_update, next_update, revision, state, scope, entries, path, sha256, delta_snapshot) VALUES ('13-sig', 1, 0, 1893456000000, 0, 'published', '', 1, 'p', 'a', pg_current_snapshot())");
+      const s = await PostgresStore.open(url);
+      try {
+        const t = new Date(Date.UTC(2025, 0, 1)), n = new Date(Date.UTC(2025, 0, 3));
+        // The base's snapshot was compared with revoked_xid; the log's blocks of before have no xid: no delta on it.
+        expect(await s.reserveDeltaCrl("13-sig", t, n)).toBeUndefined();
+        const serials = async (entries: AsyncIterable<{ der: Buffer }> | Iterable<{ der: Buffer }>) => {
+          const out: string[] = [];
+          for await (const e of entries) out.push(...decodeEntries(e.der).map((x) => x.serial));
+          return out;
+        };
+        const base = await s.reserveCrl("13-sig", t, n);
+        await s.publishCrl({ caId: "13-sig", number: base.number, entries: 1, path: "p", sha256: "b" }, () => undefined);
+        await s.revoke({ serial: "0b02", revokedAt: new Date(5000), reason: 1, source: "manual" });
+        const delta = await s.reserveDeltaCrl("13-sig", t, n);
+        expect(delta?.baseNumber).toBe(base.number);
+        expect(await serials(s.deltaCrlEntries("13-sig", base.number, { expiredBefore: new Date(0) }))).toEqual(["0b02"]);
+        expect(await serials(s.crlEntries("13-sig", { expiredBefore: new Date(0) }))).toEqual(["0b01", "0b02"]);
+        expect(await serials((await s.crlPartitionEntries("13-sig", ["131016"], { expiredBefore: new Date(0) })).get("131016")!)).toEqual(["0b01", "0b02"]);
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-18 store: a record closed by an applied resident-code change names the new code, others none", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await atSchema(c, 18);
+      for (const sql of CLOSED_BEFORE_SUCCESSORS.sql) await c.query(sql);
+      const s = await PostgresStore.open(url);
+      await expectSuccessorsFilled(s);
+      await s.close();
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-19 store: certificates lose the per-row foreign key on cas (a trigger query per issued certificate), and nothing else", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await atSchema(c, 19);
+      const constraints = async () =>
+        (await c.query<{ conname: string }>("SELECT conname FROM pg_constraint WHERE conrelid = 'certificates'::regclass ORDER BY conname")).rows.map((r) => r.conname);
+      const before = await constraints();
+      expect(before).toContain("certificates_ca_id_fkey");
+      const s = await PostgresStore.open(url);
+      await s.close();
+      expect(await constraints()).toEqual(before.filter((n) => n !== "certificates_ca_id_fkey"));
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-10 store (before the registry's outbox): the outbox arrives empty and takes notices", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await atSchema(c, 10);
+      await c.query("INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status, notice_sequence) VALUES ('r1', '131016', 'n', 'a', '1980-01-01', 'male', 'active', 0)");
+      const s = await PostgresStore.open(url);
+      expect(await s.pendingOutbox(10)).toEqual([]);
+      const n = { noticeId: "ctr:r1:1", residentCode: "r1", sequence: 1, body: "{}", createdAt: new Date(1) };
+      await s.applyToRegistry((read) => ({ put: [{ ...read("r1")!, noticeSequence: 1 }], remove: [], enqueue: [n], result: undefined }));
+      expect(await s.pendingOutbox(10)).toEqual([n]);
+      await s.close();
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a store made at schema version 2 (OCSP, before registered verifiers): its facts stay, the verifier tables arrive", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      // what the previous release made: migrations 1 and 2, and a resident in it
+      await migrate(c, PG_MIGRATIONS[0]!);
+      await migrate(c, PG_MIGRATIONS[1]!);
+      await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', '2')");
+      await c.query("INSERT INTO residents (resident_code, municipality_code, name, address, birth_date, gender, status) VALUES ('r1', '131016', 'n', 'a', '1980-01-01', 'male', 'active')");
+      const s = await PostgresStore.open(url);
+      expect(await s.countResidents()).toBe(1);
+      expect(await s.listVerifiers()).toEqual([]);
+      await s.putVerifier({ id: "v-1", name: "n", kind: "government", tokenSha256: "ee".repeat(32), certSha256: undefined, certNotAfter: undefined, createdAt: new Date(1), revokedAt: undefined });
+      await s.recordVerifierFetches([{ verifierId: "v-1", scope: "crl", path: "/crl/13-sig.crl", status: 304, at: new Date(2), count: 1, lastAt: new Date(2) }]);
+      expect((await s.listVerifierFetches()).map((f) => f.status)).toEqual([304]);
+      await s.close();
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-6 store to the revocation log (7): its CRLs list exactly the same entries as before, in the same order, byte for byte", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    const cutoff = Date.UTC(2024, 0, 1);
+    // What schema 6's crlEntries listed: the CA's revoked rows by serial, not expired before the cut-off, each encoded.
+    const before = async (caId: string, at: number) =>
+      (
+        await c.query<{ serial: string; revoked_at: string; reason: number }>(
+          "SELECT serial, revoked_at, reason FROM certificates WHERE ca_id = $1 AND revoked_at IS NOT NULL AND not_after >= $2 ORDER BY serial",
+          [caId, at],
+        )
+      ).rows.map((r) => encodeEntry({ serial: r.serial, revokedAt: new Date(Number(r.revoked_at)), reason: r.reason }));
+    try {
+      await atSchema(c, 6);
+      for (const id of ["13-sig", "27-sig"]) {
+        await c.query("INSERT INTO cas (id, prefecture, purpose, cert_der, key_pem, key_id, created_at) VALUES ($1, $2, 'signature', '\\x3000', 'pem', '\\x01', 0)", [id, id.slice(0, 2)]);
+      }
+      // 25,000 revoked certificates of 13-sig (more than two migration blocks), inserted out of serial order, a
+      // few expired before the cut-off, reasons and dates varied; 27-sig a handful (its serials interleave with
+      // 13-sig's); unrevoked ones of both.
+      await c.query(
+        `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der,
+           revoked_at, reason, revocation_source)
+         SELECT lpad(to_hex(x * 7919 % 65536 + 65536), 6, '0'), CASE WHEN x % 5000 = 3 THEN '27-sig' ELSE '13-sig' END, 'signature', 'r' || x,
+           CASE WHEN x % 2 = 0 THEN '131016' ELSE '271004' END, 'n', 'a', '1980-01-01', 'male', 0,
+           CASE WHEN x % 997 = 0 THEN ${Date.UTC(2020, 0, 1)} ELSE ${Date.UTC(2030, 0, 1)} END, 0, '\\x3000',
+           CASE WHEN x % 11 = 10 THEN NULL ELSE 1700000000000 + (x % 13) * 1000 END,
+           CASE WHEN x % 11 = 10 THEN NULL ELSE x % 4 END,
+           CASE WHEN x % 11 = 10 THEN NULL ELSE 'notice:n' || x END
+         FROM generate_series(1, 27600) AS x`,
+      );
+      const revoked = (await c.query<{ ca_id: string; n: string }>("SELECT ca_id, count(*) AS n FROM certificates WHERE revoked_at IS NOT NULL GROUP BY 1 ORDER BY 1")).rows;
+      expect(revoked.map((r) => r.ca_id)).toEqual(["13-sig", "27-sig"]);
+      expect(Number(revoked[0]!.n)).toBeGreaterThan(20_000);
+      const expected = new Map<string, Buffer[]>();
+      for (const id of ["13-sig", "27-sig"]) for (const at of [0, cutoff]) expected.set(`${id}@${at}`, await before(id, at));
+      expect(expected.get(`13-sig@${cutoff}`)!.length).toBeLessThan(expected.get("13-sig@0")!.length);
+      const s = await PostgresStore.open(url);
+      for (const id of ["13-sig", "27-sig"]) {
+        for (const at of [0, cutoff]) {
+          const chunks: Buffer[] = [];
+          let count = 0;
+          for await (const chunk of s.crlEntries(id, { expiredBefore: new Date(at) })) (chunks.push(chunk.der), (count += chunk.count));
+          const want = expected.get(`${id}@${at}`)!;
+          expect(count).toBe(want.length);
+          expect(Buffer.concat(chunks).equals(Buffer.concat(want))).toBe(true);
+        }
+      }
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+      // blocks of at most 10,000 entries, per CA
+      expect((await c.query("SELECT ca_id, entries FROM revocation_log ORDER BY id")).rows.map((r) => `${r.ca_id}:${r.entries}`)).toEqual(
+        ["13-sig:10000", "13-sig:10000", `13-sig:${Number(revoked[0]!.n) - 20_000}`, `27-sig:${revoked[1]!.n}`],
+      );
+      // a revocation after the upgrade comes after them
+      await s.upsertResidents([{ residentCode: "r0", municipalityCode: "131016", fourItems: items, status: "active" }]);
+      await s.commitIssuances([{ serial: "0001", caId: "13-sig", type: "signature", residentCode: "r0", municipalityCode: "131016", fourItems: items, notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]) }]);
+      await s.revoke({ serial: "0001", revokedAt: new Date(5000), reason: 1, source: "manual" });
+      const last: string[] = [];
+      for await (const chunk of s.crlEntries("13-sig", { expiredBefore: new Date(cutoff) })) last.push(...decodeEntries(chunk.der).map((e) => e.serial));
+      expect(last.at(-1)).toBe("01");
+      expect(last.length).toBe(expected.get(`13-sig@${cutoff}`)!.length + 1);
+      await s.close();
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-25 store: its certificates' keys are filled, and one of them is refused to another resident", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await atSchema(c, 25);
+      const old = keyed("0a01", "r1", 0, "the card's key");
+      await c.query(
+        `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der)
+         VALUES ('0a01', '13-sig', 'signature', 'r1', '131016', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999, 0, $1), ('0a00', '13-sig', 'signature', 'r0', '131016', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999, 0, '\\x3000')`,
+        [old.der],
+      );
+      const s = await PostgresStore.open(url);
+      try {
+        expect((await c.query("SELECT serial, certified_key IS NULL AS none FROM certificates ORDER BY serial")).rows).toEqual([{ serial: "0a00", none: true }, { serial: "0a01", none: false }]);
+        await s.putCa(ca);
+        await s.upsertResidents([{ residentCode: "r2", municipalityCode: "131016", fourItems: items, status: "active" }]);
+        expect(await s.commitIssuances([keyed("0a02", "r2", 1000, "the card's key")])).toEqual([{ status: "key-in-use", serial: "0a01", why: "other-resident" }]);
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-25 store's keys in pages: a kill -9 keeps the committed ones, an opener meanwhile waits or is told, the next open finishes", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await atSchema(c, 25);
+      const serial = (i: number) => (0x0a00 + i).toString(16).padStart(4, "0");
+      const certs = Array.from({ length: 23 }, (_, i) => keyed(serial(i), `r${i}`, 0, `key ${i}`));
+      for (const k of certs) {
+        await c.query(
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der)
+           VALUES ($1, '13-sig', 'signature', $2, '131016', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999, 0, $3)`,
+          [k.serial, k.residentCode, k.der],
+        );
+      }
+      const state = async () => ({
+        version: (await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value as string,
+        marks: (await c.query("SELECT key, value FROM meta WHERE key LIKE 'upgrade.%'")).rows.map((r: { key: string; value: string }) => [r.key, JSON.parse(r.value)]),
+        keys: (await c.query("SELECT serial FROM certificates WHERE certified_key IS NOT NULL ORDER BY serial")).rows.map((r: { serial: string }) => r.serial),
+      });
+      // A process killed (SIGKILL) in the third page, its rows written and not committed.
+      const dist = pathToFileURL(join(import.meta.dirname, "..", "..", "dist", "src", "store", "postgres.js")).href;
+      const script = `import(${JSON.stringify(dist)}).then(async (m) => {
+        await m.PostgresStore.open(process.argv[1], { upgrade: { pageRows: 5, inPage: (page, version) => { if (version === 26 && page === 3) process.kill(process.pid, "SIGKILL"); } } });
+        console.log("finished without being killed");
+      })`;
+      const child = spawn(process.execPath, ["--input-type=module", "-e", script, url], { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      expect(await new Promise((res) => child.on("exit", (_code, sig) => res(sig)))).toBe("SIGKILL");
+      expect(out).toBe("");
+      expect(await state()).toEqual({ version: "25", marks: [["upgrade.26.fill", { after: serial(9), done: 10 }]], keys: certs.slice(0, 10).map((k) => k.serial) });
+      // A key the committed pages filled, marked by hand: the next open must not compute it again.
+      await c.query("UPDATE certificates SET certified_key = '\\x00' WHERE serial = $1", [serial(4)]);
+
+      const seen: UpgradeProgress[] = [];
+      let during: unknown;
+      const s = await PostgresStore.open(url, {
+        upgrade: {
+          pageRows: 5,
+          onProgress: (p) => seen.push(p),
+          inPage: async (page) => {
+            if (page !== 1) return;
+            // Another host opening the store meanwhile waits on the migration lock, and is told why it waited.
+            during = await PostgresStore.open(url, { lockTimeoutMs: 300 }).then(
+              () => "opened",
+              (e: JpkiError) => ({ code: e.code, details: e.details, version: undefined }),
+            );
+          },
+        },
+      });
+      try {
+        expect(during).toEqual({ code: "ERR_WORKSPACE_LOCKED", details: { reason: "upgrade-in-progress" }, version: undefined });
+        expect(seen.map((p) => [p.stage, p.done])).toEqual([["filling", 15], ["filling", 20], ["filling", 23], ["indexing", 23], ["done", 23]]);
+        expect(await state()).toEqual({ version: String(PG_SCHEMA_VERSION), marks: [], keys: certs.map((k) => k.serial) });
+        const rows = (await c.query<{ serial: string; der: Buffer; certified_key: Buffer }>("SELECT serial, der, certified_key FROM certificates ORDER BY serial")).rows;
+        for (const r of rows) expect([r.serial, r.certified_key]).toEqual([r.serial, r.serial === serial(4) ? Buffer.from([0]) : certifiedKeyOf(r.der)]);
+        await c.query("UPDATE certificates SET certified_key = $2 WHERE serial = $1", [serial(4), certifiedKeyOf(certs[4]!.der)]);
+        // The key-in-use check reads the filled column (and its index).
+        await s.putCa(ca);
+        await s.upsertResidents([{ residentCode: "r-new", municipalityCode: "131016", fourItems: items, status: "active" }]);
+        expect(await s.commitIssuances([keyed("0b00", "r-new", 1000, "key 4")])).toEqual([{ status: "key-in-use", serial: serial(4), why: "other-resident" }]);
+        expect(await s.commitIssuances([keyed("0b01", "r-new", 1000, "key 17")])).toEqual([{ status: "key-in-use", serial: serial(17), why: "other-resident" }]);
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await c.end();
+    }
+  });
+});

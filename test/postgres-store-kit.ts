@@ -1,0 +1,43 @@
+/**
+ * What the PostgreSQL store's test files share (src/store/postgres.test.ts and its siblings postgres-contract,
+ * postgres-schema and postgres-log: one file of ≈ 1,500 lines before, which ran on one worker and was the
+ * longest of the suite). Each file starts its own throwaway server in beforeAll, as the other PostgreSQL files do
+ * (test/postgres-server.ts: within a run each server is a copy of the run's one initdb), so the files run on
+ * both workers at once.
+ */
+import pg from "pg";
+import { PostgresStore } from "../src/store/postgres.js";
+import type { CaRecord } from "../src/store/types.js";
+import type { PostgresTestServer } from "./postgres-server.js";
+
+/** a resident's four items (基本4情報) as the store tests write them */
+export const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
+export const ca: CaRecord = { id: "13-sig", prefectureCode: "13", purpose: "signature", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", keyId: Buffer.alloc(20, 1), createdAt: new Date(0) };
+
+/** A plain connection to look at (and hold locks in) the database the stores use. */
+export async function admin(url: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  return c;
+}
+
+const templates = new WeakMap<PostgresTestServer, Promise<string>>();
+
+/**
+ * A database on `server` the store made and migrated once, closed: the template stores are copied from (made on
+ * first use, once per server). Copying it is a file copy, where migrating anew ran every migration for each of
+ * the ~60 contract stores (what migrating from empty and from older schemas does is tested on databases of their
+ * own, postgres-schema.test.ts).
+ */
+export function migratedTemplate(server: PostgresTestServer): Promise<string> {
+  let made = templates.get(server);
+  if (!made) {
+    made = (async () => {
+      const url = await server.createDatabase();
+      await (await PostgresStore.open(url, { create: true })).close();
+      return new URL(url).pathname.slice(1);
+    })();
+    templates.set(server, made);
+  }
+  return made;
+}
