@@ -1089,11 +1089,17 @@ export async function buildServer(
   // service manager's SIGKILL). What was abandoned is said, once, to the operator's log.
   app.addHook("onClose", async () => {
     const said = (what: string, message: string) => opts.access?.onError?.(new JpkiError("ERR_STORE_UNRESPONSIVE", message), what);
-    const { abandoned } = await validation.close();
+    const { abandoned, lost } = await validation.close();
     if (abandoned) {
       said(
         "stopping without the disclosure log's write in flight",
         `the store did not answer a disclosure write of ${abandoned} record${abandoned === 1 ? "" : "s"} within ${storeWatchdog.waitMs} ms: abandoned (their verifiers were answered 503 store-unresponsive; on PostgreSQL the statement sent may have committed, or may still commit once the server answers)`,
+      );
+    }
+    if (lost) {
+      said(
+        "stopping after disclosure writes whose outcome is not known",
+        `the store's connection was lost under a disclosure write of ${lost} record${lost === 1 ? "" : "s"} after it was sent (their verifiers were answered 503; the server may have committed it)`,
       );
     }
     // Each batch of the last flush is a call the watchdog watches (access.ts #write): refused while the store is
@@ -1104,7 +1110,7 @@ export async function buildServer(
       const records = (n: number) => `${n} verifier fetch record${n === 1 ? "" : "s"}`;
       said(
         "stopping without the fetch records",
-        `${[queued ? `${records(queued)} not written (the store did not take them)` : "", unknown ? `${records(unknown)} in writes abandoned past the ${storeWatchdog.waitMs} ms bound (they may have been written)` : ""].filter(Boolean).join(", ")}: counts of what verifiers fetched, not disclosures`,
+        `${[queued ? `${records(queued)} not written (the store did not take them)` : "", unknown ? `${records(unknown)} in writes whose outcome is not known (abandoned past the ${storeWatchdog.waitMs} ms bound, or their connection lost after they were sent: they may have been written)` : ""].filter(Boolean).join(", ")}: counts of what verifiers fetched, not disclosures`,
       );
     }
     storeWatchdog.close();

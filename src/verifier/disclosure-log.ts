@@ -30,7 +30,7 @@
  * never learn of.
  */
 import { storeUnresponsive, type StoreWatchdog, type WatchedCall } from "../store/watchdog.js";
-import type { JpkiError } from "../errors.js";
+import { mayHaveBeenWritten } from "../store/write-outcome.js";
 import type { DisclosureAppend, DisclosureOwner, Store } from "../store/types.js";
 
 interface Waiting {
@@ -57,6 +57,11 @@ export class DisclosureLog {
    * store closed under them (their outcome unknown for good: they may have committed); 0: none
    */
   #hung = 0;
+  /**
+   * records of writes that failed within the bound on a connection lost after their statement was sent (an
+   * ECONNRESET: store/write-outcome.ts): their callers were answered 503, and they may have committed all the same
+   */
+  #lost = 0;
 
   /** `watchdog`: bound each write (none: a write is waited for as long as the store takes) */
   constructor(store: Store, opts: { readonly maxGroup?: number; readonly watchdog?: StoreWatchdog } = {}) {
@@ -125,9 +130,11 @@ export class DisclosureLog {
       group.waiting.forEach((w, i) => w.resolve(owners[i]));
       if (call) dog!.settled(call);
     } catch (e) {
-      // A write whose connection the store closed once it was late (postgres.ts) may still commit on the server:
-      // it stays counted as abandoned (close() says so), never as a write known to have failed.
-      unknown = (e as JpkiError | undefined)?.details?.lateCall === "connection-closed";
+      // A write whose connection the store closed once it was late (postgres.ts), or that was lost under it after
+      // it was sent, may still commit on the server: it stays counted as abandoned (close() says so), never as a
+      // write known to have failed; one not late is counted `lost`.
+      unknown = mayHaveBeenWritten(e);
+      if (unknown && !group.abandoned) this.#lost += group.waiting.length;
       if (call) dog!.settled(call, e);
       for (const w of group.waiting) w.reject(e);
     } finally {
@@ -149,12 +156,13 @@ export class DisclosureLog {
    * Waits until every record submitted so far is written, failed or — with a watchdog — in a write abandoned past
    * the bound, and says how many records the abandoned writes whose outcome is not known hold (`abandoned`: not
    * settled, or their connection closed under them; their callers were answered 503 already; on PostgreSQL a
-   * statement sent may have committed, or may still commit once the server answers).
+   * statement sent may have committed, or may still commit once the server answers), and how many those failed in
+   * time hold whose connection was lost after their statement was sent (`lost`: answered 503, may have committed).
    * A `jpki serve` stopping on a hung PostgreSQL server waited here for good, SIGTERM or not: the drain does not
    * wait for a late write, so neither does this.
    */
-  async close(): Promise<{ readonly abandoned: number }> {
+  async close(): Promise<{ readonly abandoned: number; readonly lost: number }> {
     while (this.#running) await this.#running;
-    return { abandoned: this.#hung };
+    return { abandoned: this.#hung, lost: this.#lost };
   }
 }
