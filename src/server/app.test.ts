@@ -395,6 +395,11 @@ describe("index, health and metrics", () => {
     expect(m).toMatch(/jpki_crl_age_seconds\{ca="13-sig",scope="full"\} [\d.]+/);
     expect(m).toMatch(/jpki_crl_age_seconds\{ca="13-sig",scope="131016"\} [\d.]+/);
     expect(m).toMatch(/jpki_crl_seconds_to_next_update\{ca="13-auth",scope="full"\} [\d.]+/);
+    // where the verifier fetch records are: the fetches above are written or waiting, none dropped or unknown here
+    expect(m).toMatch(/^# HELP jpki_verifier_fetch_records .+/m);
+    const records = (state: string) => Number(new RegExp(`^jpki_verifier_fetch_records\\{state="${state}"\\} (\\d+)$`, "m").exec(m)?.[1]);
+    expect([records("dropped"), records("unknown")]).toEqual([0, 0]);
+    expect(records("recorded") + records("queued")).toBeGreaterThanOrEqual(1);
     const lines = log.slice(before).map((l) => JSON.parse(l) as { url: string; status: number });
     expect(lines[0]).toMatchObject({ url: "/crl/13-sig.crl", status: 200, verifier: verifierId });
     // a hostile query is logged without breaking the line: its names only (access-log.test.ts: quotes, line breaks)

@@ -656,6 +656,18 @@ export async function buildServer(
       this.set(access.maxListAgeMs / 1000);
     },
   });
+  // Where the verifier fetch records are (access.ts fetchRecords). Dropped and maybe-written records were seen only
+  // in the stop's last line: an operator learned the store had not taken them when the server was stopped, if ever.
+  new Gauge({
+    name: "jpki_verifier_fetch_records",
+    help: "verifier fetch records (one per verifier, path, status and flush interval) since the start, by where they are: recorded (written to the store), dropped (the oldest, the queue full while the store did not take them), unknown (in writes past the store bound or whose connection was lost after sending: they may have been written, and are not sent again; one that lands after all moves to recorded), queued (in memory, not written yet)",
+    labelNames: ["state"] as const,
+    registers: [metrics.registry],
+    collect() {
+      const r = access.fetchRecords;
+      for (const state of ["recorded", "dropped", "unknown", "queued"] as const) this.set({ state }, r[state]);
+    },
+  });
   // The answers given on bare node:http (published files, OCSP GETs, plain POST /v1/validate): counted by route
   // and status, recorded for the caller's rate, and logged, as fastify routes' onResponse does for theirs.
   const rawOnResponse = (route: string) => {
