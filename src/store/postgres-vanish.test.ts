@@ -282,6 +282,45 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
   }, 60_000);
 });
 
+describe("one table locked by another session while the rest of the store answers (StoreWatchdog holds)", () => {
+  it("the kind of call that waits on the lock is held once the watchdog's own probe answers: refused at once but one probe per bound, its probes late again stall nothing else, and the stall is said once; the lock gone, its probe answers and the hold ends", async () => {
+    const { store, admin, close } = await lockRig();
+    const stalls: string[] = [];
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS, probe: () => store.ping(), onStalled: (e) => stalls.push(e.code) });
+    const fetch = { verifierId: "v-1", scope: "crl", path: "/crl/1.crl", status: 200, at: new Date(0), count: 1, lastAt: new Date(0) };
+    let sent = 0;
+    const write = () => dog.run("recording verifier fetches", (deadline) => (sent++, store.recordVerifierFetches([fetch], { deadline })));
+    try {
+      await admin.query("BEGIN");
+      await admin.query("LOCK TABLE verifier_fetches IN ACCESS EXCLUSIVE MODE");
+      await expect(write()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(dog.stalled).toBe(true);
+      // no request: the watchdog's own probe (SELECT 1) answers, which the lock does not stop
+      await vi.waitFor(() => expect(dog.stalled).toBe(false), { timeout: 5_000, interval: WAIT_MS / 4 });
+      expect(dog.heldKinds).toEqual(["recording verifier fetches"]);
+      // the held kind's probe waits on the lock; meanwhile another write is refused without being sent
+      const probe = write();
+      const before = sent;
+      await expect(write()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(sent).toBe(before);
+      // the probe goes late: before, that stalled the whole store again (every route refused, the stall said
+      // again), once per cycle for as long as the lock was held
+      await expect(probe).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(dog.stalled).toBe(false);
+      expect(await dog.run("the CAs", () => store.listCas())).toEqual([]);
+      expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE"]);
+      await admin.query("ROLLBACK");
+      await vi.waitFor(() => write(), { timeout: 5_000, interval: WAIT_MS / 4 });
+      expect(dog.heldKinds).toEqual([]);
+      await write();
+      expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE"]);
+    } finally {
+      dog.close();
+      await close();
+    }
+  }, 30_000);
+});
+
 describe("the watchdog's own probe (StoreWatchdog probe: Store.ping)", () => {
   it("ends the stall once the host is back though no request comes: its probes while the host is gone hang and keep the stall, and give their connections up as requests' probes do", async () => {
     const { proxy, store } = await throughProxy();
@@ -355,6 +394,10 @@ describe("a watched call of several store reads (server/crl-records.ts: the /met
         await vi.waitFor(() => dog.run("a probe", () => store.ping()), { timeout: 3_000, interval: WAIT_MS / 4 });
         expect(dog.stalled, which).toBe(false);
         await admin.query("ROLLBACK");
+        // the late read's kind was held when the probe answered (StoreWatchdog admit): answered now, it is no longer,
+        // so the next case's late read stalls the store again
+        await read();
+        expect(dog.heldKinds, which).toEqual([]);
       }
       expect(await crlIndexRecords(store, dog, async () => "more")).toEqual({ status: [], more: "more" });
     } finally {

@@ -29,7 +29,7 @@
  * record too many is something the resident can ask about, where a record too few is a disclosure they can
  * never learn of.
  */
-import { storeUnresponsive, type StoreWatchdog, type WatchedCall } from "../store/watchdog.js";
+import { DISCLOSURE_WRITES, storeUnresponsive, type StoreWatchdog, type WatchedCall } from "../store/watchdog.js";
 import { mayHaveBeenWritten } from "../store/write-outcome.js";
 import type { DisclosureAppend, DisclosureOwner, Store } from "../store/types.js";
 
@@ -81,7 +81,7 @@ export class DisclosureLog {
    */
   record(rec: DisclosureAppend): Promise<DisclosureOwner | undefined> {
     // The store is stalled (a write or read past the bound): this record is refused, but for the probe of its recovery.
-    if (this.#watchdog && !this.#watchdog.admit()) return Promise.reject(storeUnresponsive(this.#watchdog.waitMs, "recording a disclosure"));
+    if (this.#watchdog && !this.#watchdog.admit(DISCLOSURE_WRITES)) return Promise.reject(storeUnresponsive(this.#watchdog.waitMs, "recording a disclosure"));
     return new Promise<DisclosureOwner | undefined>((resolve, reject) => {
       this.#queue.push({ rec, resolve, reject });
       if (!this.#running) this.#running = this.#drain();
@@ -104,6 +104,7 @@ export class DisclosureLog {
       const abandoned = new Promise<void>((r) => (abandon = r));
       const call: WatchedCall = {
         startedAt: dog.now(),
+        kind: DISCLOSURE_WRITES,
         late: (e) => {
           this.#late(group, e);
           abandon();
