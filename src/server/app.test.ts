@@ -31,6 +31,7 @@ import { renewOcspSigners } from "../ca/ocsp-signer.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { buildOcspRequest, checkOcspResponse, ocspCertId } from "../validation/ocsp-source.js";
 import { buildServer, jsonNestsDeeper, type ConnectionTimeouts } from "./app.js";
+import { JpkiError } from "../errors.js";
 import { AccessLog, lineSink } from "./access-log.js";
 import { VerifierAccess } from "./access.js";
 import { serveHttp } from "./serve.js";
@@ -921,6 +922,29 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     } finally {
       release();
       hung.mockRestore();
+      await api.close();
+    }
+  });
+
+  it("a disclosure write whose connection was lost after it was sent (it may have committed): answered 503, and the stop says so", async () => {
+    const reported: Array<{ code: string | undefined; what: string; message: string }> = [];
+    const { app: api } = await buildServer(ws, { storeWaitMs: 5_000, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what, message: (e as Error).message }) } });
+    await api.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    // as PostgreSQL reports an ECONNRESET under the statement (postgres.ts lostAfterSending)
+    const lost = vi.spyOn(ws.store, "appendDisclosures").mockRejectedValueOnce(
+      new JpkiError("ERR_STORE_UNREACHABLE", "the PostgreSQL server cannot be reached (ECONNRESET) while recording disclosures: … (the statement was sent before the connection was lost: the server may have carried it out)", { details: { reason: "network", code: "ECONNRESET", connectionLost: "after-sending" } }),
+    );
+    try {
+      const r = await fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
+      expect(r.status).toBe(503);
+      await api.close();
+      const said = reported.find((x) => x.what === "stopping after disclosure writes whose outcome is not known");
+      expect(said?.message).toMatch(/lost under a disclosure write of 1 record after it was sent/);
+      expect(reported.some((x) => x.what.startsWith("stopping without the disclosure log's write"))).toBe(false);
+    } finally {
+      lost.mockRestore();
       await api.close();
     }
   });
