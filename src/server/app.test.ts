@@ -108,7 +108,7 @@ afterAll(async () => {
 
 
 /** A store method that stops answering until released (a database server that hangs): its spy and the release. */
-function hangUntilReleased<K extends "crlStatus" | "certificatesForStatus" | "appendDisclosures">(name: K): { hung: MockInstance; release: () => void } {
+function hangUntilReleased<K extends "crlStatus" | "certificatesForStatus" | "appendDisclosures" | "recordStatusChecks">(name: K): { hung: MockInstance; release: () => void } {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   const real = (ws.store[name] as (...args: unknown[]) => Promise<unknown>).bind(ws.store);
@@ -945,6 +945,34 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       expect(reported.some((x) => x.what.startsWith("stopping without the disclosure log's write"))).toBe(false);
     } finally {
       lost.mockRestore();
+      await api.close();
+    }
+  });
+
+  it("POST /v1/status: a check whose write's connection was lost after it was sent, and one whose write the store did not answer within the bound, are answered 503 and said at the stop (they may have committed), as the disclosure log's", async () => {
+    const reported: Array<{ code: string | undefined; what: string; message: string }> = [];
+    const { app: api } = await buildServer(ws, { storeWaitMs: 200, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what, message: (e as Error).message }) } });
+    await api.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const post = () => fetch(`${at}/v1/status`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }] }), signal: AbortSignal.timeout(15_000) });
+    // as PostgreSQL reports an ECONNRESET under COMMIT (postgres.ts lostAfterSending)
+    const lost = vi.spyOn(ws.store, "recordStatusChecks").mockRejectedValueOnce(
+      new JpkiError("ERR_STORE_UNREACHABLE", "the PostgreSQL server cannot be reached (ECONNRESET) while recording liveness checks", { details: { reason: "network", code: "ECONNRESET", connectionLost: "after-sending" } }),
+    );
+    let hang: ReturnType<typeof hangUntilReleased> | undefined;
+    try {
+      expect((await post()).status).toBe(503);
+      lost.mockRestore();
+      hang = hangUntilReleased("recordStatusChecks");
+      expect((await post()).status).toBe(503);
+      await api.close();
+      const said = reported.find((x) => x.what === "stopping after liveness-check writes whose outcome is not known");
+      expect(said?.message).toMatch(/^1 liveness check in writes the store did not answer within 200 ms, 1 liveness check in writes whose connection was lost after they were sent: /);
+    } finally {
+      lost.mockRestore();
+      hang?.release();
+      hang?.hung.mockRestore();
       await api.close();
     }
   });

@@ -58,6 +58,7 @@ import { registerVerifySignature } from "./verify-signature-route.js";
 import { loadPage, registerPage } from "./page.js";
 import { VerifierValidationService, type ValidationServiceOptions } from "../verifier/validation-service.js";
 import { StoreWatchdog } from "../store/watchdog.js";
+import { UnknownWrites } from "../store/write-outcome.js";
 import { crlIndexRecords, everyCrl } from "./crl-records.js";
 
 export interface ServerOptions {
@@ -1060,6 +1061,8 @@ export async function buildServer(
     return reply.header("Cache-Control", "no-store").type(metrics.registry.contentType).send(body);
   });
 
+  // the liveness checks in writes whose outcome is not known (said at the stop)
+  const livenessWrites = new UnknownWrites();
   // The engine on a thread of its own (verifier/engine-thread.ts): the serving thread keeps the HTTP and the store.
   const validation = new VerifierValidationService(ws, { engineThread: true, watchdog: storeWatchdog, ...(opts.access?.onError ? { onError: opts.access.onError } : {}), ...opts.validation });
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
@@ -1071,7 +1074,7 @@ export async function buildServer(
     onResponse: rawOnResponse("validate"),
     ...(opts.access?.onError ? { onError: opts.access.onError } : {}),
   });
-  await registerStatus(app, { prefix, ws, access, watchdog: storeWatchdog, onResponse: onResponse("status"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
+  await registerStatus(app, { prefix, ws, access, watchdog: storeWatchdog, unknownWrites: livenessWrites, onResponse: onResponse("status"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   await registerVerifySignature(app, { prefix, service: validation, access, onResponse: onResponse("verify-signature"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   const openapi = JSON.stringify(validationApiDocument(prefix));
   app.get(`${prefix}/openapi.json`, { onResponse: onResponse("openapi") }, async (_req, reply) => reply.header("Cache-Control", "no-cache").type("application/json; charset=utf-8").send(openapi));
@@ -1112,6 +1115,15 @@ export async function buildServer(
       said(
         "stopping after disclosure writes whose outcome is not known",
         `the store's connection was lost under a disclosure write of ${lost} record${lost === 1 ? "" : "s"} after it was sent (their verifiers were answered 503; the server may have committed it)`,
+      );
+    }
+    // The liveness checks' writes likewise (each its request's: nothing to wait for here).
+    const checks = livenessWrites.counts;
+    if (checks.abandoned || checks.lost) {
+      const n = (k: number) => `${k} liveness check${k === 1 ? "" : "s"}`;
+      said(
+        "stopping after liveness-check writes whose outcome is not known",
+        `${[checks.abandoned ? `${n(checks.abandoned)} in writes the store did not answer within ${storeWatchdog.waitMs} ms` : "", checks.lost ? `${n(checks.lost)} in writes whose connection was lost after they were sent` : ""].filter(Boolean).join(", ")}: their verifiers were answered 503; on PostgreSQL the write may have committed (the check then in the verifier's history and the disclosure log)`,
       );
     }
     // Each batch of the last flush is a call the watchdog watches (access.ts #write): refused while the store is

@@ -22,3 +22,34 @@ export function mayHaveBeenWritten(e: unknown): boolean {
   const details = (e as JpkiError | undefined)?.details;
   return details?.lateCall === "connection-closed" || details?.connectionLost === CONNECTION_LOST_AFTER_SENDING;
 }
+
+/**
+ * How many records are in writes whose outcome is not known, for a writer that keeps no queue of its own (the
+ * liveness checks' writes, one per request: verifier/liveness.ts): `abandoned`, in writes past jpki serve's bound not
+ * settled yet, or settled with a failure that may have been written; `lost`, in writes failed in time on a
+ * connection lost after they were sent. jpki serve says them at the stop, as it says the disclosure log's.
+ */
+export class UnknownWrites {
+  #abandoned = 0;
+  #lost = 0;
+
+  /** `n` records in a write abandoned at the bound, whose own outcome is `own`: counted until it settles known. */
+  abandoned(n: number, own: Promise<unknown>): void {
+    this.#abandoned += n;
+    own.then(
+      () => (this.#abandoned -= n),
+      (e: unknown) => {
+        if (!mayHaveBeenWritten(e)) this.#abandoned -= n;
+      },
+    );
+  }
+
+  /** `n` records in a write that failed in time with `e`: counted when it may have been written all the same. */
+  failed(n: number, e: unknown): void {
+    if (mayHaveBeenWritten(e)) this.#lost += n;
+  }
+
+  get counts(): { readonly abandoned: number; readonly lost: number } {
+    return { abandoned: this.#abandoned, lost: this.#lost };
+  }
+}
