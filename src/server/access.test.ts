@@ -143,6 +143,24 @@ describe("verifier fetch records", () => {
     expect(a.fetchRecords).toEqual({ recorded: 2, fetches: 3, dropped: 0, queued: 0, unknown: 0 });
   });
 
+  it("counts a write whose connection was lost after it was sent as maybe written, says so, and never sends it again (re-queued, a write the server had committed was written twice)", async () => {
+    const store = fakeStore();
+    const wall = { t: 0 };
+    const { a, fetch, errors } = await access(store, wall);
+    const lost = new JpkiError("ERR_STORE_UNREACHABLE", "the PostgreSQL server cannot be reached (ECONNRESET) … (the statement was sent …)", { details: { reason: "network", code: "ECONNRESET", connectionLost: "after-sending" } });
+    const write = store.recordVerifierFetches;
+    store.recordVerifierFetches = async () => Promise.reject(lost);
+    fetch("/crl/13-sig.crl", 304, TOKEN_A);
+    await a.flush();
+    expect(a.fetchRecords).toMatchObject({ recorded: 0, dropped: 0, queued: 0, unknown: 1 });
+    expect(errors).toEqual(["recording verifier fetches (sent, then the connection was lost: counted as maybe written, not sent again)"]);
+    store.recordVerifierFetches = write;
+    fetch("/crl/13-sig.crl", 200, TOKEN_A);
+    await a.close();
+    expect(store.written.flat().map((f) => f.status)).toEqual([200]);
+    expect(a.fetchRecords).toEqual({ recorded: 1, fetches: 1, dropped: 0, queued: 0, unknown: 1 });
+  });
+
   it("says a write failure that lasts once, then at most every five minutes with how often it came, and says when it stopped (server/repeated-errors.ts: a hard outage said it every second)", async () => {
     const store = fakeStore();
     const wall = { t: 0 };
@@ -288,24 +306,31 @@ describe("verifier fetch records with jpki serve's store watchdog (each batch a 
       outcomes[2]!.reject(late("connection-closed"));
       await sleep(0);
       expect(a.fetchRecords).toMatchObject({ recorded: 1, queued: 0, unknown: 2 });
+      // so is one whose connection was lost under it by itself after it was sent (an ECONNRESET, not the cut)
+      fetch("/crl/c2.crl", 200, TOKEN_A);
+      await probe();
+      expect(calls[3]).toEqual(["/crl/c2.crl"]);
+      outcomes[3]!.reject(new JpkiError("ERR_STORE_UNREACHABLE", "reset", { details: { reason: "network", connectionLost: "after-sending" } }));
+      await sleep(0);
+      expect(a.fetchRecords).toMatchObject({ recorded: 1, queued: 0, unknown: 3 });
       // the store answers again: d is written, and b and c are not sent again
       fetch("/crl/d.crl", 200, TOKEN_A);
       await sleep(WAIT * 1.5);
       const flushed = a.flush();
-      outcomes[3]!.resolve();
+      outcomes[4]!.resolve();
       await flushed;
-      expect(calls.slice(3)).toEqual([["/crl/d.crl"]]);
+      expect(calls.slice(4)).toEqual([["/crl/d.crl"]]);
       expect(dog.stalled).toBe(false);
-      expect(a.fetchRecords).toEqual({ recorded: 2, fetches: 2, dropped: 0, queued: 0, unknown: 2 });
+      expect(a.fetchRecords).toEqual({ recorded: 2, fetches: 2, dropped: 0, queued: 0, unknown: 3 });
       expect(store.written.flat().map((f) => f.path)).toEqual(["/crl/a.crl", "/crl/d.crl"]);
       // the watchdog reports the stall, once; no flush says it again
       expect(errors).toEqual([]);
       // a failure of the store's own within the bound is still kept and said
       fetch("/crl/e.crl", 200, TOKEN_A);
       const failing = a.flush();
-      outcomes[4]!.reject(Object.assign(new Error("disk full"), { code: "ERR_STORE" }));
+      outcomes[5]!.reject(Object.assign(new Error("disk full"), { code: "ERR_STORE" }));
       await failing;
-      expect(a.fetchRecords).toMatchObject({ queued: 1, unknown: 2 });
+      expect(a.fetchRecords).toMatchObject({ queued: 1, unknown: 3 });
       expect(errors).toEqual(["recording verifier fetches (kept, retried)"]);
     } finally {
       store.recordVerifierFetches = async () => undefined;

@@ -63,6 +63,7 @@ import { isJpkiError, JpkiError } from "../errors.js";
 import { STORE_RETRY_AFTER_SECONDS } from "../store/watchdog.js";
 import { JSON_TYPE } from "./api-errors.js";
 import { RepeatedErrors, type RecoveredError } from "./repeated-errors.js";
+import { mayHaveBeenWritten } from "../store/write-outcome.js";
 
 /**
  * The longest path a fetch record keeps, characters; a longer one is cut there and marked "…". Every path a route
@@ -340,6 +341,8 @@ export class VerifierAccess {
   /** the re-reads' failures and the fetch-record writes', each round one re-read or one write (repeated-errors.ts) */
   readonly #refreshErrors: RepeatedErrors;
   readonly #writeErrors: RepeatedErrors;
+  /** the writes' whose connection was lost after they were sent (a round: one write, as #writeErrors') */
+  readonly #lostErrors: RepeatedErrors;
   readonly #watchdog: StoreWatchdog | undefined;
   readonly #onVerifierCa: ((der: Buffer) => void) | undefined;
   readonly #onRefused: ((req: IncomingMessage, status: number, startedAt: number) => void) | undefined;
@@ -373,7 +376,7 @@ export class VerifierAccess {
   #dropped = 0;
   #recorded = 0;
   #fetchesRecorded = 0;
-  /** records in writes past the bound whose outcome is not known (#write) */
+  /** records in writes whose outcome is not known: past the bound, or their connection lost after sending (#write) */
   #unknown = 0;
 
   constructor(store: Store, o: AccessOptions) {
@@ -398,6 +401,7 @@ export class VerifierAccess {
       new RepeatedErrors((e) => this.#onError(e, what), { now: this.#wallMs, ...(o.onRecovered ? { onRecovered: (r: RecoveredError) => o.onRecovered!(r, what) } : {}) });
     this.#refreshErrors = repeated("re-reading the registered verifiers (the previous list stays in force)");
     this.#writeErrors = repeated("recording verifier fetches (kept, retried)");
+    this.#lostErrors = repeated("recording verifier fetches (sent, then the connection was lost: counted as maybe written, not sent again)");
     this.#watchdog = o.watchdog;
     this.#onVerifierCa = o.onVerifierCa;
     this.#onRefused = o.onRefused;
@@ -491,8 +495,8 @@ export class VerifierAccess {
   /**
    * Fetch records written (`recorded`) and the fetches they count (`fetches`), records dropped because the
    * store did not take them, records waiting (`queued`, with this interval's counts not yet made records), and
-   * records whose write went past the watchdog's bound and is not known to have failed (`unknown`: not answered
-   * yet, or its connection closed under it — they may have been written, and are never written again).
+   * records whose write is not known to have failed (`unknown`: past the watchdog's bound and not answered yet, or
+   * sent on a connection then closed or lost under it — they may have been written, and are never written again).
    */
   get fetchRecords(): { readonly recorded: number; readonly fetches: number; readonly dropped: number; readonly queued: number; readonly unknown: number } {
     return { recorded: this.#recorded, fetches: this.#fetchesRecorded, dropped: this.#dropped, queued: this.#queue.length + this.#tallied, unknown: this.#unknown };
@@ -766,11 +770,13 @@ export class VerifierAccess {
    * Watched, it is refused while the store is stalled (nothing sent: kept) and abandoned at the bound, the flush going
    * on beside it; its own outcome, when it comes, decides where its records count: written, or never sent (kept,
    * retried), or sent on a connection the store closed under it (lateCall "connection-closed": it may have committed,
-   * so it is counted `unknown`, never retried — a retry could count those fetches twice).
+   * so it is counted `unknown`, never retried — a retry could count those fetches twice). A write sent on a
+   * connection that was lost under it by itself (an ECONNRESET: store/write-outcome.ts), late or not, watched or
+   * not, is counted `unknown` likewise: re-queued, a write the server had committed was written twice.
    */
   #write(batch: VerifierFetch[]): Promise<boolean> {
     const dog = this.#watchdog;
-    if (!dog) return this.#store.recordVerifierFetches(batch).then(() => this.#wrote(batch), (e: unknown) => this.#notWritten(batch, e));
+    if (!dog) return this.#store.recordVerifierFetches(batch).then(() => this.#wrote(batch), (e: unknown) => this.#failed(batch, e));
     let call: WatchedCall | undefined;
     let own: Promise<void> | undefined;
     return dog
@@ -781,8 +787,8 @@ export class VerifierAccess {
       .then(
         () => this.#wrote(batch),
         (e: unknown) => {
-          // Refused while stalled, or the store's own failure within the bound: nothing was written.
-          if (!call || !own || !isLate(call)) return this.#notWritten(batch, e);
+          // Refused while stalled (nothing sent), or the store's own failure within the bound.
+          if (!call || !own || !isLate(call)) return this.#failed(batch, e);
           // Past the bound: not known yet. Its own outcome moves its records from `unknown` when it comes.
           this.#unknown += batch.length;
           own.then(
@@ -791,7 +797,7 @@ export class VerifierAccess {
               this.#wrote(batch);
             },
             (f: unknown) => {
-              if ((f as JpkiError | undefined)?.details?.lateCall === "connection-closed") return; // may have committed: stays unknown
+              if (mayHaveBeenWritten(f)) return; // may have committed: stays unknown
               this.#unknown -= batch.length;
               this.#notWritten(batch, f);
             },
@@ -801,11 +807,29 @@ export class VerifierAccess {
       );
   }
 
-  #wrote(batch: readonly VerifierFetch[]): true {
+  /** One write's outcome for the operator's log: `e` its failure, said by `errors` (none: it was written). */
+  #writeRound(errors?: RepeatedErrors, e?: unknown): void {
+    errors?.error(e);
     this.#writeErrors.roundEnd();
+    this.#lostErrors.roundEnd();
+  }
+
+  #wrote(batch: readonly VerifierFetch[]): true {
+    this.#writeRound();
     this.#recorded += batch.length;
     this.#fetchesRecorded += batch.reduce((n, f) => n + f.count, 0);
     return true;
+  }
+
+  /**
+   * A batch whose write failed in time: counted `unknown` and said when it may have been written all the same (its
+   * connection lost after it was sent), else not written (#notWritten).
+   */
+  #failed(batch: readonly VerifierFetch[], e: unknown): false {
+    if (!mayHaveBeenWritten(e)) return this.#notWritten(batch, e);
+    this.#unknown += batch.length;
+    this.#writeRound(this.#lostErrors, e);
+    return false;
   }
 
   /** A batch the store did not write: put back in front, within the bound (the store briefly away loses nothing). */
@@ -815,8 +839,7 @@ export class VerifierAccess {
     this.#queue.unshift(...batch.slice(batch.length - Math.min(room, batch.length)));
     // the watchdog's own answers (refused while stalled, a write not sent past the bound): it reports the stall once
     if (this.#watchdog && isJpkiError(e, "ERR_STORE_UNRESPONSIVE")) return false;
-    this.#writeErrors.error(e);
-    this.#writeErrors.roundEnd();
+    this.#writeRound(this.#writeErrors, e);
     return false;
   }
 

@@ -31,6 +31,7 @@ import { renewOcspSigners } from "../ca/ocsp-signer.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { buildOcspRequest, checkOcspResponse, ocspCertId } from "../validation/ocsp-source.js";
 import { buildServer, jsonNestsDeeper, type ConnectionTimeouts } from "./app.js";
+import { JpkiError } from "../errors.js";
 import { AccessLog, lineSink } from "./access-log.js";
 import { VerifierAccess } from "./access.js";
 import { serveHttp } from "./serve.js";
@@ -107,7 +108,7 @@ afterAll(async () => {
 
 
 /** A store method that stops answering until released (a database server that hangs): its spy and the release. */
-function hangUntilReleased<K extends "crlStatus" | "certificatesForStatus" | "appendDisclosures">(name: K): { hung: MockInstance; release: () => void } {
+function hangUntilReleased<K extends "crlStatus" | "certificatesForStatus" | "appendDisclosures" | "recordStatusChecks">(name: K): { hung: MockInstance; release: () => void } {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   const real = (ws.store[name] as (...args: unknown[]) => Promise<unknown>).bind(ws.store);
@@ -395,6 +396,11 @@ describe("index, health and metrics", () => {
     expect(m).toMatch(/jpki_crl_age_seconds\{ca="13-sig",scope="full"\} [\d.]+/);
     expect(m).toMatch(/jpki_crl_age_seconds\{ca="13-sig",scope="131016"\} [\d.]+/);
     expect(m).toMatch(/jpki_crl_seconds_to_next_update\{ca="13-auth",scope="full"\} [\d.]+/);
+    // where the verifier fetch records are: the fetches above are written or waiting, none dropped or unknown here
+    expect(m).toMatch(/^# HELP jpki_verifier_fetch_records .+/m);
+    const records = (state: string) => Number(new RegExp(`^jpki_verifier_fetch_records\\{state="${state}"\\} (\\d+)$`, "m").exec(m)?.[1]);
+    expect([records("dropped"), records("unknown")]).toEqual([0, 0]);
+    expect(records("recorded") + records("queued")).toBeGreaterThanOrEqual(1);
     const lines = log.slice(before).map((l) => JSON.parse(l) as { url: string; status: number });
     expect(lines[0]).toMatchObject({ url: "/crl/13-sig.crl", status: 200, verifier: verifierId });
     // a hostile query is logged without breaking the line: its names only (access-log.test.ts: quotes, line breaks)
@@ -916,6 +922,57 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     } finally {
       release();
       hung.mockRestore();
+      await api.close();
+    }
+  });
+
+  it("a disclosure write whose connection was lost after it was sent (it may have committed): answered 503, and the stop says so", async () => {
+    const reported: Array<{ code: string | undefined; what: string; message: string }> = [];
+    const { app: api } = await buildServer(ws, { storeWaitMs: 5_000, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what, message: (e as Error).message }) } });
+    await api.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    // as PostgreSQL reports an ECONNRESET under the statement (postgres.ts lostAfterSending)
+    const lost = vi.spyOn(ws.store, "appendDisclosures").mockRejectedValueOnce(
+      new JpkiError("ERR_STORE_UNREACHABLE", "the PostgreSQL server cannot be reached (ECONNRESET) while recording disclosures: … (the statement was sent before the connection was lost: the server may have carried it out)", { details: { reason: "network", code: "ECONNRESET", connectionLost: "after-sending" } }),
+    );
+    try {
+      const r = await fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
+      expect(r.status).toBe(503);
+      await api.close();
+      const said = reported.find((x) => x.what === "stopping after disclosure writes whose outcome is not known");
+      expect(said?.message).toMatch(/lost under a disclosure write of 1 record after it was sent/);
+      expect(reported.some((x) => x.what.startsWith("stopping without the disclosure log's write"))).toBe(false);
+    } finally {
+      lost.mockRestore();
+      await api.close();
+    }
+  });
+
+  it("POST /v1/status: a check whose write's connection was lost after it was sent, and one whose write the store did not answer within the bound, are answered 503 and said at the stop (they may have committed), as the disclosure log's", async () => {
+    const reported: Array<{ code: string | undefined; what: string; message: string }> = [];
+    const { app: api } = await buildServer(ws, { storeWaitMs: 200, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what, message: (e as Error).message }) } });
+    await api.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const post = () => fetch(`${at}/v1/status`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }] }), signal: AbortSignal.timeout(15_000) });
+    // as PostgreSQL reports an ECONNRESET under COMMIT (postgres.ts lostAfterSending)
+    const lost = vi.spyOn(ws.store, "recordStatusChecks").mockRejectedValueOnce(
+      new JpkiError("ERR_STORE_UNREACHABLE", "the PostgreSQL server cannot be reached (ECONNRESET) while recording liveness checks", { details: { reason: "network", code: "ECONNRESET", connectionLost: "after-sending" } }),
+    );
+    let hang: ReturnType<typeof hangUntilReleased> | undefined;
+    try {
+      expect((await post()).status).toBe(503);
+      lost.mockRestore();
+      hang = hangUntilReleased("recordStatusChecks");
+      expect((await post()).status).toBe(503);
+      await api.close();
+      const said = reported.find((x) => x.what === "stopping after liveness-check writes whose outcome is not known");
+      expect(said?.message).toMatch(/^1 liveness check in writes the store did not answer within 200 ms, 1 liveness check in writes whose connection was lost after they were sent: /);
+    } finally {
+      lost.mockRestore();
+      hang?.release();
+      hang?.hung.mockRestore();
       await api.close();
     }
   });

@@ -58,6 +58,7 @@ import { registerVerifySignature } from "./verify-signature-route.js";
 import { loadPage, registerPage } from "./page.js";
 import { VerifierValidationService, type ValidationServiceOptions } from "../verifier/validation-service.js";
 import { StoreWatchdog } from "../store/watchdog.js";
+import { UnknownWrites } from "../store/write-outcome.js";
 import { crlIndexRecords, everyCrl } from "./crl-records.js";
 
 export interface ServerOptions {
@@ -656,6 +657,18 @@ export async function buildServer(
       this.set(access.maxListAgeMs / 1000);
     },
   });
+  // Where the verifier fetch records are (access.ts fetchRecords). Dropped and maybe-written records were seen only
+  // in the stop's last line: an operator learned the store had not taken them when the server was stopped, if ever.
+  new Gauge({
+    name: "jpki_verifier_fetch_records",
+    help: "verifier fetch records (one per verifier, path, status and flush interval) since the start, by where they are: recorded (written to the store), dropped (the oldest, the queue full while the store did not take them), unknown (in writes past the store bound or whose connection was lost after sending: they may have been written, and are not sent again; one that lands after all moves to recorded), queued (in memory, not written yet)",
+    labelNames: ["state"] as const,
+    registers: [metrics.registry],
+    collect() {
+      const r = access.fetchRecords;
+      for (const state of ["recorded", "dropped", "unknown", "queued"] as const) this.set({ state }, r[state]);
+    },
+  });
   // The answers given on bare node:http (published files, OCSP GETs, plain POST /v1/validate): counted by route
   // and status, recorded for the caller's rate, and logged, as fastify routes' onResponse does for theirs.
   const rawOnResponse = (route: string) => {
@@ -1048,6 +1061,8 @@ export async function buildServer(
     return reply.header("Cache-Control", "no-store").type(metrics.registry.contentType).send(body);
   });
 
+  // the liveness checks in writes whose outcome is not known (said at the stop)
+  const livenessWrites = new UnknownWrites();
   // The engine on a thread of its own (verifier/engine-thread.ts): the serving thread keeps the HTTP and the store.
   const validation = new VerifierValidationService(ws, { engineThread: true, watchdog: storeWatchdog, ...(opts.access?.onError ? { onError: opts.access.onError } : {}), ...opts.validation });
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
@@ -1059,7 +1074,7 @@ export async function buildServer(
     onResponse: rawOnResponse("validate"),
     ...(opts.access?.onError ? { onError: opts.access.onError } : {}),
   });
-  await registerStatus(app, { prefix, ws, access, watchdog: storeWatchdog, onResponse: onResponse("status"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
+  await registerStatus(app, { prefix, ws, access, watchdog: storeWatchdog, unknownWrites: livenessWrites, onResponse: onResponse("status"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   await registerVerifySignature(app, { prefix, service: validation, access, onResponse: onResponse("verify-signature"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   const openapi = JSON.stringify(validationApiDocument(prefix));
   app.get(`${prefix}/openapi.json`, { onResponse: onResponse("openapi") }, async (_req, reply) => reply.header("Cache-Control", "no-cache").type("application/json; charset=utf-8").send(openapi));
@@ -1089,11 +1104,26 @@ export async function buildServer(
   // service manager's SIGKILL). What was abandoned is said, once, to the operator's log.
   app.addHook("onClose", async () => {
     const said = (what: string, message: string) => opts.access?.onError?.(new JpkiError("ERR_STORE_UNRESPONSIVE", message), what);
-    const { abandoned } = await validation.close();
+    const { abandoned, lost } = await validation.close();
     if (abandoned) {
       said(
         "stopping without the disclosure log's write in flight",
         `the store did not answer a disclosure write of ${abandoned} record${abandoned === 1 ? "" : "s"} within ${storeWatchdog.waitMs} ms: abandoned (their verifiers were answered 503 store-unresponsive; on PostgreSQL the statement sent may have committed, or may still commit once the server answers)`,
+      );
+    }
+    if (lost) {
+      said(
+        "stopping after disclosure writes whose outcome is not known",
+        `the store's connection was lost under a disclosure write of ${lost} record${lost === 1 ? "" : "s"} after it was sent (their verifiers were answered 503; the server may have committed it)`,
+      );
+    }
+    // The liveness checks' writes likewise (each its request's: nothing to wait for here).
+    const checks = livenessWrites.counts;
+    if (checks.abandoned || checks.lost) {
+      const n = (k: number) => `${k} liveness check${k === 1 ? "" : "s"}`;
+      said(
+        "stopping after liveness-check writes whose outcome is not known",
+        `${[checks.abandoned ? `${n(checks.abandoned)} in writes the store did not answer within ${storeWatchdog.waitMs} ms` : "", checks.lost ? `${n(checks.lost)} in writes whose connection was lost after they were sent` : ""].filter(Boolean).join(", ")}: their verifiers were answered 503; on PostgreSQL the write may have committed (the check then in the verifier's history and the disclosure log)`,
       );
     }
     // Each batch of the last flush is a call the watchdog watches (access.ts #write): refused while the store is
@@ -1104,7 +1134,7 @@ export async function buildServer(
       const records = (n: number) => `${n} verifier fetch record${n === 1 ? "" : "s"}`;
       said(
         "stopping without the fetch records",
-        `${[queued ? `${records(queued)} not written (the store did not take them)` : "", unknown ? `${records(unknown)} in writes abandoned past the ${storeWatchdog.waitMs} ms bound (they may have been written)` : ""].filter(Boolean).join(", ")}: counts of what verifiers fetched, not disclosures`,
+        `${[queued ? `${records(queued)} not written (the store did not take them)` : "", unknown ? `${records(unknown)} in writes whose outcome is not known (abandoned past the ${storeWatchdog.waitMs} ms bound, or their connection lost after they were sent: they may have been written)` : ""].filter(Boolean).join(", ")}: counts of what verifiers fetched, not disclosures`,
       );
     }
     storeWatchdog.close();

@@ -19,6 +19,7 @@ import { checkStatus, MAX_HISTORY_LIMIT, MAX_STATUS_ITEMS, parseCursor, statusHi
 import type { Workspace } from "../workspace/workspace.js";
 import type { VerifierAccess } from "./access.js";
 import type { StoreWatchdog } from "../store/watchdog.js";
+import type { UnknownWrites } from "../store/write-outcome.js";
 
 /** Request body limit, bytes: 1000 items of a CA id and a 40-digit serial, or a 64-digit id, fit with room. */
 export const STATUS_BODY_LIMIT = 256 * 1024;
@@ -104,6 +105,8 @@ export interface StatusRouteOptions {
   readonly onError?: (e: unknown, what: string) => void;
   /** bounds the waits for the store (store/watchdog.ts): 503 store-unresponsive past it */
   readonly watchdog?: StoreWatchdog;
+  /** counts the liveness checks in writes whose outcome is not known (jpki serve's stop says them) */
+  readonly unknownWrites?: UnknownWrites;
 }
 
 /** Registers POST /v1/status and GET /v1/status/history, with their own body limit and typed errors. */
@@ -136,7 +139,7 @@ export async function registerStatus(app: FastifyInstance, o: StatusRouteOptions
         o.access.charge(req.raw, body.items.length - 1);
         let answer: StatusAnswer;
         try {
-          answer = await checkStatus(o.ws, caller, body, o.watchdog ? { watchdog: o.watchdog } : {});
+          answer = await checkStatus(o.ws, caller, body, { ...(o.watchdog ? { watchdog: o.watchdog } : {}), ...(o.unknownWrites ? { unknownWrites: o.unknownWrites } : {}) });
         } catch (e) {
           return storeFailure(reply, e, "answering POST /v1/status");
         }

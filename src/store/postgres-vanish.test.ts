@@ -85,6 +85,66 @@ class VanishingProxy {
   }
 }
 
+/**
+ * A proxy that loses a connection right after a statement went through: armed with `cutAfter(marker)`, once the client
+ * has sent bytes holding `marker` and the server has answered them (so the server carried the statement out), the
+ * answer is dropped, the client's side reset (ECONNRESET) and the server's side ended. `refuse()`: connections open
+ * now are reset, and new ones reset at once (nothing is sent on them).
+ */
+class CuttingProxy {
+  #marker: Buffer | undefined;
+  #refusing = false;
+  readonly #open = new Set<Socket>();
+
+  private constructor(
+    readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(target: string): Promise<CuttingProxy> {
+    let proxy!: CuttingProxy;
+    const server = createServer((client) => proxy.#accept(client, target));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    proxy = new CuttingProxy(server, (server.address() as { port: number }).port);
+    return proxy;
+  }
+
+  #accept(client: Socket, target: string): void {
+    client.on("error", () => undefined);
+    if (this.#refusing) return void client.resetAndDestroy();
+    const upstream = connect({ path: target });
+    upstream.on("error", () => undefined);
+    this.#open.add(client);
+    client.on("close", () => (this.#open.delete(client), upstream.destroy()));
+    upstream.on("close", () => client.destroy());
+    let sent = false;
+    client.on("data", (d) => {
+      if (this.#marker && d.includes(this.#marker)) (sent = true), (this.#marker = undefined);
+      upstream.write(d);
+    });
+    upstream.on("data", (d) => {
+      if (!sent) return void client.write(d);
+      // the server answered the statement: that answer never reaches the client
+      client.resetAndDestroy();
+      upstream.end();
+    });
+  }
+
+  cutAfter(marker: string): void {
+    this.#marker = Buffer.from(marker);
+  }
+
+  refuse(refusing = true): void {
+    this.#refusing = refusing;
+    if (refusing) for (const s of this.#open) s.resetAndDestroy();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#open) s.destroy();
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
 let server: PostgresTestServer;
 beforeAll(async () => {
   server = await startPostgres();
@@ -105,6 +165,15 @@ async function throughProxy(): Promise<{ proxy: VanishingProxy; store: PostgresS
   const store = await PostgresStore.open(`postgresql://jpki@127.0.0.1:${proxy.port}/${new URL(url).pathname.slice(1)}`, { poolSize: POOL, connectTimeoutMs: 1000, closeWaitMs: WAIT_MS });
   // as many reads at once as the pool holds: each opens a connection of its own
   await Promise.all(Array.from({ length: POOL }, () => store.listCas()));
+  return { proxy, store };
+}
+
+/** A migrated database, and the store opened on it through a fresh CuttingProxy, with a pool of `POOL`. */
+async function throughCuttingProxy(): Promise<{ proxy: CuttingProxy; store: PostgresStore }> {
+  const url = await server.createDatabase();
+  await (await PostgresStore.open(url, { create: true })).close();
+  const proxy = await CuttingProxy.start(join(server.socketDir, ".s.PGSQL.5432"));
+  const store = await PostgresStore.open(`postgresql://jpki@127.0.0.1:${proxy.port}/${new URL(url).pathname.slice(1)}`, { poolSize: POOL, connectTimeoutMs: 1000 });
   return { proxy, store };
 }
 
@@ -202,7 +271,7 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
       // the pool's other dead connections; jpki cannot know that: each is abandoned (cut, or still hung: it may have
       // committed), none a write known to have failed, none counted as written. Only 01 and the last 03 were answered.
       expect(writes.mock.calls.length).toBeGreaterThanOrEqual(3);
-      expect(await log.close()).toEqual({ abandoned: writes.mock.calls.length - 2 });
+      expect(await log.close()).toEqual({ abandoned: writes.mock.calls.length - 2, lost: 0 });
       expect(log.written).toBe(2);
       expect((await store.listDisclosures({ residentCode: "12345678906" })).map((d) => d.serial)).toEqual(["01", "03"]);
     } finally {
@@ -211,6 +280,45 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
       await proxy.close();
     }
   }, 60_000);
+});
+
+describe("one table locked by another session while the rest of the store answers (StoreWatchdog holds)", () => {
+  it("the kind of call that waits on the lock is held once the watchdog's own probe answers: refused at once but one probe per bound, its probes late again stall nothing else, and the stall is said once; the lock gone, its probe answers and the hold ends", async () => {
+    const { store, admin, close } = await lockRig();
+    const stalls: string[] = [];
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS, probe: () => store.ping(), onStalled: (e) => stalls.push(e.code) });
+    const fetch = { verifierId: "v-1", scope: "crl", path: "/crl/1.crl", status: 200, at: new Date(0), count: 1, lastAt: new Date(0) };
+    let sent = 0;
+    const write = () => dog.run("recording verifier fetches", (deadline) => (sent++, store.recordVerifierFetches([fetch], { deadline })));
+    try {
+      await admin.query("BEGIN");
+      await admin.query("LOCK TABLE verifier_fetches IN ACCESS EXCLUSIVE MODE");
+      await expect(write()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(dog.stalled).toBe(true);
+      // no request: the watchdog's own probe (SELECT 1) answers, which the lock does not stop
+      await vi.waitFor(() => expect(dog.stalled).toBe(false), { timeout: 5_000, interval: WAIT_MS / 4 });
+      expect(dog.heldKinds).toEqual(["recording verifier fetches"]);
+      // the held kind's probe waits on the lock; meanwhile another write is refused without being sent
+      const probe = write();
+      const before = sent;
+      await expect(write()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(sent).toBe(before);
+      // the probe goes late: before, that stalled the whole store again (every route refused, the stall said
+      // again), once per cycle for as long as the lock was held
+      await expect(probe).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(dog.stalled).toBe(false);
+      expect(await dog.run("the CAs", () => store.listCas())).toEqual([]);
+      expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE"]);
+      await admin.query("ROLLBACK");
+      await vi.waitFor(() => write(), { timeout: 5_000, interval: WAIT_MS / 4 });
+      expect(dog.heldKinds).toEqual([]);
+      await write();
+      expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE"]);
+    } finally {
+      dog.close();
+      await close();
+    }
+  }, 30_000);
 });
 
 describe("the watchdog's own probe (StoreWatchdog probe: Store.ping)", () => {
@@ -286,6 +394,10 @@ describe("a watched call of several store reads (server/crl-records.ts: the /met
         await vi.waitFor(() => dog.run("a probe", () => store.ping()), { timeout: 3_000, interval: WAIT_MS / 4 });
         expect(dog.stalled, which).toBe(false);
         await admin.query("ROLLBACK");
+        // the late read's kind was held when the probe answered (StoreWatchdog admit): answered now, it is no longer,
+        // so the next case's late read stalls the store again
+        await read();
+        expect(dog.heldKinds, which).toEqual([]);
       }
       expect(await crlIndexRecords(store, dog, async () => "more")).toEqual({ status: [], more: "more" });
     } finally {
@@ -459,4 +571,99 @@ describe("the verifier fetch records' flush (server/access.ts), watched as the r
       await proxy.close();
     }
   }, 60_000);
+});
+
+describe("a write whose connection is lost right after it was sent (ECONNRESET: store/write-outcome.ts)", () => {
+  const token = "jpkiv_" + "B".repeat(43);
+
+  it("the fetch-record flush counts its records as maybe written and never sends them again (before, re-queued: the server had committed them, and they were written twice); records whose write was never sent are kept and written once", async () => {
+    const { proxy, store } = await throughCuttingProxy();
+    await store.putVerifier({ id: "v-1", name: "v", kind: "government", tokenSha256: tokenSha256(token), certSha256: undefined, certNotAfter: undefined, createdAt: new Date(0), revokedAt: undefined });
+    const dog = new StoreWatchdog({ waitMs: 5_000 });
+    const errors: unknown[] = [];
+    const access = new VerifierAccess(store, { prefix: "", openRoutes: [], rateLimit: { perSecond: 0, burst: 0 }, refreshMs: 3_600_000, flushMs: 3_600_000, watchdog: dog, onError: (e) => errors.push(e) });
+    await access.start();
+    let fetched = 0;
+    const fetch = () => {
+      const req = { url: `/crl/${++fetched}.crl`, method: "GET", headers: { authorization: `Bearer ${token}` }, rawHeaders: ["Authorization", `Bearer ${token}`], socket: { encrypted: false } } as unknown as IncomingMessage;
+      expect(access.admit(req, { writeHead() {}, end() {} } as unknown as ServerResponse)).toBe(true);
+      access.record(req, 200);
+    };
+    const paths = async () => (await store.listVerifierFetches({ verifierId: "v-1" })).map((r) => r.path);
+    try {
+      fetch();
+      await access.flush();
+      expect(access.fetchRecords).toMatchObject({ recorded: 1, queued: 0, unknown: 0 });
+      // sent, carried out by the server, its answer lost with the connection
+      proxy.cutAfter("verifier_fetches");
+      fetch();
+      await access.flush();
+      expect(access.fetchRecords).toMatchObject({ recorded: 1, queued: 0, unknown: 1, dropped: 0 });
+      expect(errors).toMatchObject([{ code: "ERR_STORE_UNREACHABLE", details: { connectionLost: "after-sending" } }]);
+      expect(await paths()).toEqual(["/crl/1.crl", "/crl/2.crl"]);
+      // never sent: the connections are reset while idle and new ones refused, so the write fails to get one
+      proxy.refuse();
+      await sleep(50);
+      fetch();
+      await access.flush();
+      expect(access.fetchRecords).toMatchObject({ recorded: 1, queued: 1, unknown: 1, dropped: 0 });
+      expect(errors.length).toBeGreaterThanOrEqual(2);
+      expect(errors.at(-1)).toMatchObject({ code: "ERR_STORE_UNREACHABLE" });
+      expect((errors.at(-1) as { details?: object }).details).not.toHaveProperty("connectionLost");
+      proxy.refuse(false);
+      await vi.waitFor(
+        async () => {
+          await access.flush();
+          expect(access.fetchRecords.queued).toBe(0);
+        },
+        { timeout: 10_000, interval: 50 },
+      );
+      expect(access.fetchRecords).toMatchObject({ recorded: 2, queued: 0, unknown: 1, dropped: 0 });
+      // each fetch once: the record whose answer was lost is there, and was not written again
+      expect(await paths()).toEqual(["/crl/1.crl", "/crl/2.crl", "/crl/3.crl"]);
+    } finally {
+      await access.close();
+      dog.close();
+      await store.close();
+      await proxy.close();
+    }
+  }, 30_000);
+
+  it("the disclosure log answers its callers 503 and counts the write as lost at the stop (it may have committed), as one abandoned past the bound", async () => {
+    const { proxy, store } = await throughCuttingProxy();
+    const dog = new StoreWatchdog({ waitMs: 5_000 });
+    const log = new DisclosureLog(store, { watchdog: dog });
+    const rec = (serial: string) => ({ verifierId: "v-1", serial, issuer: "13-sig", residentCode: "12345678906", purpose: "signature" as const, legalBasis: undefined, at: new Date(1000), validationTime: new Date(1000), answer: "valid", itemsDisclosed: false });
+    try {
+      await log.record(rec("01"));
+      proxy.cutAfter("jpki_disclosures_append_resolved");
+      await expect(log.record(rec("02"))).rejects.toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { connectionLost: "after-sending" } });
+      await log.record(rec("03"));
+      expect(await log.close()).toEqual({ abandoned: 0, lost: 1 });
+      expect(log.written).toBe(2);
+      // the server had committed it: a record of a check whose answer was 503 (the safe side: disclosure-log.ts)
+      expect((await store.listDisclosures({ residentCode: "12345678906" })).map((d) => d.serial)).toEqual(["01", "02", "03"]);
+    } finally {
+      dog.close();
+      await store.close();
+      await proxy.close();
+    }
+  }, 30_000);
+
+  it("a liveness-check write (one transaction): lost after COMMIT was sent, it says it may have committed (and did); lost before, it says nothing of the kind and nothing was written", async () => {
+    const { proxy, store } = await throughCuttingProxy();
+    const check = (at: number) => ({ verifierId: "v-1", at: new Date(at), caId: "13-sig", serial: `0b${at}`, certificateId: undefined, status: "good" as const, reason: undefined, revokedAt: undefined, replacedBy: undefined });
+    try {
+      proxy.cutAfter("COMMIT\0");
+      await expect(store.recordStatusChecks([check(1)], [])).rejects.toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { connectionLost: "after-sending" } });
+      proxy.cutAfter("INSERT INTO status_checks");
+      const before = await store.recordStatusChecks([check(2)], []).catch((e: unknown) => e);
+      expect(before).toMatchObject({ code: "ERR_STORE_UNREACHABLE" });
+      expect((before as { details?: object }).details).not.toHaveProperty("connectionLost");
+      await vi.waitFor(async () => expect((await store.listStatusChecks({ verifierId: "v-1" })).map((c) => c.serial)).toEqual(["0b1"]), { timeout: 5_000, interval: 50 });
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
+  }, 30_000);
 });

@@ -730,7 +730,7 @@ describe("stopping on a PostgreSQL server that does not answer (jpki serve's SIG
       // the stop begins while the write waits for the lock
       const closing = log.close();
       await expect(answered).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
-      expect(await closing).toEqual({ abandoned: 1 });
+      expect(await closing).toEqual({ abandoned: 1, lost: 0 });
       await s.close();
       // the lock is still held (no ROLLBACK yet), and the connection that waited for it is gone from the pool's hands
       expect((await a.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'disclosures'::regclass AND granted AND mode = 'AccessExclusiveLock'")).rows[0]!.n).toBe(1);

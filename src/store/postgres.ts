@@ -41,6 +41,7 @@ import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, byteaArray, int
 import { decodeEntries, type CrlEntryInput, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
 import { currentCall, holdFor, type WatchedCall } from "./watchdog.js";
+import { CONNECTION_LOST_AFTER_SENDING } from "./write-outcome.js";
 import { RevocationBlocks, blockEntries, carriedOrderEntry, municipalityKey, splitBlockByPartition, type RevocationBlock } from "./revocation-log.js";
 import {
   toDisclosure,
@@ -1304,6 +1305,20 @@ function lateCallError(what: string, lateCall: "connection-closed" | "not-sent")
   return new JpkiError("ERR_STORE_UNRESPONSIVE", `the store did not answer ${what} within the bound jpki serve waits for it: ${how}`, { details: { lateCall } });
 }
 
+/**
+ * `failed`, the store's error for a statement that failed with `e` (the driver's), marked when the statement was
+ * sent and its connection then lost before the server answered (write-outcome.ts): a write may have committed.
+ * Not when the driver refused to send it on a connection it knew broken ("not queryable"), nor when the server
+ * itself answered the statement with an error (a FATAL 57P01 ends the statement's transaction uncommitted).
+ */
+function lostAfterSending(e: unknown, failed: JpkiError): JpkiError {
+  if (failed.code !== "ERR_STORE_UNREACHABLE" || isServerError(e) || /not queryable/.test((e as Error)?.message ?? "")) return failed;
+  return new JpkiError(failed.code, `${failed.message} (the statement was sent before the connection was lost: the server may have carried it out)`, {
+    cause: failed.cause,
+    details: { ...failed.details, connectionLost: CONNECTION_LOST_AFTER_SENDING },
+  });
+}
+
 function storeError(e: unknown, what: string): JpkiError {
   if (e instanceof JpkiError) return e;
   const code = pgCode(e);
@@ -1858,7 +1873,8 @@ export class PostgresStore implements Store {
       return (await c.query<R>(typeof text === "string" ? { text, ...(values ? { values } : {}) } : { ...text, ...(values ? { values } : {}) })).rows;
     } catch (e) {
       failed = e instanceof Error ? e : new Error(String(e));
-      throw storeError(endedBy(c, e), what);
+      // One statement, its own transaction: sent, then its connection lost, it may have committed.
+      throw lostAfterSending(e, storeError(endedBy(c, e), what));
     } finally {
       c.release(failed); // as pool.query did: a connection a statement failed on is not reused
     }
@@ -1871,9 +1887,11 @@ export class PostgresStore implements Store {
     for (let attempt = 0; ; attempt++) {
       const c = await this.#connect(what, call);
       let broken = false;
+      let committing = false;
       try {
         await c.query(opts.begin ?? "BEGIN ISOLATION LEVEL READ COMMITTED");
         const r = await body(c);
+        committing = true;
         await c.query("COMMIT");
         return r;
       } catch (e) {
@@ -1881,7 +1899,9 @@ export class PostgresStore implements Store {
         if (e instanceof LockRestart) throw e;
         const code = pgCode(e);
         if (attempt < retries && (code === PG.deadlock || code === PG.serialization)) continue;
-        throw storeError(endedBy(c, e), what);
+        // A connection lost before COMMIT was sent ends the transaction uncommitted; lost after, it may have committed.
+        const failed = storeError(endedBy(c, e), what);
+        throw committing ? lostAfterSending(e, failed) : failed;
       } finally {
         c.release(broken);
       }

@@ -965,7 +965,8 @@ export interface Store {
   /**
    * Appends fetch records (one statement or transaction per call: callers batch). `deadline` (WriteDeadline): as
    * appendDisclosures — jpki serve's flush is a watched call, so a write past its bound is not begun (SQLite, the lock
-   * held elsewhere; PostgreSQL, no pooled connection free), and one sent that may still commit says so (lateCall).
+   * held elsewhere; PostgreSQL, no pooled connection free), and one sent that may still commit says so (lateCall
+   * "connection-closed", or connectionLost "after-sending" when its connection failed by itself: write-outcome.ts).
    */
   recordVerifierFetches(fetches: readonly VerifierFetch[], opts?: WriteDeadline): Promise<void>;
   /**

@@ -159,4 +159,54 @@ describe("StoreWatchdog", () => {
     expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE"]);
     dog.close();
   });
+
+  it("holds a kind of call still late when the store answers another in time (one table locked by another session): that kind is refused but one probe per bound, its probe late again stalls nothing else and says nothing, and one answered in time ends the hold", async () => {
+    let now = 0;
+    const stalls: string[] = [];
+    const dog = new StoreWatchdog({ waitMs: 40, now: () => now, onStalled: (e) => stalls.push(e.code) });
+    const hang = () => new Promise<never>(() => undefined);
+    let writes = 0;
+    let reads = 0;
+    const write = (f: () => Promise<unknown>) => dog.run("writing to the locked table", () => (writes++, f()));
+    const read = () => dog.run("reading another table", async () => ++reads);
+    try {
+      const first = write(hang);
+      now = 40;
+      await expect(first).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(dog.stalled).toBe(true);
+      // a bound later, a read of another table is the probe, and answers: the store answers, but not that kind
+      now = 80;
+      expect(await read()).toBe(1);
+      expect(dog.stalled).toBe(false);
+      expect(dog.heldKinds).toEqual(["writing to the locked table"]);
+      // the held kind's first call goes at once, as its probe, and hangs on the lock too
+      const probe = write(hang);
+      expect(writes).toBe(2);
+      // meanwhile its other calls are refused without being made; every other kind is answered
+      now = 100;
+      await expect(write(async () => "no")).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(writes).toBe(2);
+      expect(await read()).toBe(2);
+      // the probe late again: answered 503, and nothing else is stalled for it (before, every kind was refused again,
+      // the stall said again, and every call of the locked kind admitted between stalls waited the bound)
+      now = 120;
+      await expect(probe).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(dog.stalled).toBe(false);
+      expect(await read()).toBe(3);
+      expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE"]);
+      // the lock is gone: the next probe, a bound after the last, answers, and the hold ends
+      now = 121;
+      expect(await write(async () => "written")).toBe("written");
+      expect(dog.heldKinds).toEqual([]);
+      expect(await write(async () => "again")).toBe("again");
+      // a call of that kind late again is a stall of the store, as any (reported afresh)
+      const again = write(hang);
+      now = 161;
+      await expect(again).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(dog.stalled).toBe(true);
+      expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE"]);
+    } finally {
+      dog.close();
+    }
+  });
 });

@@ -117,7 +117,7 @@ describe("the disclosure log under a store that does not answer (store/watchdog.
     try {
       const first = [log.record(rec(1)), log.record(rec(2))].map((p) => p.then(() => "answered", (e: { code?: string }) => e.code));
       expect(await Promise.all(first)).toEqual(["ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE"]);
-      expect(await log.close()).toEqual({ abandoned: 2 });
+      expect(await log.close()).toEqual({ abandoned: 2, lost: 0 });
       // the watchdog's probe goes through within a bound or so, and is written though the first write still hangs
       // (one record at a time: refused at once until then; queued behind the hung write, one waited for good)
       let n = 10;
@@ -142,12 +142,12 @@ describe("the disclosure log under a store that does not answer (store/watchdog.
       // the refused records were never handed to the store
       expect(calls).toEqual([["1", "2"], [written!.toString(16)], ["20", "21"].map((x) => Number(x).toString(16))]);
       expect(log.written).toBe(3);
-      expect(await log.close()).toEqual({ abandoned: 2 });
+      expect(await log.close()).toEqual({ abandoned: 2, lost: 0 });
       // the abandoned write commits at last: counted as written (it is in the store), no longer abandoned; its
       // callers keep the 503 they were given
       release();
       await vi.waitFor(() => expect(log.written).toBe(5));
-      expect(await log.close()).toEqual({ abandoned: 0 });
+      expect(await log.close()).toEqual({ abandoned: 0, lost: 0 });
       expect(await Promise.all(first)).toEqual(["ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE"]);
     } finally {
       release();

@@ -29,8 +29,8 @@
  * record too many is something the resident can ask about, where a record too few is a disclosure they can
  * never learn of.
  */
-import { storeUnresponsive, type StoreWatchdog, type WatchedCall } from "../store/watchdog.js";
-import type { JpkiError } from "../errors.js";
+import { DISCLOSURE_WRITES, storeUnresponsive, type StoreWatchdog, type WatchedCall } from "../store/watchdog.js";
+import { mayHaveBeenWritten } from "../store/write-outcome.js";
 import type { DisclosureAppend, DisclosureOwner, Store } from "../store/types.js";
 
 interface Waiting {
@@ -57,6 +57,11 @@ export class DisclosureLog {
    * store closed under them (their outcome unknown for good: they may have committed); 0: none
    */
   #hung = 0;
+  /**
+   * records of writes that failed within the bound on a connection lost after their statement was sent (an
+   * ECONNRESET: store/write-outcome.ts): their callers were answered 503, and they may have committed all the same
+   */
+  #lost = 0;
 
   /** `watchdog`: bound each write (none: a write is waited for as long as the store takes) */
   constructor(store: Store, opts: { readonly maxGroup?: number; readonly watchdog?: StoreWatchdog } = {}) {
@@ -76,7 +81,7 @@ export class DisclosureLog {
    */
   record(rec: DisclosureAppend): Promise<DisclosureOwner | undefined> {
     // The store is stalled (a write or read past the bound): this record is refused, but for the probe of its recovery.
-    if (this.#watchdog && !this.#watchdog.admit()) return Promise.reject(storeUnresponsive(this.#watchdog.waitMs, "recording a disclosure"));
+    if (this.#watchdog && !this.#watchdog.admit(DISCLOSURE_WRITES)) return Promise.reject(storeUnresponsive(this.#watchdog.waitMs, "recording a disclosure"));
     return new Promise<DisclosureOwner | undefined>((resolve, reject) => {
       this.#queue.push({ rec, resolve, reject });
       if (!this.#running) this.#running = this.#drain();
@@ -99,6 +104,7 @@ export class DisclosureLog {
       const abandoned = new Promise<void>((r) => (abandon = r));
       const call: WatchedCall = {
         startedAt: dog.now(),
+        kind: DISCLOSURE_WRITES,
         late: (e) => {
           this.#late(group, e);
           abandon();
@@ -125,9 +131,11 @@ export class DisclosureLog {
       group.waiting.forEach((w, i) => w.resolve(owners[i]));
       if (call) dog!.settled(call);
     } catch (e) {
-      // A write whose connection the store closed once it was late (postgres.ts) may still commit on the server:
-      // it stays counted as abandoned (close() says so), never as a write known to have failed.
-      unknown = (e as JpkiError | undefined)?.details?.lateCall === "connection-closed";
+      // A write whose connection the store closed once it was late (postgres.ts), or that was lost under it after
+      // it was sent, may still commit on the server: it stays counted as abandoned (close() says so), never as a
+      // write known to have failed; one not late is counted `lost`.
+      unknown = mayHaveBeenWritten(e);
+      if (unknown && !group.abandoned) this.#lost += group.waiting.length;
       if (call) dog!.settled(call, e);
       for (const w of group.waiting) w.reject(e);
     } finally {
@@ -149,12 +157,13 @@ export class DisclosureLog {
    * Waits until every record submitted so far is written, failed or — with a watchdog — in a write abandoned past
    * the bound, and says how many records the abandoned writes whose outcome is not known hold (`abandoned`: not
    * settled, or their connection closed under them; their callers were answered 503 already; on PostgreSQL a
-   * statement sent may have committed, or may still commit once the server answers).
+   * statement sent may have committed, or may still commit once the server answers), and how many those failed in
+   * time hold whose connection was lost after their statement was sent (`lost`: answered 503, may have committed).
    * A `jpki serve` stopping on a hung PostgreSQL server waited here for good, SIGTERM or not: the drain does not
    * wait for a late write, so neither does this.
    */
-  async close(): Promise<{ readonly abandoned: number }> {
+  async close(): Promise<{ readonly abandoned: number; readonly lost: number }> {
     while (this.#running) await this.#running;
-    return { abandoned: this.#hung };
+    return { abandoned: this.#hung, lost: this.#lost };
   }
 }

@@ -35,7 +35,8 @@ import { CRL_REASON, reasonName, type CrlReasonName } from "../crl/reason.js";
 import { normaliseSerial } from "../pki/serial.js";
 import type { CarriedStatus, CertificateRow, DisclosureRecord, LivenessStatus, StatusCheckRecord, StoredStatusCheck, VerifierRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
-import type { StoreWatchdog } from "../store/watchdog.js";
+import { isLate, type StoreWatchdog, type WatchedCall } from "../store/watchdog.js";
+import type { UnknownWrites } from "../store/write-outcome.js";
 
 /** At most this many items in one liveness check. */
 export const MAX_STATUS_ITEMS = 1000;
@@ -126,7 +127,12 @@ const LINKABLE: ReadonlySet<number> = new Set([CRL_REASON.superseded, CRL_REASON
  * (ERR_STORE_UNRESPONSIVE past it), and the write is told the deadline, as the disclosure log's is
  * (disclosure-log.ts says which way that errs and why).
  */
-export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: StatusRequest, o: { readonly watchdog?: StoreWatchdog } = {}): Promise<StatusAnswer> {
+export async function checkStatus(
+  ws: Workspace,
+  verifier: VerifierRecord,
+  req: StatusRequest,
+  o: { readonly watchdog?: StoreWatchdog; readonly unknownWrites?: UnknownWrites } = {},
+): Promise<StatusAnswer> {
   const dog = o.watchdog;
   const watched = <T>(what: string, f: () => Promise<T>): Promise<T> => (dog ? dog.run(what, f) : f());
   if (req.items.length === 0 || req.items.length > MAX_STATUS_ITEMS) {
@@ -243,9 +249,19 @@ export async function checkStatus(ws: Workspace, verifier: VerifierRecord, req: 
       });
     }
   }
-  // Told the moment the watchdog answers 503 for it: SQLite does not write past it.
-  if (dog) await dog.run("recording liveness checks", (deadline) => ws.store.recordStatusChecks(checks, disclosures, { deadline }));
-  else await ws.store.recordStatusChecks(checks, disclosures);
+  // Told the moment the watchdog answers 503 for it: SQLite does not write past it. A write whose outcome is not
+  // known (abandoned at the bound, or its connection lost after COMMIT was sent: it may have committed) is counted
+  // for the stop to say, as the disclosure log's are; its caller is answered 503 either way.
+  let call: WatchedCall | undefined;
+  let own: Promise<void> | undefined;
+  try {
+    if (dog) await dog.run("recording liveness checks", (deadline, c) => ((call = c), (own = ws.store.recordStatusChecks(checks, disclosures, { deadline }))));
+    else await ws.store.recordStatusChecks(checks, disclosures);
+  } catch (e) {
+    if (call && own && isLate(call)) o.unknownWrites?.abandoned(checks.length, own);
+    else o.unknownWrites?.failed(checks.length, e);
+    throw e;
+  }
   return { view: verifier.kind, checkedAt: now.toISOString(), items: answers };
 }
 

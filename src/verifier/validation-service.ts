@@ -497,7 +497,7 @@ export class VerifierValidationService {
    * Waits for the disclosure records in flight (bounded by the watchdog: `abandoned`, the records of a write the
    * store did not answer, see DisclosureLog.close) and stops the engine's thread; later validations are refused (ERR_STORE).
    */
-  async close(): Promise<{ readonly abandoned: number }> {
+  async close(): Promise<{ readonly abandoned: number; readonly lost: number }> {
     this.#closed = true;
     const thread = this.#thread;
     this.#thread = undefined;
