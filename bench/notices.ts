@@ -19,6 +19,7 @@ import { caId } from "../src/ca/authority.js";
 import { initCas } from "../src/ca/manage.js";
 import { prefectureList } from "../src/ca/prefectures.js";
 import { runIngest } from "../src/ca/ingestion.js";
+import { DEFAULT_NOTICE_BATCH } from "../src/ca/notice-batch.js";
 import { CrlUpdater } from "../src/crl/updater.js";
 import type { PublishedCrl } from "../src/crl/publisher.js";
 import { randomSerial, serialHex } from "../src/pki/serial.js";
@@ -231,7 +232,7 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
         source: file,
         format: "jsonl",
         rejectPath: join(dir, "notices.rejects.jsonl"),
-        batchSize: Number(process.env.JPKI_BENCH_BATCH ?? 1000),
+        batchSize: Number(process.env.JPKI_BENCH_BATCH ?? DEFAULT_NOTICE_BATCH),
         crlIntervalMs: 30_000,
         updater,
       }),

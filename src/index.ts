@@ -96,6 +96,7 @@ export { IssuanceService, parseApplication, type IssuanceApplication, type Issue
 export { revokeCertificate, revokeAllIssuedBy, type RevokeAllResult } from "./ca/revocation.js";
 export { NoticeIngestor, type IngestSummary, type IngestOptions, type IngestProgress, type RejectedNotice, type RefusedRelease, type ReleaseSummary } from "./ca/notices.js";
 export { runIngest, RejectFile, checkRejectFileFree, publishedCrls, rejectFileNames, type IngestRunOptions, type IngestRunResult } from "./ca/ingestion.js";
+export { DEFAULT_NOTICE_BATCH } from "./ca/notice-batch.js";
 export { watchSpool, type WatchOptions } from "./ca/spool.js";
 export { notAfterFor } from "./ca/validity.js";
 

@@ -23,6 +23,7 @@ import { randomBytes } from "node:crypto";
 import type { CrlUpdater } from "../crl/updater.js";
 import { JpkiError, isJpkiError } from "../errors.js";
 import { runIngest, type IngestRunResult } from "../ca/ingestion.js";
+import { DEFAULT_NOTICE_BATCH } from "../ca/notice-batch.js";
 import { stageFile } from "../store/staging.js";
 import { checkOutputDir } from "../workspace/paths.js";
 import type { Workspace } from "../workspace/workspace.js";
@@ -86,7 +87,7 @@ function ingestJsonl(ws: Workspace, jsonl: string, updater: CrlUpdater | undefin
     source: Readable.from([jsonl]),
     format: "jsonl",
     rejectPath: join(ws.paths.root, "rejects", `counter-${stamp}-${randomBytes(4).toString("hex")}.rejects.jsonl`),
-    batchSize: 1000,
+    batchSize: DEFAULT_NOTICE_BATCH,
     crlIntervalMs: 0,
     updater,
     readerThread: false,

@@ -7,6 +7,7 @@ import { Context, withStopSignal, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import { checkRecordFile } from "../record-argument.js";
 import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
+import { DEFAULT_NOTICE_BATCH } from "../../ca/notice-batch.js";
 import { crlLabel, fileProgress, type Io } from "../output.js";
 
 export function formatIngest(r: IngestRunResult): string {
@@ -38,7 +39,7 @@ export function makeNoticesCommand(io: Io): Command {
     .argument("<file>", "JSON Lines (canonical, schema/change-notice.schema.json) or CSV; '-' reads JSON Lines from stdin")
     .addOption(new Option("--format <format>", "input format").choices(["auto", "jsonl", "csv"]).default("auto"))
     .option("--reject-file <file>", "where rejected notices go, a new file: one that exists is refused (default: a new rejects/<file>-<time>.rejects.jsonl in the workspace)")
-    .option("--batch-size <n>", "notices per transaction", "1000")
+    .option("--batch-size <n>", "notices per transaction", String(DEFAULT_NOTICE_BATCH))
     .option("--crl-interval <seconds>", "at most one CRL per CA per this many seconds during a long run (always one at the end)", "30")
     .option("--no-crl", "do not regenerate CRLs (the CAs stay marked; the next run or 'jpki crl generate' publishes)")
     .addHelpText(

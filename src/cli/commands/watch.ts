@@ -10,6 +10,7 @@ import { commandExitCodes } from "../exit-codes.js";
 import type { Io } from "../output.js";
 import { entriesText } from "../output.js";
 import { RepeatedErrors } from "../../server/repeated-errors.js";
+import { DEFAULT_NOTICE_BATCH } from "../../ca/notice-batch.js";
 import { formatIngest } from "./notices.js";
 import { sweepLine } from "./registry.js";
 
@@ -19,7 +20,7 @@ export function makeWatchCommand(io: Io): Command {
     .argument("<dir>", "spool directory (processing/, done/ and failed/ are made inside it)")
     .option("--poll <ms>", "how often to look for new files", "1000")
     .option("--once", "process the files present now, then exit")
-    .option("--batch-size <n>", "notices per transaction", "1000")
+    .option("--batch-size <n>", "notices per transaction", String(DEFAULT_NOTICE_BATCH))
     .option("--crl-interval <seconds>", "longest a revocation (from a notice, 'jpki revoke' or supersession) waits for its CRL", "30")
     .option("--ocsp-cert-days <days>", "validity of each CA's OCSP signing certificate, issued and renewed at half-life as 'jpki serve' does", "4")
     .option("--no-ocsp", "leave the OCSP signing certificates to another process ('jpki serve' with its schedule)")
