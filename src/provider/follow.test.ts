@@ -16,7 +16,7 @@ import { slowly } from "../../test/slow-body.js";
 import { assembleCertificate, encodeTbs } from "../ca/certificate.js";
 import { buildCrl, crlDer, type CrlEntryInput } from "../crl/builder.js";
 import { deltaCrlIndicator } from "../crl/delta.js";
-import { extension } from "../pki/der.js";
+import { enumerated, explicit, extension, integerFromUnsigned, seq, time } from "../pki/der.js";
 import { FixedClock } from "../pki/clock.js";
 import { generateRsaKey } from "../pki/keys.js";
 import { randomSerial } from "../pki/serial.js";
@@ -223,6 +223,28 @@ describe("provider follow: what a CRL says", () => {
     }
     expect(JSON.parse(stateOf(d)).publicCrls).toEqual(JSON.parse(before).publicCrls);
     expect(JSON.parse(stateOf(d)).links.every((l: ProviderLink) => !l.revoked)).toBe(true);
+  });
+
+  it("counts an entry that names its CA in certificateIssuer (§5.3.3, and the entries after it), as enrolment's validation does; one naming another CA not", async () => {
+    const d = provider();
+    // RFC 5280 §5.3.3: certificateIssuer carries over to the entries that follow. The first names Tokyo (this CA):
+    // alice's and bob's are Tokyo's revocations, and validateJpki (enrolment) reads them so. Read as another
+    // issuer's, they were dropped: the public certificates revoked, the provider's still good.
+    const gn = (name: Buffer) => seq(explicit(4, name));
+    const entry = (serial: string, issuer?: Buffer) =>
+      seq(integerFromUnsigned(Buffer.from(serial, "hex")), time(new Date(T0 - HOUR)), ...(issuer ? [seq(extension(EXT_OID.cRLReason, false, enumerated(3)), extension(EXT_OID.certificateIssuer, true, gn(issuer)))] : [seq(extension(EXT_OID.cRLReason, false, enumerated(3)))]));
+    const withIssuer = (entries: Buffer[]) =>
+      buildCrl({ issuerName: TOKYO_SIG, authorityKeyId: keyIdentifier(tokyo.signer.spki), number: 5n, thisUpdate: new Date(T0), nextUpdate: new Date(T0 + 24 * HOUR), entries: [{ der: Buffer.concat(entries), count: entries.length }], signer: tokyo.signer }).then(crlDer);
+    const own = await withIssuer([entry("0a", TOKYO_SIG), entry("0b")]);
+    const r = await follow(d, endpoint(ok(own)).fetch);
+    expect(r.crls[0]).toMatchObject({ status: "downloaded", number: "5" });
+    expect(r.revoked.map((x) => x.serial).sort()).toEqual(["1a", "1b"]);
+    expect(listed(d)).toEqual(["1a", "1b"]);
+    // entries said to be another CA's certificates are not this CA's revocations (crl-check.ts findEntry)
+    const e = provider();
+    const osaka = encodeName([["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", "JPKI for digital signature"], ["organizationalUnitName", "Osaka-fu"]]);
+    const other = await follow(e, endpoint(ok(await withIssuer([entry("0a", osaka), entry("0b")]))).fetch);
+    expect(other.revoked).toEqual([]);
   });
 
   it("uses a stale CRL's revocations, and says it is stale with a code of its own", async () => {

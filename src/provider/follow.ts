@@ -49,9 +49,9 @@ import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import { writeFileAtomic } from "../store/files.js";
 import { parseCertificate } from "../validation/certificate.js";
-import { parseCrl, readCrlFile, type Crl } from "../validation/crl.js";
+import { parseCrl, readCrlFile, type Crl, type CrlEntry } from "../validation/crl.js";
 import { BodyTooLarge, DownloadTimeout, boundedBody, checkDownloadTimeouts, clockedFetch, fetchFailureReason, type DownloadTimeouts } from "../validation/download-clock.js";
-import { nameEquals } from "../validation/name.js";
+import { nameEquals, type Name } from "../validation/name.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { privateReasonFor } from "./reasons.js";
 import {
@@ -414,6 +414,18 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
   };
 }
 
+/**
+ * The entry of a public CRL for a certificate of `caSubject` with this serial, read as validation reads it
+ * (validation/crl-check.ts findEntry, which enrolment's validateJpki uses): an entry without certificateIssuer is the
+ * CRL issuer's, one with it (§5.3.3, carried over to the entries after it) is the issuer it names. Entries with any
+ * certificateIssuer were passed over here, so a revocation enrolment would refuse on was never followed.
+ */
+function entryOf(crl: Crl, serial: string, caSubject: Name): CrlEntry | undefined {
+  return crl.entries.get(serial)?.find((e) =>
+    e.certificateIssuer ? e.certificateIssuer.some((n) => n.kind === "dn" && nameEquals(n.value, caSubject)) : nameEquals(crl.issuer, caSubject),
+  );
+}
+
 const fromFuture = (crl: Crl, now: Date) => crl.thisUpdate.getTime() > now.getTime() + SKEW_MS;
 
 export interface FollowOptions extends PublicEndpointOptions {
@@ -498,6 +510,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
         continue;
       }
       seen[caId] = f.seen;
+      const caSubject = parseCertificate(ca.der).subject;
       // A stale CRL still counts (a revocation is never undone), but it is the endpoint's newest: whatever the CA
       // revoked since is not in it. Said with a code, not only a flag, so a pass run by cron or watched by an operator
       // ends as a failure (exit 17) rather than "all well" while the provider falls behind the public side.
@@ -510,7 +523,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
       for (let i = 0; i < links.length; i++) {
         const l = links[i]!;
         if (l.public.caId !== caId || !isLive(l, now)) continue;
-        const entry = f.crl.entries.get(l.public.serial)?.find((e) => !e.certificateIssuer);
+        const entry = entryOf(f.crl, l.public.serial, caSubject);
         if (!entry) continue;
         const reason = privateReasonFor(entry.reason, l.sameKey);
         if (!reason) continue;
