@@ -35,7 +35,6 @@ import { formatDuration, type Clock } from "../pki/clock.js";
 import { certificateParts } from "../pki/der.js";
 import { generateRsaKey } from "../pki/keys.js";
 import { toPem } from "../pki/pem.js";
-import { writeFileAtomic } from "../store/files.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { verifySignedData } from "../validation/cms.js";
 import { validateJpki } from "../validation/jpki.js";
@@ -52,6 +51,7 @@ import {
   readTrustedCas,
   viewLink,
   withProviderLock,
+  writeProviderFile,
   writeProviderState,
   type ProviderLink,
   type ProviderLinkView,
@@ -299,7 +299,8 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       const der = Buffer.from(l.certificate, "base64");
       const pem = toPem(der, "CERTIFICATE");
       const certificatePath = join(paths.certsDir, `${l.serial}.pem`);
-      writeFileAtomic(certificatePath, pem); // derived: rewritten from the state
+      // derived: rewritten from the state
+      writeProviderFile(certificatePath, pem, `the certificate ${l.serial} is issued and recorded; 'jpki provider show ${l.serial}' prints it`);
       return { ...viewLink(l, now), certificate: der, certificatePem: pem, certificatePath, ...extra };
     }
   });

@@ -10,7 +10,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { runInProcess } from "../../test/cli-in-process.js";
 import { slowly } from "../../test/slow-body.js";
 import { assembleCertificate, encodeTbs } from "../ca/certificate.js";
@@ -27,6 +27,19 @@ import { EXT_OID } from "../profile/oids.js";
 import { parseCrl } from "../validation/crl.js";
 import { endpointFetch, followPublicCrls, watchPublicCrls } from "./follow.js";
 import { initProvider, providerPaths, readProviderState, writeProviderState, type ProviderLink } from "./workspace.js";
+
+/** A full disk where the paths matching `match` are written (store/files.ts writeFileAtomic); none by default. */
+const diskFull = vi.hoisted(() => ({ match: undefined as RegExp | undefined }));
+vi.mock("../store/files.js", async (original) => {
+  const m = await original<typeof import("../store/files.js")>();
+  return {
+    ...m,
+    writeFileAtomic: (path: string, ...rest: [string | Uint8Array | Iterable<Uint8Array>, number?]) => {
+      if (diskFull.match?.test(path)) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", syscall: "write" });
+      return m.writeFileAtomic(path, ...rest);
+    },
+  };
+});
 
 const HOUR = 3600_000;
 const T0 = Date.parse("2027-03-01T00:00:00Z");
@@ -481,6 +494,34 @@ describe("provider follow over a real socket", () => {
       expect(JSON.parse(enrol.stderr).error).toMatchObject({ code: "ERR_USAGE", message: expect.stringContaining(`${option} "${value}"`) });
     }
     expect(hang.hits.length).toBe(hits);
+  });
+
+  it("a full disk is ERR_FILE_UNUSABLE naming the file (exit 2), not ERR_INTERNAL; a revocation whose CRL could not be written is published by the next pass", async () => {
+    const d = provider();
+    // dated by the real clock, which the CLI runs on
+    const body = await crl(5, [BOB_REVOKED], { at: Date.now() - 60_000 });
+    const server = await serve((_q, res) => res.writeHead(200, { etag: '"5"' }).end(body));
+    pointAt(d, server.url);
+    const before = stateOf(d);
+    try {
+      diskFull.match = /state\.json$/;
+      const full = await followCli(d);
+      expect(full.code, full.stderr).toBe(2);
+      expect(JSON.parse(full.stderr).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("state.json could not be written") });
+      expect(full.stderr).toContain("no space left");
+      expect(stateOf(d)).toBe(before);
+      diskFull.match = /provider\.crl(\.pem)?$/;
+      const noCrl = await followCli(d);
+      expect(noCrl.code, noCrl.stderr).toBe(2);
+      expect(JSON.parse(noCrl.stderr).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("the next 'jpki provider follow' publishes it") });
+      expect(listed(d)).toEqual([]);
+    } finally {
+      diskFull.match = undefined;
+    }
+    const next = await followCli(d);
+    expect(next.code, next.stderr).toBe(0);
+    expect(JSON.parse(next.stdout)).toMatchObject({ crlCause: "unfinished" });
+    expect(listed(d)).toEqual(["1b"]);
   });
 
   it("stops reading a body past the size it accepts, however fast it comes", async () => {

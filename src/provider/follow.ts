@@ -47,7 +47,6 @@ import { caUrls } from "../ca/ids.js";
 import { CRL_REASON, reasonName } from "../crl/reason.js";
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
-import { writeFileAtomic } from "../store/files.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { parseCrl, readCrlFile, type Crl, type CrlEntry } from "../validation/crl.js";
 import { BodyTooLarge, DownloadTimeout, boundedBody, checkDownloadTimeouts, clockedFetch, fetchFailureReason, type DownloadTimeouts } from "../validation/download-clock.js";
@@ -64,6 +63,7 @@ import {
   readTrustedCas,
   reserveCrlNumber,
   withProviderLock,
+  writeProviderFile,
   writeProviderState,
   type ProviderCrl,
   type ProviderLink,
@@ -391,7 +391,7 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
       );
     }
   }
-  writeFileAtomic(publicCrlFile(paths, ca.caId), body);
+  writeProviderFile(publicCrlFile(paths, ca.caId), body, "nothing was recorded; free space there, then run the command again");
   const etag = res.headers.get("etag") ?? undefined;
   const lastModified = res.headers.get("last-modified") ?? undefined;
   return {

@@ -27,7 +27,7 @@
  */
 import { X509Certificate, createHash, createPublicKey, verify as cryptoVerify } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { buildCrl } from "../crl/builder.js";
 import { CRL_REASON, parseReason, type CrlReasonName } from "../crl/reason.js";
 import { JpkiError } from "../errors.js";
@@ -43,7 +43,7 @@ import { authorityKeyIdentifier, basicConstraints, crlDistributionPoints, keyIde
 import { encodeName, type Rdn } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { withFileLock } from "../store/file-lock.js";
-import { writeFileAtomic } from "../store/files.js";
+import { writeFailure, writeFileAtomic } from "../store/files.js";
 import { sweepStaleTemps } from "../store/staging.js";
 import { caId, parseCaId } from "../ca/ids.js";
 import { describeJpkiAnchor } from "../validation/jpki.js";
@@ -273,8 +273,21 @@ export function readProviderState(paths: ProviderPaths): ProviderState {
   }
 }
 
+/**
+ * writeFileAtomic for the provider's files. A full disk, a quota or a read-only filesystem is ERR_FILE_UNUSABLE
+ * (exit 2) naming the file and what it means (`then`): it came out as ERR_INTERNAL, "a bug in jpki" (exit 70), from
+ * every provider command that writes. Anything else is left as it is.
+ */
+export function writeProviderFile(path: string, data: string | Uint8Array, then: string, mode = 0o600): void {
+  try {
+    writeFileAtomic(path, data, mode);
+  } catch (e) {
+    throw writeFailure(e, basename(path), dirname(path), then) ?? e;
+  }
+}
+
 export function writeProviderState(paths: ProviderPaths, s: ProviderState): void {
-  writeFileAtomic(paths.state, `${JSON.stringify(s, null, 1)}\n`);
+  writeProviderFile(paths.state, `${JSON.stringify(s, null, 1)}\n`, "this change was not recorded (the state is as before it); free space there, then run the command again");
 }
 
 /** A public CA the provider trusts: a prefecture's signature CA (都道府県単位認証局, 署名用), one key generation of it. */
@@ -593,8 +606,9 @@ export async function publishProviderCrl(paths: ProviderPaths, config: ProviderC
   // Public by nature: the provider's relying parties fetch these (0644), unlike everything else here. The PEM copy
   // first, the DER last: the DER's number is what the next pass compares with the reserved one, so a kill between
   // the two leaves the DER behind and the next pass publishes both again (the other order left a stale PEM forever).
-  writeFileAtomic(paths.crlPem, toPem(der, "X509 CRL"), 0o644);
-  writeFileAtomic(paths.crl, der, 0o644);
+  const owed = `the CRL #${number} was not published (its number and what it carries are recorded: the next 'jpki provider follow' publishes it); free space there`;
+  writeProviderFile(paths.crlPem, toPem(der, "X509 CRL"), owed, 0o644);
+  writeProviderFile(paths.crl, der, owed, 0o644);
   return { number, thisUpdate, nextUpdate, entries: entries.length, path: paths.crl, sha256: createHash("sha256").update(der).digest("hex") };
 }
 
