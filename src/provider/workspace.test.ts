@@ -1,5 +1,5 @@
 /** The provider workspace's files are checked when read: damage and bad settings are typed errors, not surprises. */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -85,6 +85,23 @@ describe("provider workspace files", () => {
     // two certificates of one generation: which one trust/13-sig.pem should hold is the operator's call, not ours
     const twin = await make(tokyoRdns);
     await expect(initProvider({ dir: join(dir(), "p"), name: "Bank", endpoint: "http://127.0.0.1:1", trustAnchors: [tokyoSig, twin], passphrase: "pw", clock: new FixedClock(new Date()) })).rejects.toMatchObject({ code: "ERR_USAGE", message: expect.stringContaining("13-sig") });
+    // Another init finishing between this one's check and its lock (here: while its passphrase is read, between the
+    // two): its key and config were replaced by this one's, orphaning what it issued.
+    const raced = join(dir(), "raced");
+    const theirs = "the other init's key file\n";
+    const racing = {
+      dir: raced,
+      name: "Bank",
+      endpoint: "http://127.0.0.1:1",
+      trustAnchors: [tokyoSig],
+      clock: new FixedClock(new Date()),
+      get passphrase() {
+        if (!existsSync(join(raced, "provider.key"))) (mkdirSync(raced, { recursive: true }), writeFileSync(join(raced, "provider.key"), theirs), writeFileSync(join(raced, "config.json"), "{}"));
+        return "pw";
+      },
+    };
+    await expect(initProvider(racing)).rejects.toMatchObject({ code: "ERR_PROVIDER_EXISTS" });
+    expect(readFileSync(join(raced, "provider.key"), "utf8")).toBe(theirs);
     const tokyoAuth = await make([["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", "JPKI for user authentication"], ["organizationalUnitName", "Tokyo-to"]]);
     expect(() => trustedCaOf(tokyoAuth)).toThrow(expect.objectContaining({ code: "ERR_CA_INVALID" }));
     const foreign = await make([["countryName", "JP"], ["organizationName", "Some CA"]]);

@@ -400,7 +400,8 @@ export function providerCaName(name: string): Rdn[] {
  */
 export async function initProvider(o: InitProviderOptions): Promise<ProviderInitResult> {
   const paths = providerPaths(o.dir);
-  if (existsSync(paths.config) || existsSync(paths.key)) throw new JpkiError("ERR_PROVIDER_EXISTS", `${paths.root} holds a provider workspace already: it keeps its key (a new one would orphan every certificate it issued)`);
+  const exists = () => new JpkiError("ERR_PROVIDER_EXISTS", `${paths.root} holds a provider workspace already: it keeps its key (a new one would orphan every certificate it issued)`);
+  if (existsSync(paths.config) || existsSync(paths.key)) throw exists();
   const config = checkConfig(
     { version: 1, name: o.name, endpoint: o.endpoint, ...(o.crlUrl ? { crlUrl: o.crlUrl } : {}), certificateDays: o.certificateDays, crlLifetimeHours: o.crlLifetimeHours, maxRequestAgeMinutes: o.maxRequestAgeMinutes } as Partial<ProviderConfig>,
     "provider settings",
@@ -416,6 +417,9 @@ export async function initProvider(o: InitProviderOptions): Promise<ProviderInit
   if (!o.passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", "the provider CA's key needs a passphrase: set JPKI_PASSPHRASE or pass --passphrase-file");
   mkdirSync(paths.root, { recursive: true, mode: 0o700 });
   return withFileLock(paths.lock, `the provider workspace ${paths.root}`, async () => {
+    // Again under the lock: another init that held it while this one checked (above) has finished since, and its key
+    // and config were replaced by this one's, orphaning whatever it had issued.
+    if (existsSync(paths.config) || existsSync(paths.key)) throw exists();
     for (const d of [paths.trustDir, paths.publicCrlDir, paths.certsDir, paths.crlDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
     const key = await generateRsaKey(2048);
     const signer = new SoftwareSigner(key);
