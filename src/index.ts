@@ -273,6 +273,7 @@ export {
   readProviderConfig,
   readProviderState,
   readTrustedCas,
+  trustPublicCas,
   providerCertificate,
   listProviderLinks,
   showProviderLink,

@@ -186,7 +186,7 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     // verifies it, and its CRL is the one to ask. By name alone, a certificate of 13-sig-g2 was checked on 13-sig's CRL.
     const ca = trusted.find((t) => t.subject.equals(issuerDer) && verifySignature(pub.tbs, pub.signatureAlgorithm, pub.signature, workingKeyOf(parseCertificate(t.der).publicKey)));
     if (!ca) {
-      throw new JpkiError("ERR_PROVIDER_PUBLIC_CERT_INVALID", "the signer's certificate was not issued by a CA key this provider trusts directly (after a key rollover, trust the new generation's certificate too): nothing was issued", {
+      throw new JpkiError("ERR_PROVIDER_PUBLIC_CERT_INVALID", "the signer's certificate was not issued by a CA key this provider trusts directly (after a key rollover, trust the new generation's certificate too: 'jpki provider trust'): nothing was issued", {
         details: { status: "untrusted" },
       });
     }

@@ -328,6 +328,37 @@ export function readTrustedCas(paths: ProviderPaths): TrustedCa[] {
     .map((f) => trustedCaOf(readFileSync(join(paths.trustDir, f)), join(paths.trustDir, f)));
 }
 
+/**
+ * `jpki provider trust FILE…`: trusts more public CAs in a workspace that exists — after a key rollover of a public
+ * CA (`jpki ca rollover`), the new generation (13-sig-g2), whose customers' renewed certificates were refused
+ * ("not issued by a CA key this provider trusts") with no command to add it: only `init` took --trust, and `init`
+ * refuses a workspace that exists. Each is checked as at init (a prefecture signature CA, its id from the
+ * certificate) and kept as trust/<ca>.pem; one already trusted is left as it is (`already`), another certificate
+ * under an id trusted already is ERR_USAGE (trust/<ca>.pem holds one per key generation, and replacing it would
+ * check that generation's customers and CRLs on another key). No passphrase: trust anchors are not signed here;
+ * whoever can write trust/ could already.
+ */
+export async function trustPublicCas(o: { readonly dir: string; readonly trustAnchors: readonly Uint8Array[] }): Promise<{ readonly added: readonly string[]; readonly already: readonly string[]; readonly trusted: readonly string[] }> {
+  const paths = providerPaths(o.dir);
+  readProviderConfig(paths);
+  if (!o.trustAnchors.length) throw new JpkiError("ERR_USAGE", "give the public CA certificates to trust (one or more files), e.g. <public workspace>/ca/13-sig-g2.pem");
+  const given = o.trustAnchors.map((a, i) => trustedCaOf(a, `trust anchor ${i + 1}`));
+  return withProviderLock(paths, async () => {
+    const held = new Map(readTrustedCas(paths).map((t) => [t.caId, t]));
+    const added: TrustedCa[] = [];
+    const already: string[] = [];
+    for (const [i, t] of given.entries()) {
+      const same = held.get(t.caId) ?? added.find((x) => x.caId === t.caId);
+      if (!same) added.push(t);
+      else if (!same.der.equals(t.der)) throw new JpkiError("ERR_USAGE", `trust anchor ${i + 1} is another certificate of ${t.caId} than the one trusted (trust/${t.caId}.pem) or given before it: one certificate per CA key generation; nothing was changed`);
+      else if (held.has(t.caId) && !already.includes(t.caId)) already.push(t.caId);
+    }
+    mkdirSync(paths.trustDir, { recursive: true, mode: 0o700 });
+    for (const t of added) writeProviderFile(join(paths.trustDir, `${t.caId}.pem`), toPem(t.der, "CERTIFICATE"), "the CAs before it in the list are trusted, this one not; free space there, then run the command again");
+    return { added: added.map((t) => t.caId), already, trusted: [...new Set([...held.keys(), ...added.map((t) => t.caId)])].sort() };
+  });
+}
+
 /** The provider's CA: its certificate and, once unlocked, its signer. */
 export interface ProviderCa {
   readonly der: Buffer;

@@ -1,5 +1,5 @@
 /**
- * `jpki provider init|enrol|follow|list|show|crl`: a private certification provider (民間認証事業者) on JPKI — the
+ * `jpki provider init|trust|enrol|follow|list|show|revoke|crl`: a private certification provider (民間認証事業者) on JPKI — the
  * flow of the seed's slide 3(4). Thin: the library's provider/ does the work (STYLE.md §15).
  */
 import { readFileSync } from "node:fs";
@@ -90,6 +90,31 @@ Example:
       const { initProvider, systemClock } = await library();
       const r = await initProvider({ dir, name: o.name, endpoint: o.endpoint, ...(o.crlUrl ? { crlUrl: o.crlUrl } : {}), trustAnchors: anchors, passphrase, clock: systemClock, ...(days !== undefined ? { certificateDays: days } : {}) });
       ctx.out.result(r, () => `provider ${r.subject} created in ${r.dir}\n  certificate ${r.certificatePath} (sha256 ${r.sha256Fingerprint})\n  CRL ${r.crlPath}\n  trusts ${r.trusted.join(", ")}`);
+    });
+
+  cmd
+    .command("trust")
+    .description("trust more public prefecture signature CAs in a provider workspace: after a key rollover, the new generation (ca/13-sig-g2.pem)")
+    .argument("<files...>", "the public CA certificates (PEM or DER), e.g. <workspace>/ca/13-sig-g2.pem")
+    .option(...dirOption)
+    .addHelpText(
+      "after",
+      `
+After 'jpki ca rollover' on the public side, customers with renewed certificates are refused until the provider
+trusts the new generation. Each certificate is kept as trust/<ca>.pem (the id the public side gave it, generation
+included); one trusted already is left as it is, another certificate of an id trusted already is ERR_USAGE. The
+files are given, never fetched from the endpoint: trust must not come from the channel it checks.
+
+Example:
+  jpki provider trust --dir bank 13-sig-g2.pem`,
+    )
+    .action(async (files: string[], o: { dir?: string }, c: Command) => {
+      const ctx = Context.of(io, c);
+      const anchors = files.map((f) => readFileSync(checkInputFile(f, "CA certificate", { cwd: io.cwd })));
+      const dir = providerDir(io, o.dir);
+      const { trustPublicCas } = await library();
+      const r = await trustPublicCas({ dir, trustAnchors: anchors });
+      ctx.out.result(r, () => [`trusted now: ${r.trusted.join(", ")}`, ...(r.added.length ? [`  added ${r.added.join(", ")}`] : []), ...(r.already.length ? [`  already trusted ${r.already.join(", ")}`] : [])].join("\n"));
     });
 
   cmd
