@@ -161,7 +161,7 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       throw new JpkiError(
         pathStatus ? "ERR_PROVIDER_PUBLIC_CERT_INVALID" : "ERR_PROVIDER_REQUEST_INVALID",
         pathStatus
-          ? `the certificate that signed the request is not a JPKI signature certificate from a CA this provider trusts (${signed.status}: ${signed.message}): nothing was issued`
+          ? `the certificate that signed the request is not a JPKI signature certificate from a CA this provider trusts (${signed.status}: ${signed.message}): nothing was issued${signed.status === "untrusted" ? " (a certificate of a public CA's new key generation, after its rollover, needs that generation trusted: 'jpki provider trust')" : ""}`
           : `the enrolment request is not a valid signed application (${signed.status}: ${signed.message}): the customer signs it again with the card's signature key`,
         { details: { status: signed.status, ...(signed.reason ? { reason: signed.reason } : {}) } },
       );

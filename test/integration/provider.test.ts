@@ -716,6 +716,19 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     expect(g.revoked).toEqual([expect.objectContaining({ serial: old.serial, public: expect.objectContaining({ caId: "13-sig" }) })]);
   }, 120_000);
 
+  it("a provider set up before the rollover refuses the new key's customers until 'provider trust' adds the new generation", async () => {
+    const bank = join(dir, "rollover-bank-late");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Late Bank", "--endpoint", rolledBase, "--trust", join(rolled, "ca", "13-sig.pem")]);
+    const enrol = ["--json", "provider", "enrol", "--dir", bank, "--request", application("after-rollover-2"), "--token-file", rolledToken];
+    const refused = await cli(enrol, { cwd: dir });
+    expect(refused.code, refused.stderr).toBe(16);
+    expect(JSON.parse(refused.stderr).error).toMatchObject({ code: "ERR_PROVIDER_PUBLIC_CERT_INVALID", message: expect.stringContaining("jpki provider trust") });
+    const t = (await ok(["--json", "provider", "trust", "--dir", bank, join(rolled, "ca", "13-sig-g2.pem")])).json();
+    expect(t).toEqual({ added: ["13-sig-g2"], already: [], trusted: ["13-sig", "13-sig-g2"] });
+    const e = (await ok(enrol)).json();
+    expect(e).toMatchObject({ status: "valid", public: { caId: "13-sig-g2" }, publicCrl: { caId: "13-sig-g2" } });
+  }, 60_000);
+
   it("a provider trusting the new generation alone enrols its customers on its own CRL", async () => {
     const bank = join(dir, "rollover-bank-g2");
     const init = await ok(["--json", "provider", "init", "--dir", bank, "--name", "New Bank", "--endpoint", rolledBase, "--trust", join(rolled, "ca", "13-sig-g2.pem")]);
