@@ -102,7 +102,12 @@ describe("provider workspace files", () => {
         return "pw";
       },
     };
-    await expect(initProvider(racing)).rejects.toMatchObject({ code: "ERR_PROVIDER_EXISTS" });
+    await expect(initProvider(racing)).rejects.toMatchObject({ code: "ERR_PROVIDER_EXISTS", message: expect.stringContaining("holds a provider workspace already") });
+    // an init killed after writing its key, before config.json: the way out is said
+    const killed = join(dir(), "killed");
+    mkdirSync(killed);
+    writeFileSync(join(killed, "provider.key"), "half an init\n");
+    await expect(initProvider({ ...racing, dir: killed, passphrase: "pw" })).rejects.toMatchObject({ code: "ERR_PROVIDER_EXISTS", message: expect.stringContaining("an init was interrupted there") });
     expect(readFileSync(join(raced, "provider.key"), "utf8")).toBe(theirs);
     // After a rollover of the public CA, the new generation is trusted in the workspace that exists (init refuses it)
     const bank = join(dir(), "bank");

@@ -431,7 +431,12 @@ export function providerCaName(name: string): Rdn[] {
  */
 export async function initProvider(o: InitProviderOptions): Promise<ProviderInitResult> {
   const paths = providerPaths(o.dir);
-  const exists = () => new JpkiError("ERR_PROVIDER_EXISTS", `${paths.root} holds a provider workspace already: it keeps its key (a new one would orphan every certificate it issued)`);
+  const exists = () =>
+    existsSync(paths.config)
+      ? new JpkiError("ERR_PROVIDER_EXISTS", `${paths.root} holds a provider workspace already: it keeps its key (a new one would orphan every certificate it issued)`)
+      : // The key is written before config.json: an init killed between them left a directory every other command
+        // calls no workspace (ERR_PROVIDER_MISSING, "run init") and init called one, with no way out said.
+        new JpkiError("ERR_PROVIDER_EXISTS", `${paths.root} holds a provider key without config.json: an init was interrupted there, and nothing can have been issued with that key (every other command needs config.json); remove ${paths.root} and run init again`);
   if (existsSync(paths.config) || existsSync(paths.key)) throw exists();
   const config = checkConfig(
     { version: 1, name: o.name, endpoint: o.endpoint, ...(o.crlUrl ? { crlUrl: o.crlUrl } : {}), certificateDays: o.certificateDays, crlLifetimeHours: o.crlLifetimeHours, maxRequestAgeMinutes: o.maxRequestAgeMinutes } as Partial<ProviderConfig>,
