@@ -274,6 +274,7 @@ export {
   readProviderState,
   readTrustedCas,
   trustPublicCas,
+  untrustPublicCa,
   providerCertificate,
   listProviderLinks,
   showProviderLink,

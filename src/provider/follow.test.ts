@@ -5,7 +5,7 @@
  * and nothing is half-written. The public CA here is a key and a name made in the test, its CRLs built with
  * crl/builder.ts; the endpoint is an injected fetch or, where the transport itself is the attack, a loopback server.
  */
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -26,7 +26,8 @@ import { encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { parseCrl } from "../validation/crl.js";
 import { endpointFetch, followPublicCrls, watchPublicCrls } from "./follow.js";
-import { initProvider, providerPaths, readProviderState, writeProviderState, type ProviderLink } from "./workspace.js";
+import { initProvider, providerPaths, readProviderState, untrustPublicCa, writeProviderState, type ProviderLink } from "./workspace.js";
+import { CRL_REASON } from "../crl/reason.js";
 
 /** A full disk where the paths matching `match` are written (store/files.ts writeFileAtomic); none by default. */
 const diskFull = vi.hoisted(() => ({ match: undefined as RegExp | undefined }));
@@ -707,6 +708,28 @@ describe("endpointFetch: the caller's signal ends the retries", () => {
     const f = refusedFetch();
     await expect(endpointFetch({ fetch: f.fetch, sleep: async () => undefined })(URL, { signal: AbortSignal.abort(new Error("already")) })).rejects.toThrow("already");
     expect(f.calls).toHaveLength(0);
+  });
+});
+
+describe("provider untrust: a public CA generation whose key was declared compromised", () => {
+  it("leaves trust/, its live linked certificates are revoked and on the provider CRL, and follow no longer asks for it", async () => {
+    const d = provider();
+    const at = new FixedClock(new Date(T0 + HOUR));
+    const before = stateOf(d);
+    await expect(untrustPublicCa({ dir: d, passphrase: "wrong", clock: at, caId: "13-sig" })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
+    await expect(untrustPublicCa({ dir: d, passphrase: PASS, clock: at, caId: "13-auth" })).rejects.toMatchObject({ code: "ERR_CA_UNKNOWN" });
+    expect(stateOf(d)).toBe(before);
+    const r = await untrustPublicCa({ dir: d, passphrase: PASS, clock: at, caId: "13-sig" });
+    expect(r).toMatchObject({ caId: "13-sig", revoked: ["1a", "1b"], trusted: [], crl: expect.objectContaining({ entries: 2 }) });
+    expect(existsSync(join(providerPaths(d).trustDir, "13-sig.pem"))).toBe(false);
+    expect(listed(d)).toEqual(["1a", "1b"]);
+    expect(readProviderState(providerPaths(d)).links.map((l) => l.revoked?.reason)).toEqual([CRL_REASON.cessationOfOperation, CRL_REASON.cessationOfOperation]);
+    // nothing live rests on it: follow asks nothing and fails nothing (it was ERR_CA_UNKNOWN on every pass)
+    const f = await follow(d, endpoint(status(500)).fetch, T0 + 2 * HOUR);
+    expect(f.crls).toEqual([]);
+    const again = await runInProcess(["--json", "provider", "untrust", "13-sig", "--dir", d], { env: { JPKI_PASSPHRASE: PASS }, cwd: tmpdir() });
+    expect(again.code).toBe(4);
+    expect(JSON.parse(again.stderr).error).toMatchObject({ code: "ERR_CA_UNKNOWN", message: expect.stringContaining("nothing to do") });
   });
 });
 

@@ -26,7 +26,7 @@
  * table in a store; see the report of issue 11 point 2).
  */
 import { X509Certificate, createHash, createPublicKey, verify as cryptoVerify } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { buildCrl } from "../crl/builder.js";
 import { CRL_REASON, parseReason, type CrlReasonName } from "../crl/reason.js";
@@ -44,7 +44,7 @@ import { encodeName, type Rdn } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { withFileLock } from "../store/file-lock.js";
 import { writeFailure, writeFileAtomic } from "../store/files.js";
-import { sweepStaleTemps } from "../store/staging.js";
+import { sweepStaleTemps, syncDir } from "../store/staging.js";
 import { caId, parseCaId } from "../ca/ids.js";
 import { describeJpkiAnchor } from "../validation/jpki.js";
 import { readCrlFile } from "../validation/crl.js";
@@ -356,6 +356,46 @@ export async function trustPublicCas(o: { readonly dir: string; readonly trustAn
     mkdirSync(paths.trustDir, { recursive: true, mode: 0o700 });
     for (const t of added) writeProviderFile(join(paths.trustDir, `${t.caId}.pem`), toPem(t.der, "CERTIFICATE"), "the CAs before it in the list are trusted, this one not; free space there, then run the command again");
     return { added: added.map((t) => t.caId), already, trusted: [...new Set([...held.keys(), ...added.map((t) => t.caId)])].sort() };
+  });
+}
+
+/**
+ * `jpki provider untrust CA`: stops trusting one key generation of a public CA — the public side declared its key
+ * compromised (鍵危殆化: `jpki ca compromised`, `ca rollover --compromised`). Whoever holds a stolen key signs
+ * certificates no CRL lists, and an enrolment on one validated (only `--ocsp`, which answers every serial of such
+ * a generation revoked, would refuse it). The provider cannot tell that from the public CRLs it follows, so the
+ * operator says so: the generation's certificate leaves trust/ (enrolment refuses its certificates from then on),
+ * and every live provider certificate linked to it is revoked — its identity proof is void, genuine or forged
+ * (cessationOfOperation, as reasons.ts maps cACompromise) — and the provider CRL published. Deleting the file by
+ * hand left those certificates valid and `follow` failing (ERR_CA_UNKNOWN) for good.
+ * Order for a kill: the revocations and their CRL number first (one state write), then the file, then the CRL; run
+ * again it finishes (or the next `follow` publishes the CRL owed).
+ */
+export async function untrustPublicCa(o: { readonly dir: string; readonly passphrase: string; readonly clock: Clock; readonly caId: string }): Promise<{ readonly caId: string; readonly revoked: readonly string[]; readonly trusted: readonly string[]; readonly crl?: ProviderCrl }> {
+  const paths = providerPaths(o.dir);
+  const config = readProviderConfig(paths);
+  const id = o.caId.trim();
+  if (!isSignatureCaId(id)) throw new JpkiError("ERR_CA_UNKNOWN", `${JSON.stringify(o.caId)} is not a public signature CA id as the provider names them: e.g. 13-sig, 13-sig-g2 ('jpki provider list' shows them)`);
+  const ca = openProviderCa(paths, o.passphrase); // before anything changes: a wrong passphrase changes nothing
+  return withProviderLock(paths, async () => {
+    const files = existsSync(paths.trustDir) ? readdirSync(paths.trustDir).filter((f) => f.endsWith(".pem")) : [];
+    const held = files.map((f) => ({ file: join(paths.trustDir, f), t: trustedCaOf(readFileSync(join(paths.trustDir, f)), join(paths.trustDir, f)) }));
+    const mine = held.filter((h) => h.t.caId === id);
+    let state = readProviderState(paths);
+    const now = o.clock.now();
+    const live = state.links.filter((l) => l.public.caId === id && !l.revoked && l.notAfter > now.getTime());
+    if (!mine.length && !live.length) throw new JpkiError("ERR_CA_UNKNOWN", `the provider does not trust ${id}, and no live certificate of it rests on one: nothing to do`);
+    if (live.length) {
+      const at = now.getTime();
+      const gone = new Set(live);
+      state = reserveCrlNumber(paths, { ...state, links: state.links.map((l) => (gone.has(l) ? { ...l, revoked: { at, reason: CRL_REASON.cessationOfOperation, publicReason: CRL_REASON.cACompromise } } : l)) });
+      writeProviderState(paths, state);
+    }
+    for (const h of mine) rmSync(h.file, { force: true });
+    if (mine.length) syncDir(paths.trustDir);
+    const owed = publishedCrlNumber(paths) < BigInt(state.crlNumber);
+    const crl = owed ? await publishProviderCrl(paths, config, ca, o.clock, state, { reserved: true }) : undefined;
+    return { caId: id, revoked: live.map((l) => l.serial), trusted: held.filter((h) => h.t.caId !== id).map((h) => h.t.caId).sort(), ...(crl ? { crl } : {}) };
   });
 }
 

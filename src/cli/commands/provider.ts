@@ -1,5 +1,5 @@
 /**
- * `jpki provider init|trust|enrol|follow|list|show|revoke|crl`: a private certification provider (民間認証事業者) on JPKI — the
+ * `jpki provider init|trust|untrust|enrol|follow|list|show|revoke|crl`: a private certification provider (民間認証事業者) on JPKI — the
  * flow of the seed's slide 3(4). Thin: the library's provider/ does the work (STYLE.md §15).
  */
 import { readFileSync } from "node:fs";
@@ -115,6 +115,34 @@ Example:
       const { trustPublicCas } = await library();
       const r = await trustPublicCas({ dir, trustAnchors: anchors });
       ctx.out.result(r, () => [`trusted now: ${r.trusted.join(", ")}`, ...(r.added.length ? [`  added ${r.added.join(", ")}`] : []), ...(r.already.length ? [`  already trusted ${r.already.join(", ")}`] : [])].join("\n"));
+    });
+
+  cmd
+    .command("untrust")
+    .description("stop trusting one key generation of a public CA (its key declared compromised): revoke every live certificate linked to it, publish the provider CRL")
+    .argument("<ca>", "the public CA's id with its generation, as list shows it: 13-sig, 13-sig-g2")
+    .option(...dirOption)
+    .addHelpText(
+      "after",
+      `
+When the public side declares a generation's key compromised ('jpki ca compromised', 'ca rollover --compromised'),
+certificates signed with the stolen key are on no CRL: the provider would enrol them (only --ocsp refuses them).
+untrust removes trust/<ca>.pem, so enrolment refuses that generation's certificates, and revokes every live
+provider certificate linked to it (cessationOfOperation: the identity it rests on proves nothing now); customers
+enrol again with a certificate of the successor generation ('jpki provider trust' it first).
+
+Example:
+  jpki provider untrust 13-sig --dir bank --passphrase-file ./pass.txt`,
+    )
+    .action(async (caId: string, o: { dir?: string }, c: Command) => {
+      const ctx = Context.of(io, c);
+      const dir = providerDir(io, o.dir);
+      const passphrase = await ctx.passphrase();
+      const { untrustPublicCa, systemClock } = await library();
+      const r = await untrustPublicCa({ dir, passphrase, clock: systemClock, caId });
+      ctx.out.result({ ...r, ...(r.crl ? { crl: { ...r.crl, number: r.crl.number.toString() } } : {}) }, () =>
+        [`${r.caId} is no longer trusted; trusted now: ${r.trusted.join(", ") || "none"}`, `  ${r.revoked.length} linked certificate(s) revoked${r.revoked.length ? `: ${r.revoked.join(", ")}` : ""}`, ...(r.crl ? [`  provider CRL #${r.crl.number} published: ${r.crl.path}`] : [])].join("\n"),
+      );
     });
 
   cmd
