@@ -715,6 +715,8 @@ describe("provider untrust: a public CA generation whose key was declared compro
   it("leaves trust/, its live linked certificates are revoked and on the provider CRL, and follow no longer asks for it", async () => {
     const d = provider();
     const at = new FixedClock(new Date(T0 + HOUR));
+    await follow(d, endpoint(ok(await crl(5, []))).fetch);
+    expect(readProviderState(providerPaths(d)).publicCrls["13-sig"]).toMatchObject({ number: "5" });
     const before = stateOf(d);
     await expect(untrustPublicCa({ dir: d, passphrase: "wrong", clock: at, caId: "13-sig" })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
     await expect(untrustPublicCa({ dir: d, passphrase: PASS, clock: at, caId: "13-auth" })).rejects.toMatchObject({ code: "ERR_CA_UNKNOWN" });
@@ -722,6 +724,9 @@ describe("provider untrust: a public CA generation whose key was declared compro
     const r = await untrustPublicCa({ dir: d, passphrase: PASS, clock: at, caId: "13-sig" });
     expect(r).toMatchObject({ caId: "13-sig", revoked: ["1a", "1b"], trusted: [], crl: expect.objectContaining({ entries: 2 }) });
     expect(existsSync(join(providerPaths(d).trustDir, "13-sig.pem"))).toBe(false);
+    // what was seen of its CRLs went with the anchor: another certificate trusted under the id later starts afresh
+    expect(readProviderState(providerPaths(d)).publicCrls).toEqual({});
+    expect(existsSync(join(providerPaths(d).publicCrlDir, "13-sig.crl"))).toBe(false);
     expect(listed(d)).toEqual(["1a", "1b"]);
     expect(readProviderState(providerPaths(d)).links.map((l) => l.revoked?.reason)).toEqual([CRL_REASON.cessationOfOperation, CRL_REASON.cessationOfOperation]);
     // nothing live rests on it: follow asks nothing and fails nothing (it was ERR_CA_UNKNOWN on every pass)

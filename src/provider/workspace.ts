@@ -385,12 +385,18 @@ export async function untrustPublicCa(o: { readonly dir: string; readonly passph
     const now = o.clock.now();
     const live = state.links.filter((l) => l.public.caId === id && !l.revoked && l.notAfter > now.getTime());
     if (!mine.length && !live.length) throw new JpkiError("ERR_CA_UNKNOWN", `the provider does not trust ${id}, and no live certificate of it rests on one: nothing to do`);
-    if (live.length) {
+    // What was seen of its CRLs goes too: it belongs to the anchor that verified them. Kept, a certificate trusted
+    // later under the id (the right one after a wrong one) had the old key's CRL sent as "current" on every 304 and
+    // refused as invalid, and its own CRL numbers held to the old key's (ERR_PUBLIC_CRL_ROLLBACK), for good.
+    const { [id]: _seen, ...publicCrls } = state.publicCrls;
+    if (live.length || _seen) {
       const at = now.getTime();
       const gone = new Set(live);
-      state = reserveCrlNumber(paths, { ...state, links: state.links.map((l) => (gone.has(l) ? { ...l, revoked: { at, reason: CRL_REASON.cessationOfOperation, publicReason: CRL_REASON.cACompromise } } : l)) });
+      state = { ...state, publicCrls, links: state.links.map((l) => (gone.has(l) ? { ...l, revoked: { at, reason: CRL_REASON.cessationOfOperation, publicReason: CRL_REASON.cACompromise } } : l)) };
+      if (live.length) state = reserveCrlNumber(paths, state);
       writeProviderState(paths, state);
     }
+    rmSync(join(paths.publicCrlDir, `${id}.crl`), { force: true });
     for (const h of mine) rmSync(h.file, { force: true });
     if (mine.length) syncDir(paths.trustDir);
     const owed = publishedCrlNumber(paths) < BigInt(state.crlNumber);
