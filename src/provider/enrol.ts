@@ -19,8 +19,10 @@
  *
  * The check (③④): the signature and the signer's path to a trusted public CA (validation/cms.ts), then
  * `validateJpki` with hard-fail revocation against that CA's current full CRL, fetched through the same conditional
- * GET as `follow` (a 304 when nothing changed): revoked, expired, foreign, test, or a stale CRL → nothing is issued
- * (ERR_PROVIDER_PUBLIC_CERT_INVALID, with the engine's status and reason in `details`).
+ * GET as `follow` (a 304 when nothing changed): revoked, expired, foreign or test → nothing is issued
+ * (ERR_PROVIDER_PUBLIC_CERT_INVALID, with the engine's status and reason in `details`); a CRL past its nextUpdate
+ * or dated after this host's clock → nothing is issued either, as the endpoint's failure (ERR_PUBLIC_CRL_STALE,
+ * ERR_PUBLIC_CRL_CLOCK: exit 17).
  *
  * The certificate (⑤): provider/workspace.ts certifyCustomer; valid for certificateDays at most and never past the
  * public certificate's notAfter nor the provider CA's. The link (private serial ↔ public CA, serial, digest, when)
@@ -199,6 +201,16 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
         "ERR_PUBLIC_CRL_CLOCK",
         `${ca.caId}'s CRL #${fetched.seen.number} is dated ${fetched.crl.thisUpdate.toISOString()}, after this host's clock (${now.toISOString()}): a CRL not yet in force says nothing of now; check this host's clock (NTP), then enrol again: nothing was issued`,
         { details: { caId: ca.caId, crlNumber: fetched.seen.number } },
+      );
+    }
+    // Past its nextUpdate, the endpoint's newest CRL says nothing of now: the endpoint's failure (exit 17, as in
+    // follow), not the customer's certificate's. It was ERR_PROVIDER_PUBLIC_CERT_INVALID (exit 16, "revocation
+    // unknown"), which sent the operator to the customer for what the public side's CRL publication must fix.
+    if (fetched.stale) {
+      throw new JpkiError(
+        "ERR_PUBLIC_CRL_STALE",
+        `the newest CRL of ${ca.caId} the endpoint gives (#${fetched.seen.number}) was due to be replaced at ${fetched.crl.nextUpdate!.toISOString()}: it says nothing of the customer's certificate now; check the public side's CRL publication, then enrol again: nothing was issued`,
+        { details: { caId: ca.caId, crlNumber: fetched.seen.number, nextUpdate: fetched.crl.nextUpdate!.toISOString() } },
       );
     }
     const v = validateJpki({ certificate: publicDer, purpose: "signature", trustAnchors: [ca.der], crls: [fetched.crl.der], at: now, revocation: "hard-fail" });

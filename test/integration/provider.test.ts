@@ -351,15 +351,18 @@ describe("jpki provider", () => {
     expect(r.revoked).toEqual([expect.objectContaining({ serial: crlOnly.json().serial, reason: "cessationOfOperation", public: expect.objectContaining({ reason: "keyCompromise" }) })]);
   }, 120_000);
 
-  it("refuses to enrol on a public CRL past its nextUpdate (hard-fail)", async () => {
+  it("refuses to enrol on a public CRL past its nextUpdate (hard-fail): the endpoint's failure (exit 17), not the certificate's", async () => {
     // three days on, no new public CRL: the one served is stale; the application is signed then, so it is fresh
     const later = new FixedClock(new Date(Date.now() + 3 * 86_400_000));
     const der = (f: string) => pemOrDer(readFileSync(f), ["CERTIFICATE"], "certificate");
     const request = await signApplication({ content: readFileSync(join(dir, "frank.csr")), certificate: der(certs.frank!.pem), signer: new SoftwareSigner(createPrivateKey(readFileSync(certs.frank!.key))), signingTime: later.now() });
+    const before = readProviderState(providerPaths(prov)).links.length;
     await expect(enrolCustomer({ dir: prov, passphrase: "correct horse", clock: later, request, bearerToken: readFileSync(tokenFile, "utf8").trim() })).rejects.toMatchObject({
-      code: "ERR_PROVIDER_PUBLIC_CERT_INVALID",
-      details: { status: "revocation-unknown" },
+      code: "ERR_PUBLIC_CRL_STALE",
+      message: expect.stringContaining("nothing was issued"),
+      details: { caId: "13-sig" },
     });
+    expect(readProviderState(providerPaths(prov)).links.length).toBe(before);
   });
 
   it("follow --watch skips a pass while an enrolment holds the workspace, and goes on", async () => {
