@@ -5,7 +5,7 @@
  * and nothing is half-written. The public CA here is a key and a name made in the test, its CRLs built with
  * crl/builder.ts; the endpoint is an injected fetch or, where the transport itself is the attack, a loopback server.
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -721,6 +721,12 @@ describe("provider untrust: a public CA generation whose key was declared compro
     await expect(untrustPublicCa({ dir: d, passphrase: "wrong", clock: at, caId: "13-sig" })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
     await expect(untrustPublicCa({ dir: d, passphrase: PASS, clock: at, caId: "13-auth" })).rejects.toMatchObject({ code: "ERR_CA_UNKNOWN" });
     expect(stateOf(d)).toBe(before);
+    // the file deleted by hand instead: every pass fails on it, and says what to do
+    const manual = provider();
+    rmSync(join(providerPaths(manual).trustDir, "13-sig.pem"));
+    const blind = await follow(manual, endpoint(ok(await crl(5, []))).fetch);
+    expect(blind.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_CA_UNKNOWN", message: expect.stringContaining("'jpki provider untrust 13-sig'") } });
+    expect((await untrustPublicCa({ dir: manual, passphrase: PASS, clock: at, caId: "13-sig" })).revoked).toEqual(["1a", "1b"]);
     const r = await untrustPublicCa({ dir: d, passphrase: PASS, clock: at, caId: "13-sig" });
     expect(r).toMatchObject({ caId: "13-sig", revoked: ["1a", "1b"], trusted: [], crl: expect.objectContaining({ entries: 2 }) });
     expect(existsSync(join(providerPaths(d).trustDir, "13-sig.pem"))).toBe(false);

@@ -498,7 +498,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
       const ca = trusted.get(caId);
       const url = caUrls(config.endpoint, caId).crl;
       if (!ca) {
-        crls.push({ caId, url, status: "failed", error: { code: "ERR_CA_UNKNOWN", message: `customers' certificates come from ${caId}, but trust/${caId}.pem is gone: restore it` } });
+        crls.push({ caId, url, status: "failed", error: { code: "ERR_CA_UNKNOWN", message: `customers' certificates come from ${caId}, but trust/${caId}.pem is gone: restore it ('jpki provider trust'), or, when the public side declared that key compromised, 'jpki provider untrust ${caId}' revokes what rests on it` } });
         continue;
       }
       let f: PublicCrlFetch;
