@@ -727,6 +727,15 @@ describe("provider untrust: a public CA generation whose key was declared compro
     const blind = await follow(manual, endpoint(ok(await crl(5, []))).fetch);
     expect(blind.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_CA_UNKNOWN", message: expect.stringContaining("'jpki provider untrust 13-sig'") } });
     expect((await untrustPublicCa({ dir: manual, passphrase: PASS, clock: at, caId: "13-sig" })).revoked).toEqual(["1a", "1b"]);
+    // killed after the file went, before its CRL: run again, it publishes the CRL owed (it said "nothing to do")
+    const killed = provider();
+    const kp = providerPaths(killed);
+    const ks = readProviderState(kp);
+    rmSync(join(kp.trustDir, "13-sig.pem"));
+    writeProviderState(kp, { ...ks, crlNumber: String(BigInt(ks.crlNumber) + 1n), links: ks.links.map((l) => ({ ...l, revoked: { at: T0, reason: CRL_REASON.cessationOfOperation } })) });
+    const resumed = await untrustPublicCa({ dir: killed, passphrase: PASS, clock: at, caId: "13-sig" });
+    expect(resumed).toMatchObject({ revoked: [], crl: expect.objectContaining({ entries: 2 }) });
+    expect(listed(killed)).toEqual(["1a", "1b"]);
     const r = await untrustPublicCa({ dir: d, passphrase: PASS, clock: at, caId: "13-sig" });
     expect(r).toMatchObject({ caId: "13-sig", revoked: ["1a", "1b"], trusted: [], crl: expect.objectContaining({ entries: 2 }) });
     expect(existsSync(join(providerPaths(d).trustDir, "13-sig.pem"))).toBe(false);

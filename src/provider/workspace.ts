@@ -384,7 +384,9 @@ export async function untrustPublicCa(o: { readonly dir: string; readonly passph
     let state = readProviderState(paths);
     const now = o.clock.now();
     const live = state.links.filter((l) => l.public.caId === id && !l.revoked && l.notAfter > now.getTime());
-    if (!mine.length && !live.length) throw new JpkiError("ERR_CA_UNKNOWN", `the provider does not trust ${id}, and no live certificate of it rests on one: nothing to do`);
+    // Run again after a kill between removing the file and publishing: nothing left to revoke, but the CRL is owed.
+    const owedBefore = publishedCrlNumber(paths) < BigInt(state.crlNumber);
+    if (!mine.length && !live.length && !owedBefore) throw new JpkiError("ERR_CA_UNKNOWN", `the provider does not trust ${id}, and no live certificate of it rests on one: nothing to do`);
     // What was seen of its CRLs goes too: it belongs to the anchor that verified them. Kept, a certificate trusted
     // later under the id (the right one after a wrong one) had the old key's CRL sent as "current" on every 304 and
     // refused as invalid, and its own CRL numbers held to the old key's (ERR_PUBLIC_CRL_ROLLBACK), for good.
