@@ -274,6 +274,8 @@ export {
   readProviderConfig,
   readProviderState,
   readTrustedCas,
+  trustPublicCas,
+  untrustPublicCa,
   providerCertificate,
   listProviderLinks,
   showProviderLink,

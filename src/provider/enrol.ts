@@ -19,8 +19,10 @@
  *
  * The check (③④): the signature and the signer's path to a trusted public CA (validation/cms.ts), then
  * `validateJpki` with hard-fail revocation against that CA's current full CRL, fetched through the same conditional
- * GET as `follow` (a 304 when nothing changed): revoked, expired, foreign, test, or a stale CRL → nothing is issued
- * (ERR_PROVIDER_PUBLIC_CERT_INVALID, with the engine's status and reason in `details`).
+ * GET as `follow` (a 304 when nothing changed): revoked, expired, foreign or test → nothing is issued
+ * (ERR_PROVIDER_PUBLIC_CERT_INVALID, with the engine's status and reason in `details`); a CRL past its nextUpdate
+ * or dated after this host's clock → nothing is issued either, as the endpoint's failure (ERR_PUBLIC_CRL_STALE,
+ * ERR_PUBLIC_CRL_CLOCK: exit 17).
  *
  * The certificate (⑤): provider/workspace.ts certifyCustomer; valid for certificateDays at most and never past the
  * public certificate's notAfter nor the provider CA's. The link (private serial ↔ public CA, serial, digest, when)
@@ -35,7 +37,6 @@ import { formatDuration, type Clock } from "../pki/clock.js";
 import { certificateParts } from "../pki/der.js";
 import { generateRsaKey } from "../pki/keys.js";
 import { toPem } from "../pki/pem.js";
-import { writeFileAtomic } from "../store/files.js";
 import { parseCertificate } from "../validation/certificate.js";
 import { verifySignedData } from "../validation/cms.js";
 import { validateJpki } from "../validation/jpki.js";
@@ -52,6 +53,7 @@ import {
   readTrustedCas,
   viewLink,
   withProviderLock,
+  writeProviderFile,
   writeProviderState,
   type ProviderLink,
   type ProviderLinkView,
@@ -161,7 +163,7 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       throw new JpkiError(
         pathStatus ? "ERR_PROVIDER_PUBLIC_CERT_INVALID" : "ERR_PROVIDER_REQUEST_INVALID",
         pathStatus
-          ? `the certificate that signed the request is not a JPKI signature certificate from a CA this provider trusts (${signed.status}: ${signed.message}): nothing was issued`
+          ? `the certificate that signed the request is not a JPKI signature certificate from a CA this provider trusts (${signed.status}: ${signed.message}): nothing was issued${signed.status === "untrusted" ? " (a certificate of a public CA's new key generation, after its rollover, needs that generation trusted: 'jpki provider trust')" : ""}`
           : `the enrolment request is not a valid signed application (${signed.status}: ${signed.message}): the customer signs it again with the card's signature key`,
         { details: { status: signed.status, ...(signed.reason ? { reason: signed.reason } : {}) } },
       );
@@ -186,7 +188,7 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     // verifies it, and its CRL is the one to ask. By name alone, a certificate of 13-sig-g2 was checked on 13-sig's CRL.
     const ca = trusted.find((t) => t.subject.equals(issuerDer) && verifySignature(pub.tbs, pub.signatureAlgorithm, pub.signature, workingKeyOf(parseCertificate(t.der).publicKey)));
     if (!ca) {
-      throw new JpkiError("ERR_PROVIDER_PUBLIC_CERT_INVALID", "the signer's certificate was not issued by a CA key this provider trusts directly (after a key rollover, trust the new generation's certificate too): nothing was issued", {
+      throw new JpkiError("ERR_PROVIDER_PUBLIC_CERT_INVALID", "the signer's certificate was not issued by a CA key this provider trusts directly (after a key rollover, trust the new generation's certificate too: 'jpki provider trust'): nothing was issued", {
         details: { status: "untrusted" },
       });
     }
@@ -199,6 +201,16 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
         "ERR_PUBLIC_CRL_CLOCK",
         `${ca.caId}'s CRL #${fetched.seen.number} is dated ${fetched.crl.thisUpdate.toISOString()}, after this host's clock (${now.toISOString()}): a CRL not yet in force says nothing of now; check this host's clock (NTP), then enrol again: nothing was issued`,
         { details: { caId: ca.caId, crlNumber: fetched.seen.number } },
+      );
+    }
+    // Past its nextUpdate, the endpoint's newest CRL says nothing of now: the endpoint's failure (exit 17, as in
+    // follow), not the customer's certificate's. It was ERR_PROVIDER_PUBLIC_CERT_INVALID (exit 16, "revocation
+    // unknown"), which sent the operator to the customer for what the public side's CRL publication must fix.
+    if (fetched.stale) {
+      throw new JpkiError(
+        "ERR_PUBLIC_CRL_STALE",
+        `the newest CRL of ${ca.caId} the endpoint gives (#${fetched.seen.number}) was due to be replaced at ${fetched.crl.nextUpdate!.toISOString()}: it says nothing of the customer's certificate now; check the public side's CRL publication, then enrol again: nothing was issued`,
+        { details: { caId: ca.caId, crlNumber: fetched.seen.number, nextUpdate: fetched.crl.nextUpdate!.toISOString() } },
       );
     }
     const v = validateJpki({ certificate: publicDer, purpose: "signature", trustAnchors: [ca.der], crls: [fetched.crl.der], at: now, revocation: "hard-fail" });
@@ -299,7 +311,8 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       const der = Buffer.from(l.certificate, "base64");
       const pem = toPem(der, "CERTIFICATE");
       const certificatePath = join(paths.certsDir, `${l.serial}.pem`);
-      writeFileAtomic(certificatePath, pem); // derived: rewritten from the state
+      // derived: rewritten from the state
+      writeProviderFile(certificatePath, pem, `the certificate ${l.serial} is issued and recorded; 'jpki provider show ${l.serial}' prints it`);
       return { ...viewLink(l, now), certificate: der, certificatePem: pem, certificatePath, ...extra };
     }
   });

@@ -5,18 +5,18 @@
  * and nothing is half-written. The public CA here is a key and a name made in the test, its CRLs built with
  * crl/builder.ts; the endpoint is an injected fetch or, where the transport itself is the attack, a loopback server.
  */
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { runInProcess } from "../../test/cli-in-process.js";
 import { slowly } from "../../test/slow-body.js";
 import { assembleCertificate, encodeTbs } from "../ca/certificate.js";
 import { buildCrl, crlDer, type CrlEntryInput } from "../crl/builder.js";
 import { deltaCrlIndicator } from "../crl/delta.js";
-import { extension } from "../pki/der.js";
+import { enumerated, explicit, extension, integerFromUnsigned, seq, time } from "../pki/der.js";
 import { FixedClock } from "../pki/clock.js";
 import { generateRsaKey } from "../pki/keys.js";
 import { randomSerial } from "../pki/serial.js";
@@ -26,7 +26,21 @@ import { encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { parseCrl } from "../validation/crl.js";
 import { endpointFetch, followPublicCrls, watchPublicCrls } from "./follow.js";
-import { initProvider, providerPaths, readProviderState, writeProviderState, type ProviderLink } from "./workspace.js";
+import { initProvider, providerPaths, readProviderState, untrustPublicCa, writeProviderState, type ProviderLink } from "./workspace.js";
+import { CRL_REASON } from "../crl/reason.js";
+
+/** A full disk where the paths matching `match` are written (store/files.ts writeFileAtomic); none by default. */
+const diskFull = vi.hoisted(() => ({ match: undefined as RegExp | undefined }));
+vi.mock("../store/files.js", async (original) => {
+  const m = await original<typeof import("../store/files.js")>();
+  return {
+    ...m,
+    writeFileAtomic: (path: string, ...rest: [string | Uint8Array | Iterable<Uint8Array>, number?]) => {
+      if (diskFull.match?.test(path)) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", syscall: "write" });
+      return m.writeFileAtomic(path, ...rest);
+    },
+  };
+});
 
 const HOUR = 3600_000;
 const T0 = Date.parse("2027-03-01T00:00:00Z");
@@ -223,6 +237,28 @@ describe("provider follow: what a CRL says", () => {
     }
     expect(JSON.parse(stateOf(d)).publicCrls).toEqual(JSON.parse(before).publicCrls);
     expect(JSON.parse(stateOf(d)).links.every((l: ProviderLink) => !l.revoked)).toBe(true);
+  });
+
+  it("counts an entry that names its CA in certificateIssuer (§5.3.3, and the entries after it), as enrolment's validation does; one naming another CA not", async () => {
+    const d = provider();
+    // RFC 5280 §5.3.3: certificateIssuer carries over to the entries that follow. The first names Tokyo (this CA):
+    // alice's and bob's are Tokyo's revocations, and validateJpki (enrolment) reads them so. Read as another
+    // issuer's, they were dropped: the public certificates revoked, the provider's still good.
+    const gn = (name: Buffer) => seq(explicit(4, name));
+    const entry = (serial: string, issuer?: Buffer) =>
+      seq(integerFromUnsigned(Buffer.from(serial, "hex")), time(new Date(T0 - HOUR)), ...(issuer ? [seq(extension(EXT_OID.cRLReason, false, enumerated(3)), extension(EXT_OID.certificateIssuer, true, gn(issuer)))] : [seq(extension(EXT_OID.cRLReason, false, enumerated(3)))]));
+    const withIssuer = (entries: Buffer[]) =>
+      buildCrl({ issuerName: TOKYO_SIG, authorityKeyId: keyIdentifier(tokyo.signer.spki), number: 5n, thisUpdate: new Date(T0), nextUpdate: new Date(T0 + 24 * HOUR), entries: [{ der: Buffer.concat(entries), count: entries.length }], signer: tokyo.signer }).then(crlDer);
+    const own = await withIssuer([entry("0a", TOKYO_SIG), entry("0b")]);
+    const r = await follow(d, endpoint(ok(own)).fetch);
+    expect(r.crls[0]).toMatchObject({ status: "downloaded", number: "5" });
+    expect(r.revoked.map((x) => x.serial).sort()).toEqual(["1a", "1b"]);
+    expect(listed(d)).toEqual(["1a", "1b"]);
+    // entries said to be another CA's certificates are not this CA's revocations (crl-check.ts findEntry)
+    const e = provider();
+    const osaka = encodeName([["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", "JPKI for digital signature"], ["organizationalUnitName", "Osaka-fu"]]);
+    const other = await follow(e, endpoint(ok(await withIssuer([entry("0a", osaka), entry("0b")]))).fetch);
+    expect(other.revoked).toEqual([]);
   });
 
   it("uses a stale CRL's revocations, and says it is stale with a code of its own", async () => {
@@ -461,6 +497,34 @@ describe("provider follow over a real socket", () => {
     expect(hang.hits.length).toBe(hits);
   });
 
+  it("a full disk is ERR_FILE_UNUSABLE naming the file (exit 2), not ERR_INTERNAL; a revocation whose CRL could not be written is published by the next pass", async () => {
+    const d = provider();
+    // dated by the real clock, which the CLI runs on
+    const body = await crl(5, [BOB_REVOKED], { at: Date.now() - 60_000 });
+    const server = await serve((_q, res) => res.writeHead(200, { etag: '"5"' }).end(body));
+    pointAt(d, server.url);
+    const before = stateOf(d);
+    try {
+      diskFull.match = /state\.json$/;
+      const full = await followCli(d);
+      expect(full.code, full.stderr).toBe(2);
+      expect(JSON.parse(full.stderr).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("state.json could not be written") });
+      expect(full.stderr).toContain("no space left");
+      expect(stateOf(d)).toBe(before);
+      diskFull.match = /provider\.crl(\.pem)?$/;
+      const noCrl = await followCli(d);
+      expect(noCrl.code, noCrl.stderr).toBe(2);
+      expect(JSON.parse(noCrl.stderr).error).toMatchObject({ code: "ERR_FILE_UNUSABLE", message: expect.stringContaining("the next 'jpki provider follow' publishes it") });
+      expect(listed(d)).toEqual([]);
+    } finally {
+      diskFull.match = undefined;
+    }
+    const next = await followCli(d);
+    expect(next.code, next.stderr).toBe(0);
+    expect(JSON.parse(next.stdout)).toMatchObject({ crlCause: "unfinished" });
+    expect(listed(d)).toEqual(["1b"]);
+  });
+
   it("stops reading a body past the size it accepts, however fast it comes", async () => {
     const d = provider();
     const flood = await serve((_q, res) => {
@@ -644,6 +708,48 @@ describe("endpointFetch: the caller's signal ends the retries", () => {
     const f = refusedFetch();
     await expect(endpointFetch({ fetch: f.fetch, sleep: async () => undefined })(URL, { signal: AbortSignal.abort(new Error("already")) })).rejects.toThrow("already");
     expect(f.calls).toHaveLength(0);
+  });
+});
+
+describe("provider untrust: a public CA generation whose key was declared compromised", () => {
+  it("leaves trust/, its live linked certificates are revoked and on the provider CRL, and follow no longer asks for it", async () => {
+    const d = provider();
+    const at = new FixedClock(new Date(T0 + HOUR));
+    await follow(d, endpoint(ok(await crl(5, []))).fetch);
+    expect(readProviderState(providerPaths(d)).publicCrls["13-sig"]).toMatchObject({ number: "5" });
+    const before = stateOf(d);
+    await expect(untrustPublicCa({ dir: d, passphrase: "wrong", clock: at, caId: "13-sig" })).rejects.toMatchObject({ code: "ERR_PASSPHRASE_WRONG" });
+    await expect(untrustPublicCa({ dir: d, passphrase: PASS, clock: at, caId: "13-auth" })).rejects.toMatchObject({ code: "ERR_CA_UNKNOWN" });
+    expect(stateOf(d)).toBe(before);
+    // the file deleted by hand instead: every pass fails on it, and says what to do
+    const manual = provider();
+    rmSync(join(providerPaths(manual).trustDir, "13-sig.pem"));
+    const blind = await follow(manual, endpoint(ok(await crl(5, []))).fetch);
+    expect(blind.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_CA_UNKNOWN", message: expect.stringContaining("'jpki provider untrust 13-sig'") } });
+    expect((await untrustPublicCa({ dir: manual, passphrase: PASS, clock: at, caId: "13-sig" })).revoked).toEqual(["1a", "1b"]);
+    // killed after the file went, before its CRL: run again, it publishes the CRL owed (it said "nothing to do")
+    const killed = provider();
+    const kp = providerPaths(killed);
+    const ks = readProviderState(kp);
+    rmSync(join(kp.trustDir, "13-sig.pem"));
+    writeProviderState(kp, { ...ks, crlNumber: String(BigInt(ks.crlNumber) + 1n), links: ks.links.map((l) => ({ ...l, revoked: { at: T0, reason: CRL_REASON.cessationOfOperation } })) });
+    const resumed = await untrustPublicCa({ dir: killed, passphrase: PASS, clock: at, caId: "13-sig" });
+    expect(resumed).toMatchObject({ revoked: [], crl: expect.objectContaining({ entries: 2 }) });
+    expect(listed(killed)).toEqual(["1a", "1b"]);
+    const r = await untrustPublicCa({ dir: d, passphrase: PASS, clock: at, caId: "13-sig" });
+    expect(r).toMatchObject({ caId: "13-sig", revoked: ["1a", "1b"], trusted: [], crl: expect.objectContaining({ entries: 2 }) });
+    expect(existsSync(join(providerPaths(d).trustDir, "13-sig.pem"))).toBe(false);
+    // what was seen of its CRLs went with the anchor: another certificate trusted under the id later starts afresh
+    expect(readProviderState(providerPaths(d)).publicCrls).toEqual({});
+    expect(existsSync(join(providerPaths(d).publicCrlDir, "13-sig.crl"))).toBe(false);
+    expect(listed(d)).toEqual(["1a", "1b"]);
+    expect(readProviderState(providerPaths(d)).links.map((l) => l.revoked?.reason)).toEqual([CRL_REASON.cessationOfOperation, CRL_REASON.cessationOfOperation]);
+    // nothing live rests on it: follow asks nothing and fails nothing (it was ERR_CA_UNKNOWN on every pass)
+    const f = await follow(d, endpoint(status(500)).fetch, T0 + 2 * HOUR);
+    expect(f.crls).toEqual([]);
+    const again = await runInProcess(["--json", "provider", "untrust", "13-sig", "--dir", d], { env: { JPKI_PASSPHRASE: PASS }, cwd: tmpdir() });
+    expect(again.code).toBe(4);
+    expect(JSON.parse(again.stderr).error).toMatchObject({ code: "ERR_CA_UNKNOWN", message: expect.stringContaining("nothing to do") });
   });
 });
 

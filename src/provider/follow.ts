@@ -47,11 +47,10 @@ import { caUrls } from "../ca/ids.js";
 import { CRL_REASON, reasonName } from "../crl/reason.js";
 import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
-import { writeFileAtomic } from "../store/files.js";
 import { parseCertificate } from "../validation/certificate.js";
-import { parseCrl, readCrlFile, type Crl } from "../validation/crl.js";
+import { parseCrl, readCrlFile, type Crl, type CrlEntry } from "../validation/crl.js";
 import { BodyTooLarge, DownloadTimeout, boundedBody, checkDownloadTimeouts, clockedFetch, fetchFailureReason, type DownloadTimeouts } from "../validation/download-clock.js";
-import { nameEquals } from "../validation/name.js";
+import { nameEquals, type Name } from "../validation/name.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { privateReasonFor } from "./reasons.js";
 import {
@@ -64,6 +63,7 @@ import {
   readTrustedCas,
   reserveCrlNumber,
   withProviderLock,
+  writeProviderFile,
   writeProviderState,
   type ProviderCrl,
   type ProviderLink,
@@ -391,7 +391,7 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
       );
     }
   }
-  writeFileAtomic(publicCrlFile(paths, ca.caId), body);
+  writeProviderFile(publicCrlFile(paths, ca.caId), body, "nothing was recorded; free space there, then run the command again");
   const etag = res.headers.get("etag") ?? undefined;
   const lastModified = res.headers.get("last-modified") ?? undefined;
   return {
@@ -412,6 +412,18 @@ export async function refreshPublicCrl(paths: ProviderPaths, endpoint: string, c
     stale: (crl.nextUpdate?.getTime() ?? Infinity) < now.getTime(),
     fromFuture: fromFuture(crl, now),
   };
+}
+
+/**
+ * The entry of a public CRL for a certificate of `caSubject` with this serial, read as validation reads it
+ * (validation/crl-check.ts findEntry, which enrolment's validateJpki uses): an entry without certificateIssuer is the
+ * CRL issuer's, one with it (§5.3.3, carried over to the entries after it) is the issuer it names. Entries with any
+ * certificateIssuer were passed over here, so a revocation enrolment would refuse on was never followed.
+ */
+function entryOf(crl: Crl, serial: string, caSubject: Name): CrlEntry | undefined {
+  return crl.entries.get(serial)?.find((e) =>
+    e.certificateIssuer ? e.certificateIssuer.some((n) => n.kind === "dn" && nameEquals(n.value, caSubject)) : nameEquals(crl.issuer, caSubject),
+  );
 }
 
 const fromFuture = (crl: Crl, now: Date) => crl.thisUpdate.getTime() > now.getTime() + SKEW_MS;
@@ -486,7 +498,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
       const ca = trusted.get(caId);
       const url = caUrls(config.endpoint, caId).crl;
       if (!ca) {
-        crls.push({ caId, url, status: "failed", error: { code: "ERR_CA_UNKNOWN", message: `customers' certificates come from ${caId}, but trust/${caId}.pem is gone: restore it` } });
+        crls.push({ caId, url, status: "failed", error: { code: "ERR_CA_UNKNOWN", message: `customers' certificates come from ${caId}, but trust/${caId}.pem is gone: restore it ('jpki provider trust'), or, when the public side declared that key compromised, 'jpki provider untrust ${caId}' revokes what rests on it` } });
         continue;
       }
       let f: PublicCrlFetch;
@@ -498,6 +510,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
         continue;
       }
       seen[caId] = f.seen;
+      const caSubject = parseCertificate(ca.der).subject;
       // A stale CRL still counts (a revocation is never undone), but it is the endpoint's newest: whatever the CA
       // revoked since is not in it. Said with a code, not only a flag, so a pass run by cron or watched by an operator
       // ends as a failure (exit 17) rather than "all well" while the provider falls behind the public side.
@@ -510,7 +523,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
       for (let i = 0; i < links.length; i++) {
         const l = links[i]!;
         if (l.public.caId !== caId || !isLive(l, now)) continue;
-        const entry = f.crl.entries.get(l.public.serial)?.find((e) => !e.certificateIssuer);
+        const entry = entryOf(f.crl, l.public.serial, caSubject);
         if (!entry) continue;
         const reason = privateReasonFor(entry.reason, l.sameKey);
         if (!reason) continue;

@@ -1,5 +1,5 @@
 /** The provider workspace's files are checked when read: damage and bad settings are typed errors, not surprises. */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -13,7 +13,9 @@ import { encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { FixedClock } from "../pki/clock.js";
 import { parseCrl } from "../validation/crl.js";
-import { initProvider, openProviderCa, providerPaths, publishProviderCrl, readProviderConfig, readProviderState, trustedCaOf, writeProviderState } from "./workspace.js";
+import { runInProcess } from "../../test/cli-in-process.js";
+import { toPem } from "../pki/pem.js";
+import { initProvider, openProviderCa, providerPaths, publishProviderCrl, readProviderConfig, readProviderState, readTrustedCas, trustPublicCas, trustedCaOf, writeProviderState } from "./workspace.js";
 
 const dir = () => mkdtempSync(join(tmpdir(), "jpki-provider-unit-"));
 const link = (over: Record<string, unknown> = {}) => ({ serial: "0a", certificate: "", customerId: "c", notAfter: 2e12, public: { caId: "13-sig", serial: "0b", notAfter: 2e12 }, ...over });
@@ -85,6 +87,48 @@ describe("provider workspace files", () => {
     // two certificates of one generation: which one trust/13-sig.pem should hold is the operator's call, not ours
     const twin = await make(tokyoRdns);
     await expect(initProvider({ dir: join(dir(), "p"), name: "Bank", endpoint: "http://127.0.0.1:1", trustAnchors: [tokyoSig, twin], passphrase: "pw", clock: new FixedClock(new Date()) })).rejects.toMatchObject({ code: "ERR_USAGE", message: expect.stringContaining("13-sig") });
+    // Another init finishing between this one's check and its lock (here: while its passphrase is read, between the
+    // two): its key and config were replaced by this one's, orphaning what it issued.
+    const raced = join(dir(), "raced");
+    const theirs = "the other init's key file\n";
+    const racing = {
+      dir: raced,
+      name: "Bank",
+      endpoint: "http://127.0.0.1:1",
+      trustAnchors: [tokyoSig],
+      clock: new FixedClock(new Date()),
+      get passphrase() {
+        if (!existsSync(join(raced, "provider.key"))) (mkdirSync(raced, { recursive: true }), writeFileSync(join(raced, "provider.key"), theirs), writeFileSync(join(raced, "config.json"), "{}"));
+        return "pw";
+      },
+    };
+    await expect(initProvider(racing)).rejects.toMatchObject({ code: "ERR_PROVIDER_EXISTS", message: expect.stringContaining("holds a provider workspace already") });
+    // an init killed after writing its key, before config.json: the way out is said
+    const killed = join(dir(), "killed");
+    mkdirSync(killed);
+    writeFileSync(join(killed, "provider.key"), "half an init\n");
+    await expect(initProvider({ ...racing, dir: killed, passphrase: "pw" })).rejects.toMatchObject({ code: "ERR_PROVIDER_EXISTS", message: expect.stringContaining("an init was interrupted there") });
+    expect(readFileSync(join(raced, "provider.key"), "utf8")).toBe(theirs);
+    // After a rollover of the public CA, the new generation is trusted in the workspace that exists (init refuses it)
+    const bank = join(dir(), "bank");
+    await initProvider({ dir: bank, name: "Bank", endpoint: "http://127.0.0.1:1", trustAnchors: [tokyoSig], passphrase: "pw", clock: new FixedClock(new Date()) });
+    const g2 = await make(tokyoRdns, "https://jpki.example.jp/arl/13-sig-g2.crl");
+    const cli = (...files: string[]) => runInProcess(["--json", "provider", "trust", "--dir", bank, ...files], { env: {}, cwd: bank });
+    writeFileSync(join(bank, "g2.pem"), toPem(g2, "CERTIFICATE"));
+    writeFileSync(join(bank, "twin.pem"), toPem(twin, "CERTIFICATE"));
+    const added = await cli("g2.pem");
+    expect(added.code, added.stderr).toBe(0);
+    expect(JSON.parse(added.stdout)).toEqual({ added: ["13-sig-g2"], already: [], trusted: ["13-sig", "13-sig-g2"] });
+    expect(readTrustedCas(providerPaths(bank)).map((t) => t.caId).sort()).toEqual(["13-sig", "13-sig-g2"]);
+    expect(readFileSync(join(bank, "trust", "13-sig-g2.pem"), "utf8")).toBe(toPem(g2, "CERTIFICATE"));
+    expect(await trustPublicCas({ dir: bank, trustAnchors: [g2] })).toEqual({ added: [], already: ["13-sig-g2"], trusted: ["13-sig", "13-sig-g2"] });
+    // another certificate of a generation trusted already: refused, nothing changed
+    const before = readFileSync(join(bank, "trust", "13-sig.pem"));
+    const refused = await cli("twin.pem");
+    expect(refused.code).toBe(2);
+    expect(JSON.parse(refused.stderr).error).toMatchObject({ code: "ERR_USAGE", message: expect.stringContaining("another certificate of 13-sig") });
+    expect(readFileSync(join(bank, "trust", "13-sig.pem"))).toEqual(before);
+    await expect(trustPublicCas({ dir: join(dir(), "none"), trustAnchors: [g2] })).rejects.toMatchObject({ code: "ERR_PROVIDER_MISSING" });
     const tokyoAuth = await make([["countryName", "JP"], ["organizationName", "JPKI"], ["organizationalUnitName", "JPKI for user authentication"], ["organizationalUnitName", "Tokyo-to"]]);
     expect(() => trustedCaOf(tokyoAuth)).toThrow(expect.objectContaining({ code: "ERR_CA_INVALID" }));
     const foreign = await make([["countryName", "JP"], ["organizationName", "Some CA"]]);

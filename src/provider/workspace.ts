@@ -26,8 +26,8 @@
  * table in a store; see the report of issue 11 point 2).
  */
 import { X509Certificate, createHash, createPublicKey, verify as cryptoVerify } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { buildCrl } from "../crl/builder.js";
 import { CRL_REASON, parseReason, type CrlReasonName } from "../crl/reason.js";
 import { JpkiError } from "../errors.js";
@@ -43,8 +43,8 @@ import { authorityKeyIdentifier, basicConstraints, crlDistributionPoints, keyIde
 import { encodeName, type Rdn } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { withFileLock } from "../store/file-lock.js";
-import { writeFileAtomic } from "../store/files.js";
-import { sweepStaleTemps } from "../store/staging.js";
+import { writeFailure, writeFileAtomic } from "../store/files.js";
+import { sweepStaleTemps, syncDir } from "../store/staging.js";
 import { caId, parseCaId } from "../ca/ids.js";
 import { describeJpkiAnchor } from "../validation/jpki.js";
 import { readCrlFile } from "../validation/crl.js";
@@ -273,8 +273,21 @@ export function readProviderState(paths: ProviderPaths): ProviderState {
   }
 }
 
+/**
+ * writeFileAtomic for the provider's files. A full disk, a quota or a read-only filesystem is ERR_FILE_UNUSABLE
+ * (exit 2) naming the file and what it means (`then`): it came out as ERR_INTERNAL, "a bug in jpki" (exit 70), from
+ * every provider command that writes. Anything else is left as it is.
+ */
+export function writeProviderFile(path: string, data: string | Uint8Array, then: string, mode = 0o600): void {
+  try {
+    writeFileAtomic(path, data, mode);
+  } catch (e) {
+    throw writeFailure(e, basename(path), dirname(path), then) ?? e;
+  }
+}
+
 export function writeProviderState(paths: ProviderPaths, s: ProviderState): void {
-  writeFileAtomic(paths.state, `${JSON.stringify(s, null, 1)}\n`);
+  writeProviderFile(paths.state, `${JSON.stringify(s, null, 1)}\n`, "this change was not recorded (the state is as before it); free space there, then run the command again");
 }
 
 /** A public CA the provider trusts: a prefecture's signature CA (都道府県単位認証局, 署名用), one key generation of it. */
@@ -313,6 +326,85 @@ export function readTrustedCas(paths: ProviderPaths): TrustedCa[] {
     .filter((f) => f.endsWith(".pem"))
     .sort()
     .map((f) => trustedCaOf(readFileSync(join(paths.trustDir, f)), join(paths.trustDir, f)));
+}
+
+/**
+ * `jpki provider trust FILE…`: trusts more public CAs in a workspace that exists — after a key rollover of a public
+ * CA (`jpki ca rollover`), the new generation (13-sig-g2), whose customers' renewed certificates were refused
+ * ("not issued by a CA key this provider trusts") with no command to add it: only `init` took --trust, and `init`
+ * refuses a workspace that exists. Each is checked as at init (a prefecture signature CA, its id from the
+ * certificate) and kept as trust/<ca>.pem; one already trusted is left as it is (`already`), another certificate
+ * under an id trusted already is ERR_USAGE (trust/<ca>.pem holds one per key generation, and replacing it would
+ * check that generation's customers and CRLs on another key). No passphrase: trust anchors are not signed here;
+ * whoever can write trust/ could already.
+ */
+export async function trustPublicCas(o: { readonly dir: string; readonly trustAnchors: readonly Uint8Array[] }): Promise<{ readonly added: readonly string[]; readonly already: readonly string[]; readonly trusted: readonly string[] }> {
+  const paths = providerPaths(o.dir);
+  readProviderConfig(paths);
+  if (!o.trustAnchors.length) throw new JpkiError("ERR_USAGE", "give the public CA certificates to trust (one or more files), e.g. <public workspace>/ca/13-sig-g2.pem");
+  const given = o.trustAnchors.map((a, i) => trustedCaOf(a, `trust anchor ${i + 1}`));
+  return withProviderLock(paths, async () => {
+    const held = new Map(readTrustedCas(paths).map((t) => [t.caId, t]));
+    const added: TrustedCa[] = [];
+    const already: string[] = [];
+    for (const [i, t] of given.entries()) {
+      const same = held.get(t.caId) ?? added.find((x) => x.caId === t.caId);
+      if (!same) added.push(t);
+      else if (!same.der.equals(t.der)) throw new JpkiError("ERR_USAGE", `trust anchor ${i + 1} is another certificate of ${t.caId} than the one trusted (trust/${t.caId}.pem) or given before it: one certificate per CA key generation; nothing was changed`);
+      else if (held.has(t.caId) && !already.includes(t.caId)) already.push(t.caId);
+    }
+    mkdirSync(paths.trustDir, { recursive: true, mode: 0o700 });
+    for (const t of added) writeProviderFile(join(paths.trustDir, `${t.caId}.pem`), toPem(t.der, "CERTIFICATE"), "the CAs before it in the list are trusted, this one not; free space there, then run the command again");
+    return { added: added.map((t) => t.caId), already, trusted: [...new Set([...held.keys(), ...added.map((t) => t.caId)])].sort() };
+  });
+}
+
+/**
+ * `jpki provider untrust CA`: stops trusting one key generation of a public CA — the public side declared its key
+ * compromised (鍵危殆化: `jpki ca compromised`, `ca rollover --compromised`). Whoever holds a stolen key signs
+ * certificates no CRL lists, and an enrolment on one validated (only `--ocsp`, which answers every serial of such
+ * a generation revoked, would refuse it). The provider cannot tell that from the public CRLs it follows, so the
+ * operator says so: the generation's certificate leaves trust/ (enrolment refuses its certificates from then on),
+ * and every live provider certificate linked to it is revoked — its identity proof is void, genuine or forged
+ * (cessationOfOperation, as reasons.ts maps cACompromise) — and the provider CRL published. Deleting the file by
+ * hand left those certificates valid and `follow` failing (ERR_CA_UNKNOWN) for good.
+ * Order for a kill: the revocations and their CRL number first (one state write), then the file, then the CRL; run
+ * again it finishes (or the next `follow` publishes the CRL owed).
+ */
+export async function untrustPublicCa(o: { readonly dir: string; readonly passphrase: string; readonly clock: Clock; readonly caId: string }): Promise<{ readonly caId: string; readonly revoked: readonly string[]; readonly trusted: readonly string[]; readonly crl?: ProviderCrl }> {
+  const paths = providerPaths(o.dir);
+  const config = readProviderConfig(paths);
+  const id = o.caId.trim();
+  if (!isSignatureCaId(id)) throw new JpkiError("ERR_CA_UNKNOWN", `${JSON.stringify(o.caId)} is not a public signature CA id as the provider names them: e.g. 13-sig, 13-sig-g2 ('jpki provider list' shows them)`);
+  const ca = openProviderCa(paths, o.passphrase); // before anything changes: a wrong passphrase changes nothing
+  return withProviderLock(paths, async () => {
+    const files = existsSync(paths.trustDir) ? readdirSync(paths.trustDir).filter((f) => f.endsWith(".pem")) : [];
+    const held = files.map((f) => ({ file: join(paths.trustDir, f), t: trustedCaOf(readFileSync(join(paths.trustDir, f)), join(paths.trustDir, f)) }));
+    const mine = held.filter((h) => h.t.caId === id);
+    let state = readProviderState(paths);
+    const now = o.clock.now();
+    const live = state.links.filter((l) => l.public.caId === id && !l.revoked && l.notAfter > now.getTime());
+    // Run again after a kill between removing the file and publishing: nothing left to revoke, but the CRL is owed.
+    const owedBefore = publishedCrlNumber(paths) < BigInt(state.crlNumber);
+    if (!mine.length && !live.length && !owedBefore) throw new JpkiError("ERR_CA_UNKNOWN", `the provider does not trust ${id}, and no live certificate of it rests on one: nothing to do`);
+    // What was seen of its CRLs goes too: it belongs to the anchor that verified them. Kept, a certificate trusted
+    // later under the id (the right one after a wrong one) had the old key's CRL sent as "current" on every 304 and
+    // refused as invalid, and its own CRL numbers held to the old key's (ERR_PUBLIC_CRL_ROLLBACK), for good.
+    const { [id]: _seen, ...publicCrls } = state.publicCrls;
+    if (live.length || _seen) {
+      const at = now.getTime();
+      const gone = new Set(live);
+      state = { ...state, publicCrls, links: state.links.map((l) => (gone.has(l) ? { ...l, revoked: { at, reason: CRL_REASON.cessationOfOperation, publicReason: CRL_REASON.cACompromise } } : l)) };
+      if (live.length) state = reserveCrlNumber(paths, state);
+      writeProviderState(paths, state);
+    }
+    rmSync(join(paths.publicCrlDir, `${id}.crl`), { force: true });
+    for (const h of mine) rmSync(h.file, { force: true });
+    if (mine.length) syncDir(paths.trustDir);
+    const owed = publishedCrlNumber(paths) < BigInt(state.crlNumber);
+    const crl = owed ? await publishProviderCrl(paths, config, ca, o.clock, state, { reserved: true }) : undefined;
+    return { caId: id, revoked: live.map((l) => l.serial), trusted: held.filter((h) => h.t.caId !== id).map((h) => h.t.caId).sort(), ...(crl ? { crl } : {}) };
+  });
 }
 
 /** The provider's CA: its certificate and, once unlocked, its signer. */
@@ -387,7 +479,13 @@ export function providerCaName(name: string): Rdn[] {
  */
 export async function initProvider(o: InitProviderOptions): Promise<ProviderInitResult> {
   const paths = providerPaths(o.dir);
-  if (existsSync(paths.config) || existsSync(paths.key)) throw new JpkiError("ERR_PROVIDER_EXISTS", `${paths.root} holds a provider workspace already: it keeps its key (a new one would orphan every certificate it issued)`);
+  const exists = () =>
+    existsSync(paths.config)
+      ? new JpkiError("ERR_PROVIDER_EXISTS", `${paths.root} holds a provider workspace already: it keeps its key (a new one would orphan every certificate it issued)`)
+      : // The key is written before config.json: an init killed between them left a directory every other command
+        // calls no workspace (ERR_PROVIDER_MISSING, "run init") and init called one, with no way out said.
+        new JpkiError("ERR_PROVIDER_EXISTS", `${paths.root} holds a provider key without config.json: an init was interrupted there, and nothing can have been issued with that key (every other command needs config.json); remove ${paths.root} and run init again`);
+  if (existsSync(paths.config) || existsSync(paths.key)) throw exists();
   const config = checkConfig(
     { version: 1, name: o.name, endpoint: o.endpoint, ...(o.crlUrl ? { crlUrl: o.crlUrl } : {}), certificateDays: o.certificateDays, crlLifetimeHours: o.crlLifetimeHours, maxRequestAgeMinutes: o.maxRequestAgeMinutes } as Partial<ProviderConfig>,
     "provider settings",
@@ -403,6 +501,9 @@ export async function initProvider(o: InitProviderOptions): Promise<ProviderInit
   if (!o.passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", "the provider CA's key needs a passphrase: set JPKI_PASSPHRASE or pass --passphrase-file");
   mkdirSync(paths.root, { recursive: true, mode: 0o700 });
   return withFileLock(paths.lock, `the provider workspace ${paths.root}`, async () => {
+    // Again under the lock: another init that held it while this one checked (above) has finished since, and its key
+    // and config were replaced by this one's, orphaning whatever it had issued.
+    if (existsSync(paths.config) || existsSync(paths.key)) throw exists();
     for (const d of [paths.trustDir, paths.publicCrlDir, paths.certsDir, paths.crlDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
     const key = await generateRsaKey(2048);
     const signer = new SoftwareSigner(key);
@@ -593,8 +694,9 @@ export async function publishProviderCrl(paths: ProviderPaths, config: ProviderC
   // Public by nature: the provider's relying parties fetch these (0644), unlike everything else here. The PEM copy
   // first, the DER last: the DER's number is what the next pass compares with the reserved one, so a kill between
   // the two leaves the DER behind and the next pass publishes both again (the other order left a stale PEM forever).
-  writeFileAtomic(paths.crlPem, toPem(der, "X509 CRL"), 0o644);
-  writeFileAtomic(paths.crl, der, 0o644);
+  const owed = `the CRL #${number} was not published (its number and what it carries are recorded: the next 'jpki provider follow' publishes it); free space there`;
+  writeProviderFile(paths.crlPem, toPem(der, "X509 CRL"), owed, 0o644);
+  writeProviderFile(paths.crl, der, owed, 0o644);
   return { number, thisUpdate, nextUpdate, entries: entries.length, path: paths.crl, sha256: createHash("sha256").update(der).digest("hex") };
 }
 

@@ -351,15 +351,18 @@ describe("jpki provider", () => {
     expect(r.revoked).toEqual([expect.objectContaining({ serial: crlOnly.json().serial, reason: "cessationOfOperation", public: expect.objectContaining({ reason: "keyCompromise" }) })]);
   }, 120_000);
 
-  it("refuses to enrol on a public CRL past its nextUpdate (hard-fail)", async () => {
+  it("refuses to enrol on a public CRL past its nextUpdate (hard-fail): the endpoint's failure (exit 17), not the certificate's", async () => {
     // three days on, no new public CRL: the one served is stale; the application is signed then, so it is fresh
     const later = new FixedClock(new Date(Date.now() + 3 * 86_400_000));
     const der = (f: string) => pemOrDer(readFileSync(f), ["CERTIFICATE"], "certificate");
     const request = await signApplication({ content: readFileSync(join(dir, "frank.csr")), certificate: der(certs.frank!.pem), signer: new SoftwareSigner(createPrivateKey(readFileSync(certs.frank!.key))), signingTime: later.now() });
+    const before = readProviderState(providerPaths(prov)).links.length;
     await expect(enrolCustomer({ dir: prov, passphrase: "correct horse", clock: later, request, bearerToken: readFileSync(tokenFile, "utf8").trim() })).rejects.toMatchObject({
-      code: "ERR_PROVIDER_PUBLIC_CERT_INVALID",
-      details: { status: "revocation-unknown" },
+      code: "ERR_PUBLIC_CRL_STALE",
+      message: expect.stringContaining("nothing was issued"),
+      details: { caId: "13-sig" },
     });
+    expect(readProviderState(providerPaths(prov)).links.length).toBe(before);
   });
 
   it("follow --watch skips a pass while an enrolment holds the workspace, and goes on", async () => {
@@ -715,6 +718,19 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     const g = (await ok(["--json", "provider", "follow", "--dir", bank, "--token-file", rolledToken])).json();
     expect(g.revoked).toEqual([expect.objectContaining({ serial: old.serial, public: expect.objectContaining({ caId: "13-sig" }) })]);
   }, 120_000);
+
+  it("a provider set up before the rollover refuses the new key's customers until 'provider trust' adds the new generation", async () => {
+    const bank = join(dir, "rollover-bank-late");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Late Bank", "--endpoint", rolledBase, "--trust", join(rolled, "ca", "13-sig.pem")]);
+    const enrol = ["--json", "provider", "enrol", "--dir", bank, "--request", application("after-rollover-2"), "--token-file", rolledToken];
+    const refused = await cli(enrol, { cwd: dir });
+    expect(refused.code, refused.stderr).toBe(16);
+    expect(JSON.parse(refused.stderr).error).toMatchObject({ code: "ERR_PROVIDER_PUBLIC_CERT_INVALID", message: expect.stringContaining("jpki provider trust") });
+    const t = (await ok(["--json", "provider", "trust", "--dir", bank, join(rolled, "ca", "13-sig-g2.pem")])).json();
+    expect(t).toEqual({ added: ["13-sig-g2"], already: [], trusted: ["13-sig", "13-sig-g2"] });
+    const e = (await ok(enrol)).json();
+    expect(e).toMatchObject({ status: "valid", public: { caId: "13-sig-g2" }, publicCrl: { caId: "13-sig-g2" } });
+  }, 60_000);
 
   it("a provider trusting the new generation alone enrols its customers on its own CRL", async () => {
     const bank = join(dir, "rollover-bank-g2");

@@ -1,5 +1,5 @@
 /**
- * `jpki provider init|enrol|follow|list|show|crl`: a private certification provider (民間認証事業者) on JPKI — the
+ * `jpki provider init|trust|untrust|enrol|follow|list|show|revoke|crl`: a private certification provider (民間認証事業者) on JPKI — the
  * flow of the seed's slide 3(4). Thin: the library's provider/ does the work (STYLE.md §15).
  */
 import { readFileSync } from "node:fs";
@@ -93,6 +93,59 @@ Example:
     });
 
   cmd
+    .command("trust")
+    .description("trust more public prefecture signature CAs in a provider workspace: after a key rollover, the new generation (ca/13-sig-g2.pem)")
+    .argument("<files...>", "the public CA certificates (PEM or DER), e.g. <workspace>/ca/13-sig-g2.pem")
+    .option(...dirOption)
+    .addHelpText(
+      "after",
+      `
+After 'jpki ca rollover' on the public side, customers with renewed certificates are refused until the provider
+trusts the new generation. Each certificate is kept as trust/<ca>.pem (the id the public side gave it, generation
+included); one trusted already is left as it is, another certificate of an id trusted already is ERR_USAGE. The
+files are given, never fetched from the endpoint: trust must not come from the channel it checks.
+
+Example:
+  jpki provider trust --dir bank 13-sig-g2.pem`,
+    )
+    .action(async (files: string[], o: { dir?: string }, c: Command) => {
+      const ctx = Context.of(io, c);
+      const anchors = files.map((f) => readFileSync(checkInputFile(f, "CA certificate", { cwd: io.cwd })));
+      const dir = providerDir(io, o.dir);
+      const { trustPublicCas } = await library();
+      const r = await trustPublicCas({ dir, trustAnchors: anchors });
+      ctx.out.result(r, () => [`trusted now: ${r.trusted.join(", ")}`, ...(r.added.length ? [`  added ${r.added.join(", ")}`] : []), ...(r.already.length ? [`  already trusted ${r.already.join(", ")}`] : [])].join("\n"));
+    });
+
+  cmd
+    .command("untrust")
+    .description("stop trusting one key generation of a public CA (its key declared compromised): revoke every live certificate linked to it, publish the provider CRL")
+    .argument("<ca>", "the public CA's id with its generation, as list shows it: 13-sig, 13-sig-g2")
+    .option(...dirOption)
+    .addHelpText(
+      "after",
+      `
+When the public side declares a generation's key compromised ('jpki ca compromised', 'ca rollover --compromised'),
+certificates signed with the stolen key are on no CRL: the provider would enrol them (only --ocsp refuses them).
+untrust removes trust/<ca>.pem, so enrolment refuses that generation's certificates, and revokes every live
+provider certificate linked to it (cessationOfOperation: the identity it rests on proves nothing now); customers
+enrol again with a certificate of the successor generation ('jpki provider trust' it first).
+
+Example:
+  jpki provider untrust 13-sig --dir bank --passphrase-file ./pass.txt`,
+    )
+    .action(async (caId: string, o: { dir?: string }, c: Command) => {
+      const ctx = Context.of(io, c);
+      const dir = providerDir(io, o.dir);
+      const passphrase = await ctx.passphrase();
+      const { untrustPublicCa, systemClock } = await library();
+      const r = await untrustPublicCa({ dir, passphrase, clock: systemClock, caId });
+      ctx.out.result({ ...r, ...(r.crl ? { crl: { ...r.crl, number: r.crl.number.toString() } } : {}) }, () =>
+        [`${r.caId} is no longer trusted; trusted now: ${r.trusted.join(", ") || "none"}`, `  ${r.revoked.length} linked certificate(s) revoked${r.revoked.length ? `: ${r.revoked.join(", ")}` : ""}`, ...(r.crl ? [`  provider CRL #${r.crl.number} published: ${r.crl.path}`] : [])].join("\n"),
+      );
+    });
+
+  cmd
     .command("enrol")
     .alias("enroll")
     .description("validate a customer's signed application and public signature certificate, then issue the provider's certificate and link the two")
@@ -113,7 +166,8 @@ Refused, with nothing issued: a public certificate revoked, expired, of the test
 or from a CA not trusted (ERR_PROVIDER_PUBLIC_CERT_INVALID), a request without signing time or older than the
 configured age (ERR_PROVIDER_REQUEST_INVALID), a request with a generated key given twice, or one whose
 certificate has since been revoked or has expired (ERR_PROVIDER_REQUEST_REUSED),
-a public CRL that cannot be had (ERR_PUBLIC_CRL_UNAVAILABLE) or is wrong (ERR_PUBLIC_CRL_INVALID, _ROLLBACK),
+a public CRL that cannot be had (ERR_PUBLIC_CRL_UNAVAILABLE), is wrong (ERR_PUBLIC_CRL_INVALID, _ROLLBACK) or is
+past its nextUpdate (ERR_PUBLIC_CRL_STALE; all exit 17),
 with --ocsp a responder down or unreachable after the same retries (ERR_PUBLIC_OCSP_UNAVAILABLE, exit 17), an
 answer dated ahead of this host's clock (thisUpdate, producedAt; 5 min of skew allowed) or past its nextUpdate
 (ERR_PUBLIC_OCSP_NOT_CURRENT, exit 17), or one malformed, with a bad signature, about another certificate or
