@@ -30,7 +30,7 @@
  * never learn of.
  */
 import { DISCLOSURE_WRITES, storeUnresponsive, type StoreWatchdog, type WatchedCall } from "../store/watchdog.js";
-import { mayHaveBeenWritten } from "../store/write-outcome.js";
+import { UnknownWrites } from "../store/write-outcome.js";
 import type { DisclosureAppend, DisclosureOwner, Store } from "../store/types.js";
 
 interface Waiting {
@@ -43,6 +43,8 @@ interface Waiting {
 interface Group {
   readonly waiting: readonly Waiting[];
   abandoned: boolean;
+  /** the store's write of the group, once sent (what an abandoned group's outcome is read from) */
+  write?: Promise<unknown>;
 }
 
 export class DisclosureLog {
@@ -53,15 +55,11 @@ export class DisclosureLog {
   #written = 0;
   readonly #watchdog: StoreWatchdog | undefined;
   /**
-   * records of the writes declared late (abandoned by the drain) that have not settled, or whose connection the
-   * store closed under them (their outcome unknown for good: they may have committed); 0: none
+   * records whose write's outcome is not known (store/write-outcome.ts): `abandoned`, in writes past the bound not
+   * settled yet or whose connection the store closed under them; `lost`, in writes failed in time on a connection lost
+   * after their statement was sent. Their callers were answered 503; on PostgreSQL they may have committed.
    */
-  #hung = 0;
-  /**
-   * records of writes that failed within the bound on a connection lost after their statement was sent (an
-   * ECONNRESET: store/write-outcome.ts): their callers were answered 503, and they may have committed all the same
-   */
-  #lost = 0;
+  readonly #unknown = new UnknownWrites();
 
   /** `watchdog`: bound each write (none: a write is waited for as long as the store takes) */
   constructor(store: Store, opts: { readonly maxGroup?: number; readonly watchdog?: StoreWatchdog } = {}) {
@@ -122,31 +120,30 @@ export class DisclosureLog {
    */
   async #write(group: Group, call: WatchedCall | undefined): Promise<void> {
     const dog = this.#watchdog;
-    let unknown = false;
     try {
       const records = group.waiting.map((w) => w.rec);
       // Run as part of the watched call: a PostgreSQL store closes the write's connection once it is late (postgres.ts #tie).
-      const owners = await (call ? dog!.within(call, () => this.#store.appendDisclosures(records, { deadline: dog!.deadline(call.startedAt) })) : this.#store.appendDisclosures(records));
+      // Kept on the group before the wait, so a write abandoned at the bound (#late) is counted until it settles.
+      const write = call ? dog!.within(call, () => this.#store.appendDisclosures(records, { deadline: dog!.deadline(call.startedAt) })) : this.#store.appendDisclosures(records);
+      group.write = write;
+      const owners = await write;
       this.#written += group.waiting.length; // in the store, abandoned or not
       group.waiting.forEach((w, i) => w.resolve(owners[i]));
       if (call) dog!.settled(call);
     } catch (e) {
       // A write whose connection the store closed once it was late (postgres.ts), or that was lost under it after
-      // it was sent, may still commit on the server: it stays counted as abandoned (close() says so), never as a
+      // it was sent, may still commit on the server: an abandoned one stays counted as abandoned (#late), never as a
       // write known to have failed; one not late is counted `lost`.
-      unknown = mayHaveBeenWritten(e);
-      if (unknown && !group.abandoned) this.#lost += group.waiting.length;
+      if (!group.abandoned) this.#unknown.failed(group.waiting.length, e);
       if (call) dog!.settled(call, e);
       for (const w of group.waiting) w.reject(e);
-    } finally {
-      if (group.abandoned && !unknown) this.#hung -= group.waiting.length;
     }
   }
 
   /** The write of `group` is past the bound: its callers and every record queued behind it are failed, those withdrawn. */
   #late(group: Group, e: unknown): void {
     group.abandoned = true;
-    this.#hung += group.waiting.length;
+    this.#unknown.abandoned(group.waiting.length, group.write ?? Promise.resolve());
     for (const w of group.waiting) w.reject(e);
     const queued = this.#queue;
     this.#queue = [];
@@ -164,6 +161,6 @@ export class DisclosureLog {
    */
   async close(): Promise<{ readonly abandoned: number; readonly lost: number }> {
     while (this.#running) await this.#running;
-    return { abandoned: this.#hung, lost: this.#lost };
+    return this.#unknown.counts;
   }
 }
