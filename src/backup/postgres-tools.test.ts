@@ -8,19 +8,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { describe, expect, it } from "vitest";
+import { usePostgres } from "../../test/use-postgres.js";
 import { isJpkiError } from "../errors.js";
 import { PostgresStore } from "../store/postgres.js";
 import { dumpPostgres, findPgTools, libpqEnv, restorePostgres, toolErrorLines } from "./postgres-tools.js";
 
-let server: PostgresTestServer;
-beforeAll(async () => {
-  server = await startPostgres();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = usePostgres();
 
 const CODE = "12345678906";
 const NAME = "山田　太郎";

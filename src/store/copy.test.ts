@@ -12,9 +12,9 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { verifyAuditLog } from "../audit/verify.js";
-import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { usePostgres } from "../../test/use-postgres.js";
 import { isJpkiError, JpkiError } from "../errors.js";
 import { decodeEntries } from "../profile/crl-entry.js";
 import { copyStore, copyWorkspaceStore, fingerprintStore, parseStoreTarget, redactStoreUrl, type StoreCopyStep } from "./copy.js";
@@ -23,13 +23,7 @@ import { PostgresStore } from "./postgres.js";
 import { SqliteStore } from "./sqlite.js";
 import type { CaRecord, DumpBatch, IssuanceRecord, NoticeCommit, Store } from "./types.js";
 
-let server: PostgresTestServer;
-beforeAll(async () => {
-  server = await startPostgres();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = usePostgres();
 
 const sqlitePath = () => join(mkdtempSync(join(tmpdir(), "jpki-copy-")), "jpki.db");
 const newSqlite = () => SqliteStore.open(sqlitePath(), { create: true });

@@ -1,21 +1,19 @@
 import pg from "pg";
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { usePostgres } from "../../test/use-postgres.js";
 import { isJpkiError } from "../errors.js";
 import { BinaryRows, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray } from "./pg-binary.js";
 
-let server: PostgresTestServer;
+const server = usePostgres();
 let c: pg.Client;
 beforeAll(async () => {
-  server = await startPostgres();
   c = new pg.Client({ connectionString: await server.createDatabase() });
   await c.connect();
   await c.query("CREATE TABLE t (s text, n bigint NOT NULL, b bytea, u text COLLATE \"C\" UNIQUE)");
 });
 afterAll(async () => {
   await c?.end();
-  await server?.stop();
 });
 
 async function copyIn(text: string, data: Buffer): Promise<number> {

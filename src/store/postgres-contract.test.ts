@@ -3,21 +3,14 @@
  * of a migrated template. The PostgreSQL specifics are in postgres.test.ts, postgres-schema.test.ts and
  * postgres-log.test.ts (test/postgres-store-kit.ts says why four files).
  */
-import { afterAll, beforeAll } from "vitest";
 import { migratedTemplate as templateOf } from "../../test/postgres-store-kit.js";
-import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { usePostgres } from "../../test/use-postgres.js";
 import { storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
 import { PostgresStore } from "./postgres.js";
 import type { Store } from "./types.js";
 
-let server: PostgresTestServer;
-beforeAll(async () => {
-  server = await startPostgres();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = usePostgres();
 
 const migratedTemplate = (): Promise<string> => templateOf(server);
 

@@ -2,22 +2,16 @@
  * What the PostgreSQL store reads in order: the revocation log (CRL streams, binary COPY, deltas and partitions),
  * issuance information left for the sweep, and liveness checks paged by id under concurrent writers.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { admin, ca, items, migratedTemplate as templateOf } from "../../test/postgres-store-kit.js";
-import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { usePostgres } from "../../test/use-postgres.js";
 import { isJpkiError } from "../errors.js";
 import { decodeEntries } from "../profile/crl-entry.js";
 import { seedSweepFixture } from "./contract.js";
 import { RevocationBlocks } from "./revocation-log.js";
 import { PostgresStore, parseLogCopy } from "./postgres.js";
 
-let server: PostgresTestServer;
-beforeAll(async () => {
-  server = await startPostgres();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = usePostgres();
 
 const migratedTemplate = (): Promise<string> => templateOf(server);
 

@@ -6,9 +6,9 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { admin, ca, items } from "../../test/postgres-store-kit.js";
-import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { usePostgres } from "../../test/use-postgres.js";
 import { isJpkiError, type JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
 import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed } from "./contract.js";
@@ -17,13 +17,7 @@ import { PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, type PgMigration } fro
 import { certifiedKeyOf } from "./rows.js";
 import type { UpgradeProgress } from "./upgrade.js";
 
-let server: PostgresTestServer;
-beforeAll(async () => {
-  server = await startPostgres();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = usePostgres();
 
 /** Runs one migration as the store does (SQL, or a function given the connection): to build older schemas. */
 async function migrate(c: pg.Client, m: PgMigration): Promise<void> {

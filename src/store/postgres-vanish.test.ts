@@ -9,8 +9,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { describe, expect, it, vi } from "vitest";
+import { usePostgres } from "../../test/use-postgres.js";
 import { PostgresStore } from "./postgres.js";
 import { StoreWatchdog } from "./watchdog.js";
 import { DisclosureLog } from "../verifier/disclosure-log.js";
@@ -145,13 +145,7 @@ class CuttingProxy {
   }
 }
 
-let server: PostgresTestServer;
-beforeAll(async () => {
-  server = await startPostgres();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = usePostgres();
 
 const POOL = 3;
 const WAIT_MS = 200;

@@ -6,9 +6,10 @@
  */
 import { inspect } from "node:util";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { admin, ca, items, migratedTemplate as templateOf } from "../../test/postgres-store-kit.js";
-import { connectionString, startPostgres, type PostgresTestServer } from "../../test/postgres-server.js";
+import { connectionString } from "../../test/postgres-server.js";
+import { usePostgres } from "../../test/use-postgres.js";
 import { isJpkiError, type JpkiError } from "../errors.js";
 import { keyed, nextSequenceDecider } from "./contract.js";
 import { ADVISORY_LOCKS, PostgresStore } from "./postgres.js";
@@ -16,14 +17,8 @@ import type { Store } from "./types.js";
 import { StoreWatchdog } from "./watchdog.js";
 import { DisclosureLog } from "../verifier/disclosure-log.js";
 
-let server: PostgresTestServer;
-beforeAll(async () => {
   // prepared transactions: a CA-keys lock held where pg_locks names no session (the tests of withCaKeysLock's retry)
-  server = await startPostgres({ settings: { max_prepared_transactions: 4 } });
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = usePostgres({ settings: { max_prepared_transactions: 4 } });
 
 const migratedTemplate = (): Promise<string> => templateOf(server);
 

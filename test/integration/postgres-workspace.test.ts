@@ -6,22 +6,15 @@
 import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import pg from "pg";
-import { connectionString, PASSWORD_ROLE, startPostgres, type PostgresTestServer } from "../postgres-server.js";
+import { connectionString, PASSWORD_ROLE } from "../postgres-server.js";
+import { usePostgres } from "../use-postgres.js";
 import { initToken, makeSoftHsm } from "../softhsm.js";
 import { cardKeys, cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
 
-let server: PostgresTestServer;
-
-beforeAll(async () => {
-  server = await startPostgres();
-});
-
-afterAll(async () => {
-  await server?.stop();
-});
+const server = usePostgres();
 
 /** The serials openssl lists on a DER CRL, upper-case hex without leading zeros. */
 function crlSerials(path: string): Set<string> {

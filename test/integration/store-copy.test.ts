@@ -12,24 +12,20 @@ import { cpSync, existsSync, readFileSync, readdirSync, statSync } from "node:fs
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { PostgresStore } from "../../src/store/postgres.js";
-import { startPostgres, type PostgresTestServer } from "../postgres-server.js";
+import { usePostgres } from "../use-postgres.js";
 import { cardKeys, cardKey, cli, tempDir, writeJsonl } from "./helpers.js";
 
 const MAIN = join(import.meta.dirname, "..", "..", "bin", "jpki.cjs");
-let server: PostgresTestServer;
+const server = usePostgres();
 let dir: string;
 
-beforeAll(async () => {
-  server = await startPostgres();
+beforeAll(() => {
   dir = tempDir("jpki-store-copy-");
-});
-afterAll(async () => {
-  await server?.stop();
 });
 
 interface Run {
