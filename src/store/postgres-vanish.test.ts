@@ -24,27 +24,44 @@ import { tokenSha256 } from "../verifier/credentials.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 
+/**
+ * A listener on loopback standing in for the database host: each connection it accepts is handed to `accept` with
+ * the server's socket path. The two proxies below differ only in what they do with a connection.
+ */
+abstract class LoopbackProxy {
+  readonly #server: Server = createServer((client) => this.accept(client, this.#target));
+  #target = "";
+  port = 0;
+
+  protected abstract accept(client: Socket, target: string): void;
+  /** the sockets close() destroys */
+  protected abstract sockets(): Iterable<Socket>;
+
+  async listen(target: string): Promise<this> {
+    this.#target = target;
+    await new Promise<void>((r) => this.#server.listen(0, "127.0.0.1", r));
+    this.port = (this.#server.address() as { port: number }).port;
+    return this;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets()) s.destroy();
+    await new Promise((r) => this.#server.close(r));
+  }
+}
+
 /** Connections forwarded while `alive`: vanish() ends that for good for those open then. */
 interface Pair {
   alive: boolean;
 }
 
-class VanishingProxy {
+class VanishingProxy extends LoopbackProxy {
   #vanished = false;
   readonly #pairs = new Set<Pair>();
   readonly #sockets = new Set<Socket>();
 
-  private constructor(
-    readonly server: Server,
-    readonly port: number,
-  ) {}
-
-  static async start(target: string): Promise<VanishingProxy> {
-    let proxy!: VanishingProxy;
-    const server = createServer((client) => proxy.#accept(client, target));
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    proxy = new VanishingProxy(server, (server.address() as { port: number }).port);
-    return proxy;
+  protected sockets(): Iterable<Socket> {
+    return this.#sockets;
   }
 
   #track(s: Socket): void {
@@ -53,7 +70,7 @@ class VanishingProxy {
     s.on("close", () => this.#sockets.delete(s));
   }
 
-  #accept(client: Socket, target: string): void {
+  protected accept(client: Socket, target: string): void {
     this.#track(client);
     // Vanished: the connection is accepted by the kernel anyway; nothing comes back (a host that does not answer).
     const pair: Pair = { alive: !this.#vanished };
@@ -78,11 +95,6 @@ class VanishingProxy {
   back(): void {
     this.#vanished = false;
   }
-
-  async close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    await new Promise((r) => this.server.close(r));
-  }
 }
 
 /**
@@ -91,25 +103,16 @@ class VanishingProxy {
  * answer is dropped, the client's side reset (ECONNRESET) and the server's side ended. `refuse()`: connections open
  * now are reset, and new ones reset at once (nothing is sent on them).
  */
-class CuttingProxy {
+class CuttingProxy extends LoopbackProxy {
   #marker: Buffer | undefined;
   #refusing = false;
   readonly #open = new Set<Socket>();
 
-  private constructor(
-    readonly server: Server,
-    readonly port: number,
-  ) {}
-
-  static async start(target: string): Promise<CuttingProxy> {
-    let proxy!: CuttingProxy;
-    const server = createServer((client) => proxy.#accept(client, target));
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    proxy = new CuttingProxy(server, (server.address() as { port: number }).port);
-    return proxy;
+  protected sockets(): Iterable<Socket> {
+    return this.#open;
   }
 
-  #accept(client: Socket, target: string): void {
+  protected accept(client: Socket, target: string): void {
     client.on("error", () => undefined);
     if (this.#refusing) return void client.resetAndDestroy();
     const upstream = connect({ path: target });
@@ -138,11 +141,6 @@ class CuttingProxy {
     this.#refusing = refusing;
     if (refusing) for (const s of this.#open) s.resetAndDestroy();
   }
-
-  async close(): Promise<void> {
-    for (const s of this.#open) s.destroy();
-    await new Promise((r) => this.server.close(r));
-  }
 }
 
 const server = usePostgres();
@@ -155,7 +153,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function throughProxy(): Promise<{ proxy: VanishingProxy; store: PostgresStore }> {
   const url = await server.createDatabase();
   await (await PostgresStore.open(url, { create: true })).close();
-  const proxy = await VanishingProxy.start(join(server.socketDir, ".s.PGSQL.5432"));
+  const proxy = await new VanishingProxy().listen(join(server.socketDir, ".s.PGSQL.5432"));
   const store = await PostgresStore.open(`postgresql://jpki@127.0.0.1:${proxy.port}/${new URL(url).pathname.slice(1)}`, { poolSize: POOL, connectTimeoutMs: 1000, closeWaitMs: WAIT_MS });
   // as many reads at once as the pool holds: each opens a connection of its own
   await Promise.all(Array.from({ length: POOL }, () => store.listCas()));
@@ -166,7 +164,7 @@ async function throughProxy(): Promise<{ proxy: VanishingProxy; store: PostgresS
 async function throughCuttingProxy(): Promise<{ proxy: CuttingProxy; store: PostgresStore }> {
   const url = await server.createDatabase();
   await (await PostgresStore.open(url, { create: true })).close();
-  const proxy = await CuttingProxy.start(join(server.socketDir, ".s.PGSQL.5432"));
+  const proxy = await new CuttingProxy().listen(join(server.socketDir, ".s.PGSQL.5432"));
   const store = await PostgresStore.open(`postgresql://jpki@127.0.0.1:${proxy.port}/${new URL(url).pathname.slice(1)}`, { poolSize: POOL, connectTimeoutMs: 1000 });
   return { proxy, store };
 }
