@@ -6,18 +6,9 @@
  * life, silently. The Worker is a stand-in here (test/thread-limit.ts) whose limit the test lifts; the module named is
  * the compiled one, so the service does try the thread.
  */
-import { cpSync, mkdtempSync } from "node:fs";
-import { generateKeyPairSync } from "node:crypto";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, describe, expect, inject, it, vi } from "vitest";
-import { TEMPLATE_PASSPHRASE } from "../../test/demo-template.js";
-import { IssuanceService } from "../ca/issuance.js";
-import { generateCrls } from "../crl/generate.js";
-import { makeResidentCode } from "../registry/resident-code.js";
-import { Workspace } from "../workspace/workspace.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { tokyoWithCertificate } from "../../test/tokyo-fixture.js";
 import { EngineThread, engineThreadAvailable } from "./engine-thread.js";
-import { registerVerifier } from "./registration.js";
 import { VerifierValidationService } from "./validation-service.js";
 
 const limit = vi.hoisted(() => ({ reached: true }));
@@ -32,19 +23,10 @@ afterEach(async () => {
   for (const o of open.splice(0).reverse()) await o.close();
 });
 
-/** The Tokyo template workspace with a verifier and one signature certificate, a full CRL published. */
 async function setup() {
-  const root = join(mkdtempSync(join(tmpdir(), "jpki-engine-limit-")), "ws");
-  cpSync(inject("jpkiTokyoSqlite"), root, { recursive: true });
-  const ws = Workspace.open(root);
-  open.push(ws);
-  const verifier = (await registerVerifier(ws, { name: "thread limit", kind: "government" })).record;
-  const residentCode = makeResidentCode("0000000777");
-  await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: { name: "山田　花子", address: "東京都千代田区千代田１番１号", birthDate: "1985-01-02", gender: "female" } }]);
-  const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
-  const { der: certificate } = await new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase: TEMPLATE_PASSPHRASE }).issue({ residentCode, type: "signature", publicKey: spki });
-  await generateCrls(ws, { prefecture: "13", passphrase: TEMPLATE_PASSPHRASE });
-  return { ws, verifier, certificate };
+  const made = await tokyoWithCertificate("thread limit", "0000000777");
+  open.push(made.ws);
+  return made;
 }
 
 describe("VerifierValidationService at the process's thread limit", () => {

@@ -5,19 +5,10 @@
  * process's life. The thread is the compiled one (dist/), ended with worker.terminate(): the Workers made are
  * recorded by a pass-through stand-in of node:worker_threads.
  */
-import { cpSync, mkdtempSync } from "node:fs";
-import { generateKeyPairSync } from "node:crypto";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
-import { afterEach, describe, expect, inject, it, vi } from "vitest";
-import { TEMPLATE_PASSPHRASE } from "../../test/demo-template.js";
-import { IssuanceService } from "../ca/issuance.js";
-import { generateCrls } from "../crl/generate.js";
-import { makeResidentCode } from "../registry/resident-code.js";
-import { Workspace } from "../workspace/workspace.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { tokyoWithCertificate } from "../../test/tokyo-fixture.js";
 import { EngineThread, engineThreadAvailable } from "./engine-thread.js";
-import { registerVerifier } from "./registration.js";
 import { VerifierValidationService } from "./validation-service.js";
 
 const made = vi.hoisted(() => [] as Worker[]);
@@ -41,19 +32,10 @@ afterEach(async () => {
   made.length = 0;
 });
 
-/** The Tokyo template workspace with a verifier and one signature certificate, a full CRL published. */
 async function setup() {
-  const root = join(mkdtempSync(join(tmpdir(), "jpki-engine-restart-")), "ws");
-  cpSync(inject("jpkiTokyoSqlite"), root, { recursive: true });
-  const ws = Workspace.open(root);
-  open.push(ws);
-  const verifier = (await registerVerifier(ws, { name: "engine restart", kind: "government" })).record;
-  const residentCode = makeResidentCode("0000000778");
-  await ws.store.upsertResidents([{ residentCode, municipalityCode: "131016", status: "active", fourItems: { name: "山田　花子", address: "東京都千代田区千代田１番１号", birthDate: "1985-01-02", gender: "female" } }]);
-  const spki = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" });
-  const { der: certificate } = await new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase: TEMPLATE_PASSPHRASE }).issue({ residentCode, type: "signature", publicKey: spki });
-  await generateCrls(ws, { prefecture: "13", passphrase: TEMPLATE_PASSPHRASE });
-  return { ws, verifier, certificate };
+  const made = await tokyoWithCertificate("engine restart", "0000000778");
+  open.push(made.ws);
+  return made;
 }
 
 describe("VerifierValidationService when the engine's thread ends", () => {
