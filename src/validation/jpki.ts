@@ -22,7 +22,7 @@ import { decodeFourItemsSan } from "../profile/san.js";
 import type { CertificateType, FourItems } from "../profile/types.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
 import { formatName, type Name } from "./name.js";
-import { FAILURE_REASONS, type PathStatus, type Revocation, type RevocationCheck, type RevocationMode, type RevocationProblem, type RevocationSourceName } from "./types.js";
+import { FAILURE_REASONS, type PathStatus, type PathValidationResult, type RevocationMode, type RevocationSourceName } from "./types.js";
 import { buildPaths, gatherRevocation, pathCandidates, validatePath, type RevocationFetches } from "./validate.js";
 import { JpkiError } from "../errors.js";
 import type { CrlIndexCache } from "./crl-index-cache.js";
@@ -124,24 +124,11 @@ export interface JpkiFacts {
   readonly chain?: readonly ChainCertificate[];
 }
 
+/** The path's outcome (types.ts PathValidationResult, its fields documented there) with JPKI's own failure reasons. */
 export type JpkiValidationResult = JpkiFacts &
   (
-    | {
-        readonly status: "valid";
-        readonly policies: readonly string[];
-        readonly revocationWarnings: readonly RevocationProblem[];
-        /** per certificate, which revocation source answered; present when `revocationSources` was given */
-        readonly revocationChecks?: readonly RevocationCheck[];
-      }
-    | {
-        readonly status: Exclude<PathStatus, "valid">;
-        readonly reason: JpkiFailureReason;
-        /** index in the chain: 0 = the end entity */
-        readonly index: number;
-        readonly message: string;
-        readonly revocation?: Revocation;
-        readonly revocationChecks?: readonly RevocationCheck[];
-      }
+    | Extract<PathValidationResult, { readonly status: "valid" }>
+    | (Omit<Extract<PathValidationResult, { readonly reason: unknown }>, "reason"> & { readonly reason: JpkiFailureReason })
   );
 
 function attrs(name: Name, oid: string): string[] {
