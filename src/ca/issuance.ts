@@ -15,6 +15,7 @@ import type { CertificateType } from "../profile/types.js";
 import { municipality } from "../registry/municipality.js";
 import { IDENTIFIER } from "../registry/resident.js";
 import { assertResidentCode } from "../registry/resident-code.js";
+import { codeChangeWalk } from "../store/rows.js";
 import type { CertificateRow, IssuanceCommitResult, IssuanceRecord, ResidentRecord, Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { CertificationAuthority, caId } from "./authority.js";
@@ -314,15 +315,10 @@ export class IssuanceService {
     return { ...toIssued(row, []), alreadyIssued: true };
   }
 
-  /** Whether the registry closed `from` for a resident-code change that leads to `to` (following a few changes). */
+  /** Whether the registry closed `from` for a resident-code change that leads to `to` (store/rows.ts codeChangedTo, read through the store). */
   async #codeChangedTo(from: string, to: string): Promise<boolean> {
-    const seen = new Set<string>();
-    for (let code: string | undefined = from; code !== undefined && !seen.has(code) && seen.size < 8; ) {
-      seen.add(code);
-      code = (await this.#opts.store.getResident(code))?.successorCode;
-      if (code === to) return true;
-    }
-    return false;
+    const walk = codeChangeWalk(from, to);
+    for (let step = walk.next(); ; step = walk.next((await this.#opts.store.getResident(step.value))?.successorCode)) if (step.done) return step.value;
   }
 
   /**

@@ -134,10 +134,21 @@ export function keyInUse(
  */
 export function codeChangedTo(from: string, to: string, successorOf: ((residentCode: string) => string | undefined) | undefined): boolean {
   if (!successorOf) return false;
+  const walk = codeChangeWalk(from, to);
+  for (let step = walk.next(); ; step = walk.next(successorOf(step.value))) if (step.done) return step.value;
+}
+
+/**
+ * The walk codeChangedTo makes, for a caller whose registry reads are asynchronous (IssuanceService reads them
+ * through the store): it yields each code whose successor it needs and is given that successor back; it returns
+ * whether `to` was reached. At most 8 changes are followed, and a cycle ends the walk: no resident's history is
+ * longer, and a loop in bad data must not hang a commit.
+ */
+export function* codeChangeWalk(from: string, to: string): Generator<string, boolean, string | undefined> {
   const seen = new Set<string>();
   for (let code: string | undefined = from; code !== undefined && !seen.has(code) && seen.size < 8; ) {
     seen.add(code);
-    code = successorOf(code);
+    code = yield code;
     if (code === to) return true;
   }
   return false;
