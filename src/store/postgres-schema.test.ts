@@ -545,7 +545,7 @@ describe("PostgresStore schema and upgrades", () => {
             [PG_WRITER_GUARD_CONSTRAINT],
           )
         ).rows;
-        expect(guard).toEqual([{ valid: false, def: "CHECK ((certified_key IS NOT NULL)) NOT VALID", comment: expect.stringMatching(/upgraded by a newer jpki.*Stop this process and run the new release$/) }]);
+        expect(guard).toEqual([{ valid: false, def: "CHECK ((certified_key IS NOT NULL)) NOT VALID", comment: expect.stringMatching(/^jpki writer guard: this store was upgraded by a newer jpki, .*certified_key.* Stop that process and run the new release$/) }]);
         // The older jpki's next certificate: refused, in a transaction that registered its 発行情報 first — none stays.
         await old.query("BEGIN");
         await old.query(

@@ -51,8 +51,13 @@ export const WRITER_GUARD_MESSAGE =
  */
 export const PG_WRITER_GUARD_CONSTRAINT = "store_upgraded_by_newer_jpki_stop_this_process_run_new_release";
 
-/** The comment the constraint carries (psql's \d+ and pg_description show it), the SQLite message's words. */
-export const PG_WRITER_GUARD_COMMENT = WRITER_GUARD_MESSAGE;
+/**
+ * The comment the constraint carries (pg_description; pg_dump keeps it), in the SQLite message's words: PostgreSQL
+ * has no certificate id column to guard (its index is on an expression of the DER).
+ */
+export const PG_WRITER_GUARD_COMMENT =
+  `${MESSAGE_HEAD} this store was upgraded by a newer jpki, which relies on every certificate row having its certified key (certified_key); ` +
+  "a process that inserts one without is an older jpki: its write was refused, nothing of it was stored. Stop that process and run the new release";
 
 /** Whether `e`, a SQLite error, is the writer guard's trigger refusing an insert. */
 export function isSqliteWriterGuard(e: unknown): boolean {
