@@ -283,11 +283,12 @@ const migration29 = fillMigration({
  * still, without `der_sha256_prefix` (23): such a row escaped the key-in-use check and was never found by its
  * certificate id. From here a trigger refuses them with a message that tells the operator what to do.
  *
- * First the rows such a writer already inserted get what the fills would have given them (a kill between page
- * and version, or rows written after the fill committed): read through the columns' indexes (SQLite indexes
- * NULL), so the cost is the rows found, not the table. A DER with no key to read gets NO_CERTIFIED_KEY, so that
- * NULL means "an older writer" only. The hex digest (version 15), where a store with rows kept the column, goes
- * with it as version 23's pages did.
+ * First the rows such a writer already inserted get what the fills would have given them (rows written after
+ * the fill committed): read through the columns' indexes (SQLite indexes NULL), so the cost is the rows found,
+ * not the table; INDEXED BY, as statistics an ANALYZE took while a column was still empty would make a scan of
+ * the table look cheaper. A DER with no key to read gets NO_CERTIFIED_KEY, so that NULL means "an older writer"
+ * only. The hex digest (version 15), where a store with rows kept the column, goes with it as version 23's pages
+ * did.
  *
  * A trigger, as SQLite has no ALTER TABLE … ADD CONSTRAINT (a CHECK would mean rebuilding the table). Its cost on
  * the insert path: the WHEN clause, two NULL tests compiled into each INSERT's program, per row; the trigger's
@@ -299,8 +300,8 @@ function migration32(db: Database.Database): void {
   db.function("jpki_certified_key_column", { deterministic: true }, (der: unknown) => certifiedKeyColumn(der as Buffer));
   const hexDigest = (db.pragma("table_info(certificates)") as Array<{ name: string }>).some((c) => c.name === "der_sha256");
   db.exec(`
-  UPDATE certificates SET der_sha256_prefix = jpki_der_id(der)${hexDigest ? ", der_sha256 = NULL" : ""} WHERE der_sha256_prefix IS NULL;
-  UPDATE certificates SET certified_key = jpki_certified_key_column(der) WHERE certified_key IS NULL;
+  UPDATE certificates INDEXED BY certificates_der_sha256_prefix SET der_sha256_prefix = jpki_der_id(der)${hexDigest ? ", der_sha256 = NULL" : ""} WHERE der_sha256_prefix IS NULL;
+  UPDATE certificates INDEXED BY certificates_certified_key SET certified_key = jpki_certified_key_column(der) WHERE certified_key IS NULL;
   CREATE TRIGGER jpki_writer_guard BEFORE INSERT ON certificates
     WHEN NEW.certified_key IS NULL OR NEW.der_sha256_prefix IS NULL
   BEGIN
