@@ -122,6 +122,7 @@ export const ERROR_CODES = {
   ERR_BACKUP_EXISTS: { exit: 2, summary: "the backup destination already exists: backups go into a new directory" },
   ERR_BACKUP_TARGET_LIVE: { exit: 3, summary: "the restore target already holds a workspace (or its database holds records): stop every jpki process on it and pass --force" },
   ERR_BACKUP_UNSUPPORTED: { exit: 21, summary: "the backup was made by a newer jpki, of a newer store schema, or of another store kind than the target's" },
+  ERR_STORE_UPGRADED: { exit: 3, summary: "the store was upgraded by a newer jpki while this process had it open: it refused this process's write (a certificate without a column the newer schema relies on), nothing of it was stored; stop the process and run the new release" },
   ERR_STORE_RETIRED: { exit: 3, summary: "the workspace's store is retired ('jpki store copy' moved the workspace to another store; the message names it): it is no longer the workspace's truth, so no backup was made" },
   ERR_BACKUP_TOOL: { exit: 12, summary: "pg_dump, pg_restore or psql is missing, older than the server, or failed (its error lines are included, without the names and values they quote)" },
   ERR_AUDIT_CHAIN_BROKEN: { exit: 20, summary: "the audit log's hash chain or a signed checkpoint does not hold: a record was altered, removed or reordered (the message names the first)" },

@@ -84,6 +84,15 @@ describe("GroupCommitter", () => {
     await expect(h.submit(rec("03"))).resolves.toEqual(ok);
   });
 
+  it("fails the whole group at once when the writer guard refuses it (ERR_STORE_UPGRADED: every record would be)", async () => {
+    const upgraded = new JpkiError("ERR_STORE_UPGRADED", "the store was upgraded by a newer jpki while this process had it open");
+    const s = fakeStore(() => upgraded);
+    const g = new GroupCommitter(s.commit);
+    const out = await Promise.allSettled(["01", "02", "03"].map((x) => g.submit(rec(x))));
+    expect(out.map((o) => (o.status === "rejected" ? (o.reason as JpkiError).code : o.status))).toEqual(["ERR_STORE_UPGRADED", "ERR_STORE_UPGRADED", "ERR_STORE_UPGRADED"]);
+    expect(s.calls).toEqual([["01", "02", "03"]]);
+  });
+
   it("with durable, tells a caller only after the sync that follows its commit, and commits the next group meanwhile", async () => {
     const s = fakeStore();
     const syncs: Array<{ after: number; done: () => void }> = [];

@@ -36,7 +36,7 @@ interface Waiting {
 }
 
 /** Store errors that say nothing about a record: the group fails as a whole, without committing one by one. */
-const GROUP_WIDE = new Set(["ERR_STORE_UNREACHABLE", "ERR_STORE_PERMISSION", "ERR_WORKSPACE_LOCKED"]);
+const GROUP_WIDE = new Set(["ERR_STORE_UNREACHABLE", "ERR_STORE_PERMISSION", "ERR_WORKSPACE_LOCKED", "ERR_STORE_UPGRADED"]);
 
 export class GroupCommitter {
   readonly #commit: (records: readonly IssuanceRecord[]) => Promise<IssuanceCommitResult[]>;

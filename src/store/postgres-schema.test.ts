@@ -15,6 +15,7 @@ import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed } from "./contr
 import { RevocationBlocks } from "./revocation-log.js";
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, type PgMigration } from "./postgres.js";
 import { certifiedKeyOf } from "./rows.js";
+import { NO_CERTIFIED_KEY, PG_WRITER_GUARD_CONSTRAINT } from "./writer-guard.js";
 import type { UpgradeProgress } from "./upgrade.js";
 
 const server = usePostgres();
@@ -289,7 +290,8 @@ describe("PostgresStore schema and upgrades", () => {
       expect(before).toContain("certificates_ca_id_fkey");
       const s = await PostgresStore.open(url);
       await s.close();
-      expect(await constraints()).toEqual(before.filter((n) => n !== "certificates_ca_id_fkey"));
+      // (and the writer guard arrives with version 29)
+      expect(await constraints()).toEqual([...before.filter((n) => n !== "certificates_ca_id_fkey"), PG_WRITER_GUARD_CONSTRAINT].sort());
       expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
     } finally {
       await c.end();
@@ -415,7 +417,11 @@ describe("PostgresStore schema and upgrades", () => {
       );
       const s = await PostgresStore.open(url);
       try {
-        expect((await c.query("SELECT serial, certified_key IS NULL AS none FROM certificates ORDER BY serial")).rows).toEqual([{ serial: "0a00", none: true }, { serial: "0a01", none: false }]);
+        // A DER with no key to read: the empty marker (the writer guard, 29), not NULL.
+        expect((await c.query("SELECT serial, certified_key FROM certificates ORDER BY serial")).rows).toEqual([
+          { serial: "0a00", certified_key: NO_CERTIFIED_KEY },
+          { serial: "0a01", certified_key: certifiedKeyOf(old.der) },
+        ]);
         await s.putCa(ca);
         await s.upsertResidents([{ residentCode: "r2", municipalityCode: "131016", fourItems: items, status: "active" }]);
         expect(await s.commitIssuances([keyed("0a02", "r2", 1000, "the card's key")])).toEqual([{ status: "key-in-use", serial: "0a01", why: "other-resident" }]);
@@ -494,6 +500,100 @@ describe("PostgresStore schema and upgrades", () => {
       }
     } finally {
       await c.end();
+    }
+  });
+  it("upgrades a schema-28 store with the writer guard (29): what an older jpki left without a key, below the fill's mark too, is filled; its next insert is refused by the constraint whose name says what to do", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    // The previous release's process, connected before the upgrade.
+    const old = await admin(url);
+    try {
+      await atSchema(c, 28);
+      const oldInsert = (serial: string, code: string, der: Buffer) =>
+        old.query(
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der)
+           VALUES ($1, '13-sig', 'signature', $2, '131016', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999, 0, $3)`,
+          [serial, code, der],
+        );
+      // As it wrote them during version 26's fill: serials below the fill's mark, so the fill never saw them.
+      const slipped = keyed("0a01", "r1", 0, "slipped past the fill");
+      await oldInsert("0a01", "r1", slipped.der as Buffer);
+      await oldInsert("0a00", "r0", Buffer.from("3000", "hex"));
+      const filled = keyed("0a02", "r2", 0, "filled by the fill");
+      await c.query(
+        `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der, certified_key)
+         VALUES ('0a02', '13-sig', 'signature', 'r2', '131016', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999, 0, $1, $2)`,
+        [filled.der, certifiedKeyOf(filled.der)],
+      );
+      const s = await PostgresStore.open(url);
+      try {
+        expect((await c.query("SELECT serial, certified_key FROM certificates ORDER BY serial")).rows).toEqual([
+          { serial: "0a00", certified_key: NO_CERTIFIED_KEY },
+          { serial: "0a01", certified_key: certifiedKeyOf(slipped.der) },
+          { serial: "0a02", certified_key: certifiedKeyOf(filled.der) },
+        ]);
+        // Added NOT VALID (no scan of the rows there), with the whole sentence as its comment.
+        const guard = (
+          await c.query<{ valid: boolean; def: string; comment: string }>(
+            "SELECT convalidated AS valid, pg_get_constraintdef(oid) AS def, obj_description(oid, 'pg_constraint') AS comment FROM pg_constraint WHERE conrelid = 'certificates'::regclass AND conname = $1",
+            [PG_WRITER_GUARD_CONSTRAINT],
+          )
+        ).rows;
+        expect(guard).toEqual([{ valid: false, def: "CHECK ((certified_key IS NOT NULL)) NOT VALID", comment: expect.stringMatching(/^jpki writer guard: this store was upgraded by a newer jpki, .*certified_key.* Stop that process and run the new release$/) }]);
+        // The older jpki's next certificate: refused, in a transaction that registered its 発行情報 first — none stays.
+        await old.query("BEGIN");
+        await old.query(
+          `INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after)
+           VALUES ('0a03', 'r3', '13-sig', 'signature', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999)`,
+        );
+        const refused = await oldInsert("0a03", "r3", keyed("0a03", "r3", 0, "a key").der as Buffer).then(() => undefined, (e: unknown) => e);
+        await old.query("ROLLBACK");
+        expect(refused).toMatchObject({ code: "23514", constraint: PG_WRITER_GUARD_CONSTRAINT, table: "certificates" });
+        expect(PG_WRITER_GUARD_CONSTRAINT.length).toBeLessThanOrEqual(63);
+        expect((await c.query("SELECT count(*)::int AS n FROM certificates WHERE serial = '0a03'")).rows[0].n).toBe(0);
+        expect((await c.query("SELECT count(*)::int AS n FROM registry_issuances WHERE serial = '0a03'")).rows[0].n).toBe(0);
+        // Its revocations (updates of rows that all have a key now) still pass the check.
+        await old.query("UPDATE certificates SET revoked_at = 1, reason = 0, revocation_source = 'manual' WHERE serial = '0a00'");
+        // The key of the row it wrote before is taken.
+        await s.putCa(ca);
+        await s.upsertResidents([{ residentCode: "r-new", municipalityCode: "131016", fourItems: items, status: "active" }]);
+        expect(await s.commitIssuances([keyed("0b00", "r-new", 1000, "slipped past the fill")])).toEqual([{ status: "key-in-use", serial: "0a01", why: "other-resident" }]);
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await old.end();
+      await c.end();
+    }
+  });
+
+  it("the writer guard: the current code's inserts (an issuance's binary COPY, a load) store a DER with no key as the empty marker; a refusal this jpki meets is ERR_STORE_UPGRADED", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const c = await admin(url);
+    const target = await PostgresStore.open(await server.createDatabase(), { create: true, loadTarget: true });
+    try {
+      await s.putCa(ca);
+      await s.upsertResidents(["r1", "r2"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      const noKey = { ...keyed("0a01", "r1", 0, "unused"), der: Buffer.from("30030201ff", "hex") };
+      expect(await s.commitIssuances([noKey])).toEqual([{ status: "committed", superseded: [] }]);
+      expect((await c.query("SELECT serial, certified_key FROM certificates")).rows).toEqual([{ serial: "0a01", certified_key: NO_CERTIFIED_KEY }]);
+      await target.load(s.dump());
+      await target.confirmLoad();
+      expect((await target.certificatesForStatus({ serials: ["0a01"], certificateIds: [] })).map((r) => r.serial)).toEqual(["0a01"]);
+
+      // A still newer jpki's guard, relying on a column this one may leave empty (here: the application id).
+      await c.query(`ALTER TABLE certificates DROP CONSTRAINT ${PG_WRITER_GUARD_CONSTRAINT}`);
+      await c.query(`ALTER TABLE certificates ADD CONSTRAINT ${PG_WRITER_GUARD_CONSTRAINT} CHECK (application_id IS NOT NULL AND certified_key IS NOT NULL) NOT VALID`);
+      const rec = keyed("0a02", "r2", 0, "a key");
+      const e = await s.commitIssuances([rec]).then(() => undefined, (x: unknown) => x);
+      expect(e).toMatchObject({ code: "ERR_STORE_UPGRADED", details: { reason: "writer-guard" } });
+      expect((e as Error).message).toMatch(/^the store was upgraded by a newer jpki while this process had it open, and refused its write while .*: stop this process and run the new release$/);
+      expect(await s.commitIssuances([{ ...rec, applicationId: "app-2" }])).toEqual([{ status: "committed", superseded: [] }]);
+    } finally {
+      await target.close();
+      await c.end();
+      await s.close();
     }
   });
 });

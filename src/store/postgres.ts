@@ -137,6 +137,7 @@ import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, 
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
 import { activeCompromiseMessage, auditDigest, caCompromisedAudit, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { FILL_PAGE_ROWS, fillMarkKey, pageRowsOf, upgradeInProgress, type UpgradeOptions } from "./upgrade.js";
+import { certifiedKeyColumn, isPgWriterGuard, NO_CERTIFIED_KEY, PG_WRITER_GUARD_COMMENT, PG_WRITER_GUARD_CONSTRAINT, writerGuardRefused } from "./writer-guard.js";
 import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 /**
@@ -320,6 +321,42 @@ const migration26 = pgFillMigration({
   `);
   },
 });
+
+/**
+ * Version 29: the writer guard, as SQLite's version 32 (store/writer-guard.ts says why): a certificate without
+ * `certified_key`, which only a jpki from before version 26 still running writes, is refused.
+ *
+ * A CHECK constraint added NOT VALID, not a trigger. Its cost on the insert path is one NULL test per row inside
+ * the executor; a BEFORE ROW trigger, even one whose WHEN clause never fires, would turn the issuance's binary
+ * COPY (COPY_CERTIFICATES) from batched inserts into one heap insert per row (PostgreSQL's COPY batches only
+ * tables without BEFORE/INSTEAD row triggers), and call a function for any row it fires on. NOT VALID: the rows
+ * already there are not scanned (at 200M certificates a full scan under the table's lock), only inserts and updates
+ * are checked from here. Its name is the message an old jpki shows (it quotes the SQLSTATE and the constraint's
+ * name, never the server's text); its comment has the whole sentence. A CHECK is checked on UPDATE too (a
+ * revocation): no row may be left NULL, so the rows an old writer already inserted (after the fill committed, or
+ * below its mark: version 26 pages by serial) are filled here, and a DER with no key gets NO_CERTIFIED_KEY.
+ * Adding the constraint locks the table (ACCESS EXCLUSIVE) until the upgrade commits: it waits for the writers in
+ * flight, and none inserts until the rows below are filled. They are found through the column's index (a B-tree
+ * holds NULLs): the planner's statistics may be those of the column before its fill, which would make a scan of
+ * the table look cheaper, hence no sequential scan for these statements.
+ */
+async function migration29(c: ClientBase): Promise<void> {
+  await c.query(`ALTER TABLE certificates ADD CONSTRAINT ${PG_WRITER_GUARD_CONSTRAINT} CHECK (certified_key IS NOT NULL) NOT VALID`);
+  await c.query(`COMMENT ON CONSTRAINT ${PG_WRITER_GUARD_CONSTRAINT} ON certificates IS ${sqlLiteral(PG_WRITER_GUARD_COMMENT)}`);
+  const seqscan = (await c.query<{ v: string }>("SELECT current_setting('enable_seqscan') AS v")).rows[0]!.v;
+  await c.query("SELECT set_config('enable_seqscan', 'off', true)");
+  for (;;) {
+    const rows = (await c.query<{ serial: string; der: Buffer }>("SELECT serial, der FROM certificates WHERE certified_key IS NULL LIMIT $1", [FILL_PAGE_ROWS])).rows;
+    if (rows.length) {
+      await c.query("UPDATE certificates c SET certified_key = u.k FROM unnest($1::text[], $2::bytea[]) AS u(s, k) WHERE c.serial = u.s", [
+        textArray(rows.map((r) => r.serial)),
+        byteaArray(rows.map((r) => certifiedKeyColumn(r.der))),
+      ]);
+    }
+    if (rows.length < FILL_PAGE_ROWS) break;
+  }
+  await c.query("SELECT set_config('enable_seqscan', $1, true)", [seqscan]);
+}
 
 /** Ordered migrations; the index + 1 is the schema version. Never edit a published one, append. */
 export const PG_MIGRATIONS: readonly PgMigration[] = [
@@ -808,6 +845,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   `
   ALTER TABLE ca_links ADD COLUMN compromised_at bigint;
   `,
+  migration29,
 ];
 
 /**
@@ -919,8 +957,8 @@ function certificateRows(records: readonly IssuanceRecord[], keys: ReadonlyMap<I
     w.row(16).text(x.serial).text(x.caId).text(x.type).text(x.residentCode).text(x.municipalityCode);
     w.text(x.fourItems.name).text(x.fourItems.address).text(x.fourItems.birthDate).text(x.fourItems.gender);
     w.int8(x.notBefore.getTime()).int8(x.notAfter.getTime()).int8(x.issuedAt.getTime()).bytea(x.der).textOrNull(x.applicationId);
-    if (key) w.bytea(key);
-    else w.null();
+    // never NULL: the writer guard (migration 29) takes NULL for an older jpki's row
+    w.bytea(key ?? NO_CERTIFIED_KEY);
     if (x.registrySequence === undefined) w.null();
     else w.int8(x.registrySequence);
   }
@@ -1326,6 +1364,7 @@ function storeError(e: unknown, what: string): JpkiError {
   if (code === PG.lockNotAvailable) {
     return new JpkiError("ERR_WORKSPACE_LOCKED", `the store is busy (another jpki process holds a lock) while ${what}: retry when it finishes`, { cause });
   }
+  if (isPgWriterGuard(e)) return writerGuardRefused(what, cause);
   if (code === "ERR_INVALID_URL") {
     // node-postgres parses the string with URL; neither message nor cause may show it (it may hold a password)
     return new JpkiError("ERR_USAGE", "the PostgreSQL connection string is not a valid URL (postgres://user@host:port/db)");
@@ -4126,7 +4165,7 @@ async function loadBatch(c: PoolClient, b: DumpDataBatch): Promise<void> {
           col(r, (x) => x.revocation?.reason ?? null),
           col(r, (x) => x.revocation?.source ?? null),
           col(r, (x) => x.applicationId ?? null),
-          col(r, (x) => certifiedKeyOf(x.der)),
+          col(r, (x) => certifiedKeyColumn(x.der)),
           col(r, (x) => x.registrySequence ?? null),
         ],
       );

@@ -218,6 +218,142 @@ describe("SqliteStore upgrade to certified keys (version 29)", () => {
   });
 });
 
+/** A certificate row as the previous release's commitIssuances inserted it (schema 28: no certified_key). */
+const OLD_INSERT_28 =
+  "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix) VALUES (?, '13-sig', 'signature', ?, '131016', 0, 9999999999999, 0, ?, NULL, ?)";
+const OLD_CERTIFIED_28 =
+  "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, revoked_at, reason, source) VALUES (?, ?, '13-sig', 'signature', '131016', 'n', 'a', '1980-01-01', 'male', 9999999999999, NULL, NULL, NULL)";
+const derId = (der: Uint8Array) => createHash("sha256").update(der).digest().subarray(0, 8);
+
+describe("SqliteStore writer guard (version 32): an older jpki still running cannot write rows the new schema relies on", () => {
+  it("refuses the certificate an older jpki, open since before the upgrade, inserts without its certified key (or certificate id); nothing of its transaction stays", async () => {
+    const { path, db: old } = storeAtVersion(28);
+    old.close();
+    // The previous release's process: its connection and its statements prepared before the upgrade.
+    const writer = new Database(path);
+    writer.pragma("busy_timeout = 5000");
+    const insert = writer.prepare(OLD_INSERT_28);
+    const certified = writer.prepare(OLD_CERTIFIED_28);
+    const commit = writer.transaction((serial: string, code: string, der: Buffer) => {
+      certified.run(code, serial);
+      insert.run(serial, code, der, derId(der));
+    });
+    const before = keyed("0a01", "r1", 0, "written before the upgrade");
+    commit("0a01", "r1", before.der);
+
+    const s = SqliteStore.open(path);
+    try {
+      const taken = keyed("0a02", "r2", 0, "the card's key");
+      expect(() => commit("0a02", "r2", taken.der)).toThrow(
+        expect.objectContaining({
+          code: "SQLITE_CONSTRAINT_TRIGGER",
+          message: expect.stringMatching(/^jpki writer guard: this store was upgraded by a newer jpki, .* Stop this process and run the new release$/),
+        }),
+      );
+      // An older writer still (before version 23): the hex digest instead of the certificate id, no key either.
+      expect(() =>
+        writer
+          .prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id) VALUES ('0a03', '13-sig', 'signature', 'r3', '131016', 0, 9999999999999, 0, x'3000', NULL)")
+          .run(),
+      ).toThrow(expect.objectContaining({ code: "SQLITE_CONSTRAINT_TRIGGER" }));
+      // A writer that fills the key but not the id is refused too.
+      expect(() =>
+        writer
+          .prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, certified_key) VALUES ('0a03', '13-sig', 'signature', 'r3', '131016', 0, 9999999999999, 0, x'3000', NULL, x'')")
+          .run(),
+      ).toThrow(expect.objectContaining({ code: "SQLITE_CONSTRAINT_TRIGGER" }));
+      // Nothing of the refused transactions stayed; the row from before the upgrade was filled by it.
+      expect(writer.prepare("SELECT serial FROM certified ORDER BY serial").pluck().all()).toEqual(["0a01"]);
+      expect(writer.prepare("SELECT serial, certified_key FROM certificates ORDER BY serial").raw().all()).toEqual([["0a01", certifiedKeyOf(before.der)]]);
+      // So the key the refused writer wanted is free, and the key of the row it wrote before is not.
+      await s.upsertResidents([{ residentCode: "r2", municipalityCode: "131016", fourItems: taken.fourItems, status: "active" }]);
+      expect(await s.commitIssuances([keyed("0a04", "r2", 1000, "written before the upgrade")])).toEqual([{ status: "key-in-use", serial: "0a01", why: "other-resident" }]);
+      expect(await s.commitIssuances([taken])).toEqual([{ status: "committed", superseded: [] }]);
+    } finally {
+      writer.close();
+      await s.close();
+    }
+  });
+
+  it("fills what an older writer left empty before the guard (after the fill committed), so those rows are found by id and their keys stay taken", async () => {
+    const { path, db } = storeAtVersion(31);
+    const slipped = keyed("0a01", "r1", 0, "slipped past the fill");
+    // As an older jpki wrote them after version 29's fill: no key; and (older still) no certificate id.
+    db.prepare(OLD_CERTIFIED_28).run("r1", "0a01");
+    db.prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id) VALUES ('0a01', '13-sig', 'signature', 'r1', '131016', 0, 9999999999999, 0, ?, NULL)").run(slipped.der);
+    db.prepare(OLD_CERTIFIED_28).run("r0", "0a00");
+    db.prepare(OLD_INSERT_28).run("0a00", "r0", Buffer.from("3000", "hex"), derId(Buffer.from("3000", "hex")));
+    db.close();
+    const s = SqliteStore.open(path);
+    try {
+      const check = new Database(path, { readonly: true });
+      // The key read from the DER; a DER with no key to read gets the empty marker, so no row is left NULL.
+      expect(check.prepare("SELECT serial, der_sha256_prefix, certified_key FROM certificates ORDER BY serial").raw().all()).toEqual([
+        ["0a00", derId(Buffer.from("3000", "hex")), Buffer.alloc(0)],
+        ["0a01", derId(slipped.der), certifiedKeyOf(slipped.der)],
+      ]);
+      check.close();
+      expect((await s.certificatesForStatus({ serials: [], certificateIds: [createHash("sha256").update(slipped.der).digest("hex")] })).map((c) => c.serial)).toEqual(["0a01"]);
+      const again = keyed("0a02", "r2", 1000, "slipped past the fill");
+      await s.upsertResidents([{ residentCode: "r2", municipalityCode: "131016", fourItems: again.fourItems, status: "active" }]);
+      expect(await s.commitIssuances([again])).toEqual([{ status: "key-in-use", serial: "0a01", why: "other-resident" }]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("the current code never trips it: a DER with no key to read is stored with the empty marker, by an issuance and by a load", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const s = SqliteStore.open(path, { create: true });
+    const target = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    try {
+      await s.putCa({ id: "13-sig", prefectureCode: "13", purpose: "signature", certificateDer: Buffer.from("3000", "hex"), encryptedKeyPem: "pem", keyId: Buffer.from([1]), createdAt: new Date(0) });
+      const noKey = { ...keyed("0a01", "r1", 0, "unused"), der: Buffer.from("30030201ff", "hex") };
+      await s.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: noKey.fourItems, status: "active" }]);
+      expect(await s.commitIssuances([noKey])).toEqual([{ status: "committed", superseded: [] }]);
+      const keys = (p: string) => {
+        const db = new Database(p, { readonly: true });
+        try {
+          return db.prepare("SELECT serial, certified_key FROM certificates").raw().all();
+        } finally {
+          db.close();
+        }
+      };
+      expect(keys(path)).toEqual([["0a01", Buffer.alloc(0)]]);
+      const t = SqliteStore.open(target, { create: true });
+      try {
+        await t.load(s.dump());
+      } finally {
+        await t.close();
+      }
+      expect(keys(target)).toEqual([["0a01", Buffer.alloc(0)]]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a refusal this jpki meets (a store upgraded again by a still newer one) is ERR_STORE_UPGRADED, saying to run the new release", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const s = SqliteStore.open(path, { create: true });
+    try {
+      await s.putCa({ id: "13-sig", prefectureCode: "13", purpose: "signature", certificateDer: Buffer.from("3000", "hex"), encryptedKeyPem: "pem", keyId: Buffer.from([1]), createdAt: new Date(0) });
+      const rec = keyed("0a01", "r1", 0, "a key");
+      await s.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: rec.fourItems, status: "active" }]);
+      // A newer jpki's guard, relying on a column this one may leave empty (here: the application id).
+      const newer = new Database(path);
+      const sql = newer.prepare("SELECT sql FROM sqlite_master WHERE name = 'jpki_writer_guard'").pluck().get() as string;
+      newer.exec(`DROP TRIGGER jpki_writer_guard; ${sql.replace("WHEN NEW.certified_key IS NULL", "WHEN NEW.application_id IS NULL OR NEW.certified_key IS NULL")}`);
+      newer.close();
+      const e = await s.commitIssuances([rec]).then(() => undefined, (x: unknown) => x);
+      expect(e).toMatchObject({ code: "ERR_STORE_UPGRADED", details: { reason: "writer-guard" } });
+      expect((e as Error).message).toMatch(/^the store was upgraded by a newer jpki while this process had it open, and refused its write while .*: stop this process and run the new release$/);
+      expect(await s.commitIssuances([{ ...rec, applicationId: "app-1" }])).toEqual([{ status: "committed", superseded: [] }]);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 /** The built store module, for a child process to open a store with (test/global-setup.ts builds dist/). */
 const DIST_SQLITE = pathToFileURL(join(import.meta.dirname, "..", "..", "dist", "src", "store", "sqlite.js")).href;
 

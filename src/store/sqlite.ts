@@ -115,6 +115,7 @@ import { Coalescer } from "./coalesce.js";
 import { activeCompromiseMessage, auditDigest, caCompromisedAudit, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 import { fillMarkKey, pageRowsOf, upgradeInProgress, type UpgradeOptions, type UpgradeProgress } from "./upgrade.js";
+import { certifiedKeyColumn, isSqliteWriterGuard, NO_CERTIFIED_KEY, WRITER_GUARD_MESSAGE, writerGuardRefused } from "./writer-guard.js";
 
 type Int = number | bigint;
 
@@ -275,6 +276,39 @@ const migration29 = fillMigration({
   // random place.
   finish: (db) => db.exec("CREATE INDEX certificates_certified_key ON certificates (certified_key)"),
 });
+
+/**
+ * Version 32: the writer guard (store/writer-guard.ts says why). A jpki of an earlier release that had the store
+ * open before it was upgraded goes on inserting certificates without `certified_key` (version 29) — or, older
+ * still, without `der_sha256_prefix` (23): such a row escaped the key-in-use check and was never found by its
+ * certificate id. From here a trigger refuses them with a message that tells the operator what to do.
+ *
+ * First the rows such a writer already inserted get what the fills would have given them (rows written after
+ * the fill committed): read through the columns' indexes (SQLite indexes NULL), so the cost is the rows found,
+ * not the table; INDEXED BY, as statistics an ANALYZE took while a column was still empty would make a scan of
+ * the table look cheaper. A DER with no key to read gets NO_CERTIFIED_KEY, so that NULL means "an older writer"
+ * only. The hex digest (version 15), where a store with rows kept the column, goes with it as version 23's pages
+ * did.
+ *
+ * A trigger, as SQLite has no ALTER TABLE … ADD CONSTRAINT (a CHECK would mean rebuilding the table). Its cost on
+ * the insert path: the WHEN clause, two NULL tests compiled into each INSERT's program, per row; the trigger's
+ * body runs only for a refused row. Not on UPDATE: nothing updates these columns but the fills. A migration that
+ * rebuilds the certificates table must create the trigger again (DROP TABLE drops it).
+ */
+function migration32(db: Database.Database): void {
+  db.function("jpki_der_id", { deterministic: true }, (der: unknown) => derIdKey(der as Buffer));
+  db.function("jpki_certified_key_column", { deterministic: true }, (der: unknown) => certifiedKeyColumn(der as Buffer));
+  const hexDigest = (db.pragma("table_info(certificates)") as Array<{ name: string }>).some((c) => c.name === "der_sha256");
+  db.exec(`
+  UPDATE certificates INDEXED BY certificates_der_sha256_prefix SET der_sha256_prefix = jpki_der_id(der)${hexDigest ? ", der_sha256 = NULL" : ""} WHERE der_sha256_prefix IS NULL;
+  UPDATE certificates INDEXED BY certificates_certified_key SET certified_key = jpki_certified_key_column(der) WHERE certified_key IS NULL;
+  CREATE TRIGGER jpki_writer_guard BEFORE INSERT ON certificates
+    WHEN NEW.certified_key IS NULL OR NEW.der_sha256_prefix IS NULL
+  BEGIN
+    SELECT RAISE(ABORT, '${WRITER_GUARD_MESSAGE.replace(/'/g, "''")}');
+  END;
+  `);
+}
 
 /** Ordered migrations; the index + 1 is the schema version. Never edit a published one, append. */
 export const MIGRATIONS: readonly Migration[] = [
@@ -636,6 +670,7 @@ export const MIGRATIONS: readonly Migration[] = [
   `
   ALTER TABLE ca_links ADD COLUMN compromised_at INTEGER;
   `,
+  migration32,
 ];
 
 /**
@@ -1006,6 +1041,7 @@ function storeError(e: unknown, what: string): JpkiError {
   if (code === "SQLITE_BUSY") {
     return new JpkiError("ERR_WORKSPACE_LOCKED", `the workspace is busy (another jpki process is writing) while ${what}: retry when it finishes`, { cause: e });
   }
+  if (isSqliteWriterGuard(e)) return writerGuardRefused(what, e);
   return new JpkiError("ERR_STORE", `store failure while ${what}: ${(e as Error).message}`, { cause: e });
 }
 
@@ -1866,7 +1902,7 @@ export class SqliteStore implements Store {
             for (const ca of cas) st.bumpRevision.run(ca);
           }
           const notAfter = rec.notAfter.getTime();
-          st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, derIdKey(rec.der), certifiedKey);
+          st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, derIdKey(rec.der), certifiedKey ?? NO_CERTIFIED_KEY);
           st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter, rec.registrySequence ?? null);
           // 発行情報 registered with the registry side in this same transaction: nothing is issued without it.
           st.insertRegistered.run(rec.serial, rec.residentCode, rec.caId, rec.type, items.name, items.address, items.birthDate, items.gender, rec.notBefore.getTime(), notAfter);
@@ -3283,7 +3319,7 @@ export class SqliteStore implements Store {
                 const v = r.revocation;
                 ins.certificates.run(
                   r.serial, r.caId, r.type, r.residentCode, r.municipalityCode,
-                  r.notBefore.getTime(), r.notAfter.getTime(), r.issuedAt.getTime(), r.der, r.applicationId ?? null, derIdKey(r.der), certifiedKeyOf(r.der),
+                  r.notBefore.getTime(), r.notAfter.getTime(), r.issuedAt.getTime(), r.der, r.applicationId ?? null, derIdKey(r.der), certifiedKeyColumn(r.der),
                 );
                 ins.certified.run(
                   r.residentCode, r.serial, r.caId, r.type, r.municipalityCode, f.name, f.address, f.birthDate, f.gender, r.notAfter.getTime(),
