@@ -108,6 +108,13 @@ afterAll(async () => {
 
 
 /** A store method that stops answering until released (a database server that hangs): its spy and the release. */
+/** The value of jpki_unknown_write_records for `writer` and `state` on the server at `at` (NaN when it is not there). */
+async function unknownWriteRecords(at: string, writer: string, state: string): Promise<number> {
+  const m = await (await fetch(`${at}/metrics`, { headers: auth, signal: AbortSignal.timeout(15_000) })).text();
+  expect(m).toMatch(/^# HELP jpki_unknown_write_records .+/m);
+  return Number(new RegExp(`^jpki_unknown_write_records\\{writer="${writer}",state="${state}"\\} (\\d+)$`, "m").exec(m)?.[1]);
+}
+
 function hangUntilReleased<K extends "crlStatus" | "certificatesForStatus" | "appendDisclosures" | "recordStatusChecks">(name: K): { hung: MockInstance; release: () => void } {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
@@ -939,6 +946,9 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     try {
       const r = await fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
       expect(r.status).toBe(503);
+      // seen while the server runs, not only in the stop's line
+      expect(await unknownWriteRecords(at, "disclosures", "lost")).toBe(1);
+      expect(await unknownWriteRecords(at, "disclosures", "abandoned")).toBe(0);
       await api.close();
       const said = reported.find((x) => x.what === "stopping after disclosure writes whose outcome is not known");
       expect(said?.message).toMatch(/lost under a disclosure write of 1 record after it was sent/);
@@ -966,6 +976,10 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       lost.mockRestore();
       hang = hangUntilReleased("recordStatusChecks");
       expect((await post()).status).toBe(503);
+      // seen while the server runs, not only in the stop's line; the disclosure log's are its own
+      expect(await unknownWriteRecords(at, "liveness-checks", "abandoned")).toBe(1);
+      expect(await unknownWriteRecords(at, "liveness-checks", "lost")).toBe(1);
+      expect(await unknownWriteRecords(at, "disclosures", "lost")).toBe(0);
       await api.close();
       const said = reported.find((x) => x.what === "stopping after liveness-check writes whose outcome is not known");
       expect(said?.message).toMatch(/^1 liveness check in writes the store did not answer within 200 ms, 1 liveness check in writes whose connection was lost after they were sent: /);
@@ -989,6 +1003,8 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       const r = await fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
       expect(r.status).toBe(503);
       expect(hung).toHaveBeenCalledTimes(1);
+      // the abandoned write is counted while the server runs, as long as it has not settled
+      expect(await unknownWriteRecords(at, "disclosures", "abandoned")).toBe(1);
       await api.close(); // it waited for the hung write for good
       const said = reported.find((x) => x.what.startsWith("stopping without the disclosure log's write"));
       expect(said).toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });

@@ -1065,6 +1065,24 @@ export async function buildServer(
   const livenessWrites = new UnknownWrites();
   // The engine on a thread of its own (verifier/engine-thread.ts): the serving thread keeps the HTTP and the store.
   const validation = new VerifierValidationService(ws, { engineThread: true, watchdog: storeWatchdog, ...(opts.access?.onError ? { onError: opts.access.onError } : {}), ...opts.validation });
+  // The disclosure log's and the liveness checks' writes whose outcome is not known (store/write-outcome.ts) were said
+  // only in the stop's last lines: an operator learned that a PostgreSQL server may hold records of answers given
+  // 503 when the server was stopped, if ever. The stop still says them; this is the running count.
+  new Gauge({
+    name: "jpki_unknown_write_records",
+    help: "records in store writes whose outcome is not known, by writer (disclosures: the disclosure log's records of POST /v1/validate and /v1/verify-signature; liveness-checks: POST /v1/status's checks) and state: abandoned (in writes past the store bound, not settled yet or settled by a connection closed under them), lost (in writes whose connection was lost after they were sent); their verifiers were answered 503, and on PostgreSQL they may have been written all the same; an abandoned write that settles known leaves the count",
+    labelNames: ["writer", "state"] as const,
+    registers: [metrics.registry],
+    collect() {
+      for (const [writer, counts] of [
+        ["disclosures", validation.disclosureLog.unknown],
+        ["liveness-checks", livenessWrites.counts],
+      ] as const) {
+        this.set({ writer, state: "abandoned" }, counts.abandoned);
+        this.set({ writer, state: "lost" }, counts.lost);
+      }
+    },
+  });
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   validateFast = validateFastPath({
     prefix,
