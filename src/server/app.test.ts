@@ -1061,6 +1061,54 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     }
   });
 
+  it("a kind of call the watchdog holds (the store answers others in time, as with a lock on one table): /metrics says it held and counts its calls refused, /healthz says the store degraded with the kind and stays 200; released, both say so", async () => {
+    // a bound of 1 s: the held kind's probe is out that long, in which the next validation is refused
+    const { app: api } = await buildServer(ws, { storeWaitMs: 1_000, access: { onError: () => undefined } });
+    await api.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const validate = () => fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
+    const health = async () => {
+      const r = await fetch(`${at}/healthz`, { headers: auth, signal: AbortSignal.timeout(15_000) });
+      return { status: r.status, body: (await r.json()) as { status: string; store: string; held: string[] } };
+    };
+    const scrape = async () => (await fetch(`${at}/metrics`, { headers: auth, signal: AbortSignal.timeout(15_000) })).text();
+    const value = (m: string, line: string) => Number(new RegExp(`^${line.replace(/[{}]/g, "\\$&")} (\\d+)$`, "m").exec(m)?.[1]);
+    const HELD = 'jpki_store_held{kind="recording disclosures"}';
+    const REFUSED = 'jpki_store_refused_calls_total{kind="recording disclosures",why="held"}';
+    // the disclosure writes hang (another session's lock on their table); every other call answers
+    const { hung, release } = hangUntilReleased("appendDisclosures");
+    try {
+      expect(await health()).toMatchObject({ status: 200, body: { store: "ok", held: [] } });
+      expect((await validate()).status).toBe(503);
+      // the watchdog's own probe answers a bound later: the store answers, but not that kind, which is held
+      await vi.waitFor(async () => expect((await health()).body.store).toBe("degraded"), { timeout: 10_000, interval: 50 });
+      expect(await health()).toEqual({ status: 200, body: expect.objectContaining({ status: "ok", store: "degraded", held: ["recording disclosures"] }) });
+      const m = await scrape();
+      expect(m).toMatch(/^# HELP jpki_store_held .+/m);
+      expect(m).toMatch(/^# HELP jpki_store_refused_calls_total .+/m);
+      expect(value(m, HELD)).toBe(1);
+      // the held kind's probe goes to the store and hangs; a validation meanwhile is refused without asking it
+      const probe = validate();
+      await vi.waitFor(() => expect(hung).toHaveBeenCalledTimes(2), { timeout: 10_000, interval: 10 });
+      expect((await validate()).status).toBe(503);
+      expect(hung).toHaveBeenCalledTimes(2);
+      expect((await probe).status).toBe(503);
+      expect(value(await scrape(), REFUSED)).toBeGreaterThanOrEqual(1);
+      // the lock is gone: the next probe answers in time, and the hold ends
+      release();
+      await vi.waitFor(async () => expect((await validate()).status).toBe(200), { timeout: 10_000, interval: 100 });
+      expect(await health()).toMatchObject({ status: 200, body: { store: "ok", held: [] } });
+      const after = await scrape();
+      expect(value(after, HELD)).toBe(0);
+      expect(value(after, REFUSED)).toBeGreaterThanOrEqual(1);
+    } finally {
+      release();
+      hung.mockRestore();
+      await api.close();
+    }
+  });
+
   it("GET /crl/index.json and /v1/overview answer 503 store-unresponsive with Retry-After when a store read never returns, refuse the next at once, and answer once the store does; /metrics answers without its CRL gauges and says jpki_store_responsive 0", async () => {
     const reported: Array<{ code: string | undefined; what: string }> = [];
     const { app: api } = await buildServer(ws, { storeWaitMs: 200, overviewCacheMs: 0, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what }) } });

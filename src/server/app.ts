@@ -376,6 +376,34 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
       this.set((await readForScrape()).late ? 0 : 1);
     },
   });
+  // The kinds of store calls the watchdog holds (watchdog.ts `admit`: a store that answers all but one kind, a lock on
+  // one table), and what it refused. jpki_store_responsive says 1 through a hold (the store answers), so a hold was
+  // seen only as 503s among its routes' answers. A kind once held stays in the gauge at 0: its alert resolves.
+  const everHeld = new Set<string>();
+  new Gauge({
+    name: "jpki_store_held",
+    help: "1 while the store watchdog holds a kind of store call (kind: what the call does): one still late when the store answered others in time, refused at once but one probe per store bound until a call of it answers in time; 0 once released",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+    collect() {
+      const held = new Set(storeWatchdog.heldKinds);
+      for (const kind of held) everHeld.add(kind);
+      for (const kind of everHeld) this.set({ kind }, held.has(kind) ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: "jpki_store_refused_calls_total",
+    help: "store calls refused without being sent, by kind (what the call does) and why: stalled (a call past the store bound had not settled: every kind is refused but one probe per bound) or held (its kind is held: jpki_store_held)",
+    labelNames: ["kind", "why"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, n] of storeWatchdog.refusals) {
+        if (n.stalled) this.inc({ kind, why: "stalled" }, n.stalled);
+        if (n.held) this.inc({ kind, why: "held" }, n.held);
+      }
+    },
+  });
   // OCSP answers likewise: source → status → count.
   const answerTallies = new Map<string, Map<string, { n: number }>>();
   const ocspAnswers = new Counter({
@@ -1053,7 +1081,15 @@ export async function buildServer(
     missing.sort();
     const cas = new Set(crls.map((s) => s.caId)).size;
     const status = stale.length ? "stale" : missing.length ? "missing" : access.listStale ? "verifier-list-stale" : "ok";
-    return reply.code(status === "ok" ? 200 : 503).header("Cache-Control", "no-store").send({ status, store: "ok", cas, crls: crls.length, stale, missing, verifierList });
+    // The store answered, but the watchdog may hold kinds of calls it does not answer in time (a lock on one table):
+    // those calls are refused, their routes answer 503, and the probe said "ok" of a store half of whose writes were
+    // refused. Said here, in the JSON; the status code stays the store's answer and the CRLs' (a hold refuses one
+    // kind, not the service, and a load balancer taking the server out for it would refuse every route).
+    const held = storeWatchdog.heldKinds;
+    return reply
+      .code(status === "ok" ? 200 : 503)
+      .header("Cache-Control", "no-store")
+      .send({ status, store: held.length ? "degraded" : "ok", held, cas, crls: crls.length, stale, missing, verifierList });
   });
 
   app.get(`${prefix}/metrics`, { onResponse: onResponse("metrics") }, async (_req, reply) => {
