@@ -31,7 +31,7 @@ type Moment = (m: { readonly started: Promise<void>; readonly firstLine: Promise
 /** Starts `jpki watch SPOOL`, sends SIGTERM at `moment`, and says how it ended. */
 async function stopAt(moment: Moment): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }> {
   const child = spawn(process.execPath, [MAIN, "--workspace", ws, "watch", spool, "--poll", "50"], {
-    env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${PROBE}` },
+    env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${JSON.stringify(PROBE)}` },
     stdio: ["ignore", "pipe", "pipe", "pipe"],
   });
   let stdout = "";
