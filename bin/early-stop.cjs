@@ -1,12 +1,13 @@
 "use strict";
 /**
- * A stop asked for before the command can stop cleanly. `jpki watch` (the daemon under a service manager) stops on
- * SIGTERM or SIGINT after the batch in progress and exits 0, but its handlers were set only once it had loaded the
- * program, read the passphrase and loaded the library (src/cli/context.ts withStopSignal): a SIGTERM in its first
- * ≈ 1.5–2 s (a restart right after a start, a deploy's stop) met node's default and ended it 143, which a service
- * manager takes for a failure. The launcher now catches the two signals for such a command from its first line and
- * keeps the first; withStopSignal, once it is set, takes it over (`take`) and the command stops as it would have
- * a moment later: nothing begun, the workspace closed and its lock released, exit 0.
+ * A stop asked for before the command can stop cleanly. `jpki watch` and `jpki serve` (the daemons under a service
+ * manager) stop on SIGTERM or SIGINT after the batch or answers in progress and exit 0, but their handlers were set
+ * only once they had loaded the program, read the passphrase and loaded the library (src/cli/context.ts
+ * withStopSignal): a SIGTERM in their first ≈ 1.5–2 s (a restart right after a start, a deploy's stop) met node's
+ * default and ended them 143, which a service manager takes for a failure. The launcher now catches the two signals
+ * for such a command from its first line and keeps the first; withStopSignal, once it is set, takes it over
+ * (`take`) and the command stops as it would have a moment later: nothing begun, the workspace closed and its lock
+ * released, exit 0. A `serve --workers` worker runs this launcher too, so holds its own.
  *
  * Before the command could wait for ever while a signal is held — the passphrase prompt on a terminal — it lets go
  * (`release`): a signal held is then delivered as node's default (143, nothing is open yet), and so is one that
@@ -17,9 +18,10 @@
 const { parse } = require("./early-kek.cjs");
 
 const KEY = Symbol.for("jpki.early-stop");
-// The commands that catch SIGTERM and SIGINT to stop cleanly whose start-up is covered. The others (serve, notices
-// ingest …) set their handlers at the same place, and are left to die 143 in their first moments as before.
-const STOPPING_COMMANDS = new Set(["watch"]);
+// The daemons, whose start-up stop is tested (test/integration/daemon-start.test.ts). The other commands that stop
+// cleanly on a signal (notices ingest, registry apply …: run by hand or by a job, not restarted by a service
+// manager) set their handlers at the same place, and still end 143 in their first moments.
+const STOPPING_COMMANDS = new Set(["watch", "serve"]);
 const SIGNALS = ["SIGTERM", "SIGINT"];
 
 /** Holds SIGTERM and SIGINT from now on when `args` run a command of STOPPING_COMMANDS; returns whether it does. */

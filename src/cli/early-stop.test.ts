@@ -21,8 +21,10 @@ function held(args: string[], body: string): { status: number | null; signal: No
 }
 
 describe("bin/early-stop.cjs", () => {
-  it("holds SIGTERM for jpki watch from the launcher's first line: the command's handlers take it over, and the process goes on", () => {
-    expect(held(["--workspace", "w", "watch", "spool"], `console.log(held, early.take(), globalThis[Symbol.for("jpki.early-stop")] === undefined)`)).toEqual({ status: 0, signal: null, stdout: "true SIGTERM true\n" });
+  it("holds SIGTERM for jpki watch and jpki serve from the launcher's first line: the command's handlers take it over, and the process goes on", () => {
+    for (const args of [["--workspace", "w", "watch", "spool"], ["serve", "--listen", "127.0.0.1:0"]]) {
+      expect(held(args, `console.log(held, early.take(), globalThis[Symbol.for("jpki.early-stop")] === undefined)`), args.join(" ")).toEqual({ status: 0, signal: null, stdout: "true SIGTERM true\n" });
+    }
   });
 
   it("delivers the signal held once let go before a prompt (release): node's default, as before", () => {
@@ -30,7 +32,7 @@ describe("bin/early-stop.cjs", () => {
   });
 
   it("holds nothing for other commands, a workspace named watch, or help: node's default ends them", () => {
-    for (const args of [["crl", "generate"], ["serve"], ["-w", "watch", "crl", "generate"], ["--workspace=x", "watch", "--help"]]) {
+    for (const args of [["crl", "generate"], ["notices", "ingest", "f"], ["-w", "watch", "crl", "generate"], ["--workspace=x", "watch", "--help"], ["serve", "--help"]]) {
       expect(held(args, `console.log("still here")`), args.join(" ")).toMatchObject({ status: null, signal: "SIGTERM", stdout: "" });
     }
   });

@@ -111,8 +111,9 @@ republished before its nextUpdate. The schedule also sweeps the registry side's 
 expired and revoked certificates about once a day ('jpki registry sweep --help' says what and why).
 SIGTERM or SIGINT stops cleanly (exit 0): answers in flight get 5 s to finish and close their connections;
 a request arriving meanwhile on an open connection gets 503 (code "stopping") and its connection closes;
-a repeated signal changes nothing. SIGHUP reopens the --access-log file by its name (after logrotate moved
-it; the primary of --workers N passes the signal on to its workers); it does not stop the server.
+a repeated signal changes nothing; one in its first moments, while it loads, stops it before it listens.
+SIGHUP reopens the --access-log file by its name (after logrotate moved it; the primary of --workers N passes
+the signal on to its workers); it does not stop the server.
 OCSP answers are signed by a delegated certificate per CA (id-kp-OCSPSigning, ocsp-nocheck) that the
 schedule issues and renews; its key is stored encrypted under JPKI_OCSP_PASSPHRASE when set (so HTTP
 workers need not hold the CA passphrase), else under the CA passphrase; one ending with a line break is
