@@ -9,7 +9,7 @@ import { LongestFirst } from "./test/sequencer.js";
  * sets JPKI_STORE for every command it runs (see workspaceStore there). `--project sqlite` or
  * `--project postgres` runs one of them.
  */
-export const STORE_SUITES = ["issuance", "notices", "identity", "keys", "partial-input", "concurrency", "resume", "demo", "serve", "ocsp", "partitions", "verifiers", "load", "delta", "validation-api", "liveness", "provider", "counter", "backup", "audit", "registry-import", "compromise-retired", "compromise-carried"].map((n) => `test/integration/${n}.test.ts`);
+export const STORE_SUITES = ["issuance", "notices", "identity", "keys", "partial-input", "concurrency", "resume", "demo", "serve", "ocsp", "partitions", "verifiers", "load", "delta", "validation-api", "liveness", "provider", "counter", "backup", "audit", "registry-import", "compromise-retired", "compromise-carried", "daemon-start"].map((n) => `test/integration/${n}.test.ts`);
 
 export default defineConfig({
   test: {

@@ -130,4 +130,4 @@ function startEarlyKek(args, env, cwd = process.cwd()) {
   }
 }
 
-module.exports = { startEarlyKek, HINT_FILE, HINT_MAX_BYTES, MIN_ITERATIONS, PBKDF2_ITERATIONS };
+module.exports = { startEarlyKek, parse, HINT_FILE, HINT_MAX_BYTES, MIN_ITERATIONS, PBKDF2_ITERATIONS };

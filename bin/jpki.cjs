@@ -22,6 +22,9 @@ if (args.length <= 1 && require("./help-cache.cjs").printCachedHelp(args)) {
   quiet(process.stderr);
   return;
 }
+// Before the program loads (≈ 1.5 s): a daemon's SIGTERM in its start-up is held for it, not met by node's default,
+// which ended it 143 (bin/early-stop.cjs). After the fast paths above, which no daemon takes.
+if (args[0] !== "--run-module") require("./early-stop.cjs").holdEarlyStop(args);
 if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = String(availableParallelism());
 const target = process.argv[2] === "--run-module" ? moduleToRun(process.argv.splice(2, 2)[1]) : require("./entry.cjs").cliEntry(join(__dirname, ".."), process.env);
 if (target === undefined) return;

@@ -139,7 +139,11 @@ export class Context {
     // software key opened with it fails with ERR_PASSPHRASE_WRONG, which says what to set).
     if (this.pkcs11PinGiven) return "";
     const stdin = this.io.stdin;
-    if (stdin?.isTTY && this.io.stderr.isTTY) return promptHidden(stdin, this.io, "CA key passphrase: ");
+    if (stdin?.isTTY && this.io.stderr.isTTY) {
+      // A prompt waits on a person: a signal held for a daemon's start (bin/early-stop.cjs) would leave it waiting.
+      earlyStop()?.release();
+      return promptHidden(stdin, this.io, "CA key passphrase: ");
+    }
     throw new JpkiError("ERR_PASSPHRASE_MISSING", "the CA keys need a passphrase: set JPKI_PASSPHRASE or pass --passphrase-file FILE (CA keys in a PKCS#11 token need the token's PIN instead: JPKI_PKCS11_PIN or --pkcs11-pin-file FILE)");
   }
 }
@@ -276,6 +280,18 @@ export async function withWorkspace<T>(ctx: Context, f: (ws: Workspace) => Promi
   }
 }
 
+/** What the launcher keeps of a stop asked for before the command's handlers are set (bin/early-stop.cjs). */
+interface EarlyStop {
+  /** lets go of the launcher's handlers; the signal that came meanwhile, if any */
+  take(): NodeJS.Signals | undefined;
+  /** lets go of the launcher's handlers and delivers the signal held, if any, as node's default would have */
+  release(): void;
+}
+
+function earlyStop(): EarlyStop | undefined {
+  return (globalThis as { [k: symbol]: EarlyStop | undefined })[Symbol.for("jpki.early-stop")];
+}
+
 /**
  * Runs a long job with a stop signal wired to SIGTERM and SIGINT: the job finishes the batch in progress and
  * returns, so a daemon or a long ingestion ends cleanly and can be resumed. Once a signal came, the process is
@@ -291,6 +307,9 @@ export async function withStopSignal<T>(f: (signal: AbortSignal) => Promise<T>):
   const stop = () => controller.abort();
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+  // A signal the launcher held since the start (bin/early-stop.cjs): the job is told at once, and stops as it would
+  // have a moment later. Taken after this function's handlers are set, so none falls between the two.
+  if (earlyStop()?.take()) controller.abort();
   try {
     return await f(controller.signal);
   } finally {

@@ -108,6 +108,13 @@ afterAll(async () => {
 
 
 /** A store method that stops answering until released (a database server that hangs): its spy and the release. */
+/** The value of jpki_unknown_write_records for `writer` and `state` on the server at `at` (NaN when it is not there). */
+async function unknownWriteRecords(at: string, writer: string, state: string): Promise<number> {
+  const m = await (await fetch(`${at}/metrics`, { headers: auth, signal: AbortSignal.timeout(15_000) })).text();
+  expect(m).toMatch(/^# HELP jpki_unknown_write_records .+/m);
+  return Number(new RegExp(`^jpki_unknown_write_records\\{writer="${writer}",state="${state}"\\} (\\d+)$`, "m").exec(m)?.[1]);
+}
+
 function hangUntilReleased<K extends "crlStatus" | "certificatesForStatus" | "appendDisclosures" | "recordStatusChecks">(name: K): { hung: MockInstance; release: () => void } {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
@@ -939,6 +946,9 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     try {
       const r = await fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
       expect(r.status).toBe(503);
+      // seen while the server runs, not only in the stop's line
+      expect(await unknownWriteRecords(at, "disclosures", "lost")).toBe(1);
+      expect(await unknownWriteRecords(at, "disclosures", "abandoned")).toBe(0);
       await api.close();
       const said = reported.find((x) => x.what === "stopping after disclosure writes whose outcome is not known");
       expect(said?.message).toMatch(/lost under a disclosure write of 1 record after it was sent/);
@@ -966,6 +976,10 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       lost.mockRestore();
       hang = hangUntilReleased("recordStatusChecks");
       expect((await post()).status).toBe(503);
+      // seen while the server runs, not only in the stop's line; the disclosure log's are its own
+      expect(await unknownWriteRecords(at, "liveness-checks", "abandoned")).toBe(1);
+      expect(await unknownWriteRecords(at, "liveness-checks", "lost")).toBe(1);
+      expect(await unknownWriteRecords(at, "disclosures", "lost")).toBe(0);
       await api.close();
       const said = reported.find((x) => x.what === "stopping after liveness-check writes whose outcome is not known");
       expect(said?.message).toMatch(/^1 liveness check in writes the store did not answer within 200 ms, 1 liveness check in writes whose connection was lost after they were sent: /);
@@ -989,6 +1003,8 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       const r = await fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
       expect(r.status).toBe(503);
       expect(hung).toHaveBeenCalledTimes(1);
+      // the abandoned write is counted while the server runs, as long as it has not settled
+      expect(await unknownWriteRecords(at, "disclosures", "abandoned")).toBe(1);
       await api.close(); // it waited for the hung write for good
       const said = reported.find((x) => x.what.startsWith("stopping without the disclosure log's write"));
       expect(said).toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
@@ -1038,6 +1054,54 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       await vi.waitFor(async () => expect((await validate()).status).toBe(200), { timeout: 5_000, interval: 50 });
       await vi.waitFor(async () => expect(await ocspStatus()).toBe("good"), { timeout: 5_000, interval: 50 });
       expect(writes).toBeGreaterThan(1);
+    } finally {
+      release();
+      hung.mockRestore();
+      await api.close();
+    }
+  });
+
+  it("a kind of call the watchdog holds (the store answers others in time, as with a lock on one table): /metrics says it held and counts its calls refused, /healthz says the store degraded with the kind and stays 200; released, both say so", async () => {
+    // a bound of 1 s: the held kind's probe is out that long, in which the next validation is refused
+    const { app: api } = await buildServer(ws, { storeWaitMs: 1_000, access: { onError: () => undefined } });
+    await api.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const validate = () => fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
+    const health = async () => {
+      const r = await fetch(`${at}/healthz`, { headers: auth, signal: AbortSignal.timeout(15_000) });
+      return { status: r.status, body: (await r.json()) as { status: string; store: string; held: string[] } };
+    };
+    const scrape = async () => (await fetch(`${at}/metrics`, { headers: auth, signal: AbortSignal.timeout(15_000) })).text();
+    const value = (m: string, line: string) => Number(new RegExp(`^${line.replace(/[{}]/g, "\\$&")} (\\d+)$`, "m").exec(m)?.[1]);
+    const HELD = 'jpki_store_held{kind="recording disclosures"}';
+    const REFUSED = 'jpki_store_refused_calls_total{kind="recording disclosures",why="held"}';
+    // the disclosure writes hang (another session's lock on their table); every other call answers
+    const { hung, release } = hangUntilReleased("appendDisclosures");
+    try {
+      expect(await health()).toMatchObject({ status: 200, body: { store: "ok", held: [] } });
+      expect((await validate()).status).toBe(503);
+      // the watchdog's own probe answers a bound later: the store answers, but not that kind, which is held
+      await vi.waitFor(async () => expect((await health()).body.store).toBe("degraded"), { timeout: 10_000, interval: 50 });
+      expect(await health()).toEqual({ status: 200, body: expect.objectContaining({ status: "ok", store: "degraded", held: ["recording disclosures"] }) });
+      const m = await scrape();
+      expect(m).toMatch(/^# HELP jpki_store_held .+/m);
+      expect(m).toMatch(/^# HELP jpki_store_refused_calls_total .+/m);
+      expect(value(m, HELD)).toBe(1);
+      // the held kind's probe goes to the store and hangs; a validation meanwhile is refused without asking it
+      const probe = validate();
+      await vi.waitFor(() => expect(hung).toHaveBeenCalledTimes(2), { timeout: 10_000, interval: 10 });
+      expect((await validate()).status).toBe(503);
+      expect(hung).toHaveBeenCalledTimes(2);
+      expect((await probe).status).toBe(503);
+      expect(value(await scrape(), REFUSED)).toBeGreaterThanOrEqual(1);
+      // the lock is gone: the next probe answers in time, and the hold ends
+      release();
+      await vi.waitFor(async () => expect((await validate()).status).toBe(200), { timeout: 10_000, interval: 100 });
+      expect(await health()).toMatchObject({ status: 200, body: { store: "ok", held: [] } });
+      const after = await scrape();
+      expect(value(after, HELD)).toBe(0);
+      expect(value(after, REFUSED)).toBeGreaterThanOrEqual(1);
     } finally {
       release();
       hung.mockRestore();

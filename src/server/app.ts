@@ -376,6 +376,34 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
       this.set((await readForScrape()).late ? 0 : 1);
     },
   });
+  // The kinds of store calls the watchdog holds (watchdog.ts `admit`: a store that answers all but one kind, a lock on
+  // one table), and what it refused. jpki_store_responsive says 1 through a hold (the store answers), so a hold was
+  // seen only as 503s among its routes' answers. A kind once held stays in the gauge at 0: its alert resolves.
+  const everHeld = new Set<string>();
+  new Gauge({
+    name: "jpki_store_held",
+    help: "1 while the store watchdog holds a kind of store call (kind: what the call does): one still late when the store answered others in time, refused at once but one probe per store bound until a call of it answers in time; 0 once released",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+    collect() {
+      const held = new Set(storeWatchdog.heldKinds);
+      for (const kind of held) everHeld.add(kind);
+      for (const kind of everHeld) this.set({ kind }, held.has(kind) ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: "jpki_store_refused_calls_total",
+    help: "store calls refused without being sent, by kind (what the call does) and why: stalled (a call past the store bound had not settled: every kind is refused but one probe per bound) or held (its kind is held: jpki_store_held)",
+    labelNames: ["kind", "why"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, n] of storeWatchdog.refusals) {
+        if (n.stalled) this.inc({ kind, why: "stalled" }, n.stalled);
+        if (n.held) this.inc({ kind, why: "held" }, n.held);
+      }
+    },
+  });
   // OCSP answers likewise: source → status → count.
   const answerTallies = new Map<string, Map<string, { n: number }>>();
   const ocspAnswers = new Counter({
@@ -1053,7 +1081,15 @@ export async function buildServer(
     missing.sort();
     const cas = new Set(crls.map((s) => s.caId)).size;
     const status = stale.length ? "stale" : missing.length ? "missing" : access.listStale ? "verifier-list-stale" : "ok";
-    return reply.code(status === "ok" ? 200 : 503).header("Cache-Control", "no-store").send({ status, store: "ok", cas, crls: crls.length, stale, missing, verifierList });
+    // The store answered, but the watchdog may hold kinds of calls it does not answer in time (a lock on one table):
+    // those calls are refused, their routes answer 503, and the probe said "ok" of a store half of whose writes were
+    // refused. Said here, in the JSON; the status code stays the store's answer and the CRLs' (a hold refuses one
+    // kind, not the service, and a load balancer taking the server out for it would refuse every route).
+    const held = storeWatchdog.heldKinds;
+    return reply
+      .code(status === "ok" ? 200 : 503)
+      .header("Cache-Control", "no-store")
+      .send({ status, store: held.length ? "degraded" : "ok", held, cas, crls: crls.length, stale, missing, verifierList });
   });
 
   app.get(`${prefix}/metrics`, { onResponse: onResponse("metrics") }, async (_req, reply) => {
@@ -1065,6 +1101,24 @@ export async function buildServer(
   const livenessWrites = new UnknownWrites();
   // The engine on a thread of its own (verifier/engine-thread.ts): the serving thread keeps the HTTP and the store.
   const validation = new VerifierValidationService(ws, { engineThread: true, watchdog: storeWatchdog, ...(opts.access?.onError ? { onError: opts.access.onError } : {}), ...opts.validation });
+  // The disclosure log's and the liveness checks' writes whose outcome is not known (store/write-outcome.ts) were said
+  // only in the stop's last lines: an operator learned that a PostgreSQL server may hold records of answers given
+  // 503 when the server was stopped, if ever. The stop still says them; this is the running count.
+  new Gauge({
+    name: "jpki_unknown_write_records",
+    help: "records in store writes whose outcome is not known, by writer (disclosures: the disclosure log's records of POST /v1/validate and /v1/verify-signature; liveness-checks: POST /v1/status's checks) and state: abandoned (in writes past the store bound, not settled yet or settled by a connection closed under them), lost (in writes whose connection was lost after they were sent); their verifiers were answered 503, and on PostgreSQL they may have been written all the same; an abandoned write that settles known leaves the count",
+    labelNames: ["writer", "state"] as const,
+    registers: [metrics.registry],
+    collect() {
+      for (const [writer, counts] of [
+        ["disclosures", validation.disclosureLog.unknown],
+        ["liveness-checks", livenessWrites.counts],
+      ] as const) {
+        this.set({ writer, state: "abandoned" }, counts.abandoned);
+        this.set({ writer, state: "lost" }, counts.lost);
+      }
+    },
+  });
   await registerValidate(app, { prefix, service: validation, access, onResponse: onResponse("validate"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });
   validateFast = validateFastPath({
     prefix,

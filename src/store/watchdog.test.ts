@@ -20,6 +20,9 @@ describe("StoreWatchdog", () => {
     let called = 0;
     await expect(dog.run("another", async () => ++called)).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     expect(called).toBe(0);
+    // counted by kind and why, for /metrics (jpki_store_refused_calls_total); the call let through is not
+    expect(dog.refusals.get("another")).toEqual({ stalled: 1, held: 0 });
+    expect(dog.refusals.has("a read")).toBe(false);
     expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE"]);
     release("late");
     await new Promise((r) => setImmediate(r));
@@ -186,6 +189,8 @@ describe("StoreWatchdog", () => {
       now = 100;
       await expect(write(async () => "no")).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       expect(writes).toBe(2);
+      // counted as refused while held (/metrics: jpki_store_refused_calls_total{why="held"}), the probe not
+      expect(dog.refusals.get("writing to the locked table")).toEqual({ stalled: 0, held: 1 });
       expect(await read()).toBe(2);
       // the probe late again: answered 503, and nothing else is stalled for it (before, every kind was refused again,
       // the stall said again, and every call of the locked kind admitted between stalls waited the bound)

@@ -168,6 +168,12 @@ export class StoreWatchdog {
    * they all are while stalled, until one answers in time; one going late does not stall the others' (see `admit`).
    */
   readonly #held = new Map<string, { probeAt: number }>();
+  /**
+   * Calls refused without being sent, by kind, and why: `stalled` (a call past the bound has not settled) or `held`
+   * (its kind is held). jpki serve's /metrics (jpki_store_refused_calls_total): a hold refuses one kind's calls for as
+   * long as its lock lasts, and was seen only as 503s among the route's answers, with no word of which calls.
+   */
+  readonly #refused = new Map<string, { stalled: number; held: number }>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(o: StoreWatchdogOptions = {}) {
@@ -206,20 +212,34 @@ export class StoreWatchdog {
   admit(kind?: string): boolean {
     const now = this.now();
     if (this.#late > 0) {
-      if (now < this.#probeAt) return false;
+      if (now < this.#probeAt) return this.#refuse(kind, "stalled");
       this.#probeAt = now + this.waitMs;
       return true;
     }
     const held = kind === undefined ? undefined : this.#held.get(kind);
     if (!held) return true;
-    if (now < held.probeAt) return false;
+    if (now < held.probeAt) return this.#refuse(kind, "held");
     held.probeAt = now + this.waitMs;
     return true;
   }
 
-  /** The kinds of calls held now (see `admit`), for a test or an operator's view. */
+  /** Counts a call `admit` refuses (off the path of a call admitted: nothing is counted there). */
+  #refuse(kind: string | undefined, why: "stalled" | "held"): false {
+    const k = kind ?? "a store call";
+    let n = this.#refused.get(k);
+    if (!n) this.#refused.set(k, (n = { stalled: 0, held: 0 }));
+    n[why]++;
+    return false;
+  }
+
+  /** The kinds of calls held now (see `admit`), for a test or an operator's view (/metrics, /healthz). */
   get heldKinds(): string[] {
     return [...this.#held.keys()];
+  }
+
+  /** The calls refused since the start, by kind and why (see `#refused`), for an operator's view (/metrics). */
+  get refusals(): ReadonlyMap<string, { readonly stalled: number; readonly held: number }> {
+    return this.#refused;
   }
 
   /** The deadline a call started now must be written by (a store that can withdraw a write takes it: Store.appendDisclosures). */

@@ -27,7 +27,8 @@ export function mayHaveBeenWritten(e: unknown): boolean {
  * How many records are in writes whose outcome is not known, for a writer that keeps no queue of its own (the
  * liveness checks' writes, one per request: verifier/liveness.ts): `abandoned`, in writes past jpki serve's bound not
  * settled yet, or settled with a failure that may have been written; `lost`, in writes failed in time on a
- * connection lost after they were sent. jpki serve says them at the stop, as it says the disclosure log's.
+ * connection lost after they were sent. jpki serve says them at the stop, as it says the disclosure log's, and in
+ * /metrics while it runs (jpki_unknown_write_records).
  */
 export class UnknownWrites {
   #abandoned = 0;

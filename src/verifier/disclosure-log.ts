@@ -68,6 +68,14 @@ export class DisclosureLog {
     this.#watchdog = opts.watchdog;
   }
 
+  /**
+   * How many records are in writes whose outcome is not known now (see `#unknown`): what close() says at the stop,
+   * read while the log runs (jpki serve's /metrics, jpki_unknown_write_records).
+   */
+  get unknown(): { readonly abandoned: number; readonly lost: number } {
+    return this.#unknown.counts;
+  }
+
   /** Records written so far by this log. */
   get written(): number {
     return this.#written;

@@ -68,7 +68,8 @@ Routes (under the path of the workspace's baseUrl):
   GET/HEAD /crl/<ca>.crl               full CRL          /crl/<ca>/<municipality>.crl  partition
   GET/HEAD /arl/<ca>.crl               ARL               /ca/<ca>.crt                  CA certificate
   GET      /crl/index.json             every CA's latest CRL: number, thisUpdate, nextUpdate, size, sha256
-  GET      /healthz                    200 while the store answers and every CRL is fresh, else 503; verifierList.ageSeconds
+  GET      /healthz                    200 while the store answers and every CRL is fresh, else 503; verifierList.ageSeconds;
+                                       store "degraded" and held: kinds of store calls refused while the rest answer (200)
   GET      /metrics                    Prometheus text: requests by route and status, CRL ages, OCSP answers
   POST     /ocsp/<ca>                  OCSP (RFC 6960), body application/ocsp-request
   GET      /ocsp/<ca>/<base64 request> OCSP GET (RFC 5019), with caching headers
@@ -110,8 +111,9 @@ republished before its nextUpdate. The schedule also sweeps the registry side's 
 expired and revoked certificates about once a day ('jpki registry sweep --help' says what and why).
 SIGTERM or SIGINT stops cleanly (exit 0): answers in flight get 5 s to finish and close their connections;
 a request arriving meanwhile on an open connection gets 503 (code "stopping") and its connection closes;
-a repeated signal changes nothing. SIGHUP reopens the --access-log file by its name (after logrotate moved
-it; the primary of --workers N passes the signal on to its workers); it does not stop the server.
+a repeated signal changes nothing; one in its first moments, while it loads, stops it before it listens.
+SIGHUP reopens the --access-log file by its name (after logrotate moved it; the primary of --workers N passes
+the signal on to its workers); it does not stop the server.
 OCSP answers are signed by a delegated certificate per CA (id-kp-OCSPSigning, ocsp-nocheck) that the
 schedule issues and renews; its key is stored encrypted under JPKI_OCSP_PASSPHRASE when set (so HTTP
 workers need not hold the CA passphrase), else under the CA passphrase; one ending with a line break is

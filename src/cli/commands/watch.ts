@@ -30,7 +30,8 @@ export function makeWatchCommand(io: Io): Command {
 Drop files atomically: write "notices.jsonl.part" or ".notices.jsonl", then rename to "notices.jsonl".
 A file written in place (cp) is read once it has gone a second unmodified, and again if it changed meanwhile.
 SIGTERM or SIGINT stops after the batch in progress; nothing is lost and the next start resumes. In the start-up
-round (a first start issues every CA's OCSP signing certificate and CRLs) it stops between two CAs.
+round (a first start issues every CA's OCSP signing certificate and CRLs) it stops between two CAs; in its
+first moments, while it loads, before it begins anything (exit 0 too).
 Several watchers may share DIR, also from other containers or hosts: a watcher's file is taken over when it
 is gone from its own PID namespace, or its heartbeat is 10 minutes old. A finished file goes to done/ with
 its NAME.rejects.jsonl; one whose name (or reject file name) is taken there is kept as STAMP-NAME.
@@ -90,11 +91,12 @@ Example:
           // The OCSP signing keys it renews are wrapped under their own passphrase when set, else the CA one: checked,
           // as jpki serve checks it, before any file — keys renewed under another passphrase than the stored ones'
           // left the serve beside it (--no-schedule) answering nothing for those CAs.
-          if (o.ocsp) await checkResponderPassphrase(ws.store, io.env.JPKI_OCSP_PASSPHRASE || passphrase, { now: ws.clock.now(), own: Boolean(io.env.JPKI_OCSP_PASSPHRASE), wraps: true });
+          // Stopped before (a SIGTERM in the start-up, held by the launcher: bin/early-stop.cjs): nothing is begun.
+          if (o.ocsp && !signal.aborted) await checkResponderPassphrase(ws.store, io.env.JPKI_OCSP_PASSPHRASE || passphrase, { now: ws.clock.now(), own: Boolean(io.env.JPKI_OCSP_PASSPHRASE), wraps: true });
           const updater = new CrlUpdater(ws, passphrase);
           // Stopped while the CA keys open (seconds for many CAs): nothing was taken, nothing is started.
           await updater.preflight(signal);
-          if (!ctx.out.json) ctx.out.info(`watching ${spool} (pid ${process.pid}); SIGTERM stops cleanly`);
+          if (!ctx.out.json && !signal.aborted) ctx.out.info(`watching ${spool} (pid ${process.pid}); SIGTERM stops cleanly`);
           const results: unknown[] = [];
           // --json: stdout keeps its one document, the summary at the end (days away for a daemon); each CRL is
           // logged on stderr as it is published, one JSON line each, in the shape the summary's results[].crls use.
@@ -108,7 +110,7 @@ Example:
             const message = e instanceof Error ? e.message : String(e);
             ctx.out.event("crl-tick-failed", { code, message, retry: "next CRL tick" }, `warning: ${isJpkiError(e) ? `[${e.code}] ${e.message}` : String(e)} (the next CRL tick tries again)`);
           });
-          const r = await watchSpool(ws, updater, {
+          const r = signal.aborted ? { files: 0, failed: 0, crls: 0 } : await watchSpool(ws, updater, {
             dir: spool,
             pollMs,
             once: Boolean(o.once),

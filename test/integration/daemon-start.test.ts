@@ -1,0 +1,97 @@
+/**
+ * `jpki watch` and `jpki serve` stopped by SIGTERM at any moment of their start-up (slow: spawns the built CLI
+ * through its launcher). Their handlers were set only once the program and the library had loaded and the
+ * passphrase was read: a SIGTERM in their first ≈ 1.5–2 s (a service manager's restart right after a start) met
+ * node's default and ended them 143. Now the launcher holds it from its first line (bin/early-stop.cjs), and each
+ * stops as it does later on: exit 0, the workspace's lock released, so the next start runs.
+ */
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { cli, MAIN, storeEnv, tempDir, tokyoWorkspace } from "./helpers.js";
+
+const PROBE = join(import.meta.dirname, "started-probe.cjs");
+
+let dir: string;
+let ws: string;
+let spool: string;
+
+beforeAll(async () => {
+  dir = tempDir();
+  ws = join(dir, "ws");
+  await tokyoWorkspace(ws);
+  spool = join(dir, "spool");
+  mkdirSync(spool);
+});
+
+/** The moments of the start-up a SIGTERM is sent at: each after jpki's own first line has run (started-probe.cjs). */
+type Moment = (m: { readonly started: Promise<void>; readonly firstLine: Promise<void> }) => Promise<void>;
+
+/** Starts `jpki COMMAND…` on the workspace, sends SIGTERM at `moment`, and says how it ended. */
+async function stopAt(command: string[], moment: Moment): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }> {
+  const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...command], {
+    env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${JSON.stringify(PROBE)}` },
+    stdio: ["ignore", "pipe", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  const started = new Promise<void>((resolve) => (child.stdio[3] as NodeJS.ReadableStream).once("data", () => resolve()));
+  const firstLine = new Promise<void>((resolve) => child.stderr!.on("data", (d) => ((stderr += d), stderr.includes("\n") && resolve())));
+  // a start that ended by itself (it failed) is not waited for: the assertions below say what it said
+  await Promise.race([moment({ started, firstLine }), exited]);
+  child.kill("SIGTERM");
+  return { ...(await exited), stdout, stderr };
+}
+
+const after = (ms: number): Moment => async ({ started }) => {
+  await started;
+  await new Promise((r) => setTimeout(r, ms));
+};
+
+const MOMENTS: Array<[string, Moment]> = [
+  // the launcher's first turn: the program not loaded yet
+  ["as jpki's first line has run", ({ started }) => started],
+  // somewhere in loading the program, reading the passphrase, loading the library, opening the workspace
+  ["150 ms after", after(150)],
+  ["500 ms after", after(500)],
+  ["1 s after", after(1_000)],
+  // its handlers set long since (watch: in the start-up round, a first start issuing OCSP signers and CRLs)
+  ["after its first stderr line", ({ firstLine }) => firstLine],
+];
+
+describe("SIGTERM at any moment of a daemon's start-up", () => {
+  it("jpki watch exits 0 (stopped, not killed: before, 143 until its handlers were set), with nothing begun, and the next watch starts and runs", async () => {
+    for (const [when, moment] of MOMENTS) {
+      const r = await stopAt(["watch", spool, "--poll", "50"], moment);
+      // each start ran (the one before released the workspace's lock: ERR_WORKSPACE_LOCKED otherwise) and stopped
+      expect({ when, code: r.code, signal: r.signal }, r.stderr).toEqual({ when, code: 0, signal: null });
+      expect(r.stderr, when).not.toMatch(/ERR_|error/i);
+      expect(r.stdout, when).toMatch(/stopped by signal/);
+    }
+    // the next start runs whole, and what the stopped ones did holds: the audit chain unbroken
+    const once = await cli(["--workspace", ws, "watch", spool, "--once", "--json"], { cwd: dir });
+    expect(once.code, once.stderr).toBe(0);
+    expect(once.json()).toMatchObject({ stopped: false, failed: 0 });
+    const audit = await cli(["--workspace", ws, "audit", "verify"], { cwd: dir });
+    expect(audit.code, audit.stderr).toBe(0);
+  }, 120_000);
+
+  it("jpki serve exits 0 likewise, alone and with --workers 2 (whose workers hold it too), and the next serve listens", async () => {
+    const serve = ["serve", "--listen", "127.0.0.1:0", "--access-log", "off"];
+    const runs: Array<[string[], string, Moment]> = [
+      ...MOMENTS.map(([when, moment]): [string[], string, Moment] => [serve, when, moment]),
+      ...MOMENTS.filter(([when]) => when !== "150 ms after" && when !== "1 s after").map(([when, moment]): [string[], string, Moment] => [[...serve, "--workers", "2"], `--workers 2, ${when}`, moment]),
+    ];
+    for (const [command, when, moment] of runs) {
+      const r = await stopAt(command, moment);
+      expect({ when, code: r.code, signal: r.signal }, r.stderr).toEqual({ when, code: 0, signal: null });
+      expect(r.stderr, when).not.toMatch(/ERR_|error/i);
+    }
+    // the last of them listened (its first stderr line), so each start before it released the workspace
+    const audit = await cli(["--workspace", ws, "audit", "verify"], { cwd: dir });
+    expect(audit.code, audit.stderr).toBe(0);
+  }, 120_000);
+});
