@@ -193,6 +193,14 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       });
     }
     let state = readProviderState(paths);
+    const compromised = state.compromisedCas?.[ca.caId];
+    if (compromised) {
+      throw new JpkiError(
+        "ERR_PUBLIC_CA_COMPROMISED",
+        `the signer's certificate was issued by ${ca.caId}, whose key the public side declared compromised (${compromised.successor}'s CRL #${compromised.crlNumber} revoked the link that vouched for it): a certificate signed with that key proves nothing, genuine or forged; nothing was issued`,
+        { details: { caId: ca.caId, successor: compromised.successor } },
+      );
+    }
     const fetched = await refreshPublicCrl(paths, config.endpoint, ca, state.publicCrls[ca.caId], o.clock, o);
     state = { ...state, publicCrls: { ...state.publicCrls, [ca.caId]: fetched.seen } };
     writeProviderState(paths, state);

@@ -53,6 +53,7 @@ import { BodyTooLarge, DownloadTimeout, boundedBody, checkDownloadTimeouts, cloc
 import { nameEquals, type Name } from "../validation/name.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { privateReasonFor } from "./reasons.js";
+import { checkLinkCertificate, generationPairs, linkCertificateUrl, type GenerationPair } from "./compromise.js";
 import {
   openProviderCa,
   providerPaths,
@@ -68,6 +69,7 @@ import {
   type ProviderCrl,
   type ProviderLink,
   type ProviderPaths,
+  type PublicCaCompromise,
   type PublicCrlSeen,
   type TrustedCa,
 } from "./workspace.js";
@@ -455,8 +457,24 @@ export interface FollowRevocation {
   readonly public: { readonly caId: string; readonly serial: string; readonly reason: string; readonly revokedAt: Date; readonly crlNumber: string };
 }
 
+/**
+ * Whether a trusted public CA generation's key was declared compromised, as its trusted successor's CRL says
+ * (provider/compromise.ts): "sound" (the link is not listed), "compromised" (listed now or found before, while its
+ * certificate is still in trust/: error ERR_PUBLIC_CA_COMPROMISED until 'provider untrust' removes it), "failed"
+ * (the link could not be had or checked, or the successor's CRL was not had this pass: not known).
+ */
+export interface CompromiseCheck {
+  readonly caId: string;
+  readonly successor: string;
+  readonly status: "sound" | "compromised" | "failed";
+  readonly linkSerial?: string;
+  readonly error?: { readonly code: ErrorCode; readonly message: string };
+}
+
 export interface FollowResult {
   readonly crls: readonly FollowedCrl[];
+  /** each trusted generation with a trusted successor, checked for a declared key compromise */
+  readonly compromise: readonly CompromiseCheck[];
   /** provider certificates revoked by this pass */
   readonly revoked: readonly FollowRevocation[];
   /** the provider CRL published by this pass, if any */
@@ -489,7 +507,12 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     const trusted = new Map(readTrustedCas(paths).map((t) => [t.caId, t]));
     let state = readProviderState(paths);
     const now = o.clock.now();
-    const wanted = [...new Set(state.links.filter((l) => isLive(l, now)).map((l) => l.public.caId))].sort();
+    const compromisedCas: Record<string, PublicCaCompromise> = { ...state.compromisedCas };
+    // Each trusted generation with a trusted successor is checked for a declared compromise on the successor's CRL,
+    // which is therefore fetched even when no customer rests on it (provider/compromise.ts).
+    const pairs = generationPairs(trusted).filter((p) => !compromisedCas[p.ca.caId]);
+    const wanted = [...new Set([...state.links.filter((l) => isLive(l, now)).map((l) => l.public.caId), ...pairs.map((p) => p.successor.caId)])].sort();
+    const had = new Map<string, { readonly crl: Crl; readonly number: string }>();
     const crls: FollowedCrl[] = [];
     const seen: Record<string, PublicCrlSeen> = { ...state.publicCrls };
     const links = [...state.links];
@@ -510,6 +533,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
         continue;
       }
       seen[caId] = f.seen;
+      had.set(caId, { crl: f.crl, number: f.seen.number });
       const caSubject = parseCertificate(ca.der).subject;
       // A stale CRL still counts (a revocation is never undone), but it is the endpoint's newest: whatever the CA
       // revoked since is not in it. Said with a code, not only a flag, so a pass run by cron or watched by an operator
@@ -539,11 +563,33 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
         });
       }
     }
+    // A generation whose key the public side declared compromised: every live certificate resting on it is revoked,
+    // as 'provider untrust' does (its identity proof is void, genuine or forged), in the same state write as the
+    // rest of the pass, so a kill leaves all of it or none; found once, it is recorded for good.
+    const compromise: CompromiseCheck[] = [];
+    for (const pair of pairs) {
+      const c = await checkGeneration(pair, had.get(pair.successor.caId), config.endpoint, now, o);
+      if (c.record) compromisedCas[pair.ca.caId] = c.record;
+      else compromise.push(c.check);
+    }
+    for (const [id, rec] of Object.entries(compromisedCas)) {
+      // reported in every pass while its certificate is still trusted: the operator confirms with 'untrust'
+      if (trusted.has(id)) compromise.push({ caId: id, successor: rec.successor, status: "compromised", linkSerial: rec.linkSerial, error: { code: "ERR_PUBLIC_CA_COMPROMISED", message: compromisedMessage(id, rec) } });
+      for (let i = 0; i < links.length; i++) {
+        const l = links[i]!;
+        if (l.public.caId !== id || !isLive(l, now)) continue;
+        const reason = privateReasonFor(CRL_REASON.cACompromise, l.sameKey) ?? "cessationOfOperation";
+        links[i] = { ...l, revoked: { at: now.getTime(), reason: CRL_REASON[reason], publicReason: CRL_REASON.cACompromise, publicRevokedAt: rec.publicRevokedAt, publicCrlNumber: rec.crlNumber } };
+        revoked.push({ serial: l.serial, customerId: l.customerId, reason, public: { caId: id, serial: l.public.serial, reason: "cACompromise", revokedAt: new Date(rec.publicRevokedAt), crlNumber: rec.crlNumber } });
+      }
+    }
+    compromise.sort((a, b) => a.caId.localeCompare(b.caId));
+
     // One write: the revocations, what was seen and (with revocations) the number of the CRL that owes them count
     // together, or not at all. Killed after it, the reserved number is above the published CRL's: the next pass
     // publishes ("unfinished"), even on a 304 and with no live link left.
     const unfinished = publishedCrlNumber(paths) < BigInt(state.crlNumber);
-    state = { ...state, links, publicCrls: seen };
+    state = { ...state, links, publicCrls: seen, ...(Object.keys(compromisedCas).length ? { compromisedCas } : {}) };
     if (revoked.length) state = reserveCrlNumber(paths, state);
     writeProviderState(paths, state);
 
@@ -558,12 +604,56 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     // for another lifetime while the public side could not be read (an endpoint down, a rollback refused, a CA's
     // CRL past its nextUpdate) told relying parties, for days, that nothing was revoked that the provider could not
     // know of (a review helper's repro). Not refreshed, it goes stale at its nextUpdate, as a relying party must see.
-    const blind = crls.some((c) => c.error !== undefined);
+    const blind = crls.some((c) => c.error !== undefined) || compromise.some((c) => c.error !== undefined);
     const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : fromTheFuture ? "clock" : due && !blind ? "due" : undefined;
-    if (!crlCause) return { crls, revoked };
+    if (!crlCause) return { crls, compromise, revoked };
     const crl = await publishProviderCrl(paths, config, providerCa, o.clock, state, { reserved: revoked.length > 0 });
-    return { crls, revoked, crl, crlCause };
+    return { crls, compromise, revoked, crl, crlCause };
   }, o.lockWaitMs === undefined ? {} : { waitMs: o.lockWaitMs });
+}
+
+/** A link certificate is a couple of KB: anything much larger is not one. */
+const MAX_LINK_BYTES = 64 * 1024;
+
+function compromisedMessage(id: string, rec: PublicCaCompromise): string {
+  return `the public side declared ${id}'s key compromised: ${rec.successor}'s CRL #${rec.crlNumber} lists the link certificate ${rec.linkSerial} through which ${rec.successor} vouched for it (revoked ${new Date(rec.publicRevokedAt).toISOString()}); every provider certificate resting on ${id} was revoked and enrolment refuses it; run 'jpki provider untrust ${id}' to remove it from trust/`;
+}
+
+/**
+ * Whether `pair.ca`'s key was declared compromised (provider/compromise.ts): its NewWithOld link fetched, checked
+ * against the two trusted keys, and looked up on the successor's CRL as this pass had it. `record` when listed.
+ */
+async function checkGeneration(pair: GenerationPair, successorCrl: { readonly crl: Crl; readonly number: string } | undefined, endpoint: string, now: Date, o: PublicEndpointOptions): Promise<{ check: CompromiseCheck; record?: PublicCaCompromise }> {
+  const base = { caId: pair.ca.caId, successor: pair.successor.caId };
+  const unknown = (code: ErrorCode, why: string) => ({ check: { ...base, status: "failed" as const, error: { code, message: `whether ${pair.ca.caId}'s key was declared compromised is not known: ${why}` } } });
+  if (!successorCrl) return unknown("ERR_PUBLIC_CRL_UNAVAILABLE", `${pair.successor.caId}'s CRL, which would say so, was not had in this pass`);
+  const url = linkCertificateUrl(endpoint, pair);
+  let got: Awaited<ReturnType<typeof getWithRetries>>;
+  try {
+    got = await getWithRetries(url, o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}, { ...o, maxCrlBytes: MAX_LINK_BYTES });
+  } catch (e) {
+    return unknown("ERR_PUBLIC_CRL_UNAVAILABLE", `the link certificate could not be fetched from ${url} (${(e as Error).message}); check the endpoint`);
+  }
+  if (got.res.status === 404) {
+    return unknown(
+      "ERR_PUBLIC_CRL_UNAVAILABLE",
+      `the endpoint publishes no link certificate at ${url}; a rollover made because of a compromise ('jpki ca rollover --compromised') publishes none: if the public side rolled ${pair.ca.caId} over for that, run 'jpki provider untrust ${pair.ca.caId}'; else check the endpoint`,
+    );
+  }
+  if (got.res.status !== 200 || !got.body) return unknown("ERR_PUBLIC_CRL_UNAVAILABLE", `${url} answered HTTP ${got.res.status}; check the endpoint`);
+  let serial: string;
+  try {
+    serial = checkLinkCertificate(got.body, pair, url);
+  } catch (e) {
+    if (!isJpkiError(e)) throw e;
+    return { check: { ...base, status: "failed", error: { code: e.code, message: e.message } } };
+  }
+  const entry = entryOf(successorCrl.crl, serial, parseCertificate(pair.successor.der).subject);
+  if (!entry) return { check: { ...base, status: "sound", linkSerial: serial } };
+  return {
+    check: { ...base, status: "compromised", linkSerial: serial },
+    record: { successor: pair.successor.caId, linkSerial: serial, crlNumber: successorCrl.number, publicRevokedAt: entry.revocationDate.getTime(), detectedAt: now.getTime() },
+  };
 }
 
 export interface WatchOptions extends FollowOptions {

@@ -166,6 +166,25 @@ export interface ProviderState {
   readonly links: readonly ProviderLink[];
   /** by public CA id */
   readonly publicCrls: Readonly<Record<string, PublicCrlSeen>>;
+  /**
+   * Public CA generations `follow` found declared compromised (provider/compromise.ts), by id: enrolment refuses them
+   * and `trust` will not take them again. Never removed (`untrust` keeps it): a stolen key stays stolen.
+   */
+  readonly compromisedCas?: Readonly<Record<string, PublicCaCompromise>>;
+}
+
+/** How `follow` learnt that a public CA generation's key was declared compromised. */
+export interface PublicCaCompromise {
+  /** the successor generation whose full CRL lists the NewWithOld link */
+  readonly successor: string;
+  /** the link certificate's serial (hex) */
+  readonly linkSerial: string;
+  /** the successor's CRL number that listed it, decimal */
+  readonly crlNumber: string;
+  /** the link's revocation date on that CRL: when the public side declared the key compromised */
+  readonly publicRevokedAt: number;
+  /** when this provider found it */
+  readonly detectedAt: number;
 }
 
 /** How long a provider command waits for the lock by default: a follow pass takes a second or two. */
@@ -267,6 +286,11 @@ export function readProviderState(paths: ProviderPaths): ProviderState {
     for (const [id, p] of Object.entries(s.publicCrls)) {
       if (!isSignatureCaId(id) || !p || typeof p.number !== "string" || !/^\d+$/.test(p.number) || typeof p.sha256 !== "string") throw new Error(`the public CRL record of ${id} is malformed`);
     }
+    if (s.compromisedCas !== undefined && (typeof s.compromisedCas !== "object" || !s.compromisedCas)) throw new Error("compromisedCas is malformed");
+    for (const [id, c] of Object.entries(s.compromisedCas ?? {})) {
+      // read by enrolment to refuse: a record it cannot read must not pass as "not compromised"
+      if (!isSignatureCaId(id) || !c || !isSignatureCaId(c.successor) || typeof c.linkSerial !== "string" || !Number.isFinite(c.detectedAt)) throw new Error(`the compromise record of ${id} is malformed`);
+    }
     return s;
   } catch (e) {
     throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.state} is damaged (${(e as Error).message}): restore it from a backup`, { cause: e });
@@ -345,6 +369,9 @@ export async function trustPublicCas(o: { readonly dir: string; readonly trustAn
   const given = o.trustAnchors.map((a, i) => trustedCaOf(a, `trust anchor ${i + 1}`));
   return withProviderLock(paths, async () => {
     const held = new Map(readTrustedCas(paths).map((t) => [t.caId, t]));
+    const compromised = readProviderState(paths).compromisedCas ?? {};
+    const bad = given.find((t) => compromised[t.caId]);
+    if (bad) throw new JpkiError("ERR_PUBLIC_CA_COMPROMISED", `${bad.caId}'s key was declared compromised by the public side ('jpki provider follow' found its link revoked on ${compromised[bad.caId]!.successor}'s CRL): it is not trusted again; nothing was changed`);
     const added: TrustedCa[] = [];
     const already: string[] = [];
     for (const [i, t] of given.entries()) {

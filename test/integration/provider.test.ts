@@ -669,6 +669,7 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     await ok([...r(), "ca", "init", "-p", "13", "--purpose", "signature"]);
     await ok([...r(), "registry", "import", join(dir, "residents.jsonl")]);
     await issue("before-rollover", 0, rolled); // generation 1, still valid after the rollover
+    await issue("before-rollover-2", 3, rolled); // generation 1 too: the customer of a generation later declared compromised
     await ok([...r(), "ca", "rollover", "-p", "13", "--purpose", "sig"]);
     await issue("after-rollover", 1, rolled);
     await issue("after-rollover-2", 2, rolled);
@@ -731,6 +732,52 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     const e = (await ok(enrol)).json();
     expect(e).toMatchObject({ status: "valid", public: { caId: "13-sig-g2" }, publicCrl: { caId: "13-sig-g2" } });
   }, 60_000);
+
+  // Last in this block: it declares 13-sig compromised on the shared public workspace.
+  it("finds a generation the public side declared compromised (its link revoked on the successor's CRL): follow revokes what rests on it and says ERR_PUBLIC_CA_COMPROMISED, enrol and trust refuse it, untrust confirms", async () => {
+    const bank = join(dir, "rollover-bank-compromise");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Careful Bank", "--endpoint", rolledBase, "--trust", join(rolled, "ca", "13-sig.pem"), join(rolled, "ca", "13-sig-g2.pem"), "--crl-url", "http://careful.example/crl/provider.crl"]);
+    const enrol = (name: string) => cli(["--json", "provider", "enrol", "--dir", bank, "--request", application(name), "--token-file", rolledToken, "--customer", name], { cwd: dir });
+    const first = await enrol("before-rollover-2");
+    expect(first.code, first.stderr).toBe(0);
+    const linked = first.json();
+    expect(linked).toMatchObject({ status: "valid", public: { caId: "13-sig" } });
+    const follow = () => cli(["--json", "provider", "follow", "--dir", bank, "--token-file", rolledToken], { cwd: dir });
+    const before = await follow();
+    expect(before.code, before.stderr).toBe(0);
+    expect(before.json().compromise).toEqual([{ caId: "13-sig", successor: "13-sig-g2", status: "sound", linkSerial: expect.stringMatching(/^[0-9a-f]+$/) }]);
+
+    await ok([...r(), "ca", "compromised", "13-sig"]);
+    await regenerate("13-sig-g2");
+    const found = await follow();
+    expect(found.code, found.stderr).toBe(17);
+    expect(JSON.parse(found.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining("jpki provider untrust 13-sig") });
+    const f = found.json();
+    expect(f.compromise).toEqual([expect.objectContaining({ caId: "13-sig", successor: "13-sig-g2", status: "compromised", error: expect.objectContaining({ code: "ERR_PUBLIC_CA_COMPROMISED" }) })]);
+    expect(f.revoked).toEqual([expect.objectContaining({ serial: linked.serial, reason: "cessationOfOperation", public: expect.objectContaining({ caId: "13-sig", reason: "cACompromise" }) })]);
+    expect(f.crl).toMatchObject({ entries: 1 });
+    const provCrl = sh("openssl", ["crl", "-inform", "DER", "-in", join(bank, "crl", "provider.crl"), "-noout", "-text"]);
+    expect(provCrl.out.toUpperCase()).toContain(linked.serial.toUpperCase());
+
+    // the same customer again, a fresh application: refused for the key, before any CRL is asked
+    const refused = await enrol("before-rollover-2");
+    expect(refused.code, refused.stderr).toBe(17);
+    expect(JSON.parse(refused.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED" });
+    // the next pass says it again (nothing revoked twice), until untrust
+    const again = await follow();
+    expect(again.code).toBe(17);
+    expect(again.json().revoked).toEqual([]);
+    const t = await cli(["--json", "provider", "trust", "--dir", bank, join(rolled, "ca", "13-sig.pem")], { cwd: dir });
+    expect(t.code, t.stderr).toBe(17);
+    const u = (await ok(["--json", "provider", "untrust", "13-sig", "--dir", bank])).json();
+    expect(u).toMatchObject({ caId: "13-sig", revoked: [], trusted: ["13-sig-g2"] });
+    const after = await follow();
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.json()).toMatchObject({ compromise: [], revoked: [] });
+    // trusting it again is refused: the record outlives the anchor
+    const back = await cli(["--json", "provider", "trust", "--dir", bank, join(rolled, "ca", "13-sig.pem")], { cwd: dir });
+    expect(back.code, back.stderr).toBe(17);
+  }, 120_000);
 
   it("a provider trusting the new generation alone enrols its customers on its own CRL", async () => {
     const bank = join(dir, "rollover-bank-g2");

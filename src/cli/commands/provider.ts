@@ -34,6 +34,7 @@ function followText(r: FollowResult): string {
   return [
     ...r.crls.map((c) => `public CRL ${c.caId}: ${c.status}${c.number ? ` #${c.number}` : ""}${c.stale ? " (stale: past its nextUpdate)" : ""}${c.error ? ` [${c.error.code}] ${c.error.message}` : ""}`),
     ...(r.crls.length ? [] : ["no live customer certificates: no public CRL to follow"]),
+    ...r.compromise.map((c) => `public CA ${c.caId} (checked on ${c.successor}'s CRL): ${c.status}${c.error ? ` [${c.error.code}] ${c.error.message}` : ""}`),
     ...r.revoked.map((v) => `revoked ${v.serial} (${v.customerId}) ${v.reason}: public ${v.public.caId} ${v.public.serial} ${v.public.reason} on CRL #${v.public.crlNumber}`),
     r.crl ? `provider CRL #${r.crl.number} published (${entriesText(r.crl.entries)}, ${r.crlCause}): ${r.crl.path}` : "provider CRL unchanged",
   ].join("\n");
@@ -103,7 +104,8 @@ Example:
 After 'jpki ca rollover' on the public side, customers with renewed certificates are refused until the provider
 trusts the new generation. Each certificate is kept as trust/<ca>.pem (the id the public side gave it, generation
 included); one trusted already is left as it is, another certificate of an id trusted already is ERR_USAGE. The
-files are given, never fetched from the endpoint: trust must not come from the channel it checks.
+files are given, never fetched from the endpoint: trust must not come from the channel it checks. A generation
+'follow' found declared compromised is not trusted again (ERR_PUBLIC_CA_COMPROMISED, exit 17).
 
 Example:
   jpki provider trust --dir bank 13-sig-g2.pem`,
@@ -126,7 +128,8 @@ Example:
       "after",
       `
 When the public side declares a generation's key compromised ('jpki ca compromised', 'ca rollover --compromised'),
-certificates signed with the stolen key are on no CRL: the provider would enrol them (only --ocsp refuses them).
+certificates signed with the stolen key are on no CRL. 'follow' finds it when the provider trusts the successor
+too (the link certificate revoked on its CRL) and revokes what rests on it; otherwise the operator says so here.
 untrust removes trust/<ca>.pem, so enrolment refuses that generation's certificates, and revokes every live
 provider certificate linked to it (cessationOfOperation: the identity it rests on proves nothing now); customers
 enrol again with a certificate of the successor generation ('jpki provider trust' it first).
@@ -167,7 +170,8 @@ or from a CA not trusted (ERR_PROVIDER_PUBLIC_CERT_INVALID), a request without s
 configured age (ERR_PROVIDER_REQUEST_INVALID), a request with a generated key given twice, or one whose
 certificate has since been revoked or has expired (ERR_PROVIDER_REQUEST_REUSED),
 a public CRL that cannot be had (ERR_PUBLIC_CRL_UNAVAILABLE), is wrong (ERR_PUBLIC_CRL_INVALID, _ROLLBACK) or is
-past its nextUpdate (ERR_PUBLIC_CRL_STALE; all exit 17),
+past its nextUpdate (ERR_PUBLIC_CRL_STALE; all exit 17), a certificate of a public CA generation 'follow' found
+declared compromised (ERR_PUBLIC_CA_COMPROMISED, exit 17),
 with --ocsp a responder down or unreachable after the same retries (ERR_PUBLIC_OCSP_UNAVAILABLE, exit 17), an
 answer dated ahead of this host's clock (thisUpdate, producedAt; 5 min of skew allowed) or past its nextUpdate
 (ERR_PUBLIC_OCSP_NOT_CURRENT, exit 17), or one malformed, with a bad signature, about another certificate or
@@ -246,6 +250,10 @@ verifies it with the trusted CA certificate, refuses one whose CRL number goes b
 saw. A revocation maps to the provider's reason: affiliationChanged, cessationOfOperation, superseded and
 certificateHold carry over; keyCompromise only for a certificate of the card's own key (else
 cessationOfOperation). Safe to kill and run again: the next pass completes what a killed one left.
+For each trusted generation whose successor is trusted too (13-sig, 13-sig-g2), it fetches the link certificate
+<endpoint>/ca/13-sig.by-13-sig-g2.crt and looks it up on 13-sig-g2's CRL: listed, the public side declared
+13-sig's key compromised; every certificate resting on 13-sig is revoked, and the pass fails with
+ERR_PUBLIC_CA_COMPROMISED until 'jpki provider untrust 13-sig' (enrol and trust refuse it from then on).
 A 429, 5xx or refused connection is asked again twice, with a growing wait; a redirect is not followed.
 A download fails after 10 s without a byte (--timeout), or after 10 min however steadily it comes
 (--total-timeout); a CRL over 256 MiB (--max-crl-mib) is refused. With --watch and --json, each pass writes
@@ -254,7 +262,8 @@ one JSON document on a line of its own.
 ${commandExitCodes({
   ok: "every public CRL followed",
   errors: [
-    [["ERR_PUBLIC_CRL_UNAVAILABLE", "ERR_PUBLIC_CRL_INVALID", "ERR_PUBLIC_CRL_ROLLBACK"], "a public CRL could not be had or was refused (the others are still followed)"],
+    ["ERR_PUBLIC_CA_COMPROMISED", "a trusted public CA generation was declared compromised: what rests on it was revoked; run 'jpki provider untrust'"],
+    [["ERR_PUBLIC_CRL_UNAVAILABLE", "ERR_PUBLIC_CRL_INVALID", "ERR_PUBLIC_CRL_ROLLBACK"], "a public CRL (or a generation's link certificate) could not be had or was refused (the others are still followed)"],
     ["ERR_PUBLIC_CRL_CLOCK", "a public CRL is dated after this host's clock (its revocations are applied all the same)"],
     ["ERR_PUBLIC_CRL_STALE", "a public CRL is past its nextUpdate (its revocations are applied all the same)"],
   ],
@@ -271,7 +280,15 @@ Examples:
       const token = readVerifierToken(io, o.tokenFile);
       const passphrase = await ctx.passphrase();
       const { followPublicCrls, watchPublicCrls, systemClock } = await library();
-      const failed = (r: FollowResult) => r.crls.find((x) => x.error);
+      // a compromised public CA first: the gravest, and what the operator must act on ('untrust')
+      const failed = (r: FollowResult) => {
+        const ca = r.compromise.find((x) => x.error?.code === "ERR_PUBLIC_CA_COMPROMISED");
+        if (ca) return { what: `public CA ${ca.caId}`, error: ca.error };
+        const crl = r.crls.find((x) => x.error);
+        if (crl) return { what: `public CRL ${crl.caId}`, error: crl.error };
+        const check = r.compromise.find((x) => x.error);
+        return check && { what: `public CA ${check.caId}`, error: check.error };
+      };
       // Given alone it changed nothing, silently: one pass ran and the command ended.
       if (!o.watch && c.getOptionValueSource("interval") === "cli") throw new JpkiError("ERR_USAGE", "--interval sets the time between passes of --watch: add --watch, or drop --interval for one pass");
       if (o.watch) {
@@ -285,7 +302,7 @@ Examples:
       const r = await followPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits });
       ctx.out.result(followJson(r), () => followText(r));
       const f = failed(r);
-      if (f?.error) throw new JpkiError(f.error.code, `public CRL ${f.caId}: ${f.error.message}`);
+      if (f?.error) throw new JpkiError(f.error.code, `${f.what}: ${f.error.message}`);
     });
 
   cmd
