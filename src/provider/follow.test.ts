@@ -5,6 +5,7 @@
  * and nothing is half-written. The public CA here is a key and a name made in the test, its CRLs built with
  * crl/builder.ts; the endpoint is an injected fetch or, where the transport itself is the attack, a loopback server.
  */
+import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -169,6 +170,17 @@ describe("provider follow against a hostile endpoint", () => {
 });
 
 describe("provider follow: what a CRL says", () => {
+  it("dates the provider's entry by the pass, and carries the public revocation time as its invalidityDate (RFC 5280 §5.3.2), which openssl reads", async () => {
+    const d = provider();
+    // the pass comes a day after the public revocation (an hour before T0): the endpoint was down, say
+    await follow(d, endpoint(ok(await crl(5, [BOB_REVOKED]))).fetch, T0 + 23 * HOUR);
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", providerPaths(d).crl, "-noout", "-text"], { encoding: "utf8" });
+    const entry = text.slice(text.indexOf("Serial Number: 1B"));
+    expect(entry).toMatch(/Revocation Date: Mar {2}1 23:00:00 2027 GMT/);
+    expect(entry).toMatch(/Invalidity Date:\s*\n\s*Feb 28 23:00:00 2027 GMT/);
+    expect(entry).toMatch(/Affiliation Changed/);
+  });
+
   it("never un-revokes: an older number is refused, the same number with other contents too, and a newer CRL that no longer lists a certificate leaves it revoked", async () => {
     const d = provider();
     const five = await crl(5, [BOB_REVOKED]);

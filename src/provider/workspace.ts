@@ -711,7 +711,10 @@ export async function publishProviderCrl(paths: ProviderPaths, config: ProviderC
   const keepAfter = Math.min(thisUpdate.getTime() - EXPIRED_GRACE_MS, readCrlFile(paths.crl)?.thisUpdate.getTime() ?? -Infinity);
   const entries = state.links
     .filter((l) => l.revoked && l.notAfter > keepAfter)
-    .map((l) => ({ serial: l.serial, revokedAt: new Date(l.revoked!.at), reason: l.revoked!.reason }))
+    // RFC 5280 §5.3.2 invalidityDate: the public certificate's revocation time, when a public revocation caused this
+    // one. revocationDate is the pass that learnt of it (hours later, days if the endpoint was down): a relying
+    // party judging a signature made in between needs to know the identity behind it was void already.
+    .map((l) => ({ serial: l.serial, revokedAt: new Date(l.revoked!.at), reason: l.revoked!.reason, ...(l.revoked!.publicRevokedAt !== undefined ? { invalidityDate: new Date(l.revoked!.publicRevokedAt) } : {}) }))
     .sort((a, b) => a.serial.localeCompare(b.serial));
   const chunks: Buffer[] = [];
   await buildCrl({ issuerName: ca.subject, authorityKeyId: ca.keyId, number, thisUpdate, nextUpdate, entries: [entries], signer: ca.signer, issuerKey: ca.spki, sink: (c) => chunks.push(c) });
