@@ -785,3 +785,38 @@ describe("provider CRL: never un-revoked by a state that lost a revocation", () 
     expect(readFileSync(paths.crl)).toEqual(published);
   });
 });
+
+describe("provider: one file of trust/ that cannot be used", () => {
+  const cliIn = (...args: string[]) => runInProcess(["--json", "provider", ...args], { env: { JPKI_PASSPHRASE: PASS }, cwd: tmpdir() });
+
+  it("fails only what needs its CA: follow goes on for the others and names the file; its CA's CRL is not followed until 'trust' replaces it", async () => {
+    const d = provider();
+    const trustDir = providerPaths(d).trustDir;
+    writeFileSync(join(trustDir, "27-sig.pem"), "not a certificate\n");
+    const r = await follow(d, endpoint(ok(await crl(5, [BOB_REVOKED]))).fetch);
+    expect(r.crls).toEqual([expect.objectContaining({ caId: "13-sig", status: "downloaded" })]);
+    expect(r.revoked).toEqual([expect.objectContaining({ serial: "1b" })]);
+    expect(r.skippedTrust).toEqual([{ file: "trust/27-sig.pem", caId: "27-sig", code: "ERR_DER_MALFORMED", message: expect.stringContaining("not a PEM or DER certificate") }]);
+    // the commands that do not need it work, and say which file and why (stderr; skippedTrust in --json)
+    const t = await cliIn("trust", "--dir", d, join(trustDir, "13-sig.pem"));
+    expect(t.code, t.stderr).toBe(0);
+    expect(JSON.parse(t.stdout)).toMatchObject({ already: ["13-sig"], skippedTrust: [expect.objectContaining({ file: "trust/27-sig.pem" })] });
+    expect(t.stderr).toMatch(/warning: trust\/27-sig\.pem was passed over \[ERR_DER_MALFORMED\]/);
+
+    // the file of the CA the customers rest on: that CA's CRL fails with the file's error, nothing is fetched
+    const good = readFileSync(join(trustDir, "13-sig.pem"));
+    writeFileSync(join(trustDir, "13-sig.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    const e = endpoint(ok(await crl(6, [BOB_REVOKED])));
+    const blind = await follow(d, e.fetch, T0 + 2 * HOUR);
+    expect(e.asked).toEqual([]);
+    expect(blind.crls).toEqual([expect.objectContaining({ caId: "13-sig", status: "failed", error: { code: "ERR_DER_MALFORMED", message: expect.stringContaining("trust/13-sig.pem cannot be used") } })]);
+    const viaCli = await cliIn("untrust", "14-sig", "--dir", d);
+    expect(JSON.parse(viaCli.stderr).error.code).toBe("ERR_CA_UNKNOWN"); // not the bad file's error: untrust reads past it
+    // trusting the CA's certificate again replaces the file
+    writeFileSync(join(tmpdir(), `tokyo-${process.pid}.pem`), good);
+    const mended = await cliIn("trust", "--dir", d, join(tmpdir(), `tokyo-${process.pid}.pem`));
+    expect(mended.code, mended.stderr).toBe(0);
+    expect(JSON.parse(mended.stdout)).toMatchObject({ added: ["13-sig"], trusted: ["13-sig"], skippedTrust: [expect.objectContaining({ file: "trust/27-sig.pem" })] });
+    expect((await follow(d, endpoint(ok(await crl(6, [BOB_REVOKED]))).fetch, T0 + 3 * HOUR)).crls).toEqual([expect.objectContaining({ caId: "13-sig", status: "downloaded" })]);
+  });
+});

@@ -61,7 +61,7 @@ import {
   publishProviderCrl,
   readProviderConfig,
   readProviderState,
-  readTrustedCas,
+  readTrustAnchors,
   reserveCrlNumber,
   withProviderLock,
   writeProviderFile,
@@ -71,6 +71,7 @@ import {
   type ProviderPaths,
   type PublicCaCompromise,
   type PublicCrlSeen,
+  type SkippedTrustFile,
   type TrustedCa,
 } from "./workspace.js";
 
@@ -484,6 +485,8 @@ export interface FollowResult {
    * after now (the clock was ahead then), or it was due
    */
   readonly crlCause?: "revocations" | "unfinished" | "clock" | "due";
+  /** files of trust/ passed over (readTrustAnchors): only what needs their CA failed */
+  readonly skippedTrust?: readonly SkippedTrustFile[];
 }
 
 function isLive(l: ProviderLink, now: Date): boolean {
@@ -504,7 +507,10 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
   // ended a --watch) after the revocation was recorded, at the first public revocation rather than at the start.
   const providerCa = openProviderCa(paths, o.passphrase);
   return withProviderLock(paths, async () => {
-    const trusted = new Map(readTrustedCas(paths).map((t) => [t.caId, t]));
+    // A file of trust/ that cannot be used fails what needs its CA only (the CRL of that CA, below), not the pass.
+    const anchors = readTrustAnchors(paths);
+    const trusted = new Map<string, TrustedCa>(anchors.trusted.map((t) => [t.caId, t]));
+    const unusable = new Map(anchors.skipped.flatMap((x) => (x.caId ? [[x.caId, x] as const] : [])));
     let state = readProviderState(paths);
     const now = o.clock.now();
     const compromisedCas: Record<string, PublicCaCompromise> = { ...state.compromisedCas };
@@ -520,6 +526,11 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     for (const caId of wanted) {
       const ca = trusted.get(caId);
       const url = caUrls(config.endpoint, caId).crl;
+      const bad = unusable.get(caId);
+      if (!ca && bad) {
+        crls.push({ caId, url, status: "failed", error: { code: bad.code, message: `customers' certificates come from ${caId}, but ${bad.file} cannot be used (${bad.message}): its CRL is not followed until it is mended ('jpki provider trust' with ${caId}'s certificate replaces it)` } });
+        continue;
+      }
       if (!ca) {
         crls.push({ caId, url, status: "failed", error: { code: "ERR_CA_UNKNOWN", message: `customers' certificates come from ${caId}, but trust/${caId}.pem is gone: restore it ('jpki provider trust'), or, when the public side declared that key compromised, 'jpki provider untrust ${caId}' revokes what rests on it` } });
         continue;
@@ -606,9 +617,10 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     // know of (a review helper's repro). Not refreshed, it goes stale at its nextUpdate, as a relying party must see.
     const blind = crls.some((c) => c.error !== undefined) || compromise.some((c) => c.error !== undefined);
     const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : fromTheFuture ? "clock" : due && !blind ? "due" : undefined;
-    if (!crlCause) return { crls, compromise, revoked };
+    const skipped = anchors.skipped.length ? { skippedTrust: anchors.skipped } : {};
+    if (!crlCause) return { crls, compromise, revoked, ...skipped };
     const crl = await publishProviderCrl(paths, config, providerCa, o.clock, state, { reserved: revoked.length > 0 });
-    return { crls, compromise, revoked, crl, crlCause };
+    return { crls, compromise, revoked, crl, crlCause, ...skipped };
   }, o.lockWaitMs === undefined ? {} : { waitMs: o.lockWaitMs });
 }
 

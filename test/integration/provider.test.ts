@@ -733,6 +733,21 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     expect(e).toMatchObject({ status: "valid", public: { caId: "13-sig-g2" }, publicCrl: { caId: "13-sig-g2" } });
   }, 60_000);
 
+  it("a file of trust/ that cannot be used fails enrolment on its CA only, naming the file; the other generation's customers enrol, with a warning", async () => {
+    const bank = join(dir, "rollover-bank-bad-file");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Patchy Bank", "--endpoint", rolledBase, "--trust", join(rolled, "ca", "13-sig.pem"), join(rolled, "ca", "13-sig-g2.pem")]);
+    // a customer's certificate where the CA's should be: no CA at all
+    copyFileSync(certs["before-rollover"]!.pem, join(bank, "trust", "13-sig.pem"));
+    const enrol = (name: string) => cli(["--json", "provider", "enrol", "--dir", bank, "--request", application(name), "--token-file", rolledToken], { cwd: dir });
+    const neu = await enrol("after-rollover-2");
+    expect(neu.code, neu.stderr).toBe(0);
+    expect(neu.json()).toMatchObject({ status: "valid", public: { caId: "13-sig-g2" }, skippedTrust: [{ file: "trust/13-sig.pem", caId: "13-sig", code: "ERR_CA_INVALID" }] });
+    expect(neu.stderr).toMatch(/warning: trust\/13-sig\.pem was passed over \[ERR_CA_INVALID\]/);
+    const old = await enrol("before-rollover-2");
+    expect(old.code, old.stderr).toBe(4);
+    expect(JSON.parse(old.stderr).error).toMatchObject({ code: "ERR_CA_INVALID", message: expect.stringContaining("trust/13-sig.pem cannot be used") });
+  }, 60_000);
+
   // Last in this block: it declares 13-sig compromised on the shared public workspace.
   it("finds a generation the public side declared compromised (its link revoked on the successor's CRL): follow revokes what rests on it and says ERR_PUBLIC_CA_COMPROMISED, enrol and trust refuse it, untrust confirms", async () => {
     const bank = join(dir, "rollover-bank-compromise");

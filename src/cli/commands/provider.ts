@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
-import type { FollowResult, ProviderLinkView } from "../../index.js";
+import type { FollowResult, ProviderLinkView, SkippedTrustFile } from "../../index.js";
 import { JpkiError, checkInputFile, checkNewOutputFile, checkWorkspaceDir, library, outputExists } from "../lib.js";
 import { Context, readVerifierToken, withStopSignal } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
@@ -38,6 +38,11 @@ function followText(r: FollowResult): string {
     ...r.revoked.map((v) => `revoked ${v.serial} (${v.customerId}) ${v.reason}: public ${v.public.caId} ${v.public.serial} ${v.public.reason} on CRL #${v.public.crlNumber}`),
     r.crl ? `provider CRL #${r.crl.number} published (${entriesText(r.crl.entries)}, ${r.crlCause}): ${r.crl.path}` : "provider CRL unchanged",
   ].join("\n");
+}
+
+/** Files of trust/ passed over, one stderr line each (the --json result carries them as skippedTrust). */
+function warnSkipped(ctx: Context, skipped: readonly SkippedTrustFile[] | undefined): void {
+  for (const x of skipped ?? []) ctx.out.info(`jpki: warning: ${x.file} was passed over [${x.code}]: ${x.message}`);
 }
 
 function followJson(r: FollowResult) {
@@ -104,7 +109,9 @@ Example:
 After 'jpki ca rollover' on the public side, customers with renewed certificates are refused until the provider
 trusts the new generation. Each certificate is kept as trust/<ca>.pem (the id the public side gave it, generation
 included); one trusted already is left as it is, another certificate of an id trusted already is ERR_USAGE. The
-files are given, never fetched from the endpoint: trust must not come from the channel it checks. A generation
+files are given, never fetched from the endpoint: trust must not come from the channel it checks. A file of
+trust/ that cannot be used is passed over by every command (a warning names it; skippedTrust in --json) and
+fails only what needs its CA; trusting that CA's certificate replaces it. A generation
 'follow' found declared compromised is not trusted again (ERR_PUBLIC_CA_COMPROMISED, exit 17).
 
 Example:
@@ -116,6 +123,7 @@ Example:
       const dir = providerDir(io, o.dir);
       const { trustPublicCas } = await library();
       const r = await trustPublicCas({ dir, trustAnchors: anchors });
+      warnSkipped(ctx, r.skippedTrust);
       ctx.out.result(r, () => [`trusted now: ${r.trusted.join(", ")}`, ...(r.added.length ? [`  added ${r.added.join(", ")}`] : []), ...(r.already.length ? [`  already trusted ${r.already.join(", ")}`] : [])].join("\n"));
     });
 
@@ -143,6 +151,7 @@ Example:
       const passphrase = await ctx.passphrase();
       const { untrustPublicCa, systemClock } = await library();
       const r = await untrustPublicCa({ dir, passphrase, clock: systemClock, caId });
+      warnSkipped(ctx, r.skippedTrust);
       ctx.out.result({ ...r, ...(r.crl ? { crl: { ...r.crl, number: r.crl.number.toString() } } : {}) }, () =>
         [`${r.caId} is no longer trusted; trusted now: ${r.trusted.join(", ") || "none"}`, `  ${r.revoked.length} linked certificate(s) revoked${r.revoked.length ? `: ${r.revoked.join(", ")}` : ""}`, ...(r.crl ? [`  provider CRL #${r.crl.number} published: ${r.crl.path}`] : [])].join("\n"),
       );
@@ -222,6 +231,7 @@ Example (the customer's side with openssl; the card's key signs):
         bearerToken,
         ...limits,
       });
+      warnSkipped(ctx, r.skippedTrust);
       const { certificate: _der, privateKeyPem: _key, ...shown } = r;
       ctx.out.result({ ...shown, ...(keyOut ? { keyPath: keyOut } : {}) }, () =>
         [
@@ -295,11 +305,12 @@ Examples:
         const seconds = Number(o.interval);
         if (!Number.isFinite(seconds) || seconds < 1) throw new JpkiError("ERR_USAGE", "--interval must be a number of seconds ≥ 1");
         await withStopSignal((signal) =>
-          watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits, intervalMs: seconds * 1000, signal, onPass: (r) => ctx.out.line(followJson(r), () => followText(r)), onBusy: (e) => ctx.out.info(`jpki: ${e.message}; this pass is skipped`) }),
+          watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits, intervalMs: seconds * 1000, signal, onPass: (r) => (warnSkipped(ctx, r.skippedTrust), ctx.out.line(followJson(r), () => followText(r))), onBusy: (e) => ctx.out.info(`jpki: ${e.message}; this pass is skipped`) }),
         );
         return;
       }
       const r = await followPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits });
+      warnSkipped(ctx, r.skippedTrust);
       ctx.out.result(followJson(r), () => followText(r));
       const f = failed(r);
       if (f?.error) throw new JpkiError(f.error.code, `${f.what}: ${f.error.message}`);
