@@ -417,6 +417,30 @@ describe("provider follow over a real socket", () => {
     expect([hang.hits.length, trickle.hits.length]).toEqual([1, 1]);
   });
 
+  it("follow --watch: a stop (SIGTERM) cuts a download in progress short and ends the pass cleanly, nothing of it written", { timeout: 30_000 }, async () => {
+    const d = provider();
+    const paths = providerPaths(d);
+    const before = stateOf(d);
+    const crlBefore = readFileSync(paths.crl);
+    // a steady trickle of hours: never idle for the inactivity timeout, far inside the 10-minute total
+    const body = await crl(5, [BOB_REVOKED]);
+    const slow = await serve(slowly(body, { pieces: 100_000, everyMs: 100 }));
+    writeFileSync(paths.config, JSON.stringify({ ...JSON.parse(readFileSync(paths.config, "utf8")), endpoint: slow.url }));
+    const stop = new AbortController();
+    const passes: Awaited<ReturnType<typeof followPublicCrls>>[] = [];
+    const watching = watchPublicCrls({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + HOUR)), bearerToken: "tok", intervalMs: 60_000, signal: stop.signal, onPass: (r) => passes.push(r) });
+    while (!slow.hits.length) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300)); // some of the body has come
+    stop.abort();
+    await watching;
+    expect(passes).toEqual([expect.objectContaining({ stopped: true, crls: [{ caId: "13-sig", url: `${slow.url}/crl/13-sig.crl`, status: "stopped" }], revoked: [] })]);
+    // nothing half-written: the state as it was (no ETag of a CRL not had), no public CRL file, the same provider CRL
+    expect(stateOf(d)).toBe(before);
+    expect(existsSync(join(paths.publicCrlDir, "13-sig.crl"))).toBe(false);
+    expect(readFileSync(paths.crl).equals(crlBefore)).toBe(true);
+    expect(slow.hits.length).toBe(1);
+  });
+
   it("takes a CRL that comes slowly but steadily, for longer than the timeout: the timeout is of inactivity", async () => {
     const d = provider();
     const body = await crl(5, [BOB_REVOKED]);

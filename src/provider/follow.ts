@@ -94,6 +94,11 @@ export interface PublicEndpointOptions {
   readonly retries?: number;
   /** how the wait between attempts is spent (default a timer); injected for tests */
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * A stop (`follow --watch` on SIGTERM or SIGINT): cuts a download or a wait between attempts in progress short.
+   * What was being fetched counts for nothing (nothing of it is written); the pass records what it had before.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -243,7 +248,7 @@ async function getWithRetries(url: string, headers: Record<string, string>, o: P
   let res: Response;
   try {
     // No redirects: the bearer token goes to the endpoint configured, nowhere else.
-    res = await requestWithRetries(url, { headers, redirect: "error" }, o, tried);
+    res = await requestWithRetries(url, { headers, redirect: "error", ...(o.signal ? { signal: o.signal } : {}) }, o, tried);
     if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES, "the CRL"), attempts: tried.attempts };
   } catch (e) {
     if (e instanceof BodyTooLarge) throw failed(new AttemptFailed(e.message, false));
@@ -444,7 +449,8 @@ export interface FollowOptions extends PublicEndpointOptions {
 export interface FollowedCrl {
   readonly caId: string;
   readonly url: string;
-  readonly status: "downloaded" | "not-modified" | "failed";
+  /** "stopped": the pass was stopped (FollowOptions.signal) before or while this CRL was fetched; nothing of it counted */
+  readonly status: "downloaded" | "not-modified" | "failed" | "stopped";
   readonly number?: string;
   readonly stale?: boolean;
   /** why it failed; or, with a CRL used (downloaded, not-modified), ERR_PUBLIC_CRL_CLOCK when it is dated after this host's clock, ERR_PUBLIC_CRL_STALE when it is past its nextUpdate */
@@ -485,6 +491,11 @@ export interface FollowResult {
    * after now (the clock was ahead then), or it was due
    */
   readonly crlCause?: "revocations" | "unfinished" | "clock" | "due";
+  /**
+   * the pass was stopped (FollowOptions.signal): what it had before is recorded and published as by any pass, the CAs
+   * it did not finish are "stopped", and the provider CRL is not renewed for being due
+   */
+  readonly stopped?: true;
   /** files of trust/ passed over (readTrustAnchors): only what needs their CA failed */
   readonly skippedTrust?: readonly SkippedTrustFile[];
 }
@@ -526,6 +537,11 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     for (const caId of wanted) {
       const ca = trusted.get(caId);
       const url = caUrls(config.endpoint, caId).crl;
+      // Stopped: the CAs not yet asked are not asked (the next pass, or the next run, asks them).
+      if (o.signal?.aborted) {
+        crls.push({ caId, url, status: "stopped" });
+        continue;
+      }
       const bad = unusable.get(caId);
       if (!ca && bad) {
         crls.push({ caId, url, status: "failed", error: { code: bad.code, message: `customers' certificates come from ${caId}, but ${bad.file} cannot be used (${bad.message}): its CRL is not followed until it is mended ('jpki provider trust' with ${caId}'s certificate replaces it)` } });
@@ -539,6 +555,11 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
       try {
         f = await refreshPublicCrl(paths, config.endpoint, ca, seen[caId], o.clock, o);
       } catch (e) {
+        // cut short by the stop, not the endpoint's failure: nothing of it was written (the CRL file comes verified, whole)
+        if (o.signal?.aborted) {
+          crls.push({ caId, url, status: "stopped" });
+          continue;
+        }
         if (!isJpkiError(e)) throw e;
         crls.push({ caId, url, status: "failed", error: { code: e.code, message: e.message } });
         continue;
@@ -579,6 +600,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     // rest of the pass, so a kill leaves all of it or none; found once, it is recorded for good.
     const compromise: CompromiseCheck[] = [];
     for (const pair of pairs) {
+      if (o.signal?.aborted) break; // not known this pass: the stop makes it blind below
       const c = await checkGeneration(pair, had.get(pair.successor.caId), config.endpoint, now, o);
       if (c.record) compromisedCas[pair.ca.caId] = c.record;
       else compromise.push(c.check);
@@ -615,9 +637,10 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     // for another lifetime while the public side could not be read (an endpoint down, a rollback refused, a CA's
     // CRL past its nextUpdate) told relying parties, for days, that nothing was revoked that the provider could not
     // know of (a review helper's repro). Not refreshed, it goes stale at its nextUpdate, as a relying party must see.
-    const blind = crls.some((c) => c.error !== undefined) || compromise.some((c) => c.error !== undefined);
+    const stopped = o.signal?.aborted === true;
+    const blind = stopped || crls.some((c) => c.error !== undefined || c.status === "stopped") || compromise.some((c) => c.error !== undefined);
     const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : fromTheFuture ? "clock" : due && !blind ? "due" : undefined;
-    const skipped = anchors.skipped.length ? { skippedTrust: anchors.skipped } : {};
+    const skipped = { ...(anchors.skipped.length ? { skippedTrust: anchors.skipped } : {}), ...(stopped ? { stopped: true as const } : {}) };
     if (!crlCause) return { crls, compromise, revoked, ...skipped };
     const crl = await publishProviderCrl(paths, config, providerCa, o.clock, state, { reserved: revoked.length > 0 });
     return { crls, compromise, revoked, crl, crlCause, ...skipped };
@@ -677,7 +700,9 @@ export interface WatchOptions extends FollowOptions {
 }
 
 /**
- * `jpki provider follow --watch`: a pass every `intervalMs` until `signal` aborts. A public CRL that cannot be had
+ * `jpki provider follow --watch`: a pass every `intervalMs` until `signal` aborts. The signal reaches the pass: a
+ * download in progress is cut short (its CA reported "stopped", nothing of it written), the pass records what it
+ * had and publishes as any pass does, and the watch ends (it waited for the download, up to its total timeout). A public CRL that cannot be had
  * is reported in its pass and tried again at the next; so is a pass that found the workspace held by another command
  * (an enrolment: ERR_WORKSPACE_LOCKED); a pass that throws otherwise (a wrong passphrase, a damaged workspace) ends
  * the watch. The provider's CRL is refreshed when half its lifetime
@@ -694,6 +719,9 @@ export async function watchPublicCrls(o: WatchOptions): Promise<void> {
       if (!isJpkiError(e, "ERR_WORKSPACE_LOCKED")) throw e;
       o.onBusy?.(e);
     }
+    // A stop that came during the pass has fired already: a listener added now never hears it, and the watch waited
+    // out a whole interval (minutes) after SIGTERM before it ended.
+    if (o.signal.aborted) break;
     await new Promise<void>((res) => {
       const t = setTimeout(res, o.intervalMs);
       o.signal.addEventListener("abort", () => (clearTimeout(t), res()), { once: true });

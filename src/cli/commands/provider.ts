@@ -36,6 +36,7 @@ function followText(r: FollowResult): string {
     ...(r.crls.length ? [] : ["no live customer certificates: no public CRL to follow"]),
     ...r.compromise.map((c) => `public CA ${c.caId} (checked on ${c.successor}'s CRL): ${c.status}${c.error ? ` [${c.error.code}] ${c.error.message}` : ""}`),
     ...r.revoked.map((v) => `revoked ${v.serial} (${v.customerId}) ${v.reason}: public ${v.public.caId} ${v.public.serial} ${v.public.reason} on CRL #${v.public.crlNumber}`),
+    ...(r.stopped ? ["pass stopped (SIGTERM/SIGINT): a download in progress was cut short and counts for nothing; what came before is recorded"] : []),
     r.crl ? `provider CRL #${r.crl.number} published (${entriesText(r.crl.entries)}, ${r.crlCause}): ${r.crl.path}` : "provider CRL unchanged",
   ].join("\n");
 }
@@ -267,7 +268,8 @@ ERR_PUBLIC_CA_COMPROMISED until 'jpki provider untrust 13-sig' (enrol and trust 
 A 429, 5xx or refused connection is asked again twice, with a growing wait; a redirect is not followed.
 A download fails after 10 s without a byte (--timeout), or after 10 min however steadily it comes
 (--total-timeout); a CRL over 256 MiB (--max-crl-mib) is refused. With --watch and --json, each pass writes
-one JSON document on a line of its own.
+one JSON document on a line of its own. With --watch, SIGTERM or SIGINT cuts a download in progress short (that CA
+is "stopped": nothing of it written) and ends the pass as any pass ends: what it had is recorded, then the CRL.
 
 ${commandExitCodes({
   ok: "every public CRL followed",
