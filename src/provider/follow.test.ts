@@ -844,3 +844,17 @@ describe("provider: one file of trust/ that cannot be used", () => {
     expect((await follow(d, endpoint(ok(await crl(6, [BOB_REVOKED]))).fetch, T0 + 3 * HOUR)).crls).toEqual([expect.objectContaining({ caId: "13-sig", status: "downloaded" })]);
   });
 });
+
+describe("provider follow --help", () => {
+  it("lists the outcomes a pass can end with, each with its exit value: ERR_CA_UNKNOWN (4) and ERR_FILE_UNUSABLE (2) among them", async () => {
+    const h = await runInProcess(["provider", "follow", "--help"], { env: {}, cwd: tmpdir() });
+    expect(h.code).toBe(0);
+    const text = h.stdout.replace(/\n\s+/g, " ");
+    // each row: its value, what it means, its codes last; the next row starts with a value again
+    const rows = text.slice(text.indexOf("Exit codes:")).split(/ (?=\d{1,3} {2}\S)/);
+    const row = (code: string) => rows.find((r) => r.includes(`${code})`) || r.includes(`${code},`));
+    expect(row("ERR_CA_UNKNOWN")).toMatch(/^4 {2}customers' certificates rest on a public CA whose trust\/<ca>\.pem is gone/);
+    expect(row("ERR_FILE_UNUSABLE")).toMatch(/^2 {2}a file could not be written/);
+    expect(row("ERR_PUBLIC_CA_COMPROMISED")).toMatch(/^17 {2}a trusted public CA generation was declared compromised/);
+  });
+});

@@ -278,6 +278,9 @@ ${commandExitCodes({
     [["ERR_PUBLIC_CRL_UNAVAILABLE", "ERR_PUBLIC_CRL_INVALID", "ERR_PUBLIC_CRL_ROLLBACK"], "a public CRL (or a generation's link certificate) could not be had or was refused (the others are still followed)"],
     ["ERR_PUBLIC_CRL_CLOCK", "a public CRL is dated after this host's clock (its revocations are applied all the same)"],
     ["ERR_PUBLIC_CRL_STALE", "a public CRL is past its nextUpdate (its revocations are applied all the same)"],
+    [["ERR_CA_UNKNOWN", "ERR_CA_INVALID"], "customers' certificates rest on a public CA whose trust/<ca>.pem is gone or not that CA's certificate: its CRL is not followed (the others are); 'provider trust' puts it back, 'provider untrust' revokes what rests on it"],
+    ["ERR_DER_MALFORMED", "the same, trust/<ca>.pem not being a certificate at all"],
+    ["ERR_FILE_UNUSABLE", "a file could not be written (a full disk, a quota, a read-only filesystem: the message says what was recorded and what the next pass does), or trust/<ca>.pem cannot be read"],
   ],
 })}
 
