@@ -22,12 +22,12 @@ import { FixedClock } from "../pki/clock.js";
 import { generateRsaKey } from "../pki/keys.js";
 import { randomSerial } from "../pki/serial.js";
 import { SoftwareSigner } from "../pki/signer.js";
-import { basicConstraints, keyIdentifier, keyUsage, subjectKeyIdentifier } from "../profile/extensions.js";
+import { basicConstraints, crlDistributionPoints, keyIdentifier, keyUsage, subjectKeyIdentifier } from "../profile/extensions.js";
 import { encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { parseCrl } from "../validation/crl.js";
 import { endpointFetch, followPublicCrls, watchPublicCrls } from "./follow.js";
-import { initProvider, providerPaths, readProviderState, untrustPublicCa, writeProviderState, type ProviderLink } from "./workspace.js";
+import { initProvider, providerPaths, readProviderState, trustPublicCas, untrustPublicCa, writeProviderState, type ProviderLink } from "./workspace.js";
 import { CRL_REASON } from "../crl/reason.js";
 
 /** A full disk where the paths matching `match` are written (store/files.ts writeFileAtomic); none by default. */
@@ -856,5 +856,120 @@ describe("provider follow --help", () => {
     expect(row("ERR_CA_UNKNOWN")).toMatch(/^4 {2}customers' certificates rest on a public CA whose trust\/<ca>\.pem is gone/);
     expect(row("ERR_FILE_UNUSABLE")).toMatch(/^2 {2}a file could not be written/);
     expect(row("ERR_PUBLIC_CA_COMPROMISED")).toMatch(/^17 {2}a trusted public CA generation was declared compromised/);
+  });
+});
+
+/**
+ * A key rollover on the public side made here: 13-sig-g2 (the same name, another key; its id in its certificate's
+ * ARL URL, as the public side writes it) and the NewWithOld link, 13-sig's key certified by 13-sig-g2's.
+ */
+describe("provider follow: a public CA generation declared compromised", () => {
+  let g2: PublicCa;
+  let g2Der: Buffer;
+  async function certificate(o: { signer: SoftwareSigner; spki: Buffer; serial?: Buffer; extensions?: Buffer[] }): Promise<Buffer> {
+    const tbs = encodeTbs({
+      serial: o.serial ?? randomSerial(),
+      signatureAlgorithm: o.signer.algorithmIdentifier,
+      issuer: TOKYO_SIG,
+      subject: TOKYO_SIG,
+      spki: o.spki,
+      notBefore: new Date(T0 - 30 * 24 * HOUR),
+      notAfter: new Date(T0 + 5 * 365 * 24 * HOUR),
+      extensions: o.extensions ?? [extension(EXT_OID.keyUsage, true, keyUsage(["keyCertSign", "cRLSign"])), extension(EXT_OID.basicConstraints, true, basicConstraints(true)), extension(EXT_OID.subjectKeyIdentifier, false, subjectKeyIdentifier(keyIdentifier(o.spki)))],
+    });
+    return assembleCertificate(tbs, o.signer.algorithmIdentifier, await o.signer.sign(tbs));
+  }
+  beforeAll(async () => {
+    g2 = await makeCa();
+    g2Der = await certificate({
+      signer: g2.signer,
+      spki: g2.signer.spki,
+      extensions: [
+        extension(EXT_OID.keyUsage, true, keyUsage(["keyCertSign", "cRLSign"])),
+        extension(EXT_OID.basicConstraints, true, basicConstraints(true)),
+        extension(EXT_OID.subjectKeyIdentifier, false, subjectKeyIdentifier(keyIdentifier(g2.signer.spki))),
+        extension(EXT_OID.cRLDistributionPoints, false, crlDistributionPoints(undefined, [`${ENDPOINT}/arl/13-sig-g2.crl`])),
+      ],
+    });
+  });
+
+  /** A provider trusting 13-sig and 13-sig-g2, its two links on 13-sig. */
+  async function rolledProvider(): Promise<string> {
+    const d = provider();
+    await trustPublicCas({ dir: d, trustAnchors: [g2Der] });
+    return d;
+  }
+  /** The endpoint after the rollover: each generation's CRL, and the link (or another answer for it). */
+  function rolledEndpoint(o: { g1: Buffer; g2: Buffer; link: Answer }) {
+    const asked: string[] = [];
+    const fetch: typeof globalThis.fetch = async (u) => {
+      const url = String(u);
+      asked.push(url);
+      if (url.endsWith("/crl/13-sig.crl")) return ok(o.g1)();
+      if (url.endsWith("/crl/13-sig-g2.crl")) return ok(o.g2)();
+      if (url.endsWith("/ca/13-sig.by-13-sig-g2.crt")) return o.link();
+      return new Response(null, { status: 404 });
+    };
+    return { fetch, asked };
+  }
+  const g2Crl = (number: number, entries: readonly CrlEntryInput[]) => crl(number, entries, { by: g2 });
+  const LINK_SERIAL = Buffer.from("4c1a", "hex");
+  const newWithOld = (signer = g2.signer, spki = tokyo.signer.spki) => certificate({ signer, spki, serial: LINK_SERIAL });
+  const LINK_REVOKED: CrlEntryInput = { serial: "4c1a", revokedAt: new Date(T0 - 2 * HOUR), reason: CRL_REASON.cACompromise };
+
+  it("a sound generation: the link is checked and not listed; a listed link revokes every certificate resting on it, once, records it, and says ERR_PUBLIC_CA_COMPROMISED in every pass until untrust", async () => {
+    const d = await rolledProvider();
+    const link = await newWithOld();
+    const sound = await follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(1, []), link: ok(link) }).fetch);
+    // 13-sig-g2's CRL is fetched for the check though no customer rests on it
+    expect(sound.crls.map((c) => [c.caId, c.status])).toEqual([["13-sig", "downloaded"], ["13-sig-g2", "downloaded"]]);
+    expect(sound.compromise).toEqual([{ caId: "13-sig", successor: "13-sig-g2", status: "sound", linkSerial: "4c1a" }]);
+    expect(sound.revoked).toEqual([]);
+
+    // the state write fails (as a kill before it would leave things): nothing counts, the next pass finds it again
+    const before = stateOf(d);
+    diskFull.match = /state\.json$/;
+    try {
+      await expect(follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: ok(link) }).fetch, T0 + 2 * HOUR)).rejects.toMatchObject({ code: "ERR_FILE_UNUSABLE" });
+    } finally {
+      diskFull.match = undefined;
+    }
+    expect(stateOf(d)).toBe(before);
+    const found = await follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: ok(link) }).fetch, T0 + 2 * HOUR);
+    expect(found.compromise).toEqual([expect.objectContaining({ caId: "13-sig", status: "compromised", linkSerial: "4c1a", error: expect.objectContaining({ code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining("jpki provider untrust 13-sig") }) })]);
+    expect(found.revoked.map((r) => [r.serial, r.reason, r.public.reason, r.public.crlNumber])).toEqual([["1a", "cessationOfOperation", "cACompromise", "2"], ["1b", "cessationOfOperation", "cACompromise", "2"]]);
+    expect(listed(d)).toEqual(["1a", "1b"]);
+    expect(readProviderState(providerPaths(d)).compromisedCas).toEqual({ "13-sig": { successor: "13-sig-g2", linkSerial: "4c1a", crlNumber: "2", publicRevokedAt: T0 - 2 * HOUR, detectedAt: T0 + 2 * HOUR } });
+    // the next pass: nothing revoked again, no link asked again, still said
+    const e = rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: ok(link) });
+    const again = await follow(d, e.fetch, T0 + 3 * HOUR);
+    expect(again.revoked).toEqual([]);
+    expect(e.asked.some((u) => u.includes("/ca/"))).toBe(false);
+    expect(again.compromise).toEqual([expect.objectContaining({ caId: "13-sig", status: "compromised" })]);
+    // untrust confirms: the record stays, nothing is said any more, and trust will not take it back
+    await untrustPublicCa({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + 4 * HOUR)), caId: "13-sig" });
+    expect((await follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: ok(link) }).fetch, T0 + 5 * HOUR)).compromise).toEqual([]);
+    expect(readProviderState(providerPaths(d)).compromisedCas?.["13-sig"]).toBeDefined();
+    await expect(trustPublicCas({ dir: d, trustAnchors: [tokyo.der] })).rejects.toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED" });
+  });
+
+  it("a link that does not bind the two trusted keys says nothing: signed by another key, or certifying another, is a failed check and revokes nothing, listed or not; a missing link names untrust", async () => {
+    const d = await rolledProvider();
+    const before = JSON.parse(stateOf(d)).links;
+    const forged = await newWithOld(impostor.signer);
+    const other = await newWithOld(g2.signer, impostor.signer.spki);
+    for (const [answer, why] of [
+      [ok(forged), "does not verify with 13-sig-g2's trusted key"],
+      [ok(other), "does not certify 13-sig's trusted key"],
+      [ok(Buffer.from("garbage")), "is not a DER certificate"],
+    ] as const) {
+      const r = await follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(1, [LINK_REVOKED]), link: answer }).fetch);
+      expect(r.compromise).toEqual([{ caId: "13-sig", successor: "13-sig-g2", status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID", message: expect.stringContaining(why) } }]);
+      expect(r.revoked).toEqual([]);
+    }
+    const missing = await follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: status(404) }).fetch);
+    expect(missing.compromise).toEqual([expect.objectContaining({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("'jpki provider untrust 13-sig'") } })]);
+    expect(JSON.parse(stateOf(d)).links).toEqual(before);
+    expect(readProviderState(providerPaths(d)).compromisedCas).toBeUndefined();
   });
 });
