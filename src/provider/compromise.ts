@@ -39,6 +39,13 @@ export function generationPairs(trusted: ReadonlyMap<string, TrustedCa>): Genera
   return out;
 }
 
+/** The trusted successor (g+1) of a trusted generation, if any. */
+export function trustedSuccessor(trusted: readonly TrustedCa[], ca: TrustedCa): TrustedCa | undefined {
+  const p = parseCaId(ca.caId);
+  const id = caId(p.prefectureCode, p.purpose, p.generation + 1);
+  return trusted.find((t) => t.caId === id);
+}
+
 /** Where the endpoint serves g's NewWithOld link certificate (ca/rollover.ts names it `<subject>.by-<issuer>`). */
 export function linkCertificateUrl(endpoint: string, pair: GenerationPair): string {
   return `${endpoint}/ca/${pair.ca.caId}.by-${pair.successor.caId}.crt`;

@@ -43,7 +43,8 @@ import { validateJpki } from "../validation/jpki.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { OcspClient, type OcspProblem, type OcspTimeFault } from "../validation/ocsp-source.js";
 import { formatName } from "../validation/name.js";
-import { endpointFetch, endpointTimeouts, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
+import { checkGenerationNow, endpointFetch, endpointTimeouts, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
+import { trustedSuccessor } from "./compromise.js";
 import {
   certifyCustomer,
   openProviderCa,
@@ -52,6 +53,7 @@ import {
   readProviderState,
   readTrustAnchors,
   type SkippedTrustFile,
+  type PublicCaCompromise,
   viewLink,
   withProviderLock,
   writeProviderFile,
@@ -142,6 +144,14 @@ function invalid(message: string, details?: Record<string, unknown>): JpkiError 
   return new JpkiError("ERR_PROVIDER_REQUEST_INVALID", message, details ? { details } : undefined);
 }
 
+function compromisedCa(caId: string, rec: PublicCaCompromise): JpkiError {
+  return new JpkiError(
+    "ERR_PUBLIC_CA_COMPROMISED",
+    `the signer's certificate was issued by ${caId}, whose key the public side declared compromised (${rec.successor}'s CRL #${rec.crlNumber} revoked the link that vouched for it): a certificate signed with that key proves nothing, genuine or forged; nothing was issued`,
+    { details: { caId, successor: rec.successor } },
+  );
+}
+
 /** `jpki provider enrol`: validates the customer's public certificate and request, then issues and links. */
 export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
   if (o.customerId !== undefined && !CUSTOMER_ID.test(o.customerId)) throw new JpkiError("ERR_USAGE", "the customer id must be 1–64 letters, digits or . _ @ -");
@@ -207,13 +217,7 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     }
     let state = readProviderState(paths);
     const compromised = state.compromisedCas?.[ca.caId];
-    if (compromised) {
-      throw new JpkiError(
-        "ERR_PUBLIC_CA_COMPROMISED",
-        `the signer's certificate was issued by ${ca.caId}, whose key the public side declared compromised (${compromised.successor}'s CRL #${compromised.crlNumber} revoked the link that vouched for it): a certificate signed with that key proves nothing, genuine or forged; nothing was issued`,
-        { details: { caId: ca.caId, successor: compromised.successor } },
-      );
-    }
+    if (compromised) throw compromisedCa(ca.caId, compromised);
     const fetched = await refreshPublicCrl(paths, config.endpoint, ca, state.publicCrls[ca.caId], o.clock, o);
     state = { ...state, publicCrls: { ...state.publicCrls, [ca.caId]: fetched.seen } };
     writeProviderState(paths, state);
@@ -241,6 +245,17 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
         `the customer's public signature certificate is ${v.status} (${v.reason}: ${v.message}) by ${ca.caId}'s CRL #${fetched.seen.number}: nothing was issued`,
         { details: { status: v.status, reason: v.reason, caId: ca.caId, crlNumber: fetched.seen.number } },
       );
+    }
+    // Its key declared compromised since the last follow pass? Asked now, on the successor's CRL (provider/compromise.ts),
+    // when the successor is trusted: enrolment is what a stolen key would be used for. Fails closed: a check that
+    // could not be made issues nothing. Found, it is recorded; the next pass revokes what rests on it.
+    const successor = trustedSuccessor(trusted, ca);
+    if (successor) {
+      const c = await checkGenerationNow(paths, config.endpoint, { ca, successor }, state.publicCrls[successor.caId], o.clock, o);
+      state = { ...state, publicCrls: { ...state.publicCrls, [successor.caId]: c.seen }, ...(c.record ? { compromisedCas: { ...state.compromisedCas, [ca.caId]: c.record } } : {}) };
+      writeProviderState(paths, state);
+      if (c.record) throw compromisedCa(ca.caId, c.record);
+      if (c.check.error) throw new JpkiError(c.check.error.code, `${c.check.error.message}: nothing was issued`, { details: { caId: ca.caId, successor: successor.caId } });
     }
     const publicCrl = { caId: ca.caId, number: fetched.seen.number, status: fetched.status };
     let publicOcsp: EnrolResult["publicOcsp"];

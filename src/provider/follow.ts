@@ -650,6 +650,23 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
 /** A link certificate is a couple of KB: anything much larger is not one. */
 const MAX_LINK_BYTES = 64 * 1024;
 
+/**
+ * Enrolment's own check of the signer's generation (a pass of `follow` may be minutes away): the successor's CRL
+ * fetched as follow fetches it (its `seen` returned for the caller's state), then the link checked on it. Throws what
+ * refreshPublicCrl throws.
+ */
+export async function checkGenerationNow(
+  paths: ProviderPaths,
+  endpoint: string,
+  pair: GenerationPair,
+  seen: PublicCrlSeen | undefined,
+  clock: Clock,
+  o: PublicEndpointOptions,
+): Promise<{ readonly seen: PublicCrlSeen; readonly check: CompromiseCheck; readonly record?: PublicCaCompromise }> {
+  const f = await refreshPublicCrl(paths, endpoint, pair.successor, seen, clock, o);
+  return { seen: f.seen, ...(await checkGeneration(pair, { crl: f.crl, number: f.seen.number }, endpoint, clock.now(), o)) };
+}
+
 function compromisedMessage(id: string, rec: PublicCaCompromise): string {
   return `the public side declared ${id}'s key compromised: ${rec.successor}'s CRL #${rec.crlNumber} lists the link certificate ${rec.linkSerial} through which ${rec.successor} vouched for it (revoked ${new Date(rec.publicRevokedAt).toISOString()}); every provider certificate resting on ${id} was revoked and enrolment refuses it; run 'jpki provider untrust ${id}' to remove it from trust/`;
 }

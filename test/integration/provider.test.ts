@@ -764,6 +764,10 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
 
     await ok([...r(), "ca", "compromised", "13-sig"]);
     await regenerate("13-sig-g2");
+    // enrolment asks itself, before any follow pass: the same customer, a fresh application, is refused
+    const early = await enrol("before-rollover-2");
+    expect(early.code, early.stderr).toBe(17);
+    expect(JSON.parse(early.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED" });
     const found = await follow();
     expect(found.code, found.stderr).toBe(17);
     expect(JSON.parse(found.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining("jpki provider untrust 13-sig") });
@@ -774,7 +778,7 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     const provCrl = sh("openssl", ["crl", "-inform", "DER", "-in", join(bank, "crl", "provider.crl"), "-noout", "-text"]);
     expect(provCrl.out.toUpperCase()).toContain(linked.serial.toUpperCase());
 
-    // the same customer again, a fresh application: refused for the key, before any CRL is asked
+    // and after it, from the record, before any CRL is asked
     const refused = await enrol("before-rollover-2");
     expect(refused.code, refused.stderr).toBe(17);
     expect(JSON.parse(refused.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED" });
