@@ -953,6 +953,23 @@ describe("provider follow: a public CA generation declared compromised", () => {
     await expect(trustPublicCas({ dir: d, trustAnchors: [tokyo.der] })).rejects.toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED" });
   });
 
+  it("follow --watch stopped while the link is fetched: the check is not known this pass, not the endpoint's failure", async () => {
+    const d = await rolledProvider();
+    const stop = new AbortController();
+    const e = rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(1, []), link: status(500) });
+    const fetch: typeof globalThis.fetch = (u, init) => {
+      if (!String(u).includes("/ca/")) return e.fetch(u, init);
+      // the link hangs until the stop comes, which comes now
+      const hung = new Promise<Response>((_, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal!.reason), { once: true }));
+      stop.abort();
+      return hung;
+    };
+    const passes: Awaited<ReturnType<typeof followPublicCrls>>[] = [];
+    await watchPublicCrls({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + HOUR)), fetch, bearerToken: "tok", intervalMs: 60_000, signal: stop.signal, onPass: (r) => passes.push(r) });
+    expect(passes).toEqual([expect.objectContaining({ stopped: true, compromise: [], revoked: [] })]);
+    expect(passes[0]!.crls.map((c) => c.status)).toEqual(["downloaded", "downloaded"]);
+  });
+
   it("a link that does not bind the two trusted keys says nothing: signed by another key, or certifying another, is a failed check and revokes nothing, listed or not; a missing link names untrust", async () => {
     const d = await rolledProvider();
     const before = JSON.parse(stateOf(d)).links;

@@ -603,7 +603,8 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
       if (o.signal?.aborted) break; // not known this pass: the stop makes it blind below
       const c = await checkGeneration(pair, had.get(pair.successor.caId), config.endpoint, now, o);
       if (c.record) compromisedCas[pair.ca.caId] = c.record;
-      else compromise.push(c.check);
+      // a link fetch the stop cut short is no failure of the endpoint's: not known this pass, as the CRLs not had
+      else if (!(c.check.status === "failed" && o.signal?.aborted)) compromise.push(c.check);
     }
     for (const [id, rec] of Object.entries(compromisedCas)) {
       // reported in every pass while its certificate is still trusted: the operator confirms with 'untrust'
