@@ -8,7 +8,7 @@
  * next, and a CRL replayed with an older number or signed by another CA is refused.
  */
 import { execFileSync } from "node:child_process";
-import { copyFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -19,6 +19,7 @@ import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCu
 import { buildServer } from "../../src/server/app.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { spawn } from "node:child_process";
+import { slowly } from "../slow-body.js";
 import { cardKey, cli, MAIN, openWorkspace, sh, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -183,6 +184,44 @@ describe("jpki provider", () => {
     const list = (await ok(["--json", "provider", "list", ...p()])).json().certificates;
     expect(list).toHaveLength(2);
   }, 120_000);
+
+  it("follow --watch on SIGTERM cuts a download in progress short and ends cleanly, nothing of it written (it ran on to the 10-minute total)", async () => {
+    // a copy of the provider, its endpoint a server that trickles the real CRL for hours, never idle for the timeout
+    const copy = join(dir, "bank-sigterm");
+    cpSync(prov, copy, { recursive: true });
+    const hits: string[] = [];
+    const trickle = slowly(readFileSync(join(ws, "crl", "13-sig.crl")), { pieces: 1_000_000, everyMs: 200 })!;
+    const slow = createServer((q, res) => (hits.push(q.url ?? ""), trickle(q, res)));
+    await new Promise<void>((r) => slow.listen(0, "127.0.0.1", r));
+    let stopChild = () => {};
+    try {
+      const config = join(copy, "config.json");
+      writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(config, "utf8")), endpoint: `http://127.0.0.1:${(slow.address() as AddressInfo).port}` }));
+      const state = readFileSync(join(copy, "state.json"), "utf8");
+      const held = readdirSync(join(copy, "public-crl")).map((f) => [f, readFileSync(join(copy, "public-crl", f)).toString("hex")]);
+      const child = spawn(process.execPath, [MAIN, "--json", "provider", "follow", "--dir", copy, "--watch", "--interval", "3600"], { env: { ...process.env, JPKI_PASSPHRASE: "correct horse", JPKI_VERIFIER_TOKEN: readFileSync(tokenFile, "utf8").trim() }, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      let err = "";
+      child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+      child.stderr!.on("data", (b: Buffer) => (err += b.toString()));
+      const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+      stopChild = () => void (child.exitCode === null && child.kill("SIGKILL")); // a failed test leaves no process behind
+      for (let i = 0; i < 400 && !hits.length; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(hits, `${err}${out}`).toEqual(["/crl/13-sig.crl"]);
+      await new Promise((r) => setTimeout(r, 500)); // some of the body has come
+      child.kill("SIGTERM");
+      // without the stop reaching the download it runs on to the 10-minute total: given up on long before, and killed
+      expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r("still running 30 s after SIGTERM"), 30_000))])).toBe(0);
+      const pass = JSON.parse(out.trim().split("\n").at(-1)!);
+      expect(pass).toMatchObject({ stopped: true, crls: [{ caId: "13-sig", status: "stopped" }], revoked: [] });
+      expect(readFileSync(join(copy, "state.json"), "utf8")).toBe(state);
+      expect(readdirSync(join(copy, "public-crl")).map((f) => [f, readFileSync(join(copy, "public-crl", f)).toString("hex")])).toEqual(held);
+    } finally {
+      stopChild();
+      slow.closeAllConnections();
+      await new Promise((r) => slow.close(r));
+    }
+  }, 60_000);
 
   it("follows the public CRL: 304 while unchanged; a relocation revokes the linked certificate, and openssl sees it on the provider's CRL", async () => {
     const first = await ok(["--json", "provider", "follow", ...p(), "--token-file", tokenFile]);
