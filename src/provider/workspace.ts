@@ -289,7 +289,7 @@ export function readProviderState(paths: ProviderPaths): ProviderState {
     if (s.compromisedCas !== undefined && (typeof s.compromisedCas !== "object" || !s.compromisedCas)) throw new Error("compromisedCas is malformed");
     for (const [id, c] of Object.entries(s.compromisedCas ?? {})) {
       // read by enrolment to refuse: a record it cannot read must not pass as "not compromised"
-      if (!isSignatureCaId(id) || !c || !isSignatureCaId(c.successor) || typeof c.linkSerial !== "string" || !Number.isFinite(c.detectedAt)) throw new Error(`the compromise record of ${id} is malformed`);
+      if (!isSignatureCaId(id) || !c || !isSignatureCaId(c.successor) || typeof c.linkSerial !== "string" || typeof c.crlNumber !== "string" || !Number.isFinite(c.publicRevokedAt) || !Number.isFinite(c.detectedAt)) throw new Error(`the compromise record of ${id} is malformed`);
     }
     return s;
   } catch (e) {
