@@ -33,6 +33,12 @@
  *   hold the workspace for retries × timeout), nor a failure once the answer has begun. Nothing is recorded before
  *   a CRL has come and been verified.
  *
+ * - A trusted generation whose successor is trusted too is checked for a key the public side declared compromised
+ *   (provider/compromise.ts: its NewWithOld link revoked on the successor's CRL): found, every live certificate
+ *   resting on it is revoked in the pass's state write and the pass fails with ERR_PUBLIC_CA_COMPROMISED until the
+ *   operator runs `untrust`.
+ * - A stop (`--watch` on SIGTERM: `signal`) cuts a download short; the pass then ends as any pass does.
+ *
  * Crash safety: a pass writes the verified public CRL file, then one state.json with the revocations, what it saw
  * and the number reserved for the provider CRL that owes them, then that CRL. Killed before the state write:
  * nothing counted, the next pass downloads again (its ETag is the old one) and finds the same revocations. Killed

@@ -428,8 +428,9 @@ export async function trustPublicCas(o: { readonly dir: string; readonly trustAn
  * `jpki provider untrust CA`: stops trusting one key generation of a public CA — the public side declared its key
  * compromised (鍵危殆化: `jpki ca compromised`, `ca rollover --compromised`). Whoever holds a stolen key signs
  * certificates no CRL lists, and an enrolment on one validated (only `--ocsp`, which answers every serial of such
- * a generation revoked, would refuse it). The provider cannot tell that from the public CRLs it follows, so the
- * operator says so: the generation's certificate leaves trust/ (enrolment refuses its certificates from then on),
+ * a generation revoked, would refuse it). `follow` (and enrolment) tell it when the successor generation is trusted
+ * too (provider/compromise.ts: the link revoked on the successor's CRL; `follow` then revokes as here) and this
+ * confirms it; otherwise the operator says so here: the generation's certificate leaves trust/ (enrolment refuses its certificates from then on),
  * and every live provider certificate linked to it is revoked — its identity proof is void, genuine or forged
  * (cessationOfOperation, as reasons.ts maps cACompromise) — and the provider CRL published. Deleting the file by
  * hand left those certificates valid and `follow` failing (ERR_CA_UNKNOWN) for good.
