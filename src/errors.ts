@@ -95,6 +95,7 @@ export const ERROR_CODES = {
   ERR_PUBLIC_OCSP_INVALID: { exit: 17, summary: "the JPKI endpoint's OCSP answer cannot be relied on: not a DER OCSP response, a signature that does not verify with the trusted CA's key or a responder it authorised, about another certificate than asked, or without the request's nonce: nothing was issued" },
   ERR_PUBLIC_CRL_CLOCK: { exit: 17, summary: "a public CRL is dated after this host's clock (beyond 5 minutes): its revocations were applied, but nothing is validated against it until the clocks agree" },
   ERR_PUBLIC_CRL_STALE: { exit: 17, summary: "the newest public CRL the endpoint gives is past its nextUpdate: follow applied its revocations, but the provider is not current with the public side; enrol issued nothing" },
+  ERR_PUBLIC_CA_COMPROMISED: { exit: 17, summary: "the public side declared a trusted public CA generation's key compromised (its successor's CRL lists the link certificate that vouched for it): follow revoked every provider certificate resting on it; enrol and trust refuse it; 'jpki provider untrust' removes it" },
   ERR_CARD_EXISTS: { exit: 18, summary: "a card file already exists at that path: a card is issued once" },
   ERR_CARD_MISSING: { exit: 18, summary: "no card file (住基カード state) at that path" },
   ERR_CARD_STATE_CORRUPT: { exit: 18, summary: "the card's state file does not decrypt and authenticate: altered, truncated, or made under another chip secret" },

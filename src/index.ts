@@ -274,6 +274,9 @@ export {
   readProviderConfig,
   readProviderState,
   readTrustedCas,
+  readTrustAnchors,
+  type SkippedTrustFile,
+  type PublicCaCompromise,
   trustPublicCas,
   untrustPublicCa,
   providerCertificate,
@@ -295,7 +298,7 @@ export {
   type TrustedCa,
 } from "./provider/workspace.js";
 export { enrolCustomer, type EnrolOptions, type EnrolResult } from "./provider/enrol.js";
-export { followPublicCrls, watchPublicCrls, refreshPublicCrl, verifyPublicCrl, type FollowOptions, type FollowResult, type FollowedCrl, type FollowRevocation, type WatchOptions as ProviderWatchOptions, type PublicEndpointOptions, type PublicCrlFetch } from "./provider/follow.js";
+export { followPublicCrls, watchPublicCrls, refreshPublicCrl, verifyPublicCrl, type FollowOptions, type FollowResult, type FollowedCrl, type FollowRevocation, type CompromiseCheck, type WatchOptions as ProviderWatchOptions, type PublicEndpointOptions, type PublicCrlFetch } from "./provider/follow.js";
 export { privateReasonFor } from "./provider/reasons.js";
 export { signApplication, type SignApplicationParams } from "./provider/application.js";
 export { serveVpcd, answerVpcdFrame, encodeVpcdFrame, VpcdFrameReader, VPCD_CONTROL, VPCD_DEFAULT_HOST, VPCD_DEFAULT_PORT, type VpcdBridgeOptions, type VpcdEvent } from "./card/vpcd.js";

@@ -5,7 +5,7 @@
  */
 import { reasonName } from "../crl/reason.js";
 import { JpkiError } from "../errors.js";
-import { enumerated, extension, integerFromUnsigned, seq, time } from "../pki/der.js";
+import { enumerated, extension, generalizedTime, integerFromUnsigned, seq, time } from "../pki/der.js";
 import { EXT_OID } from "./oids.js";
 
 export interface CrlEntryInput {
@@ -14,6 +14,11 @@ export interface CrlEntryInput {
   readonly revokedAt: Date;
   /** CRLReason code; 0 (unspecified) is encoded by leaving the extension out (RFC 5280 §5.3.1) */
   readonly reason: number;
+  /**
+   * invalidityDate (RFC 5280 §5.3.2): when the certificate became invalid, if earlier than it is known to be by
+   * revocationDate. The provider's CRL (provider/workspace.ts) carries the public certificate's revocation time in it.
+   */
+  readonly invalidityDate?: Date;
 }
 
 /** Encoded entries as they stream from the store into the builder. */
@@ -63,7 +68,11 @@ export function encodeEntry(e: CrlEntryInput): Buffer {
     lastRevokedAt = at;
   }
   const parts = [integerFromUnsigned(Buffer.from(e.serial, "hex")), lastRevocationDate];
-  if (e.reason !== 0) parts.push(reasonExtension(e.reason));
+  if (e.invalidityDate) {
+    reasonExtension(e.reason); // the same check of the code
+    // the reason last, so decodeEntries still finds it as the entry's last TLV
+    parts.push(seq(extension(EXT_OID.invalidityDate, false, generalizedTime(e.invalidityDate)), ...(e.reason !== 0 ? [extension(EXT_OID.cRLReason, false, enumerated(e.reason))] : [])));
+  } else if (e.reason !== 0) parts.push(reasonExtension(e.reason));
   return seq(...parts);
 }
 
@@ -113,10 +122,11 @@ export function decodeEntries(der: Uint8Array): CrlEntryInput[] {
     const text = buf.toString("latin1", tAt + tHdr, tAt + tLen);
     const full = buf[tAt] === 0x17 ? (Number(text.slice(0, 2)) >= 50 ? "19" : "20") + text : text;
     const revokedAt = new Date(Date.UTC(+full.slice(0, 4), +full.slice(4, 6) - 1, +full.slice(6, 8), +full.slice(8, 10), +full.slice(10, 12), +full.slice(12, 14)));
-    // crlEntryExtensions: the only one we write is the reason code, whose ENUMERATED is the last TLV
+    // crlEntryExtensions: the reason code, when written, is the last TLV (an ENUMERATED of one octet); an
+    // invalidityDate may come before it
     let reason = 0;
     const end = offsets[i + 1]!;
-    if (tAt + tLen < end) reason = buf[end - 1]!;
+    if (tAt + tLen < end && buf[end - 3] === 0x0a && buf[end - 2] === 0x01) reason = buf[end - 1]!;
     out.push({ serial: serial.toString("hex"), revokedAt, reason });
   }
   return out;

@@ -43,14 +43,17 @@ import { validateJpki } from "../validation/jpki.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { OcspClient, type OcspProblem, type OcspTimeFault } from "../validation/ocsp-source.js";
 import { formatName } from "../validation/name.js";
-import { endpointFetch, endpointTimeouts, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
+import { checkGenerationNow, endpointFetch, endpointTimeouts, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
+import { trustedSuccessor } from "./compromise.js";
 import {
   certifyCustomer,
   openProviderCa,
   providerPaths,
   readProviderConfig,
   readProviderState,
-  readTrustedCas,
+  readTrustAnchors,
+  type SkippedTrustFile,
+  type PublicCaCompromise,
   viewLink,
   withProviderLock,
   writeProviderFile,
@@ -99,6 +102,8 @@ export interface EnrolResult extends ProviderLinkView {
   readonly publicCrl: { readonly caId: string; readonly number: string; readonly status: "downloaded" | "not-modified" };
   /** the OCSP answer, when asked (`ocsp`) */
   readonly publicOcsp?: { readonly url: string; readonly status: "good"; readonly producedAt: Date };
+  /** files of trust/ passed over (readTrustAnchors) */
+  readonly skippedTrust?: readonly SkippedTrustFile[];
 }
 
 const CUSTOMER_ID = /^[A-Za-z0-9._@-]{1,64}$/;
@@ -139,6 +144,14 @@ function invalid(message: string, details?: Record<string, unknown>): JpkiError 
   return new JpkiError("ERR_PROVIDER_REQUEST_INVALID", message, details ? { details } : undefined);
 }
 
+function compromisedCa(caId: string, rec: PublicCaCompromise): JpkiError {
+  return new JpkiError(
+    "ERR_PUBLIC_CA_COMPROMISED",
+    `the signer's certificate was issued by ${caId}, whose key the public side declared compromised (${rec.successor}'s CRL #${rec.crlNumber} revoked the link that vouched for it): a certificate signed with that key proves nothing, genuine or forged; nothing was issued`,
+    { details: { caId, successor: rec.successor } },
+  );
+}
+
 /** `jpki provider enrol`: validates the customer's public certificate and request, then issues and links. */
 export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
   if (o.customerId !== undefined && !CUSTOMER_ID.test(o.customerId)) throw new JpkiError("ERR_USAGE", "the customer id must be 1–64 letters, digits or . _ @ -");
@@ -148,8 +161,14 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
   // Opened first: a wrong passphrase must fail before the public CRL is fetched and recorded, not after.
   const providerCa = openProviderCa(paths, o.passphrase);
   return withProviderLock(paths, async () => {
-    const trusted = readTrustedCas(paths);
-    if (!trusted.length) throw new JpkiError("ERR_CA_UNKNOWN", `the provider at ${paths.root} trusts no public CA: trust/ is empty`);
+    // A file of trust/ that cannot be used is passed over: it fails an enrolment only when the customer's CA may be its
+    // (the signer is then untrusted, below), and the others go on.
+    const { trusted, skipped } = readTrustAnchors(paths);
+    const unusable = () =>
+      skipped.length
+        ? new JpkiError(skipped[0]!.code, `the certificate that signed the request is from no public CA this provider can use, and ${skipped.map((x) => x.file).join(", ")} cannot be used (${skipped.map((x) => x.message).join("; ")}): if the customer's CA is one of those, mend it ('jpki provider trust' with the CA's certificate replaces it); nothing was issued`, { details: { skippedTrust: skipped.map((x) => x.file) } })
+        : undefined;
+    if (!trusted.length) throw unusable() ?? new JpkiError("ERR_CA_UNKNOWN", `the provider at ${paths.root} trusts no public CA: trust/ is empty`);
     const now = o.clock.now();
     // The bytes of the file as given: what links recorded before requests were named by their signature (below).
     const fileSha256 = createHash("sha256").update(o.request).digest("hex");
@@ -157,6 +176,10 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     // ② the signed application: signature and the signer's path now (revocation is checked below, on a CRL this
     // provider fetched and verified itself).
     const signed = verifySignedData({ signature: o.request, trustAnchors: trusted.map((t) => t.der), at: now, revocation: "off", purpose: "signature", signingTimeSkewMs: SKEW_MS });
+    if (signed.status === "untrusted") {
+      const e = unusable();
+      if (e) throw e;
+    }
     if (signed.status !== "valid" || !signed.signer) {
       // a signing time ahead of the skew is the request's fault, not the certificate's
       const pathStatus = ["untrusted", "expired", "not-yet-valid", "profile-violation", "revoked", "wrong-purpose"].includes(signed.status) && signed.reason !== "signing-time-in-future";
@@ -188,11 +211,13 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     // verifies it, and its CRL is the one to ask. By name alone, a certificate of 13-sig-g2 was checked on 13-sig's CRL.
     const ca = trusted.find((t) => t.subject.equals(issuerDer) && verifySignature(pub.tbs, pub.signatureAlgorithm, pub.signature, workingKeyOf(parseCertificate(t.der).publicKey)));
     if (!ca) {
-      throw new JpkiError("ERR_PROVIDER_PUBLIC_CERT_INVALID", "the signer's certificate was not issued by a CA key this provider trusts directly (after a key rollover, trust the new generation's certificate too: 'jpki provider trust'): nothing was issued", {
+      throw unusable() ?? new JpkiError("ERR_PROVIDER_PUBLIC_CERT_INVALID", "the signer's certificate was not issued by a CA key this provider trusts directly (after a key rollover, trust the new generation's certificate too: 'jpki provider trust'): nothing was issued", {
         details: { status: "untrusted" },
       });
     }
     let state = readProviderState(paths);
+    const compromised = state.compromisedCas?.[ca.caId];
+    if (compromised) throw compromisedCa(ca.caId, compromised);
     const fetched = await refreshPublicCrl(paths, config.endpoint, ca, state.publicCrls[ca.caId], o.clock, o);
     state = { ...state, publicCrls: { ...state.publicCrls, [ca.caId]: fetched.seen } };
     writeProviderState(paths, state);
@@ -220,6 +245,17 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
         `the customer's public signature certificate is ${v.status} (${v.reason}: ${v.message}) by ${ca.caId}'s CRL #${fetched.seen.number}: nothing was issued`,
         { details: { status: v.status, reason: v.reason, caId: ca.caId, crlNumber: fetched.seen.number } },
       );
+    }
+    // Its key declared compromised since the last follow pass? Asked now, on the successor's CRL (provider/compromise.ts),
+    // when the successor is trusted: enrolment is what a stolen key would be used for. Fails closed: a check that
+    // could not be made issues nothing. Found, it is recorded; the next pass revokes what rests on it.
+    const successor = trustedSuccessor(trusted, ca);
+    if (successor) {
+      const c = await checkGenerationNow(paths, config.endpoint, { ca, successor }, state.publicCrls[successor.caId], o.clock, o);
+      state = { ...state, publicCrls: { ...state.publicCrls, [successor.caId]: c.seen }, ...(c.record ? { compromisedCas: { ...state.compromisedCas, [ca.caId]: c.record } } : {}) };
+      writeProviderState(paths, state);
+      if (c.record) throw compromisedCa(ca.caId, c.record);
+      if (c.check.error) throw new JpkiError(c.check.error.code, `${c.check.error.message}: nothing was issued`, { details: { caId: ca.caId, successor: successor.caId } });
     }
     const publicCrl = { caId: ca.caId, number: fetched.seen.number, status: fetched.status };
     let publicOcsp: EnrolResult["publicOcsp"];
@@ -313,7 +349,7 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       const certificatePath = join(paths.certsDir, `${l.serial}.pem`);
       // derived: rewritten from the state
       writeProviderFile(certificatePath, pem, `the certificate ${l.serial} is issued and recorded; 'jpki provider show ${l.serial}' prints it`);
-      return { ...viewLink(l, now), certificate: der, certificatePem: pem, certificatePath, ...extra };
+      return { ...viewLink(l, now), certificate: der, certificatePem: pem, certificatePath, ...extra, ...(skipped.length ? { skippedTrust: skipped } : {}) };
     }
   });
 }

@@ -5,6 +5,7 @@
  * and nothing is half-written. The public CA here is a key and a name made in the test, its CRLs built with
  * crl/builder.ts; the endpoint is an injected fetch or, where the transport itself is the attack, a loopback server.
  */
+import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -21,12 +22,12 @@ import { FixedClock } from "../pki/clock.js";
 import { generateRsaKey } from "../pki/keys.js";
 import { randomSerial } from "../pki/serial.js";
 import { SoftwareSigner } from "../pki/signer.js";
-import { basicConstraints, keyIdentifier, keyUsage, subjectKeyIdentifier } from "../profile/extensions.js";
+import { basicConstraints, crlDistributionPoints, keyIdentifier, keyUsage, subjectKeyIdentifier } from "../profile/extensions.js";
 import { encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { parseCrl } from "../validation/crl.js";
 import { endpointFetch, followPublicCrls, watchPublicCrls } from "./follow.js";
-import { initProvider, providerPaths, readProviderState, untrustPublicCa, writeProviderState, type ProviderLink } from "./workspace.js";
+import { initProvider, providerPaths, readProviderState, trustPublicCas, untrustPublicCa, writeProviderState, type ProviderLink } from "./workspace.js";
 import { CRL_REASON } from "../crl/reason.js";
 
 /** A full disk where the paths matching `match` are written (store/files.ts writeFileAtomic); none by default. */
@@ -169,6 +170,17 @@ describe("provider follow against a hostile endpoint", () => {
 });
 
 describe("provider follow: what a CRL says", () => {
+  it("dates the provider's entry by the pass, and carries the public revocation time as its invalidityDate (RFC 5280 §5.3.2), which openssl reads", async () => {
+    const d = provider();
+    // the pass comes a day after the public revocation (an hour before T0): the endpoint was down, say
+    await follow(d, endpoint(ok(await crl(5, [BOB_REVOKED]))).fetch, T0 + 23 * HOUR);
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", providerPaths(d).crl, "-noout", "-text"], { encoding: "utf8" });
+    const entry = text.slice(text.indexOf("Serial Number: 1B"));
+    expect(entry).toMatch(/Revocation Date: Mar {2}1 23:00:00 2027 GMT/);
+    expect(entry).toMatch(/Invalidity Date:\s*\n\s*Feb 28 23:00:00 2027 GMT/);
+    expect(entry).toMatch(/Affiliation Changed/);
+  });
+
   it("never un-revokes: an older number is refused, the same number with other contents too, and a newer CRL that no longer lists a certificate leaves it revoked", async () => {
     const d = provider();
     const five = await crl(5, [BOB_REVOKED]);
@@ -403,6 +415,30 @@ describe("provider follow over a real socket", () => {
     expect(Date.now() - t).toBeLessThan(10_000);
     // a timeout is not asked again: a hanging endpoint would hold the workspace for retries × the timeout
     expect([hang.hits.length, trickle.hits.length]).toEqual([1, 1]);
+  });
+
+  it("follow --watch: a stop (SIGTERM) cuts a download in progress short and ends the pass cleanly, nothing of it written", { timeout: 30_000 }, async () => {
+    const d = provider();
+    const paths = providerPaths(d);
+    const before = stateOf(d);
+    const crlBefore = readFileSync(paths.crl);
+    // a steady trickle of hours: never idle for the inactivity timeout, far inside the 10-minute total
+    const body = await crl(5, [BOB_REVOKED]);
+    const slow = await serve(slowly(body, { pieces: 100_000, everyMs: 100 }));
+    writeFileSync(paths.config, JSON.stringify({ ...JSON.parse(readFileSync(paths.config, "utf8")), endpoint: slow.url }));
+    const stop = new AbortController();
+    const passes: Awaited<ReturnType<typeof followPublicCrls>>[] = [];
+    const watching = watchPublicCrls({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + HOUR)), bearerToken: "tok", intervalMs: 60_000, signal: stop.signal, onPass: (r) => passes.push(r) });
+    while (!slow.hits.length) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300)); // some of the body has come
+    stop.abort();
+    await watching;
+    expect(passes).toEqual([expect.objectContaining({ stopped: true, crls: [{ caId: "13-sig", url: `${slow.url}/crl/13-sig.crl`, status: "stopped" }], revoked: [] })]);
+    // nothing half-written: the state as it was (no ETag of a CRL not had), no public CRL file, the same provider CRL
+    expect(stateOf(d)).toBe(before);
+    expect(existsSync(join(paths.publicCrlDir, "13-sig.crl"))).toBe(false);
+    expect(readFileSync(paths.crl).equals(crlBefore)).toBe(true);
+    expect(slow.hits.length).toBe(1);
   });
 
   it("takes a CRL that comes slowly but steadily, for longer than the timeout: the timeout is of inactivity", async () => {
@@ -771,5 +807,186 @@ describe("provider CRL: never un-revoked by a state that lost a revocation", () 
     rmSync(paths.state);
     await expect(follow(d, endpoint(ok(await crl(6, []))).fetch, T0 + 25 * HOUR)).rejects.toMatchObject({ code: "ERR_WORKSPACE_CORRUPT" });
     expect(readFileSync(paths.crl)).toEqual(published);
+  });
+});
+
+describe("provider: one file of trust/ that cannot be used", () => {
+  const cliIn = (...args: string[]) => runInProcess(["--json", "provider", ...args], { env: { JPKI_PASSPHRASE: PASS }, cwd: tmpdir() });
+
+  it("fails only what needs its CA: follow goes on for the others and names the file; its CA's CRL is not followed until 'trust' replaces it", async () => {
+    const d = provider();
+    const trustDir = providerPaths(d).trustDir;
+    writeFileSync(join(trustDir, "27-sig.pem"), "not a certificate\n");
+    const r = await follow(d, endpoint(ok(await crl(5, [BOB_REVOKED]))).fetch);
+    expect(r.crls).toEqual([expect.objectContaining({ caId: "13-sig", status: "downloaded" })]);
+    expect(r.revoked).toEqual([expect.objectContaining({ serial: "1b" })]);
+    expect(r.skippedTrust).toEqual([{ file: "trust/27-sig.pem", caId: "27-sig", code: "ERR_DER_MALFORMED", message: expect.stringContaining("not a PEM or DER certificate") }]);
+    // the commands that do not need it work, and say which file and why (stderr; skippedTrust in --json)
+    const t = await cliIn("trust", "--dir", d, join(trustDir, "13-sig.pem"));
+    expect(t.code, t.stderr).toBe(0);
+    expect(JSON.parse(t.stdout)).toMatchObject({ already: ["13-sig"], skippedTrust: [expect.objectContaining({ file: "trust/27-sig.pem" })] });
+    expect(t.stderr).toMatch(/warning: trust\/27-sig\.pem was passed over \[ERR_DER_MALFORMED\]/);
+
+    // the file of the CA the customers rest on: that CA's CRL fails with the file's error, nothing is fetched
+    const good = readFileSync(join(trustDir, "13-sig.pem"));
+    writeFileSync(join(trustDir, "13-sig.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    const e = endpoint(ok(await crl(6, [BOB_REVOKED])));
+    const blind = await follow(d, e.fetch, T0 + 2 * HOUR);
+    expect(e.asked).toEqual([]);
+    expect(blind.crls).toEqual([expect.objectContaining({ caId: "13-sig", status: "failed", error: { code: "ERR_DER_MALFORMED", message: expect.stringContaining("trust/13-sig.pem cannot be used") } })]);
+    const viaCli = await cliIn("untrust", "14-sig", "--dir", d);
+    expect(JSON.parse(viaCli.stderr).error.code).toBe("ERR_CA_UNKNOWN"); // not the bad file's error: untrust reads past it
+    // trusting the CA's certificate again replaces the file
+    writeFileSync(join(tmpdir(), `tokyo-${process.pid}.pem`), good);
+    const mended = await cliIn("trust", "--dir", d, join(tmpdir(), `tokyo-${process.pid}.pem`));
+    expect(mended.code, mended.stderr).toBe(0);
+    expect(JSON.parse(mended.stdout)).toMatchObject({ added: ["13-sig"], trusted: ["13-sig"], skippedTrust: [expect.objectContaining({ file: "trust/27-sig.pem" })] });
+    expect((await follow(d, endpoint(ok(await crl(6, [BOB_REVOKED]))).fetch, T0 + 3 * HOUR)).crls).toEqual([expect.objectContaining({ caId: "13-sig", status: "downloaded" })]);
+  });
+});
+
+describe("provider follow --help", () => {
+  it("lists the outcomes a pass can end with, each with its exit value: ERR_CA_UNKNOWN (4) and ERR_FILE_UNUSABLE (2) among them", async () => {
+    const h = await runInProcess(["provider", "follow", "--help"], { env: {}, cwd: tmpdir() });
+    expect(h.code).toBe(0);
+    const text = h.stdout.replace(/\n\s+/g, " ");
+    // each row: its value, what it means, its codes last; the next row starts with a value again
+    const rows = text.slice(text.indexOf("Exit codes:")).split(/ (?=\d{1,3} {2}\S)/);
+    const row = (code: string) => rows.find((r) => r.includes(`${code})`) || r.includes(`${code},`));
+    expect(row("ERR_CA_UNKNOWN")).toMatch(/^4 {2}customers' certificates rest on a public CA whose trust\/<ca>\.pem is gone/);
+    expect(row("ERR_FILE_UNUSABLE")).toMatch(/^2 {2}a file could not be written/);
+    expect(row("ERR_PUBLIC_CA_COMPROMISED")).toMatch(/^17 {2}a trusted public CA generation was declared compromised/);
+  });
+});
+
+/**
+ * A key rollover on the public side made here: 13-sig-g2 (the same name, another key; its id in its certificate's
+ * ARL URL, as the public side writes it) and the NewWithOld link, 13-sig's key certified by 13-sig-g2's.
+ */
+describe("provider follow: a public CA generation declared compromised", () => {
+  let g2: PublicCa;
+  let g2Der: Buffer;
+  async function certificate(o: { signer: SoftwareSigner; spki: Buffer; serial?: Buffer; extensions?: Buffer[] }): Promise<Buffer> {
+    const tbs = encodeTbs({
+      serial: o.serial ?? randomSerial(),
+      signatureAlgorithm: o.signer.algorithmIdentifier,
+      issuer: TOKYO_SIG,
+      subject: TOKYO_SIG,
+      spki: o.spki,
+      notBefore: new Date(T0 - 30 * 24 * HOUR),
+      notAfter: new Date(T0 + 5 * 365 * 24 * HOUR),
+      extensions: o.extensions ?? [extension(EXT_OID.keyUsage, true, keyUsage(["keyCertSign", "cRLSign"])), extension(EXT_OID.basicConstraints, true, basicConstraints(true)), extension(EXT_OID.subjectKeyIdentifier, false, subjectKeyIdentifier(keyIdentifier(o.spki)))],
+    });
+    return assembleCertificate(tbs, o.signer.algorithmIdentifier, await o.signer.sign(tbs));
+  }
+  beforeAll(async () => {
+    g2 = await makeCa();
+    g2Der = await certificate({
+      signer: g2.signer,
+      spki: g2.signer.spki,
+      extensions: [
+        extension(EXT_OID.keyUsage, true, keyUsage(["keyCertSign", "cRLSign"])),
+        extension(EXT_OID.basicConstraints, true, basicConstraints(true)),
+        extension(EXT_OID.subjectKeyIdentifier, false, subjectKeyIdentifier(keyIdentifier(g2.signer.spki))),
+        extension(EXT_OID.cRLDistributionPoints, false, crlDistributionPoints(undefined, [`${ENDPOINT}/arl/13-sig-g2.crl`])),
+      ],
+    });
+  });
+
+  /** A provider trusting 13-sig and 13-sig-g2, its two links on 13-sig. */
+  async function rolledProvider(): Promise<string> {
+    const d = provider();
+    await trustPublicCas({ dir: d, trustAnchors: [g2Der] });
+    return d;
+  }
+  /** The endpoint after the rollover: each generation's CRL, and the link (or another answer for it). */
+  function rolledEndpoint(o: { g1: Buffer; g2: Buffer; link: Answer }) {
+    const asked: string[] = [];
+    const fetch: typeof globalThis.fetch = async (u) => {
+      const url = String(u);
+      asked.push(url);
+      if (url.endsWith("/crl/13-sig.crl")) return ok(o.g1)();
+      if (url.endsWith("/crl/13-sig-g2.crl")) return ok(o.g2)();
+      if (url.endsWith("/ca/13-sig.by-13-sig-g2.crt")) return o.link();
+      return new Response(null, { status: 404 });
+    };
+    return { fetch, asked };
+  }
+  const g2Crl = (number: number, entries: readonly CrlEntryInput[]) => crl(number, entries, { by: g2 });
+  const LINK_SERIAL = Buffer.from("4c1a", "hex");
+  const newWithOld = (signer = g2.signer, spki = tokyo.signer.spki) => certificate({ signer, spki, serial: LINK_SERIAL });
+  const LINK_REVOKED: CrlEntryInput = { serial: "4c1a", revokedAt: new Date(T0 - 2 * HOUR), reason: CRL_REASON.cACompromise };
+
+  it("a sound generation: the link is checked and not listed; a listed link revokes every certificate resting on it, once, records it, and says ERR_PUBLIC_CA_COMPROMISED in every pass until untrust", async () => {
+    const d = await rolledProvider();
+    const link = await newWithOld();
+    const sound = await follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(1, []), link: ok(link) }).fetch);
+    // 13-sig-g2's CRL is fetched for the check though no customer rests on it
+    expect(sound.crls.map((c) => [c.caId, c.status])).toEqual([["13-sig", "downloaded"], ["13-sig-g2", "downloaded"]]);
+    expect(sound.compromise).toEqual([{ caId: "13-sig", successor: "13-sig-g2", status: "sound", linkSerial: "4c1a" }]);
+    expect(sound.revoked).toEqual([]);
+
+    // the state write fails (as a kill before it would leave things): nothing counts, the next pass finds it again
+    const before = stateOf(d);
+    diskFull.match = /state\.json$/;
+    try {
+      await expect(follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: ok(link) }).fetch, T0 + 2 * HOUR)).rejects.toMatchObject({ code: "ERR_FILE_UNUSABLE" });
+    } finally {
+      diskFull.match = undefined;
+    }
+    expect(stateOf(d)).toBe(before);
+    const found = await follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: ok(link) }).fetch, T0 + 2 * HOUR);
+    expect(found.compromise).toEqual([expect.objectContaining({ caId: "13-sig", status: "compromised", linkSerial: "4c1a", error: expect.objectContaining({ code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining("jpki provider untrust 13-sig") }) })]);
+    expect(found.revoked.map((r) => [r.serial, r.reason, r.public.reason, r.public.crlNumber])).toEqual([["1a", "cessationOfOperation", "cACompromise", "2"], ["1b", "cessationOfOperation", "cACompromise", "2"]]);
+    expect(listed(d)).toEqual(["1a", "1b"]);
+    expect(readProviderState(providerPaths(d)).compromisedCas).toEqual({ "13-sig": { successor: "13-sig-g2", linkSerial: "4c1a", crlNumber: "2", publicRevokedAt: T0 - 2 * HOUR, detectedAt: T0 + 2 * HOUR } });
+    // the next pass: nothing revoked again, no link asked again, still said
+    const e = rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: ok(link) });
+    const again = await follow(d, e.fetch, T0 + 3 * HOUR);
+    expect(again.revoked).toEqual([]);
+    expect(e.asked.some((u) => u.includes("/ca/"))).toBe(false);
+    expect(again.compromise).toEqual([expect.objectContaining({ caId: "13-sig", status: "compromised" })]);
+    // untrust confirms: the record stays, nothing is said any more, and trust will not take it back
+    await untrustPublicCa({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + 4 * HOUR)), caId: "13-sig" });
+    expect((await follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: ok(link) }).fetch, T0 + 5 * HOUR)).compromise).toEqual([]);
+    expect(readProviderState(providerPaths(d)).compromisedCas?.["13-sig"]).toBeDefined();
+    await expect(trustPublicCas({ dir: d, trustAnchors: [tokyo.der] })).rejects.toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED" });
+  });
+
+  it("follow --watch stopped while the link is fetched: the check is not known this pass, not the endpoint's failure", async () => {
+    const d = await rolledProvider();
+    const stop = new AbortController();
+    const e = rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(1, []), link: status(500) });
+    const fetch: typeof globalThis.fetch = (u, init) => {
+      if (!String(u).includes("/ca/")) return e.fetch(u, init);
+      // the link hangs until the stop comes, which comes now
+      const hung = new Promise<Response>((_, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal!.reason), { once: true }));
+      stop.abort();
+      return hung;
+    };
+    const passes: Awaited<ReturnType<typeof followPublicCrls>>[] = [];
+    await watchPublicCrls({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + HOUR)), fetch, bearerToken: "tok", intervalMs: 60_000, signal: stop.signal, onPass: (r) => passes.push(r) });
+    expect(passes).toEqual([expect.objectContaining({ stopped: true, compromise: [], revoked: [] })]);
+    expect(passes[0]!.crls.map((c) => c.status)).toEqual(["downloaded", "downloaded"]);
+  });
+
+  it("a link that does not bind the two trusted keys says nothing: signed by another key, or certifying another, is a failed check and revokes nothing, listed or not; a missing link names untrust", async () => {
+    const d = await rolledProvider();
+    const before = JSON.parse(stateOf(d)).links;
+    const forged = await newWithOld(impostor.signer);
+    const other = await newWithOld(g2.signer, impostor.signer.spki);
+    for (const [answer, why] of [
+      [ok(forged), "does not verify with 13-sig-g2's trusted key"],
+      [ok(other), "does not certify 13-sig's trusted key"],
+      [ok(Buffer.from("garbage")), "is not a DER certificate"],
+    ] as const) {
+      const r = await follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(1, [LINK_REVOKED]), link: answer }).fetch);
+      expect(r.compromise).toEqual([{ caId: "13-sig", successor: "13-sig-g2", status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID", message: expect.stringContaining(why) } }]);
+      expect(r.revoked).toEqual([]);
+    }
+    const missing = await follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: status(404) }).fetch);
+    expect(missing.compromise).toEqual([expect.objectContaining({ status: "failed", error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("'jpki provider untrust 13-sig'") } })]);
+    expect(JSON.parse(stateOf(d)).links).toEqual(before);
+    expect(readProviderState(providerPaths(d)).compromisedCas).toBeUndefined();
   });
 });

@@ -33,6 +33,12 @@
  *   hold the workspace for retries × timeout), nor a failure once the answer has begun. Nothing is recorded before
  *   a CRL has come and been verified.
  *
+ * - A trusted generation whose successor is trusted too is checked for a key the public side declared compromised
+ *   (provider/compromise.ts: its NewWithOld link revoked on the successor's CRL): found, every live certificate
+ *   resting on it is revoked in the pass's state write and the pass fails with ERR_PUBLIC_CA_COMPROMISED until the
+ *   operator runs `untrust`.
+ * - A stop (`--watch` on SIGTERM: `signal`) cuts a download short; the pass then ends as any pass does.
+ *
  * Crash safety: a pass writes the verified public CRL file, then one state.json with the revocations, what it saw
  * and the number reserved for the provider CRL that owes them, then that CRL. Killed before the state write:
  * nothing counted, the next pass downloads again (its ETag is the old one) and finds the same revocations. Killed
@@ -53,6 +59,7 @@ import { BodyTooLarge, DownloadTimeout, boundedBody, checkDownloadTimeouts, cloc
 import { nameEquals, type Name } from "../validation/name.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { privateReasonFor } from "./reasons.js";
+import { checkLinkCertificate, generationPairs, linkCertificateUrl, type GenerationPair } from "./compromise.js";
 import {
   openProviderCa,
   providerPaths,
@@ -60,7 +67,7 @@ import {
   publishProviderCrl,
   readProviderConfig,
   readProviderState,
-  readTrustedCas,
+  readTrustAnchors,
   reserveCrlNumber,
   withProviderLock,
   writeProviderFile,
@@ -68,7 +75,9 @@ import {
   type ProviderCrl,
   type ProviderLink,
   type ProviderPaths,
+  type PublicCaCompromise,
   type PublicCrlSeen,
+  type SkippedTrustFile,
   type TrustedCa,
 } from "./workspace.js";
 
@@ -91,6 +100,11 @@ export interface PublicEndpointOptions {
   readonly retries?: number;
   /** how the wait between attempts is spent (default a timer); injected for tests */
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * A stop (`follow --watch` on SIGTERM or SIGINT): cuts a download or a wait between attempts in progress short.
+   * What was being fetched counts for nothing (nothing of it is written); the pass records what it had before.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -240,7 +254,7 @@ async function getWithRetries(url: string, headers: Record<string, string>, o: P
   let res: Response;
   try {
     // No redirects: the bearer token goes to the endpoint configured, nowhere else.
-    res = await requestWithRetries(url, { headers, redirect: "error" }, o, tried);
+    res = await requestWithRetries(url, { headers, redirect: "error", ...(o.signal ? { signal: o.signal } : {}) }, o, tried);
     if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES, "the CRL"), attempts: tried.attempts };
   } catch (e) {
     if (e instanceof BodyTooLarge) throw failed(new AttemptFailed(e.message, false));
@@ -441,7 +455,8 @@ export interface FollowOptions extends PublicEndpointOptions {
 export interface FollowedCrl {
   readonly caId: string;
   readonly url: string;
-  readonly status: "downloaded" | "not-modified" | "failed";
+  /** "stopped": the pass was stopped (FollowOptions.signal) before or while this CRL was fetched; nothing of it counted */
+  readonly status: "downloaded" | "not-modified" | "failed" | "stopped";
   readonly number?: string;
   readonly stale?: boolean;
   /** why it failed; or, with a CRL used (downloaded, not-modified), ERR_PUBLIC_CRL_CLOCK when it is dated after this host's clock, ERR_PUBLIC_CRL_STALE when it is past its nextUpdate */
@@ -455,8 +470,24 @@ export interface FollowRevocation {
   readonly public: { readonly caId: string; readonly serial: string; readonly reason: string; readonly revokedAt: Date; readonly crlNumber: string };
 }
 
+/**
+ * Whether a trusted public CA generation's key was declared compromised, as its trusted successor's CRL says
+ * (provider/compromise.ts): "sound" (the link is not listed), "compromised" (listed now or found before, while its
+ * certificate is still in trust/: error ERR_PUBLIC_CA_COMPROMISED until 'provider untrust' removes it), "failed"
+ * (the link could not be had or checked, or the successor's CRL was not had this pass: not known).
+ */
+export interface CompromiseCheck {
+  readonly caId: string;
+  readonly successor: string;
+  readonly status: "sound" | "compromised" | "failed";
+  readonly linkSerial?: string;
+  readonly error?: { readonly code: ErrorCode; readonly message: string };
+}
+
 export interface FollowResult {
   readonly crls: readonly FollowedCrl[];
+  /** each trusted generation with a trusted successor, checked for a declared key compromise */
+  readonly compromise: readonly CompromiseCheck[];
   /** provider certificates revoked by this pass */
   readonly revoked: readonly FollowRevocation[];
   /** the provider CRL published by this pass, if any */
@@ -466,6 +497,13 @@ export interface FollowResult {
    * after now (the clock was ahead then), or it was due
    */
   readonly crlCause?: "revocations" | "unfinished" | "clock" | "due";
+  /**
+   * the pass was stopped (FollowOptions.signal): what it had before is recorded and published as by any pass, the CAs
+   * it did not finish are "stopped", and the provider CRL is not renewed for being due
+   */
+  readonly stopped?: true;
+  /** files of trust/ passed over (readTrustAnchors): only what needs their CA failed */
+  readonly skippedTrust?: readonly SkippedTrustFile[];
 }
 
 function isLive(l: ProviderLink, now: Date): boolean {
@@ -486,10 +524,18 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
   // ended a --watch) after the revocation was recorded, at the first public revocation rather than at the start.
   const providerCa = openProviderCa(paths, o.passphrase);
   return withProviderLock(paths, async () => {
-    const trusted = new Map(readTrustedCas(paths).map((t) => [t.caId, t]));
+    // A file of trust/ that cannot be used fails what needs its CA only (the CRL of that CA, below), not the pass.
+    const anchors = readTrustAnchors(paths);
+    const trusted = new Map<string, TrustedCa>(anchors.trusted.map((t) => [t.caId, t]));
+    const unusable = new Map(anchors.skipped.flatMap((x) => (x.caId ? [[x.caId, x] as const] : [])));
     let state = readProviderState(paths);
     const now = o.clock.now();
-    const wanted = [...new Set(state.links.filter((l) => isLive(l, now)).map((l) => l.public.caId))].sort();
+    const compromisedCas: Record<string, PublicCaCompromise> = { ...state.compromisedCas };
+    // Each trusted generation with a trusted successor is checked for a declared compromise on the successor's CRL,
+    // which is therefore fetched even when no customer rests on it (provider/compromise.ts).
+    const pairs = generationPairs(trusted).filter((p) => !compromisedCas[p.ca.caId]);
+    const wanted = [...new Set([...state.links.filter((l) => isLive(l, now)).map((l) => l.public.caId), ...pairs.map((p) => p.successor.caId)])].sort();
+    const had = new Map<string, { readonly crl: Crl; readonly number: string }>();
     const crls: FollowedCrl[] = [];
     const seen: Record<string, PublicCrlSeen> = { ...state.publicCrls };
     const links = [...state.links];
@@ -497,6 +543,16 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     for (const caId of wanted) {
       const ca = trusted.get(caId);
       const url = caUrls(config.endpoint, caId).crl;
+      // Stopped: the CAs not yet asked are not asked (the next pass, or the next run, asks them).
+      if (o.signal?.aborted) {
+        crls.push({ caId, url, status: "stopped" });
+        continue;
+      }
+      const bad = unusable.get(caId);
+      if (!ca && bad) {
+        crls.push({ caId, url, status: "failed", error: { code: bad.code, message: `customers' certificates come from ${caId}, but ${bad.file} cannot be used (${bad.message}): its CRL is not followed until it is mended ('jpki provider trust' with ${caId}'s certificate replaces it)` } });
+        continue;
+      }
       if (!ca) {
         crls.push({ caId, url, status: "failed", error: { code: "ERR_CA_UNKNOWN", message: `customers' certificates come from ${caId}, but trust/${caId}.pem is gone: restore it ('jpki provider trust'), or, when the public side declared that key compromised, 'jpki provider untrust ${caId}' revokes what rests on it` } });
         continue;
@@ -505,11 +561,17 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
       try {
         f = await refreshPublicCrl(paths, config.endpoint, ca, seen[caId], o.clock, o);
       } catch (e) {
+        // cut short by the stop, not the endpoint's failure: nothing of it was written (the CRL file comes verified, whole)
+        if (o.signal?.aborted) {
+          crls.push({ caId, url, status: "stopped" });
+          continue;
+        }
         if (!isJpkiError(e)) throw e;
         crls.push({ caId, url, status: "failed", error: { code: e.code, message: e.message } });
         continue;
       }
       seen[caId] = f.seen;
+      had.set(caId, { crl: f.crl, number: f.seen.number });
       const caSubject = parseCertificate(ca.der).subject;
       // A stale CRL still counts (a revocation is never undone), but it is the endpoint's newest: whatever the CA
       // revoked since is not in it. Said with a code, not only a flag, so a pass run by cron or watched by an operator
@@ -539,11 +601,35 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
         });
       }
     }
+    // A generation whose key the public side declared compromised: every live certificate resting on it is revoked,
+    // as 'provider untrust' does (its identity proof is void, genuine or forged), in the same state write as the
+    // rest of the pass, so a kill leaves all of it or none; found once, it is recorded for good.
+    const compromise: CompromiseCheck[] = [];
+    for (const pair of pairs) {
+      if (o.signal?.aborted) break; // not known this pass: the stop makes it blind below
+      const c = await checkGeneration(pair, had.get(pair.successor.caId), config.endpoint, now, o);
+      if (c.record) compromisedCas[pair.ca.caId] = c.record;
+      // a link fetch the stop cut short is no failure of the endpoint's: not known this pass, as the CRLs not had
+      else if (!(c.check.status === "failed" && o.signal?.aborted)) compromise.push(c.check);
+    }
+    for (const [id, rec] of Object.entries(compromisedCas)) {
+      // reported in every pass while its certificate is still trusted: the operator confirms with 'untrust'
+      if (trusted.has(id)) compromise.push({ caId: id, successor: rec.successor, status: "compromised", linkSerial: rec.linkSerial, error: { code: "ERR_PUBLIC_CA_COMPROMISED", message: compromisedMessage(id, rec) } });
+      for (let i = 0; i < links.length; i++) {
+        const l = links[i]!;
+        if (l.public.caId !== id || !isLive(l, now)) continue;
+        const reason = privateReasonFor(CRL_REASON.cACompromise, l.sameKey) ?? "cessationOfOperation";
+        links[i] = { ...l, revoked: { at: now.getTime(), reason: CRL_REASON[reason], publicReason: CRL_REASON.cACompromise, publicRevokedAt: rec.publicRevokedAt, publicCrlNumber: rec.crlNumber } };
+        revoked.push({ serial: l.serial, customerId: l.customerId, reason, public: { caId: id, serial: l.public.serial, reason: "cACompromise", revokedAt: new Date(rec.publicRevokedAt), crlNumber: rec.crlNumber } });
+      }
+    }
+    compromise.sort((a, b) => a.caId.localeCompare(b.caId));
+
     // One write: the revocations, what was seen and (with revocations) the number of the CRL that owes them count
     // together, or not at all. Killed after it, the reserved number is above the published CRL's: the next pass
     // publishes ("unfinished"), even on a 304 and with no live link left.
     const unfinished = publishedCrlNumber(paths) < BigInt(state.crlNumber);
-    state = { ...state, links, publicCrls: seen };
+    state = { ...state, links, publicCrls: seen, ...(Object.keys(compromisedCas).length ? { compromisedCas } : {}) };
     if (revoked.length) state = reserveCrlNumber(paths, state);
     writeProviderState(paths, state);
 
@@ -558,12 +644,75 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     // for another lifetime while the public side could not be read (an endpoint down, a rollback refused, a CA's
     // CRL past its nextUpdate) told relying parties, for days, that nothing was revoked that the provider could not
     // know of (a review helper's repro). Not refreshed, it goes stale at its nextUpdate, as a relying party must see.
-    const blind = crls.some((c) => c.error !== undefined);
+    const stopped = o.signal?.aborted === true;
+    const blind = stopped || crls.some((c) => c.error !== undefined || c.status === "stopped") || compromise.some((c) => c.error !== undefined);
     const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : fromTheFuture ? "clock" : due && !blind ? "due" : undefined;
-    if (!crlCause) return { crls, revoked };
+    const skipped = { ...(anchors.skipped.length ? { skippedTrust: anchors.skipped } : {}), ...(stopped ? { stopped: true as const } : {}) };
+    if (!crlCause) return { crls, compromise, revoked, ...skipped };
     const crl = await publishProviderCrl(paths, config, providerCa, o.clock, state, { reserved: revoked.length > 0 });
-    return { crls, revoked, crl, crlCause };
+    return { crls, compromise, revoked, crl, crlCause, ...skipped };
   }, o.lockWaitMs === undefined ? {} : { waitMs: o.lockWaitMs });
+}
+
+/** A link certificate is a couple of KB: anything much larger is not one. */
+const MAX_LINK_BYTES = 64 * 1024;
+
+/**
+ * Enrolment's own check of the signer's generation (a pass of `follow` may be minutes away): the successor's CRL
+ * fetched as follow fetches it (its `seen` returned for the caller's state), then the link checked on it. Throws what
+ * refreshPublicCrl throws.
+ */
+export async function checkGenerationNow(
+  paths: ProviderPaths,
+  endpoint: string,
+  pair: GenerationPair,
+  seen: PublicCrlSeen | undefined,
+  clock: Clock,
+  o: PublicEndpointOptions,
+): Promise<{ readonly seen: PublicCrlSeen; readonly check: CompromiseCheck; readonly record?: PublicCaCompromise }> {
+  const f = await refreshPublicCrl(paths, endpoint, pair.successor, seen, clock, o);
+  return { seen: f.seen, ...(await checkGeneration(pair, { crl: f.crl, number: f.seen.number }, endpoint, clock.now(), o)) };
+}
+
+function compromisedMessage(id: string, rec: PublicCaCompromise): string {
+  return `the public side declared ${id}'s key compromised: ${rec.successor}'s CRL #${rec.crlNumber} lists the link certificate ${rec.linkSerial} through which ${rec.successor} vouched for it (revoked ${new Date(rec.publicRevokedAt).toISOString()}); every provider certificate resting on ${id} was revoked and enrolment refuses it; run 'jpki provider untrust ${id}' to remove it from trust/`;
+}
+
+/**
+ * Whether `pair.ca`'s key was declared compromised (provider/compromise.ts): its NewWithOld link fetched, checked
+ * against the two trusted keys, and looked up on the successor's CRL as this pass had it. `record` when listed.
+ */
+async function checkGeneration(pair: GenerationPair, successorCrl: { readonly crl: Crl; readonly number: string } | undefined, endpoint: string, now: Date, o: PublicEndpointOptions): Promise<{ check: CompromiseCheck; record?: PublicCaCompromise }> {
+  const base = { caId: pair.ca.caId, successor: pair.successor.caId };
+  const unknown = (code: ErrorCode, why: string) => ({ check: { ...base, status: "failed" as const, error: { code, message: `whether ${pair.ca.caId}'s key was declared compromised is not known: ${why}` } } });
+  if (!successorCrl) return unknown("ERR_PUBLIC_CRL_UNAVAILABLE", `${pair.successor.caId}'s CRL, which would say so, was not had in this pass`);
+  const url = linkCertificateUrl(endpoint, pair);
+  let got: Awaited<ReturnType<typeof getWithRetries>>;
+  try {
+    got = await getWithRetries(url, o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}, { ...o, maxCrlBytes: MAX_LINK_BYTES });
+  } catch (e) {
+    return unknown("ERR_PUBLIC_CRL_UNAVAILABLE", `the link certificate could not be fetched from ${url} (${(e as Error).message}); check the endpoint`);
+  }
+  if (got.res.status === 404) {
+    return unknown(
+      "ERR_PUBLIC_CRL_UNAVAILABLE",
+      `the endpoint publishes no link certificate at ${url}; a rollover made because of a compromise ('jpki ca rollover --compromised') publishes none: if the public side rolled ${pair.ca.caId} over for that, run 'jpki provider untrust ${pair.ca.caId}'; else check the endpoint`,
+    );
+  }
+  if (got.res.status !== 200 || !got.body) return unknown("ERR_PUBLIC_CRL_UNAVAILABLE", `${url} answered HTTP ${got.res.status}; check the endpoint`);
+  let serial: string;
+  try {
+    serial = checkLinkCertificate(got.body, pair, url);
+  } catch (e) {
+    if (!isJpkiError(e)) throw e;
+    return { check: { ...base, status: "failed", error: { code: e.code, message: e.message } } };
+  }
+  const entry = entryOf(successorCrl.crl, serial, parseCertificate(pair.successor.der).subject);
+  if (!entry) return { check: { ...base, status: "sound", linkSerial: serial } };
+  return {
+    check: { ...base, status: "compromised", linkSerial: serial },
+    record: { successor: pair.successor.caId, linkSerial: serial, crlNumber: successorCrl.number, publicRevokedAt: entry.revocationDate.getTime(), detectedAt: now.getTime() },
+  };
 }
 
 export interface WatchOptions extends FollowOptions {
@@ -575,7 +724,9 @@ export interface WatchOptions extends FollowOptions {
 }
 
 /**
- * `jpki provider follow --watch`: a pass every `intervalMs` until `signal` aborts. A public CRL that cannot be had
+ * `jpki provider follow --watch`: a pass every `intervalMs` until `signal` aborts. The signal reaches the pass: a
+ * download in progress is cut short (its CA reported "stopped", nothing of it written), the pass records what it
+ * had and publishes as any pass does, and the watch ends (it waited for the download, up to its total timeout). A public CRL that cannot be had
  * is reported in its pass and tried again at the next; so is a pass that found the workspace held by another command
  * (an enrolment: ERR_WORKSPACE_LOCKED); a pass that throws otherwise (a wrong passphrase, a damaged workspace) ends
  * the watch. The provider's CRL is refreshed when half its lifetime
@@ -592,6 +743,9 @@ export async function watchPublicCrls(o: WatchOptions): Promise<void> {
       if (!isJpkiError(e, "ERR_WORKSPACE_LOCKED")) throw e;
       o.onBusy?.(e);
     }
+    // A stop that came during the pass has fired already: a listener added now never hears it, and the watch waited
+    // out a whole interval (minutes) after SIGTERM before it ended.
+    if (o.signal.aborted) break;
     await new Promise<void>((res) => {
       const t = setTimeout(res, o.intervalMs);
       o.signal.addEventListener("abort", () => (clearTimeout(t), res()), { once: true });

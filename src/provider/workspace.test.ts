@@ -54,6 +54,13 @@ describe("provider workspace files", () => {
       expect(state({ ...good, links: [link({ public: { caId: id, serial: "0b" } })] }), id).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
       expect(state({ ...good, publicCrls: { [id]: seen } }), id).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
     }
+    // a compromise record (follow.ts) is read whole: one that would fail when reported, or not say which CA, is damage
+    const found = { successor: "13-sig-g2", linkSerial: "4c1a", crlNumber: "2", publicRevokedAt: 1.8e12, detectedAt: 1.8e12 };
+    expect(state({ ...good, compromisedCas: { "13-sig": found } })()).toMatchObject({ compromisedCas: { "13-sig": found } });
+    for (const bad of [{ ...found, publicRevokedAt: "yesterday" }, { ...found, crlNumber: 2 }, { ...found, successor: "../x" }, null]) {
+      expect(state({ ...good, compromisedCas: { "13-sig": bad } }), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
+    }
+    expect(state({ ...good, compromisedCas: { "13-auth": found } })).toThrow(expect.objectContaining({ code: "ERR_WORKSPACE_CORRUPT" }));
   });
 
   it("trusts JPKI prefecture signature CAs only", async () => {

@@ -30,7 +30,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:f
 import { basename, dirname, join, resolve } from "node:path";
 import { buildCrl } from "../crl/builder.js";
 import { CRL_REASON, parseReason, type CrlReasonName } from "../crl/reason.js";
-import { JpkiError } from "../errors.js";
+import { JpkiError, type ErrorCode } from "../errors.js";
 import { assembleCertificate, encodeTbs } from "../ca/certificate.js";
 import { endOfJstDay } from "../ca/validity.js";
 import type { Clock } from "../pki/clock.js";
@@ -166,6 +166,25 @@ export interface ProviderState {
   readonly links: readonly ProviderLink[];
   /** by public CA id */
   readonly publicCrls: Readonly<Record<string, PublicCrlSeen>>;
+  /**
+   * Public CA generations `follow` found declared compromised (provider/compromise.ts), by id: enrolment refuses them
+   * and `trust` will not take them again. Never removed (`untrust` keeps it): a stolen key stays stolen.
+   */
+  readonly compromisedCas?: Readonly<Record<string, PublicCaCompromise>>;
+}
+
+/** How `follow` learnt that a public CA generation's key was declared compromised. */
+export interface PublicCaCompromise {
+  /** the successor generation whose full CRL lists the NewWithOld link */
+  readonly successor: string;
+  /** the link certificate's serial (hex) */
+  readonly linkSerial: string;
+  /** the successor's CRL number that listed it, decimal */
+  readonly crlNumber: string;
+  /** the link's revocation date on that CRL: when the public side declared the key compromised */
+  readonly publicRevokedAt: number;
+  /** when this provider found it */
+  readonly detectedAt: number;
 }
 
 /** How long a provider command waits for the lock by default: a follow pass takes a second or two. */
@@ -267,6 +286,11 @@ export function readProviderState(paths: ProviderPaths): ProviderState {
     for (const [id, p] of Object.entries(s.publicCrls)) {
       if (!isSignatureCaId(id) || !p || typeof p.number !== "string" || !/^\d+$/.test(p.number) || typeof p.sha256 !== "string") throw new Error(`the public CRL record of ${id} is malformed`);
     }
+    if (s.compromisedCas !== undefined && (typeof s.compromisedCas !== "object" || !s.compromisedCas)) throw new Error("compromisedCas is malformed");
+    for (const [id, c] of Object.entries(s.compromisedCas ?? {})) {
+      // read by enrolment to refuse: a record it cannot read must not pass as "not compromised"
+      if (!isSignatureCaId(id) || !c || !isSignatureCaId(c.successor) || typeof c.linkSerial !== "string" || typeof c.crlNumber !== "string" || !Number.isFinite(c.publicRevokedAt) || !Number.isFinite(c.detectedAt)) throw new Error(`the compromise record of ${id} is malformed`);
+    }
     return s;
   } catch (e) {
     throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.state} is damaged (${(e as Error).message}): restore it from a backup`, { cause: e });
@@ -320,13 +344,48 @@ export function trustedCaOf(input: Uint8Array, what = "a trust anchor"): Trusted
   return { caId: info.caId, der, subject: Buffer.from(parts.subject), spki: Buffer.from(parts.spki) };
 }
 
-export function readTrustedCas(paths: ProviderPaths): TrustedCa[] {
-  if (!existsSync(paths.trustDir)) return [];
-  return readdirSync(paths.trustDir)
-    .filter((f) => f.endsWith(".pem"))
-    .sort()
-    .map((f) => trustedCaOf(readFileSync(join(paths.trustDir, f)), join(paths.trustDir, f)));
+/** A file in trust/ that was passed over: not a certificate, not a prefecture signature CA's, or unreadable. */
+export interface SkippedTrustFile {
+  /** the path, as trust/<name> */
+  readonly file: string;
+  /** the CA id its name gives (trust/13-sig.pem: 13-sig), when it names one */
+  readonly caId?: string;
+  readonly code: ErrorCode;
+  readonly message: string;
 }
+
+/**
+ * The CAs in trust/, each file on its own: one that cannot be used is `skipped` with why, and the others are
+ * trusted. One bad file failed every provider command (ERR_CA_INVALID), `follow` of every CA included; now only
+ * what needs that CA fails (enrolment on it, the following of its CRL), and the commands say which file and why.
+ */
+export function readTrustAnchors(paths: ProviderPaths): { readonly trusted: ReadonlyArray<TrustedCa & { readonly file: string }>; readonly skipped: readonly SkippedTrustFile[] } {
+  if (!existsSync(paths.trustDir)) return { trusted: [], skipped: [] };
+  const trusted: Array<TrustedCa & { readonly file: string }> = [];
+  const skipped: SkippedTrustFile[] = [];
+  for (const f of readdirSync(paths.trustDir).filter((n) => n.endsWith(".pem")).sort()) {
+    const file = join(paths.trustDir, f);
+    const stem = f.slice(0, -".pem".length);
+    try {
+      trusted.push({ ...trustedCaOf(readFileSync(file), file), file });
+    } catch (e) {
+      const code: ErrorCode = e instanceof JpkiError ? e.code : "ERR_FILE_UNUSABLE";
+      const why = e instanceof JpkiError ? e.message : `${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+      const caId = isSignatureCaId(stem) ? stem : undefined;
+      const mend = caId ? `; what needs ${caId} fails until it is mended ('jpki provider trust' with ${caId}'s certificate replaces it, 'jpki provider untrust ${caId}' removes it)` : "";
+      skipped.push({ file: `trust/${f}`, ...(caId ? { caId } : {}), code, message: `${why}${mend}` });
+    }
+  }
+  return { trusted, skipped };
+}
+
+/** The CAs in trust/; the first file that cannot be used fails it (readTrustAnchors passes such files over). */
+export function readTrustedCas(paths: ProviderPaths): TrustedCa[] {
+  const { trusted, skipped } = readTrustAnchors(paths);
+  if (skipped[0]) throw new JpkiError(skipped[0].code, skipped[0].message);
+  return [...trusted];
+}
+
 
 /**
  * `jpki provider trust FILE…`: trusts more public CAs in a workspace that exists — after a key rollover of a public
@@ -338,13 +397,18 @@ export function readTrustedCas(paths: ProviderPaths): TrustedCa[] {
  * check that generation's customers and CRLs on another key). No passphrase: trust anchors are not signed here;
  * whoever can write trust/ could already.
  */
-export async function trustPublicCas(o: { readonly dir: string; readonly trustAnchors: readonly Uint8Array[] }): Promise<{ readonly added: readonly string[]; readonly already: readonly string[]; readonly trusted: readonly string[] }> {
+export async function trustPublicCas(o: { readonly dir: string; readonly trustAnchors: readonly Uint8Array[] }): Promise<{ readonly added: readonly string[]; readonly already: readonly string[]; readonly trusted: readonly string[]; readonly skippedTrust?: readonly SkippedTrustFile[] }> {
   const paths = providerPaths(o.dir);
   readProviderConfig(paths);
   if (!o.trustAnchors.length) throw new JpkiError("ERR_USAGE", "give the public CA certificates to trust (one or more files), e.g. <public workspace>/ca/13-sig-g2.pem");
   const given = o.trustAnchors.map((a, i) => trustedCaOf(a, `trust anchor ${i + 1}`));
   return withProviderLock(paths, async () => {
-    const held = new Map(readTrustedCas(paths).map((t) => [t.caId, t]));
+    // A file that cannot be used is passed over: trusting its CA's certificate again replaces it (the way to mend it).
+    const anchors = readTrustAnchors(paths);
+    const held = new Map(anchors.trusted.map((t) => [t.caId, t]));
+    const compromised = readProviderState(paths).compromisedCas ?? {};
+    const bad = given.find((t) => compromised[t.caId]);
+    if (bad) throw new JpkiError("ERR_PUBLIC_CA_COMPROMISED", `${bad.caId}'s key was declared compromised by the public side ('jpki provider follow' found its link revoked on ${compromised[bad.caId]!.successor}'s CRL): it is not trusted again; nothing was changed`);
     const added: TrustedCa[] = [];
     const already: string[] = [];
     for (const [i, t] of given.entries()) {
@@ -355,7 +419,8 @@ export async function trustPublicCas(o: { readonly dir: string; readonly trustAn
     }
     mkdirSync(paths.trustDir, { recursive: true, mode: 0o700 });
     for (const t of added) writeProviderFile(join(paths.trustDir, `${t.caId}.pem`), toPem(t.der, "CERTIFICATE"), "the CAs before it in the list are trusted, this one not; free space there, then run the command again");
-    return { added: added.map((t) => t.caId), already, trusted: [...new Set([...held.keys(), ...added.map((t) => t.caId)])].sort() };
+    const skippedTrust = anchors.skipped.filter((x) => !x.caId || !added.some((t) => t.caId === x.caId));
+    return { added: added.map((t) => t.caId), already, trusted: [...new Set([...held.keys(), ...added.map((t) => t.caId)])].sort(), ...(skippedTrust.length ? { skippedTrust } : {}) };
   });
 }
 
@@ -363,24 +428,27 @@ export async function trustPublicCas(o: { readonly dir: string; readonly trustAn
  * `jpki provider untrust CA`: stops trusting one key generation of a public CA — the public side declared its key
  * compromised (鍵危殆化: `jpki ca compromised`, `ca rollover --compromised`). Whoever holds a stolen key signs
  * certificates no CRL lists, and an enrolment on one validated (only `--ocsp`, which answers every serial of such
- * a generation revoked, would refuse it). The provider cannot tell that from the public CRLs it follows, so the
- * operator says so: the generation's certificate leaves trust/ (enrolment refuses its certificates from then on),
+ * a generation revoked, would refuse it). `follow` (and enrolment) tell it when the successor generation is trusted
+ * too (provider/compromise.ts: the link revoked on the successor's CRL; `follow` then revokes as here) and this
+ * confirms it; otherwise the operator says so here: the generation's certificate leaves trust/ (enrolment refuses its certificates from then on),
  * and every live provider certificate linked to it is revoked — its identity proof is void, genuine or forged
  * (cessationOfOperation, as reasons.ts maps cACompromise) — and the provider CRL published. Deleting the file by
  * hand left those certificates valid and `follow` failing (ERR_CA_UNKNOWN) for good.
  * Order for a kill: the revocations and their CRL number first (one state write), then the file, then the CRL; run
  * again it finishes (or the next `follow` publishes the CRL owed).
  */
-export async function untrustPublicCa(o: { readonly dir: string; readonly passphrase: string; readonly clock: Clock; readonly caId: string }): Promise<{ readonly caId: string; readonly revoked: readonly string[]; readonly trusted: readonly string[]; readonly crl?: ProviderCrl }> {
+export async function untrustPublicCa(o: { readonly dir: string; readonly passphrase: string; readonly clock: Clock; readonly caId: string }): Promise<{ readonly caId: string; readonly revoked: readonly string[]; readonly trusted: readonly string[]; readonly crl?: ProviderCrl; readonly skippedTrust?: readonly SkippedTrustFile[] }> {
   const paths = providerPaths(o.dir);
   const config = readProviderConfig(paths);
   const id = o.caId.trim();
   if (!isSignatureCaId(id)) throw new JpkiError("ERR_CA_UNKNOWN", `${JSON.stringify(o.caId)} is not a public signature CA id as the provider names them: e.g. 13-sig, 13-sig-g2 ('jpki provider list' shows them)`);
   const ca = openProviderCa(paths, o.passphrase); // before anything changes: a wrong passphrase changes nothing
   return withProviderLock(paths, async () => {
-    const files = existsSync(paths.trustDir) ? readdirSync(paths.trustDir).filter((f) => f.endsWith(".pem")) : [];
-    const held = files.map((f) => ({ file: join(paths.trustDir, f), t: trustedCaOf(readFileSync(join(paths.trustDir, f)), join(paths.trustDir, f)) }));
-    const mine = held.filter((h) => h.t.caId === id);
+    const anchors = readTrustAnchors(paths);
+    const held = anchors.trusted.map((t) => ({ file: t.file, t }));
+    // its file goes even when it cannot be read (trust/<id>.pem): the generation is untrusted either way
+    const mine = [...held.filter((h) => h.t.caId === id).map((h) => h.file), ...anchors.skipped.filter((x) => x.caId === id).map((x) => join(paths.root, x.file))];
+    const skippedTrust = anchors.skipped.filter((x) => x.caId !== id);
     let state = readProviderState(paths);
     const now = o.clock.now();
     const live = state.links.filter((l) => l.public.caId === id && !l.revoked && l.notAfter > now.getTime());
@@ -399,11 +467,11 @@ export async function untrustPublicCa(o: { readonly dir: string; readonly passph
       writeProviderState(paths, state);
     }
     rmSync(join(paths.publicCrlDir, `${id}.crl`), { force: true });
-    for (const h of mine) rmSync(h.file, { force: true });
+    for (const f of mine) rmSync(f, { force: true });
     if (mine.length) syncDir(paths.trustDir);
     const owed = publishedCrlNumber(paths) < BigInt(state.crlNumber);
     const crl = owed ? await publishProviderCrl(paths, config, ca, o.clock, state, { reserved: true }) : undefined;
-    return { caId: id, revoked: live.map((l) => l.serial), trusted: held.filter((h) => h.t.caId !== id).map((h) => h.t.caId).sort(), ...(crl ? { crl } : {}) };
+    return { caId: id, revoked: live.map((l) => l.serial), trusted: held.filter((h) => h.t.caId !== id).map((h) => h.t.caId).sort(), ...(crl ? { crl } : {}), ...(skippedTrust.length ? { skippedTrust } : {}) };
   });
 }
 
@@ -684,7 +752,10 @@ export async function publishProviderCrl(paths: ProviderPaths, config: ProviderC
   const keepAfter = Math.min(thisUpdate.getTime() - EXPIRED_GRACE_MS, readCrlFile(paths.crl)?.thisUpdate.getTime() ?? -Infinity);
   const entries = state.links
     .filter((l) => l.revoked && l.notAfter > keepAfter)
-    .map((l) => ({ serial: l.serial, revokedAt: new Date(l.revoked!.at), reason: l.revoked!.reason }))
+    // RFC 5280 §5.3.2 invalidityDate: the public certificate's revocation time, when a public revocation caused this
+    // one. revocationDate is the pass that learnt of it (hours later, days if the endpoint was down): a relying
+    // party judging a signature made in between needs to know the identity behind it was void already.
+    .map((l) => ({ serial: l.serial, revokedAt: new Date(l.revoked!.at), reason: l.revoked!.reason, ...(l.revoked!.publicRevokedAt !== undefined ? { invalidityDate: new Date(l.revoked!.publicRevokedAt) } : {}) }))
     .sort((a, b) => a.serial.localeCompare(b.serial));
   const chunks: Buffer[] = [];
   await buildCrl({ issuerName: ca.subject, authorityKeyId: ca.keyId, number, thisUpdate, nextUpdate, entries: [entries], signer: ca.signer, issuerKey: ca.spki, sink: (c) => chunks.push(c) });

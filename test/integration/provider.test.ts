@@ -8,7 +8,7 @@
  * next, and a CRL replayed with an older number or signed by another CA is refused.
  */
 import { execFileSync } from "node:child_process";
-import { copyFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -19,6 +19,7 @@ import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCu
 import { buildServer } from "../../src/server/app.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { spawn } from "node:child_process";
+import { slowly } from "../slow-body.js";
 import { cardKey, cli, MAIN, openWorkspace, sh, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -183,6 +184,44 @@ describe("jpki provider", () => {
     const list = (await ok(["--json", "provider", "list", ...p()])).json().certificates;
     expect(list).toHaveLength(2);
   }, 120_000);
+
+  it("follow --watch on SIGTERM cuts a download in progress short and ends cleanly, nothing of it written (it ran on to the 10-minute total)", async () => {
+    // a copy of the provider, its endpoint a server that trickles the real CRL for hours, never idle for the timeout
+    const copy = join(dir, "bank-sigterm");
+    cpSync(prov, copy, { recursive: true });
+    const hits: string[] = [];
+    const trickle = slowly(readFileSync(join(ws, "crl", "13-sig.crl")), { pieces: 1_000_000, everyMs: 200 })!;
+    const slow = createServer((q, res) => (hits.push(q.url ?? ""), trickle(q, res)));
+    await new Promise<void>((r) => slow.listen(0, "127.0.0.1", r));
+    let stopChild = () => {};
+    try {
+      const config = join(copy, "config.json");
+      writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(config, "utf8")), endpoint: `http://127.0.0.1:${(slow.address() as AddressInfo).port}` }));
+      const state = readFileSync(join(copy, "state.json"), "utf8");
+      const held = readdirSync(join(copy, "public-crl")).map((f) => [f, readFileSync(join(copy, "public-crl", f)).toString("hex")]);
+      const child = spawn(process.execPath, [MAIN, "--json", "provider", "follow", "--dir", copy, "--watch", "--interval", "3600"], { env: { ...process.env, JPKI_PASSPHRASE: "correct horse", JPKI_VERIFIER_TOKEN: readFileSync(tokenFile, "utf8").trim() }, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      let err = "";
+      child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+      child.stderr!.on("data", (b: Buffer) => (err += b.toString()));
+      const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+      stopChild = () => void (child.exitCode === null && child.kill("SIGKILL")); // a failed test leaves no process behind
+      for (let i = 0; i < 400 && !hits.length; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(hits, `${err}${out}`).toEqual(["/crl/13-sig.crl"]);
+      await new Promise((r) => setTimeout(r, 500)); // some of the body has come
+      child.kill("SIGTERM");
+      // without the stop reaching the download it runs on to the 10-minute total: given up on long before, and killed
+      expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r("still running 30 s after SIGTERM"), 30_000))])).toBe(0);
+      const pass = JSON.parse(out.trim().split("\n").at(-1)!);
+      expect(pass).toMatchObject({ stopped: true, crls: [{ caId: "13-sig", status: "stopped" }], revoked: [] });
+      expect(readFileSync(join(copy, "state.json"), "utf8")).toBe(state);
+      expect(readdirSync(join(copy, "public-crl")).map((f) => [f, readFileSync(join(copy, "public-crl", f)).toString("hex")])).toEqual(held);
+    } finally {
+      stopChild();
+      slow.closeAllConnections();
+      await new Promise((r) => slow.close(r));
+    }
+  }, 60_000);
 
   it("follows the public CRL: 304 while unchanged; a relocation revokes the linked certificate, and openssl sees it on the provider's CRL", async () => {
     const first = await ok(["--json", "provider", "follow", ...p(), "--token-file", tokenFile]);
@@ -669,6 +708,7 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     await ok([...r(), "ca", "init", "-p", "13", "--purpose", "signature"]);
     await ok([...r(), "registry", "import", join(dir, "residents.jsonl")]);
     await issue("before-rollover", 0, rolled); // generation 1, still valid after the rollover
+    await issue("before-rollover-2", 3, rolled); // generation 1 too: the customer of a generation later declared compromised
     await ok([...r(), "ca", "rollover", "-p", "13", "--purpose", "sig"]);
     await issue("after-rollover", 1, rolled);
     await issue("after-rollover-2", 2, rolled);
@@ -731,6 +771,71 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     const e = (await ok(enrol)).json();
     expect(e).toMatchObject({ status: "valid", public: { caId: "13-sig-g2" }, publicCrl: { caId: "13-sig-g2" } });
   }, 60_000);
+
+  it("a file of trust/ that cannot be used fails enrolment on its CA only, naming the file; the other generation's customers enrol, with a warning", async () => {
+    const bank = join(dir, "rollover-bank-bad-file");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Patchy Bank", "--endpoint", rolledBase, "--trust", join(rolled, "ca", "13-sig.pem"), join(rolled, "ca", "13-sig-g2.pem")]);
+    // a customer's certificate where the CA's should be: no CA at all
+    copyFileSync(certs["before-rollover"]!.pem, join(bank, "trust", "13-sig.pem"));
+    const enrol = (name: string) => cli(["--json", "provider", "enrol", "--dir", bank, "--request", application(name), "--token-file", rolledToken], { cwd: dir });
+    const neu = await enrol("after-rollover-2");
+    expect(neu.code, neu.stderr).toBe(0);
+    expect(neu.json()).toMatchObject({ status: "valid", public: { caId: "13-sig-g2" }, skippedTrust: [{ file: "trust/13-sig.pem", caId: "13-sig", code: "ERR_CA_INVALID" }] });
+    expect(neu.stderr).toMatch(/warning: trust\/13-sig\.pem was passed over \[ERR_CA_INVALID\]/);
+    const old = await enrol("before-rollover-2");
+    expect(old.code, old.stderr).toBe(4);
+    expect(JSON.parse(old.stderr).error).toMatchObject({ code: "ERR_CA_INVALID", message: expect.stringContaining("trust/13-sig.pem cannot be used") });
+  }, 60_000);
+
+  // Last in this block: it declares 13-sig compromised on the shared public workspace.
+  it("finds a generation the public side declared compromised (its link revoked on the successor's CRL): follow revokes what rests on it and says ERR_PUBLIC_CA_COMPROMISED, enrol and trust refuse it, untrust confirms", async () => {
+    const bank = join(dir, "rollover-bank-compromise");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Careful Bank", "--endpoint", rolledBase, "--trust", join(rolled, "ca", "13-sig.pem"), join(rolled, "ca", "13-sig-g2.pem"), "--crl-url", "http://careful.example/crl/provider.crl"]);
+    const enrol = (name: string) => cli(["--json", "provider", "enrol", "--dir", bank, "--request", application(name), "--token-file", rolledToken, "--customer", name], { cwd: dir });
+    const first = await enrol("before-rollover-2");
+    expect(first.code, first.stderr).toBe(0);
+    const linked = first.json();
+    expect(linked).toMatchObject({ status: "valid", public: { caId: "13-sig" } });
+    const follow = () => cli(["--json", "provider", "follow", "--dir", bank, "--token-file", rolledToken], { cwd: dir });
+    const before = await follow();
+    expect(before.code, before.stderr).toBe(0);
+    expect(before.json().compromise).toEqual([{ caId: "13-sig", successor: "13-sig-g2", status: "sound", linkSerial: expect.stringMatching(/^[0-9a-f]+$/) }]);
+
+    await ok([...r(), "ca", "compromised", "13-sig"]);
+    await regenerate("13-sig-g2");
+    // enrolment asks itself, before any follow pass: the same customer, a fresh application, is refused
+    const early = await enrol("before-rollover-2");
+    expect(early.code, early.stderr).toBe(17);
+    expect(JSON.parse(early.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED" });
+    const found = await follow();
+    expect(found.code, found.stderr).toBe(17);
+    expect(JSON.parse(found.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining("jpki provider untrust 13-sig") });
+    const f = found.json();
+    expect(f.compromise).toEqual([expect.objectContaining({ caId: "13-sig", successor: "13-sig-g2", status: "compromised", error: expect.objectContaining({ code: "ERR_PUBLIC_CA_COMPROMISED" }) })]);
+    expect(f.revoked).toEqual([expect.objectContaining({ serial: linked.serial, reason: "cessationOfOperation", public: expect.objectContaining({ caId: "13-sig", reason: "cACompromise" }) })]);
+    expect(f.crl).toMatchObject({ entries: 1 });
+    const provCrl = sh("openssl", ["crl", "-inform", "DER", "-in", join(bank, "crl", "provider.crl"), "-noout", "-text"]);
+    expect(provCrl.out.toUpperCase()).toContain(linked.serial.toUpperCase());
+
+    // and after it, from the record, before any CRL is asked
+    const refused = await enrol("before-rollover-2");
+    expect(refused.code, refused.stderr).toBe(17);
+    expect(JSON.parse(refused.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED" });
+    // the next pass says it again (nothing revoked twice), until untrust
+    const again = await follow();
+    expect(again.code).toBe(17);
+    expect(again.json().revoked).toEqual([]);
+    const t = await cli(["--json", "provider", "trust", "--dir", bank, join(rolled, "ca", "13-sig.pem")], { cwd: dir });
+    expect(t.code, t.stderr).toBe(17);
+    const u = (await ok(["--json", "provider", "untrust", "13-sig", "--dir", bank])).json();
+    expect(u).toMatchObject({ caId: "13-sig", revoked: [], trusted: ["13-sig-g2"] });
+    const after = await follow();
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.json()).toMatchObject({ compromise: [], revoked: [] });
+    // trusting it again is refused: the record outlives the anchor
+    const back = await cli(["--json", "provider", "trust", "--dir", bank, join(rolled, "ca", "13-sig.pem")], { cwd: dir });
+    expect(back.code, back.stderr).toBe(17);
+  }, 120_000);
 
   it("a provider trusting the new generation alone enrols its customers on its own CRL", async () => {
     const bank = join(dir, "rollover-bank-g2");

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
-import type { FollowResult, ProviderLinkView } from "../../index.js";
+import type { FollowResult, ProviderLinkView, SkippedTrustFile } from "../../index.js";
 import { JpkiError, checkInputFile, checkNewOutputFile, checkWorkspaceDir, library, outputExists } from "../lib.js";
 import { Context, readVerifierToken, withStopSignal } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
@@ -34,9 +34,16 @@ function followText(r: FollowResult): string {
   return [
     ...r.crls.map((c) => `public CRL ${c.caId}: ${c.status}${c.number ? ` #${c.number}` : ""}${c.stale ? " (stale: past its nextUpdate)" : ""}${c.error ? ` [${c.error.code}] ${c.error.message}` : ""}`),
     ...(r.crls.length ? [] : ["no live customer certificates: no public CRL to follow"]),
+    ...r.compromise.map((c) => `public CA ${c.caId} (checked on ${c.successor}'s CRL): ${c.status}${c.error ? ` [${c.error.code}] ${c.error.message}` : ""}`),
     ...r.revoked.map((v) => `revoked ${v.serial} (${v.customerId}) ${v.reason}: public ${v.public.caId} ${v.public.serial} ${v.public.reason} on CRL #${v.public.crlNumber}`),
+    ...(r.stopped ? ["pass stopped (SIGTERM/SIGINT): a download in progress was cut short and counts for nothing; what came before is recorded"] : []),
     r.crl ? `provider CRL #${r.crl.number} published (${entriesText(r.crl.entries)}, ${r.crlCause}): ${r.crl.path}` : "provider CRL unchanged",
   ].join("\n");
+}
+
+/** Files of trust/ passed over, one stderr line each (the --json result carries them as skippedTrust). */
+function warnSkipped(ctx: Context, skipped: readonly SkippedTrustFile[] | undefined): void {
+  for (const x of skipped ?? []) ctx.out.info(`jpki: warning: ${x.file} was passed over [${x.code}]: ${x.message}`);
 }
 
 function followJson(r: FollowResult) {
@@ -103,7 +110,10 @@ Example:
 After 'jpki ca rollover' on the public side, customers with renewed certificates are refused until the provider
 trusts the new generation. Each certificate is kept as trust/<ca>.pem (the id the public side gave it, generation
 included); one trusted already is left as it is, another certificate of an id trusted already is ERR_USAGE. The
-files are given, never fetched from the endpoint: trust must not come from the channel it checks.
+files are given, never fetched from the endpoint: trust must not come from the channel it checks. A file of
+trust/ that cannot be used is passed over by every command (a warning names it; skippedTrust in --json) and
+fails only what needs its CA; trusting that CA's certificate replaces it. A generation
+'follow' found declared compromised is not trusted again (ERR_PUBLIC_CA_COMPROMISED, exit 17).
 
 Example:
   jpki provider trust --dir bank 13-sig-g2.pem`,
@@ -114,6 +124,7 @@ Example:
       const dir = providerDir(io, o.dir);
       const { trustPublicCas } = await library();
       const r = await trustPublicCas({ dir, trustAnchors: anchors });
+      warnSkipped(ctx, r.skippedTrust);
       ctx.out.result(r, () => [`trusted now: ${r.trusted.join(", ")}`, ...(r.added.length ? [`  added ${r.added.join(", ")}`] : []), ...(r.already.length ? [`  already trusted ${r.already.join(", ")}`] : [])].join("\n"));
     });
 
@@ -126,7 +137,8 @@ Example:
       "after",
       `
 When the public side declares a generation's key compromised ('jpki ca compromised', 'ca rollover --compromised'),
-certificates signed with the stolen key are on no CRL: the provider would enrol them (only --ocsp refuses them).
+certificates signed with the stolen key are on no CRL. 'follow' finds it when the provider trusts the successor
+too (the link certificate revoked on its CRL) and revokes what rests on it; otherwise the operator says so here.
 untrust removes trust/<ca>.pem, so enrolment refuses that generation's certificates, and revokes every live
 provider certificate linked to it (cessationOfOperation: the identity it rests on proves nothing now); customers
 enrol again with a certificate of the successor generation ('jpki provider trust' it first).
@@ -140,6 +152,7 @@ Example:
       const passphrase = await ctx.passphrase();
       const { untrustPublicCa, systemClock } = await library();
       const r = await untrustPublicCa({ dir, passphrase, clock: systemClock, caId });
+      warnSkipped(ctx, r.skippedTrust);
       ctx.out.result({ ...r, ...(r.crl ? { crl: { ...r.crl, number: r.crl.number.toString() } } : {}) }, () =>
         [`${r.caId} is no longer trusted; trusted now: ${r.trusted.join(", ") || "none"}`, `  ${r.revoked.length} linked certificate(s) revoked${r.revoked.length ? `: ${r.revoked.join(", ")}` : ""}`, ...(r.crl ? [`  provider CRL #${r.crl.number} published: ${r.crl.path}`] : [])].join("\n"),
       );
@@ -167,7 +180,9 @@ or from a CA not trusted (ERR_PROVIDER_PUBLIC_CERT_INVALID), a request without s
 configured age (ERR_PROVIDER_REQUEST_INVALID), a request with a generated key given twice, or one whose
 certificate has since been revoked or has expired (ERR_PROVIDER_REQUEST_REUSED),
 a public CRL that cannot be had (ERR_PUBLIC_CRL_UNAVAILABLE), is wrong (ERR_PUBLIC_CRL_INVALID, _ROLLBACK) or is
-past its nextUpdate (ERR_PUBLIC_CRL_STALE; all exit 17),
+past its nextUpdate (ERR_PUBLIC_CRL_STALE; all exit 17), a certificate of a public CA generation declared
+compromised (ERR_PUBLIC_CA_COMPROMISED, exit 17: found by 'follow', or here, where the successor generation is
+trusted too, on its CRL and the link certificate, as follow checks; a check that cannot be made issues nothing),
 with --ocsp a responder down or unreachable after the same retries (ERR_PUBLIC_OCSP_UNAVAILABLE, exit 17), an
 answer dated ahead of this host's clock (thisUpdate, producedAt; 5 min of skew allowed) or past its nextUpdate
 (ERR_PUBLIC_OCSP_NOT_CURRENT, exit 17), or one malformed, with a bad signature, about another certificate or
@@ -218,6 +233,7 @@ Example (the customer's side with openssl; the card's key signs):
         bearerToken,
         ...limits,
       });
+      warnSkipped(ctx, r.skippedTrust);
       const { certificate: _der, privateKeyPem: _key, ...shown } = r;
       ctx.out.result({ ...shown, ...(keyOut ? { keyPath: keyOut } : {}) }, () =>
         [
@@ -246,17 +262,26 @@ verifies it with the trusted CA certificate, refuses one whose CRL number goes b
 saw. A revocation maps to the provider's reason: affiliationChanged, cessationOfOperation, superseded and
 certificateHold carry over; keyCompromise only for a certificate of the card's own key (else
 cessationOfOperation). Safe to kill and run again: the next pass completes what a killed one left.
+For each trusted generation whose successor is trusted too (13-sig, 13-sig-g2), it fetches the link certificate
+<endpoint>/ca/13-sig.by-13-sig-g2.crt and looks it up on 13-sig-g2's CRL: listed, the public side declared
+13-sig's key compromised; every certificate resting on 13-sig is revoked, and the pass fails with
+ERR_PUBLIC_CA_COMPROMISED until 'jpki provider untrust 13-sig' (enrol and trust refuse it from then on).
 A 429, 5xx or refused connection is asked again twice, with a growing wait; a redirect is not followed.
 A download fails after 10 s without a byte (--timeout), or after 10 min however steadily it comes
 (--total-timeout); a CRL over 256 MiB (--max-crl-mib) is refused. With --watch and --json, each pass writes
-one JSON document on a line of its own.
+one JSON document on a line of its own. With --watch, SIGTERM or SIGINT cuts a download in progress short (that CA
+is "stopped": nothing of it written) and ends the pass as any pass ends: what it had is recorded, then the CRL.
 
 ${commandExitCodes({
   ok: "every public CRL followed",
   errors: [
-    [["ERR_PUBLIC_CRL_UNAVAILABLE", "ERR_PUBLIC_CRL_INVALID", "ERR_PUBLIC_CRL_ROLLBACK"], "a public CRL could not be had or was refused (the others are still followed)"],
+    ["ERR_PUBLIC_CA_COMPROMISED", "a trusted public CA generation was declared compromised: what rests on it was revoked; run 'jpki provider untrust'"],
+    [["ERR_PUBLIC_CRL_UNAVAILABLE", "ERR_PUBLIC_CRL_INVALID", "ERR_PUBLIC_CRL_ROLLBACK"], "a public CRL (or a generation's link certificate) could not be had or was refused (the others are still followed)"],
     ["ERR_PUBLIC_CRL_CLOCK", "a public CRL is dated after this host's clock (its revocations are applied all the same)"],
     ["ERR_PUBLIC_CRL_STALE", "a public CRL is past its nextUpdate (its revocations are applied all the same)"],
+    [["ERR_CA_UNKNOWN", "ERR_CA_INVALID"], "customers' certificates rest on a public CA whose trust/<ca>.pem is gone or not that CA's certificate: its CRL is not followed (the others are); 'provider trust' puts it back, 'provider untrust' revokes what rests on it"],
+    ["ERR_DER_MALFORMED", "the same, trust/<ca>.pem not being a certificate at all"],
+    ["ERR_FILE_UNUSABLE", "a file could not be written (a full disk, a quota, a read-only filesystem: the message says what was recorded and what the next pass does), or trust/<ca>.pem cannot be read"],
   ],
 })}
 
@@ -271,21 +296,30 @@ Examples:
       const token = readVerifierToken(io, o.tokenFile);
       const passphrase = await ctx.passphrase();
       const { followPublicCrls, watchPublicCrls, systemClock } = await library();
-      const failed = (r: FollowResult) => r.crls.find((x) => x.error);
+      // a compromised public CA first: the gravest, and what the operator must act on ('untrust')
+      const failed = (r: FollowResult) => {
+        const ca = r.compromise.find((x) => x.error?.code === "ERR_PUBLIC_CA_COMPROMISED");
+        if (ca) return { what: `public CA ${ca.caId}`, error: ca.error };
+        const crl = r.crls.find((x) => x.error);
+        if (crl) return { what: `public CRL ${crl.caId}`, error: crl.error };
+        const check = r.compromise.find((x) => x.error);
+        return check && { what: `public CA ${check.caId}`, error: check.error };
+      };
       // Given alone it changed nothing, silently: one pass ran and the command ended.
       if (!o.watch && c.getOptionValueSource("interval") === "cli") throw new JpkiError("ERR_USAGE", "--interval sets the time between passes of --watch: add --watch, or drop --interval for one pass");
       if (o.watch) {
         const seconds = Number(o.interval);
         if (!Number.isFinite(seconds) || seconds < 1) throw new JpkiError("ERR_USAGE", "--interval must be a number of seconds ≥ 1");
         await withStopSignal((signal) =>
-          watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits, intervalMs: seconds * 1000, signal, onPass: (r) => ctx.out.line(followJson(r), () => followText(r)), onBusy: (e) => ctx.out.info(`jpki: ${e.message}; this pass is skipped`) }),
+          watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits, intervalMs: seconds * 1000, signal, onPass: (r) => (warnSkipped(ctx, r.skippedTrust), ctx.out.line(followJson(r), () => followText(r))), onBusy: (e) => ctx.out.info(`jpki: ${e.message}; this pass is skipped`) }),
         );
         return;
       }
       const r = await followPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits });
+      warnSkipped(ctx, r.skippedTrust);
       ctx.out.result(followJson(r), () => followText(r));
       const f = failed(r);
-      if (f?.error) throw new JpkiError(f.error.code, `public CRL ${f.caId}: ${f.error.message}`);
+      if (f?.error) throw new JpkiError(f.error.code, `${f.what}: ${f.error.message}`);
     });
 
   cmd
