@@ -149,25 +149,24 @@ const POOL = 3;
 const WAIT_MS = 200;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A migrated database, and the store opened on it through a fresh proxy, its pool filled (POOL connections). */
-async function throughProxy(): Promise<{ proxy: VanishingProxy; store: PostgresStore }> {
+/**
+ * A migrated database, and the store opened on it through `proxy` (listening from now on), with a pool of `POOL`.
+ * `warm`: the pool's connections opened first, as many reads at once as it holds (a vanish then finds them all
+ * open); `closeWaitMs`: the store's close cuts connections still out after that long (PostgresStore.open).
+ */
+async function through<P extends LoopbackProxy>(proxy: P, o: { warm?: boolean; closeWaitMs?: number } = {}): Promise<{ proxy: P; store: PostgresStore }> {
   const url = await server.createDatabase();
   await (await PostgresStore.open(url, { create: true })).close();
-  const proxy = await new VanishingProxy().listen(join(server.socketDir, ".s.PGSQL.5432"));
-  const store = await PostgresStore.open(`postgresql://jpki@127.0.0.1:${proxy.port}/${new URL(url).pathname.slice(1)}`, { poolSize: POOL, connectTimeoutMs: 1000, closeWaitMs: WAIT_MS });
-  // as many reads at once as the pool holds: each opens a connection of its own
-  await Promise.all(Array.from({ length: POOL }, () => store.listCas()));
+  await proxy.listen(join(server.socketDir, ".s.PGSQL.5432"));
+  const store = await PostgresStore.open(`postgresql://jpki@127.0.0.1:${proxy.port}/${new URL(url).pathname.slice(1)}`, { poolSize: POOL, connectTimeoutMs: 1000, ...(o.closeWaitMs !== undefined ? { closeWaitMs: o.closeWaitMs } : {}) });
+  if (o.warm) await Promise.all(Array.from({ length: POOL }, () => store.listCas()));
   return { proxy, store };
 }
 
-/** A migrated database, and the store opened on it through a fresh CuttingProxy, with a pool of `POOL`. */
-async function throughCuttingProxy(): Promise<{ proxy: CuttingProxy; store: PostgresStore }> {
-  const url = await server.createDatabase();
-  await (await PostgresStore.open(url, { create: true })).close();
-  const proxy = await new CuttingProxy().listen(join(server.socketDir, ".s.PGSQL.5432"));
-  const store = await PostgresStore.open(`postgresql://jpki@127.0.0.1:${proxy.port}/${new URL(url).pathname.slice(1)}`, { poolSize: POOL, connectTimeoutMs: 1000 });
-  return { proxy, store };
-}
+/** The store through a VanishingProxy, its pool's connections open, closes cutting at the watchdog's bound. */
+const throughProxy = () => through(new VanishingProxy(), { warm: true, closeWaitMs: WAIT_MS });
+/** The store through a CuttingProxy. */
+const throughCuttingProxy = () => through(new CuttingProxy());
 
 /**
  * A migrated database, the store on it with a pool of one connection (so a hung read holds the only one), a session of
