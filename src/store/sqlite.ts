@@ -6,7 +6,8 @@ import { hash, randomBytes } from "node:crypto";
 import { closeSync, fchmodSync, openSync, statSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { setImmediate as yieldTurn } from "node:timers/promises";
-import Database from "better-sqlite3";
+import { createRequire } from "node:module";
+import type Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
 import { decodeEntries, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
@@ -116,6 +117,16 @@ import { activeCompromiseMessage, auditDigest, caCompromisedAudit, caCreatedAudi
 import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 import { fillMarkKey, pageRowsOf, upgradeInProgress, type UpgradeOptions, type UpgradeProgress } from "./upgrade.js";
 import { certifiedKeyColumn, isSqliteWriterGuard, NO_CERTIFIED_KEY, WRITER_GUARD_MESSAGE, writerGuardRefused } from "./writer-guard.js";
+
+/**
+ * better-sqlite3, required when the first database opens: the workspace module imports this store for every
+ * workspace, and a PostgreSQL workspace's commands (a CRL's generation, the daemons' start) paid for loading the
+ * driver they never use.
+ */
+let driver: typeof Database | undefined;
+function betterSqlite3(): typeof Database {
+  return (driver ??= createRequire(import.meta.url)("better-sqlite3") as typeof Database);
+}
 
 type Int = number | bigint;
 
@@ -1108,7 +1119,7 @@ export class SqliteStore implements Store {
       // and shared-memory files the database file's mode. The workspace makes its file so already; a library
       // caller creating a store directly gets the same. An empty file is a new database to SQLite.
       if (opts.create && path !== ":memory:" && path !== "") createOwnerOnly(path);
-      db = new Database(path, { fileMustExist: !opts.create });
+      db = new (betterSqlite3())(path, { fileMustExist: !opts.create });
       // Writers queue on SQLite's write lock; a transaction waits this long for another process's write
       // transaction (all are short: the longest is one batch) before ERR_WORKSPACE_LOCKED.
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
@@ -2786,7 +2797,7 @@ export class SqliteStore implements Store {
   static openElsewhere(path: string): boolean {
     let db: Database.Database | undefined;
     try {
-      db = new Database(path, { fileMustExist: true });
+      db = new (betterSqlite3())(path, { fileMustExist: true });
     } catch {
       return false;
     }
@@ -2813,7 +2824,7 @@ export class SqliteStore implements Store {
     if (!serials.length) return out;
     let db: Database.Database | undefined;
     try {
-      db = new Database(path, { readonly: true, fileMustExist: true });
+      db = new (betterSqlite3())(path, { readonly: true, fileMustExist: true });
       const rows = db
         .prepare("SELECT ca_id, serial, municipality_code FROM certificates WHERE serial IN (SELECT value FROM json_each(?))")
         .all(JSON.stringify(serials)) as Array<{ ca_id: string; serial: string; municipality_code: string }>;
@@ -2833,7 +2844,7 @@ export class SqliteStore implements Store {
   static caIdsOf(path: string): { readonly cas: readonly string[]; readonly retired: readonly RetiredCaIdRecord[] } | undefined {
     let db: Database.Database | undefined;
     try {
-      db = new Database(path, { readonly: true, fileMustExist: true });
+      db = new (betterSqlite3())(path, { readonly: true, fileMustExist: true });
       const cas = db.prepare("SELECT id FROM cas ORDER BY id").pluck().all() as string[];
       let retired: RetiredCaIdRecord[] = [];
       try {
@@ -2852,7 +2863,7 @@ export class SqliteStore implements Store {
   static nextStatusCheckIdOf(path: string): number | undefined {
     let db: Database.Database | undefined;
     try {
-      db = new Database(path, { readonly: true, fileMustExist: true }); // a missing file throws: undefined
+      db = new (betterSqlite3())(path, { readonly: true, fileMustExist: true }); // a missing file throws: undefined
       return Number((db.prepare(NEXT_STATUS_CHECK_ID).get() as { n: number }).n);
     } catch {
       return undefined;

@@ -15,6 +15,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { cli, tempDir } from "./helpers.js";
+import { usePostgres } from "../use-postgres.js";
 import { VERSION } from "../../src/version.js";
 import type { Io } from "../../src/cli/output.js";
 
@@ -24,8 +25,11 @@ const entryRequire = createRequire(import.meta.url)("../../bin/entry.cjs") as { 
 /** The bundle step (bin/bundle.cjs): its directory swap. */
 const bundleStep = createRequire(import.meta.url)("../../bin/bundle.cjs") as { swap(staging: string, outdir: string, between?: (i: number) => void): void };
 const HEAVY = ["pkijs", "asn1js", "@peculiar/x509", "@peculiar/webcrypto", "@peculiar/asn1-schema", "@peculiar/asn1-x509", "better-sqlite3", "reflect-metadata"];
-/** What a command that works on the store loads: the signing, WebCrypto and storage stack. */
-const STACK = ["pkijs", "@peculiar/x509", "@peculiar/webcrypto", "better-sqlite3"];
+/**
+ * What a command that works on the store loads: the signing and WebCrypto stack. The SQLite driver, better-sqlite3,
+ * only once a SQLite database opens (a PostgreSQL workspace never loads it): the crl generate tests below.
+ */
+const STACK = ["pkijs", "@peculiar/x509", "@peculiar/webcrypto"];
 
 let dir: string;
 let register: string;
@@ -46,7 +50,24 @@ export async function resolve(specifier, context, next) {
 `,
   );
   register = join(dir, "register.mjs");
-  writeFileSync(register, `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(hooks).href)}, { data: { out: process.env.JPKI_TEST_LOADED } });\n`);
+  // The resolve hook sees ES imports; a require (createRequire's, as the SQLite store loads its driver when a
+  // database opens) goes through CommonJS's resolver, which writes its files to the same list.
+  writeFileSync(
+    register,
+    `import { register } from "node:module";
+import Module from "node:module";
+import { appendFileSync } from "node:fs";
+import { isAbsolute } from "node:path";
+import { pathToFileURL } from "node:url";
+register(${JSON.stringify(pathToFileURL(hooks).href)}, { data: { out: process.env.JPKI_TEST_LOADED } });
+const resolveFilename = Module._resolveFilename;
+Module._resolveFilename = function (...args) {
+  const r = resolveFilename.apply(this, args);
+  if (isAbsolute(r)) appendFileSync(process.env.JPKI_TEST_LOADED, pathToFileURL(r).href + "\\n");
+  return r;
+};
+`,
+  );
 });
 
 /** The package a resolved URL belongs to (the innermost node_modules/ entry), or undefined for our own files and node: built-ins. */
@@ -75,12 +96,12 @@ interface Loaded {
  * Runs the built CLI (of the package at root); returns its exit code, output and what it loaded. The built modules
  * unless `bundle` (then whatever the launcher picks).
  */
-function loadedBy(args: string[], name: string, root = ROOT, { bundle = false } = {}): Loaded {
+function loadedBy(args: string[], name: string, root = ROOT, { bundle = false, env = {} as NodeJS.ProcessEnv } = {}): Loaded {
   const out = join(dir, `${name}.loaded`);
   writeFileSync(out, "");
   const r = spawnSync(process.execPath, ["--import", pathToFileURL(register).href, join(root, "bin", "jpki.cjs"), ...args], {
     cwd: dir,
-    env: { ...process.env, JPKI_TEST_LOADED: out, JPKI_PASSPHRASE: "x", JPKI_NO_BUNDLE: bundle ? undefined : "1" },
+    env: { ...process.env, JPKI_TEST_LOADED: out, JPKI_PASSPHRASE: "x", JPKI_NO_BUNDLE: bundle ? undefined : "1", ...env },
     encoding: "utf8",
   });
   const urls = readFileSync(out, "utf8").split("\n");
@@ -200,7 +221,7 @@ describe("start-up loads the library only when a command needs it", () => {
   it("jpki inspect CERT decodes without the signing, WebCrypto and storage stack, and loads no other command", () => {
     const r = loadedBy(["inspect", join(ROOT, "fixtures", "jlis", "sign-ca-2023.pem")], "inspect");
     expect(r.status).toBe(0);
-    for (const p of STACK) expect(r.packages, p).not.toContain(p);
+    for (const p of [...STACK, "better-sqlite3"]) expect(r.packages, p).not.toContain(p);
     expect(r.commands).toEqual(["inspect.js"]);
     // a root option before the command still picks it out; help for it too
     expect(loadedBy(["--workspace", dir, "--json", "inspect", "--help"], "inspect-help").commands).toEqual(["inspect.js"]);
@@ -237,13 +258,32 @@ describe("start-up loads the library only when a command needs it", () => {
   });
 });
 
+describe("a PostgreSQL workspace", () => {
+  const server = usePostgres();
+  it("jpki crl generate loads no SQLite driver: pg and commander only", async () => {
+    const env = { JPKI_STORE: await server.createDatabase() };
+    const ws = join(dir, "crl-pg-ws");
+    const init = await cli(["--workspace", ws, "ca", "init", "--prefecture", "13", "--store", "postgres"], { cwd: dir, env: { JPKI_PASSPHRASE: "x", ...env } });
+    expect(init.code, init.stderr).toBe(0);
+    for (const bundle of [false, true]) {
+      const r = loadedBy(["--workspace", ws, "crl", "generate", "--ca", "13-sig"], `crl-generate-pg-${bundle}`, ROOT, { bundle, env });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`CRL 13-sig #${bundle ? 2 : 1}`);
+      expect(r.packages).toContain("pg");
+      // node-postgres and its own small dependencies (pg-*, postgres-* type parsers, split2 for pgpass), commander
+      for (const p of r.packages) expect(p, p).toMatch(/^(pg|pg-.+|pgpass|postgres-.+|split2|xtend|commander)$/);
+      for (const p of HEAVY) expect(r.packages, p).not.toContain(p);
+    }
+  });
+});
+
 describe("the start-up bundle (bin/bundle.cjs)", () => {
   it("loads what the modules load: inspect and a subcommand's help stay light", () => {
     const inspect = loadedBy(["inspect", join(ROOT, "fixtures", "jlis", "sign-ca-2023.pem")], "bundle-inspect", ROOT, { bundle: true });
     expect(inspect.status, inspect.stderr).toBe(0);
     expect(inspect.ran).toEqual({ bundle: true, modules: false });
     expect(inspect.stdout).toBe(loadedBy(["inspect", join(ROOT, "fixtures", "jlis", "sign-ca-2023.pem")], "modules-inspect").stdout);
-    for (const p of STACK) expect(inspect.packages, p).not.toContain(p);
+    for (const p of [...STACK, "better-sqlite3"]) expect(inspect.packages, p).not.toContain(p);
     const help = loadedBy(["revoke", "--help"], "bundle-revoke-help", ROOT, { bundle: true });
     expect(help.ran.bundle).toBe(true);
     expect([...help.packages]).toEqual(["commander"]);
