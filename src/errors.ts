@@ -120,6 +120,7 @@ export const ERROR_CODES = {
   ERR_PKCS11_KEY_NOT_FOUND: { exit: 19, summary: "the token holds no private key with the label and id the CA's key reference names" },
   ERR_PKCS11_SIGN_FAILED: { exit: 19, summary: "the token failed to generate a key or to sign, or returned a signature that does not verify: nothing was signed" },
   ERR_BACKUP_CORRUPT: { exit: 21, summary: "a backup fails its manifest (a file missing, added, or changed, or no valid manifest.json): nothing was restored" },
+  ERR_BACKUP_UNAUTHENTICATED: { exit: 21, summary: "a passphrase was given to check a backup whose manifest is not authenticated (taken without one, or its authentication removed): nothing was restored; --accept-unauthenticated for a backup taken so" },
   ERR_BACKUP_EXISTS: { exit: 2, summary: "the backup destination already exists: backups go into a new directory" },
   ERR_BACKUP_TARGET_LIVE: { exit: 3, summary: "the restore target already holds a workspace (or its database holds records): stop every jpki process on it and pass --force" },
   ERR_BACKUP_UNSUPPORTED: { exit: 21, summary: "the backup was made by a newer jpki, of a newer store schema, or of another store kind than the target's" },

@@ -149,7 +149,8 @@ export { Workspace, workspacePaths, type WorkspaceOpenOptions } from "./workspac
 // backup and restore (issue 13)
 export { takeBackup, type BackupOptions, type BackupProgress, type BackupReport } from "./backup/backup.js";
 export { restoreBackup, recordRestore, type RestoreOptions, type RestoreProgress, type RestoreReport, type RestoredCrlNumbering, type RestoreAuditEvent } from "./backup/restore.js";
-export { verifyBackup, BACKUP_FORMAT, type BackupManifest, type ManifestFile, type ManifestCrlNumber } from "./backup/manifest.js";
+export { verifyBackup, readManifest, authenticateBackup, BACKUP_FORMAT, type AuthenticateBackupOptions, type BackupManifest, type ManifestFile, type ManifestCrlNumber } from "./backup/manifest.js";
+export { type ManifestAuthentication } from "./backup/authentication.js";
 export { crlNumberGap, MIN_CRL_GAP, MAX_CRL_NUMBERS_PER_SECOND } from "./backup/crl-numbers.js";
 export { VERSION } from "./version.js";
 export { checkInputFile, checkInputDir, checkOutputFile, checkOutputDir, checkWorkspaceDir, type PathCheckOptions, type OutputDirOptions } from "./workspace/paths.js";

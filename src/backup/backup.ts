@@ -44,6 +44,8 @@ import { VERSION } from "../version.js";
 import { checkOutputDir, refuseSpecial } from "../workspace/paths.js";
 import { COUNTER_ADMIN_KEY_FILE, Workspace, workspacePaths } from "../workspace/workspace.js";
 import { BACKUP_FORMAT, MANIFEST_NAME, hashFile, type BackupManifest, type ManifestCrlNumber, type ManifestFile } from "./manifest.js";
+import { authenticateManifest } from "./authentication.js";
+import { unlockPrivateKey } from "../pki/keys.js";
 
 export const STORE_FILES = { sqlite: "store/jpki.db", postgres: "store/jpki.pgdump" } as const;
 /** The workspace files a backup holds, relative to the workspace root: config.json and these trees. */
@@ -65,6 +67,12 @@ export interface BackupOptions {
   readonly storeUrl?: string;
   readonly clock?: Clock;
   readonly onProgress?: (p: BackupProgress) => void;
+  /**
+   * The CA passphrase: the manifest is then authenticated under it (backup/authentication.ts), after it was checked
+   * to open one of the workspace's CA keys (ERR_PASSPHRASE_WRONG otherwise: a backup no restore could check).
+   * Without it the manifest carries hashes only.
+   */
+  readonly passphrase?: string;
 }
 
 export interface BackupReport {
@@ -73,6 +81,16 @@ export interface BackupReport {
   readonly bytes: number;
   /** partial directories of killed backups removed from DEST's parent before this one began (names) */
   readonly swept: readonly string[];
+}
+
+/**
+ * The passphrase opens a CA key of the workspace (one kept in software: a token's has none to try), so that a
+ * backup is never authenticated under a mistyped passphrase no restore could check it with.
+ */
+async function assertOpensCaKey(ws: Workspace, passphrase: string): Promise<void> {
+  if (!passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", "an empty passphrase authenticates nothing: give the CA passphrase, or none for a backup with hashes only");
+  const probe = (await ws.store.listCas()).find((r) => !r.keyRef);
+  if (probe) await unlockPrivateKey(probe.encryptedKeyPem, passphrase, `the key of CA ${probe.id} (the backup's manifest is authenticated under the CA passphrase)`);
 }
 
 /**
@@ -208,6 +226,7 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
   let retired: string | undefined;
   try {
     retired = await ws.store.retirement();
+    if (opts.passphrase !== undefined) await assertOpensCaKey(ws, opts.passphrase);
   } finally {
     await ws.close();
   }
@@ -271,7 +290,7 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
     if (!files.some((f) => f.path === "workspace/config.json")) throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.config} vanished while it was backed up`);
 
     opts.onProgress?.({ phase: "manifest", done });
-    const manifest: BackupManifest = {
+    const unauthenticated: BackupManifest = {
       format: BACKUP_FORMAT,
       jpkiVersion: VERSION,
       store: kind,
@@ -281,6 +300,8 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
       crlNumbers: meta.crlNumbers,
       files: files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
     };
+    const manifest: BackupManifest =
+      opts.passphrase !== undefined ? { ...unauthenticated, authentication: await authenticateManifest(unauthenticated, opts.passphrase) } : unauthenticated;
     const fd = openSync(join(tmp, MANIFEST_NAME), "wx", 0o600);
     try {
       writeSync(fd, JSON.stringify(manifest, null, 2) + "\n");

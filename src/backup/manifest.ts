@@ -4,10 +4,11 @@
  * every CA and scope at that moment (what a restore moves numbering past, backup/restore.ts).
  *
  * The manifest is what `jpki restore` checks before it touches anything: a file missing, a file added, or a
- * file whose size or SHA-256 differs is ERR_BACKUP_CORRUPT naming the file. It guards against damage (a
- * truncated copy, bit rot, a file added or lost by a sync tool), not against someone who can rewrite
- * manifest.json too: it is not signed. Keep backups where only the operator can write (they hold the encrypted
- * CA keys and personal data anyway: files 0600, directories 0700).
+ * file whose size or SHA-256 differs is ERR_BACKUP_CORRUPT naming the file. That guards against damage (a
+ * truncated copy, bit rot, a file added or lost by a sync tool); against someone who can rewrite manifest.json
+ * too, a backup taken with the CA passphrase carries an HMAC of the manifest under a key derived from it
+ * (`authentication`, backup/authentication.ts), checked by authenticateBackup. Keep backups where only the
+ * operator can write all the same (they hold the encrypted CA keys and personal data: files 0600, directories 0700).
  */
 import { createHash } from "node:crypto";
 import { closeSync, lstatSync, openSync, readSync, readdirSync } from "node:fs";
@@ -15,6 +16,7 @@ import { join, posix } from "node:path";
 import { JpkiError } from "../errors.js";
 import { NOT_REGULAR, readRegularFile } from "../pki/regular-file.js";
 import { checkInputDir } from "../workspace/paths.js";
+import { isManifestAuthentication, manifestAuthenticates, type ManifestAuthentication } from "./authentication.js";
 
 export const MANIFEST_NAME = "manifest.json";
 export const BACKUP_FORMAT = "jpki-backup/1";
@@ -46,6 +48,8 @@ export interface BackupManifest {
   readonly durationMs: number;
   readonly crlNumbers: readonly ManifestCrlNumber[];
   readonly files: readonly ManifestFile[];
+  /** the HMAC of the rest under the CA passphrase, when the backup was taken with it (backup/authentication.ts) */
+  readonly authentication?: ManifestAuthentication;
 }
 
 /** SHA-256 (hex) and size of a file, read in 1 MiB blocks: a store backup may be gigabytes. */
@@ -119,6 +123,7 @@ export function readManifest(dir: string): BackupManifest {
   if (typeof m.jpkiVersion !== "string") throw bad("jpkiVersion");
   if (!Array.isArray(m.crlNumbers) || !m.crlNumbers.every((c) => typeof c?.caId === "string" && typeof c.scope === "string" && /^\d+$/.test(String(c.highest)))) throw bad("crlNumbers");
   if (!Array.isArray(m.files)) throw bad("files");
+  if (m.authentication !== undefined && !isManifestAuthentication(m.authentication)) throw bad("authentication");
   const seen = new Set<string>();
   for (const f of m.files) {
     if (!safeRelative(f?.path) || !Number.isSafeInteger(f.size) || f.size < 0 || typeof f.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(f.sha256)) {
@@ -155,4 +160,46 @@ export function verifyBackup(dir: string): BackupManifest {
     if (h.sha256 !== f.sha256) throw corrupt(`${f.path} in the backup ${dir} does not match its SHA-256 in the manifest`, f.path);
   }
   return manifest;
+}
+
+export interface AuthenticateBackupOptions {
+  /** the CA passphrase the backup was taken with; needed when its manifest is authenticated */
+  readonly passphrase?: string;
+  /**
+   * a manifest without authentication passes although a passphrase was given: a backup taken without one (by
+   * `jpki backup` without a passphrase, or by a release before manifests were authenticated)
+   */
+  readonly acceptUnauthenticated?: boolean;
+}
+
+/**
+ * Checks a verified backup's manifest (verifyBackup) against the CA passphrase. An authenticated manifest needs
+ * the passphrase (ERR_PASSPHRASE_MISSING without one) and must verify under it (ERR_BACKUP_CORRUPT, file
+ * manifest.json: the manifest was rewritten, or the passphrase is not the one the backup was taken with). Given
+ * a passphrase, a manifest without authentication is refused (ERR_BACKUP_UNAUTHENTICATED) unless
+ * `acceptUnauthenticated`: whoever rewrote a backup would drop the member rather than leave one that fails.
+ * Without a passphrase, an unauthenticated manifest passes as before. Returns whether it was authenticated.
+ */
+export async function authenticateBackup(dir: string, manifest: BackupManifest, opts: AuthenticateBackupOptions = {}): Promise<{ authenticated: boolean }> {
+  const { passphrase } = opts;
+  if (manifest.authentication) {
+    if (!passphrase) {
+      throw new JpkiError(
+        "ERR_PASSPHRASE_MISSING",
+        `the manifest of ${dir} is authenticated under the CA passphrase it was taken with: give that passphrase (JPKI_PASSPHRASE or --passphrase-file) to check it`,
+      );
+    }
+    if (!(await manifestAuthenticates(manifest as BackupManifest & { authentication: ManifestAuthentication }, passphrase))) {
+      throw corrupt(`${MANIFEST_NAME} in ${dir} does not authenticate under the passphrase given: the manifest was rewritten, or the backup was taken under another passphrase`, MANIFEST_NAME);
+    }
+    return { authenticated: true };
+  }
+  if (passphrase && !opts.acceptUnauthenticated) {
+    throw new JpkiError(
+      "ERR_BACKUP_UNAUTHENTICATED",
+      `the manifest of ${dir} is not authenticated (a backup taken without the CA passphrase, or one whose authentication was removed): nothing was restored; if it was taken so, pass --accept-unauthenticated`,
+      { details: { file: MANIFEST_NAME } },
+    );
+  }
+  return { authenticated: false };
 }

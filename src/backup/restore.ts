@@ -3,7 +3,9 @@
  * the workspace handed out after the backup was taken is handed out again.
  *
  * 1. The backup is checked against its manifest before anything is touched: a file missing, added or changed
- *    is ERR_BACKUP_CORRUPT (exit 21) naming it. A backup of a newer schema is ERR_BACKUP_UNSUPPORTED.
+ *    is ERR_BACKUP_CORRUPT (exit 21) naming it. A backup of a newer schema is ERR_BACKUP_UNSUPPORTED. With the CA
+ *    passphrase, the manifest's authentication is checked too (manifest.ts authenticateBackup): a rewritten
+ *    manifest is ERR_BACKUP_CORRUPT, one without authentication ERR_BACKUP_UNAUTHENTICATED unless accepted.
  * 2. A target that holds a workspace (config.json or jpki.db), or a PostgreSQL database with tables, is refused
  *    (ERR_BACKUP_TARGET_LIVE) unless `force`. Every jpki process on it must be stopped first: a restore is no
  *    online operation (there is no workspace lock to take, types.ts "Concurrency contract"). A store another
@@ -67,7 +69,7 @@ import { workspacePaths } from "../workspace/workspace.js";
 import { BACKED_UP_FILES, BACKED_UP_TREES, STORE_FILES, copyHashed, writeFailure } from "./backup.js";
 import { decodeEntries } from "../profile/crl-entry.js";
 import { crlNumberGap, listedRevocations, publishedCrlNumbers, type ListedRevocation } from "./crl-numbers.js";
-import { verifyBackup, type BackupManifest } from "./manifest.js";
+import { authenticateBackup, verifyBackup, type BackupManifest } from "./manifest.js";
 
 /** Liveness-check ids moved on by a restore, at least this many past the backup's next id. */
 export const MIN_STATUS_CHECK_GAP = 1_000_000;
@@ -117,6 +119,10 @@ export interface RestoreOptions {
   /** a CRL number gap the operator asks for, used when larger than the computed one */
   readonly crlGap?: bigint;
   readonly onProgress?: (p: RestoreProgress) => void;
+  /** the CA passphrase the backup was taken with: its manifest's authentication is checked (manifest.ts authenticateBackup) */
+  readonly passphrase?: string;
+  /** with a passphrase, restore a backup whose manifest is not authenticated (one taken without the passphrase) */
+  readonly acceptUnauthenticated?: boolean;
 }
 
 /** How one CA's CRL numbering moved. */
@@ -134,6 +140,8 @@ export interface RestoreReport {
   readonly source: string;
   readonly workspace: string;
   readonly store: BackupManifest["store"];
+  /** whether the manifest was authenticated under the passphrase given (false: checked by its hashes only) */
+  readonly authenticated: boolean;
   readonly takenAt: string;
   readonly restoredAt: string;
   /** the safety gap the numbering moved past (decimal) */
@@ -335,6 +343,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   const source = checkInputDir(opts.source, "backup");
   opts.onProgress?.({ phase: "verify" });
   const manifest = verifyBackup(source);
+  const { authenticated } = await authenticateBackup(source, manifest, { ...(opts.passphrase !== undefined ? { passphrase: opts.passphrase } : {}), acceptUnauthenticated: Boolean(opts.acceptUnauthenticated) });
   const current = manifest.store === "sqlite" ? (await import("../store/sqlite.js")).SCHEMA_VERSION : (await import("../store/postgres.js")).PG_SCHEMA_VERSION;
   if (manifest.schemaVersion > current) {
     throw new JpkiError("ERR_BACKUP_UNSUPPORTED", `the backup's ${manifest.store} store has schema version ${manifest.schemaVersion}, newer than this jpki's (${current}; it was made by jpki ${manifest.jpkiVersion}): restore it with that jpki or a newer one`);
@@ -645,6 +654,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       source,
       workspace: paths.root,
       store: manifest.store,
+      authenticated,
       takenAt: manifest.takenAt,
       restoredAt: restoredAt.toISOString(),
       crlGap: gap.toString(),

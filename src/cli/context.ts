@@ -115,6 +115,16 @@ export class Context {
   }
 
   /**
+   * The CA key passphrase when one was given without asking (--passphrase-file, else JPKI_PASSPHRASE), else
+   * undefined: for a command that uses it where it can (a backup authenticates its manifest with it) and must
+   * not stop for a prompt where it was not given (a backup run by cron).
+   */
+  givenPassphrase(): string | undefined {
+    if (this.opts.passphraseFile) return readPassphraseFile(this.opts.passphraseFile, "passphrase file --passphrase-file", this.io.cwd, {});
+    return this.io.env.JPKI_PASSPHRASE || undefined;
+  }
+
+  /**
    * The CA key passphrase: --passphrase-file, else JPKI_PASSPHRASE, else a prompt on a terminal.
    * Never taken from a command-line argument, where other users could read it.
    */

@@ -37,7 +37,7 @@ export function encryptPrivateKey(key: KeyObject, passphrase: string, params: Ke
  * passwords), so either typing opens them; keys wrapped before that under a decomposed passphrase still open as
  * they were typed, or typed the other way. A passphrase NFC leaves alone (any ASCII one) is tried once.
  */
-function passphraseForms(passphrase: string): string[] {
+export function passphraseForms(passphrase: string): string[] {
   const forms = [passphrase];
   for (const f of [passphrase.normalize("NFC"), passphrase.normalize("NFD")]) if (!forms.includes(f)) forms.push(f);
   return forms;

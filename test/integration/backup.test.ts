@@ -266,6 +266,109 @@ describe("jpki restore refuses a backup that fails its manifest", () => {
 });
 
 /**
+ * The manifest's authentication (backup/authentication.ts): the hashes catch damage, not someone who can write the
+ * backup — here, a CRL file changed and its size and SHA-256 put right in manifest.json, which the hashes alone
+ * accept. Taken with the CA passphrase (the helpers' cli() sets JPKI_PASSPHRASE), the manifest's HMAC no longer
+ * verifies; with the authentication removed, a restore holding the passphrase refuses it too.
+ */
+describe("a backup's manifest authenticated under the CA passphrase", () => {
+  let good: string;
+  beforeAll(async () => {
+    good = join(dir, "auth-base");
+    const b = await cli(["-w", ws, "backup", good, "--json"], { cwd: dir });
+    expect(b.code, b.stderr).toBe(0);
+    const a = b.json().manifest.authentication;
+    expect(a).toMatchObject({ alg: "HMAC-SHA256", kdf: "PBKDF2-HMAC-SHA256", iterations: 600000 });
+    expect(a.mac).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  /** A copy of the good backup with one CRL byte changed and the manifest's size and hash of that file rewritten to match. */
+  function forged(name: string, manifestEdit: (m: Record<string, unknown>) => void = () => undefined): string {
+    const d = join(dir, name);
+    cpSync(good, d, { recursive: true });
+    const crl = join(d, "workspace", "crl", "13-sig.crl");
+    const bytes = readFileSync(crl);
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0x01;
+    writeFileSync(crl, bytes);
+    const m = JSON.parse(readFileSync(join(d, "manifest.json"), "utf8"));
+    const f = m.files.find((x: { path: string }) => x.path === "workspace/crl/13-sig.crl");
+    f.sha256 = execFileSync("sha256sum", [crl], { encoding: "utf8" }).split(" ")[0];
+    f.size = bytes.length;
+    manifestEdit(m);
+    writeFileSync(join(d, "manifest.json"), JSON.stringify(m, null, 2) + "\n");
+    return d;
+  }
+  const errorOf = (stderr: string) => JSON.parse(stderr.slice(stderr.indexOf("{"))).error;
+
+  it("verifies and restores with the passphrase; --verify-only says it authenticated", async () => {
+    const v = await cli(["-w", join(dir, "auth-verify"), "restore", "--verify-only", good, "--json"], { cwd: dir });
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.json()).toMatchObject({ verified: true, authenticated: true });
+    const r = await cli(["-w", join(dir, "auth-restored"), "restore", good, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().authenticated).toBe(true);
+  });
+
+  it("rewritten with matching hashes: the hashes pass, the authentication does not (exit 21, ERR_BACKUP_CORRUPT naming manifest.json), nothing made", async () => {
+    const bad = forged("auth-forged");
+    const target = join(dir, "auth-forged-target");
+    for (const args of [["restore", bad], ["restore", "--verify-only", bad]]) {
+      const r = await cli(["-w", target, ...args, "--json"], { cwd: dir });
+      expect(r.code, r.stderr).toBe(21);
+      expect(errorOf(r.stderr)).toMatchObject({ code: "ERR_BACKUP_CORRUPT", details: { file: "manifest.json" } });
+      expect(errorOf(r.stderr).message).toMatch(/does not authenticate under the passphrase given/);
+      expect(existsSync(target)).toBe(false);
+    }
+    // the hashes alone took it: without the authentication member and without a passphrase it verifies
+    const stripped = forged("auth-forged-stripped", (m) => delete m.authentication);
+    const v = await cli(["-w", target, "restore", "--verify-only", stripped, "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: undefined } });
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.json().authenticated).toBe(false);
+  });
+
+  it("its authentication removed: refused with the passphrase (exit 21, ERR_BACKUP_UNAUTHENTICATED) unless --accept-unauthenticated", async () => {
+    const stripped = join(dir, "auth-stripped");
+    cpSync(good, stripped, { recursive: true });
+    const m = JSON.parse(readFileSync(join(stripped, "manifest.json"), "utf8"));
+    delete m.authentication;
+    writeFileSync(join(stripped, "manifest.json"), JSON.stringify(m, null, 2) + "\n");
+    const target = join(dir, "auth-stripped-target");
+    const r = await cli(["-w", target, "restore", stripped, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(21);
+    expect(errorOf(r.stderr)).toMatchObject({ code: "ERR_BACKUP_UNAUTHENTICATED", details: { file: "manifest.json" } });
+    expect(existsSync(target)).toBe(false);
+    const ok = await cli(["-w", target, "restore", stripped, "--accept-unauthenticated", "--json"], { cwd: dir });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.json().authenticated).toBe(false);
+  });
+
+  it("another passphrase: refused at restore (ERR_BACKUP_CORRUPT), and needed at all (ERR_PASSPHRASE_MISSING, exit 5)", async () => {
+    const target = join(dir, "auth-other-target");
+    const r = await cli(["-w", target, "restore", good, "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: "not the one" } });
+    expect(r.code, r.stderr).toBe(21);
+    expect(errorOf(r.stderr).code).toBe("ERR_BACKUP_CORRUPT");
+    const none = await cli(["-w", target, "restore", good, "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: undefined } });
+    expect(none.code, none.stderr).toBe(5);
+    expect(errorOf(none.stderr).code).toBe("ERR_PASSPHRASE_MISSING");
+    expect(existsSync(target)).toBe(false);
+  });
+
+  it("jpki backup with a passphrase that opens no CA key is refused (ERR_PASSPHRASE_WRONG, exit 5), no backup left; without one it is taken unauthenticated and says so", async () => {
+    const wrong = join(dir, "auth-wrong-passphrase");
+    const b = await cli(["-w", ws, "backup", wrong, "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: "not the one" } });
+    expect(b.code, b.stderr).toBe(5);
+    expect(errorOf(b.stderr).code).toBe("ERR_PASSPHRASE_WRONG");
+    expect(existsSync(wrong)).toBe(false);
+    expect(readdirSync(dir).filter((n) => n.includes("auth-wrong-passphrase"))).toEqual([]);
+    const plain = join(dir, "auth-none");
+    const p = await cli(["-w", ws, "backup", plain], { cwd: dir, env: { JPKI_PASSPHRASE: undefined } });
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.stdout).toMatch(/manifest not authenticated \(hashes only\)/);
+    expect(JSON.parse(readFileSync(join(plain, "manifest.json"), "utf8")).authentication).toBeUndefined();
+  });
+});
+
+/**
  * The PostgreSQL dump is checked against the manifest, then restored: pg_restore read the file again by its name, so
  * a dump rewritten between the two (someone with write access to the backup's directory) was restored unchecked.
  * The restore now feeds pg_restore the bytes it hashes, and commits only when they are the manifest's.

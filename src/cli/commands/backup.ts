@@ -24,6 +24,9 @@ function backupSummary(r: BackupReport): string {
   const lines = [
     `backup written to ${r.dest}`,
     `  ${m.store} store (schema ${m.schemaVersion}), snapshot taken ${m.takenAt}, ${m.files.length} files, ${r.bytes} bytes, in ${(m.durationMs / 1000).toFixed(1)} s`,
+    m.authentication
+      ? "  manifest authenticated under the CA passphrase (HMAC-SHA256): a restore with the passphrase refuses it rewritten"
+      : "  manifest not authenticated (hashes only): give the CA passphrase (JPKI_PASSPHRASE or --passphrase-file) to authenticate it",
   ];
   const byCa = new Map<string, string[]>();
   for (const c of m.crlNumbers) byCa.set(c.caId, [...(byCa.get(c.caId) ?? []), `${c.scope === "" ? "full" : c.scope} #${c.highest}`]);
@@ -34,7 +37,10 @@ function backupSummary(r: BackupReport): string {
 }
 
 function restoreSummary(r: RestoreReport): string {
-  const lines = [`restored ${r.workspace} from ${r.source}`, `  ${r.store} store, backup taken ${r.takenAt}, restored ${r.restoredAt}`];
+  const lines = [
+    `restored ${r.workspace} from ${r.source}`,
+    `  ${r.store} store, backup taken ${r.takenAt}, restored ${r.restoredAt}; manifest ${r.authenticated ? "authenticated under the passphrase" : "not authenticated (hashes only)"}`,
+  ];
   for (const c of r.crlNumbers) lines.push(`  ${c.caId}: highest CRL number known #${c.highestKnown} (backup: ${c.highestAtBackup ? `#${c.highestAtBackup}` : "none"}); the next CRL is #${c.next} (gap ${r.crlGap})`);
   const ids = r.statusCheckIds;
   lines.push(`  liveness-check ids: the next is ${ids.next} (backup: ${ids.atBackup}${ids.replaced !== undefined ? `, replaced store: ${ids.replaced}` : ""}), past any given out after the backup`);
@@ -76,7 +82,8 @@ Arguments:
 
 What it holds (directories 0700, files 0600 — it has the encrypted CA keys and personal data):
   manifest.json          jpki version, store kind and schema version, when the snapshot was taken, the
-                         highest CRL number of every CA and scope, and every file's size and SHA-256
+                         highest CRL number of every CA and scope, and every file's size and SHA-256;
+                         with the CA passphrase, an HMAC of all that under a key derived from it
   store/jpki.db          SQLite: a copy by SQLite's online backup API (one consistent snapshot)
   store/jpki.pgdump      PostgreSQL: pg_dump -Fc from one snapshot (JPKI_STORE; pg_dump must be at least
                          the server's version, found under /usr/lib/postgresql/<version>/bin or JPKI_PG_BIN)
@@ -91,10 +98,19 @@ one another container may still be writing: that one after a day untouched); --j
 A retired store (one 'jpki store copy' moved the workspace away from) is no longer the workspace's truth: it
 is refused (ERR_STORE_RETIRED, exit 3), naming where the workspace's store went.
 
+Authentication: the hashes find damage, not someone who can write the backup and the matching hashes (drop a
+revocation from the store, put the hashes right). Given the CA passphrase (JPKI_PASSPHRASE or --passphrase-file;
+never prompted for, so a backup from cron without it still runs), the manifest carries an HMAC-SHA256 of itself
+under a key derived from the passphrase (PBKDF2-HMAC-SHA256, 600,000 iterations, its own salt), after the
+passphrase was checked to open a CA key (ERR_PASSPHRASE_WRONG otherwise). 'jpki restore' with the passphrase
+then refuses a rewritten manifest, and one whose authentication was removed. Without the passphrase the
+backup is as before, and says so.
+
 Progress goes to stderr; --json prints the manifest and the backup's path.
 
 Examples:
   jpki backup /backup/jpki-$(date +%F)
+  jpki --passphrase-file /etc/jpki/passphrase backup /backup/jpki-$(date +%F)     # manifest authenticated
   JPKI_STORE=postgres:///jpki?host=/run/postgresql jpki backup /backup/jpki-$(date +%F) --json`,
     )
     .action(async (dest: string, _o: unknown, cmd: Command) => {
@@ -102,9 +118,11 @@ Examples:
       const dir = ctx.workspaceDir;
       const { takeBackup } = await library();
       const { resolve } = await import("node:path");
+      const passphrase = ctx.givenPassphrase();
       const report = await takeBackup({
         workspaceDir: dir,
         dest: resolve(io.cwd, dest),
+        ...(passphrase !== undefined ? { passphrase } : {}),
         ...(ctx.storeUrl ? { storeUrl: ctx.storeUrl } : {}),
         onProgress: (p) => ctx.out.info(`backup: ${BACKUP_PHASES[p.phase]}${p.phase === "files" && p.done ? ` (${p.done})` : ""}`),
       });
@@ -119,6 +137,7 @@ export function makeRestoreCommand(io: Io): Command {
     .option("--force", "replace a workspace (or PostgreSQL database) that already holds records: stop every jpki process on it first")
     .option("--verify-only", "only check the backup against its manifest; change nothing")
     .option("--crl-gap <n>", "move CRL numbers on by at least this much (when more were published than the computed gap allows for)")
+    .option("--accept-unauthenticated", "with the CA passphrase given, restore a backup whose manifest is not authenticated (one taken without the passphrase)")
     .addHelpText(
       "after",
       `
@@ -127,6 +146,11 @@ Arguments:
 
 Checks first, changes nothing unless every check passes:
   - every file against manifest.json: one missing, added or changed is ERR_BACKUP_CORRUPT (exit 21) naming it;
+  - the manifest's authentication, under the CA passphrase (JPKI_PASSPHRASE, --passphrase-file or a prompt):
+    needed when the backup was taken with it (see 'jpki backup --help'); a manifest that does not authenticate
+    is ERR_BACKUP_CORRUPT (rewritten, or another passphrase). With the passphrase given, a manifest without
+    authentication is ERR_BACKUP_UNAUTHENTICATED (exit 21) unless --accept-unauthenticated: whoever rewrote a
+    backup would remove the authentication rather than leave one that fails;
   - the target (--workspace, and for a PostgreSQL backup the database in JPKI_STORE) holds no workspace or
     records, unless --force (ERR_BACKUP_TARGET_LIVE, exit 3). Stop jpki serve, watch and every other jpki
     process on it first: a restore is not an online operation (a SQLite store another process still has open
@@ -155,7 +179,7 @@ Examples:
   jpki --workspace /srv/jpki restore /backup/jpki-2026-11-30 --force
   JPKI_STORE=postgres:///jpki_new?host=/run/postgresql jpki -w /srv/jpki restore /backup/jpki-2026-11-30`,
     )
-    .action(async (src: string, o: { force?: boolean; verifyOnly?: boolean; crlGap?: string }, cmd: Command) => {
+    .action(async (src: string, o: { force?: boolean; verifyOnly?: boolean; crlGap?: string; acceptUnauthenticated?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       let crlGap: bigint | undefined;
       if (o.crlGap !== undefined) {
@@ -165,12 +189,25 @@ Examples:
       const { resolve } = await import("node:path");
       const source = resolve(io.cwd, src);
       const lib = await library();
+      // The passphrase: asked for (a prompt on a terminal) when the manifest is authenticated, else taken where it
+      // was given. The manifest is read here only to know which; its own errors are restoreBackup's to report.
+      let authenticatedManifest = false;
+      try {
+        authenticatedManifest = lib.readManifest(source).authentication !== undefined;
+      } catch {
+        // restoreBackup / verifyBackup say what is wrong with it
+      }
+      const passphrase = authenticatedManifest ? await ctx.passphrase() : ctx.givenPassphrase();
+      const check = { ...(passphrase !== undefined ? { passphrase } : {}), acceptUnauthenticated: Boolean(o.acceptUnauthenticated) };
       if (o.verifyOnly) {
         const m = lib.verifyBackup(source);
-        ctx.out.result({ source, verified: true, manifest: m }, `${source}: every file matches the manifest (${m.files.length} files, ${m.store} store, taken ${m.takenAt})`);
+        const { authenticated } = await lib.authenticateBackup(source, m, check);
+        const how = authenticated ? "the manifest authenticates under the passphrase" : "the manifest is not authenticated (hashes only)";
+        ctx.out.result({ source, verified: true, authenticated, manifest: m }, `${source}: every file matches the manifest, ${how} (${m.files.length} files, ${m.store} store, taken ${m.takenAt})`);
         return;
       }
       const report = await lib.restoreBackup({
+        ...check,
         source,
         workspaceDir: ctx.workspaceDir,
         ...(ctx.storeUrl ? { storeUrl: ctx.storeUrl } : {}),
