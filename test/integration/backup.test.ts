@@ -26,6 +26,8 @@ import { retirementNote } from "../../src/store/retirement.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { cardKey, cli, copyWorkspace, jpkiProcess, MAIN, onPostgres, openWorkspace, setConfig, sh, startServe, storeEnv, tempDir, tokyoWorkspace, workspaceStore, writeJsonl } from "./helpers.js";
 
+/** The passphrase the helpers' cli() gives every command: backups taken with it are authenticated under it. */
+const PASSPHRASE = "correct horse";
 let dir: string;
 let ws: string;
 let cert: string;
@@ -168,7 +170,7 @@ describe("jpki backup", () => {
 describe("a backup killed mid-way", () => {
   /** `jpki backup DEST` as its own process, and its partial directory once it is copying the published files. */
   async function backupUnderWay(target: string, dest: string) {
-    const child = spawn(process.execPath, [MAIN, "--workspace", target, "backup", dest], { env: { ...process.env, ...(await storeEnv(target)) }, stdio: "ignore" });
+    const child = spawn(process.execPath, [MAIN, "--workspace", target, "backup", dest], { env: { ...process.env, JPKI_PASSPHRASE: PASSPHRASE, ...(await storeEnv(target)) }, stdio: "ignore" });
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? -1 : null))));
     const parent = join(dest, "..");
     const prefix = `.${dest.split("/").pop()}.partial-`;
@@ -389,7 +391,7 @@ describe("a PostgreSQL dump rewritten after the backup was verified", () => {
     expect((await cli(["-w", target, "revoke", "--serial", serial, "--reason", "loss"], { cwd: dir })).code).toBe(0);
     const dump = join(src, "store", "jpki.pgdump");
     const swap = (p: { phase: string }) => void (p.phase === "store" && cpSync(join(later, "store", "jpki.pgdump"), dump));
-    await expect(restoreBackup({ source: src, workspaceDir: target, storeUrl: url, force: true, onProgress: swap })).rejects.toMatchObject({
+    await expect(restoreBackup({ passphrase: PASSPHRASE, source: src, workspaceDir: target, storeUrl: url, force: true, onProgress: swap })).rejects.toMatchObject({
       code: "ERR_BACKUP_CORRUPT",
       message: expect.stringContaining("store/jpki.pgdump changed while it was restored"),
     });
@@ -766,10 +768,10 @@ describe("a revocation of a certificate issued after the backup", () => {
     const stop = (p: { phase: string }) => {
       if (p.phase === "numbers") throw crash;
     };
-    await expect(restoreBackup({ source: b0, workspaceDir: base, storeUrl: url, force: true, onProgress: stop })).rejects.toBe(crash);
+    await expect(restoreBackup({ passphrase: PASSPHRASE, source: b0, workspaceDir: base, storeUrl: url, force: true, onProgress: stop })).rejects.toBe(crash);
     // stopped twice: the second run's mark must carry what the first one read
-    await expect(restoreBackup({ source: b0, workspaceDir: base, storeUrl: url, force: true, onProgress: stop })).rejects.toBe(crash);
-    await restoreBackup({ source: b0, workspaceDir: base, storeUrl: url, force: true });
+    await expect(restoreBackup({ passphrase: PASSPHRASE, source: b0, workspaceDir: base, storeUrl: url, force: true, onProgress: stop })).rejects.toBe(crash);
+    await restoreBackup({ passphrase: PASSPHRASE, source: b0, workspaceDir: base, storeUrl: url, force: true });
     await generate(base, ["--ca", "13-sig", "--partitions", "all"]);
     const dp = /URI:\S+\/crl\/13-sig\/(\d{6})\.crl/.exec(sh("openssl", ["x509", "-in", certPath, "-noout", "-ext", "crlDistributionPoints"]).out);
     const partition = join(base, "crl", "13-sig", `${dp![1]}.crl`);
@@ -791,8 +793,8 @@ describe("a restore interrupted while it swaps the files", () => {
     expect((await cli(["-w", ws, "backup", src], { cwd: dir })).code).toBe(0);
     const at = new Date();
     const clock = { now: () => at };
-    const first = await restoreBackup({ source: src, workspaceDir: target, force: true, clock });
-    const second = await restoreBackup({ source: src, workspaceDir: target, force: true, clock });
+    const first = await restoreBackup({ passphrase: PASSPHRASE, source: src, workspaceDir: target, force: true, clock });
+    const second = await restoreBackup({ passphrase: PASSPHRASE, source: src, workspaceDir: target, force: true, clock });
     expect(second.previous).not.toBe(first.previous);
     for (const p of [first.previous!, second.previous!]) expect(existsSync(join(p, "crl", "13-sig.crl"))).toBe(true);
     const w = await openWorkspace(target);
@@ -823,7 +825,7 @@ describe("a restore interrupted while it swaps the files", () => {
       let moves = 0;
       const crash = new Error("killed");
       try {
-        await restoreBackup({
+        await restoreBackup({ passphrase: PASSPHRASE,
           source: src,
           workspaceDir: target,
           force: true,
@@ -842,7 +844,7 @@ describe("a restore interrupted while it swaps the files", () => {
       // Run again without --force: where the killed run left a config or store in place it is refused as any
       // workspace would be, saying that --force finishes the interrupted restore; where it left neither, it finishes.
       const leftInPlace = existsSync(join(target, "config.json")) || existsSync(join(target, "jpki.db"));
-      const unforced = await restoreBackup({ source: src, workspaceDir: target }).then(
+      const unforced = await restoreBackup({ passphrase: PASSPHRASE, source: src, workspaceDir: target }).then(
         (r) => ({ r }),
         (e: unknown) => ({ e }),
       );
@@ -850,7 +852,7 @@ describe("a restore interrupted while it swaps the files", () => {
       if ("e" in unforced) {
         expect(unforced.e, `step ${step}`).toMatchObject({ code: "ERR_BACKUP_TARGET_LIVE", message: expect.stringMatching(/interrupted while it moved the files: before-restore-[^ ]+ holds what it moved aside; running the restore again with --force finishes it/) });
       }
-      const again = "r" in unforced ? unforced.r : await restoreBackup({ source: src, workspaceDir: target, force: true });
+      const again = "r" in unforced ? unforced.r : await restoreBackup({ passphrase: PASSPHRASE, source: src, workspaceDir: target, force: true });
       const auth = again.crlNumbers.find((c) => c.caId === "13-auth")!;
       expect(BigInt(auth.highestKnown), `step ${step}`).toBeGreaterThanOrEqual(published);
       const w = await openWorkspace(target);
@@ -883,7 +885,7 @@ describe("a restore's staging directory in a workspace other PID namespaces shar
     const dead = `.restore-${spawnSync("true").pid}~@${thisNamespace()}-0badf00d`;
     mkdirSync(join(target, dead));
     let staged: string[] = [];
-    await restoreBackup({
+    await restoreBackup({ passphrase: PASSPHRASE,
       source: src,
       workspaceDir: target,
       force: true,
@@ -911,7 +913,7 @@ describe("the card administrative key", () => {
     expect((await cli(["-w", base, "backup", src], { cwd: dir })).code).toBe(0);
 
     const fresh = join(dir, "admin-key-new-disk");
-    const r = await restoreBackup({ source: src, workspaceDir: fresh });
+    const r = await restoreBackup({ passphrase: PASSPHRASE, source: src, workspaceDir: fresh });
     expect(r.counterAdminKey).toEqual({ restored: true });
     expect(readFileSync(join(fresh, "counter-admin.key"), "utf8")).toBe(key);
     expect(statSync(join(fresh, "counter-admin.key")).mode & 0o777).toBe(0o600);
@@ -919,7 +921,7 @@ describe("the card administrative key", () => {
     // Cards personalised under the target's key after the backup stay usable: it is never replaced.
     const own = `${"cd".repeat(32)}\n`;
     writeFileSync(join(base, "counter-admin.key"), own, { mode: 0o600 });
-    const again = await restoreBackup({ source: src, workspaceDir: base, force: true });
+    const again = await restoreBackup({ passphrase: PASSPHRASE, source: src, workspaceDir: base, force: true });
     expect(readFileSync(join(base, "counter-admin.key"), "utf8")).toBe(own);
     expect(again.counterAdminKey?.restored).toBe(false);
     expect(readFileSync(again.counterAdminKey!.backupCopy!, "utf8")).toBe(key);
@@ -1107,7 +1109,7 @@ describe("a PostgreSQL restore stopped between restoring the tables and moving t
 
     const crash = new Error("killed between pg_restore and the renumbering");
     await expect(
-      restoreBackup({
+      restoreBackup({ passphrase: PASSPHRASE,
         source: src,
         workspaceDir: target,
         storeUrl: url,
@@ -1139,7 +1141,7 @@ describe("a PostgreSQL restore stopped between restoring the tables and moving t
     }
 
     // run again, the restore completes: the numbering moves past everything published
-    const again = await restoreBackup({ source: src, workspaceDir: target, storeUrl: url, force: true });
+    const again = await restoreBackup({ passphrase: PASSPHRASE, source: src, workspaceDir: target, storeUrl: url, force: true });
     expect(BigInt(again.crlNumbers.find((c) => c.caId === "13-sig")!.highestKnown)).toBeGreaterThanOrEqual(before);
     await generate(target, ["--ca", "13-sig", "--partitions", "all"]);
     await generate(target, ["--ca", "13-sig", "--delta"]);
