@@ -22,7 +22,9 @@
  * GET as `follow` (a 304 when nothing changed): revoked, expired, foreign or test → nothing is issued
  * (ERR_PROVIDER_PUBLIC_CERT_INVALID, with the engine's status and reason in `details`); a CRL past its nextUpdate
  * or dated after this host's clock → nothing is issued either, as the endpoint's failure (ERR_PUBLIC_CRL_STALE,
- * ERR_PUBLIC_CRL_CLOCK: exit 17).
+ * ERR_PUBLIC_CRL_CLOCK: exit 17). The same holds for the trusted successor generation's CRL on which the signer's
+ * generation is checked for a declared compromise (follow.ts checkGeneration): past its nextUpdate and not listing the
+ * link, it says nothing of a compromise declared since, and nothing is issued (ERR_PUBLIC_CRL_STALE, naming it).
  *
  * The certificate (⑤): provider/workspace.ts certifyCustomer; valid for certificateDays at most and never past the
  * public certificate's notAfter nor the provider CA's. The link (private serial ↔ public CA, serial, digest, when)
@@ -255,7 +257,12 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       state = { ...state, publicCrls: { ...state.publicCrls, [successor.caId]: c.seen }, ...(c.record ? { compromisedCas: { ...state.compromisedCas, [ca.caId]: c.record } } : {}) };
       writeProviderState(paths, state);
       if (c.record) throw compromisedCa(ca.caId, c.record);
-      if (c.check.error) throw new JpkiError(c.check.error.code, `${c.check.error.message}: nothing was issued`, { details: { caId: ca.caId, successor: successor.caId } });
+      // Fail closed: a successor's CRL past its nextUpdate (or not yet in force) that does not list the link says nothing
+      // of a compromise declared since, and was fetched just now through the endpoint, so nothing fresher is to be had.
+      if (c.check.error) {
+        const crl = c.check.error.code === "ERR_PUBLIC_CRL_STALE" || c.check.error.code === "ERR_PUBLIC_CRL_CLOCK" ? { crlNumber: c.seen.number, ...(c.seen.nextUpdate !== undefined ? { nextUpdate: new Date(c.seen.nextUpdate).toISOString() } : {}) } : {};
+        throw new JpkiError(c.check.error.code, `${c.check.error.message}: nothing was issued`, { details: { caId: ca.caId, successor: successor.caId, ...crl } });
+      }
     }
     const publicCrl = { caId: ca.caId, number: fetched.seen.number, status: fetched.status };
     let publicOcsp: EnrolResult["publicOcsp"];

@@ -26,8 +26,8 @@ import { basicConstraints, crlDistributionPoints, keyIdentifier, keyUsage, subje
 import { encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { parseCrl } from "../validation/crl.js";
-import { endpointFetch, followPublicCrls, watchPublicCrls } from "./follow.js";
-import { initProvider, providerPaths, readProviderState, trustPublicCas, untrustPublicCa, writeProviderState, type ProviderLink } from "./workspace.js";
+import { checkGenerationNow, endpointFetch, followPublicCrls, watchPublicCrls } from "./follow.js";
+import { initProvider, providerPaths, readProviderState, readTrustAnchors, trustPublicCas, untrustPublicCa, writeProviderState, type ProviderLink } from "./workspace.js";
 import { CRL_REASON } from "../crl/reason.js";
 
 /** A full disk where the paths matching `match` are written (store/files.ts writeFileAtomic); none by default. */
@@ -951,6 +951,32 @@ describe("provider follow: a public CA generation declared compromised", () => {
     expect((await follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: ok(link) }).fetch, T0 + 5 * HOUR)).compromise).toEqual([]);
     expect(readProviderState(providerPaths(d)).compromisedCas?.["13-sig"]).toBeDefined();
     await expect(trustPublicCas({ dir: d, trustAnchors: [tokyo.der] })).rejects.toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED" });
+  });
+
+  it("a successor's CRL past its nextUpdate (or dated ahead of this clock) that does not list the link is no 'sound': the check fails with its code and the CRL's date; listing it, it counts", async () => {
+    const d = await rolledProvider();
+    const link = await newWithOld();
+    // 13-sig's own CRL is current; 13-sig-g2's newest ran out an hour before the pass
+    const stale = await follow(d, rolledEndpoint({ g1: await crl(5, [], { at: T0 }), g2: await crl(1, [], { by: g2, at: T0 - 24 * HOUR, nextUpdate: T0 }), link: ok(link) }).fetch);
+    expect(stale.compromise).toEqual([
+      { caId: "13-sig", successor: "13-sig-g2", status: "failed", linkSerial: "4c1a", error: { code: "ERR_PUBLIC_CRL_STALE", message: expect.stringContaining(`13-sig-g2 the endpoint gives (#1), which would say so, was due to be replaced at ${new Date(T0).toISOString()}`) } },
+    ]);
+    expect(stale.revoked).toEqual([]);
+    const ahead = await follow(d, rolledEndpoint({ g1: await crl(5, [], { at: T0 }), g2: await crl(2, [], { by: g2, at: T0 + 5 * HOUR }), link: ok(link) }).fetch);
+    expect(ahead.compromise).toEqual([expect.objectContaining({ status: "failed", error: expect.objectContaining({ code: "ERR_PUBLIC_CRL_CLOCK" }) })]);
+    // enrolment's own check (checkGenerationNow) reads it alike; a stale CRL that lists the link records the compromise
+    const paths = providerPaths(d);
+    const trusted = readTrustAnchors(paths).trusted;
+    const pair = { ca: trusted.find((t) => t.caId === "13-sig")!, successor: trusted.find((t) => t.caId === "13-sig-g2")! };
+    const state = readProviderState(paths);
+    const now = new FixedClock(new Date(T0 + HOUR));
+    const e = (g2: Buffer) => ({ fetch: rolledEndpoint({ g1: Buffer.alloc(0), g2, link: ok(link) }).fetch, bearerToken: "tok" });
+    const unknown = await checkGenerationNow(paths, ENDPOINT, pair, state.publicCrls["13-sig-g2"], now, e(await crl(3, [], { by: g2, at: T0 - 24 * HOUR, nextUpdate: T0 })));
+    expect(unknown.check).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_STALE" } });
+    expect(unknown.record).toBeUndefined();
+    const listedStale = await checkGenerationNow(paths, ENDPOINT, pair, unknown.seen, now, e(await crl(4, [LINK_REVOKED], { by: g2, at: T0 - 24 * HOUR + 1000, nextUpdate: T0 })));
+    expect(listedStale.check).toMatchObject({ status: "compromised", linkSerial: "4c1a" });
+    expect(listedStale.record).toMatchObject({ successor: "13-sig-g2", linkSerial: "4c1a", crlNumber: "4" });
   });
 
   it("follow --watch stopped while the link is fetched: the check is not known this pass, not the endpoint's failure", async () => {

@@ -535,7 +535,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     // which is therefore fetched even when no customer rests on it (provider/compromise.ts).
     const pairs = generationPairs(trusted).filter((p) => !compromisedCas[p.ca.caId]);
     const wanted = [...new Set([...state.links.filter((l) => isLive(l, now)).map((l) => l.public.caId), ...pairs.map((p) => p.successor.caId)])].sort();
-    const had = new Map<string, { readonly crl: Crl; readonly number: string }>();
+    const had = new Map<string, HadCrl>();
     const crls: FollowedCrl[] = [];
     const seen: Record<string, PublicCrlSeen> = { ...state.publicCrls };
     const links = [...state.links];
@@ -571,7 +571,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
         continue;
       }
       seen[caId] = f.seen;
-      had.set(caId, { crl: f.crl, number: f.seen.number });
+      had.set(caId, { crl: f.crl, number: f.seen.number, stale: f.stale, fromFuture: f.fromFuture });
       const caSubject = parseCertificate(ca.der).subject;
       // A stale CRL still counts (a revocation is never undone), but it is the endpoint's newest: whatever the CA
       // revoked since is not in it. Said with a code, not only a flag, so a pass run by cron or watched by an operator
@@ -671,18 +671,32 @@ export async function checkGenerationNow(
   o: PublicEndpointOptions,
 ): Promise<{ readonly seen: PublicCrlSeen; readonly check: CompromiseCheck; readonly record?: PublicCaCompromise }> {
   const f = await refreshPublicCrl(paths, endpoint, pair.successor, seen, clock, o);
-  return { seen: f.seen, ...(await checkGeneration(pair, { crl: f.crl, number: f.seen.number }, endpoint, clock.now(), o)) };
+  return { seen: f.seen, ...(await checkGeneration(pair, { crl: f.crl, number: f.seen.number, stale: f.stale, fromFuture: f.fromFuture }, endpoint, clock.now(), o)) };
 }
 
 function compromisedMessage(id: string, rec: PublicCaCompromise): string {
   return `the public side declared ${id}'s key compromised: ${rec.successor}'s CRL #${rec.crlNumber} lists the link certificate ${rec.linkSerial} through which ${rec.successor} vouched for it (revoked ${new Date(rec.publicRevokedAt).toISOString()}); every provider certificate resting on ${id} was revoked and enrolment refuses it; run 'jpki provider untrust ${id}' to remove it from trust/`;
 }
 
+/** A public CRL as a pass (or an enrolment) had it: verified, with how its dates stood against this host's clock. */
+interface HadCrl {
+  readonly crl: Crl;
+  readonly number: string;
+  readonly stale: boolean;
+  readonly fromFuture: boolean;
+}
+
 /**
  * Whether `pair.ca`'s key was declared compromised (provider/compromise.ts): its NewWithOld link fetched, checked
  * against the two trusted keys, and looked up on the successor's CRL as this pass had it. `record` when listed.
+ *
+ * Listed on any verified CRL of the successor's, even one past its nextUpdate or dated ahead of this clock, the
+ * compromise counts (a revocation is never undone). Not listed, only a current CRL says "sound": one past its
+ * nextUpdate knows nothing of a compromise declared since (an enrolment would issue on a stolen key's forgery for as
+ * long as the successor's CRL publication lagged), and one not yet in force says nothing of now. Then the check
+ * fails, with the code the CRL itself got in follow (ERR_PUBLIC_CRL_STALE, ERR_PUBLIC_CRL_CLOCK): not known.
  */
-async function checkGeneration(pair: GenerationPair, successorCrl: { readonly crl: Crl; readonly number: string } | undefined, endpoint: string, now: Date, o: PublicEndpointOptions): Promise<{ check: CompromiseCheck; record?: PublicCaCompromise }> {
+async function checkGeneration(pair: GenerationPair, successorCrl: HadCrl | undefined, endpoint: string, now: Date, o: PublicEndpointOptions): Promise<{ check: CompromiseCheck; record?: PublicCaCompromise }> {
   const base = { caId: pair.ca.caId, successor: pair.successor.caId };
   const unknown = (code: ErrorCode, why: string) => ({ check: { ...base, status: "failed" as const, error: { code, message: `whether ${pair.ca.caId}'s key was declared compromised is not known: ${why}` } } });
   if (!successorCrl) return unknown("ERR_PUBLIC_CRL_UNAVAILABLE", `${pair.successor.caId}'s CRL, which would say so, was not had in this pass`);
@@ -708,6 +722,13 @@ async function checkGeneration(pair: GenerationPair, successorCrl: { readonly cr
     return { check: { ...base, status: "failed", error: { code: e.code, message: e.message } } };
   }
   const entry = entryOf(successorCrl.crl, serial, parseCertificate(pair.successor.der).subject);
+  if (!entry && successorCrl.stale) {
+    const due = successorCrl.crl.nextUpdate!.toISOString();
+    return { check: { ...base, status: "failed", linkSerial: serial, error: { code: "ERR_PUBLIC_CRL_STALE", message: `whether ${pair.ca.caId}'s key was declared compromised is not known: the newest CRL of ${pair.successor.caId} the endpoint gives (#${successorCrl.number}), which would say so, was due to be replaced at ${due}, and a compromise declared since is not on it; check the public side's CRL publication` } } };
+  }
+  if (!entry && successorCrl.fromFuture) {
+    return { check: { ...base, status: "failed", linkSerial: serial, error: { code: "ERR_PUBLIC_CRL_CLOCK", message: `whether ${pair.ca.caId}'s key was declared compromised is not known: the CRL of ${pair.successor.caId} (#${successorCrl.number}), which would say so, is dated ${successorCrl.crl.thisUpdate.toISOString()}, after this host's clock (${now.toISOString()}), and says nothing of now; check this host's clock (NTP)` } } };
+  }
   if (!entry) return { check: { ...base, status: "sound", linkSerial: serial } };
   return {
     check: { ...base, status: "compromised", linkSerial: serial },

@@ -20,6 +20,7 @@ import { buildServer } from "../../src/server/app.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { spawn } from "node:child_process";
 import { slowly } from "../slow-body.js";
+import { buildCrl, crlDer } from "../../src/crl/builder.js";
 import { cardKey, cli, MAIN, openWorkspace, sh, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -785,6 +786,24 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     const old = await enrol("before-rollover-2");
     expect(old.code, old.stderr).toBe(4);
     expect(JSON.parse(old.stderr).error).toMatchObject({ code: "ERR_CA_INVALID", message: expect.stringContaining("trust/13-sig.pem cannot be used") });
+  }, 60_000);
+
+  it("enrolment on a generation whose successor is trusted refuses when the successor's newest CRL is past its nextUpdate: whether the key was declared compromised since is not known (ERR_PUBLIC_CRL_STALE naming 13-sig-g2 and its nextUpdate), nothing issued", async () => {
+    const bank = join(dir, "rollover-bank-stale-successor");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Stale Bank", "--endpoint", rolledBase, "--trust", join(rolled, "ca", "13-sig.pem"), join(rolled, "ca", "13-sig-g2.pem")]);
+    // the endpoint serves 13-sig-g2's CRL as it stood two days ago, signed by its key and out of date since yesterday;
+    // 13-sig's own CRL, the one the customer's certificate is checked on, is current
+    const g2 = CertificationAuthority.open((await rolledServer.store.getCa("13-sig-g2"))!, "correct horse", rolledServer.config);
+    const nextUpdate = new Date(Math.floor(Date.now() / 1000) * 1000 - 86_400_000);
+    const stale = crlDer(await buildCrl({ issuerName: g2.subjectName, authorityKeyId: g2.record.keyId, number: 1n, thisUpdate: new Date(nextUpdate.getTime() - 86_400_000), nextUpdate, entries: [[]], signer: g2.signer }));
+    const fetchStale: typeof fetch = (u, init) => (String(u).endsWith("/crl/13-sig-g2.crl") ? Promise.resolve(new Response(stale, { status: 200 })) : fetch(u, init));
+    const request = readFileSync(application("before-rollover-2"));
+    await expect(enrolCustomer({ dir: bank, passphrase: "correct horse", clock: systemClock, request, bearerToken: readFileSync(rolledToken, "utf8").trim(), fetch: fetchStale })).rejects.toMatchObject({
+      code: "ERR_PUBLIC_CRL_STALE",
+      message: expect.stringMatching(new RegExp(`13-sig-g2 .*was due to be replaced at ${nextUpdate.toISOString()}.*: nothing was issued$`)),
+      details: { caId: "13-sig", successor: "13-sig-g2", crlNumber: "1", nextUpdate: nextUpdate.toISOString() },
+    });
+    expect(readProviderState(providerPaths(bank)).links).toEqual([]);
   }, 60_000);
 
   // Last in this block: it declares 13-sig compromised on the shared public workspace.

@@ -182,7 +182,8 @@ certificate has since been revoked or has expired (ERR_PROVIDER_REQUEST_REUSED),
 a public CRL that cannot be had (ERR_PUBLIC_CRL_UNAVAILABLE), is wrong (ERR_PUBLIC_CRL_INVALID, _ROLLBACK) or is
 past its nextUpdate (ERR_PUBLIC_CRL_STALE; all exit 17), a certificate of a public CA generation declared
 compromised (ERR_PUBLIC_CA_COMPROMISED, exit 17: found by 'follow', or here, where the successor generation is
-trusted too, on its CRL and the link certificate, as follow checks; a check that cannot be made issues nothing),
+trusted too, on its CRL and the link certificate, as follow checks; a check that cannot be made issues nothing,
+nor does a successor's CRL past its nextUpdate that does not list the link: ERR_PUBLIC_CRL_STALE naming it),
 with --ocsp a responder down or unreachable after the same retries (ERR_PUBLIC_OCSP_UNAVAILABLE, exit 17), an
 answer dated ahead of this host's clock (thisUpdate, producedAt; 5 min of skew allowed) or past its nextUpdate
 (ERR_PUBLIC_OCSP_NOT_CURRENT, exit 17), or one malformed, with a bad signature, about another certificate or
