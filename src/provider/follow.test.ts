@@ -26,6 +26,7 @@ import { basicConstraints, crlDistributionPoints, keyIdentifier, keyUsage, subje
 import { encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { parseCrl } from "../validation/crl.js";
+import { parseCertificate } from "../validation/certificate.js";
 import { checkGenerationNow, endpointFetch, followPublicCrls, watchPublicCrls } from "./follow.js";
 import { initProvider, providerPaths, readProviderState, readTrustAnchors, trustPublicCas, untrustPublicCa, writeProviderState, type ProviderLink } from "./workspace.js";
 import { CRL_REASON } from "../crl/reason.js";
@@ -856,6 +857,44 @@ describe("provider follow --help", () => {
     expect(row("ERR_CA_UNKNOWN")).toMatch(/^4 {2}customers' certificates rest on a public CA whose trust\/<ca>\.pem is gone/);
     expect(row("ERR_FILE_UNUSABLE")).toMatch(/^2 {2}a file could not be written/);
     expect(row("ERR_PUBLIC_CA_COMPROMISED")).toMatch(/^17 {2}a trusted public CA generation was declared compromised/);
+  });
+});
+
+/**
+ * The public side lists a compromised generation's own certificate on that generation's own CRL (crl/arl.ts
+ * ownCertificateEntry): what a provider trusting no successor of it can read — here, one trusting 13-sig alone.
+ */
+describe("provider follow: a trusted generation's own CRL lists its own certificate", () => {
+  const own = () => parseCertificate(tokyo.der).serialHex;
+  it("cACompromise: every certificate resting on it is revoked once, the compromise recorded as said by its own CRL, ERR_PUBLIC_CA_COMPROMISED until untrust; trust refuses it again", async () => {
+    const d = provider();
+    const entry = (reason: number): CrlEntryInput => ({ serial: own(), revokedAt: new Date(T0 - 2 * HOUR), reason });
+    // another reason says nothing of the key: nothing is done
+    const other = await follow(d, endpoint(ok(await crl(5, [entry(CRL_REASON.cessationOfOperation)]))).fetch);
+    expect(other.compromise).toEqual([]);
+    expect(other.revoked).toEqual([]);
+    const found = await follow(d, endpoint(ok(await crl(6, [entry(CRL_REASON.cACompromise)]))).fetch, T0 + 2 * HOUR);
+    expect(found.compromise).toEqual([
+      { caId: "13-sig", successor: "13-sig", status: "compromised", linkSerial: own(), own: true, error: { code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining(`13-sig's own CRL #6, signed by that key, lists its own CA certificate ${own()} revoked for cACompromise`) } },
+    ]);
+    expect(found.compromise[0]!.error!.message).toContain("run 'jpki provider untrust 13-sig'");
+    expect(found.revoked.map((r) => [r.serial, r.reason, r.public.reason, r.public.crlNumber])).toEqual([["1a", "cessationOfOperation", "cACompromise", "6"], ["1b", "cessationOfOperation", "cACompromise", "6"]]);
+    expect(listed(d)).toEqual(["1a", "1b"]);
+    expect(readProviderState(providerPaths(d)).compromisedCas).toEqual({ "13-sig": { successor: "13-sig", linkSerial: own(), crlNumber: "6", publicRevokedAt: T0 - 2 * HOUR, detectedAt: T0 + 2 * HOUR, own: true } });
+    const again = await follow(d, endpoint(ok(await crl(6, [entry(CRL_REASON.cACompromise)]))).fetch, T0 + 3 * HOUR);
+    expect(again.revoked).toEqual([]);
+    expect(again.compromise).toEqual([expect.objectContaining({ caId: "13-sig", status: "compromised", own: true })]);
+    await untrustPublicCa({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + 4 * HOUR)), caId: "13-sig" });
+    await expect(trustPublicCas({ dir: d, trustAnchors: [tokyo.der] })).rejects.toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining("13-sig's own CRL #6") });
+  });
+
+  it("a CRL by another key under the CA's name that lists it is refused: nothing recorded, nothing revoked", async () => {
+    const d = provider();
+    const r = await follow(d, endpoint(ok(await crl(6, [{ serial: own(), revokedAt: new Date(T0 - 2 * HOUR), reason: CRL_REASON.cACompromise }], { by: impostor }))).fetch);
+    expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID" } });
+    expect(r.compromise).toEqual([]);
+    expect(r.revoked).toEqual([]);
+    expect(readProviderState(providerPaths(d)).compromisedCas).toBeUndefined();
   });
 });
 

@@ -72,6 +72,7 @@ import {
   withProviderLock,
   writeProviderFile,
   writeProviderState,
+  compromiseEvidence,
   type ProviderCrl,
   type ProviderLink,
   type ProviderPaths,
@@ -481,6 +482,8 @@ export interface CompromiseCheck {
   readonly successor: string;
   readonly status: "sound" | "compromised" | "failed";
   readonly linkSerial?: string;
+  /** said by the generation's own CRL, listing its own certificate (`successor` is then the generation itself) */
+  readonly own?: true;
   readonly error?: { readonly code: ErrorCode; readonly message: string };
 }
 
@@ -612,9 +615,19 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
       // a link fetch the stop cut short is no failure of the endpoint's: not known this pass, as the CRLs not had
       else if (!(c.check.status === "failed" && o.signal?.aborted)) compromise.push(c.check);
     }
+    // Then each trusted generation whose CRL this pass had, on what its own CRL says of its own certificate: what
+    // tells the generations no trusted successor speaks for. (Where a successor's CRL said so too, that record, made
+    // by a key not in question, is the one kept.) A check the own CRL settles is not reported failed.
+    for (const [id, h] of had) {
+      const ca = trusted.get(id);
+      const rec = ca && !compromisedCas[id] ? ownCompromise(ca, h, now) : undefined;
+      if (!rec) continue;
+      compromisedCas[id] = rec;
+      for (let i = compromise.length - 1; i >= 0; i--) if (compromise[i]!.caId === id) compromise.splice(i, 1);
+    }
     for (const [id, rec] of Object.entries(compromisedCas)) {
       // reported in every pass while its certificate is still trusted: the operator confirms with 'untrust'
-      if (trusted.has(id)) compromise.push({ caId: id, successor: rec.successor, status: "compromised", linkSerial: rec.linkSerial, error: { code: "ERR_PUBLIC_CA_COMPROMISED", message: compromisedMessage(id, rec) } });
+      if (trusted.has(id)) compromise.push({ caId: id, successor: rec.successor, status: "compromised", linkSerial: rec.linkSerial, ...(rec.own ? { own: true as const } : {}), error: { code: "ERR_PUBLIC_CA_COMPROMISED", message: compromisedMessage(id, rec) } });
       for (let i = 0; i < links.length; i++) {
         const l = links[i]!;
         if (l.public.caId !== id || !isLive(l, now)) continue;
@@ -675,7 +688,22 @@ export async function checkGenerationNow(
 }
 
 function compromisedMessage(id: string, rec: PublicCaCompromise): string {
-  return `the public side declared ${id}'s key compromised: ${rec.successor}'s CRL #${rec.crlNumber} lists the link certificate ${rec.linkSerial} through which ${rec.successor} vouched for it (revoked ${new Date(rec.publicRevokedAt).toISOString()}); every provider certificate resting on ${id} was revoked and enrolment refuses it; run 'jpki provider untrust ${id}' to remove it from trust/`;
+  return `the public side declared ${id}'s key compromised: ${compromiseEvidence(id, rec)} (revoked ${new Date(rec.publicRevokedAt).toISOString()}); every provider certificate resting on ${id} was revoked and enrolment refuses it; run 'jpki provider untrust ${id}' to remove it from trust/`;
+}
+
+/**
+ * A trusted generation's own CA certificate listed on its own full CRL, cACompromise or keyCompromise: the public side
+ * declared that key compromised (crl/arl.ts ownCertificateEntry), and said so with the key itself. The one statement a
+ * provider that trusts no successor of it can verify: the newest generation it trusts, a generation rolled over with
+ * `--compromised` (no link joins it to its successor), or the only one it trusts. Sound read this way only: whoever
+ * made it holds the key, the public side or the thief, and either way it is not to be trusted. Listed on any verified
+ * CRL of it, stale or ahead of this clock, it counts (a revocation is never undone). `record` when listed.
+ */
+export function ownCompromise(ca: TrustedCa, had: { readonly crl: Crl; readonly number: string }, now: Date): PublicCaCompromise | undefined {
+  const cert = parseCertificate(ca.der);
+  const entry = entryOf(had.crl, cert.serialHex, cert.subject);
+  if (!entry || (entry.reason !== CRL_REASON.cACompromise && entry.reason !== CRL_REASON.keyCompromise)) return undefined;
+  return { successor: ca.caId, linkSerial: cert.serialHex, crlNumber: had.number, publicRevokedAt: entry.revocationDate.getTime(), detectedAt: now.getTime(), own: true };
 }
 
 /** A public CRL as a pass (or an enrolment) had it: verified, with how its dates stood against this host's clock. */

@@ -820,8 +820,20 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     expect(before.code, before.stderr).toBe(0);
     expect(before.json().compromise).toEqual([{ caId: "13-sig", successor: "13-sig-g2", status: "sound", linkSerial: expect.stringMatching(/^[0-9a-f]+$/) }]);
 
+    // a provider trusting 13-sig alone, a customer on it: no successor speaks for 13-sig there
+    const lone = join(dir, "rollover-bank-lone");
+    await ok(["--json", "provider", "init", "--dir", lone, "--name", "Lone Bank", "--endpoint", rolledBase, "--trust", join(rolled, "ca", "13-sig.pem"), "--crl-url", "http://lone.example/crl/provider.crl"]);
+    const loneLinked = (await ok(["--json", "provider", "enrol", "--dir", lone, "--request", application("before-rollover-2"), "--token-file", rolledToken])).json();
+
     await ok([...r(), "ca", "compromised", "13-sig"]);
     await regenerate("13-sig-g2");
+    await regenerate("13-sig"); // the server serves 13-sig's new CRL too (it re-stats each file on its own)
+    // 13-sig's own CRL now lists 13-sig's own certificate (crl/arl.ts ownCertificateEntry): the lone provider reads it
+    const loneFound = await cli(["--json", "provider", "follow", "--dir", lone, "--token-file", rolledToken], { cwd: dir });
+    expect(loneFound.code, loneFound.stderr).toBe(17);
+    expect(JSON.parse(loneFound.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining("13-sig's own CRL") });
+    expect(loneFound.json().compromise).toEqual([expect.objectContaining({ caId: "13-sig", successor: "13-sig", status: "compromised", own: true })]);
+    expect(loneFound.json().revoked).toEqual([expect.objectContaining({ serial: loneLinked.serial, public: expect.objectContaining({ reason: "cACompromise" }) })]);
     // enrolment asks itself, before any follow pass: the same customer, a fresh application, is refused
     const early = await enrol("before-rollover-2");
     expect(early.code, early.stderr).toBe(17);
