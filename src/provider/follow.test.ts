@@ -6,6 +6,7 @@
  * crl/builder.ts; the endpoint is an injected fetch or, where the transport itself is the attack, a loopback server.
  */
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -127,6 +128,8 @@ type Answer = () => Response;
 function endpoint(...answers: Answer[]) {
   const asked: Array<{ url: string; headers: Headers }> = [];
   const fetch: typeof globalThis.fetch = async (u, init) => {
+    // CA certificates (a newer generation, follow.ts newerGeneration): none published here
+    if (String(u).includes("/ca/")) return new Response(null, { status: 404 });
     asked.push({ url: String(u), headers: new Headers(init?.headers) });
     const a = answers[Math.min(asked.length - 1, answers.length - 1)]!;
     return a();
@@ -983,7 +986,7 @@ describe("provider follow: a public CA generation declared compromised", () => {
     const e = rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: ok(link) });
     const again = await follow(d, e.fetch, T0 + 3 * HOUR);
     expect(again.revoked).toEqual([]);
-    expect(e.asked.some((u) => u.includes("/ca/"))).toBe(false);
+    expect(e.asked.some((u) => u.includes("/ca/13-sig.by-"))).toBe(false);
     expect(again.compromise).toEqual([expect.objectContaining({ caId: "13-sig", status: "compromised" })]);
     // untrust confirms: the record stays, nothing is said any more, and trust will not take it back
     await untrustPublicCa({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + 4 * HOUR)), caId: "13-sig" });
@@ -1016,6 +1019,41 @@ describe("provider follow: a public CA generation declared compromised", () => {
     const listedStale = await checkGenerationNow(paths, ENDPOINT, pair, unknown.seen, now, e(await crl(4, [LINK_REVOKED], { by: g2, at: T0 - 24 * HOUR + 1000, nextUpdate: T0 })));
     expect(listedStale.check).toMatchObject({ status: "compromised", linkSerial: "4c1a" });
     expect(listedStale.record).toMatchObject({ successor: "13-sig-g2", linkSerial: "4c1a", crlNumber: "4" });
+  });
+
+  it("a newer generation the endpoint publishes and the provider does not trust is a warning (newerGenerations), linked when the trusted key certifies its key; nothing else changes", async () => {
+    const d = provider(); // trusts 13-sig alone
+    const oldWithNew = await certificate({ signer: tokyo.signer, spki: g2.signer.spki });
+    const serve =
+      (link: Buffer | undefined, newer: Buffer = g2Der): typeof globalThis.fetch =>
+      async (u) => {
+        const url = String(u);
+        if (url.endsWith("/crl/13-sig.crl")) return ok(await crl(5, []))();
+        if (url.endsWith("/ca/13-sig-g2.crt")) return ok(newer)();
+        if (url.endsWith("/ca/13-sig-g2.by-13-sig.crt") && link) return ok(link)();
+        return new Response(null, { status: 404 });
+      };
+    const sha256 = createHash("sha256").update(g2Der).digest("hex");
+    const linked = await follow(d, serve(oldWithNew));
+    expect(linked.newerGenerations).toEqual([
+      { caId: "13-sig", newer: "13-sig-g2", url: `${ENDPOINT}/ca/13-sig-g2.crt`, sha256, linked: true, linkSerial: parseCertificate(oldWithNew).serialHex, message: expect.stringContaining("an ordinary key rollover") },
+    ]);
+    expect(linked.newerGenerations![0]!.message).toContain("run 'jpki provider trust 13-sig-g2.pem'");
+    expect(linked.crls).toEqual([expect.objectContaining({ caId: "13-sig", status: "downloaded" })]);
+    expect(linked.compromise).toEqual([]);
+    // no link, or one that 13-sig's key did not sign: not linked, and what that may mean is said
+    for (const link of [undefined, await certificate({ signer: impostor.signer, spki: g2.signer.spki })]) {
+      const r = await follow(d, serve(link));
+      expect(r.newerGenerations).toEqual([expect.objectContaining({ newer: "13-sig-g2", sha256, linked: false, message: expect.stringContaining("'jpki ca rollover --compromised'") })]);
+      expect(r.newerGenerations![0]!.message).toContain(`confirmed with the public side over another channel`);
+      expect(r.newerGenerations![0]!.message).toContain("'jpki provider untrust 13-sig'");
+    }
+    // what is served there is not 13-sig-g2's certificate: nothing said
+    expect((await follow(d, serve(oldWithNew, tokyo.der))).newerGenerations).toBeUndefined();
+    expect((await follow(d, serve(oldWithNew, Buffer.from("garbage")))).newerGenerations).toBeUndefined();
+    // trusted: nothing said (13-sig-g3 is asked for, and is not there)
+    await trustPublicCas({ dir: d, trustAnchors: [g2Der] });
+    expect((await follow(d, serve(oldWithNew))).newerGenerations).toBeUndefined();
   });
 
   it("follow --watch stopped while the link is fetched: the check is not known this pass, not the endpoint's failure", async () => {

@@ -59,7 +59,7 @@ import { BodyTooLarge, DownloadTimeout, boundedBody, checkDownloadTimeouts, cloc
 import { nameEquals, type Name } from "../validation/name.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { privateReasonFor } from "./reasons.js";
-import { checkLinkCertificate, generationPairs, linkCertificateUrl, type GenerationPair } from "./compromise.js";
+import { checkLinkCertificate, generationPairs, isOldWithNew, linkCertificateUrl, newestTrusted, nextGenerationId, type GenerationPair } from "./compromise.js";
 import {
   openProviderCa,
   providerPaths,
@@ -73,6 +73,7 @@ import {
   writeProviderFile,
   writeProviderState,
   compromiseEvidence,
+  trustedCaOf,
   type ProviderCrl,
   type ProviderLink,
   type ProviderPaths,
@@ -507,6 +508,30 @@ export interface FollowResult {
   readonly stopped?: true;
   /** files of trust/ passed over (readTrustAnchors): only what needs their CA failed */
   readonly skippedTrust?: readonly SkippedTrustFile[];
+  /** newer generations of trusted public CAs the endpoint publishes and this provider does not trust (a warning) */
+  readonly newerGenerations?: readonly NewerGeneration[];
+}
+
+/**
+ * A key generation of a public CA newer than the newest this provider trusts of it, published by the endpoint where
+ * CA certificates are (`<endpoint>/ca/<newer>.crt`, server/published.ts). Said as a warning, not an error: nothing the
+ * provider relies on is wrong, and a failing exit would turn every pass red (and hide real failures) for as long as
+ * the operator takes to trust it. Until then its customers' certificates are refused at enrolment, and the trusted
+ * generation is not checked for a declared compromise on the newer one's CRL (its own CRL still says, ownCompromise).
+ */
+export interface NewerGeneration {
+  /** the trusted generation it succeeds */
+  readonly caId: string;
+  /** its id: 13-sig-g2 */
+  readonly newer: string;
+  /** where the endpoint serves its certificate */
+  readonly url: string;
+  /** SHA-256 of that certificate (DER, hex), to compare with the public side's over another channel */
+  readonly sha256: string;
+  /** its key is certified by the trusted generation's (an OldWithNew link that verified): an ordinary rollover */
+  readonly linked: boolean;
+  readonly linkSerial?: string;
+  readonly message: string;
 }
 
 function isLive(l: ProviderLink, now: Date): boolean {
@@ -637,6 +662,14 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
       }
     }
     compromise.sort((a, b) => a.caId.localeCompare(b.caId));
+    // Asked only of an endpoint this pass reached: one that could not give a CRL is not asked for more.
+    const newer: NewerGeneration[] = [];
+    const reached = !crls.some((c) => c.error?.code === "ERR_PUBLIC_CRL_UNAVAILABLE");
+    for (const ca of reached ? newestTrusted(trusted) : []) {
+      if (o.signal?.aborted) break;
+      const n = await newerGeneration(config.endpoint, ca, o);
+      if (n) newer.push(n);
+    }
 
     // One write: the revocations, what was seen and (with revocations) the number of the CRL that owes them count
     // together, or not at all. Killed after it, the reserved number is above the published CRL's: the next pass
@@ -660,7 +693,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     const stopped = o.signal?.aborted === true;
     const blind = stopped || crls.some((c) => c.error !== undefined || c.status === "stopped") || compromise.some((c) => c.error !== undefined);
     const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : fromTheFuture ? "clock" : due && !blind ? "due" : undefined;
-    const skipped = { ...(anchors.skipped.length ? { skippedTrust: anchors.skipped } : {}), ...(stopped ? { stopped: true as const } : {}) };
+    const skipped = { ...(anchors.skipped.length ? { skippedTrust: anchors.skipped } : {}), ...(stopped ? { stopped: true as const } : {}), ...(newer.length ? { newerGenerations: newer } : {}) };
     if (!crlCause) return { crls, compromise, revoked, ...skipped };
     const crl = await publishProviderCrl(paths, config, providerCa, o.clock, state, { reserved: revoked.length > 0 });
     return { crls, compromise, revoked, crl, crlCause, ...skipped };
@@ -669,6 +702,44 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
 
 /** A link certificate is a couple of KB: anything much larger is not one. */
 const MAX_LINK_BYTES = 64 * 1024;
+
+/**
+ * Whether the endpoint publishes the generation after `ca` (NewerGeneration), and whether `ca`'s trusted key
+ * certifies it (its OldWithNew link, `<newer>.by-<ca>.crt`). One request a pass for each newest trusted generation (a
+ * 404 while there is none). Advisory: an answer that cannot be had, or is not that CA's next generation's certificate,
+ * says nothing and fails nothing.
+ */
+async function newerGeneration(endpoint: string, ca: TrustedCa, o: PublicEndpointOptions): Promise<NewerGeneration | undefined> {
+  const newer = nextGenerationId(ca.caId);
+  const url = `${endpoint}/ca/${newer}.crt`;
+  const headers: Record<string, string> = o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {};
+  const get = async (u: string) => {
+    try {
+      const got = await getWithRetries(u, headers, { ...o, maxCrlBytes: MAX_LINK_BYTES });
+      return got.res.status === 200 ? got.body : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const body = await get(url);
+  if (!body) return undefined;
+  let cert: TrustedCa;
+  try {
+    cert = trustedCaOf(body, url);
+  } catch {
+    return undefined;
+  }
+  if (cert.caId !== newer || !cert.subject.equals(ca.subject)) return undefined;
+  // OldWithNew: the newer key by the older (ca/rollover.ts linkFileBase: <subject>.by-<issuer>)
+  const linkUrl = `${endpoint}/ca/${newer}.by-${ca.caId}.crt`;
+  const linkDer = await get(linkUrl);
+  const link = linkDer && isOldWithNew(linkDer, ca, cert.spki);
+  const sha256 = createHash("sha256").update(cert.der).digest("hex");
+  const message = link
+    ? `the endpoint publishes ${newer} (${url}), a newer key generation of ${ca.caId} that this provider does not trust, its key certified by ${ca.caId}'s trusted key (link ${link.serial}): an ordinary key rollover. Until it is trusted, certificates it issues are refused at enrolment and ${ca.caId} is not checked on its CRL for a declared compromise: fetch it and run 'jpki provider trust ${newer}.pem' (SHA-256 ${sha256})`
+    : `the endpoint publishes ${newer} (${url}), a newer key generation of ${ca.caId} that this provider does not trust, and no link certificate from ${ca.caId}'s trusted key to it (${linkUrl}): what a rollover made because ${ca.caId}'s key was compromised ('jpki ca rollover --compromised') publishes. Nothing this provider trusts vouches for ${newer}: trust it ('jpki provider trust') only once its SHA-256 ${sha256} is confirmed with the public side over another channel. ${ca.caId}'s own CRL says when its key was declared compromised (follow then fails with ERR_PUBLIC_CA_COMPROMISED and revokes what rests on it); told so by the public side first, run 'jpki provider untrust ${ca.caId}'`;
+  return { caId: ca.caId, newer, url, sha256, linked: link !== undefined, ...(link ? { linkSerial: link.serial } : {}), message };
+}
 
 /**
  * Enrolment's own check of the signer's generation (a pass of `follow` may be minutes away): the successor's CRL

@@ -337,7 +337,8 @@ describe("jpki provider", () => {
     writeFileSync(stateFile, JSON.stringify(state));
     const asked: Array<string | null> = [];
     const held = readFileSync(join(prov, "public-crl", "13-sig.crl"));
-    const record: typeof fetch = async (_u, init) => (asked.push(new Headers(init?.headers).get("if-none-match")), new Response(held, { status: 200 }));
+    // the CRL's requests (a newer generation's certificate is asked for at the pass's end: follow.ts newerGeneration)
+    const record: typeof fetch = async (u, init) => (String(u).includes("/crl/") && asked.push(new Headers(init?.headers).get("if-none-match")), new Response(held, { status: 200 }));
     await followPublicCrls({ dir: prov, passphrase, clock: systemClock, fetch: record });
     expect(asked).toEqual([null]);
   });
@@ -831,7 +832,10 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     // 13-sig's own CRL now lists 13-sig's own certificate (crl/arl.ts ownCertificateEntry): the lone provider reads it
     const loneFound = await cli(["--json", "provider", "follow", "--dir", lone, "--token-file", rolledToken], { cwd: dir });
     expect(loneFound.code, loneFound.stderr).toBe(17);
-    expect(JSON.parse(loneFound.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining("13-sig's own CRL") });
+    // 13-sig-g2, which it does not trust, is published and linked from 13-sig's key: a warning says to trust it
+    expect(loneFound.stderr).toMatch(/^jpki: warning: the endpoint publishes 13-sig-g2 .*an ordinary key rollover.*'jpki provider trust 13-sig-g2\.pem'/m);
+    expect(loneFound.json().newerGenerations).toEqual([expect.objectContaining({ caId: "13-sig", newer: "13-sig-g2", linked: true })]);
+    expect(JSON.parse(loneFound.stderr.slice(loneFound.stderr.indexOf("{"))).error).toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining("13-sig's own CRL") });
     expect(loneFound.json().compromise).toEqual([expect.objectContaining({ caId: "13-sig", successor: "13-sig", status: "compromised", own: true })]);
     expect(loneFound.json().revoked).toEqual([expect.objectContaining({ serial: loneLinked.serial, public: expect.objectContaining({ reason: "cACompromise" }) })]);
     // enrolment asks itself, before any follow pass: the same customer, a fresh application, is refused

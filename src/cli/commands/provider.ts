@@ -46,6 +46,12 @@ function warnSkipped(ctx: Context, skipped: readonly SkippedTrustFile[] | undefi
   for (const x of skipped ?? []) ctx.out.info(`jpki: warning: ${x.file} was passed over [${x.code}]: ${x.message}`);
 }
 
+/** A follow pass's warnings, one stderr line each: files of trust/ passed over, newer public CA generations not trusted. */
+function warnFollow(ctx: Context, r: FollowResult): void {
+  warnSkipped(ctx, r.skippedTrust);
+  for (const n of r.newerGenerations ?? []) ctx.out.info(`jpki: warning: ${n.message}`);
+}
+
 function followJson(r: FollowResult) {
   return { ...r, ...(r.crl ? { crl: { ...r.crl, number: r.crl.number.toString() } } : {}) };
 }
@@ -267,6 +273,13 @@ For each trusted generation whose successor is trusted too (13-sig, 13-sig-g2), 
 <endpoint>/ca/13-sig.by-13-sig-g2.crt and looks it up on 13-sig-g2's CRL: listed, the public side declared
 13-sig's key compromised; every certificate resting on 13-sig is revoked, and the pass fails with
 ERR_PUBLIC_CA_COMPROMISED until 'jpki provider untrust 13-sig' (enrol and trust refuse it from then on).
+The same when a trusted generation's own CRL lists its own CA certificate (cACompromise): the public side's
+statement, signed by that key, that it is compromised; what tells the newest trusted generation, or one whose
+successor is not trusted or was made by 'ca rollover --compromised' (no link), as compromised.
+When the endpoint publishes a generation newer than the newest trusted one of a CA (<endpoint>/ca/13-sig-g2.crt),
+the pass warns on stderr (newerGenerations in --json; the exit code is not changed): 'linked' when the trusted key
+certifies it (an ordinary rollover: 'jpki provider trust' it), else compare its SHA-256 with the public side's over
+another channel before trusting it (a rollover made because of a compromise publishes no link).
 A 429, 5xx or refused connection is asked again twice, with a growing wait; a redirect is not followed.
 A download fails after 10 s without a byte (--timeout), or after 10 min however steadily it comes
 (--total-timeout); a CRL over 256 MiB (--max-crl-mib) is refused. With --watch and --json, each pass writes
@@ -312,12 +325,12 @@ Examples:
         const seconds = Number(o.interval);
         if (!Number.isFinite(seconds) || seconds < 1) throw new JpkiError("ERR_USAGE", "--interval must be a number of seconds ≥ 1");
         await withStopSignal((signal) =>
-          watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits, intervalMs: seconds * 1000, signal, onPass: (r) => (warnSkipped(ctx, r.skippedTrust), ctx.out.line(followJson(r), () => followText(r))), onBusy: (e) => ctx.out.info(`jpki: ${e.message}; this pass is skipped`) }),
+          watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits, intervalMs: seconds * 1000, signal, onPass: (r) => (warnFollow(ctx, r), ctx.out.line(followJson(r), () => followText(r))), onBusy: (e) => ctx.out.info(`jpki: ${e.message}; this pass is skipped`) }),
         );
         return;
       }
       const r = await followPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits });
-      warnSkipped(ctx, r.skippedTrust);
+      warnFollow(ctx, r);
       ctx.out.result(followJson(r), () => followText(r));
       const f = failed(r);
       if (f?.error) throw new JpkiError(f.error.code, `${f.what}: ${f.error.message}`);
