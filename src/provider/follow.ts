@@ -809,7 +809,7 @@ async function checkGeneration(pair: GenerationPair, successorCrl: HadCrl | unde
   if (got.res.status === 404) {
     return unknown(
       "ERR_PUBLIC_CRL_UNAVAILABLE",
-      `the endpoint publishes no link certificate at ${url}; a rollover made because of a compromise ('jpki ca rollover --compromised') publishes none: if the public side rolled ${pair.ca.caId} over for that, run 'jpki provider untrust ${pair.ca.caId}'; else check the endpoint`,
+      `the endpoint publishes no link certificate at ${url}, as after a rollover made because ${pair.ca.caId}'s key was compromised ('jpki ca rollover --compromised'). Ask the public side whether it was; if so, run 'jpki provider untrust ${pair.ca.caId}' (it leaves trust/, every live certificate resting on it is revoked and the provider CRL published; its customers enrol again with certificates of ${pair.successor.caId}). Until then enrolment on ${pair.ca.caId} issues nothing and the provider CRL is not renewed; once ${pair.ca.caId}'s own CRL lists its own certificate, follow revokes by itself (ERR_PUBLIC_CA_COMPROMISED). If not, check the endpoint`,
     );
   }
   if (got.res.status !== 200 || !got.body) return unknown("ERR_PUBLIC_CRL_UNAVAILABLE", `${url} answered HTTP ${got.res.status}; check the endpoint`);

@@ -14,7 +14,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createPrivateKey } from "node:crypto";
+import { createHash, createPrivateKey } from "node:crypto";
 import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCustomer, followPublicCrls, parseOcspRequest, providerPaths, readProviderState, signApplication, signOcspResponse, watchPublicCrls, withProviderLock, parseResidentRecord, pemOrDer, renewOcspSigners, systemClock, type Signer, type Workspace } from "../../src/index.js";
 import { buildServer } from "../../src/server/app.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
@@ -880,3 +880,86 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     expect(e).toMatchObject({ status: "valid", public: { caId: "13-sig-g2" }, publicCrl: { caId: "13-sig-g2" } });
   }, 60_000);
 });
+
+/**
+ * The public CA rolls over BECAUSE its key was compromised (`jpki ca rollover --compromised`): 13-sig-g2 comes with no
+ * link certificates. A provider that trusted 13-sig, then 13-sig-g2 out of band, cannot tell from a link; until the
+ * public side's next CRL of 13-sig lists 13-sig's own certificate, follow fails closed and says what to do; after it,
+ * follow revokes by itself; untrust ends it.
+ */
+describe("jpki provider across a rollover for a compromised key (13-sig → 13-sig-g2, no links)", () => {
+  let pub: string;
+  let pubBase: string;
+  let pubApp: FastifyInstance;
+  let pubServer: Workspace;
+  let pubToken: string;
+  const w2 = () => ["--workspace", pub];
+
+  beforeAll(async () => {
+    pub = join(dir, "stolen");
+    await ok([...w2(), "ca", "init", "-p", "13", "--purpose", "signature"]);
+    await ok([...w2(), "registry", "import", join(dir, "residents.jsonl")]);
+    await issue("stolen-era", 4, pub);
+    const v = await ok([...w2(), "--json", "verifier", "add", "--name", "Careful Bank", "--kind", "private"]);
+    pubToken = join(dir, "stolen-token.txt");
+    writeFileSync(pubToken, `${v.json().token}\n`, { mode: 0o600 });
+    await ok([...w2(), "crl", "generate", "--prefecture", "13"]);
+    pubServer = await openWorkspace(pub);
+    ({ app: pubApp } = await buildServer(pubServer));
+    await pubApp.listen({ host: "127.0.0.1", port: 0 });
+    pubBase = `http://127.0.0.1:${(pubApp.server.address() as AddressInfo).port}`;
+  }, 180_000);
+
+  afterAll(async () => {
+    await pubApp?.close();
+    await pubServer?.close();
+  });
+
+  it("no link: follow fails closed naming what the operator does; once 13-sig's own CRL says so it revokes by itself; untrust ends it", async () => {
+    const bank = join(dir, "stolen-bank");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Careful Bank", "--endpoint", pubBase, "--trust", join(pub, "ca", "13-sig.pem"), "--crl-url", "http://careful.example/crl/provider.crl"]);
+    const linked = (await ok(["--json", "provider", "enrol", "--dir", bank, "--request", application("stolen-era"), "--token-file", pubToken])).json();
+    const follow = () => cli(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
+    expect((await follow()).code).toBe(0);
+
+    await ok([...w2(), "ca", "rollover", "-p", "13", "--purpose", "sig", "--compromised"]);
+    // before the operator trusts 13-sig-g2: a warning, not linked, naming its fingerprint
+    const warned = await follow();
+    expect(warned.code, warned.stderr).toBe(0);
+    const fp = createHash("sha256").update(readFileSync(join(pub, "ca", "13-sig-g2.crt"))).digest("hex");
+    expect(warned.json().newerGenerations).toEqual([expect.objectContaining({ caId: "13-sig", newer: "13-sig-g2", linked: false, sha256: fp })]);
+    expect(warned.stderr).toMatch(/^jpki: warning: the endpoint publishes 13-sig-g2 .*no link certificate.*'jpki ca rollover --compromised'/m);
+    // the operator trusts 13-sig-g2 (its fingerprint confirmed out of band); 13-sig-g2 publishes its CRL, 13-sig's
+    // is not yet regenerated (or the public side lists no own certificate: a jpki before it did)
+    await ok(["--json", "provider", "trust", "--dir", bank, join(pub, "ca", "13-sig-g2.pem")]);
+    await ok([...w2(), "crl", "generate", "--ca", "13-sig-g2"]);
+    let blind = await follow();
+    for (let i = 0; i < 40 && blind.json().crls.some((c: { caId: string; status: string }) => c.caId === "13-sig-g2" && c.status === "failed"); i++) {
+      await new Promise((res) => setTimeout(res, 100)); // the server re-stats its files every 250 ms
+      blind = await follow();
+    }
+    expect(blind.code, blind.stderr).toBe(17);
+    const check = blind.json().compromise;
+    expect(check).toEqual([expect.objectContaining({ caId: "13-sig", successor: "13-sig-g2", status: "failed", error: expect.objectContaining({ code: "ERR_PUBLIC_CRL_UNAVAILABLE" }) })]);
+    for (const said of ["no link certificate at", "Ask the public side whether it was", "run 'jpki provider untrust 13-sig'", "enrol again with certificates of 13-sig-g2", "enrolment on 13-sig issues nothing"]) expect(check[0].error.message).toContain(said);
+    expect(blind.json().revoked).toEqual([]);
+    expect(blind.json().crl).toBeUndefined(); // not renewed while blind
+
+    // the public side publishes 13-sig's CRL: it lists 13-sig's own certificate (crl/arl.ts ownCertificateEntry)
+    await ok([...w2(), "crl", "generate", "--ca", "13-sig"]);
+    let found = await follow();
+    for (let i = 0; i < 40 && found.json().revoked?.length === 0; i++) {
+      await new Promise((res) => setTimeout(res, 100)); // the server re-stats its files every 250 ms
+      found = await follow();
+    }
+    expect(found.code, found.stderr).toBe(17);
+    expect(found.json().compromise).toEqual([expect.objectContaining({ caId: "13-sig", status: "compromised", own: true, error: expect.objectContaining({ code: "ERR_PUBLIC_CA_COMPROMISED" }) })]);
+    expect(found.json().revoked).toEqual([expect.objectContaining({ serial: linked.serial, public: expect.objectContaining({ caId: "13-sig", reason: "cACompromise" }) })]);
+    const u = (await ok(["--json", "provider", "untrust", "13-sig", "--dir", bank])).json();
+    expect(u).toMatchObject({ caId: "13-sig", trusted: ["13-sig-g2"] });
+    const after = await follow();
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.json()).toMatchObject({ compromise: [], revoked: [] });
+  }, 120_000);
+});
+
