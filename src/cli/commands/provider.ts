@@ -144,7 +144,9 @@ Example:
       `
 When the public side declares a generation's key compromised ('jpki ca compromised', 'ca rollover --compromised'),
 certificates signed with the stolen key are on no CRL. 'follow' finds it when the provider trusts the successor
-too (the link certificate revoked on its CRL) and revokes what rests on it; otherwise the operator says so here.
+too (the link certificate revoked on its CRL), or on the generation's own CRL (its own certificate listed), and
+revokes what rests on it; otherwise (a successor trusted but no link: 'ca rollover --compromised') the operator,
+told by the public side, says so here.
 untrust removes trust/<ca>.pem, so enrolment refuses that generation's certificates, and revokes every live
 provider certificate linked to it (cessationOfOperation: the identity it rests on proves nothing now); customers
 enrol again with a certificate of the successor generation ('jpki provider trust' it first).
