@@ -39,12 +39,7 @@ export function revokedLinks(links: readonly CaLinkRecord[]): RevokedLink[] {
   const out: RevokedLink[] = [];
   const add = (der: Buffer, at: Date, issuerCaId: string, subjectCaId: string) =>
     out.push({ entry: { serial: new X509Certificate(der).serialNumber.toLowerCase(), revokedAt: at, reason: CRL_REASON.cACompromise }, issuerCaId, subjectCaId });
-  // When each generation's key was found compromised: declared (`ca compromised`) or rolled over for it (no links).
-  const compromised = new Map<string, Date>();
-  for (const l of links) {
-    if (l.compromisedAt) compromised.set(l.oldCaId, l.compromisedAt);
-    else if (!l.oldWithNew && !l.newWithOld) compromised.set(l.oldCaId, l.createdAt);
-  }
+  const compromised = compromiseTimesOf(links);
   for (const l of links) {
     if (l.compromisedAt) {
       if (l.newWithOld) add(l.newWithOld, l.compromisedAt, l.newCaId, l.oldCaId);
@@ -55,6 +50,31 @@ export function revokedLinks(links: readonly CaLinkRecord[]): RevokedLink[] {
     if (at && l.oldWithNew) add(l.oldWithNew, at, l.oldCaId, l.newCaId);
   }
   return out;
+}
+
+/** When each generation's key was found compromised: declared (`ca compromised`) or rolled over for it (no links). */
+function compromiseTimesOf(links: readonly CaLinkRecord[]): Map<string, Date> {
+  const compromised = new Map<string, Date>();
+  for (const l of links) {
+    if (l.compromisedAt) compromised.set(l.oldCaId, l.compromisedAt);
+    else if (!l.oldWithNew && !l.newWithOld) compromised.set(l.oldCaId, l.createdAt);
+  }
+  return compromised;
+}
+
+/**
+ * A compromised generation's own CA certificate, cACompromise from when its key counts as compromised, for its own
+ * full CRL and delta: the one statement a follower trusting that generation alone can verify (jpki provider:
+ * provider/compromise.ts). It trusts no successor — after `ca rollover --compromised` there is no link to reach one,
+ * and the newest generation it trusts has none — and nothing else the public side publishes is signed by a key it
+ * holds. Signed by the compromised key itself, the statement is still sound in the one direction it is read: only
+ * the key's holder can make it, and whoever that is, the CA that declares the theft or the thief, that key is not to
+ * be trusted. (RFC 5280 leaves a trust anchor's revocation to the relying party; OpenSSL's -crl_check_all reads it,
+ * and refuses paths to the compromised root, which is what the operations guide asks of verifiers.)
+ */
+export function ownCertificateEntry(links: readonly CaLinkRecord[], caId: string, certificateDer: Buffer): CrlEntryInput | undefined {
+  const at = compromiseTimesOf(links).get(caId);
+  return at && { serial: new X509Certificate(certificateDer).serialNumber.toLowerCase(), revokedAt: at, reason: CRL_REASON.cACompromise };
 }
 
 /** The entries of `caId`'s ARL: the revoked links it signed. */

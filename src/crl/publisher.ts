@@ -39,7 +39,7 @@ import { openStagingFile, stageFile, sweepStaleTemps, syncDir, type StagedFile }
 import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CaRecord, type CrlScope, type Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import type { CrlEntryInput } from "../profile/crl-entry.js";
-import { arlEntries, fullCrlLinkEntries, withLinkEntries } from "./arl.js";
+import { arlEntries, fullCrlLinkEntries, ownCertificateEntry, withLinkEntries } from "./arl.js";
 import { deltaCadence, deltaNextUpdate } from "./delta.js";
 import { buildCrl, crlExtensionsElement, streamCrl, type BuiltCrl, type CrlParams, type StreamedCrl } from "./builder.js";
 import { scopeExtensions, scopeKind, scopePath } from "./scope.js";
@@ -236,7 +236,7 @@ export class CrlPublisher {
     const { number } = await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate);
     // With their total first, the entries stream from the store to the staged file as they are read (streamCrl);
     // the link certificates it revoked after a compromise (crl/arl.ts) go on it too, read after the reservation.
-    const links = await this.#linkEntries(ca.id);
+    const links = await this.#linkEntries(ca);
     const deltas = (opts.deltas ?? true) && deltaCadence(this.#config) !== undefined;
     return this.#publishReserved(ca, FULL_SCOPE, number, t, withLinkEntries(this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore, withTotal: true }), links), undefined, deltas);
   }
@@ -255,18 +255,21 @@ export class CrlPublisher {
     if (!r) return undefined;
     const times = { ...t, nextUpdate: r.nextUpdate };
     // The revoked link certificates again (crl/arl.ts): a base published before the compromise lacks them.
-    const links = await this.#linkEntries(ca.id);
+    const links = await this.#linkEntries(ca);
     return this.#publishReserved(ca, DELTA_SCOPE, r.number, times, withLinkEntries(this.#store.deltaCrlEntries(ca.id, r.baseNumber, { expiredBefore: t.expiredBefore }), links), r.baseNumber);
   }
 
   /**
    * The revoked link certificates a full CRL or delta lists besides the store's revocation log (crl/arl.ts
    * withLinkEntries), but one the log holds already: a restore carries over an entry the replaced CRLs listed
-   * (backup/restore.ts), and a serial listed twice makes RFC 5280 readers refuse the whole CRL.
+   * (backup/restore.ts), and a serial listed twice makes RFC 5280 readers refuse the whole CRL. A compromised
+   * generation's own certificate last (crl/arl.ts ownCertificateEntry): its key's statement that it is compromised.
    */
-  async #linkEntries(caId: string): Promise<CrlEntryInput[]> {
+  async #linkEntries(ca: CrlIssuer): Promise<CrlEntryInput[]> {
     const out: CrlEntryInput[] = [];
-    for (const e of fullCrlLinkEntries(await this.#store.listCaLinks(), caId)) if (!(await this.#store.certificateStatus(e.serial))?.revocation) out.push(e);
+    const links = await this.#store.listCaLinks();
+    const own = ownCertificateEntry(links, ca.id, ca.record.certificateDer);
+    for (const e of [...fullCrlLinkEntries(links, ca.id), ...(own ? [own] : [])]) if (!(await this.#store.certificateStatus(e.serial))?.revocation) out.push(e);
     return out;
   }
 

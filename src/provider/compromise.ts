@@ -46,6 +46,42 @@ export function trustedSuccessor(trusted: readonly TrustedCa[], ca: TrustedCa): 
   return trusted.find((t) => t.caId === id);
 }
 
+/**
+ * Each trusted generation no trusted generation succeeds (the newest of its CA, or the only one): the ones a newer
+ * generation of the public side's would be news to.
+ */
+export function newestTrusted(trusted: ReadonlyMap<string, TrustedCa>): TrustedCa[] {
+  return [...trusted.values()]
+    .filter((t) => {
+      const p = parseCaId(t.caId);
+      return !trusted.has(caId(p.prefectureCode, p.purpose, p.generation + 1));
+    })
+    .sort((a, b) => a.caId.localeCompare(b.caId));
+}
+
+/** The id of the generation after `id` (ca/ids.ts: 13-sig → 13-sig-g2). */
+export function nextGenerationId(id: string): string {
+  const p = parseCaId(id);
+  return caId(p.prefectureCode, p.purpose, p.generation + 1);
+}
+
+/**
+ * Whether `der` is an OldWithNew link from `older`'s trusted key to `newer`'s key (ca/rollover.ts): a certificate under
+ * older's name, signed by older's trusted key, certifying newer's key. What makes a newer generation the public side
+ * publishes one this provider could verify; anything else (not a certificate, another key) is no link.
+ */
+export function isOldWithNew(der: Buffer, older: TrustedCa, newerSpki: Buffer): { readonly serial: string } | undefined {
+  try {
+    const cert = parseCertificate(der);
+    if (cert.der.length !== der.length) return undefined;
+    const o = parseCertificate(older.der);
+    if (!nameEquals(cert.issuer, o.subject) || !verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, workingKeyOf(o.publicKey))) return undefined;
+    return Buffer.from(certificateParts(der).spki).equals(newerSpki) ? { serial: cert.serialHex } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Where the endpoint serves g's NewWithOld link certificate (ca/rollover.ts names it `<subject>.by-<issuer>`). */
 export function linkCertificateUrl(endpoint: string, pair: GenerationPair): string {
   return `${endpoint}/ca/${pair.ca.caId}.by-${pair.successor.caId}.crt`;

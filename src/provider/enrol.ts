@@ -22,7 +22,9 @@
  * GET as `follow` (a 304 when nothing changed): revoked, expired, foreign or test → nothing is issued
  * (ERR_PROVIDER_PUBLIC_CERT_INVALID, with the engine's status and reason in `details`); a CRL past its nextUpdate
  * or dated after this host's clock → nothing is issued either, as the endpoint's failure (ERR_PUBLIC_CRL_STALE,
- * ERR_PUBLIC_CRL_CLOCK: exit 17).
+ * ERR_PUBLIC_CRL_CLOCK: exit 17). The same holds for the trusted successor generation's CRL on which the signer's
+ * generation is checked for a declared compromise (follow.ts checkGeneration): past its nextUpdate and not listing the
+ * link, it says nothing of a compromise declared since, and nothing is issued (ERR_PUBLIC_CRL_STALE, naming it).
  *
  * The certificate (⑤): provider/workspace.ts certifyCustomer; valid for certificateDays at most and never past the
  * public certificate's notAfter nor the provider CA's. The link (private serial ↔ public CA, serial, digest, when)
@@ -43,10 +45,11 @@ import { validateJpki } from "../validation/jpki.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { OcspClient, type OcspProblem, type OcspTimeFault } from "../validation/ocsp-source.js";
 import { formatName } from "../validation/name.js";
-import { checkGenerationNow, endpointFetch, endpointTimeouts, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
+import { checkGenerationNow, endpointFetch, endpointTimeouts, ownCompromise, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
 import { trustedSuccessor } from "./compromise.js";
 import {
   certifyCustomer,
+  compromiseEvidence,
   openProviderCa,
   providerPaths,
   readProviderConfig,
@@ -147,7 +150,7 @@ function invalid(message: string, details?: Record<string, unknown>): JpkiError 
 function compromisedCa(caId: string, rec: PublicCaCompromise): JpkiError {
   return new JpkiError(
     "ERR_PUBLIC_CA_COMPROMISED",
-    `the signer's certificate was issued by ${caId}, whose key the public side declared compromised (${rec.successor}'s CRL #${rec.crlNumber} revoked the link that vouched for it): a certificate signed with that key proves nothing, genuine or forged; nothing was issued`,
+    `the signer's certificate was issued by ${caId}, whose key the public side declared compromised (${compromiseEvidence(caId, rec)}): a certificate signed with that key proves nothing, genuine or forged; nothing was issued`,
     { details: { caId, successor: rec.successor } },
   );
 }
@@ -219,7 +222,23 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     const compromised = state.compromisedCas?.[ca.caId];
     if (compromised) throw compromisedCa(ca.caId, compromised);
     const fetched = await refreshPublicCrl(paths, config.endpoint, ca, state.publicCrls[ca.caId], o.clock, o);
+    // The CA's own CRL listing its own certificate: its key declared compromised (follow.ts ownCompromise), whatever
+    // the CRL's dates. Recorded with what was seen; the next pass revokes what rests on it.
+    const own = ownCompromise(ca, { crl: fetched.crl, number: fetched.seen.number }, now);
     state = { ...state, publicCrls: { ...state.publicCrls, [ca.caId]: fetched.seen } };
+    const successor = trustedSuccessor(trusted, ca);
+    if (own) {
+      // Where a trusted successor's CRL says so too, its record is kept (made by a key not in question), as follow
+      // keeps it; a successor that cannot be asked changes nothing: the own CRL has said it.
+      const viaLink = successor ? await checkGenerationNow(paths, config.endpoint, { ca, successor }, state.publicCrls[successor.caId], o.clock, o).catch((e: unknown) => {
+            if (isJpkiError(e)) return undefined;
+            throw e;
+          })
+        : undefined;
+      const rec = viaLink?.record ?? own;
+      writeProviderState(paths, { ...state, publicCrls: { ...state.publicCrls, ...(viaLink && successor ? { [successor.caId]: viaLink.seen } : {}) }, compromisedCas: { ...state.compromisedCas, [ca.caId]: rec } });
+      throw compromisedCa(ca.caId, rec);
+    }
     writeProviderState(paths, state);
     if (fetched.fromFuture) {
       throw new JpkiError(
@@ -249,13 +268,17 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     // Its key declared compromised since the last follow pass? Asked now, on the successor's CRL (provider/compromise.ts),
     // when the successor is trusted: enrolment is what a stolen key would be used for. Fails closed: a check that
     // could not be made issues nothing. Found, it is recorded; the next pass revokes what rests on it.
-    const successor = trustedSuccessor(trusted, ca);
     if (successor) {
       const c = await checkGenerationNow(paths, config.endpoint, { ca, successor }, state.publicCrls[successor.caId], o.clock, o);
       state = { ...state, publicCrls: { ...state.publicCrls, [successor.caId]: c.seen }, ...(c.record ? { compromisedCas: { ...state.compromisedCas, [ca.caId]: c.record } } : {}) };
       writeProviderState(paths, state);
       if (c.record) throw compromisedCa(ca.caId, c.record);
-      if (c.check.error) throw new JpkiError(c.check.error.code, `${c.check.error.message}: nothing was issued`, { details: { caId: ca.caId, successor: successor.caId } });
+      // Fail closed: a successor's CRL past its nextUpdate (or not yet in force) that does not list the link says nothing
+      // of a compromise declared since, and was fetched just now through the endpoint, so nothing fresher is to be had.
+      if (c.check.error) {
+        const crl = c.check.error.code === "ERR_PUBLIC_CRL_STALE" || c.check.error.code === "ERR_PUBLIC_CRL_CLOCK" ? { crlNumber: c.seen.number, ...(c.seen.nextUpdate !== undefined ? { nextUpdate: new Date(c.seen.nextUpdate).toISOString() } : {}) } : {};
+        throw new JpkiError(c.check.error.code, `${c.check.error.message}: nothing was issued`, { details: { caId: ca.caId, successor: successor.caId, ...crl } });
+      }
     }
     const publicCrl = { caId: ca.caId, number: fetched.seen.number, status: fetched.status };
     let publicOcsp: EnrolResult["publicOcsp"];

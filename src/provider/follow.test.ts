@@ -6,6 +6,7 @@
  * crl/builder.ts; the endpoint is an injected fetch or, where the transport itself is the attack, a loopback server.
  */
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -26,8 +27,9 @@ import { basicConstraints, crlDistributionPoints, keyIdentifier, keyUsage, subje
 import { encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { parseCrl } from "../validation/crl.js";
-import { endpointFetch, followPublicCrls, watchPublicCrls } from "./follow.js";
-import { initProvider, providerPaths, readProviderState, trustPublicCas, untrustPublicCa, writeProviderState, type ProviderLink } from "./workspace.js";
+import { parseCertificate } from "../validation/certificate.js";
+import { checkGenerationNow, endpointFetch, followPublicCrls, watchPublicCrls } from "./follow.js";
+import { initProvider, providerPaths, readProviderState, readTrustAnchors, trustPublicCas, untrustPublicCa, writeProviderState, type ProviderLink } from "./workspace.js";
 import { CRL_REASON } from "../crl/reason.js";
 
 /** A full disk where the paths matching `match` are written (store/files.ts writeFileAtomic); none by default. */
@@ -126,6 +128,8 @@ type Answer = () => Response;
 function endpoint(...answers: Answer[]) {
   const asked: Array<{ url: string; headers: Headers }> = [];
   const fetch: typeof globalThis.fetch = async (u, init) => {
+    // CA certificates (a newer generation, follow.ts newerGeneration): none published here
+    if (String(u).includes("/ca/")) return new Response(null, { status: 404 });
     asked.push({ url: String(u), headers: new Headers(init?.headers) });
     const a = answers[Math.min(asked.length - 1, answers.length - 1)]!;
     return a();
@@ -860,6 +864,44 @@ describe("provider follow --help", () => {
 });
 
 /**
+ * The public side lists a compromised generation's own certificate on that generation's own CRL (crl/arl.ts
+ * ownCertificateEntry): what a provider trusting no successor of it can read — here, one trusting 13-sig alone.
+ */
+describe("provider follow: a trusted generation's own CRL lists its own certificate", () => {
+  const own = () => parseCertificate(tokyo.der).serialHex;
+  it("cACompromise: every certificate resting on it is revoked once, the compromise recorded as said by its own CRL, ERR_PUBLIC_CA_COMPROMISED until untrust; trust refuses it again", async () => {
+    const d = provider();
+    const entry = (reason: number): CrlEntryInput => ({ serial: own(), revokedAt: new Date(T0 - 2 * HOUR), reason });
+    // another reason says nothing of the key: nothing is done
+    const other = await follow(d, endpoint(ok(await crl(5, [entry(CRL_REASON.cessationOfOperation)]))).fetch);
+    expect(other.compromise).toEqual([]);
+    expect(other.revoked).toEqual([]);
+    const found = await follow(d, endpoint(ok(await crl(6, [entry(CRL_REASON.cACompromise)]))).fetch, T0 + 2 * HOUR);
+    expect(found.compromise).toEqual([
+      { caId: "13-sig", successor: "13-sig", status: "compromised", linkSerial: own(), own: true, error: { code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining(`13-sig's own CRL #6, signed by that key, lists its own CA certificate ${own()} revoked for cACompromise`) } },
+    ]);
+    expect(found.compromise[0]!.error!.message).toContain("run 'jpki provider untrust 13-sig'");
+    expect(found.revoked.map((r) => [r.serial, r.reason, r.public.reason, r.public.crlNumber])).toEqual([["1a", "cessationOfOperation", "cACompromise", "6"], ["1b", "cessationOfOperation", "cACompromise", "6"]]);
+    expect(listed(d)).toEqual(["1a", "1b"]);
+    expect(readProviderState(providerPaths(d)).compromisedCas).toEqual({ "13-sig": { successor: "13-sig", linkSerial: own(), crlNumber: "6", publicRevokedAt: T0 - 2 * HOUR, detectedAt: T0 + 2 * HOUR, own: true } });
+    const again = await follow(d, endpoint(ok(await crl(6, [entry(CRL_REASON.cACompromise)]))).fetch, T0 + 3 * HOUR);
+    expect(again.revoked).toEqual([]);
+    expect(again.compromise).toEqual([expect.objectContaining({ caId: "13-sig", status: "compromised", own: true })]);
+    await untrustPublicCa({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + 4 * HOUR)), caId: "13-sig" });
+    await expect(trustPublicCas({ dir: d, trustAnchors: [tokyo.der] })).rejects.toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining("13-sig's own CRL #6") });
+  });
+
+  it("a CRL by another key under the CA's name that lists it is refused: nothing recorded, nothing revoked", async () => {
+    const d = provider();
+    const r = await follow(d, endpoint(ok(await crl(6, [{ serial: own(), revokedAt: new Date(T0 - 2 * HOUR), reason: CRL_REASON.cACompromise }], { by: impostor }))).fetch);
+    expect(r.crls[0]).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID" } });
+    expect(r.compromise).toEqual([]);
+    expect(r.revoked).toEqual([]);
+    expect(readProviderState(providerPaths(d)).compromisedCas).toBeUndefined();
+  });
+});
+
+/**
  * A key rollover on the public side made here: 13-sig-g2 (the same name, another key; its id in its certificate's
  * ARL URL, as the public side writes it) and the NewWithOld link, 13-sig's key certified by 13-sig-g2's.
  */
@@ -944,13 +986,74 @@ describe("provider follow: a public CA generation declared compromised", () => {
     const e = rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: ok(link) });
     const again = await follow(d, e.fetch, T0 + 3 * HOUR);
     expect(again.revoked).toEqual([]);
-    expect(e.asked.some((u) => u.includes("/ca/"))).toBe(false);
+    expect(e.asked.some((u) => u.includes("/ca/13-sig.by-"))).toBe(false);
     expect(again.compromise).toEqual([expect.objectContaining({ caId: "13-sig", status: "compromised" })]);
     // untrust confirms: the record stays, nothing is said any more, and trust will not take it back
     await untrustPublicCa({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + 4 * HOUR)), caId: "13-sig" });
     expect((await follow(d, rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(2, [LINK_REVOKED]), link: ok(link) }).fetch, T0 + 5 * HOUR)).compromise).toEqual([]);
     expect(readProviderState(providerPaths(d)).compromisedCas?.["13-sig"]).toBeDefined();
     await expect(trustPublicCas({ dir: d, trustAnchors: [tokyo.der] })).rejects.toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED" });
+  });
+
+  it("a successor's CRL past its nextUpdate (or dated ahead of this clock) that does not list the link is no 'sound': the check fails with its code and the CRL's date; listing it, it counts", async () => {
+    const d = await rolledProvider();
+    const link = await newWithOld();
+    // 13-sig's own CRL is current; 13-sig-g2's newest ran out an hour before the pass
+    const stale = await follow(d, rolledEndpoint({ g1: await crl(5, [], { at: T0 }), g2: await crl(1, [], { by: g2, at: T0 - 24 * HOUR, nextUpdate: T0 }), link: ok(link) }).fetch);
+    expect(stale.compromise).toEqual([
+      { caId: "13-sig", successor: "13-sig-g2", status: "failed", linkSerial: "4c1a", error: { code: "ERR_PUBLIC_CRL_STALE", message: expect.stringContaining(`13-sig-g2 the endpoint gives (#1), which would say so, was due to be replaced at ${new Date(T0).toISOString()}`) } },
+    ]);
+    expect(stale.revoked).toEqual([]);
+    const ahead = await follow(d, rolledEndpoint({ g1: await crl(5, [], { at: T0 }), g2: await crl(2, [], { by: g2, at: T0 + 5 * HOUR }), link: ok(link) }).fetch);
+    expect(ahead.compromise).toEqual([expect.objectContaining({ status: "failed", error: expect.objectContaining({ code: "ERR_PUBLIC_CRL_CLOCK" }) })]);
+    // enrolment's own check (checkGenerationNow) reads it alike; a stale CRL that lists the link records the compromise
+    const paths = providerPaths(d);
+    const trusted = readTrustAnchors(paths).trusted;
+    const pair = { ca: trusted.find((t) => t.caId === "13-sig")!, successor: trusted.find((t) => t.caId === "13-sig-g2")! };
+    const state = readProviderState(paths);
+    const now = new FixedClock(new Date(T0 + HOUR));
+    const e = (g2: Buffer) => ({ fetch: rolledEndpoint({ g1: Buffer.alloc(0), g2, link: ok(link) }).fetch, bearerToken: "tok" });
+    const unknown = await checkGenerationNow(paths, ENDPOINT, pair, state.publicCrls["13-sig-g2"], now, e(await crl(3, [], { by: g2, at: T0 - 24 * HOUR, nextUpdate: T0 })));
+    expect(unknown.check).toMatchObject({ status: "failed", error: { code: "ERR_PUBLIC_CRL_STALE" } });
+    expect(unknown.record).toBeUndefined();
+    const listedStale = await checkGenerationNow(paths, ENDPOINT, pair, unknown.seen, now, e(await crl(4, [LINK_REVOKED], { by: g2, at: T0 - 24 * HOUR + 1000, nextUpdate: T0 })));
+    expect(listedStale.check).toMatchObject({ status: "compromised", linkSerial: "4c1a" });
+    expect(listedStale.record).toMatchObject({ successor: "13-sig-g2", linkSerial: "4c1a", crlNumber: "4" });
+  });
+
+  it("a newer generation the endpoint publishes and the provider does not trust is a warning (newerGenerations), linked when the trusted key certifies its key; nothing else changes", async () => {
+    const d = provider(); // trusts 13-sig alone
+    const oldWithNew = await certificate({ signer: tokyo.signer, spki: g2.signer.spki });
+    const serve =
+      (link: Buffer | undefined, newer: Buffer = g2Der): typeof globalThis.fetch =>
+      async (u) => {
+        const url = String(u);
+        if (url.endsWith("/crl/13-sig.crl")) return ok(await crl(5, []))();
+        if (url.endsWith("/ca/13-sig-g2.crt")) return ok(newer)();
+        if (url.endsWith("/ca/13-sig-g2.by-13-sig.crt") && link) return ok(link)();
+        return new Response(null, { status: 404 });
+      };
+    const sha256 = createHash("sha256").update(g2Der).digest("hex");
+    const linked = await follow(d, serve(oldWithNew));
+    expect(linked.newerGenerations).toEqual([
+      { caId: "13-sig", newer: "13-sig-g2", url: `${ENDPOINT}/ca/13-sig-g2.crt`, sha256, linked: true, linkSerial: parseCertificate(oldWithNew).serialHex, message: expect.stringContaining("an ordinary key rollover") },
+    ]);
+    expect(linked.newerGenerations![0]!.message).toContain("run 'jpki provider trust 13-sig-g2.pem'");
+    expect(linked.crls).toEqual([expect.objectContaining({ caId: "13-sig", status: "downloaded" })]);
+    expect(linked.compromise).toEqual([]);
+    // no link, or one that 13-sig's key did not sign: not linked, and what that may mean is said
+    for (const link of [undefined, await certificate({ signer: impostor.signer, spki: g2.signer.spki })]) {
+      const r = await follow(d, serve(link));
+      expect(r.newerGenerations).toEqual([expect.objectContaining({ newer: "13-sig-g2", sha256, linked: false, message: expect.stringContaining("'jpki ca rollover --compromised'") })]);
+      expect(r.newerGenerations![0]!.message).toContain(`confirmed with the public side over another channel`);
+      expect(r.newerGenerations![0]!.message).toContain("'jpki provider untrust 13-sig'");
+    }
+    // what is served there is not 13-sig-g2's certificate: nothing said
+    expect((await follow(d, serve(oldWithNew, tokyo.der))).newerGenerations).toBeUndefined();
+    expect((await follow(d, serve(oldWithNew, Buffer.from("garbage")))).newerGenerations).toBeUndefined();
+    // trusted: nothing said (13-sig-g3 is asked for, and is not there)
+    await trustPublicCas({ dir: d, trustAnchors: [g2Der] });
+    expect((await follow(d, serve(oldWithNew))).newerGenerations).toBeUndefined();
   });
 
   it("follow --watch stopped while the link is fetched: the check is not known this pass, not the endpoint's failure", async () => {

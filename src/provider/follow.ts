@@ -59,7 +59,7 @@ import { BodyTooLarge, DownloadTimeout, boundedBody, checkDownloadTimeouts, cloc
 import { nameEquals, type Name } from "../validation/name.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { privateReasonFor } from "./reasons.js";
-import { checkLinkCertificate, generationPairs, linkCertificateUrl, type GenerationPair } from "./compromise.js";
+import { checkLinkCertificate, generationPairs, isOldWithNew, linkCertificateUrl, newestTrusted, nextGenerationId, type GenerationPair } from "./compromise.js";
 import {
   openProviderCa,
   providerPaths,
@@ -72,6 +72,8 @@ import {
   withProviderLock,
   writeProviderFile,
   writeProviderState,
+  compromiseEvidence,
+  trustedCaOf,
   type ProviderCrl,
   type ProviderLink,
   type ProviderPaths,
@@ -481,6 +483,8 @@ export interface CompromiseCheck {
   readonly successor: string;
   readonly status: "sound" | "compromised" | "failed";
   readonly linkSerial?: string;
+  /** said by the generation's own CRL, listing its own certificate (`successor` is then the generation itself) */
+  readonly own?: true;
   readonly error?: { readonly code: ErrorCode; readonly message: string };
 }
 
@@ -504,6 +508,30 @@ export interface FollowResult {
   readonly stopped?: true;
   /** files of trust/ passed over (readTrustAnchors): only what needs their CA failed */
   readonly skippedTrust?: readonly SkippedTrustFile[];
+  /** newer generations of trusted public CAs the endpoint publishes and this provider does not trust (a warning) */
+  readonly newerGenerations?: readonly NewerGeneration[];
+}
+
+/**
+ * A key generation of a public CA newer than the newest this provider trusts of it, published by the endpoint where
+ * CA certificates are (`<endpoint>/ca/<newer>.crt`, server/published.ts). Said as a warning, not an error: nothing the
+ * provider relies on is wrong, and a failing exit would turn every pass red (and hide real failures) for as long as
+ * the operator takes to trust it. Until then its customers' certificates are refused at enrolment, and the trusted
+ * generation is not checked for a declared compromise on the newer one's CRL (its own CRL still says, ownCompromise).
+ */
+export interface NewerGeneration {
+  /** the trusted generation it succeeds */
+  readonly caId: string;
+  /** its id: 13-sig-g2 */
+  readonly newer: string;
+  /** where the endpoint serves its certificate */
+  readonly url: string;
+  /** SHA-256 of that certificate (DER, hex), to compare with the public side's over another channel */
+  readonly sha256: string;
+  /** its key is certified by the trusted generation's (an OldWithNew link that verified): an ordinary rollover */
+  readonly linked: boolean;
+  readonly linkSerial?: string;
+  readonly message: string;
 }
 
 function isLive(l: ProviderLink, now: Date): boolean {
@@ -535,7 +563,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     // which is therefore fetched even when no customer rests on it (provider/compromise.ts).
     const pairs = generationPairs(trusted).filter((p) => !compromisedCas[p.ca.caId]);
     const wanted = [...new Set([...state.links.filter((l) => isLive(l, now)).map((l) => l.public.caId), ...pairs.map((p) => p.successor.caId)])].sort();
-    const had = new Map<string, { readonly crl: Crl; readonly number: string }>();
+    const had = new Map<string, HadCrl>();
     const crls: FollowedCrl[] = [];
     const seen: Record<string, PublicCrlSeen> = { ...state.publicCrls };
     const links = [...state.links];
@@ -571,7 +599,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
         continue;
       }
       seen[caId] = f.seen;
-      had.set(caId, { crl: f.crl, number: f.seen.number });
+      had.set(caId, { crl: f.crl, number: f.seen.number, stale: f.stale, fromFuture: f.fromFuture });
       const caSubject = parseCertificate(ca.der).subject;
       // A stale CRL still counts (a revocation is never undone), but it is the endpoint's newest: whatever the CA
       // revoked since is not in it. Said with a code, not only a flag, so a pass run by cron or watched by an operator
@@ -612,9 +640,19 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
       // a link fetch the stop cut short is no failure of the endpoint's: not known this pass, as the CRLs not had
       else if (!(c.check.status === "failed" && o.signal?.aborted)) compromise.push(c.check);
     }
+    // Then each trusted generation whose CRL this pass had, on what its own CRL says of its own certificate: what
+    // tells the generations no trusted successor speaks for. (Where a successor's CRL said so too, that record, made
+    // by a key not in question, is the one kept.) A check the own CRL settles is not reported failed.
+    for (const [id, h] of had) {
+      const ca = trusted.get(id);
+      const rec = ca && !compromisedCas[id] ? ownCompromise(ca, h, now) : undefined;
+      if (!rec) continue;
+      compromisedCas[id] = rec;
+      for (let i = compromise.length - 1; i >= 0; i--) if (compromise[i]!.caId === id) compromise.splice(i, 1);
+    }
     for (const [id, rec] of Object.entries(compromisedCas)) {
       // reported in every pass while its certificate is still trusted: the operator confirms with 'untrust'
-      if (trusted.has(id)) compromise.push({ caId: id, successor: rec.successor, status: "compromised", linkSerial: rec.linkSerial, error: { code: "ERR_PUBLIC_CA_COMPROMISED", message: compromisedMessage(id, rec) } });
+      if (trusted.has(id)) compromise.push({ caId: id, successor: rec.successor, status: "compromised", linkSerial: rec.linkSerial, ...(rec.own ? { own: true as const } : {}), error: { code: "ERR_PUBLIC_CA_COMPROMISED", message: compromisedMessage(id, rec) } });
       for (let i = 0; i < links.length; i++) {
         const l = links[i]!;
         if (l.public.caId !== id || !isLive(l, now)) continue;
@@ -624,6 +662,14 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
       }
     }
     compromise.sort((a, b) => a.caId.localeCompare(b.caId));
+    // Asked only of an endpoint this pass reached: one that could not give a CRL is not asked for more.
+    const newer: NewerGeneration[] = [];
+    const reached = !crls.some((c) => c.error?.code === "ERR_PUBLIC_CRL_UNAVAILABLE");
+    for (const ca of reached ? newestTrusted(trusted) : []) {
+      if (o.signal?.aborted) break;
+      const n = await newerGeneration(config.endpoint, ca, o);
+      if (n) newer.push(n);
+    }
 
     // One write: the revocations, what was seen and (with revocations) the number of the CRL that owes them count
     // together, or not at all. Killed after it, the reserved number is above the published CRL's: the next pass
@@ -647,7 +693,7 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     const stopped = o.signal?.aborted === true;
     const blind = stopped || crls.some((c) => c.error !== undefined || c.status === "stopped") || compromise.some((c) => c.error !== undefined);
     const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : fromTheFuture ? "clock" : due && !blind ? "due" : undefined;
-    const skipped = { ...(anchors.skipped.length ? { skippedTrust: anchors.skipped } : {}), ...(stopped ? { stopped: true as const } : {}) };
+    const skipped = { ...(anchors.skipped.length ? { skippedTrust: anchors.skipped } : {}), ...(stopped ? { stopped: true as const } : {}), ...(newer.length ? { newerGenerations: newer } : {}) };
     if (!crlCause) return { crls, compromise, revoked, ...skipped };
     const crl = await publishProviderCrl(paths, config, providerCa, o.clock, state, { reserved: revoked.length > 0 });
     return { crls, compromise, revoked, crl, crlCause, ...skipped };
@@ -656,6 +702,44 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
 
 /** A link certificate is a couple of KB: anything much larger is not one. */
 const MAX_LINK_BYTES = 64 * 1024;
+
+/**
+ * Whether the endpoint publishes the generation after `ca` (NewerGeneration), and whether `ca`'s trusted key
+ * certifies it (its OldWithNew link, `<newer>.by-<ca>.crt`). One request a pass for each newest trusted generation (a
+ * 404 while there is none). Advisory: an answer that cannot be had, or is not that CA's next generation's certificate,
+ * says nothing and fails nothing.
+ */
+async function newerGeneration(endpoint: string, ca: TrustedCa, o: PublicEndpointOptions): Promise<NewerGeneration | undefined> {
+  const newer = nextGenerationId(ca.caId);
+  const url = `${endpoint}/ca/${newer}.crt`;
+  const headers: Record<string, string> = o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {};
+  const get = async (u: string) => {
+    try {
+      const got = await getWithRetries(u, headers, { ...o, maxCrlBytes: MAX_LINK_BYTES });
+      return got.res.status === 200 ? got.body : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const body = await get(url);
+  if (!body) return undefined;
+  let cert: TrustedCa;
+  try {
+    cert = trustedCaOf(body, url);
+  } catch {
+    return undefined;
+  }
+  if (cert.caId !== newer || !cert.subject.equals(ca.subject)) return undefined;
+  // OldWithNew: the newer key by the older (ca/rollover.ts linkFileBase: <subject>.by-<issuer>)
+  const linkUrl = `${endpoint}/ca/${newer}.by-${ca.caId}.crt`;
+  const linkDer = await get(linkUrl);
+  const link = linkDer && isOldWithNew(linkDer, ca, cert.spki);
+  const sha256 = createHash("sha256").update(cert.der).digest("hex");
+  const message = link
+    ? `the endpoint publishes ${newer} (${url}), a newer key generation of ${ca.caId} that this provider does not trust, its key certified by ${ca.caId}'s trusted key (link ${link.serial}): an ordinary key rollover. Until it is trusted, certificates it issues are refused at enrolment and ${ca.caId} is not checked on its CRL for a declared compromise: fetch it and run 'jpki provider trust ${newer}.pem' (SHA-256 ${sha256})`
+    : `the endpoint publishes ${newer} (${url}), a newer key generation of ${ca.caId} that this provider does not trust, and no link certificate from ${ca.caId}'s trusted key to it (${linkUrl}): what a rollover made because ${ca.caId}'s key was compromised ('jpki ca rollover --compromised') publishes. Nothing this provider trusts vouches for ${newer}: trust it ('jpki provider trust') only once its SHA-256 ${sha256} is confirmed with the public side over another channel. ${ca.caId}'s own CRL says when its key was declared compromised (follow then fails with ERR_PUBLIC_CA_COMPROMISED and revokes what rests on it); told so by the public side first, run 'jpki provider untrust ${ca.caId}'`;
+  return { caId: ca.caId, newer, url, sha256, linked: link !== undefined, ...(link ? { linkSerial: link.serial } : {}), message };
+}
 
 /**
  * Enrolment's own check of the signer's generation (a pass of `follow` may be minutes away): the successor's CRL
@@ -671,18 +755,47 @@ export async function checkGenerationNow(
   o: PublicEndpointOptions,
 ): Promise<{ readonly seen: PublicCrlSeen; readonly check: CompromiseCheck; readonly record?: PublicCaCompromise }> {
   const f = await refreshPublicCrl(paths, endpoint, pair.successor, seen, clock, o);
-  return { seen: f.seen, ...(await checkGeneration(pair, { crl: f.crl, number: f.seen.number }, endpoint, clock.now(), o)) };
+  return { seen: f.seen, ...(await checkGeneration(pair, { crl: f.crl, number: f.seen.number, stale: f.stale, fromFuture: f.fromFuture }, endpoint, clock.now(), o)) };
 }
 
 function compromisedMessage(id: string, rec: PublicCaCompromise): string {
-  return `the public side declared ${id}'s key compromised: ${rec.successor}'s CRL #${rec.crlNumber} lists the link certificate ${rec.linkSerial} through which ${rec.successor} vouched for it (revoked ${new Date(rec.publicRevokedAt).toISOString()}); every provider certificate resting on ${id} was revoked and enrolment refuses it; run 'jpki provider untrust ${id}' to remove it from trust/`;
+  return `the public side declared ${id}'s key compromised: ${compromiseEvidence(id, rec)} (revoked ${new Date(rec.publicRevokedAt).toISOString()}); every provider certificate resting on ${id} was revoked and enrolment refuses it; run 'jpki provider untrust ${id}' to remove it from trust/`;
+}
+
+/**
+ * A trusted generation's own CA certificate listed on its own full CRL, cACompromise or keyCompromise: the public side
+ * declared that key compromised (crl/arl.ts ownCertificateEntry), and said so with the key itself. The one statement a
+ * provider that trusts no successor of it can verify: the newest generation it trusts, a generation rolled over with
+ * `--compromised` (no link joins it to its successor), or the only one it trusts. Sound read this way only: whoever
+ * made it holds the key, the public side or the thief, and either way it is not to be trusted. Listed on any verified
+ * CRL of it, stale or ahead of this clock, it counts (a revocation is never undone). `record` when listed.
+ */
+export function ownCompromise(ca: TrustedCa, had: { readonly crl: Crl; readonly number: string }, now: Date): PublicCaCompromise | undefined {
+  const cert = parseCertificate(ca.der);
+  const entry = entryOf(had.crl, cert.serialHex, cert.subject);
+  if (!entry || (entry.reason !== CRL_REASON.cACompromise && entry.reason !== CRL_REASON.keyCompromise)) return undefined;
+  return { successor: ca.caId, linkSerial: cert.serialHex, crlNumber: had.number, publicRevokedAt: entry.revocationDate.getTime(), detectedAt: now.getTime(), own: true };
+}
+
+/** A public CRL as a pass (or an enrolment) had it: verified, with how its dates stood against this host's clock. */
+interface HadCrl {
+  readonly crl: Crl;
+  readonly number: string;
+  readonly stale: boolean;
+  readonly fromFuture: boolean;
 }
 
 /**
  * Whether `pair.ca`'s key was declared compromised (provider/compromise.ts): its NewWithOld link fetched, checked
  * against the two trusted keys, and looked up on the successor's CRL as this pass had it. `record` when listed.
+ *
+ * Listed on any verified CRL of the successor's, even one past its nextUpdate or dated ahead of this clock, the
+ * compromise counts (a revocation is never undone). Not listed, only a current CRL says "sound": one past its
+ * nextUpdate knows nothing of a compromise declared since (an enrolment would issue on a stolen key's forgery for as
+ * long as the successor's CRL publication lagged), and one not yet in force says nothing of now. Then the check
+ * fails, with the code the CRL itself got in follow (ERR_PUBLIC_CRL_STALE, ERR_PUBLIC_CRL_CLOCK): not known.
  */
-async function checkGeneration(pair: GenerationPair, successorCrl: { readonly crl: Crl; readonly number: string } | undefined, endpoint: string, now: Date, o: PublicEndpointOptions): Promise<{ check: CompromiseCheck; record?: PublicCaCompromise }> {
+async function checkGeneration(pair: GenerationPair, successorCrl: HadCrl | undefined, endpoint: string, now: Date, o: PublicEndpointOptions): Promise<{ check: CompromiseCheck; record?: PublicCaCompromise }> {
   const base = { caId: pair.ca.caId, successor: pair.successor.caId };
   const unknown = (code: ErrorCode, why: string) => ({ check: { ...base, status: "failed" as const, error: { code, message: `whether ${pair.ca.caId}'s key was declared compromised is not known: ${why}` } } });
   if (!successorCrl) return unknown("ERR_PUBLIC_CRL_UNAVAILABLE", `${pair.successor.caId}'s CRL, which would say so, was not had in this pass`);
@@ -696,7 +809,7 @@ async function checkGeneration(pair: GenerationPair, successorCrl: { readonly cr
   if (got.res.status === 404) {
     return unknown(
       "ERR_PUBLIC_CRL_UNAVAILABLE",
-      `the endpoint publishes no link certificate at ${url}; a rollover made because of a compromise ('jpki ca rollover --compromised') publishes none: if the public side rolled ${pair.ca.caId} over for that, run 'jpki provider untrust ${pair.ca.caId}'; else check the endpoint`,
+      `the endpoint publishes no link certificate at ${url}, as after a rollover made because ${pair.ca.caId}'s key was compromised ('jpki ca rollover --compromised'). Ask the public side whether it was; if so, run 'jpki provider untrust ${pair.ca.caId}' (it leaves trust/, every live certificate resting on it is revoked and the provider CRL published; its customers enrol again with certificates of ${pair.successor.caId}). Until then enrolment on ${pair.ca.caId} issues nothing and the provider CRL is not renewed; once ${pair.ca.caId}'s own CRL lists its own certificate, follow revokes by itself (ERR_PUBLIC_CA_COMPROMISED). If not, check the endpoint`,
     );
   }
   if (got.res.status !== 200 || !got.body) return unknown("ERR_PUBLIC_CRL_UNAVAILABLE", `${url} answered HTTP ${got.res.status}; check the endpoint`);
@@ -708,6 +821,13 @@ async function checkGeneration(pair: GenerationPair, successorCrl: { readonly cr
     return { check: { ...base, status: "failed", error: { code: e.code, message: e.message } } };
   }
   const entry = entryOf(successorCrl.crl, serial, parseCertificate(pair.successor.der).subject);
+  if (!entry && successorCrl.stale) {
+    const due = successorCrl.crl.nextUpdate!.toISOString();
+    return { check: { ...base, status: "failed", linkSerial: serial, error: { code: "ERR_PUBLIC_CRL_STALE", message: `whether ${pair.ca.caId}'s key was declared compromised is not known: the newest CRL of ${pair.successor.caId} the endpoint gives (#${successorCrl.number}), which would say so, was due to be replaced at ${due}, and a compromise declared since is not on it; check the public side's CRL publication` } } };
+  }
+  if (!entry && successorCrl.fromFuture) {
+    return { check: { ...base, status: "failed", linkSerial: serial, error: { code: "ERR_PUBLIC_CRL_CLOCK", message: `whether ${pair.ca.caId}'s key was declared compromised is not known: the CRL of ${pair.successor.caId} (#${successorCrl.number}), which would say so, is dated ${successorCrl.crl.thisUpdate.toISOString()}, after this host's clock (${now.toISOString()}), and says nothing of now; check this host's clock (NTP)` } } };
+  }
   if (!entry) return { check: { ...base, status: "sound", linkSerial: serial } };
   return {
     check: { ...base, status: "compromised", linkSerial: serial },

@@ -175,16 +175,28 @@ export interface ProviderState {
 
 /** How `follow` learnt that a public CA generation's key was declared compromised. */
 export interface PublicCaCompromise {
-  /** the successor generation whose full CRL lists the NewWithOld link */
+  /**
+   * the generation whose full CRL said so: the successor, listing the NewWithOld link; or (`own`) the generation
+   * itself, listing its own CA certificate
+   */
   readonly successor: string;
-  /** the link certificate's serial (hex) */
+  /** the serial (hex) of what that CRL lists: the link certificate, or (`own`) the generation's own certificate */
   readonly linkSerial: string;
-  /** the successor's CRL number that listed it, decimal */
+  /** that CRL's number, decimal */
   readonly crlNumber: string;
-  /** the link's revocation date on that CRL: when the public side declared the key compromised */
+  /** the revocation date on that CRL: when the public side declared the key compromised */
   readonly publicRevokedAt: number;
   /** when this provider found it */
   readonly detectedAt: number;
+  /** found on the generation's own CRL, its own certificate listed cACompromise (crl/arl.ts ownCertificateEntry) */
+  readonly own?: true;
+}
+
+/** What said that `caId`'s key is compromised, in words, for messages. */
+export function compromiseEvidence(caId: string, rec: PublicCaCompromise): string {
+  return rec.own
+    ? `${caId}'s own CRL #${rec.crlNumber}, signed by that key, lists its own CA certificate ${rec.linkSerial} revoked for cACompromise`
+    : `${rec.successor}'s CRL #${rec.crlNumber} lists the link certificate ${rec.linkSerial} through which ${rec.successor} vouched for it`;
 }
 
 /** How long a provider command waits for the lock by default: a follow pass takes a second or two. */
@@ -289,7 +301,7 @@ export function readProviderState(paths: ProviderPaths): ProviderState {
     if (s.compromisedCas !== undefined && (typeof s.compromisedCas !== "object" || !s.compromisedCas)) throw new Error("compromisedCas is malformed");
     for (const [id, c] of Object.entries(s.compromisedCas ?? {})) {
       // read by enrolment to refuse: a record it cannot read must not pass as "not compromised"
-      if (!isSignatureCaId(id) || !c || !isSignatureCaId(c.successor) || typeof c.linkSerial !== "string" || typeof c.crlNumber !== "string" || !Number.isFinite(c.publicRevokedAt) || !Number.isFinite(c.detectedAt)) throw new Error(`the compromise record of ${id} is malformed`);
+      if (!isSignatureCaId(id) || !c || !isSignatureCaId(c.successor) || typeof c.linkSerial !== "string" || typeof c.crlNumber !== "string" || !Number.isFinite(c.publicRevokedAt) || !Number.isFinite(c.detectedAt) || (c.own !== undefined && c.own !== true)) throw new Error(`the compromise record of ${id} is malformed`);
     }
     return s;
   } catch (e) {
@@ -408,7 +420,7 @@ export async function trustPublicCas(o: { readonly dir: string; readonly trustAn
     const held = new Map(anchors.trusted.map((t) => [t.caId, t]));
     const compromised = readProviderState(paths).compromisedCas ?? {};
     const bad = given.find((t) => compromised[t.caId]);
-    if (bad) throw new JpkiError("ERR_PUBLIC_CA_COMPROMISED", `${bad.caId}'s key was declared compromised by the public side ('jpki provider follow' found its link revoked on ${compromised[bad.caId]!.successor}'s CRL): it is not trusted again; nothing was changed`);
+    if (bad) throw new JpkiError("ERR_PUBLIC_CA_COMPROMISED", `${bad.caId}'s key was declared compromised by the public side (${compromiseEvidence(bad.caId, compromised[bad.caId]!)}): it is not trusted again; nothing was changed`);
     const added: TrustedCa[] = [];
     const already: string[] = [];
     for (const [i, t] of given.entries()) {

@@ -14,12 +14,13 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createPrivateKey } from "node:crypto";
+import { createHash, createPrivateKey } from "node:crypto";
 import { CertificationAuthority, FixedClock, OcspClient, SoftwareSigner, enrolCustomer, followPublicCrls, parseOcspRequest, providerPaths, readProviderState, signApplication, signOcspResponse, watchPublicCrls, withProviderLock, parseResidentRecord, pemOrDer, renewOcspSigners, systemClock, type Signer, type Workspace } from "../../src/index.js";
 import { buildServer } from "../../src/server/app.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { spawn } from "node:child_process";
 import { slowly } from "../slow-body.js";
+import { buildCrl, crlDer } from "../../src/crl/builder.js";
 import { cardKey, cli, MAIN, openWorkspace, sh, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -336,7 +337,8 @@ describe("jpki provider", () => {
     writeFileSync(stateFile, JSON.stringify(state));
     const asked: Array<string | null> = [];
     const held = readFileSync(join(prov, "public-crl", "13-sig.crl"));
-    const record: typeof fetch = async (_u, init) => (asked.push(new Headers(init?.headers).get("if-none-match")), new Response(held, { status: 200 }));
+    // the CRL's requests (a newer generation's certificate is asked for at the pass's end: follow.ts newerGeneration)
+    const record: typeof fetch = async (u, init) => (String(u).includes("/crl/") && asked.push(new Headers(init?.headers).get("if-none-match")), new Response(held, { status: 200 }));
     await followPublicCrls({ dir: prov, passphrase, clock: systemClock, fetch: record });
     expect(asked).toEqual([null]);
   });
@@ -787,6 +789,24 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     expect(JSON.parse(old.stderr).error).toMatchObject({ code: "ERR_CA_INVALID", message: expect.stringContaining("trust/13-sig.pem cannot be used") });
   }, 60_000);
 
+  it("enrolment on a generation whose successor is trusted refuses when the successor's newest CRL is past its nextUpdate: whether the key was declared compromised since is not known (ERR_PUBLIC_CRL_STALE naming 13-sig-g2 and its nextUpdate), nothing issued", async () => {
+    const bank = join(dir, "rollover-bank-stale-successor");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Stale Bank", "--endpoint", rolledBase, "--trust", join(rolled, "ca", "13-sig.pem"), join(rolled, "ca", "13-sig-g2.pem")]);
+    // the endpoint serves 13-sig-g2's CRL as it stood two days ago, signed by its key and out of date since yesterday;
+    // 13-sig's own CRL, the one the customer's certificate is checked on, is current
+    const g2 = CertificationAuthority.open((await rolledServer.store.getCa("13-sig-g2"))!, "correct horse", rolledServer.config);
+    const nextUpdate = new Date(Math.floor(Date.now() / 1000) * 1000 - 86_400_000);
+    const stale = crlDer(await buildCrl({ issuerName: g2.subjectName, authorityKeyId: g2.record.keyId, number: 1n, thisUpdate: new Date(nextUpdate.getTime() - 86_400_000), nextUpdate, entries: [[]], signer: g2.signer }));
+    const fetchStale: typeof fetch = (u, init) => (String(u).endsWith("/crl/13-sig-g2.crl") ? Promise.resolve(new Response(stale, { status: 200 })) : fetch(u, init));
+    const request = readFileSync(application("before-rollover-2"));
+    await expect(enrolCustomer({ dir: bank, passphrase: "correct horse", clock: systemClock, request, bearerToken: readFileSync(rolledToken, "utf8").trim(), fetch: fetchStale })).rejects.toMatchObject({
+      code: "ERR_PUBLIC_CRL_STALE",
+      message: expect.stringMatching(new RegExp(`13-sig-g2 .*was due to be replaced at ${nextUpdate.toISOString()}.*: nothing was issued$`)),
+      details: { caId: "13-sig", successor: "13-sig-g2", crlNumber: "1", nextUpdate: nextUpdate.toISOString() },
+    });
+    expect(readProviderState(providerPaths(bank)).links).toEqual([]);
+  }, 60_000);
+
   // Last in this block: it declares 13-sig compromised on the shared public workspace.
   it("finds a generation the public side declared compromised (its link revoked on the successor's CRL): follow revokes what rests on it and says ERR_PUBLIC_CA_COMPROMISED, enrol and trust refuse it, untrust confirms", async () => {
     const bank = join(dir, "rollover-bank-compromise");
@@ -801,8 +821,23 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     expect(before.code, before.stderr).toBe(0);
     expect(before.json().compromise).toEqual([{ caId: "13-sig", successor: "13-sig-g2", status: "sound", linkSerial: expect.stringMatching(/^[0-9a-f]+$/) }]);
 
+    // a provider trusting 13-sig alone, a customer on it: no successor speaks for 13-sig there
+    const lone = join(dir, "rollover-bank-lone");
+    await ok(["--json", "provider", "init", "--dir", lone, "--name", "Lone Bank", "--endpoint", rolledBase, "--trust", join(rolled, "ca", "13-sig.pem"), "--crl-url", "http://lone.example/crl/provider.crl"]);
+    const loneLinked = (await ok(["--json", "provider", "enrol", "--dir", lone, "--request", application("before-rollover-2"), "--token-file", rolledToken])).json();
+
     await ok([...r(), "ca", "compromised", "13-sig"]);
     await regenerate("13-sig-g2");
+    await regenerate("13-sig"); // the server serves 13-sig's new CRL too (it re-stats each file on its own)
+    // 13-sig's own CRL now lists 13-sig's own certificate (crl/arl.ts ownCertificateEntry): the lone provider reads it
+    const loneFound = await cli(["--json", "provider", "follow", "--dir", lone, "--token-file", rolledToken], { cwd: dir });
+    expect(loneFound.code, loneFound.stderr).toBe(17);
+    // 13-sig-g2, which it does not trust, is published and linked from 13-sig's key: a warning says to trust it
+    expect(loneFound.stderr).toMatch(/^jpki: warning: the endpoint publishes 13-sig-g2 .*an ordinary key rollover.*'jpki provider trust 13-sig-g2\.pem'/m);
+    expect(loneFound.json().newerGenerations).toEqual([expect.objectContaining({ caId: "13-sig", newer: "13-sig-g2", linked: true })]);
+    expect(JSON.parse(loneFound.stderr.slice(loneFound.stderr.indexOf("{"))).error).toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining("13-sig's own CRL") });
+    expect(loneFound.json().compromise).toEqual([expect.objectContaining({ caId: "13-sig", successor: "13-sig", status: "compromised", own: true })]);
+    expect(loneFound.json().revoked).toEqual([expect.objectContaining({ serial: loneLinked.serial, public: expect.objectContaining({ reason: "cACompromise" }) })]);
     // enrolment asks itself, before any follow pass: the same customer, a fresh application, is refused
     const early = await enrol("before-rollover-2");
     expect(early.code, early.stderr).toBe(17);
@@ -845,3 +880,86 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     expect(e).toMatchObject({ status: "valid", public: { caId: "13-sig-g2" }, publicCrl: { caId: "13-sig-g2" } });
   }, 60_000);
 });
+
+/**
+ * The public CA rolls over BECAUSE its key was compromised (`jpki ca rollover --compromised`): 13-sig-g2 comes with no
+ * link certificates. A provider that trusted 13-sig, then 13-sig-g2 out of band, cannot tell from a link; until the
+ * public side's next CRL of 13-sig lists 13-sig's own certificate, follow fails closed and says what to do; after it,
+ * follow revokes by itself; untrust ends it.
+ */
+describe("jpki provider across a rollover for a compromised key (13-sig → 13-sig-g2, no links)", () => {
+  let pub: string;
+  let pubBase: string;
+  let pubApp: FastifyInstance;
+  let pubServer: Workspace;
+  let pubToken: string;
+  const w2 = () => ["--workspace", pub];
+
+  beforeAll(async () => {
+    pub = join(dir, "stolen");
+    await ok([...w2(), "ca", "init", "-p", "13", "--purpose", "signature"]);
+    await ok([...w2(), "registry", "import", join(dir, "residents.jsonl")]);
+    await issue("stolen-era", 4, pub);
+    const v = await ok([...w2(), "--json", "verifier", "add", "--name", "Careful Bank", "--kind", "private"]);
+    pubToken = join(dir, "stolen-token.txt");
+    writeFileSync(pubToken, `${v.json().token}\n`, { mode: 0o600 });
+    await ok([...w2(), "crl", "generate", "--prefecture", "13"]);
+    pubServer = await openWorkspace(pub);
+    ({ app: pubApp } = await buildServer(pubServer));
+    await pubApp.listen({ host: "127.0.0.1", port: 0 });
+    pubBase = `http://127.0.0.1:${(pubApp.server.address() as AddressInfo).port}`;
+  }, 180_000);
+
+  afterAll(async () => {
+    await pubApp?.close();
+    await pubServer?.close();
+  });
+
+  it("no link: follow fails closed naming what the operator does; once 13-sig's own CRL says so it revokes by itself; untrust ends it", async () => {
+    const bank = join(dir, "stolen-bank");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Careful Bank", "--endpoint", pubBase, "--trust", join(pub, "ca", "13-sig.pem"), "--crl-url", "http://careful.example/crl/provider.crl"]);
+    const linked = (await ok(["--json", "provider", "enrol", "--dir", bank, "--request", application("stolen-era"), "--token-file", pubToken])).json();
+    const follow = () => cli(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
+    expect((await follow()).code).toBe(0);
+
+    await ok([...w2(), "ca", "rollover", "-p", "13", "--purpose", "sig", "--compromised"]);
+    // before the operator trusts 13-sig-g2: a warning, not linked, naming its fingerprint
+    const warned = await follow();
+    expect(warned.code, warned.stderr).toBe(0);
+    const fp = createHash("sha256").update(readFileSync(join(pub, "ca", "13-sig-g2.crt"))).digest("hex");
+    expect(warned.json().newerGenerations).toEqual([expect.objectContaining({ caId: "13-sig", newer: "13-sig-g2", linked: false, sha256: fp })]);
+    expect(warned.stderr).toMatch(/^jpki: warning: the endpoint publishes 13-sig-g2 .*no link certificate.*'jpki ca rollover --compromised'/m);
+    // the operator trusts 13-sig-g2 (its fingerprint confirmed out of band); 13-sig-g2 publishes its CRL, 13-sig's
+    // is not yet regenerated (or the public side lists no own certificate: a jpki before it did)
+    await ok(["--json", "provider", "trust", "--dir", bank, join(pub, "ca", "13-sig-g2.pem")]);
+    await ok([...w2(), "crl", "generate", "--ca", "13-sig-g2"]);
+    let blind = await follow();
+    for (let i = 0; i < 40 && blind.json().crls.some((c: { caId: string; status: string }) => c.caId === "13-sig-g2" && c.status === "failed"); i++) {
+      await new Promise((res) => setTimeout(res, 100)); // the server re-stats its files every 250 ms
+      blind = await follow();
+    }
+    expect(blind.code, blind.stderr).toBe(17);
+    const check = blind.json().compromise;
+    expect(check).toEqual([expect.objectContaining({ caId: "13-sig", successor: "13-sig-g2", status: "failed", error: expect.objectContaining({ code: "ERR_PUBLIC_CRL_UNAVAILABLE" }) })]);
+    for (const said of ["no link certificate at", "Ask the public side whether it was", "run 'jpki provider untrust 13-sig'", "enrol again with certificates of 13-sig-g2", "enrolment on 13-sig issues nothing"]) expect(check[0].error.message).toContain(said);
+    expect(blind.json().revoked).toEqual([]);
+    expect(blind.json().crl).toBeUndefined(); // not renewed while blind
+
+    // the public side publishes 13-sig's CRL: it lists 13-sig's own certificate (crl/arl.ts ownCertificateEntry)
+    await ok([...w2(), "crl", "generate", "--ca", "13-sig"]);
+    let found = await follow();
+    for (let i = 0; i < 40 && found.json().revoked?.length === 0; i++) {
+      await new Promise((res) => setTimeout(res, 100)); // the server re-stats its files every 250 ms
+      found = await follow();
+    }
+    expect(found.code, found.stderr).toBe(17);
+    expect(found.json().compromise).toEqual([expect.objectContaining({ caId: "13-sig", status: "compromised", own: true, error: expect.objectContaining({ code: "ERR_PUBLIC_CA_COMPROMISED" }) })]);
+    expect(found.json().revoked).toEqual([expect.objectContaining({ serial: linked.serial, public: expect.objectContaining({ caId: "13-sig", reason: "cACompromise" }) })]);
+    const u = (await ok(["--json", "provider", "untrust", "13-sig", "--dir", bank])).json();
+    expect(u).toMatchObject({ caId: "13-sig", trusted: ["13-sig-g2"] });
+    const after = await follow();
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.json()).toMatchObject({ compromise: [], revoked: [] });
+  }, 120_000);
+});
+

@@ -46,6 +46,12 @@ function warnSkipped(ctx: Context, skipped: readonly SkippedTrustFile[] | undefi
   for (const x of skipped ?? []) ctx.out.info(`jpki: warning: ${x.file} was passed over [${x.code}]: ${x.message}`);
 }
 
+/** A follow pass's warnings, one stderr line each: files of trust/ passed over, newer public CA generations not trusted. */
+function warnFollow(ctx: Context, r: FollowResult): void {
+  warnSkipped(ctx, r.skippedTrust);
+  for (const n of r.newerGenerations ?? []) ctx.out.info(`jpki: warning: ${n.message}`);
+}
+
 function followJson(r: FollowResult) {
   return { ...r, ...(r.crl ? { crl: { ...r.crl, number: r.crl.number.toString() } } : {}) };
 }
@@ -138,7 +144,9 @@ Example:
       `
 When the public side declares a generation's key compromised ('jpki ca compromised', 'ca rollover --compromised'),
 certificates signed with the stolen key are on no CRL. 'follow' finds it when the provider trusts the successor
-too (the link certificate revoked on its CRL) and revokes what rests on it; otherwise the operator says so here.
+too (the link certificate revoked on its CRL), or on the generation's own CRL (its own certificate listed), and
+revokes what rests on it; otherwise (a successor trusted but no link: 'ca rollover --compromised') the operator,
+told by the public side, says so here.
 untrust removes trust/<ca>.pem, so enrolment refuses that generation's certificates, and revokes every live
 provider certificate linked to it (cessationOfOperation: the identity it rests on proves nothing now); customers
 enrol again with a certificate of the successor generation ('jpki provider trust' it first).
@@ -182,7 +190,8 @@ certificate has since been revoked or has expired (ERR_PROVIDER_REQUEST_REUSED),
 a public CRL that cannot be had (ERR_PUBLIC_CRL_UNAVAILABLE), is wrong (ERR_PUBLIC_CRL_INVALID, _ROLLBACK) or is
 past its nextUpdate (ERR_PUBLIC_CRL_STALE; all exit 17), a certificate of a public CA generation declared
 compromised (ERR_PUBLIC_CA_COMPROMISED, exit 17: found by 'follow', or here, where the successor generation is
-trusted too, on its CRL and the link certificate, as follow checks; a check that cannot be made issues nothing),
+trusted too, on its CRL and the link certificate, as follow checks; a check that cannot be made issues nothing,
+nor does a successor's CRL past its nextUpdate that does not list the link: ERR_PUBLIC_CRL_STALE naming it),
 with --ocsp a responder down or unreachable after the same retries (ERR_PUBLIC_OCSP_UNAVAILABLE, exit 17), an
 answer dated ahead of this host's clock (thisUpdate, producedAt; 5 min of skew allowed) or past its nextUpdate
 (ERR_PUBLIC_OCSP_NOT_CURRENT, exit 17), or one malformed, with a bad signature, about another certificate or
@@ -266,6 +275,13 @@ For each trusted generation whose successor is trusted too (13-sig, 13-sig-g2), 
 <endpoint>/ca/13-sig.by-13-sig-g2.crt and looks it up on 13-sig-g2's CRL: listed, the public side declared
 13-sig's key compromised; every certificate resting on 13-sig is revoked, and the pass fails with
 ERR_PUBLIC_CA_COMPROMISED until 'jpki provider untrust 13-sig' (enrol and trust refuse it from then on).
+The same when a trusted generation's own CRL lists its own CA certificate (cACompromise): the public side's
+statement, signed by that key, that it is compromised; what tells the newest trusted generation, or one whose
+successor is not trusted or was made by 'ca rollover --compromised' (no link), as compromised.
+When the endpoint publishes a generation newer than the newest trusted one of a CA (<endpoint>/ca/13-sig-g2.crt),
+the pass warns on stderr (newerGenerations in --json; the exit code is not changed): 'linked' when the trusted key
+certifies it (an ordinary rollover: 'jpki provider trust' it), else compare its SHA-256 with the public side's over
+another channel before trusting it (a rollover made because of a compromise publishes no link).
 A 429, 5xx or refused connection is asked again twice, with a growing wait; a redirect is not followed.
 A download fails after 10 s without a byte (--timeout), or after 10 min however steadily it comes
 (--total-timeout); a CRL over 256 MiB (--max-crl-mib) is refused. With --watch and --json, each pass writes
@@ -311,12 +327,12 @@ Examples:
         const seconds = Number(o.interval);
         if (!Number.isFinite(seconds) || seconds < 1) throw new JpkiError("ERR_USAGE", "--interval must be a number of seconds ≥ 1");
         await withStopSignal((signal) =>
-          watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits, intervalMs: seconds * 1000, signal, onPass: (r) => (warnSkipped(ctx, r.skippedTrust), ctx.out.line(followJson(r), () => followText(r))), onBusy: (e) => ctx.out.info(`jpki: ${e.message}; this pass is skipped`) }),
+          watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits, intervalMs: seconds * 1000, signal, onPass: (r) => (warnFollow(ctx, r), ctx.out.line(followJson(r), () => followText(r))), onBusy: (e) => ctx.out.info(`jpki: ${e.message}; this pass is skipped`) }),
         );
         return;
       }
       const r = await followPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits });
-      warnSkipped(ctx, r.skippedTrust);
+      warnFollow(ctx, r);
       ctx.out.result(followJson(r), () => followText(r));
       const f = failed(r);
       if (f?.error) throw new JpkiError(f.error.code, `${f.what}: ${f.error.message}`);
