@@ -95,3 +95,27 @@ describe("SIGTERM at any moment of a daemon's start-up", () => {
     expect(audit.code, audit.stderr).toBe(0);
   }, 120_000);
 });
+
+describe("SIGHUP in jpki serve's start-up (logrotate's postrotate, a reload right after a start)", () => {
+  it("changes nothing, alone and with --workers 2: it listens, no worker dies of it, and SIGTERM then stops it with exit 0 (before, node's default ended serve 129, and a worker still loading when the primary passed it on)", async () => {
+    for (const extra of [[], ["--workers", "2"]]) {
+      const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", "127.0.0.1:0", "--access-log", "off", ...extra], {
+        env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${JSON.stringify(PROBE)}` },
+        stdio: ["ignore", "pipe", "pipe", "pipe"],
+      });
+      let stderr = "";
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+      // it listens, or a worker died (the primary would replace it, a second later, then 2, 4 …)
+      const listening = new Promise<void>((resolve) => child.stderr!.on("data", (d) => ((stderr += d), /listening on|exited \(/.test(stderr) && resolve())));
+      await new Promise<void>((resolve) => (child.stdio[3] as NodeJS.ReadableStream).once("data", () => resolve()));
+      // every 50 ms from jpki's first line until it says it listens: each moment of the start-up, the workers' too
+      const hup = setInterval(() => child.kill("SIGHUP"), 50);
+      const ended = await Promise.race([listening.then(() => undefined), exited]);
+      clearInterval(hup);
+      expect({ extra, ended }, stderr).toEqual({ extra, ended: undefined });
+      child.kill("SIGTERM");
+      expect({ extra, ...(await exited) }, stderr).toEqual({ extra, code: 0, signal: null });
+      expect(stderr, extra.join(" ")).not.toMatch(/exited \(SIGHUP\)|ERR_|error/i);
+    }
+  }, 120_000);
+});
