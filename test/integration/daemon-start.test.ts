@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { cli, MAIN, storeEnv, tempDir, tokyoWorkspace } from "./helpers.js";
+import { cli, freePort, MAIN, storeEnv, tempDir, tokyoWorkspace } from "./helpers.js";
 
 const PROBE = join(import.meta.dirname, "started-probe.cjs");
 
@@ -118,4 +118,24 @@ describe("SIGHUP in jpki serve's start-up (logrotate's postrotate, a reload righ
       expect(stderr, extra.join(" ")).not.toMatch(/exited \(SIGHUP\)|ERR_|error/i);
     }
   }, 120_000);
+
+  it("changes nothing while it stops either, its access log still draining into a slow reader of stdout (before, exit 129 and the lines lost)", async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", `127.0.0.1:${port}`, "--access-log", "-"], {
+      env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)) },
+      // stdout never read: once the pipe is full, the log's close waits (up to its 2 s deadline)
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+    await new Promise<void>((resolve) => child.stderr!.on("data", (d) => ((stderr += d), /listening on/.test(stderr) && resolve())));
+    // ≈ 1 MB of access-log lines (each logs its 1 KB path), more than the pipe and the stream's buffer hold
+    for (let i = 0; i < 800; i++) await (await fetch(`http://127.0.0.1:${port}/crl/${"x".repeat(1000)}`)).text();
+    child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 500));
+    child.kill("SIGHUP");
+    expect(await exited, stderr).toEqual({ code: 0, signal: null });
+    child.stdout!.destroy();
+  }, 120_000);
 });
+

@@ -264,8 +264,14 @@ Example:
           }),
         );
       } finally {
-        process.off("SIGHUP", onHangup);
-        await accessLog?.close();
+        // Let go once the log is closed, not before: its close may wait on a slow reader (a full pipe, up to its
+        // deadline), and a SIGHUP then (logrotate during a stop) met node's default: exit 129, its lines lost.
+        // A reopen of a closed log does nothing.
+        try {
+          await accessLog?.close();
+        } finally {
+          process.off("SIGHUP", onHangup);
+        }
         // A worker's channel to the primary would keep it alive after serving stopped.
         if (cluster.isWorker) process.disconnect?.();
       }
