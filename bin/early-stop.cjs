@@ -13,6 +13,12 @@
  * (`release`): a signal held is then delivered as node's default (143, nothing is open yet), and so is one that
  * comes during the prompt, as before. A command that fails before it stops (a usage error) exits with its own code.
  *
+ * SIGHUP, for `jpki serve` only: it reopens the access log once serve's handler is set, and "does not stop the
+ * server" (its help) — but until then node's default ended it 129, and a `--workers` worker still loading when the
+ * primary passed one on (logrotate's postrotate, a reload right after a start) died and was replaced a second later.
+ * It is ignored until then, not held: no log is open yet to reopen (serve opens it by its name just before it sets
+ * its handler, in the same turn). Released before a prompt, a terminal's hangup ends the prompt as before.
+ *
  * Left: node's own start, before any JavaScript runs (tens of milliseconds), where nothing can catch a signal.
  */
 const { parse } = require("./early-kek.cjs");
@@ -23,6 +29,9 @@ const KEY = Symbol.for("jpki.early-stop");
 // manager) set their handlers at the same place, and still end 143 in their first moments.
 const STOPPING_COMMANDS = new Set(["watch", "serve"]);
 const SIGNALS = ["SIGTERM", "SIGINT"];
+// Signals a command handles by itself without stopping: ignored, not held, until its handler is set.
+const IGNORED = new Map([["serve", ["SIGHUP"]]]);
+const ignore = () => {};
 
 /** Holds SIGTERM and SIGINT from now on when `args` run a command of STOPPING_COMMANDS; returns whether it does. */
 function holdEarlyStop(args) {
@@ -37,9 +46,12 @@ function holdEarlyStop(args) {
   const hold = (signal) => {
     pending ??= signal;
   };
+  const ignored = IGNORED.get(o.command) ?? [];
   for (const s of SIGNALS) process.on(s, hold);
+  for (const s of ignored) process.on(s, ignore);
   const letGo = () => {
     for (const s of SIGNALS) process.off(s, hold);
+    for (const s of ignored) process.off(s, ignore);
     delete globalThis[KEY];
   };
   globalThis[KEY] = {

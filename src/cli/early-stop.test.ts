@@ -31,6 +31,23 @@ describe("bin/early-stop.cjs", () => {
     expect(held(["watch", "spool"], `early.release(); setTimeout(() => console.log("still here"), 1000)`)).toMatchObject({ status: null, signal: "SIGTERM", stdout: "" });
   });
 
+  it("ignores SIGHUP for jpki serve until its own handler is set (it reopens the access log; node's default ended serve 129 in its start-up, and a --workers worker the primary passed it to): nothing held, nothing delivered", () => {
+    const hup = (args: string[], body: string) => {
+      const script = `
+        require(${JSON.stringify(EARLY_STOP)}).holdEarlyStop(${JSON.stringify(args)});
+        const early = globalThis[Symbol.for("jpki.early-stop")];
+        process.kill(process.pid, "SIGHUP");
+        setTimeout(() => { ${body} }, 50);`;
+      const r = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 30_000 });
+      return { status: r.status, signal: r.signal, stdout: r.stdout };
+    };
+    // serve's handler takes over (take: no stop held), and a prompt's release delivers nothing either
+    expect(hup(["serve", "--listen", "127.0.0.1:0"], `console.log(early.take(), process.listenerCount("SIGHUP"))`)).toEqual({ status: 0, signal: null, stdout: "undefined 0\n" });
+    expect(hup(["serve"], `early.release(); setTimeout(() => console.log("still here", process.listenerCount("SIGHUP")), 200)`)).toEqual({ status: 0, signal: null, stdout: "still here 0\n" });
+    // watch has no SIGHUP handler of its own: node's default, as before
+    expect(hup(["watch", "spool"], `console.log("still here")`)).toMatchObject({ status: null, signal: "SIGHUP", stdout: "" });
+  });
+
   it("holds nothing for other commands, a workspace named watch, or help: node's default ends them", () => {
     for (const args of [["crl", "generate"], ["notices", "ingest", "f"], ["-w", "watch", "crl", "generate"], ["--workspace=x", "watch", "--help"], ["serve", "--help"]]) {
       expect(held(args, `console.log("still here")`), args.join(" ")).toMatchObject({ status: null, signal: "SIGTERM", stdout: "" });

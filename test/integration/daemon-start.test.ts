@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { cli, MAIN, storeEnv, tempDir, tokyoWorkspace } from "./helpers.js";
+import { cli, freePort, MAIN, storeEnv, tempDir, tokyoWorkspace } from "./helpers.js";
 
 const PROBE = join(import.meta.dirname, "started-probe.cjs");
 
@@ -95,3 +95,47 @@ describe("SIGTERM at any moment of a daemon's start-up", () => {
     expect(audit.code, audit.stderr).toBe(0);
   }, 120_000);
 });
+
+describe("SIGHUP in jpki serve's start-up (logrotate's postrotate, a reload right after a start)", () => {
+  it("changes nothing, alone and with --workers 2: it listens, no worker dies of it, and SIGTERM then stops it with exit 0 (before, node's default ended serve 129, and a worker still loading when the primary passed it on)", async () => {
+    for (const extra of [[], ["--workers", "2"]]) {
+      const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", "127.0.0.1:0", "--access-log", "off", ...extra], {
+        env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${JSON.stringify(PROBE)}` },
+        stdio: ["ignore", "pipe", "pipe", "pipe"],
+      });
+      let stderr = "";
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+      // it listens, or a worker died (the primary would replace it, a second later, then 2, 4 …)
+      const listening = new Promise<void>((resolve) => child.stderr!.on("data", (d) => ((stderr += d), /listening on|exited \(/.test(stderr) && resolve())));
+      await new Promise<void>((resolve) => (child.stdio[3] as NodeJS.ReadableStream).once("data", () => resolve()));
+      // every 50 ms from jpki's first line until it says it listens: each moment of the start-up, the workers' too
+      const hup = setInterval(() => child.kill("SIGHUP"), 50);
+      const ended = await Promise.race([listening.then(() => undefined), exited]);
+      clearInterval(hup);
+      expect({ extra, ended }, stderr).toEqual({ extra, ended: undefined });
+      child.kill("SIGTERM");
+      expect({ extra, ...(await exited) }, stderr).toEqual({ extra, code: 0, signal: null });
+      expect(stderr, extra.join(" ")).not.toMatch(/exited \(SIGHUP\)|ERR_|error/i);
+    }
+  }, 120_000);
+
+  it("changes nothing while it stops either, its access log still draining into a slow reader of stdout (before, exit 129 and the lines lost)", async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [MAIN, "--workspace", ws, "serve", "--listen", `127.0.0.1:${port}`, "--access-log", "-"], {
+      env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)) },
+      // stdout never read: once the pipe is full, the log's close waits (up to its 2 s deadline)
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+    await new Promise<void>((resolve) => child.stderr!.on("data", (d) => ((stderr += d), /listening on/.test(stderr) && resolve())));
+    // ≈ 1 MB of access-log lines (each logs its 1 KB path), more than the pipe and the stream's buffer hold
+    for (let i = 0; i < 800; i++) await (await fetch(`http://127.0.0.1:${port}/crl/${"x".repeat(1000)}`)).text();
+    child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 500));
+    child.kill("SIGHUP");
+    expect(await exited, stderr).toEqual({ code: 0, signal: null });
+    child.stdout!.destroy();
+  }, 120_000);
+});
+

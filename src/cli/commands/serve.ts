@@ -113,7 +113,8 @@ SIGTERM or SIGINT stops cleanly (exit 0): answers in flight get 5 s to finish an
 a request arriving meanwhile on an open connection gets 503 (code "stopping") and its connection closes;
 a repeated signal changes nothing; one in its first moments, while it loads, stops it before it listens.
 SIGHUP reopens the --access-log file by its name (after logrotate moved it; the primary of --workers N passes
-the signal on to its workers); it does not stop the server.
+the signal on to its workers, to one still starting once it listens); it does not stop the server, in its
+start-up either.
 OCSP answers are signed by a delegated certificate per CA (id-kp-OCSPSigning, ocsp-nocheck) that the
 schedule issues and renews; its key is stored encrypted under JPKI_OCSP_PASSPHRASE when set (so HTTP
 workers need not hold the CA passphrase), else under the CA passphrase; one ending with a line break is
@@ -161,10 +162,7 @@ Example:
       // SIGHUP reopens the access log (logrotate's postrotate: move the file, then signal), in every serving
       // process: the primary of --workers N passes it on to its workers. It no longer ends the process.
       const onHangup = () => {
-        if (!serveHere) {
-          for (const w of Object.values(cluster.workers ?? {})) if (w && !w.isDead()) w.process.kill("SIGHUP");
-          return;
-        }
+        if (!serveHere) return passHangup();
         try {
           accessLog?.reopen();
         } catch (e) {
@@ -266,8 +264,14 @@ Example:
           }),
         );
       } finally {
-        process.off("SIGHUP", onHangup);
-        await accessLog?.close();
+        // Let go once the log is closed, not before: its close may wait on a slow reader (a full pipe, up to its
+        // deadline), and a SIGHUP then (logrotate during a stop) met node's default: exit 129, its lines lost.
+        // A reopen of a closed log does nothing.
+        try {
+          await accessLog?.close();
+        } finally {
+          process.off("SIGHUP", onHangup);
+        }
         // A worker's channel to the primary would keep it alive after serving stopped.
         if (cluster.isWorker) process.disconnect?.();
       }
@@ -357,6 +361,8 @@ export async function runWorkers(ctx: Context, n: number, signal: AbortSignal, w
     let listened = false;
     w.once("listening", () => {
       listened = true;
+      listening.add(w);
+      if (owedHangup.delete(w)) w.process.kill("SIGHUP");
       early = 0;
       if (--waiting === 0 && !stopping) ctx.out.info(`jpki serve: ${n} workers listening on ${where} (primary pid ${process.pid}); SIGTERM stops`);
     });
@@ -400,6 +406,24 @@ export async function runWorkers(ctx: Context, n: number, signal: AbortSignal, w
         }),
     ),
   );
+}
+
+/**
+ * The workers whose SIGHUP handler is set: those that listen (a worker sets it before it listens). One still
+ * loading has none — in node's own start nothing can catch a signal — and died of the SIGHUP passed on (129), to
+ * be replaced a second later. It gets it once it listens instead: it may have opened its access log by the
+ * name logrotate just moved away.
+ */
+const listening = new WeakSet<Worker>();
+const owedHangup = new WeakSet<Worker>();
+
+/** The primary's SIGHUP, passed on to each worker: at once to those that listen, to the others when they do. */
+function passHangup(): void {
+  for (const w of Object.values(cluster.workers ?? {})) {
+    if (!w || w.isDead()) continue;
+    if (listening.has(w)) w.process.kill("SIGHUP");
+    else owedHangup.add(w);
+  }
 }
 
 const STOP_GRACE_MS = 10_000;
