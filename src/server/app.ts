@@ -1081,15 +1081,18 @@ export async function buildServer(
     missing.sort();
     const cas = new Set(crls.map((s) => s.caId)).size;
     const status = stale.length ? "stale" : missing.length ? "missing" : access.listStale ? "verifier-list-stale" : "ok";
-    // The store answered, but the watchdog may hold kinds of calls it does not answer in time (a lock on one table):
-    // those calls are refused, their routes answer 503, and the probe said "ok" of a store half of whose writes were
-    // refused. Said here, in the JSON; the status code stays the store's answer and the CRLs' (a hold refuses one
-    // kind, not the service, and a load balancer taking the server out for it would refuse every route).
+    // The store answered this probe, but the watchdog may refuse the routes' calls: stalled (a call past the bound
+    // has not settled: every kind refused but one probe per bound, until a call answers in time) or holding kinds
+    // it does not answer in time (a lock on one table). The probe said "ok" of a store whose routes all answered 503
+    // store-unresponsive for as long as a stall lasted (a bound at least; while the probes hang too, until they
+    // answer). Said here, in the JSON, the worse first; the status code stays the store's answer and the CRLs' (this
+    // read answered, and a load balancer taking the server out would refuse the routes the watchdog lets through).
     const held = storeWatchdog.heldKinds;
+    const watched = storeWatchdog.stalled ? "stalled" : held.length ? "degraded" : "ok";
     return reply
       .code(status === "ok" ? 200 : 503)
       .header("Cache-Control", "no-store")
-      .send({ status, store: held.length ? "degraded" : "ok", held, cas, crls: crls.length, stale, missing, verifierList });
+      .send({ status, store: watched, held, cas, crls: crls.length, stale, missing, verifierList });
   });
 
   app.get(`${prefix}/metrics`, { onResponse: onResponse("metrics") }, async (_req, reply) => {
