@@ -57,7 +57,7 @@ import { registerOverview } from "./overview-route.js";
 import { registerVerifySignature } from "./verify-signature-route.js";
 import { loadPage, registerPage } from "./page.js";
 import { VerifierValidationService, type ValidationServiceOptions } from "../verifier/validation-service.js";
-import { StoreWatchdog } from "../store/watchdog.js";
+import { StoreWatchdog, type StoreCallKind } from "../store/watchdog.js";
 import { UnknownWrites } from "../store/write-outcome.js";
 import { crlIndexRecords, everyCrl } from "./crl-records.js";
 
@@ -379,7 +379,7 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
   // The kinds of store calls the watchdog holds (watchdog.ts `admit`: a store that answers all but one kind, a lock on
   // one table), and what it refused. jpki_store_responsive says 1 through a hold (the store answers), so a hold was
   // seen only as 503s among its routes' answers. A kind once held stays in the gauge at 0: its alert resolves.
-  const everHeld = new Set<string>();
+  const everHeld = new Set<StoreCallKind>();
   new Gauge({
     name: "jpki_store_held",
     help: "1 while the store watchdog holds a kind of store call (kind: what the call does): one still late when the store answered others in time, refused at once but one probe per store bound until a call of it answers in time; 0 once released",
