@@ -19,6 +19,11 @@ export const EXIT_UNDECIDED = 15;
  * from an unreachable store (12) or a missing workspace (3).
  */
 export const EXIT_AUDIT_BROKEN = 20;
+/**
+ * `jpki store check`'s finding (a verdict, not an error: the check ran): a public key live certificates certify to
+ * more than one resident (Store.sharedCertifiedKeys). A value no error code maps to (store-check.test.ts checks).
+ */
+export const EXIT_KEYS_SHARED = 22;
 
 /**
  * What the process exits with when a signal ends it: the shell's 128 + the signal's number. Node's default for
@@ -35,6 +40,7 @@ export function exitCodesHelp(): string {
     [EXIT_OK, ["success"]],
     [EXIT_INVALID, ["verify, verify-signature: the verdict is invalid (no error: no code is printed)"]],
     [EXIT_UNDECIDED, ["verify, verify-signature: could not decide, valid but revocation status unknown (--soft-fail)"]],
+    [EXIT_KEYS_SHARED, ["store check: a public key is certified to more than one resident by live certificates (no error: no code is printed)"]],
   ]);
   for (const [code, v] of Object.entries(ERROR_CODES)) byExit.set(v.exit, [...(byExit.get(v.exit) ?? []), code]);
   const lines = [...byExit.entries()].sort((a, b) => a[0] - b[0]).map(([n, what]) => `${String(n).padStart(5)}  ${what.join(", ")}`);
