@@ -27,12 +27,12 @@ export const EXIT_KEYS_SHARED = 22;
 
 /**
  * What the process exits with when a signal ends it: the shell's 128 + the signal's number. Node's default for
- * SIGINT and SIGTERM; the long-running commands (serve, watch, card serve, the ingestions and imports, provider
- * follow --watch) catch both and stop cleanly instead (context.ts withStopSignal), except in the first moments of a
- * start, before their handlers are set.
+ * SIGINT and SIGTERM; the long-running commands (bin/early-stop.cjs STOPPING_COMMANDS: serve, watch, card serve,
+ * notices ingest, registry import and sweep, provider follow --watch) catch both and stop cleanly instead
+ * (context.ts withStopSignal), from the launcher's first line on (but in node's own start, and at a passphrase prompt).
  */
 const SIGNALLED =
-  "killed by signal n (130 SIGINT, 143 SIGTERM, 137 SIGKILL); serve, watch, card serve, provider follow --watch, notices ingest and registry import stop cleanly on SIGINT or SIGTERM instead, with their own exit code";
+  "killed by signal n (130 SIGINT, 143 SIGTERM, 137 SIGKILL); serve, watch, card serve, provider follow --watch, notices ingest, registry import and registry sweep stop cleanly on SIGINT or SIGTERM instead, with their own exit code, also in their first moments";
 
 /** The top-level help's exit codes: every value jpki exits with, each error code under its value. */
 export function exitCodesHelp(): string {

@@ -92,10 +92,10 @@ Examples:
       if (o.rejectFile) checkRejectFileFree(rejectTarget); // before the passphrase prompt; runIngest checks again
       const passphrase = o.crl ? await ctx.caPassphrase() : undefined;
       // SIGINT/SIGTERM end the run after the batch in progress; running the command again resumes.
-      await withStopSignal((signal) =>
+      await withStopSignal("notices ingest", (signal) =>
         withWorkspace(ctx, async (ws) => {
           const updater = passphrase ? new CrlUpdater(ws, passphrase) : undefined;
-          await updater?.preflight();
+          await updater?.preflight(signal);
           // Rejects go into the workspace by default: the input's folder may be read-only or someone else's.
           const stamp = new Date().toISOString().replace(/[:.]/g, "-");
           const rejectPath = o.rejectFile ? rejectTarget : join(ws.paths.root, "rejects", `${stdin ? "stdin" : basename(file)}-${stamp}.rejects.jsonl`);

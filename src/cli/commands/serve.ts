@@ -175,7 +175,7 @@ Example:
       };
       process.on("SIGHUP", onHangup);
       try {
-        await withStopSignal((stopSignal) =>
+        await withStopSignal("serve", (stopSignal) =>
           withWorkspace(ctx, async (ws) => {
             // Seen by 'jpki restore --force' however long it idles (Store.holdPresence): the primary, for its workers too.
             if (!cluster.isWorker) await ws.store.holdPresence("serve");
