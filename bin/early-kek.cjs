@@ -33,12 +33,13 @@ const HINT_MAX_BYTES = 512;
 const PASSPHRASE_MAX_BYTES = 4096;
 
 /**
- * What the CLI will see in `args`, as src/cli/program.ts parses them: the top-level command, the workspace option
- * (-w DIR, -wDIR, --workspace DIR, --workspace=DIR), the passphrase file option, and whether help is asked for.
- * Nothing after "--" is an option.
+ * What the CLI will see in `args`, as src/cli/program.ts parses them: the top-level command, the word after it (a
+ * command group's subcommand: `ingest` of `notices ingest`; for a command of its own, its first argument), the
+ * workspace option (-w DIR, -wDIR, --workspace DIR, --workspace=DIR), the passphrase file option, whether help is
+ * asked for, and the other options given (`--watch`). Nothing after "--" is an option.
  */
 function parse(args) {
-  const out = { command: undefined, workspace: undefined, passphraseFile: undefined, help: false, noSchedule: false };
+  const out = { command: undefined, subcommand: undefined, options: [], workspace: undefined, passphraseFile: undefined, help: false, noSchedule: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--") break;
@@ -50,7 +51,9 @@ function parse(args) {
     else if (a === "--pkcs11-pin-file") i++;
     else if (a === "--help" || a === "-h" || a === "help") out.help = true;
     else if (a === "--no-schedule") out.noSchedule = true;
-    else if (!a.startsWith("-") && out.command === undefined) out.command = a;
+    else if (a.startsWith("-")) out.options.push(a);
+    else if (out.command === undefined) out.command = a;
+    else if (out.subcommand === undefined) out.subcommand = a;
   }
   return out;
 }

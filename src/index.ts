@@ -124,7 +124,7 @@ export { PostgresStore, type PostgresStoreOptions } from "./store/postgres.js";
 export type { CaCompromiseRecord, CaLinkRecord, RetiredCaIdRecord } from "./store/types.js";
 export { compromisedCaIds, compromisedGeneration, compromisedSignerOf, declareCompromised, type CompromisedGeneration } from "./ca/compromised.js";
 export { arlEntries } from "./crl/arl.js";
-export { DUMP_KINDS, type DumpBatch, type DumpCounts, type DumpKind, type DumpResident, type DumpResidentSequence, type DumpRevocationOrder, type DumpCrl, type DumpCrlState, type DumpCrlScope, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus, FULL_SCOPE, ARL_SCOPE, DELTA_SCOPE } from "./store/types.js";
+export { DUMP_KINDS, type SharedCertifiedKey, type DumpBatch, type DumpCounts, type DumpKind, type DumpResident, type DumpResidentSequence, type DumpRevocationOrder, type DumpCrl, type DumpCrlState, type DumpCrlScope, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus, FULL_SCOPE, ARL_SCOPE, DELTA_SCOPE } from "./store/types.js";
 export {
   copyStore,
   copyWorkspaceStore,

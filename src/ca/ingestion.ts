@@ -17,7 +17,7 @@ import { installNew, sweepStaleTemps, tempPathFor } from "../store/staging.js";
 import { checkOutputDir } from "../workspace/paths.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { readBatchesOnThread, readerThreadFits } from "./notice-reader.js";
-import { NoticeIngestor, readBatches, type IngestProgress, type IngestSummary, type RejectedNotice } from "./notices.js";
+import { NoticeIngestor, readBatches, type IngestProgress, type IngestSummary, type ReadBatch, type RejectedNotice } from "./notices.js";
 
 /** How many names a reject file tries (PATH, PATH-2, …) before it gives up: a directory full of them is a mistake. */
 const MAX_REJECT_NAMES = 10_000;
@@ -177,6 +177,9 @@ export interface IngestRunResult extends IngestSummary {
   readonly crlFailure?: unknown;
 }
 
+/** The batches of a run stopped before it read anything. */
+async function* noBatches(): AsyncGenerator<ReadBatch> {}
+
 export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<IngestRunResult> {
   const started = Date.now();
   // Where the rejects go is settled before anything is applied: a run that committed batches and then found
@@ -196,12 +199,17 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
     // CAs left due by an earlier, interrupted run get their CRL first. One that cannot be published (its crl/ entry
     // unusable) stops nothing: it used to fail every run before it applied a notice, so no revocation of any CA went
     // in while it lasted. It stays due, and the publication after the last batch tries it again and says why.
-    if (o.updater) await o.updater.regenerateDirty().catch(() => undefined);
+    // Stopped before it began (a SIGTERM in the command's start-up, held by the launcher: bin/early-stop.cjs): nothing
+    // is published, nothing read — it read and committed a first batch, and a rerun found that much done.
+    const stoppedBefore = o.signal?.aborted === true;
+    if (o.updater && !stoppedBefore) await o.updater.regenerateDirty().catch(() => undefined);
     const threaded = o.readerThread !== false && readerThreadFits(o.source, o.readerThread === true ? 0 : undefined);
     const inThread = () => readBatches(readRecords(o.source, { format: o.format, rejectDuplicateKeys: true, ...(o.onBytes ? { onBytes: o.onBytes } : {}) }), ws.clock, o.batchSize);
-    const batches = threaded
-      ? readBatchesOnThread({ path: o.source as string, format: o.format, batchSize: o.batchSize, clock: ws.clock, ...(o.onBytes ? { onBytes: o.onBytes } : {}), inThread })
-      : inThread();
+    const batches = stoppedBefore
+      ? noBatches()
+      : threaded
+        ? readBatchesOnThread({ path: o.source as string, format: o.format, batchSize: o.batchSize, clock: ws.clock, ...(o.onBytes ? { onBytes: o.onBytes } : {}), inThread })
+        : inThread();
     summary = await ingestor.ingestBatches(batches, {
       batchSize: o.batchSize,
       ...(o.signal ? { signal: o.signal } : {}),
@@ -222,6 +230,7 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
         }
       },
     });
+    if (stoppedBefore) summary = { ...summary, stopped: true };
   } catch (e) {
     // What committed before the failure is revoked: publish it before reporting the failure, and keep the
     // rejects seen so far (they are real).

@@ -21,7 +21,7 @@ describe("withStopSignal", () => {
     for (const name of ["SIGTERM", "SIGINT"] as const) {
       const before = process.rawListeners(name);
       try {
-        await withStopSignal(async (signal) => {
+        await withStopSignal("watch", async (signal) => {
           const ours = added(name, before);
           expect(ours).toHaveLength(1);
           ours[0]!(name); // the first: the job is told to stop
@@ -40,7 +40,7 @@ describe("withStopSignal", () => {
 
   it("lets go of both signals when the job ends unsignalled", async () => {
     const before = { SIGTERM: process.rawListeners("SIGTERM"), SIGINT: process.rawListeners("SIGINT") };
-    expect(await withStopSignal(async (signal) => (signal.aborted ? "stopped" : "done"))).toBe("done");
+    expect(await withStopSignal("watch", async (signal) => (signal.aborted ? "stopped" : "done"))).toBe("done");
     expect(process.rawListeners("SIGTERM")).toEqual(before.SIGTERM);
     expect(process.rawListeners("SIGINT")).toEqual(before.SIGINT);
   });

@@ -311,8 +311,9 @@ function earlyStop(): EarlyStop | undefined {
  * 143, its last access-log lines and fetch records lost) — and a second one is the rule, not a slip: systemd
  * signals every process of the unit, so each `jpki serve --workers` worker got one from systemd and one from
  * its primary. A stop that hangs is ended by SIGKILL (the --workers primary sends it after its deadline).
+ * `command` names the caller as bin/early-stop.cjs STOPPING_COMMANDS does (a literal: the test reads it).
  */
-export async function withStopSignal<T>(f: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withStopSignal<T>(command: string, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const stop = () => controller.abort();
   process.on("SIGTERM", stop);

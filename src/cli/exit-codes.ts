@@ -19,15 +19,20 @@ export const EXIT_UNDECIDED = 15;
  * from an unreachable store (12) or a missing workspace (3).
  */
 export const EXIT_AUDIT_BROKEN = 20;
+/**
+ * `jpki store check`'s finding (a verdict, not an error: the check ran): a public key live certificates certify to
+ * more than one resident (Store.sharedCertifiedKeys). A value no error code maps to (store-check.test.ts checks).
+ */
+export const EXIT_KEYS_SHARED = 22;
 
 /**
  * What the process exits with when a signal ends it: the shell's 128 + the signal's number. Node's default for
- * SIGINT and SIGTERM; the long-running commands (serve, watch, card serve, the ingestions and imports, provider
- * follow --watch) catch both and stop cleanly instead (context.ts withStopSignal), except in the first moments of a
- * start, before their handlers are set.
+ * SIGINT and SIGTERM; the long-running commands (bin/early-stop.cjs STOPPING_COMMANDS: serve, watch, card serve,
+ * notices ingest, registry import and sweep, provider follow --watch) catch both and stop cleanly instead
+ * (context.ts withStopSignal), from the launcher's first line on (but in node's own start, and at a passphrase prompt).
  */
 const SIGNALLED =
-  "killed by signal n (130 SIGINT, 143 SIGTERM, 137 SIGKILL); serve, watch, card serve, provider follow --watch, notices ingest and registry import stop cleanly on SIGINT or SIGTERM instead, with their own exit code";
+  "killed by signal n (130 SIGINT, 143 SIGTERM, 137 SIGKILL); serve, watch, card serve, provider follow --watch, notices ingest, registry import and registry sweep stop cleanly on SIGINT or SIGTERM instead, with their own exit code, also in their first moments";
 
 /** The top-level help's exit codes: every value jpki exits with, each error code under its value. */
 export function exitCodesHelp(): string {
@@ -35,6 +40,7 @@ export function exitCodesHelp(): string {
     [EXIT_OK, ["success"]],
     [EXIT_INVALID, ["verify, verify-signature: the verdict is invalid (no error: no code is printed)"]],
     [EXIT_UNDECIDED, ["verify, verify-signature: could not decide, valid but revocation status unknown (--soft-fail)"]],
+    [EXIT_KEYS_SHARED, ["store check: a public key is certified to more than one resident by live certificates (no error: no code is printed)"]],
   ]);
   for (const [code, v] of Object.entries(ERROR_CODES)) byExit.set(v.exit, [...(byExit.get(v.exit) ?? []), code]);
   const lines = [...byExit.entries()].sort((a, b) => a[0] - b[0]).map(([n, what]) => `${String(n).padStart(5)}  ${what.join(", ")}`);

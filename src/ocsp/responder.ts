@@ -47,7 +47,7 @@ import { ocspSignerIssuedFrom } from "../ca/ocsp-signer.js";
 import { CRL_REASON } from "../crl/reason.js";
 import { SoftwareSigner } from "../pki/signer.js";
 import type { Store } from "../store/types.js";
-import type { StoreWatchdog } from "../store/watchdog.js";
+import type { StoreCallKind, StoreWatchdog } from "../store/watchdog.js";
 import { RepeatedErrors, type RecoveredError } from "../server/repeated-errors.js";
 import { CERT_ID_HASHES, parseOcspRequest, type CertId, type CertIdHash } from "./request.js";
 import { errorResponse, responseEtag, signedResponse, type CertStatus, type ResponderIdentity, type ResponseStatusName } from "./response.js";
@@ -281,7 +281,7 @@ export class OcspResponder {
    * pre-produced answer was served (a signature per request instead) and a pool connection was lost. Watched, it
    * fails at the bound, the next poll reads anew, and its connection is cut once the pool needs it.
    */
-  #watched<T>(what: string, f: () => Promise<T>): Promise<T> {
+  #watched<T>(what: StoreCallKind, f: () => Promise<T>): Promise<T> {
     const dog = this.#o.watchdog;
     return dog ? dog.run(what, f) : f();
   }

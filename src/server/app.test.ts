@@ -1109,6 +1109,53 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     }
   });
 
+  it("while the watchdog is stalled (a call past the bound unsettled, its probes hanging too) /healthz says the store stalled, with nothing held, and stays 200 as its own read answers; once the hung calls settle it says ok", async () => {
+    const { app: api } = await buildServer(ws, { storeWaitMs: 200, access: { onError: () => undefined } });
+    await api.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+    const validate = () => fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
+    const health = async () => {
+      const r = await fetch(`${at}/healthz`, { headers: auth, signal: AbortSignal.timeout(15_000) });
+      return { status: r.status, body: (await r.json()) as { status: string; store: string; held: string[] } };
+    };
+    // the disclosure writes hang, and so does the watchdog's own probe (Store.ping): nothing it sends answers in
+    // time, so the stall does not end a bound later as it does when the probe answers (the held kind above)
+    const { hung, release } = hangUntilReleased("appendDisclosures");
+    let releasePing!: () => void;
+    const pingGate = new Promise<void>((r) => (releasePing = r));
+    const ping = ws.store.ping.bind(ws.store);
+    const pings = vi.spyOn(ws.store, "ping").mockImplementation(async () => {
+      await pingGate;
+      return ping();
+    });
+    try {
+      expect(await health()).toMatchObject({ status: 200, body: { store: "ok", held: [] } });
+      const first = await validate();
+      expect(first.status).toBe(503);
+      expect(await first.json()).toMatchObject({ code: "store-unresponsive" });
+      expect(await health()).toEqual({ status: 200, body: expect.objectContaining({ status: "ok", store: "stalled", held: [] }) });
+      // past a few bounds: the watchdog's probes went out and hang, so it is still stalled, and still said so
+      await vi.waitFor(() => expect(pings.mock.calls.length).toBeGreaterThanOrEqual(2), { timeout: 10_000, interval: 50 });
+      expect(await health()).toEqual({ status: 200, body: expect.objectContaining({ status: "ok", store: "stalled", held: [] }) });
+      // the write settles, but the probes still hang past the bound: still stalled
+      release();
+      await vi.waitFor(() => expect(hung.mock.results.length).toBe(1), { timeout: 10_000, interval: 50 });
+      // (failed: SQLite gives a write up past its deadline, nothing written)
+      await Promise.resolve(hung.mock.results[0]!.value).catch(() => undefined);
+      expect((await health()).body.store).toBe("stalled");
+      // the probes answer: nothing late is left unsettled, and the store is ok again
+      releasePing();
+      await vi.waitFor(async () => expect(await health()).toMatchObject({ status: 200, body: { store: "ok", held: [] } }), { timeout: 10_000, interval: 50 });
+    } finally {
+      release();
+      releasePing();
+      hung.mockRestore();
+      pings.mockRestore();
+      await api.close();
+    }
+  });
+
   it("GET /crl/index.json and /v1/overview answer 503 store-unresponsive with Retry-After when a store read never returns, refuse the next at once, and answer once the store does; /metrics answers without its CRL gauges and says jpki_store_responsive 0", async () => {
     const reported: Array<{ code: string | undefined; what: string }> = [];
     const { app: api } = await buildServer(ws, { storeWaitMs: 200, overviewCacheMs: 0, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what }) } });

@@ -57,7 +57,7 @@ import { registerOverview } from "./overview-route.js";
 import { registerVerifySignature } from "./verify-signature-route.js";
 import { loadPage, registerPage } from "./page.js";
 import { VerifierValidationService, type ValidationServiceOptions } from "../verifier/validation-service.js";
-import { StoreWatchdog } from "../store/watchdog.js";
+import { StoreWatchdog, type StoreCallKind } from "../store/watchdog.js";
 import { UnknownWrites } from "../store/write-outcome.js";
 import { crlIndexRecords, everyCrl } from "./crl-records.js";
 
@@ -379,7 +379,7 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
   // The kinds of store calls the watchdog holds (watchdog.ts `admit`: a store that answers all but one kind, a lock on
   // one table), and what it refused. jpki_store_responsive says 1 through a hold (the store answers), so a hold was
   // seen only as 503s among its routes' answers. A kind once held stays in the gauge at 0: its alert resolves.
-  const everHeld = new Set<string>();
+  const everHeld = new Set<StoreCallKind>();
   new Gauge({
     name: "jpki_store_held",
     help: "1 while the store watchdog holds a kind of store call (kind: what the call does): one still late when the store answered others in time, refused at once but one probe per store bound until a call of it answers in time; 0 once released",
@@ -1081,15 +1081,18 @@ export async function buildServer(
     missing.sort();
     const cas = new Set(crls.map((s) => s.caId)).size;
     const status = stale.length ? "stale" : missing.length ? "missing" : access.listStale ? "verifier-list-stale" : "ok";
-    // The store answered, but the watchdog may hold kinds of calls it does not answer in time (a lock on one table):
-    // those calls are refused, their routes answer 503, and the probe said "ok" of a store half of whose writes were
-    // refused. Said here, in the JSON; the status code stays the store's answer and the CRLs' (a hold refuses one
-    // kind, not the service, and a load balancer taking the server out for it would refuse every route).
+    // The store answered this probe, but the watchdog may refuse the routes' calls: stalled (a call past the bound
+    // has not settled: every kind refused but one probe per bound, until a call answers in time) or holding kinds
+    // it does not answer in time (a lock on one table). The probe said "ok" of a store whose routes all answered 503
+    // store-unresponsive for as long as a stall lasted (a bound at least; while the probes hang too, until they
+    // answer). Said here, in the JSON, the worse first; the status code stays the store's answer and the CRLs' (this
+    // read answered, and a load balancer taking the server out would refuse the routes the watchdog lets through).
     const held = storeWatchdog.heldKinds;
+    const watched = storeWatchdog.stalled ? "stalled" : held.length ? "degraded" : "ok";
     return reply
       .code(status === "ok" ? 200 : 503)
       .header("Cache-Control", "no-store")
-      .send({ status, store: held.length ? "degraded" : "ok", held, cas, crls: crls.length, stale, missing, verifierList });
+      .send({ status, store: watched, held, cas, crls: crls.length, stale, missing, verifierList });
   });
 
   app.get(`${prefix}/metrics`, { onResponse: onResponse("metrics") }, async (_req, reply) => {

@@ -470,6 +470,18 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("finds no key certified to two residents where the issuances checked them (sharedCertifiedKeys): a renewal that kept its key is one resident's", async () => {
+      const s = await twoCas(make);
+      await s.upsertResidents(["r1", "r2"].map(resident));
+      expect(await s.sharedCertifiedKeys({ now: new Date(0) })).toEqual([]);
+      await s.commitIssuances([keyed("0f01", "r1", 1000, "key one")]);
+      await s.commitIssuances([keyed("0f02", "r1", 2000, "key one")]);
+      await s.commitIssuances([keyed("0f03", "r2", 2000, "key two")]);
+      expect(await s.commitIssuances([keyed("0f04", "r2", 3000, "key one")])).toEqual([expect.objectContaining({ status: "key-in-use", why: "other-resident" })]);
+      expect(await s.sharedCertifiedKeys({ now: new Date(0) })).toEqual([]);
+      await s.close();
+    });
+
     it("certifies a public key to one resident and one type: another resident's, the other type's, or a compromised key is refused; a renewal with it is not", async () => {
       const s = await twoCas(make);
       await s.upsertResidents(["r1", "r2", "r3", "r4"].map(resident));

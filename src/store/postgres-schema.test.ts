@@ -567,6 +567,54 @@ describe("PostgresStore schema and upgrades", () => {
     }
   });
 
+  it("finds the keys an older writer certified to two residents, which the upgrade filled without a word (Store.sharedCertifiedKeys): live ones only, by whole key, not one resident's renewal", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    const now = new Date(5_000);
+    const LIVE = Date.UTC(2030, 0, 1);
+    try {
+      await atSchema(c, 28);
+      // As the previous release inserted them (schema 28 has the column; that writer never filled it, nor checked a key).
+      const old = async (serial: string, code: string, key: string, o: { notAfter?: number; revokedAt?: number; certifiedKey?: Buffer } = {}) => {
+        const cert = keyed(serial, code, 0, key);
+        await c.query(
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der, revoked_at, reason, revocation_source, certified_key)
+           VALUES ($1, '13-sig', 'signature', $2, '131016', 'n', 'a', '1980-01-01', 'male', 0, $3, 0, $4, $5, $6, $7, $8)`,
+          [serial, code, o.notAfter ?? LIVE, cert.der, o.revokedAt ?? null, o.revokedAt === undefined ? null : 0, o.revokedAt === undefined ? null : "manual", o.certifiedKey ?? null],
+        );
+        return cert;
+      };
+      const stolen = await old("0b01", "r1", "one key, two residents");
+      await old("0b02", "r2", "one key, two residents");
+      await old("0b03", "r2", "one key, two residents");
+      await old("0b11", "r3", "one revoked");
+      await old("0b12", "r4", "one revoked", { revokedAt: 1_000 });
+      await old("0b21", "r5", "one expired");
+      await old("0b22", "r6", "one expired", { notAfter: 4_000 });
+      await old("0b31", "r7", "a renewal that kept its key");
+      await old("0b32", "r7", "a renewal that kept its key");
+      // Another key whose 8 octets are the same (certified_key is a lookup, not the key): not the same key.
+      await old("0b41", "r8", "another key, the same 8 octets", { certifiedKey: certifiedKeyOf(stolen.der)! });
+      const s = await PostgresStore.open(url);
+      try {
+        expect(await s.sharedCertifiedKeys({ now })).toEqual([
+          {
+            certifiedKey: certifiedKeyOf(stolen.der)!.toString("hex"),
+            certificates: ["0b01:r1", "0b02:r2", "0b03:r2"].map((x) => ({ serial: x.slice(0, 4), caId: "13-sig", type: "signature", residentCode: x.slice(5), notAfter: new Date(LIVE) })),
+          },
+        ]);
+        await s.putCa(ca);
+        // once one of them is revoked, the key is one resident's: nothing found
+        await s.revoke({ serial: "0b01", revokedAt: new Date(6_000), reason: 1, source: "manual" });
+        expect(await s.sharedCertifiedKeys({ now })).toEqual([]);
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
   it("the writer guard: the current code's inserts (an issuance's binary COPY, a load) store a DER with no key as the empty marker; a refusal this jpki meets is ERR_STORE_UPGRADED", async () => {
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true });

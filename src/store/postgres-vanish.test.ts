@@ -199,7 +199,7 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
     // tied to their call all the same.
     let sent = 0;
     const read = () =>
-      dog.run("a certificate's owner", () => {
+      dog.run("reading the certificate's owner", () => {
         sent++;
         return store.getCertificateOwner("01");
       });
@@ -209,7 +209,7 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
       // The first probe: its waiter gets 503 at the bound; its own outcome is looked at below.
       let own!: Promise<unknown>;
       await expect(
-        dog.run("a certificate's owner", () => {
+        dog.run("reading the certificate's owner", () => {
           sent++;
           const p = store.getCertificateOwner("01");
           own = p.catch((e: unknown) => e);
@@ -236,7 +236,7 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
       await vi.waitFor(() => read(), { timeout: 15_000, interval: WAIT_MS / 4 });
       expect(dog.stalled).toBe(false);
       expect(await read()).toBeUndefined();
-      expect(await dog.run("the CAs", () => store.listCas())).toEqual([]);
+      expect(await dog.run("reading the CA certificates", () => store.listCas())).toEqual([]);
     } finally {
       dog.close();
       await store.close();
@@ -298,7 +298,7 @@ describe("one table locked by another session while the rest of the store answer
       // again), once per cycle for as long as the lock was held
       await expect(probe).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       expect(dog.stalled).toBe(false);
-      expect(await dog.run("the CAs", () => store.listCas())).toEqual([]);
+      expect(await dog.run("reading the CA certificates", () => store.listCas())).toEqual([]);
       expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE"]);
       await admin.query("ROLLBACK");
       await vi.waitFor(() => write(), { timeout: 5_000, interval: WAIT_MS / 4 });
@@ -318,14 +318,14 @@ describe("the watchdog's own probe (StoreWatchdog probe: Store.ping)", () => {
     const dog = new StoreWatchdog({ waitMs: WAIT_MS, probe: () => store.ping() });
     try {
       proxy.vanish();
-      await expect(dog.run("the CAs", () => store.listCas())).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      await expect(dog.run("reading the CA certificates", () => store.listCas())).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       // gone for a few more bounds: the watchdog's probes take the pool's dead connections and hang, one per bound
       await sleep(WAIT_MS * 5);
       expect(dog.stalled).toBe(true);
       proxy.back();
       // nobody asks anything from here on: before, the stall lasted until a request came to probe
       await vi.waitFor(() => expect(dog.stalled).toBe(false), { timeout: 10_000, interval: WAIT_MS / 4 });
-      expect(await dog.run("the CAs", () => store.listCas())).toEqual([]);
+      expect(await dog.run("reading the CA certificates", () => store.listCas())).toEqual([]);
     } finally {
       dog.close();
       await store.close();
@@ -347,7 +347,7 @@ describe("a watched call that gets a pooled connection only after its bound (pos
       // a watched write waits for the connection past its bound
       let own!: Promise<unknown>;
       await expect(
-        dog.run("recording a disclosure", (deadline) => {
+        dog.run("recording disclosures", (deadline) => {
           const p = store.appendDisclosures([rec], { deadline });
           own = p.catch((e: unknown) => e);
           return p;
@@ -382,7 +382,7 @@ describe("a watched call of several store reads (server/crl-records.ts: the /met
         expect(dog.stalled, which).toBe(true);
         // the pool's one connection is held by the late call's hung read: cut for the probe, which gets a fresh one
         // (before, a read begun after the call's first await was no call's: never cut, and the probe waited for it)
-        await vi.waitFor(() => dog.run("a probe", () => store.ping()), { timeout: 3_000, interval: WAIT_MS / 4 });
+        await vi.waitFor(() => dog.run("a probe of the store", () => store.ping()), { timeout: 3_000, interval: WAIT_MS / 4 });
         expect(dog.stalled, which).toBe(false);
         await admin.query("ROLLBACK");
         // the late read's kind was held when the probe answered (StoreWatchdog admit): answered now, it is no longer,
@@ -408,7 +408,7 @@ describe("a watched call of several store reads (server/crl-records.ts: the /met
       await admin.query("LOCK TABLE cas IN ACCESS EXCLUSIVE MODE");
       await expect(service.validate(verifier, { certificate: Buffer.from([0x30, 0x00]), purpose: "signature" })).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       expect(dog.stalled).toBe(true);
-      await vi.waitFor(() => dog.run("a probe", () => store.ping()), { timeout: 3_000, interval: WAIT_MS / 4 });
+      await vi.waitFor(() => dog.run("a probe of the store", () => store.ping()), { timeout: 3_000, interval: WAIT_MS / 4 });
       expect(dog.stalled).toBe(false);
       await admin.query("ROLLBACK");
     } finally {

@@ -83,6 +83,8 @@ import {
   type ResidentRow,
   type VerifierFetchRowDb,
   type VerifierRowDb,
+  sharedKeysAmong,
+  SHARED_KEYS_PAGE,
 } from "./rows.js";
 import type {
   CertificateOwner,
@@ -132,6 +134,7 @@ import type {
   VerifierFetch,
   VerifierRecord,
   WriteDeadline,
+  SharedCertifiedKey,
 } from "./types.js";
 import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
@@ -2252,6 +2255,29 @@ export class PostgresStore implements Store {
       await this.#appendAudits(c, [caCompromisedAudit(link)]);
       return { caId, successorCaId: link.newCaId, at, already: false };
     });
+  }
+
+  async sharedCertifiedKeys(o: { readonly now: Date }): Promise<SharedCertifiedKey[]> {
+    const what = "checking for keys certified to more than one resident";
+    const found: SharedCertifiedKey[] = [];
+    // The keys held by more than one certificate, a page at a time in key order (the column's index: an index-only
+    // scan where the visibility map allows), then those keys' live certificates. Above the empty marker: no key.
+    for (let after: Buffer = NO_CERTIFIED_KEY; ; ) {
+      const page = (
+        await this.#query<{ k: Buffer }>(what, "SELECT certified_key AS k FROM certificates WHERE certified_key > $1 GROUP BY certified_key HAVING count(*) > 1 ORDER BY certified_key LIMIT $2", [after, SHARED_KEYS_PAGE])
+      ).map((r) => r.k);
+      if (page.length) {
+        const rows = await this.#query<{ k: Buffer; serial: string; caId: string; type: CertificateType; residentCode: string; notAfter: string; der: Buffer }>(
+          what,
+          `SELECT certified_key AS k, serial, ca_id AS "caId", type, resident_code AS "residentCode", not_after AS "notAfter", der FROM certificates
+           WHERE certified_key = ANY($1::bytea[]) AND revoked_at IS NULL AND not_after > $2 ORDER BY certified_key, serial`,
+          [byteaArray(page), o.now.getTime()],
+        );
+        found.push(...sharedKeysAmong(rows.map((r) => ({ certifiedKey: r.k, serial: r.serial, caId: r.caId, type: r.type, residentCode: r.residentCode, notAfter: new Date(Number(r.notAfter)), der: r.der }))));
+      }
+      if (page.length < SHARED_KEYS_PAGE) return found;
+      after = page[page.length - 1]!;
+    }
   }
 
   async lastCertificateExpiry(caId: string): Promise<Date | undefined> {

@@ -7,7 +7,7 @@ import { hash } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { subjectPublicKeyInfoOf } from "../pki/tbs.js";
 import type { CertificateType, FourItems, Gender } from "../profile/types.js";
-import type { CaLinkRecord, CaRecord, CertificateRow, ConsentRecord, LivenessStatus, StatusCheckRecord, StoredStatusCheck, CrlRecord, DisclosureRecord, DumpCrl, NoticeStatus, OcspResponderRecord, OcspSignerKey, ResidentRecord, ResidentStatus, StoredNotice, VerifierCaRecord, VerifierFetch, VerifierKind, VerifierRecord, WrappedKeysSeen } from "./types.js";
+import type { CaLinkRecord, CaRecord, CertificateRow, ConsentRecord, LivenessStatus, StatusCheckRecord, StoredStatusCheck, CrlRecord, DisclosureRecord, DumpCrl, NoticeStatus, OcspResponderRecord, OcspSignerKey, ResidentRecord, ResidentStatus, SharedCertifiedKey, StoredNotice, VerifierCaRecord, VerifierFetch, VerifierKind, VerifierRecord, WrappedKeysSeen } from "./types.js";
 
 type Int = number | bigint;
 
@@ -98,6 +98,45 @@ export function certifiedKeyOf(der: Uint8Array): Buffer | null {
   const spki = subjectPublicKeyInfoOf(der);
   // crypto.hash: one native call (createHash/update/digest made three objects: 2.6 µs a certificate against ≈ 1)
   return spki ? hash("sha256", spki, "buffer").subarray(0, 8) : null;
+}
+
+/** A live certificate of a key held by more than one certificate, as Store.sharedCertifiedKeys reads it. */
+export interface KeyHolderRow {
+  readonly certifiedKey: Uint8Array;
+  readonly serial: string;
+  readonly caId: string;
+  readonly type: CertificateType;
+  readonly residentCode: string;
+  readonly notAfter: Date;
+  readonly der: Uint8Array;
+}
+
+/** Keys per page of Store.sharedCertifiedKeys: the certificates of a page's keys are read at once. */
+export const SHARED_KEYS_PAGE = 1_000;
+
+/**
+ * The keys of `rows` (live certificates, in key then serial order) that certify one public key to more than one
+ * resident. The 8 octets of `certified_key` are a lookup, not the key: certificates are grouped by their whole
+ * subjectPublicKeyInfo (as sameCertifiedKey), so two keys that share the 8 octets are not one finding. One resident's
+ * certificates of one key (a renewal that kept it) are not a finding either: issuance allows them. Pure.
+ */
+export function sharedKeysAmong(rows: readonly KeyHolderRow[]): SharedCertifiedKey[] {
+  const byKey = new Map<string, Map<string, KeyHolderRow[]>>();
+  for (const r of rows) {
+    const key = Buffer.from(r.certifiedKey).toString("hex");
+    const spki = subjectPublicKeyInfoOf(r.der)?.toString("hex") ?? "";
+    let bySpki = byKey.get(key);
+    if (!bySpki) byKey.set(key, (bySpki = new Map()));
+    bySpki.get(spki)?.push(r) ?? bySpki.set(spki, [r]);
+  }
+  const found: SharedCertifiedKey[] = [];
+  for (const [certifiedKey, bySpki] of byKey) {
+    for (const holders of bySpki.values()) {
+      if (new Set(holders.map((h) => h.residentCode)).size < 2) continue;
+      found.push({ certifiedKey, certificates: holders.map((h) => ({ serial: h.serial, caId: h.caId, type: h.type, residentCode: h.residentCode, notAfter: h.notAfter })) });
+    }
+  }
+  return found;
 }
 
 /** Whether two certificates certify the same public key (the whole subjectPublicKeyInfo, octet for octet). */

@@ -302,6 +302,47 @@ describe("SqliteStore writer guard (version 32): an older jpki still running can
     }
   });
 
+  it("finds the keys an older writer certified to two residents, which the upgrade filled without a word (Store.sharedCertifiedKeys): live ones only, by whole key, not one resident's renewal", async () => {
+    const { path, db } = storeAtVersion(31);
+    const now = new Date(5_000);
+    const LIVE = Date.UTC(2030, 0, 1);
+    // As an older jpki wrote them after version 29's fill: no key (it never checked one either).
+    const old = (serial: string, code: string, key: string, o: { notAfter?: number; revokedAt?: number; certifiedKey?: Buffer } = {}) => {
+      const c = keyed(serial, code, 0, key);
+      db.prepare(OLD_CERTIFIED_28.replace("9999999999999, NULL, NULL, NULL", "?, ?, ?, ?")).run(code, serial, o.notAfter ?? LIVE, o.revokedAt ?? null, o.revokedAt === undefined ? null : 0, o.revokedAt === undefined ? null : "manual");
+      db.prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix, certified_key) VALUES (?, '13-sig', 'signature', ?, '131016', 0, ?, 0, ?, NULL, ?, ?)").run(
+        serial, code, o.notAfter ?? LIVE, c.der, derId(c.der), o.certifiedKey ?? null,
+      );
+      return c;
+    };
+    const stolen = old("0b01", "r1", "one key, two residents");
+    old("0b02", "r2", "one key, two residents");
+    old("0b03", "r2", "one key, two residents");
+    old("0b11", "r3", "one revoked");
+    old("0b12", "r4", "one revoked", { revokedAt: 1_000 });
+    old("0b21", "r5", "one expired");
+    old("0b22", "r6", "one expired", { notAfter: 4_000 });
+    old("0b31", "r7", "a renewal that kept its key");
+    old("0b32", "r7", "a renewal that kept its key");
+    // Another key whose 8 octets are the same (certified_key is a lookup, not the key): not the same key.
+    old("0b41", "r8", "another key, the same 8 octets", { certifiedKey: certifiedKeyOf(stolen.der)! });
+    db.close();
+    const s = SqliteStore.open(path);
+    try {
+      expect(await s.sharedCertifiedKeys({ now })).toEqual([
+        {
+          certifiedKey: certifiedKeyOf(stolen.der)!.toString("hex"),
+          certificates: ["0b01:r1", "0b02:r2", "0b03:r2"].map((x) => ({ serial: x.slice(0, 4), caId: "13-sig", type: "signature", residentCode: x.slice(5), notAfter: new Date(LIVE) })),
+        },
+      ]);
+      // once one of them is revoked, the key is one resident's: nothing found
+      await s.revoke({ serial: "0b01", revokedAt: new Date(6_000), reason: 1, source: "manual" });
+      expect(await s.sharedCertifiedKeys({ now })).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("the current code never trips it: a DER with no key to read is stored with the empty marker, by an issuance and by a load", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
     const s = SqliteStore.open(path, { create: true });

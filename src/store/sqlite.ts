@@ -54,6 +54,9 @@ import {
   type ResidentRow,
   type VerifierFetchRowDb,
   type VerifierRowDb,
+  sharedKeysAmong,
+  SHARED_KEYS_PAGE,
+  type KeyHolderRow,
 } from "./rows.js";
 import type {
   CertificateOwner,
@@ -107,6 +110,7 @@ import type {
   VerifierFetch,
   VerifierRecord,
   WriteDeadline,
+  SharedCertifiedKey,
 } from "./types.js";
 import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
@@ -1658,6 +1662,38 @@ export class SqliteStore implements Store {
         this.#appendAudit(caCompromisedAudit(link));
         return { caId, successorCaId: link.newCaId, at, already: false };
       }).immediate();
+    });
+  }
+
+  sharedCertifiedKeys(o: { readonly now: Date }): Promise<SharedCertifiedKey[]> {
+    return this.#run("checking for keys certified to more than one resident", () => {
+      // The keys held by more than one certificate, a page at a time, from the index alone (a covering scan in key
+      // order: no table row read); then those keys' live certificates. Above the empty marker: NULL (none left past
+      // version 32) and NO_CERTIFIED_KEY are no key. INDEXED BY: statistics taken while the column was empty
+      // would make a scan of the table look cheaper (migration32).
+      const keys = this.#db
+        .prepare("SELECT certified_key FROM certificates INDEXED BY certificates_certified_key WHERE certified_key > ? GROUP BY certified_key HAVING count(*) > 1 ORDER BY certified_key LIMIT ?")
+        .pluck();
+      const holders = this.#db
+        .prepare(
+          `SELECT c.serial, c.ca_id, c.type, c.resident_code, c.not_after, c.der FROM certificates c INDEXED BY certificates_certified_key
+           JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial
+           WHERE c.certified_key = ? AND k.revoked_at IS NULL AND c.not_after > ? ORDER BY c.serial`,
+        )
+        .raw();
+      const found: SharedCertifiedKey[] = [];
+      for (let after: Buffer = NO_CERTIFIED_KEY; ; ) {
+        const page = keys.all(after, SHARED_KEYS_PAGE) as Buffer[];
+        const rows: KeyHolderRow[] = [];
+        for (const key of page) {
+          for (const [serial, caId, type, residentCode, notAfter, der] of holders.all(key, o.now.getTime()) as Array<[string, string, CertificateType, string, number, Buffer]>) {
+            rows.push({ certifiedKey: key, serial, caId, type, residentCode, notAfter: new Date(Number(notAfter)), der });
+          }
+        }
+        found.push(...sharedKeysAmong(rows));
+        if (page.length < SHARED_KEYS_PAGE) return found;
+        after = page[page.length - 1]!;
+      }
     });
   }
 

@@ -653,6 +653,14 @@ export interface RetiredCaIdRecord {
   readonly reason: string;
 }
 
+/** A public key live certificates of more than one resident certify (Store.sharedCertifiedKeys). */
+export interface SharedCertifiedKey {
+  /** `certified_key` in hex: 8 octets of the SHA-256 of the subjectPublicKeyInfo (rows.ts certifiedKeyOf) */
+  readonly certifiedKey: string;
+  /** its live certificates, by serial: of two residents at least */
+  readonly certificates: ReadonlyArray<{ readonly serial: string; readonly caId: string; readonly type: CertificateType; readonly residentCode: string; readonly notAfter: Date }>;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   close(): Promise<void>;
@@ -704,6 +712,16 @@ export interface Store {
    * keeps publishing CRLs (crl/generate.ts).
    */
   lastCertificateExpiry(caId: string): Promise<Date | undefined>;
+  /**
+   * The public keys (`certified_key`, rows.ts certifiedKeyOf) of live certificates — not revoked, notAfter after
+   * `now` — of more than one resident: what the key-in-use check refuses at issuance (rows.ts keyInUse
+   * "other-resident"), found among rows it never saw. A jpki from before the column (SQLite 29 / PostgreSQL 26), or
+   * one still running after it until the writer guard (SQLite 32 / PostgreSQL 29), inserted certificates without the
+   * column; the upgrades filled it from each DER without a word, so a key such a writer certified to two residents is
+   * in the store as any other (`jpki store check`). Read from the column's index: the keys held by more than one
+   * certificate first (the index alone), then those certificates. Keys in key order, certificates by serial.
+   */
+  sharedCertifiedKeys(o: { readonly now: Date }): Promise<SharedCertifiedKey[]>;
   /**
    * Replaces the encrypted keys of existing CAs and, with `ocspSigners`, those of their current OCSP signing
    * certificates (a rewrap: both are wrapped under the workspace passphrase), all in one transaction with one

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import { JpkiError } from "../errors.js";
-import { currentCall, holdFor, StoreWatchdog, type WatchedCall } from "./watchdog.js";
+import { currentCall, holdFor, STORE_CALL_KINDS, StoreWatchdog, type StoreCallKind, type WatchedCall } from "./watchdog.js";
 
 describe("StoreWatchdog", () => {
   it("answers a call past the bound ERR_STORE_UNRESPONSIVE, refuses the next without making it while that one is out, says so once, and calls again once it settles", async () => {
@@ -9,7 +9,7 @@ describe("StoreWatchdog", () => {
     let release!: (v: string) => void;
     const deadlines: number[] = [];
     const before = dog.now();
-    const hung = dog.run("a read", (deadline) => {
+    const hung = dog.run("reading the CA certificates", (deadline) => {
       deadlines.push(deadline);
       return new Promise<string>((r) => (release = r));
     });
@@ -18,16 +18,16 @@ describe("StoreWatchdog", () => {
     expect(deadlines[0]! - before).toBeGreaterThanOrEqual(40);
     expect(dog.stalled).toBe(true);
     let called = 0;
-    await expect(dog.run("another", async () => ++called)).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+    await expect(dog.run("the overview's reads", async () => ++called)).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     expect(called).toBe(0);
     // counted by kind and why, for /metrics (jpki_store_refused_calls_total); the call let through is not
-    expect(dog.refusals.get("another")).toEqual({ stalled: 1, held: 0 });
-    expect(dog.refusals.has("a read")).toBe(false);
+    expect(dog.refusals.get("the overview's reads")).toEqual({ stalled: 1, held: 0 });
+    expect(dog.refusals.has("reading the CA certificates")).toBe(false);
     expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE"]);
     release("late");
     await new Promise((r) => setImmediate(r));
     expect(dog.stalled).toBe(false);
-    expect(await dog.run("again", async () => ++called)).toBe(1);
+    expect(await dog.run("the overview's reads", async () => ++called)).toBe(1);
     dog.close();
   });
 
@@ -35,19 +35,19 @@ describe("StoreWatchdog", () => {
     let now = 0;
     const dog = new StoreWatchdog({ waitMs: 40, now: () => now });
     let release!: (v: string) => void;
-    const first = dog.run("a read on a vanished connection", () => new Promise<string>((r) => (release = r)));
+    const first = dog.run("reading the certificate's owner", () => new Promise<string>((r) => (release = r)));
     now = 40;
     await expect(first).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     expect(dog.stalled).toBe(true);
     let called = 0;
-    const answer = () => dog.run("another", async () => ++called);
+    const answer = () => dog.run("the overview's reads", async () => ++called);
     // refused until a bound has passed since the stall began
     now = 79;
     await expect(answer()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     expect(called).toBe(0);
     // a probe that hangs too: the next is a bound after it, and the stall stays
     now = 80;
-    const hungProbe = dog.run("a probe that hangs", () => new Promise<never>(() => undefined));
+    const hungProbe = dog.run("an OCSP status read", () => new Promise<never>(() => undefined));
     await expect(answer()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     now = 120;
     await expect(hungProbe).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
@@ -62,7 +62,7 @@ describe("StoreWatchdog", () => {
     await new Promise((r) => setImmediate(r));
     expect(dog.stalled).toBe(false);
     // and a new stall is counted afresh (nothing owed from the forgotten calls)
-    const again = dog.run("a read that hangs", () => new Promise<never>(() => undefined));
+    const again = dog.run("reading the resident", () => new Promise<never>(() => undefined));
     now = 200;
     await expect(again).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     expect(dog.stalled).toBe(true);
@@ -78,7 +78,7 @@ describe("StoreWatchdog", () => {
     let afterAwait: WatchedCall | undefined;
     let fail!: (e: unknown) => void;
     const let_go: string[] = [];
-    const first = dog.run("a read", async () => {
+    const first = dog.run("reading the CA certificates", async () => {
       // as a store method begins: the call is known until its first await (the store reads it there)
       call = currentCall();
       holdFor(call!, () => let_go.push("connection"));
@@ -94,21 +94,21 @@ describe("StoreWatchdog", () => {
     now = 40;
     await expect(first).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     expect(let_go).toEqual(["connection"]);
-    expect(holdFor(call!, () => let_go.push("another"))).toBeUndefined();
+    expect(holdFor(call!, () => let_go.push("the overview's reads"))).toBeUndefined();
     // the store fails the call it let go of: that says nothing of the store, the stall stays
     fail(new JpkiError("ERR_STORE_UNRESPONSIVE", "closed", { details: { lateCall: "connection-closed" } }));
     await new Promise((r) => setImmediate(r));
     expect(dog.stalled).toBe(true);
     let called = 0;
-    await expect(dog.run("refused", async () => ++called)).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+    await expect(dog.run("the overview's reads", async () => ++called)).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     expect(called).toBe(0);
     // a probe a bound later answers in time: over
     now = 80;
-    expect(await dog.run("a probe", async () => ++called)).toBe(1);
+    expect(await dog.run("reading the registered verifiers", async () => ++called)).toBe(1);
     expect(dog.stalled).toBe(false);
     expect(let_go).toEqual(["connection"]);
     // a call untied in time (released before its bound) is not let go of
-    const held = dog.run("a read", async () => {
+    const held = dog.run("reading the CA certificates", async () => {
       const untie = holdFor(currentCall()!, () => let_go.push("released one"))!;
       untie();
       return new Promise<never>(() => undefined);
@@ -133,7 +133,7 @@ describe("StoreWatchdog", () => {
       },
     });
     const sweeps = () => new Promise((r) => setTimeout(r, 40)); // several sweeps (every 10 ms) at the same `now`
-    const hung = dog.run("a read on a vanished connection", () => new Promise<never>(() => undefined));
+    const hung = dog.run("reading the certificate's owner", () => new Promise<never>(() => undefined));
     now = 40;
     await expect(hung).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     expect(dog.stalled).toBe(true);
@@ -156,7 +156,7 @@ describe("StoreWatchdog", () => {
     await sweeps();
     expect(pings).toBe(2);
     // the next outage is a stall of its own, reported
-    const again = dog.run("a read that hangs", () => new Promise<never>(() => undefined));
+    const again = dog.run("reading the resident", () => new Promise<never>(() => undefined));
     now = 440;
     await expect(again).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE"]);
@@ -170,8 +170,8 @@ describe("StoreWatchdog", () => {
     const hang = () => new Promise<never>(() => undefined);
     let writes = 0;
     let reads = 0;
-    const write = (f: () => Promise<unknown>) => dog.run("writing to the locked table", () => (writes++, f()));
-    const read = () => dog.run("reading another table", async () => ++reads);
+    const write = (f: () => Promise<unknown>) => dog.run("recording verifier fetches", () => (writes++, f()));
+    const read = () => dog.run("reading the registered verifiers", async () => ++reads);
     try {
       const first = write(hang);
       now = 40;
@@ -181,7 +181,7 @@ describe("StoreWatchdog", () => {
       now = 80;
       expect(await read()).toBe(1);
       expect(dog.stalled).toBe(false);
-      expect(dog.heldKinds).toEqual(["writing to the locked table"]);
+      expect(dog.heldKinds).toEqual(["recording verifier fetches"]);
       // the held kind's first call goes at once, as its probe, and hangs on the lock too
       const probe = write(hang);
       expect(writes).toBe(2);
@@ -190,7 +190,7 @@ describe("StoreWatchdog", () => {
       await expect(write(async () => "no")).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       expect(writes).toBe(2);
       // counted as refused while held (/metrics: jpki_store_refused_calls_total{why="held"}), the probe not
-      expect(dog.refusals.get("writing to the locked table")).toEqual({ stalled: 0, held: 1 });
+      expect(dog.refusals.get("recording verifier fetches")).toEqual({ stalled: 0, held: 1 });
       expect(await read()).toBe(2);
       // the probe late again: answered 503, and nothing else is stalled for it (before, every kind was refused again,
       // the stall said again, and every call of the locked kind admitted between stalls waited the bound)
@@ -210,6 +210,41 @@ describe("StoreWatchdog", () => {
       await expect(again).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       expect(dog.stalled).toBe(true);
       expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE"]);
+    } finally {
+      dog.close();
+    }
+  });
+  it("a kind is a /metrics label (jpki_store_held, jpki_store_refused_calls_total), so only the fixed table's: the type refuses a kind built from a request, and one that reaches the watchdog anyway (a cast, a plain-JS caller) is refused, counted and held as an unnamed call", async () => {
+    let now = 0;
+    const dog = new StoreWatchdog({ waitMs: 40, now: () => now });
+    const hang = () => new Promise<never>(() => undefined);
+    const serial = "0123";
+    // @ts-expect-error a kind built from a request (one series per serial) is not a StoreCallKind
+    void (() => dog.run(`reading certificate ${serial}`, hang));
+    const dynamic = (s: string) => `reading certificate ${s}` as StoreCallKind;
+    try {
+      const first = dog.run(dynamic("01"), hang);
+      now = 40;
+      await expect(first).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      await expect(dog.run(dynamic("02"), async () => 1)).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      // another kind answers in time: the late call's kind is held, under the unnamed kind
+      now = 80;
+      expect(await dog.run("reading the registered verifiers", async () => 1)).toBe(1);
+      expect(dog.heldKinds).toEqual(["a store call"]);
+      // and every other dynamic kind is that one kind: its probe goes, the next is refused as held
+      const probe = dog.run(dynamic("03"), hang);
+      await expect(dog.run(dynamic("04"), async () => 1)).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect([...dog.refusals]).toEqual([["a store call", { stalled: 1, held: 1 }]]);
+      now = 120;
+      await expect(probe).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(dog.heldKinds).toEqual(["a store call"]);
+      for (const kind of [...dog.refusals.keys(), ...dog.heldKinds]) expect(STORE_CALL_KINDS).toContain(kind);
+      // a call watched directly (the disclosure log's way) likewise: of the unnamed kind, its answer in time ends its hold
+      const added: WatchedCall = { startedAt: dog.now(), kind: dynamic("05"), late: () => undefined };
+      dog.add(added);
+      expect(added.kind).toBe("a store call");
+      dog.settled(added);
+      expect(dog.heldKinds).toEqual([]);
     } finally {
       dog.close();
     }

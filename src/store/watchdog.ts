@@ -47,6 +47,9 @@
  * query (coalesce.ts) are tied to a waiting call that is not late yet.
  */
 import { JpkiError } from "../errors.js";
+import { storeCallKind, UNNAMED_CALL, type StoreCallKind } from "./call-kinds.js";
+
+export { STORE_CALL_KINDS, type StoreCallKind } from "./call-kinds.js";
 
 /** How long the verifier API waits for the store by default, ms: as long as /healthz (HEALTH_STORE_WAIT_MS). */
 export const STORE_WAIT_MS = 5_000;
@@ -59,9 +62,10 @@ export interface WatchedCall {
   readonly startedAt: number;
   /**
    * what the call does (`run`'s `what`; the disclosure log's group writes: DISCLOSURE_WRITES): calls of one kind wait
-   * on the same tables and locks, and a kind still late once the store answers others is held (StoreWatchdog `admit`)
+   * on the same tables and locks, and a kind still late once the store answers others is held (StoreWatchdog `admit`).
+   * One of a fixed table (call-kinds.ts): it is a /metrics label.
    */
-  readonly kind?: string;
+  readonly kind?: StoreCallKind;
   /** called once, when the call has been waited for `waitMs` (the watchdog then counts it late until `settled`) */
   late(e: JpkiError): void;
   /** set by the watchdog when it declared the call late */
@@ -145,10 +149,10 @@ export function storeUnresponsive(waitMs: number, what = "a store call"): JpkiEr
 }
 
 /** The kind of the disclosure log's group writes (WatchedCall.kind). */
-export const DISCLOSURE_WRITES = "recording disclosures";
+export const DISCLOSURE_WRITES: StoreCallKind = "recording disclosures";
 
 /** The kind of the watchdog's own probe: never held (it is sent only while the whole store is stalled). */
-const OWN_PROBE = "a probe of the store";
+const OWN_PROBE: StoreCallKind = "a probe of the store";
 
 export class StoreWatchdog {
   readonly waitMs: number;
@@ -167,13 +171,13 @@ export class StoreWatchdog {
    * table by another session, a transaction holding a row it needs). Its calls are refused but one per bound, as
    * they all are while stalled, until one answers in time; one going late does not stall the others' (see `admit`).
    */
-  readonly #held = new Map<string, { probeAt: number }>();
+  readonly #held = new Map<StoreCallKind, { probeAt: number }>();
   /**
    * Calls refused without being sent, by kind, and why: `stalled` (a call past the bound has not settled) or `held`
    * (its kind is held). jpki serve's /metrics (jpki_store_refused_calls_total): a hold refuses one kind's calls for as
    * long as its lock lasts, and was seen only as 503s among the route's answers, with no word of which calls.
    */
-  readonly #refused = new Map<string, { stalled: number; held: number }>();
+  readonly #refused = new Map<StoreCallKind, { stalled: number; held: number }>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(o: StoreWatchdogOptions = {}) {
@@ -209,14 +213,14 @@ export class StoreWatchdog {
    * one admitted between stalls waited the whole bound. Held, the locked kind is refused at once but its probe, the
    * stall is reported once, and the others are answered.
    */
-  admit(kind?: string): boolean {
+  admit(kind?: StoreCallKind): boolean {
     const now = this.now();
     if (this.#late > 0) {
       if (now < this.#probeAt) return this.#refuse(kind, "stalled");
       this.#probeAt = now + this.waitMs;
       return true;
     }
-    const held = kind === undefined ? undefined : this.#held.get(kind);
+    const held = kind === undefined || !this.#held.size ? undefined : this.#held.get(storeCallKind(kind));
     if (!held) return true;
     if (now < held.probeAt) return this.#refuse(kind, "held");
     held.probeAt = now + this.waitMs;
@@ -224,8 +228,9 @@ export class StoreWatchdog {
   }
 
   /** Counts a call `admit` refuses (off the path of a call admitted: nothing is counted there). */
-  #refuse(kind: string | undefined, why: "stalled" | "held"): false {
-    const k = kind ?? "a store call";
+  #refuse(kind: StoreCallKind | undefined, why: "stalled" | "held"): false {
+    // Checked against the table, not trusted: the type stops a dynamic kind only where the caller is type-checked.
+    const k = storeCallKind(kind);
     let n = this.#refused.get(k);
     if (!n) this.#refused.set(k, (n = { stalled: 0, held: 0 }));
     n[why]++;
@@ -233,12 +238,12 @@ export class StoreWatchdog {
   }
 
   /** The kinds of calls held now (see `admit`), for a test or an operator's view (/metrics, /healthz). */
-  get heldKinds(): string[] {
+  get heldKinds(): StoreCallKind[] {
     return [...this.#held.keys()];
   }
 
   /** The calls refused since the start, by kind and why (see `#refused`), for an operator's view (/metrics). */
-  get refusals(): ReadonlyMap<string, { readonly stalled: number; readonly held: number }> {
+  get refusals(): ReadonlyMap<StoreCallKind, { readonly stalled: number; readonly held: number }> {
     return this.#refused;
   }
 
@@ -249,6 +254,8 @@ export class StoreWatchdog {
 
   /** Watches a call that started at `call.startedAt` (now, or a moment ago: calls are kept in start order); `settled` ends it. */
   add(call: WatchedCall): void {
+    // A kind not in the table (a cast, a plain-JS caller) is held and counted as an unnamed call: never a label.
+    if (call.kind !== undefined && storeCallKind(call.kind) !== call.kind) (call as { kind?: StoreCallKind }).kind = UNNAMED_CALL;
     this.#calls.add(call);
     // A quarter of the bound: a late call is answered within 1.25 × the bound. Unref'd: it never holds the process.
     this.#timer ??= setInterval(() => this.#sweep(), Math.max(10, this.waitMs / 4)).unref();
@@ -300,7 +307,9 @@ export class StoreWatchdog {
    * government body's reads of the owner and resident, a liveness check's reads and write): one promise and one
    * entry each, no timer.
    */
-  run<T>(what: string, f: (deadline: number, call: WatchedCall) => Promise<T>): Promise<T> {
+  run<T>(what: StoreCallKind, f: (deadline: number, call: WatchedCall) => Promise<T>): Promise<T> {
+    // `what` is checked against the table where it could reach a label (admit's refusals and holds, add), off the
+    // path of a call admitted while nothing is stalled or held.
     if (!this.admit(what)) return Promise.reject(storeUnresponsive(this.waitMs, what));
     return new Promise<T>((resolve, reject) => {
       const call: WatchedCall = { startedAt: this.now(), kind: what, late: reject };

@@ -35,7 +35,7 @@ import { CRL_REASON, reasonName, type CrlReasonName } from "../crl/reason.js";
 import { normaliseSerial } from "../pki/serial.js";
 import type { CarriedStatus, CertificateRow, DisclosureRecord, LivenessStatus, StatusCheckRecord, StoredStatusCheck, VerifierRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
-import { isLate, type StoreWatchdog, type WatchedCall } from "../store/watchdog.js";
+import { isLate, type StoreCallKind, type StoreWatchdog, type WatchedCall } from "../store/watchdog.js";
 import type { UnknownWrites } from "../store/write-outcome.js";
 
 /** At most this many items in one liveness check. */
@@ -134,7 +134,7 @@ export async function checkStatus(
   o: { readonly watchdog?: StoreWatchdog; readonly unknownWrites?: UnknownWrites } = {},
 ): Promise<StatusAnswer> {
   const dog = o.watchdog;
-  const watched = <T>(what: string, f: () => Promise<T>): Promise<T> => (dog ? dog.run(what, f) : f());
+  const watched = <T>(what: StoreCallKind, f: () => Promise<T>): Promise<T> => (dog ? dog.run(what, f) : f());
   if (req.items.length === 0 || req.items.length > MAX_STATUS_ITEMS) {
     throw new JpkiError("ERR_USAGE", `a liveness check names 1 to ${MAX_STATUS_ITEMS} certificates: split the list into batches`);
   }
@@ -334,7 +334,7 @@ export async function statusHistory(
   q: { readonly since?: Date; readonly cursor?: string; readonly limit?: number } = {},
   o: { readonly watchdog?: StoreWatchdog } = {},
 ): Promise<StatusHistoryPage> {
-  const watched = <T>(what: string, f: () => Promise<T>): Promise<T> => (o.watchdog ? o.watchdog.run(what, f) : f());
+  const watched = <T>(what: StoreCallKind, f: () => Promise<T>): Promise<T> => (o.watchdog ? o.watchdog.run(what, f) : f());
   const limit = q.limit ?? DEFAULT_HISTORY_LIMIT;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_HISTORY_LIMIT) throw new JpkiError("ERR_USAGE", `limit is 1 to ${MAX_HISTORY_LIMIT}`);
   const after = q.cursor === undefined ? 0 : openCursor(q.cursor, verifier.id, await watched("reading the cursor key", () => cursorKey(ws)));

@@ -27,7 +27,7 @@ import { verifySignedData, type SignedDataStatus } from "../validation/cms.js";
 import type { PathStatus } from "../validation/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { DisclosureLog } from "./disclosure-log.js";
-import type { StoreWatchdog } from "../store/watchdog.js";
+import type { StoreCallKind, StoreWatchdog } from "../store/watchdog.js";
 import { ENGINE_CRL_CACHE, EngineThread, engineThreadAvailable, sharedBytes, type EngineTrust } from "./engine-thread.js";
 import { checkLegalBasis, legalBasisAllows, type LegalBasisCode } from "./legal-basis.js";
 import { governmentView, privateView, type ViewedResult, PRIVATE_STATUS_OF, type GovernmentView, type PrivateView, type PrivateStatus } from "./views.js";
@@ -341,7 +341,7 @@ export class VerifierValidationService {
   }
 
   /** `f()` bounded by the watchdog, when there is one. */
-  #watched<T>(what: string, f: () => Promise<T>): Promise<T> {
+  #watched<T>(what: StoreCallKind, f: () => Promise<T>): Promise<T> {
     return this.#watchdog ? this.#watchdog.run(what, f) : f();
   }
 

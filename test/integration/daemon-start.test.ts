@@ -1,12 +1,12 @@
 /**
- * `jpki watch` and `jpki serve` stopped by SIGTERM at any moment of their start-up (slow: spawns the built CLI
- * through its launcher). Their handlers were set only once the program and the library had loaded and the
+ * `jpki watch`, `jpki serve` and `jpki notices ingest` stopped by SIGTERM at any moment of their start-up (slow:
+ * spawns the built CLI through its launcher). Their handlers were set only once the program and the library had loaded and the
  * passphrase was read: a SIGTERM in their first ≈ 1.5–2 s (a service manager's restart right after a start) met
  * node's default and ended them 143. Now the launcher holds it from its first line (bin/early-stop.cjs), and each
  * stops as it does later on: exit 0, the workspace's lock released, so the next start runs.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { cli, freePort, MAIN, storeEnv, tempDir, tokyoWorkspace } from "./helpers.js";
@@ -91,6 +91,28 @@ describe("SIGTERM at any moment of a daemon's start-up", () => {
       expect(r.stderr, when).not.toMatch(/ERR_|error/i);
     }
     // the last of them listened (its first stderr line), so each start before it released the workspace
+    const audit = await cli(["--workspace", ws, "audit", "verify"], { cwd: dir });
+    expect(audit.code, audit.stderr).toBe(0);
+  }, 120_000);
+  it("jpki notices ingest exits 0 likewise (a job cancelled as it starts: before, 143), stopped before it read a line: nothing applied, nothing rejected", async () => {
+    // A line that, read, would be rejected: a reject file and a failing exit would say the run had begun.
+    const file = join(dir, "notices.jsonl");
+    writeFileSync(file, '{"not":"a notice"}\n');
+    const rejects = () => {
+      try {
+        return readdirSync(join(ws, "rejects")).filter((f) => f.startsWith("notices.jsonl"));
+      } catch {
+        return [];
+      }
+    };
+    // its start is the program, the passphrase and the library (no first stderr line: it prints none before its result)
+    for (const [when, moment] of MOMENTS.filter(([w]) => w === "as jpki's first line has run" || w === "150 ms after" || w === "500 ms after")) {
+      const r = await stopAt(["--json", "notices", "ingest", file], moment);
+      expect({ when, code: r.code, signal: r.signal }, r.stderr).toEqual({ when, code: 0, signal: null });
+      expect(r.stderr, when).not.toMatch(/ERR_|error/i);
+      expect(JSON.parse(r.stdout), when).toMatchObject({ stopped: true, read: 0, applied: 0, rejected: 0 });
+      expect(rejects(), when).toEqual([]);
+    }
     const audit = await cli(["--workspace", ws, "audit", "verify"], { cwd: dir });
     expect(audit.code, audit.stderr).toBe(0);
   }, 120_000);

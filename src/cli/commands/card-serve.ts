@@ -75,7 +75,7 @@ Examples:
       const { cardId } = card.info();
       ctx.out.result({ card: cardId, vpcd: { host, port } }, `card ${cardId} serving vpcd at ${host}:${port} (SIGINT or SIGTERM stops)`);
       let waitingSaid = false;
-      await withStopSignal((signal) =>
+      await withStopSignal("card serve", (signal) =>
         serveVpcd({
           terminal: card,
           host,

@@ -57,6 +57,7 @@ ${nothingAppliedHelp("notices")}
 SIGINT (Ctrl-C) or
 SIGTERM stops the run after the batch in progress, and it exits 0 saying "stopped before the end of the input"
 ("stopped": true in --json): a script must check that, not the exit code alone, before it moves the file away.
+One in its first moments, while it loads, stops it likewise before it reads a line (it exited 143 there).
 
 A reject file is never replaced or added to: it may be the only record of which notices were refused and
 why. Each run's default one is new: when another run (on this host or another sharing the workspace) took
@@ -92,10 +93,10 @@ Examples:
       if (o.rejectFile) checkRejectFileFree(rejectTarget); // before the passphrase prompt; runIngest checks again
       const passphrase = o.crl ? await ctx.caPassphrase() : undefined;
       // SIGINT/SIGTERM end the run after the batch in progress; running the command again resumes.
-      await withStopSignal((signal) =>
+      await withStopSignal("notices ingest", (signal) =>
         withWorkspace(ctx, async (ws) => {
           const updater = passphrase ? new CrlUpdater(ws, passphrase) : undefined;
-          await updater?.preflight();
+          await updater?.preflight(signal);
           // Rejects go into the workspace by default: the input's folder may be read-only or someone else's.
           const stamp = new Date().toISOString().replace(/[:.]/g, "-");
           const rejectPath = o.rejectFile ? rejectTarget : join(ws.paths.root, "rejects", `${stdin ? "stdin" : basename(file)}-${stamp}.rejects.jsonl`);

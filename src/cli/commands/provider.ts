@@ -326,7 +326,7 @@ Examples:
       if (o.watch) {
         const seconds = Number(o.interval);
         if (!Number.isFinite(seconds) || seconds < 1) throw new JpkiError("ERR_USAGE", "--interval must be a number of seconds ≥ 1");
-        await withStopSignal((signal) =>
+        await withStopSignal("provider follow --watch", (signal) =>
           watchPublicCrls({ dir, passphrase, clock: systemClock, bearerToken: token, ...limits, intervalMs: seconds * 1000, signal, onPass: (r) => (warnFollow(ctx, r), ctx.out.line(followJson(r), () => followText(r))), onBusy: (e) => ctx.out.info(`jpki: ${e.message}; this pass is skipped`) }),
         );
         return;

@@ -56,7 +56,7 @@ Examples:
       const { importResidentFile } = await library();
       const source = file === "-" ? (io.stdin ?? process.stdin) : checkRecordFile(file, "input file", { cwd: io.cwd, pipe: "write it to a file, or pipe it in: jpki registry import - < FILE" });
       // SIGINT/SIGTERM end the import once the lines read so far are committed; running it again takes the rest.
-      await withStopSignal((signal) =>
+      await withStopSignal("registry import", (signal) =>
         withWorkspace(ctx, async (ws) => {
           const r = await importResidentFile(ws.store, source, {
             now: ws.clock.now(),
@@ -154,7 +154,7 @@ Examples:
     .action(async (_o: unknown, cmd: Command) => {
       const ctx = Context.of(io, cmd);
       const lib = await library();
-      await withStopSignal((signal) =>
+      await withStopSignal("registry sweep", (signal) =>
         withWorkspace(ctx, async (ws) => {
           const r = await lib.sweepIssuanceInformation(ws.store, { now: ws.clock.now(), signal });
           ctx.out.result({ removed: r.removed, expiredBefore: r.expiredBefore.toISOString(), stopped: r.stopped }, () =>

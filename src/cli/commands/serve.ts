@@ -69,7 +69,9 @@ Routes (under the path of the workspace's baseUrl):
   GET/HEAD /arl/<ca>.crl               ARL               /ca/<ca>.crt                  CA certificate
   GET      /crl/index.json             every CA's latest CRL: number, thisUpdate, nextUpdate, size, sha256
   GET      /healthz                    200 while the store answers and every CRL is fresh, else 503; verifierList.ageSeconds;
-                                       store "degraded" and held: kinds of store calls refused while the rest answer (200)
+                                       store "stalled": a store call past the bound unsettled, the routes' calls refused
+                                       but one probe per bound (200); "degraded" and held: kinds of store calls refused
+                                       while the rest answer (200)
   GET      /metrics                    Prometheus text: requests by route and status, CRL ages, OCSP answers
   POST     /ocsp/<ca>                  OCSP (RFC 6960), body application/ocsp-request
   GET      /ocsp/<ca>/<base64 request> OCSP GET (RFC 5019), with caching headers
@@ -171,7 +173,7 @@ Example:
       };
       process.on("SIGHUP", onHangup);
       try {
-        await withStopSignal((stopSignal) =>
+        await withStopSignal("serve", (stopSignal) =>
           withWorkspace(ctx, async (ws) => {
             // Seen by 'jpki restore --force' however long it idles (Store.holdPresence): the primary, for its workers too.
             if (!cluster.isWorker) await ws.store.holdPresence("serve");

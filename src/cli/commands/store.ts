@@ -1,8 +1,12 @@
-/** `jpki store copy`: move a workspace between SQLite and PostgreSQL (the library: store/copy.ts). */
+/**
+ * `jpki store copy`: move a workspace between SQLite and PostgreSQL (the library: store/copy.ts). `jpki store check`:
+ * what the store holds that no current jpki would have written (Store.sharedCertifiedKeys).
+ */
 import { Command, Option } from "commander";
-import type { StoreCopyProgress, WorkspaceStoreCopyReport } from "../../index.js";
+import type { SharedCertifiedKey, StoreCopyProgress, WorkspaceStoreCopyReport } from "../../index.js";
 import { JpkiError, library } from "../lib.js";
-import { Context } from "../context.js";
+import { Context, withWorkspace } from "../context.js";
+import { commandExitCodes, EXIT_KEYS_SHARED, VerdictExit } from "../exit-codes.js";
 import { progressBar, type Io } from "../output.js";
 
 const KIND_NAMES: Record<StoreCopyProgress["kind"], string> = {
@@ -53,8 +57,59 @@ function summary(r: WorkspaceStoreCopyReport): string {
   return lines.join("\n");
 }
 
+/** The check's words for a person: each key, its certificates, and what to do. */
+function checkSummary(at: Date, shared: readonly SharedCertifiedKey[]): string {
+  if (!shared.length) return `clean: no public key is certified to more than one resident by certificates live at ${at.toISOString()}`;
+  const lines = [`${shared.length} public key${shared.length === 1 ? " is" : "s are"} certified to more than one resident by live certificates (written by a jpki from before the key-in-use check):`];
+  for (const k of shared) {
+    lines.push(`  key ${k.certifiedKey}:`);
+    for (const c of k.certificates) lines.push(`    ${c.caId} ${c.serial} resident ${c.residentCode} ${c.type}, until ${c.notAfter.toISOString()}`);
+  }
+  lines.push("next: a key in two residents' hands is compromised: revoke them (jpki revoke --serial S --reason key-compromise), then jpki crl generate");
+  return lines.join("\n");
+}
+
 export function makeStoreCommand(io: Io): Command {
-  const store = new Command("store").description("the workspace's store: move it between SQLite and PostgreSQL");
+  const store = new Command("store").description("the workspace's store: move it between SQLite and PostgreSQL, check what older releases wrote");
+  store
+    .command("check")
+    .description("find public keys that live certificates certify to more than one resident (written by a jpki from before the key-in-use check)")
+    .addHelpText(
+      "after",
+      `
+An issuance refuses a public key the store has certified to another resident (the key-in-use check, on the
+certificates' certified_key column). A jpki from before that column, or one still running after the upgrade
+that added it until the writer guard (SQLite schema 32, PostgreSQL 29), inserted certificates without it and
+checked nothing; the upgrades filled the column from each certificate without a word. This lists the keys
+that live certificates (not revoked, not past notAfter) certify to two residents or more, with those
+certificates. Keys are compared whole (the column holds 8 octets of a digest); one resident's certificates of
+one key (a renewal that kept it) are allowed and not listed.
+
+It reads the column's index: the keys held by more than one certificate, then their certificates. Run it once
+after upgrading a store an older release wrote to, and after stopping any older jpki process.
+
+${commandExitCodes({
+  ok: "clean: no such key",
+  verdicts: [[EXIT_KEYS_SHARED, "such keys were found (listed; --json: sharedKeys). No error: no code is printed"]],
+  errors: [["ERR_STORE_UNREACHABLE", "the store did not answer"]],
+})}
+
+Examples:
+  jpki store check
+  jpki store check --json | jq '.sharedKeys[].certificates[].serial'`,
+    )
+    .action(async (_o: unknown, cmd: Command) => {
+      const ctx = Context.of(io, cmd);
+      await withWorkspace(ctx, async (ws) => {
+        const at = ws.clock.now();
+        const shared = await ws.store.sharedCertifiedKeys({ now: at });
+        ctx.out.result(
+          { at: at.toISOString(), clean: shared.length === 0, sharedKeys: shared.map((k) => ({ certifiedKey: k.certifiedKey, certificates: k.certificates.map((c) => ({ ...c, notAfter: c.notAfter.toISOString() })) })) },
+          () => checkSummary(at, shared),
+        );
+        if (shared.length) throw new VerdictExit(EXIT_KEYS_SHARED);
+      });
+    });
   store
     .command("copy")
     .description("copy the whole store to another (SQLite ↔ PostgreSQL), verify it, and switch the workspace to it")

@@ -84,7 +84,7 @@ Example:
       if (!Number.isInteger(ocspCertDays) || ocspCertDays < 1 || ocspCertDays > 90) throw new JpkiError("ERR_USAGE", "--ocsp-cert-days must be a whole number of days from 1 to 90");
       const passphrase = await ctx.caPassphrase();
       const { CrlUpdater, checkResponderPassphrase, publishedCrls, watchSpool } = await library();
-      await withStopSignal((signal) =>
+      await withStopSignal("watch", (signal) =>
         withWorkspace(ctx, async (ws) => {
           // Seen by 'jpki restore --force' however long it idles (Store.holdPresence).
           await ws.store.holdPresence("watch");
