@@ -829,7 +829,12 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     await ok([...r(), "ca", "compromised", "13-sig"]);
     await regenerate("13-sig-g2");
     await regenerate("13-sig"); // the server serves 13-sig's new CRL too (it re-stats each file on its own)
-    // 13-sig's own CRL now lists 13-sig's own certificate (crl/arl.ts ownCertificateEntry): the lone provider reads it
+    // 13-sig's own CRL now lists 13-sig's own certificate (crl/arl.ts ownCertificateEntry): the lone provider reads it,
+    // at enrolment before any pass (no successor it trusts could tell it)
+    const loneEarly = await cli(["--json", "provider", "enrol", "--dir", lone, "--request", application("before-rollover"), "--token-file", rolledToken], { cwd: dir });
+    expect(loneEarly.code, loneEarly.stderr).toBe(17);
+    expect(JSON.parse(loneEarly.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_COMPROMISED", message: expect.stringContaining("13-sig's own CRL") });
+    expect(readProviderState(providerPaths(lone)).compromisedCas?.["13-sig"]).toMatchObject({ successor: "13-sig", own: true });
     const loneFound = await cli(["--json", "provider", "follow", "--dir", lone, "--token-file", rolledToken], { cwd: dir });
     expect(loneFound.code, loneFound.stderr).toBe(17);
     // 13-sig-g2, which it does not trust, is published and linked from 13-sig's key: a warning says to trust it
