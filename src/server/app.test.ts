@@ -1061,9 +1061,12 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     }
   });
 
-  it("a kind of call the watchdog holds (the store answers others in time, as with a lock on one table): /metrics says it held and counts its calls refused, /healthz says the store degraded with the kind and stays 200; released, both say so", async () => {
-    // a bound of 1 s: the held kind's probe is out that long, in which the next validation is refused
-    const { app: api } = await buildServer(ws, { storeWaitMs: 1_000, access: { onError: () => undefined } });
+  /**
+   * A server whose store calls are bound by `storeWaitMs`, listening on loopback, with what the watchdog tests ask
+   * of it: a validation of a stored signature certificate (a disclosure write) and /healthz.
+   */
+  async function watchedServer(storeWaitMs: number) {
+    const { app: api } = await buildServer(ws, { storeWaitMs, access: { onError: () => undefined } });
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
@@ -1072,6 +1075,12 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       const r = await fetch(`${at}/healthz`, { headers: auth, signal: AbortSignal.timeout(15_000) });
       return { status: r.status, body: (await r.json()) as { status: string; store: string; held: string[] } };
     };
+    return { api, at, validate, health };
+  }
+
+  it("a kind of call the watchdog holds (the store answers others in time, as with a lock on one table): /metrics says it held and counts its calls refused, /healthz says the store degraded with the kind and stays 200; released, both say so", async () => {
+    // a bound of 1 s: the held kind's probe is out that long, in which the next validation is refused
+    const { api, at, validate, health } = await watchedServer(1_000);
     const scrape = async () => (await fetch(`${at}/metrics`, { headers: auth, signal: AbortSignal.timeout(15_000) })).text();
     const value = (m: string, line: string) => Number(new RegExp(`^${line.replace(/[{}]/g, "\\$&")} (\\d+)$`, "m").exec(m)?.[1]);
     const HELD = 'jpki_store_held{kind="recording disclosures"}';
@@ -1110,15 +1119,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
   });
 
   it("while the watchdog is stalled (a call past the bound unsettled, its probes hanging too) /healthz says the store stalled, with nothing held, and stays 200 as its own read answers; once the hung calls settle it says ok", async () => {
-    const { app: api } = await buildServer(ws, { storeWaitMs: 200, access: { onError: () => undefined } });
-    await api.listen({ host: "127.0.0.1", port: 0 });
-    const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
-    const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
-    const validate = () => fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
-    const health = async () => {
-      const r = await fetch(`${at}/healthz`, { headers: auth, signal: AbortSignal.timeout(15_000) });
-      return { status: r.status, body: (await r.json()) as { status: string; store: string; held: string[] } };
-    };
+    const { api, at, validate, health } = await watchedServer(200);
     // the disclosure writes hang, and so does the watchdog's own probe (Store.ping): nothing it sends answers in
     // time, so the stall does not end a bound later as it does when the probe answers (the held kind above)
     const { hung, release } = hangUntilReleased("appendDisclosures");

@@ -14,18 +14,11 @@ import { describe, expect, it } from "vitest";
 import { makeResidentCode } from "../../registry/resident-code.js";
 import { seedSweepFixture } from "../../store/contract.js";
 import { Workspace } from "../../workspace/workspace.js";
-import type { Io } from "../output.js";
-import { run } from "../program.js";
+import { runInProcess } from "../../../test/cli-in-process.js";
 
 const HOUR = 3600_000;
 
-async function jpki(args: string[], cwd: string) {
-  let stdout = "";
-  let stderr = "";
-  const io: Io = { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, env: {}, cwd };
-  const code = await run(args, io);
-  return { code, stdout, stderr };
-}
+const jpki = (args: string[], cwd: string) => runInProcess(args, { env: {}, cwd });
 
 function rows(db: string): unknown[] {
   const d = new Database(db, { readonly: true });

@@ -14,16 +14,9 @@ import { keyed } from "../../store/contract.js";
 import { certifiedKeyOf } from "../../store/rows.js";
 import { Workspace } from "../../workspace/workspace.js";
 import { EXIT_KEYS_SHARED } from "../exit-codes.js";
-import type { Io } from "../output.js";
-import { run } from "../program.js";
+import { runInProcess } from "../../../test/cli-in-process.js";
 
-async function jpki(args: string[], cwd: string) {
-  let stdout = "";
-  let stderr = "";
-  const io: Io = { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, env: {}, cwd };
-  const code = await run(args, io);
-  return { code, stdout, stderr };
-}
+const jpki = (args: string[], cwd: string) => runInProcess(args, { env: {}, cwd });
 
 describe("jpki store check", () => {
   it("exits 22 listing a key live certificates certify to two residents (an older writer's, filled by the upgrade), and 0, clean, once one of them is revoked", async () => {
