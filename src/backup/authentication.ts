@@ -13,7 +13,7 @@
  *
  * Stripping the member makes a manifest that is merely not authenticated, as every backup taken without a
  * passphrase is: so a restore that holds the passphrase refuses one unless told it was taken so
- * (verifyBackup's acceptUnauthenticated; the CLI's --accept-unauthenticated).
+ * (manifest.ts authenticateBackup's acceptUnauthenticated; the CLI's --accept-unauthenticated).
  */
 import { createHmac, pbkdf2, randomBytes, timingSafeEqual } from "node:crypto";
 import { JpkiError } from "../errors.js";
