@@ -47,9 +47,17 @@ export interface CrlParams {
    * Called once everything but the signature has gone to `sink`, before the signer is awaited: e.g. to start
    * flushing the staged file to disk while the key unlocks.
    */
-  readonly onUnsigned?: (layout: { readonly byteLength: number; readonly entries: number }) => void;
+  readonly onUnsigned?: (layout: CrlLayout) => void;
   /** Extra CRL extensions (DER Extension TLVs), e.g. issuingDistributionPoint or deltaCRLIndicator. */
   readonly extraExtensions?: readonly Buffer[];
+}
+
+/** Where a built CRL's parts lie in its DER. */
+export interface CrlLayout {
+  readonly byteLength: number;
+  readonly entries: number;
+  /** the offset of the first revokedCertificates entry in the DER (crl/reuse.ts records blocks relative to the file) */
+  readonly entriesOffset: number;
 }
 
 export interface BuiltCrl {
@@ -169,10 +177,10 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
       const outer = header(TAG.SEQUENCE, tbsLength + tailLength);
       put(outer, false);
       for (const c of [tbsHeader, prefix, revokedHeader]) put(c, true);
-      return { tbsLength, byteLength: outer.length + tbsLength + tailLength };
+      return { tbsLength, byteLength: outer.length + tbsLength + tailLength, entriesOffset: outer.length + tbsHeader.length + prefix.length + revokedHeader.length };
     };
 
-    let laid: { tbsLength: number; byteLength: number };
+    let laid: { tbsLength: number; byteLength: number; entriesOffset: number };
     if (total) {
       // Laid out now, by the store's word; every entry goes on as it comes, and must add up to that word.
       laid = layout(total.totalCount, total.totalBytes);
@@ -201,7 +209,7 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
     // signature's length): the TBS is hashed, and the file hashed and handed to the sink, before the signer
     // is awaited, so a key still unlocking (PBKDF2) overlaps that work instead of preceding it.
     put(Buffer.concat([shape.algorithmIdentifier, signatureValue, Buffer.of(0)]), false); // the signature goes after the 0 unused bits
-    p.onUnsigned?.({ byteLength: laid.byteLength, entries: count });
+    p.onUnsigned?.({ byteLength: laid.byteLength, entries: count, entriesOffset: laid.entriesOffset });
 
     const signer = await p.signer;
     if (p.issuerKey && !signer.spki.equals(p.issuerKey)) throw new JpkiError("ERR_INTERNAL", "the CRL signer holds another key than issuerKey: the CA's key and certificate do not belong together");

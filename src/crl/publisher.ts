@@ -41,7 +41,8 @@ import type { WorkspaceConfig } from "../workspace/config.js";
 import type { CrlEntryInput } from "../profile/crl-entry.js";
 import { arlEntries, fullCrlLinkEntries, ownCertificateEntry, withLinkEntries } from "./arl.js";
 import { deltaCadence, deltaNextUpdate } from "./delta.js";
-import { buildCrl, crlExtensionsElement, streamCrl, type BuiltCrl, type CrlParams, type StreamedCrl } from "./builder.js";
+import { buildCrl, crlExtensionsElement, streamCrl, type BuiltCrl, type CrlLayout, type CrlParams, type StreamedCrl } from "./builder.js";
+import { BlockLayoutRecorder, openHeldBlocks, type ReuseStats } from "./reuse.js";
 import { scopeExtensions, scopeKind, scopePath } from "./scope.js";
 import { beginStagedCrlCheck, type ExpectedCrl, type StagedCrlCheck } from "./verify.js";
 
@@ -63,6 +64,11 @@ export interface PublishedCrl {
   readonly superseded: boolean;
   /** a delta CRL's base: the number of the full CRL its deltaCRLIndicator names */
   readonly baseNumber?: bigint;
+  /**
+   * A full CRL built with its previous one's blocks at hand (crl/reuse.ts): what was taken from that file instead
+   * of the store (all 0 for a store that reads its own log as cheaply: SQLite).
+   */
+  readonly reused?: ReuseStats;
 }
 
 /** What publishing needs of a CA (a CertificationAuthority is one; crl/generate.ts opens a lighter one). */
@@ -238,7 +244,19 @@ export class CrlPublisher {
     // the link certificates it revoked after a compromise (crl/arl.ts) go on it too, read after the reservation.
     const links = await this.#linkEntries(ca);
     const deltas = (opts.deltas ?? true) && deltaCadence(this.#config) !== undefined;
-    return this.#publishReserved(ca, FULL_SCOPE, number, t, withLinkEntries(this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore, withTotal: true }), links), undefined, deltas);
+    // The blocks the previous full CRL on this disk holds, for a store that would otherwise send them again
+    // (crl/reuse.ts); each is checked against the store's SHA-256 before it is used.
+    const held = openHeldBlocks(this.#root, ca.id, this.#path(ca.id, FULL_SCOPE));
+    const recorder = new BlockLayoutRecorder();
+    let entriesOffset = 0;
+    try {
+      const entries = recorder.wrap(this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore, withTotal: true, known: held }));
+      const crl = await this.#publishReserved(ca, FULL_SCOPE, number, t, withLinkEntries(entries, links), undefined, deltas, (l) => (entriesOffset = l.entriesOffset));
+      if (!crl.superseded) recorder.save(this.#root, ca.id, number, crl.byteLength, entriesOffset);
+      return { ...crl, reused: { ...held.stats } };
+    } finally {
+      held.close();
+    }
   }
 
   /**
@@ -328,6 +346,7 @@ export class CrlPublisher {
     entries: CrlParams["entries"],
     baseNumber?: bigint,
     deltas = deltaCadence(this.#config) !== undefined,
+    onLayout?: (layout: CrlLayout) => void,
   ): Promise<PublishedCrl> {
     const { thisUpdate, nextUpdate } = t;
     const derPath = this.#path(ca.id, scope);
@@ -399,6 +418,7 @@ export class CrlPublisher {
         extraExtensions,
         sink: (c) => der.write(c),
         onUnsigned: (layout) => {
+          onLayout?.(layout);
           flushing = der.flush();
           flushing.catch(() => undefined); // awaited below; until then a failure must not count as unhandled
           // Check what you sign, as it is on disk: the TBS is read back, walked and hashed now, while the key

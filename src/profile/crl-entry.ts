@@ -26,6 +26,12 @@ export interface EncodedEntries {
   /** `count` revokedCertificates elements, concatenated */
   readonly der: Buffer;
   readonly count: number;
+  /**
+   * Set when these are one whole block of the store's revocation log (store/revocation-log.ts), unfiltered: its id
+   * and SHA-256, so a publisher can note where the block lies in the CRL it writes and hand it back next time
+   * (crl/reuse.ts, the store's `known`).
+   */
+  readonly block?: { readonly id: string; readonly digest: Buffer };
 }
 
 /**

@@ -136,7 +136,7 @@ import type {
   WriteDeadline,
   SharedCertifiedKey,
 } from "./types.js";
-import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus } from "./types.js";
+import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus, type KnownBlocks } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
 import { activeCompromiseMessage, auditDigest, caCompromisedAudit, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { FILL_PAGE_ROWS, fillMarkKey, pageRowsOf, upgradeInProgress, type UpgradeOptions } from "./upgrade.js";
@@ -1663,11 +1663,11 @@ async function readLogPage(c: ClientBase, caId: string, cutoff: number, after: b
 }
 
 /**
- * The blocks of a binary COPY of (id int8, entries int4, min_not_after int8, der bytea, meta bytea or null), from
- * its CopyData chunks. Fields are sliced from the chunk holding them; one that straddles chunks (not what
- * PostgreSQL sends, but the protocol allows it) is joined from the pieces.
+ * The rows of a binary COPY of `columns` columns, from its CopyData chunks, each handed to `row` as its fields (null
+ * for SQL NULL). Fields are sliced from the chunk holding them; one that straddles chunks (not what PostgreSQL
+ * sends, but the protocol allows it) is joined from the pieces.
  */
-export function parseLogCopy(chunks: readonly Buffer[]): LogBlock[] {
+function binaryCopyRows(chunks: readonly Buffer[], columns: number, row: (fields: ReadonlyArray<Buffer | null>) => void): void {
   const bad = (why: string) => new JpkiError("ERR_STORE", `reading the revocation log: unexpected COPY data (${why})`);
   let k = 0;
   let at = 0;
@@ -1695,22 +1695,140 @@ export function parseLogCopy(chunks: readonly Buffer[]): LogBlock[] {
   if (!take(11).equals(COPY_SIGNATURE)) throw bad("no binary COPY signature");
   take(4); // flags
   take(take(4).readUInt32BE(0)); // header extension
-  const field = (): Buffer | null => {
-    const len = take(4).readInt32BE(0);
-    return len < 0 ? null : take(len);
-  };
-  const out: LogBlock[] = [];
+  const fields: Array<Buffer | null> = new Array(columns);
   for (;;) {
     const n = take(2).readInt16BE(0);
-    if (n === -1) return out;
-    if (n !== 5) throw bad(`${n} columns`);
-    const id = field();
-    const entries = field();
-    const minNotAfter = field();
-    const der = field();
-    const meta = field();
-    if (!id || !entries || !minNotAfter || !der) throw bad("a null column");
-    out.push({ id: id.readBigInt64BE(0), entries: entries.readInt32BE(0), minNotAfter: Number(minNotAfter.readBigInt64BE(0)), der, meta });
+    if (n === -1) return;
+    if (n !== columns) throw bad(`${n} columns`);
+    for (let i = 0; i < columns; i++) {
+      const len = take(4).readInt32BE(0);
+      fields[i] = len < 0 ? null : take(len);
+    }
+    row(fields);
+  }
+}
+
+/** The blocks of a binary COPY of (id int8, entries int4, min_not_after int8, der bytea, meta bytea or null). */
+export function parseLogCopy(chunks: readonly Buffer[]): LogBlock[] {
+  const out: LogBlock[] = [];
+  binaryCopyRows(chunks, 5, ([id, entries, minNotAfter, der, meta]) => {
+    if (!id || !entries || !minNotAfter || !der) throw new JpkiError("ERR_STORE", "reading the revocation log: unexpected COPY data (a null column)");
+    out.push({ id: id.readBigInt64BE(0), entries: entries.readInt32BE(0), minNotAfter: Number(minNotAfter.readBigInt64BE(0)), der, meta: meta ?? null });
+  });
+  return out;
+}
+
+/** A revocation log block without its DER: what a CRL built from known blocks plans with (crlEntries' `known`). */
+export interface LogBlockHead {
+  readonly id: bigint;
+  readonly entries: number;
+  readonly minNotAfter: number;
+  /** octet_length(der) */
+  readonly length: number;
+  /** SHA-256 of der, computed by the server (the DER does not cross the socket) */
+  readonly digest: Buffer;
+}
+
+/** The heads of a binary COPY of (id int8, entries int4, min_not_after int8, length int4, digest bytea). */
+export function parseHeadCopy(chunks: readonly Buffer[]): LogBlockHead[] {
+  const out: LogBlockHead[] = [];
+  binaryCopyRows(chunks, 5, ([id, entries, minNotAfter, length, digest]) => {
+    if (!id || !entries || !minNotAfter || !length || !digest || digest.length !== 32) throw new JpkiError("ERR_STORE", "reading the revocation log: unexpected COPY data (a block head)");
+    out.push({ id: id.readBigInt64BE(0), entries: entries.readInt32BE(0), minNotAfter: Number(minNotAfter.readBigInt64BE(0)), length: length.readInt32BE(0), digest: Buffer.from(digest) });
+  });
+  return out;
+}
+
+/** Every block of a CA's revocation log, in id order, without its DER (the heads of the known-blocks plan). */
+async function readLogHeads(c: ClientBase, caId: string): Promise<LogBlockHead[]> {
+  const out = new CopyOut(`COPY (SELECT id, entries, min_not_after, octet_length(der), sha256(der) FROM revocation_log
+    WHERE ca_id = ${sqlLiteral(caId)} ORDER BY id) TO STDOUT (FORMAT binary)`);
+  c.query(out);
+  return parseHeadCopy(await out.done);
+}
+
+/** The blocks `ids` of a CA's revocation log, in id order, with their metadata where one expired before `cutoff`. */
+async function readLogBlocks(c: ClientBase, caId: string, cutoff: number, ids: readonly bigint[]): Promise<LogBlock[]> {
+  const out = new CopyOut(`COPY (SELECT id, entries, min_not_after, der, CASE WHEN min_not_after < ${Math.trunc(cutoff)} THEN meta END FROM revocation_log
+    WHERE ca_id = ${sqlLiteral(caId)} AND id = ANY('{${ids.join(",")}}'::int8[]) ORDER BY id) TO STDOUT (FORMAT binary)`);
+  c.query(out);
+  return parseLogCopy(await out.done);
+}
+
+/**
+ * crlEntries given the blocks a publisher holds (store/types.ts KnownBlocks; crl/reuse.ts), in the caller's read-only
+ * snapshot: the heads of every block first (ids, sizes, SHA-256s: a few bytes a block, the server hashing what it
+ * keeps), then, in id order, each whole block the publisher holds and whose bytes hash as the server's do, and the
+ * others read from the server in pages (the next one asked for while this one is handed out). A block holding a
+ * certificate expired before the cut-off is always read (filtered entry by entry, as without `known`). Whole blocks
+ * go out tagged with their id and digest, so the publisher can note where each lies in the CRL it writes.
+ */
+async function* knownBlockEntries(c: ClientBase, caId: string, cutoff: number, known: KnownBlocks, withTotal: boolean, fail: (e: unknown) => unknown): AsyncIterable<EncodedEntries | EntriesTotal> {
+  const guard = <T>(p: Promise<T>): Promise<T> => {
+    const q = p.catch((e: unknown) => Promise.reject(fail(e)));
+    q.catch(() => undefined); // awaited later; until then a failure must not count as unhandled
+    return q;
+  };
+  const heads = await guard(readLogHeads(c, caId));
+  const held = heads.map((h) => h.minNotAfter >= cutoff && known.has(String(h.id), h.length));
+  if (withTotal) {
+    // Whole blocks count as stored; those holding an expired certificate as they will be listed (logTotal's rule).
+    const t = await guard(logTotal(c, caId, cutoff));
+    yield t;
+  }
+  // The blocks to read, in pages of about LOG_PAGE_ENTRIES entries.
+  const pages: bigint[][] = [];
+  let page: bigint[] = [];
+  let pageEntries = 0;
+  heads.forEach((h, i) => {
+    if (held[i]) return;
+    page.push(h.id);
+    pageEntries += h.entries;
+    if (pageEntries >= LOG_PAGE_ENTRIES || page.length >= LOG_PAGE_BLOCKS) (pages.push(page), (page = []), (pageEntries = 0));
+  });
+  if (page.length) pages.push(page);
+  let p = 0;
+  let next: Promise<LogBlock[]> | undefined = pages.length ? guard(readLogBlocks(c, caId, cutoff, pages[0]!)) : undefined;
+  let current: LogBlock[] = [];
+  let at = 0;
+  let handedOut = 0;
+  try {
+    for (let i = 0; i < heads.length; i++) {
+      const h = heads[i]!;
+      const block = { id: String(h.id), digest: h.digest };
+      if (held[i]) {
+        const der = known.take(block.id, h.length, h.digest);
+        if (der) {
+          yield { der, count: h.entries, block };
+          continue;
+        }
+        // Held but not as the server has it (the file changed since it was noted): read this one alone.
+        const [r] = await guard(readLogBlocks(c, caId, cutoff, [h.id]));
+        if (!r || r.id !== h.id) throw new JpkiError("ERR_STORE", `reading the revocation log: block ${h.id} of CA ${caId} is gone from the snapshot that listed it`);
+        yield { der: r.der, count: r.entries, block };
+        continue;
+      }
+      if (at === current.length) {
+        if (!next) throw new JpkiError("ERR_STORE", `reading the revocation log: block ${h.id} of CA ${caId} was listed and not read`);
+        current = await next;
+        at = 0;
+        p++;
+        next = p < pages.length ? guard(readLogBlocks(c, caId, cutoff, pages[p]!)) : undefined;
+      }
+      const r = current[at++]!;
+      if (r?.id !== h.id) throw new JpkiError("ERR_STORE", `reading the revocation log: block ${h.id} of CA ${caId} came back as ${r?.id}`);
+      handedOut += r.der.length;
+      if (h.minNotAfter >= cutoff) yield { der: r.der, count: r.entries, block };
+      else {
+        const kept = blockEntries(r.der, r.entries, r.minNotAfter, r.meta, cutoff);
+        if (kept) yield kept;
+      }
+      // As crlEntries: once a few megabytes went to a streaming consumer, later pages reuse their memory.
+      if (withTotal && handedOut >= STREAM_COLLECT_BYTES) (collectYoungGeneration(), (handedOut = 0));
+    }
+  } finally {
+    // A page asked for and not taken (the consumer stopped early) is awaited before the caller's rollback.
+    if (next) await next.catch(() => undefined);
   }
 }
 
@@ -2799,9 +2917,9 @@ export class PostgresStore implements Store {
    * node-postgres's `binary: true` results decode every field as UTF-8 before the type parser sees it, which
    * corrupts binary values (brianc/node-postgres#3495).
    */
-  crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries>;
-  crlEntries(caId: string, opts: { expiredBefore: Date; withTotal: true }): AsyncIterable<EncodedEntries | EntriesTotal>;
-  async *crlEntries(caId: string, opts: { expiredBefore: Date; withTotal?: boolean }): AsyncIterable<EncodedEntries | EntriesTotal> {
+  crlEntries(caId: string, opts: { expiredBefore: Date; known?: KnownBlocks }): AsyncIterable<EncodedEntries>;
+  crlEntries(caId: string, opts: { expiredBefore: Date; withTotal: true; known?: KnownBlocks }): AsyncIterable<EncodedEntries | EntriesTotal>;
+  async *crlEntries(caId: string, opts: { expiredBefore: Date; withTotal?: boolean; known?: KnownBlocks }): AsyncIterable<EncodedEntries | EntriesTotal> {
     const what = "reading the revocation log";
     const cutoff = opts.expiredBefore.getTime();
     const c = await this.#connect(what);
@@ -2820,6 +2938,12 @@ export class PostgresStore implements Store {
         await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
       } catch (e) {
         throw storeError(e, what);
+      }
+      if (opts.known) {
+        yield* knownBlockEntries(c, caId, cutoff, opts.known, opts.withTotal ?? false, (e) => storeError(e, what));
+        await c.query("COMMIT").catch((e: unknown) => Promise.reject(storeError(endedBy(c, e), what)));
+        done = true;
+        return;
       }
       if (opts.withTotal) yield await logTotal(c, caId, cutoff).catch((e: unknown) => Promise.reject(storeError(e, what)));
       let limit = 16;

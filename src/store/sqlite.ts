@@ -112,7 +112,7 @@ import type {
   WriteDeadline,
   SharedCertifiedKey,
 } from "./types.js";
-import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope } from "./types.js";
+import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope, type KnownBlocks } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
 import { storedTbsIs } from "../pki/tbs.js";
 import { WalCheckpointer } from "./checkpointer.js";
@@ -2106,8 +2106,10 @@ export class SqliteStore implements Store {
     );
   }
 
-  crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries>;
-  crlEntries(caId: string, opts: { expiredBefore: Date; withTotal: true }): AsyncIterable<EncodedEntries | EntriesTotal>;
+  // `known` (crl/reuse.ts) is left aside: the log's pages are local, so reading a block costs no more than reading
+  // and hashing the previous CRL's copy of it would.
+  crlEntries(caId: string, opts: { expiredBefore: Date; known?: KnownBlocks }): AsyncIterable<EncodedEntries>;
+  crlEntries(caId: string, opts: { expiredBefore: Date; withTotal: true; known?: KnownBlocks }): AsyncIterable<EncodedEntries | EntriesTotal>;
   crlEntries(caId: string, opts: { expiredBefore: Date; withTotal?: boolean }): AsyncIterable<EncodedEntries | EntriesTotal> {
     return this.#logEntries(caId, opts.expiredBefore.getTime(), 0, opts.withTotal === true);
   }

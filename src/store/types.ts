@@ -661,6 +661,20 @@ export interface SharedCertifiedKey {
   readonly certificates: ReadonlyArray<{ readonly serial: string; readonly caId: string; readonly type: CertificateType; readonly residentCode: string; readonly notAfter: Date }>;
 }
 
+/**
+ * Blocks of the revocation log a CRL publisher already holds (crl/reuse.ts: the CA's previous full CRL on this
+ * host's disk). A store that can tell a block's SHA-256 without sending the block (PostgreSQL) asks for each whole
+ * block it would list; what comes back must be exactly the block's DER (the holder checks it against `digest`, so
+ * a previous CRL altered or replaced on disk is never reused), and the store reads only the blocks it is not given.
+ * A store for which reading is as cheap as asking (SQLite: the log is on local pages) may ignore it.
+ */
+export interface KnownBlocks {
+  /** whether block `id` of `length` bytes is held (cheap: no bytes read or hashed) */
+  has(id: string, length: number): boolean;
+  /** the DER of block `id` if held and its SHA-256 is `digest`, else undefined (the store reads it) */
+  take(id: string, length: number, digest: Buffer): Buffer | undefined;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   close(): Promise<void>;
@@ -857,8 +871,8 @@ export interface Store {
    * for the next CRL), so a builder writes the CRL out as it reads (crl/builder.ts streamCrl); a store that cannot
    * tell leaves it out and the builder holds the entries until the last.
    */
-  crlEntries(caId: string, opts: { expiredBefore: Date }): AsyncIterable<EncodedEntries>;
-  crlEntries(caId: string, opts: { expiredBefore: Date; withTotal: true }): AsyncIterable<EncodedEntries | EntriesTotal>;
+  crlEntries(caId: string, opts: { expiredBefore: Date; known?: KnownBlocks }): AsyncIterable<EncodedEntries>;
+  crlEntries(caId: string, opts: { expiredBefore: Date; withTotal: true; known?: KnownBlocks }): AsyncIterable<EncodedEntries | EntriesTotal>;
 
   /**
    * Reserves the next CRL number for a CA (monotonic, never reused even if publishing fails) together with

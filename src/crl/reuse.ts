@@ -1,0 +1,200 @@
+/**
+ * Building a CA's next full CRL from the blocks its previous one already holds on this host's disk.
+ *
+ * A full CRL is the CA's revocation log, block after block (store/revocation-log.ts), and the log only grows: the
+ * next CRL repeats almost every byte of the last one. On PostgreSQL those bytes cross the socket again at about
+ * 100 MB/s (half the time of a 1,000,000-entry CRL). So each published full CRL leaves a note of where each whole
+ * block lies in its file (a "block layout", kept under the workspace's cache/, owner-only), and the next build hands
+ * the store those blocks (store/types.ts KnownBlocks): the store sends each block's SHA-256 instead of its bytes,
+ * the bytes are read from the previous file and used only when they hash the same. Correctness therefore rests on
+ * the store and SHA-256 alone: a layout or a previous CRL that is stale, altered, truncated or another host's gives
+ * blocks that do not match, and those are read from the store as before. Nothing here is trusted for more than a hint.
+ */
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import type { EncodedEntries, EntriesTotal } from "../profile/crl-entry.js";
+import type { KnownBlocks } from "../store/types.js";
+
+const LAYOUT_VERSION = 1;
+/** Bytes read from the previous CRL at a time: blocks are asked for in file order, so one read serves many. */
+const WINDOW_BYTES = 4 << 20;
+
+/** Where one published full CRL's whole blocks lie in its file. */
+export interface BlockLayout {
+  readonly caId: string;
+  /** the CRL number of the file described, as a decimal string */
+  readonly number: string;
+  /** the file's size in bytes: a file of another size is not the one described */
+  readonly size: number;
+  /** [block id, offset in the file, length], in file order */
+  readonly blocks: ReadonlyArray<readonly [string, number, number]>;
+}
+
+/** The layout file of a CA's full CRL: `<workspace>/cache/crl-blocks/<ca>.json`. */
+export function layoutPath(root: string, caId: string): string {
+  return join(root, "cache", "crl-blocks", `${caId}.json`);
+}
+
+/** What a build took from the previous CRL instead of the store. */
+export interface ReuseStats {
+  blocks: number;
+  bytes: number;
+  /** blocks the layout promised whose bytes did not hash as the store's (read from the store instead) */
+  mismatched: number;
+}
+
+/** The previous CRL's blocks, read and checked on demand; close() when the build is over. */
+export interface HeldBlocks extends KnownBlocks {
+  readonly stats: ReuseStats;
+  close(): void;
+}
+
+/** A layout file as written, or undefined when it is missing, unreadable, or not one (never an error: it is a hint). */
+export function readLayout(root: string, caId: string): BlockLayout | undefined {
+  try {
+    const v = JSON.parse(readFileSync(layoutPath(root, caId), "utf8")) as { version?: unknown; caId?: unknown; number?: unknown; size?: unknown; blocks?: unknown };
+    if (v.version !== LAYOUT_VERSION || v.caId !== caId || typeof v.number !== "string" || !Number.isSafeInteger(v.size) || !Array.isArray(v.blocks)) return undefined;
+    for (const b of v.blocks) {
+      if (!Array.isArray(b) || b.length !== 3 || typeof b[0] !== "string" || !Number.isSafeInteger(b[1]) || !Number.isSafeInteger(b[2]) || b[1] < 0 || b[2] <= 0) return undefined;
+    }
+    return { caId, number: v.number, size: v.size as number, blocks: v.blocks as Array<[string, number, number]> };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The blocks the CA's previous full CRL at `crlPath` holds, as its layout file describes them; none when there is no
+ * layout, or the file there is not the size it describes (another host's CRL, a restore) — still a holder, so the
+ * store tags the blocks it sends and this build leaves a layout for the next. The file is opened now and read
+ * through that descriptor only: a publication replacing it meanwhile does not change what is read.
+ */
+export function openHeldBlocks(root: string, caId: string, crlPath: string): HeldBlocks {
+  const stats: ReuseStats = { blocks: 0, bytes: 0, mismatched: 0 };
+  const none: HeldBlocks = { stats, has: () => false, take: () => undefined, close: () => undefined };
+  const layout = readLayout(root, caId);
+  if (!layout?.blocks.length) return none;
+  let fd: number;
+  try {
+    fd = openSync(crlPath, "r");
+  } catch {
+    return none;
+  }
+  let size: number;
+  try {
+    const st = fstatSync(fd);
+    size = st.size;
+    if (!st.isFile() || size !== layout.size) throw new Error("not the file described");
+  } catch {
+    closeSync(fd);
+    return none;
+  }
+  const where = new Map<string, { offset: number; length: number }>();
+  for (const [id, offset, length] of layout.blocks) if (offset + length <= size) where.set(id, { offset, length });
+  let window = Buffer.alloc(0);
+  let windowStart = 0;
+  let open = true;
+  const read = (offset: number, length: number): Buffer | undefined => {
+    if (offset < windowStart || offset + length > windowStart + window.length) {
+      // A fresh buffer each time: the slices handed out go on to the CRL being written and must not change.
+      const n = Math.min(Math.max(length, WINDOW_BYTES), size - offset);
+      const buf = Buffer.allocUnsafe(n);
+      let got = 0;
+      while (got < n) {
+        const r = readSync(fd, buf, got, n - got, offset + got);
+        if (r === 0) break;
+        got += r;
+      }
+      if (got < length) return undefined;
+      window = buf.subarray(0, got);
+      windowStart = offset;
+    }
+    return window.subarray(offset - windowStart, offset - windowStart + length);
+  };
+  return {
+    stats,
+    has: (id, length) => open && where.get(id)?.length === length,
+    take(id, length, digest) {
+      const w = where.get(id);
+      if (!open || !w || w.length !== length) return undefined;
+      let der: Buffer | undefined;
+      try {
+        der = read(w.offset, length);
+      } catch {
+        der = undefined; // an I/O error: the store has it
+      }
+      if (!der || !createHash("sha256").update(der).digest().equals(digest)) {
+        stats.mismatched++;
+        return undefined;
+      }
+      stats.blocks++;
+      stats.bytes += length;
+      return der;
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      window = Buffer.alloc(0);
+      closeSync(fd);
+    },
+  };
+}
+
+/**
+ * Notes where each whole block of the log goes in the CRL being built: the entries pass through unchanged, and the
+ * blocks' offsets are counted from the first entry (the builder tells where that is, crl/builder.ts CrlLayout).
+ */
+export class BlockLayoutRecorder {
+  readonly #blocks: Array<[string, number, number]> = [];
+  #at = 0;
+
+  async *wrap<T extends EncodedEntries | EntriesTotal>(entries: AsyncIterable<T>): AsyncIterable<T> {
+    for await (const chunk of entries) {
+      if ("der" in chunk) {
+        if (chunk.block) this.#blocks.push([chunk.block.id, this.#at, chunk.der.length]);
+        this.#at += chunk.der.length;
+      }
+      yield chunk;
+    }
+  }
+
+  /**
+   * Writes the layout of the CRL `number` just installed (`size` bytes, its first entry at `entriesOffset`); a
+   * failure to write it only costs the next build its reuse, so it is swallowed — and an older layout removed, since
+   * it describes a file that is gone.
+   */
+  save(root: string, caId: string, number: bigint, size: number, entriesOffset: number): void {
+    const path = layoutPath(root, caId);
+    if (!this.#blocks.length) {
+      try {
+        rmSync(path, { force: true });
+      } catch {
+        // as below
+      }
+      return;
+    }
+    const layout: BlockLayout & { version: number } = {
+      version: LAYOUT_VERSION,
+      caId,
+      number: String(number),
+      size,
+      blocks: this.#blocks.map(([id, at, length]) => [id, entriesOffset + at, length] as const),
+    };
+    const tmp = `${path}.${process.pid}.tmp`;
+    try {
+      mkdirSync(join(root, "cache", "crl-blocks"), { recursive: true, mode: 0o700 });
+      writeFileSync(tmp, JSON.stringify(layout), { mode: 0o600 });
+      // No fsync: a layout lost in a crash costs the next build its reuse, nothing else.
+      renameSync(tmp, path);
+    } catch {
+      for (const f of [tmp, path]) {
+        try {
+          rmSync(f, { force: true });
+        } catch {
+          // the next build finds a layout that does not match its file and reads the store
+        }
+      }
+    }
+  }
+}
