@@ -19,6 +19,12 @@
  * index.txt gets the same dates. About 1% as many unrevoked certificates go to the other CA first (see fill).
  * The setup's time is logged.
  *
+ * Timed: a first build (no previous CRL on this host: every block comes from the store), reported on its own
+ * line with its ratio; then `runs` regenerations, each after JPKI_BENCH_CRL_NEW (default 1,000) more revocations
+ * in one notice batch on both sides (not timed) — the steady state of a CA whose CRL is regenerated as notices
+ * come in. The ratio and target are those regenerations' medians: ours may take the blocks the previous CRL
+ * holds on disk (crl/reuse.ts, PostgreSQL; each checked against the server's SHA-256), openssl rereads index.txt.
+ *
  * Checked after the runs: `openssl crl -inform DER -noout` parses our CRL and `openssl crl -text` lists exactly
  * the number of entries asked for. `JPKI_BENCH_CRL_ENTRIES` sizes it (default 1,000,000, shared with the
  * inspect bench), `JPKI_BENCH_CRL_RUNS` the runs per side (default 3, medians compared); `JPKI_BENCH_CRL_PROFILE=DIR`
@@ -109,7 +115,8 @@ function* serials(n: number): Generator<string> {
  * Fills `store` with n revoked certificates of CA through the Store interface (see the header) and writes the
  * same revocations to index.txt (fd).
  */
-async function fill(store: Store, n: number, fd: number): Promise<void> {
+async function fill(store: Store, n: number, fd: number): Promise<More> {
+  const io = { store, fd };
   const CHUNK = n > 2_000_000 ? 20_000 : 10_000;
   const residentCount = Math.min(n, Math.max(CHUNK, Math.ceil(n / 10)));
   const code = (k: number) => String(10_000_000_000 + k); // 11 digits, ascending
@@ -168,7 +175,7 @@ async function fill(store: Store, n: number, fd: number): Promise<void> {
       der,
     }));
     let t = process.hrtime.bigint();
-    const results = await store.commitIssuances(records);
+    const results = await io.store.commitIssuances(records);
     issueS += since(t);
     const bad = results.findIndex((r) => r.status !== "committed" || r.superseded.length > 0);
     if (bad >= 0) throw new Error(`crl bench: issuance ${first + bad} not committed cleanly: ${JSON.stringify(results[bad])}`);
@@ -176,14 +183,14 @@ async function fill(store: Store, n: number, fd: number): Promise<void> {
     // with the code each was issued under, as ingestion passes it (a store may find the certificate by it)
     const revocations = records.map((r, k) => ({ serial: r.serial, reason: REASONS[(first + k) % REASONS.length]![0], source: "bench", residentCode: r.residentCode }));
     t = process.hrtime.bigint();
-    const { revoked } = await store.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
+    const { revoked } = await io.store.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
       commit: { at, notices: [], sequences: [], revocations, relinks: [], dirtyCas: [CA] },
     }));
     revokeS += since(t);
     if (revoked !== records.length) throw new Error(`crl bench: ${revoked} of ${records.length} revoked`);
     const when = utcTime(at);
     writeSync(
-      fd,
+      io.fd,
       records
         .map((r, k) => {
           const name = REASONS[(first + k) % REASONS.length]![1];
@@ -201,7 +208,17 @@ async function fill(store: Store, n: number, fd: number): Promise<void> {
   }
   if (serialsOfChunk.length) await flush();
   log(`${n} certificates issued and revoked through the store in ${since(t0).toFixed(1)} s (commitIssuances ${issueS.toFixed(1)} s, commitNoticeBatch ${revokeS.toFixed(1)} s, chunks of ${CHUNK})`);
+  // Later revocations: serials of their own range (below the generator's 0x40…, above the other CA's 0x20…).
+  let extra = 0x3000_0000_0000_0000_0000_0000_0000_0000n;
+  return async (to, count) => {
+    Object.assign(io, to);
+    for (let k = 0; k < count; k++) serialsOfChunk.push((extra++).toString(16));
+    await flush();
+  };
 }
+
+/** Issues and revokes `count` more certificates of CA in one notice batch (one more log block), on both sides. */
+type More = (to: { store: Store; fd: number }, count: number) => Promise<void>;
 
 export async function benchCrl(backend: Backend, opts: { entries?: number; runs?: number } = {}): Promise<BenchResult> {
   const n = opts.entries ?? 1_000_000;
@@ -246,12 +263,27 @@ export async function benchCrl(backend: Backend, opts: { entries?: number; runs?
     let t0 = process.hrtime.bigint();
     const w = await Workspace.openAsync(ws, { storeUrl: storeEnv.JPKI_STORE });
     const fd = openSync(join(ossl, "index.txt"), "w");
+    let more: More;
     try {
-      await fill(w.store, n, fd);
+      more = await fill(w.store, n, fd);
     } finally {
       closeSync(fd);
       await w.close();
     }
+    // Between timed runs (not timed): `extra` more revocations, one notice batch, on both sides.
+    const extra = Number(process.env.JPKI_BENCH_CRL_NEW ?? 1000);
+    let added = 0;
+    const revokeMore = async () => {
+      const w2 = await Workspace.openAsync(ws, { storeUrl: storeEnv.JPKI_STORE });
+      const fd2 = openSync(join(ossl, "index.txt"), "a");
+      try {
+        await more({ store: w2.store, fd: fd2 }, extra);
+        added += extra;
+      } finally {
+        closeSync(fd2);
+        await w2.close();
+      }
+    };
     log(`${n} revocations written to the store and index.txt (${(statSync(join(ossl, "index.txt")).size / 1048576).toFixed(0)} MB) in ${since(t0).toFixed(1)} s; setup ${since(setup0).toFixed(1)} s`);
 
     // --- timed, interleaved ------------------------------------------------------------------------------
@@ -264,9 +296,14 @@ export async function benchCrl(backend: Backend, opts: { entries?: number; runs?
     const version = await measure(process.execPath, [BIN, "--version"]);
     const empty = await measure(process.execPath, jpki("crl", "generate", "--ca", EMPTY_CA), env);
     const times = { ours: [] as number[], openssl: [] as number[] };
-    let oursKb = 0;
-    let opensslKb = 0;
+    // The first build: no previous CRL on this host, so every block comes from the store (crl/reuse.ts).
+    const firstOurs = await ours();
+    const firstSsl = await openssl();
+    let oursKb = firstOurs.kb ?? 0;
+    let opensslKb = firstSsl.kb ?? 0;
+    log(`first build: jpki crl generate ${firstOurs.s.toFixed(2)} s ${mb(firstOurs.kb)}, openssl ca -gencrl ${firstSsl.s.toFixed(2)} s ${mb(firstSsl.kb)}`);
     for (let r = 0; r < runs; r++) {
+      if (extra > 0) await revokeMore();
       const a = await ours();
       times.ours.push(a.s);
       oursKb = Math.max(oursKb, a.kb ?? 0);
@@ -281,9 +318,9 @@ export async function benchCrl(backend: Backend, opts: { entries?: number; runs?
     run("openssl", ["crl", "-inform", "DER", "-noout", "-in", derPath]);
     t0 = process.hrtime.bigint();
     const counted = Number(run("sh", ["-c", `openssl crl -inform DER -noout -text -in '${derPath}' | grep -c 'Serial Number:'`]).trim());
-    if (counted !== n) throw new Error(`crl bench: openssl lists ${counted} entries in ${derPath}, expected ${n}`);
+    if (counted !== n + added) throw new Error(`crl bench: openssl lists ${counted} entries in ${derPath}, expected ${n + added}`);
     const sslCounted = Number(run("sh", ["-c", `openssl crl -noout -text -in '${join(ossl, "crl.pem")}' | grep -c 'Serial Number:'`]).trim());
-    if (sslCounted !== n) throw new Error(`crl bench: openssl's own CRL lists ${sslCounted} entries, expected ${n}`);
+    if (sslCounted !== n + added) throw new Error(`crl bench: openssl's own CRL lists ${sslCounted} entries, expected ${n + added}`);
     log(`checked: openssl parses ours and lists ${counted} entries (openssl's: ${sslCounted}) in ${since(t0).toFixed(1)} s`);
 
     const o = median(times.ours);
@@ -301,7 +338,8 @@ export async function benchCrl(backend: Backend, opts: { entries?: number; runs?
       // per entry above the fixed cost of an empty CA: what scale mode compares across sizes
       perUnitUs: (Math.max(0, o - empty.s) * 1e6) / n,
       note: [
-        `time: jpki crl generate ${o.toFixed(2)} s vs openssl ca -gencrl ${s.toFixed(2)} s (medians of ${runs}; ours writes the DER, fsynced, and no PEM copy as crlPem is off by default; openssl writes PEM)`,
+        `time: jpki crl generate ${o.toFixed(2)} s vs openssl ca -gencrl ${s.toFixed(2)} s (medians of ${runs} regenerations, each after ${extra.toLocaleString("en")} more revocations in one notice batch; ours writes the DER, fsynced, and no PEM copy as crlPem is off by default; openssl writes PEM)`,
+        `first build (no previous CRL on this host to take blocks from): jpki crl generate ${firstOurs.s.toFixed(2)} s vs openssl ca -gencrl ${firstSsl.s.toFixed(2)} s: ${(firstSsl.s / firstOurs.s).toFixed(2)}×`,
         `fixed cost: jpki crl generate of an empty CA ${empty.s.toFixed(2)} s (start-up, key unlock, signing)`,
         `peak RSS: jpki crl generate ${mb(oursKb)}, openssl ca -gencrl ${mb(opensslKb)}; jpki --version ${mb(version.kb)}`,
         `RSS growth: ${mb(growthKb)} over jpki --version (target < ${GROWTH_LIMIT_MB} MB) ${growthKb / 1024 < GROWTH_LIMIT_MB ? "met" : "MISSED"}`,
