@@ -146,7 +146,8 @@ describe("jpki inspect CERT prints what it printed before the switch to our own 
     if (WRITE) writeFileSync(file, JSON.stringify(got, null, 1) + "\n");
     const want = JSON.parse(readFileSync(file, "utf8")) as typeof got;
     expect(Object.keys(got).length).toBe(600);
-    for (const name of Object.keys(want)) expect(got[name], name).toEqual(want[name]);
+    // every variant whose output changed, at once (the files stay in `dir` to look at)
+    expect(Object.keys(want).filter((name) => JSON.stringify(got[name]) !== JSON.stringify(want[name])), dir).toEqual([]);
     expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
   });
 });
