@@ -17,7 +17,8 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
  * Changed after it (h-suite3), scaled by what each part took there: src/store/postgres.test.ts (60 s) split by area
  * into itself (20: 21 less the 1.5 s its close test no longer waits), postgres-contract (18), postgres-schema (12) and
  * postgres-log (10); postgres serve.test less the 6.5 s its store-bound test no longer waits (19); postgres-vanish
- * ×0.71 (15), measured back to back.
+ * ×0.71 (15), measured back to back. Added after it: test/integration/inspect-golden.test.ts (h-inspect), 11 s alone
+ * on this machine under load.
  */
 const CI_SECONDS: Readonly<Record<string, number>> = {
   "sqlite:test/chaos/faults.test.ts": 60,
@@ -52,6 +53,7 @@ const CI_SECONDS: Readonly<Record<string, number>> = {
   "sqlite:test/integration/ocsp.test.ts": 12,
   "sqlite:src/store/postgres-schema.test.ts": 12,
   "sqlite:test/integration/resume.test.ts": 11,
+  "sqlite:test/integration/inspect-golden.test.ts": 11,
   "sqlite:test/integration/counter.test.ts": 11,
   "sqlite:test/integration/bridge-files.test.ts": 11,
   "postgres:test/integration/compromise-retired.test.ts": 11,

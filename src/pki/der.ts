@@ -3,7 +3,8 @@
  *
  * pkijs and @peculiar/x509 build an object model per certificate; at national scale the encoding cost
  * matters more than the convenience, so the issuing and CRL paths concatenate pre-encoded parts here.
- * Parsing stays with @peculiar/asn1-schema.
+ * Parsing is readHeader/children below, under profile/cert-reader.ts (certificates) and the CRL reader; what
+ * they leave to it, @peculiar/asn1-schema.
  */
 
 export type Der = Buffer;

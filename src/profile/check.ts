@@ -9,7 +9,7 @@
  * (ERR_DER_MALFORMED otherwise); an extension that does not decode is reported as a violation so the rest
  * of the report still helps.
  */
-import { asn1x509, type GeneralNames, type Extension } from "./asn1.js";
+import type { GeneralNames, Extension } from "./asn1.js";
 import { JpkiError } from "../errors.js";
 import { readHeader, TAG } from "../pki/der.js";
 import { decodeFourItemsSan, isFourItemsOid } from "./san.js";
@@ -18,12 +18,12 @@ import { KEY_USAGE_BIT } from "./extensions.js";
 import {
   EXT_NAME,
   extValue,
+  extValueOf,
   integerTlv,
   nameDer,
   namedBitsOf,
   parseCertificate,
   parseCrl,
-  parseExt,
   readName,
   rsaKey,
   sameNameShape,
@@ -137,7 +137,7 @@ function checkKeyUsage(exts: Map<string, Extension>, kind: Exclude<ProfileKind, 
 }
 
 function generalNames(ext: Extension | undefined): GeneralNames | undefined {
-  return ext ? parseExt(ext, asn1x509().GeneralNames) : undefined;
+  return ext ? extValueOf.generalNames(ext) : undefined;
 }
 
 function dirNames(gns: GeneralNames | undefined): RdnValue[][] {
@@ -147,7 +147,7 @@ function dirNames(gns: GeneralNames | undefined): RdnValue[][] {
 function policyOids(exts: Map<string, Extension>, f: Findings, p: string): { oids: string[]; hasCps: boolean } {
   const ext = exts.get(EXT_OID.certificatePolicies);
   if (!ext) return { oids: [], hasCps: false };
-  const pol = parseExt(ext, asn1x509().CertificatePolicies);
+  const pol = extValueOf.certificatePolicies(ext);
   if (!pol) {
     f.error(`${p}.certificatePolicies.malformed`, "certificatePolicies does not decode");
     return { oids: [], hasCps: false };
@@ -174,7 +174,7 @@ function checkKeyIdentifiers(exts: Map<string, Extension>, f: Findings, p: strin
 
 /** CDP dirNames (fullName directoryName entries), or undefined when the extension does not decode. */
 function cdpDirNames(ext: Extension): RdnValue[][] | undefined {
-  const cdp = parseExt(ext, asn1x509().CRLDistributionPoints);
+  const cdp = extValueOf.crlDistributionPoints(ext);
   if (!cdp) return undefined;
   return cdp.flatMap((dp) => (dp.distributionPoint?.fullName ?? []).filter((g) => g.directoryName).map((g) => readName(g.directoryName!)));
 }
@@ -212,7 +212,7 @@ export function checkCertificate(der: Uint8Array, opts: CheckOptions = {}): Prof
 
   const exts = indexExtensions(tbs.extensions, f, "cert");
   const bc = exts.get(EXT_OID.basicConstraints);
-  const bcValue = bc ? parseExt(bc, asn1x509().BasicConstraints) : undefined;
+  const bcValue = bc ? extValueOf.basicConstraints(bc) : undefined;
   if (bc && !bcValue) f.error("cert.basicConstraints.malformed", "basicConstraints does not decode");
   const policies = policyOids(exts, f, "cert");
 
@@ -378,7 +378,7 @@ export function checkCertificate(der: Uint8Array, opts: CheckOptions = {}): Prof
 }
 
 function hasFourItems(san: Extension | undefined): boolean {
-  const gns = san ? parseExt(san, asn1x509().GeneralNames) : undefined;
+  const gns = san ? extValueOf.generalNames(san) : undefined;
   return (gns ?? []).some((g) => g.otherName && isFourItemsOid(g.otherName.typeId));
 }
 

@@ -28,6 +28,7 @@ import {
   EXT_NAME,
   expectSingleSequence,
   extValue,
+  extValueOf,
   integerHex,
   integerTlv,
   namedBitsOf,
@@ -38,6 +39,7 @@ import {
   readName,
   rsaKey,
   timeInfo,
+  userNoticeOf,
   type RdnValue,
 } from "./x509-reader.js";
 
@@ -200,15 +202,15 @@ function decodeExtension(ext: Extension): unknown {
       return bits.map((b) => (Object.keys(KEY_USAGE_BIT) as (keyof typeof KEY_USAGE_BIT)[]).find((n) => KEY_USAGE_BIT[n] === b) ?? (b === 7 ? "encipherOnly" : b === 8 ? "decipherOnly" : `bit${b}`));
     }
     case EXT_OID.basicConstraints: {
-      const bc = need(parseExt(ext, asn1x509().BasicConstraints));
+      const bc = need(extValueOf.basicConstraints(ext));
       return { ca: bc.cA, ...(bc.pathLenConstraint !== undefined ? { pathLength: bc.pathLenConstraint } : {}) };
     }
     case EXT_OID.subjectAltName:
     case EXT_OID.issuerAltName:
     case EXT_OID.certificateIssuer:
-      return need(parseExt(ext, asn1x509().GeneralNames)).map(describeGeneralName);
+      return need(extValueOf.generalNames(ext)).map(describeGeneralName);
     case EXT_OID.certificatePolicies:
-      return need(parseExt(ext, asn1x509().CertificatePolicies)).map((pi) => {
+      return need(extValueOf.certificatePolicies(ext)).map((pi) => {
         const cps: string[] = [];
         const notices: string[] = [];
         for (const q of pi.policyQualifiers ?? []) {
@@ -217,7 +219,7 @@ function decodeExtension(ext: Extension): unknown {
             const h = readHeader(t, 0);
             cps.push(Buffer.from(t.subarray(h.headerLength, h.headerLength + h.length)).toString("latin1"));
           } else {
-            const un = asnConvert().parse(q.qualifier, asn1x509().UserNotice);
+            const un = userNoticeOf(q.qualifier);
             const text = displayText(un.explicitText);
             if (text) notices.push(text);
           }
@@ -230,20 +232,20 @@ function decodeExtension(ext: Extension): unknown {
         };
       });
     case EXT_OID.cRLDistributionPoints:
-      return need(parseExt(ext, asn1x509().CRLDistributionPoints)).map((dp) => ({
+      return need(extValueOf.crlDistributionPoints(ext)).map((dp) => ({
         ...(dp.distributionPoint ? { distributionPoint: describeDpName(dp.distributionPoint) } : {}),
         ...(dp.reasons ? { reasons: dp.reasons.toJSON() } : {}),
         ...(dp.cRLIssuer ? { crlIssuer: dp.cRLIssuer.map(describeGeneralName) } : {}),
       }));
     case EXT_OID.authorityInfoAccess:
-      return need(parseExt(ext, asn1x509().AuthorityInfoAccessSyntax)).map((ad) => ({
+      return need(extValueOf.authorityInfoAccess(ext)).map((ad) => ({
         method: ad.accessMethod === AIA_OID.ocsp ? "ocsp" : ad.accessMethod === AIA_OID.caIssuers ? "caIssuers" : ad.accessMethod,
         location: describeGeneralName(ad.accessLocation),
       }));
     case EXT_OID.subjectKeyIdentifier:
-      return hex(need(parseExt(ext, asn1x509().SubjectKeyIdentifier)).buffer);
+      return hex(need(extValueOf.subjectKeyIdentifier(ext)).buffer);
     case EXT_OID.authorityKeyIdentifier: {
-      const aki = need(parseExt(ext, asn1x509().AuthorityKeyIdentifier));
+      const aki = need(extValueOf.authorityKeyIdentifier(ext));
       return {
         ...(aki.keyIdentifier ? { keyIdentifier: hex(aki.keyIdentifier.buffer) } : {}),
         ...(aki.authorityCertIssuer ? { authorityCertIssuer: aki.authorityCertIssuer.map(describeGeneralName) } : {}),
@@ -251,7 +253,7 @@ function decodeExtension(ext: Extension): unknown {
       };
     }
     case EXT_OID.extKeyUsage:
-      return [...need(parseExt(ext, asn1x509().ExtendedKeyUsage))];
+      return [...need(extValueOf.extKeyUsage(ext))];
     case EXT_OID.cRLNumber:
     case EXT_OID.deltaCRLIndicator:
       return need(integerTlv(extValue(ext))).value.toString();

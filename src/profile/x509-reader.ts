@@ -2,8 +2,41 @@
  * A small read adapter over @peculiar/asn1-x509 (RFC 5280 §4.1 certificates, §5.1 CRLs) shared by the
  * profile checker and `jpki inspect`. It turns library errors into ERR_DER_MALFORMED naming what failed,
  * and the library's mutable objects into plain values, so neither leaks into our API (STYLE.md §3).
+ * Certificates and their extensions are read by our own reader first (cert-reader.ts, in asn1-x509's shapes):
+ * asn1-x509 loads only for what that reader leaves to it, and for CRLs.
  */
-import { asn1x509, asnConvert, type Certificate, type CertificateList, type Extension, type Name, type RevokedCertificate, type Time } from "./asn1.js";
+import {
+  asn1x509,
+  asnConvert,
+  type AuthorityInfoAccessSyntax,
+  type AuthorityKeyIdentifier,
+  type BasicConstraints,
+  type Certificate,
+  type CertificateList,
+  type CertificatePolicies,
+  type CRLDistributionPoints,
+  type ExtendedKeyUsage,
+  type Extension,
+  type GeneralNames,
+  type Name,
+  type RevokedCertificate,
+  type SubjectKeyIdentifier,
+  type Time,
+  type UserNotice,
+} from "./asn1.js";
+import {
+  readAuthorityInfoAccess,
+  readAuthorityKeyIdentifier,
+  readBasicConstraints,
+  readCertificate,
+  readCertificatePolicies,
+  readCrlDistributionPoints,
+  readExtendedKeyUsage,
+  readGeneralNames,
+  readNameDer,
+  readSubjectKeyIdentifier,
+  readUserNotice,
+} from "./cert-reader.js";
 import { JpkiError } from "../errors.js";
 import { children, readHeader, seq, TAG } from "../pki/der.js";
 import { ALG_OID, ATTR_OID, EXT_OID } from "./oids.js";
@@ -25,8 +58,14 @@ export function expectSingleSequence(der: Uint8Array, what: string, total = der.
   }
 }
 
+/**
+ * A certificate, read by our own reader (cert-reader.ts) when it is strict DER in RFC 5280's form, else by
+ * asn1-x509, which then words any error as it always has.
+ */
 export function parseCertificate(der: Uint8Array): Certificate {
   expectSingleSequence(der, "certificate");
+  const own = readCertificate(der);
+  if (own) return own;
   try {
     return asnConvert().parse(der, asn1x509().Certificate);
   } catch (e) {
@@ -130,6 +169,26 @@ export function parseExt<T>(ext: Extension, type: new () => T): T | undefined {
   }
 }
 
+/**
+ * The extension values check.ts and describe.ts decode: our own reader's (cert-reader.ts) where it answers, else
+ * asn1-x509's (loaded then). Undefined (not a throw) when the value does not decode.
+ */
+export const extValueOf = {
+  generalNames: (ext: Extension): GeneralNames | undefined => readGeneralNames(extValue(ext)) ?? parseExt(ext, asn1x509().GeneralNames),
+  basicConstraints: (ext: Extension): BasicConstraints | undefined => readBasicConstraints(extValue(ext)) ?? parseExt(ext, asn1x509().BasicConstraints),
+  certificatePolicies: (ext: Extension): CertificatePolicies | undefined => readCertificatePolicies(extValue(ext)) ?? parseExt(ext, asn1x509().CertificatePolicies),
+  crlDistributionPoints: (ext: Extension): CRLDistributionPoints | undefined => readCrlDistributionPoints(extValue(ext)) ?? parseExt(ext, asn1x509().CRLDistributionPoints),
+  authorityInfoAccess: (ext: Extension): AuthorityInfoAccessSyntax | undefined => readAuthorityInfoAccess(extValue(ext)) ?? parseExt(ext, asn1x509().AuthorityInfoAccessSyntax),
+  subjectKeyIdentifier: (ext: Extension): SubjectKeyIdentifier | undefined => readSubjectKeyIdentifier(extValue(ext)) ?? parseExt(ext, asn1x509().SubjectKeyIdentifier),
+  authorityKeyIdentifier: (ext: Extension): AuthorityKeyIdentifier | undefined => readAuthorityKeyIdentifier(extValue(ext)) ?? parseExt(ext, asn1x509().AuthorityKeyIdentifier),
+  extKeyUsage: (ext: Extension): ExtendedKeyUsage | undefined => readExtendedKeyUsage(extValue(ext)) ?? parseExt(ext, asn1x509().ExtendedKeyUsage),
+};
+
+/** A policy qualifier (its whole TLV) as a UserNotice; throws, as asn1-schema does, when it is not one. */
+export function userNoticeOf(qualifier: ArrayBuffer): UserNotice {
+  return readUserNotice(new Uint8Array(qualifier)) ?? asnConvert().parse(qualifier, asn1x509().UserNotice);
+}
+
 export function extValue(ext: Extension): Uint8Array {
   return new Uint8Array(ext.extnValue.buffer);
 }
@@ -211,6 +270,9 @@ export function sameNameShape(rdns: readonly RdnValue[], expected: ReadonlyArray
  * (a UTCTime where a countryName's string belongs, found by npm run fuzz): such a name is malformed.
  */
 export function nameDer(name: Name): Buffer {
+  // a name our own reader read is strict DER, which is what asn1-schema would write back
+  const read = readNameDer(name);
+  if (read) return read;
   try {
     return Buffer.from(asnConvert().serialize(name));
   } catch (e) {

@@ -223,6 +223,15 @@ describe("start-up loads the library only when a command needs it", () => {
     expect(r.status).toBe(0);
     for (const p of [...STACK, "better-sqlite3"]) expect(r.packages, p).not.toContain(p);
     expect(r.commands).toEqual(["inspect.js"]);
+    // nor the ASN.1 object model (≈ 100 ms of the 300 ms budget): a certificate is read by our own DER reader
+    // (profile/cert-reader.ts), as are ours, J-LIS's and the delegated OCSP certificates, text and JSON alike
+    const certs = join(ROOT, "test", "vectors", "inspect", "certs");
+    for (const args of [["inspect", join(ROOT, "fixtures", "jlis", "auth-ca-2015.pem")], ["--json", "inspect", join(certs, "signature-13.pem")], ["inspect", join(certs, "ocsp-responder-13-sig.der")]]) {
+      const light = loadedBy(args, "inspect-asn1");
+      expect(light.status, light.stderr).toBe(0);
+      expect([...light.packages].filter((p) => p.startsWith("@peculiar/") || p === "asn1js" || p === "pvtsutils"), args.join(" ")).toEqual([]);
+    }
+    expect([...r.packages].filter((p) => p.startsWith("@peculiar/"))).toEqual([]);
     // a root option before the command still picks it out; help for it too
     expect(loadedBy(["--workspace", dir, "--json", "inspect", "--help"], "inspect-help").commands).toEqual(["inspect.js"]);
     // help, an unknown command and --help before the command get the whole program, for their help and errors
@@ -284,6 +293,7 @@ describe("the start-up bundle (bin/bundle.cjs)", () => {
     expect(inspect.ran).toEqual({ bundle: true, modules: false });
     expect(inspect.stdout).toBe(loadedBy(["inspect", join(ROOT, "fixtures", "jlis", "sign-ca-2023.pem")], "modules-inspect").stdout);
     for (const p of [...STACK, "better-sqlite3"]) expect(inspect.packages, p).not.toContain(p);
+    expect([...inspect.packages].filter((p) => p.startsWith("@peculiar/"))).toEqual([]);
     const help = loadedBy(["revoke", "--help"], "bundle-revoke-help", ROOT, { bundle: true });
     expect(help.ran.bundle).toBe(true);
     expect([...help.packages]).toEqual(["commander"]);
