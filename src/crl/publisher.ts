@@ -404,6 +404,7 @@ export class CrlPublisher {
       ...layout,
     });
     let built: BuiltCrl | StreamedCrl;
+    let sha256: string;
     try {
       // Without a PEM copy no chunk needs keeping: the DER goes to the staged file alone.
       built = await (pem ? buildCrl : streamCrl)({
@@ -416,6 +417,8 @@ export class CrlPublisher {
         signer: ca.signer,
         ...(ca.spki ? { issuerKey: ca.spki } : {}),
         extraExtensions,
+        // The file's digest comes from the check below, which reads every byte back anyway.
+        hashFile: false,
         sink: (c) => der.write(c),
         onUnsigned: (layout) => {
           onLayout?.(layout);
@@ -432,7 +435,7 @@ export class CrlPublisher {
       const file = await der.finishAsync();
       staged.push(file);
       if (!check) throw new JpkiError("ERR_INTERNAL", "the CRL builder never reported its layout: the staged CRL was not checked");
-      check.finish();
+      sha256 = check.finish();
       if (pem) staged.push(stageFile(pemPath, pemChunks((built as BuiltCrl).chunks, "X509 CRL")));
     } catch (e) {
       check?.close();
@@ -441,7 +444,6 @@ export class CrlPublisher {
       for (const f of staged) f.discard();
       throw denied(unwritable(e));
     }
-    const sha256 = built.sha256;
     let installed = false;
     try {
       // The revocations this CRL lists were committed before it was built: durable before it is installed.

@@ -141,6 +141,7 @@ describe.each(["sqlite", "postgres"] as const)("the next full CRL from the previ
         return `${serial} ${new Date(date!).toUTCString()}`;
       });
       expect(listed.sort()).toEqual([...revoked].sort());
+      expect(crl!.sha256).toBe(sha(readFileSync(crlPath)).toString("hex")); // as recorded in the store
       return crl!;
     };
     for (let i = 0; i < 3; i++) await revokeBlock(40 + i);

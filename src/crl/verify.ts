@@ -10,7 +10,7 @@
  * header checked in place (no copy, no object per entry), so a 1,000,000-entry CRL (44 MB) costs one read of
  * the page cache and one SHA-256 pass, with memory bounded by the piece size.
  */
-import { createVerify, type Verify } from "node:crypto";
+import { createHash, createVerify, type Hash, type Verify } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { JpkiError } from "../errors.js";
 import { TAG } from "../pki/der.js";
@@ -36,8 +36,11 @@ function unverified(path: string, why: string): never {
 
 /** A check begun on a staged CRL whose TBS is written: `finish` once the signature is written too. */
 export interface StagedCrlCheck {
-  /** Reads the signature part, verifies the signature; throws ERR_CRL_UNVERIFIED. Closes the file. */
-  finish(): void;
+  /**
+   * Reads the signature part, verifies the signature; throws ERR_CRL_UNVERIFIED. Closes the file. Returns the
+   * SHA-256 (hex) of the whole file as read back: the digest of what is on disk, taken on the way.
+   */
+  finish(): string;
   /** Closes the file (after a failure elsewhere); harmless after finish. */
   close(): void;
 }
@@ -59,7 +62,7 @@ export function beginStagedCrlCheck(path: string, exp: ExpectedCrl): StagedCrlCh
     return {
       finish: () => {
         try {
-          reader.checkSignature();
+          return reader.checkSignature();
         } finally {
           close();
         }
@@ -73,8 +76,8 @@ export function beginStagedCrlCheck(path: string, exp: ExpectedCrl): StagedCrlCh
 }
 
 /** Re-reads the whole staged CRL at `path` and checks it against `exp`; throws ERR_CRL_UNVERIFIED. */
-export function verifyStagedCrl(path: string, exp: ExpectedCrl): void {
-  beginStagedCrlCheck(path, exp).finish();
+export function verifyStagedCrl(path: string, exp: ExpectedCrl): string {
+  return beginStagedCrlCheck(path, exp).finish();
 }
 
 class StagedCrlReader {
@@ -98,6 +101,8 @@ class StagedCrlReader {
   /** the parse position (file offset) */
   pos = 0;
   readonly #verify: Verify = createVerify("sha256");
+  /** every byte read, in order: the file's SHA-256 once the last is read (checkSignature) */
+  readonly #fileHash: Hash = createHash("sha256");
   #tbsStart = -1;
   #tbsEnd = -1;
   /** TBS bytes before this offset went into the verifier */
@@ -142,6 +147,7 @@ class StagedCrlReader {
         if (r === 0) this.#fail("file shorter than its size");
         got += r;
       }
+      this.#fileHash.update(win.subarray(keep, keep + n));
       this.#read += n;
       this.#buf = win.subarray(0, keep + n);
       this.#base = this.pos;
@@ -210,7 +216,7 @@ class StagedCrlReader {
   }
 
   /** The signature part, once written: the algorithm again, the BIT STRING, the signature verified. */
-  checkSignature(): void {
+  checkSignature(): string {
     this.#limit = fstatSync(this.#fd).size;
     if (this.#limit !== this.#size) this.#fail(`${this.#limit} bytes on disk, ${this.#size} built`);
     if (!this.#element([TAG.SEQUENCE], "signatureAlgorithm").equals(this.#exp.algorithmIdentifier)) this.#fail("signatureAlgorithm differs from signature");
@@ -219,6 +225,8 @@ class StagedCrlReader {
     const hl = sig[1]! < 0x80 ? 2 : 2 + (sig[1]! & 0x7f);
     if (sig[hl] !== 0) this.#fail("signature BIT STRING with unused bits");
     if (!this.#verify.verify(publicKeyOf(this.#exp.issuerKey), sig.subarray(hl + 1))) this.#fail("the signature does not verify with the CA's public key");
+    if (this.#read !== this.#size) this.#fail(`${this.#read} bytes read back, ${this.#size} built`);
+    return this.#fileHash.digest("hex");
   }
 
   /** Walks revokedCertificates entries up to `end`: SEQUENCE { INTEGER, Time, Extensions OPTIONAL }. */
