@@ -45,7 +45,8 @@ import { checkOutputDir, refuseSpecial } from "../workspace/paths.js";
 import { COUNTER_ADMIN_KEY_FILE, Workspace, workspacePaths } from "../workspace/workspace.js";
 import { BACKUP_FORMAT, MANIFEST_NAME, hashFile, type BackupManifest, type ManifestCrlNumber, type ManifestFile } from "./manifest.js";
 import { authenticateManifest } from "./authentication.js";
-import { unlockPrivateKey } from "../pki/keys.js";
+import { strongKeyWrapParams, unlockPrivateKey } from "../pki/keys.js";
+import type { KeyWrapParams } from "../pki/key-wrap.js";
 
 export const STORE_FILES = { sqlite: "store/jpki.db", postgres: "store/jpki.pgdump" } as const;
 /** The workspace files a backup holds, relative to the workspace root: config.json and these trees. */
@@ -85,12 +86,16 @@ export interface BackupReport {
 
 /**
  * The passphrase opens a CA key of the workspace (one kept in software: a token's has none to try), so that a
- * backup is never authenticated under a mistyped passphrase no restore could check it with.
+ * backup is never authenticated under a mistyped passphrase no restore could check it with. Returns that key's
+ * key-wrap parameters when they are the strong ones: the manifest's key is then derived from the KEK this check
+ * derived (authentication.ts), not by a PBKDF2 of its own.
  */
-async function assertOpensCaKey(ws: Workspace, passphrase: string): Promise<void> {
+async function assertOpensCaKey(ws: Workspace, passphrase: string): Promise<KeyWrapParams | undefined> {
   if (!passphrase) throw new JpkiError("ERR_PASSPHRASE_MISSING", "an empty passphrase authenticates nothing: give the CA passphrase, or none for a backup with hashes only");
   const probe = (await ws.store.listCas()).find((r) => !r.keyRef);
-  if (probe) await unlockPrivateKey(probe.encryptedKeyPem, passphrase, `the key of CA ${probe.id} (the backup's manifest is authenticated under the CA passphrase)`);
+  if (!probe) return undefined;
+  await unlockPrivateKey(probe.encryptedKeyPem, passphrase, `the key of CA ${probe.id} (the backup's manifest is authenticated under the CA passphrase)`);
+  return strongKeyWrapParams(probe.encryptedKeyPem);
 }
 
 /**
@@ -224,9 +229,10 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
   const paths = ws.paths;
   const kind = ws.config.store;
   let retired: string | undefined;
+  let keyWrap: KeyWrapParams | undefined;
   try {
     retired = await ws.store.retirement();
-    if (opts.passphrase !== undefined) await assertOpensCaKey(ws, opts.passphrase);
+    if (opts.passphrase !== undefined) keyWrap = await assertOpensCaKey(ws, opts.passphrase);
   } finally {
     await ws.close();
   }
@@ -301,7 +307,7 @@ export async function takeBackup(opts: BackupOptions): Promise<BackupReport> {
       files: files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
     };
     const manifest: BackupManifest =
-      opts.passphrase !== undefined ? { ...unauthenticated, authentication: await authenticateManifest(unauthenticated, opts.passphrase) } : unauthenticated;
+      opts.passphrase !== undefined ? { ...unauthenticated, authentication: await authenticateManifest(unauthenticated, opts.passphrase, keyWrap) } : unauthenticated;
     const fd = openSync(join(tmp, MANIFEST_NAME), "wx", 0o600);
     try {
       writeSync(fd, JSON.stringify(manifest, null, 2) + "\n");

@@ -17,7 +17,7 @@
  * share one salt, so the key-encryption key (KEK) is derived once per (salt, iterations, passphrase) and
  * process and kept in memory; each CA then costs one AES decryption. Every key still has its own random IV.
  */
-import { createCipheriv, createDecipheriv, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
 import { children, integer, nul, octetString, oid, readHeader, seq } from "./der.js";
 
 export const PBKDF2_ITERATIONS = 600_000;
@@ -219,6 +219,19 @@ export function prepareKek(passphrase: string, p: KeyWrapParams): Promise<void> 
     deriving.set(id, running);
   }
   return running;
+}
+
+/**
+ * A key for another purpose under the passphrase: HKDF-SHA256 (RFC 5869) of the key-encryption key of
+ * (passphrase, params), with the caller's salt and its own info label, so that a process which already derived
+ * the KEK (it opened a CA key) does not run PBKDF2 again. The KEK stays in this module; HKDF is one-way, so the
+ * subkey (an HMAC key, say) tells nothing of the KEK, and another info label gives an unrelated key.
+ */
+export async function kekSubkey(passphrase: string, p: KeyWrapParams, salt: Uint8Array, info: string): Promise<Buffer> {
+  await prepareKek(passphrase, p);
+  // evicted (or forgotten) since it was prepared, which needs eight other KEKs in between: derived again
+  const k = kekCache.get(cacheId(passphrase, p)) ?? kek(passphrase, p);
+  return Buffer.from(hkdfSync("sha256", k, salt, info, 32));
 }
 
 /** Wraps a private key (as PKCS#8) under the passphrase; returns the DER EncryptedPrivateKeyInfo. */

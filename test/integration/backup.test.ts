@@ -12,6 +12,7 @@
  */
 import { cardKeyVariant } from "../card-fixtures.js";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -19,6 +20,8 @@ import pg from "pg";
 import { beforeAll, describe, expect, it } from "vitest";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { restoreBackup } from "../../src/backup/restore.js";
+import { manifestMacInput } from "../../src/backup/authentication.js";
+import { strongKeyWrapParams } from "../../src/pki/keys.js";
 import { verifyAuditLog } from "../../src/audit/verify.js";
 import { thisNamespace } from "../../src/store/pid-namespace.js";
 import { PostgresStore, UNVERIFIED_COPY } from "../../src/store/postgres.js";
@@ -280,7 +283,12 @@ describe("a backup's manifest authenticated under the CA passphrase", () => {
     const b = await cli(["-w", ws, "backup", good, "--json"], { cwd: dir });
     expect(b.code, b.stderr).toBe(0);
     const a = b.json().manifest.authentication;
-    expect(a).toMatchObject({ alg: "HMAC-SHA256", kdf: "PBKDF2-HMAC-SHA256", iterations: 600000 });
+    // keyed from the KEK of the CA keys the passphrase was checked against: their key-wrap salt and count
+    const w = await openWorkspace(ws);
+    const keyWrap = strongKeyWrapParams((await w.store.listCas()).find((c) => !c.keyRef)!.encryptedKeyPem)!;
+    await w.close();
+    expect(a).toMatchObject({ alg: "HMAC-SHA256", kdf: "PBKDF2-HMAC-SHA256+HKDF-SHA256", iterations: 600000, salt: Buffer.from(keyWrap.salt).toString("base64") });
+    expect(a.hkdfSalt).not.toBe(a.salt);
     expect(a.mac).toMatch(/^[0-9a-f]{64}$/);
   });
 
@@ -307,6 +315,26 @@ describe("a backup's manifest authenticated under the CA passphrase", () => {
     expect(v.code, v.stderr).toBe(0);
     expect(v.json()).toMatchObject({ verified: true, authenticated: true });
     const r = await cli(["-w", join(dir, "auth-restored"), "restore", good, "--json"], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().authenticated).toBe(true);
+  });
+
+  it("in the earlier form (the HMAC key a PBKDF2 of its own salt, before the KEK served): still verifies and restores, not under another passphrase", async () => {
+    const old = join(dir, "auth-earlier-form");
+    cpSync(good, old, { recursive: true });
+    const m = JSON.parse(readFileSync(join(old, "manifest.json"), "utf8"));
+    const salt = randomBytes(16);
+    // the lowest count a manifest may name: what is tested is the form, not PBKDF2's cost
+    const key = pbkdf2Sync(PASSPHRASE, salt, 2048, 32, "sha256");
+    m.authentication = { alg: "HMAC-SHA256", kdf: "PBKDF2-HMAC-SHA256", iterations: 2048, salt: salt.toString("base64"), mac: createHmac("sha256", key).update(manifestMacInput(m)).digest("hex") };
+    writeFileSync(join(old, "manifest.json"), JSON.stringify(m, null, 2) + "\n");
+    const v = await cli(["-w", join(dir, "auth-earlier-verify"), "restore", "--verify-only", old, "--json"], { cwd: dir });
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.json()).toMatchObject({ verified: true, authenticated: true });
+    const other = await cli(["-w", join(dir, "auth-earlier-other"), "restore", old, "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: "not the one" } });
+    expect(other.code, other.stderr).toBe(21);
+    expect(errorOf(other.stderr)).toMatchObject({ code: "ERR_BACKUP_CORRUPT", details: { file: "manifest.json" } });
+    const r = await cli(["-w", join(dir, "auth-earlier-restored"), "restore", old, "--json"], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
     expect(r.json().authenticated).toBe(true);
   });

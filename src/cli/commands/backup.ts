@@ -101,8 +101,8 @@ is refused (ERR_STORE_RETIRED, exit 3), naming where the workspace's store went.
 Authentication: the hashes find damage, not someone who can write the backup and the matching hashes (drop a
 revocation from the store, put the hashes right). Given the CA passphrase (JPKI_PASSPHRASE or --passphrase-file;
 never prompted for, so a backup from cron without it still runs), the manifest carries an HMAC-SHA256 of itself
-under a key derived from the passphrase (PBKDF2-HMAC-SHA256, 600,000 iterations, its own salt), after the
-passphrase was checked to open a CA key (ERR_PASSPHRASE_WRONG otherwise). 'jpki restore' with the passphrase
+under a key derived from the passphrase (HKDF-SHA256 of the key the CA keys are encrypted with: PBKDF2-HMAC-
+SHA256, 600,000 iterations), after the passphrase was checked to open a CA key (ERR_PASSPHRASE_WRONG otherwise). 'jpki restore' with the passphrase
 then refuses a rewritten manifest, and one whose authentication was removed. Without the passphrase the
 backup is as before, and says so.
 
