@@ -1815,6 +1815,9 @@ async function* knownBlockEntries(c: ClientBase, caId: string, cutoff: number, k
         const der = known.take(block.id, h.length, h.digest);
         if (der) {
           yield { der, count: h.entries, block };
+          // The holder reads the previous CRL into fresh buffers too (crl/reuse.ts): collected as the pages are.
+          handedOut += der.length;
+          if (withTotal && handedOut >= STREAM_COLLECT_BYTES) (collectYoungGeneration(), (handedOut = 0));
           continue;
         }
         // Held but not as the server has it (the file changed since it was noted): read this one alone.
