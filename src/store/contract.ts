@@ -515,6 +515,8 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await s.commitIssuances([keyed("0f12", "r3", 2000, "key one")])).toEqual([{ status: "key-in-use", serial: "0f11", why: "other-resident" }]);
       expect(await s.commitIssuances([keyed("0f13", "r4", 2000, "key one", "authentication")])).toEqual([{ status: "key-in-use", serial: "0f11", why: "other-type" }]);
       expect(await s.commitIssuances([keyed("0f14", "r4", 2000, "key one")])).toEqual([{ status: "committed", superseded: [] }]);
+      // one person under two codes, as the registry says: not a key shared by two residents (jpki store check)
+      expect(await s.sharedCertifiedKeys({ now: new Date(0) })).toEqual([]);
       await s.close();
     });
 

@@ -85,6 +85,8 @@ import {
   type VerifierFetchRowDb,
   type VerifierRowDb,
   sharedKeysAmong,
+  peopleApart,
+  successorsOf,
   SHARED_KEYS_PAGE,
 } from "./rows.js";
 import type {
@@ -2357,9 +2359,18 @@ export class PostgresStore implements Store {
         );
         found.push(...sharedKeysAmong(rows.map((r) => ({ certifiedKey: r.k, serial: r.serial, caId: r.caId, type: r.type, residentCode: r.residentCode, notAfter: new Date(Number(r.notAfter)), der: r.der }))));
       }
-      if (page.length < SHARED_KEYS_PAGE) return found;
+      if (page.length < SHARED_KEYS_PAGE) break;
       after = page[page.length - 1]!;
     }
+    if (!found.length) return found;
+    // one person under codes the registry joined by a resident-code change is no finding (rows.ts peopleApart)
+    const read = async (codes: string[]) =>
+      new Map(
+        (await this.#query<{ f: string; t: string }>("reading resident-code changes", "SELECT resident_code AS f, successor_code AS t FROM residents WHERE resident_code = ANY($1::text[]) AND successor_code IS NOT NULL", [textArray(codes)])).map(
+          (r): [string, string] => [r.f, r.t],
+        ),
+      );
+    return peopleApart(found, await successorsOf(found.flatMap((k) => k.certificates.map((c) => c.residentCode)), read));
   }
 
   async lastCertificateExpiry(caId: string): Promise<Date | undefined> {
