@@ -2288,7 +2288,8 @@ export class PostgresStore implements Store {
         if (pred) due.add(pred), arlDue.add(pred);
         // And the old generation's own revision, so that a running serve's OCSP responder sees the compromise within
         // a poll (sqlite.ts says why).
-        if (!link.oldWithNew) due.add(link.oldCaId);
+        // Its ARL too: it lists the generation's own certificate from now on (crl/arl.ts arlEntries).
+        if (!link.oldWithNew) due.add(link.oldCaId), arlDue.add(link.oldCaId);
         await this.#appendAudits(c, [caRolloverAudit(ca, link)]);
       }
       if (due.size) await c.query(SQL.bumpRevisions, [sortedUnique([...due])]);

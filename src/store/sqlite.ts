@@ -1608,7 +1608,8 @@ export class SqliteStore implements Store {
           // And the old generation's own revision: the OCSP responder polls the revisions, and re-reads which CAs
           // are compromised when one moves (ocsp/responder.ts). Without it a running serve answered the stolen
           // key's serials "good" until its next reload, up to a minute; `ca compromised` bumps it too.
-          if (!link.oldWithNew) this.#stmts.bumpRevision.run(link.oldCaId);
+          // Its ARL too: it lists the generation's own certificate from now on (crl/arl.ts arlEntries).
+          if (!link.oldWithNew) this.#stmts.bumpRevision.run(link.oldCaId), this.#stmts.bumpScope.run(link.oldCaId, ARL_SCOPE);
           this.#appendAudit(caRolloverAudit(ca, link));
         }
       }).immediate();
