@@ -6,7 +6,7 @@
  * both workers at once.
  */
 import pg from "pg";
-import { PostgresStore } from "../src/store/postgres.js";
+import { PG_MIGRATIONS, PostgresStore, type PgMigration } from "../src/store/postgres.js";
 import type { CaRecord } from "../src/store/types.js";
 import type { PostgresTestServer } from "./postgres-server.js";
 
@@ -19,6 +19,18 @@ export async function admin(url: string): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   return c;
+}
+
+/** Runs one migration as the store does (SQL, or a function given the connection): to build older schemas. */
+export async function migrate(c: pg.Client, m: PgMigration): Promise<void> {
+  if (typeof m === "string") await c.query(m);
+  else await m(c);
+}
+
+/** A database as this schema version left it: its migrations run and the version recorded, nothing else. */
+export async function atSchema(c: pg.Client, version: number): Promise<void> {
+  for (const m of PG_MIGRATIONS.slice(0, version)) await migrate(c, m);
+  await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', $1)", [String(version)]);
 }
 
 const templates = new WeakMap<PostgresTestServer, Promise<string>>();

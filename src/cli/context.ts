@@ -79,11 +79,14 @@ export class Context {
     return this.io.env.JPKI_STORE || undefined;
   }
 
-  async openWorkspace(): Promise<Workspace> {
+  /** `signal`: a stop that ends the open while a PostgreSQL store waits on its server (rejects with its reason). */
+  async openWorkspace(signal?: AbortSignal): Promise<Workspace> {
     const dir = this.workspaceDir;
     const { Workspace } = await workspaceLibrary();
     const postgres = this.io.testing?.postgres; // test-only (Io.testing)
-    return this.checkStore(await Workspace.openAsync(dir, { storeUrl: this.storeUrl, upgrade: { onProgress: upgradeProgress(this.out) }, ...(postgres ? { postgres } : {}) }));
+    return this.checkStore(
+      await Workspace.openAsync(dir, { storeUrl: this.storeUrl, upgrade: { onProgress: upgradeProgress(this.out) }, ...(postgres ? { postgres } : {}), ...(signal ? { signal } : {}) }),
+    );
   }
 
   /**
@@ -275,9 +278,30 @@ function promptHidden(stdin: NodeJS.ReadableStream, io: Io, prompt: string): Pro
 /** Errors that are a failed proof of who is acting: each leaves an "auth.failure" audit record. */
 const AUTH_FAILURES: ReadonlySet<string> = new Set(["ERR_PASSPHRASE_WRONG", "ERR_PKCS11_PIN_WRONG", "ERR_CARD_PIN_WRONG", "ERR_CARD_PIN_BLOCKED", "ERR_CARD_ADMIN_KEY_WRONG"]);
 
-/** Runs a function with an open workspace and always closes it. */
-export async function withWorkspace<T>(ctx: Context, f: (ws: Workspace) => Promise<T>): Promise<T> {
-  const ws = await ctx.openWorkspace();
+/**
+ * A job under withStopSignal: its stop signal, and what the command says and returns when the stop came while the
+ * store was still opening (nothing was begun) — the same as its stop before it began, where it can say that.
+ */
+export interface StopWhileOpening<T> {
+  readonly signal: AbortSignal;
+  readonly stopped: () => T;
+}
+
+/**
+ * Runs a function with an open workspace and always closes it. With `stop`, a stop signal while the store opens
+ * — a PostgreSQL server that does not answer (up to the connect timeout, 15 s), another process's upgrade (up to
+ * the lock timeout, 20 s) — ends the open at once and the command stops as it would have a moment later, with
+ * `stop.stopped()` and its clean stop's exit: before, the stop waited for the open, which then failed with its own
+ * error (ERR_STORE_UNREACHABLE, ERR_WORKSPACE_LOCKED) and exit code.
+ */
+export async function withWorkspace<T>(ctx: Context, f: (ws: Workspace) => Promise<T>, stop?: StopWhileOpening<T>): Promise<T> {
+  let ws: Workspace;
+  try {
+    ws = await ctx.openWorkspace(stop?.signal);
+  } catch (e) {
+    if (stop?.signal.aborted && e === stop.signal.reason) return stop.stopped();
+    throw e;
+  }
   try {
     return await f(ws);
   } catch (e) {
@@ -288,6 +312,14 @@ export async function withWorkspace<T>(ctx: Context, f: (ws: Workspace) => Promi
   } finally {
     await ws.close();
   }
+}
+
+/**
+ * What a batch command (notices ingest, registry import and sweep) says when a stop came while its store was still
+ * opening: nothing was read or done. `{"stopped": true}` in --json, as its own document says a stop.
+ */
+export function stoppedWhileOpening(ctx: Context, again: string): void {
+  ctx.out.result({ stopped: true }, `stopped by a signal while the store was opening: nothing was read or changed; ${again}`);
 }
 
 /** What the launcher keeps of a stop asked for before the command's handlers are set (bin/early-stop.cjs). */

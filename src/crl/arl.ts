@@ -77,9 +77,17 @@ export function ownCertificateEntry(links: readonly CaLinkRecord[], caId: string
   return at && { serial: new X509Certificate(certificateDer).serialNumber.toLowerCase(), revokedAt: at, reason: CRL_REASON.cACompromise };
 }
 
-/** The entries of `caId`'s ARL: the revoked links it signed. */
-export function arlEntries(links: readonly CaLinkRecord[], caId: string): CrlEntryInput[] {
-  return revokedLinks(links).filter((r) => r.issuerCaId === caId).map((r) => r.entry);
+/**
+ * The entries of `caId`'s ARL: the revoked links it signed, and, once its key counts as compromised, its own CA
+ * certificate (`certificateDer`; ownCertificateEntry), last as on its full CRL. An ARL (onlyContainsCACerts, RFC 5280
+ * §5.2.5) is a complete CRL for the CA certificates its issuer issued (§5: a complete CRL lists every unexpired
+ * certificate within its scope that has been revoked), and the self-signed certificate is one of them: the ARL
+ * left it out while the full CRL and delta listed it, so a verifier that reads the ARL for CA certificates — as
+ * the CA certificate's cRLDistributionPoints send it — found that certificate unrevoked (found by a helper, stop 59).
+ */
+export function arlEntries(links: readonly CaLinkRecord[], caId: string, certificateDer: Buffer): CrlEntryInput[] {
+  const own = ownCertificateEntry(links, caId, certificateDer);
+  return [...revokedLinks(links).filter((r) => r.issuerCaId === caId).map((r) => r.entry), ...(own ? [own] : [])];
 }
 
 /** The revoked links `caId`'s full CRL and delta list besides its own certificates: those it signed or is the subject of. */

@@ -154,7 +154,10 @@ export async function generateCrls(
   // published since goes out with the full CRLs, --partitions or not: until it does, the link keeps vouching for
   // the stolen key. (Other ARLs list nothing and are left to --partitions and the schedule.)
   const links = await ws.store.listCaLinks();
-  const arlDue = (id: string) => scopes.some((s) => s.caId === id && s.scope === ARL_SCOPE && s.dirty) && arlEntries(links, id).length > 0;
+  const arlDue = (id: string) => {
+    const der = all.find((c) => c.id === id)?.certificateDer;
+    return scopes.some((s) => s.caId === id && s.scope === ARL_SCOPE && s.dirty) && der !== undefined && arlEntries(links, id, der).length > 0;
+  };
   // CA certificates are published with the CRLs: a rollover killed after its commit left its files unwritten.
   // Loaded only when a file is missing or a rollover happened: `crl generate` stays light.
   if (all.some((c) => !isRegularFile(join(ws.paths.caDir, `${c.id}.crt`)) || !isRegularFile(join(ws.paths.caDir, `${c.id}.pem`))) || links.length) {

@@ -299,7 +299,7 @@ export class CrlPublisher {
   async publishArl(ca: CrlIssuer): Promise<PublishedCrl> {
     const t = this.#times();
     const { number } = await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate, ARL_SCOPE);
-    return this.#publishReserved(ca, ARL_SCOPE, number, t, [arlEntries(await this.#store.listCaLinks(), ca.id)]);
+    return this.#publishReserved(ca, ARL_SCOPE, number, t, [arlEntries(await this.#store.listCaLinks(), ca.id, ca.record.certificateDer)]);
   }
 
   /**

@@ -21,6 +21,13 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
+async function until(ok: () => boolean): Promise<void> {
+  for (let i = 0; !ok(); i++) {
+    if (i > 500) throw new Error("waited 5 s");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 describe("PostgreSQL connect timeout", () => {
   it("a server that never answers: ERR_STORE_UNREACHABLE (network), no hang, no password in the message", async () => {
     const err = await PostgresStore.open(`postgres://jpki:s3cret-pw@127.0.0.1:${port}/jpki`, { connectTimeoutMs: 300 }).then(
@@ -32,6 +39,29 @@ describe("PostgreSQL connect timeout", () => {
     // it says the server did not answer, not that it closed the connection
     expect(String((err as Error).message)).toMatch(/^the PostgreSQL server cannot be reached \(no answer within the connect timeout\) while opening the store/);
     expect(sockets.length).toBeGreaterThan(0); // it did reach the silent server
+  }, 20_000);
+
+  it("a stop while it connects ends the open at once with the stop's reason (not after the connect timeout), and drops the connection", async () => {
+    const before = sockets.length;
+    const stop = new AbortController();
+    const started = Date.now();
+    const opening = PostgresStore.open(`postgres://jpki@127.0.0.1:${port}/jpki`, { connectTimeoutMs: 10_000, signal: stop.signal }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await until(() => sockets.length > before); // it reached the silent server and waits on it
+    const mine = sockets[sockets.length - 1]!;
+    const closed = new Promise<void>((r) => (mine.destroyed ? r() : mine.once("close", () => r())));
+    mine.resume(); // read (and drop) what comes, so the end of the connection is seen
+    stop.abort();
+    expect(await opening).toBe(stop.signal.reason);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await closed; // the connection it was making is closed, not left to the timeout
+    // aborted before it began: no connection at all
+    const again = sockets.length;
+    await expect(PostgresStore.open(`postgres://jpki@127.0.0.1:${port}/jpki`, { connectTimeoutMs: 10_000, signal: stop.signal })).rejects.toBe(stop.signal.reason);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(sockets.length).toBe(again);
   }, 20_000);
 
   it("the timeout comes from connect_timeout in the string, then PGCONNECT_TIMEOUT, else 15 s; never below libpq's 2 s", () => {

@@ -5,32 +5,19 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import pg from "pg";
 import { describe, expect, it } from "vitest";
-import { admin, ca, items } from "../../test/postgres-store-kit.js";
+import { admin, atSchema, ca, items, migrate } from "../../test/postgres-store-kit.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { isJpkiError, type JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
 import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed } from "./contract.js";
 import { RevocationBlocks } from "./revocation-log.js";
-import { PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, type PgMigration } from "./postgres.js";
+import { PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore } from "./postgres.js";
 import { certifiedKeyOf } from "./rows.js";
 import { NO_CERTIFIED_KEY, PG_WRITER_GUARD_CONSTRAINT } from "./writer-guard.js";
 import type { UpgradeProgress } from "./upgrade.js";
 
 const server = usePostgres();
-
-/** Runs one migration as the store does (SQL, or a function given the connection): to build older schemas. */
-async function migrate(c: pg.Client, m: PgMigration): Promise<void> {
-  if (typeof m === "string") await c.query(m);
-  else await m(c);
-}
-
-/** A database as this schema version left it: its migrations run and the version recorded, nothing else. */
-async function atSchema(c: pg.Client, version: number): Promise<void> {
-  for (const m of PG_MIGRATIONS.slice(0, version)) await migrate(c, m);
-  await c.query("INSERT INTO meta (key, value) VALUES ('schema_version', $1)", [String(version)]);
-}
 
 describe("PostgresStore schema and upgrades", () => {
   it("records its schema version in meta, reopens without migrating again, and refuses databases that are not jpki stores", async () => {

@@ -42,6 +42,7 @@ import { decodeEntries, type CrlEntryInput, type EncodedEntries, type EntriesTot
 import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
 import { currentCall, holdFor, type WatchedCall } from "./watchdog.js";
 import { CONNECTION_LOST_AFTER_SENDING } from "./write-outcome.js";
+import { dropConnection, sendCancelRequest } from "./pg-stop.js";
 import { RevocationBlocks, blockEntries, carriedOrderEntry, municipalityKey, splitBlockByPartition, type RevocationBlock } from "./revocation-log.js";
 import {
   toDisclosure,
@@ -84,6 +85,8 @@ import {
   type VerifierFetchRowDb,
   type VerifierRowDb,
   sharedKeysAmong,
+  peopleApart,
+  successorsOf,
   SHARED_KEYS_PAGE,
 } from "./rows.js";
 import type {
@@ -1069,6 +1072,55 @@ export function restoreIncomplete(note: string): JpkiError {
 /** Audit records per page read (auditRecords). */
 const AUDIT_PAGE = 500;
 
+/**
+ * A stop during PostgresStore.open: `during` runs one wait on the server (connecting, the migration lock) and a
+ * stop that comes meanwhile, or came before it, calls its `end` (pg-stop.ts), after which the open rejects with the
+ * signal's reason instead of the error the ended wait gave. Outside those waits a stop is left to the caller.
+ */
+class OpenStop {
+  readonly #signal: AbortSignal | undefined;
+  #end: (() => void) | undefined;
+  #ended = false;
+  /** the CancelRequest sent for a lock wait, awaited before the open rejects: the process may exit right after */
+  cancelling: Promise<void> | undefined;
+  readonly #onAbort = () => {
+    if (!this.#end) return;
+    this.#ended = true;
+    this.#end();
+  };
+
+  constructor(signal: AbortSignal | undefined) {
+    this.#signal = signal;
+    signal?.addEventListener("abort", this.#onAbort);
+  }
+
+  /** whether a stop ended a wait: the open's failure is the stop */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  get reason(): unknown {
+    return this.#signal?.reason;
+  }
+
+  async during<T>(end: () => void, wait: () => Promise<T>): Promise<T> {
+    if (this.#signal?.aborted) {
+      this.#ended = true;
+      throw this.#signal.reason;
+    }
+    this.#end = end;
+    try {
+      return await wait();
+    } finally {
+      this.#end = undefined;
+    }
+  }
+
+  done(): void {
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+  }
+}
+
 export interface PostgresStoreOptions {
   /** create the schema in an empty database (otherwise an empty database is refused) */
   readonly create?: boolean;
@@ -1101,6 +1153,12 @@ export interface PostgresStoreOptions {
   readonly closeWaitMs?: number;
   /** progress of an upgrade that fills a column for every certificate (store/upgrade.ts) */
   readonly upgrade?: UpgradeOptions;
+  /**
+   * A stop (a daemon's SIGTERM): while the open waits on the server — connecting, or on another process's
+   * upgrade (the migration lock) — it ends that wait and rejects with the signal's reason, at once rather than
+   * after the connect timeout or lockTimeoutMs. Once the lock is held the open runs to its end: see open.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export { parsePostgresUrl } from "./postgres-url.js";
@@ -1931,16 +1989,22 @@ export class PostgresStore implements Store {
    * jpki, is refused with ERR_WORKSPACE_CORRUPT rather than modified; an empty one only with `create`.
    */
   static async open(connectionString: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    // A stop asked for already: not even a connection is made.
+    opts.signal?.throwIfAborted();
     // Loaded here, not at import: pg probes its runtime when loaded, and only a PostgreSQL store needs it.
     const { Pool, Client, types } = loadPg();
     // The timeout goes to each Client, not to the Pool: the pool would also apply it to waiting for a free
     // connection, failing a busy store's queries that only queue behind a long CRL stream.
     const connectionTimeoutMillis = opts.connectTimeoutMs ?? connectTimeoutOf(connectionString);
+    // The clients made while the open connects, for a stop to end their connecting (they are the pool's).
+    let connecting: Client[] | undefined = [];
     class TimedClient extends Client {
       constructor(config?: ConstructorParameters<typeof Client>[0]) {
         super({ ...(typeof config === "object" ? config : {}), connectionTimeoutMillis });
+        connecting?.push(this);
       }
     }
+    const stop = new OpenStop(opts.signal);
     const pool = new Pool({
       Client: TimedClient,
       connectionString,
@@ -1967,20 +2031,35 @@ export class PostgresStore implements Store {
     // "not queryable", and the report says why from the server's own error (endedBy).
     pool.on("connect", (client) => client.on("error", (e: unknown) => isServerError(e) && SERVER_ENDED.set(client, e)));
     try {
-      const c = await pool.connect();
+      const c = await stop.during(
+        () => connecting?.forEach(dropConnection),
+        () => pool.connect(),
+      );
+      connecting = undefined;
       // Held for the session too while a migration fills a column in pages (runPgFill), each its own transaction.
       let sessionLocked = false;
       let broken: Error | undefined;
       try {
-        await c.query("BEGIN");
         // Two processes opening a new database at once: one migrates, the other then sees the result. One that
         // opens it while another upgrades waits here (lockTimeoutMs), and is told so if that is not enough.
-        try {
-          await c.query("SELECT pg_advisory_xact_lock($1, 0)", [MIGRATION_LOCK]);
-        } catch (e) {
-          if ((e as { code?: string }).code === PG.lockNotAvailable) throw upgradeInProgress(undefined, PG_SCHEMA_VERSION, safeCause(e));
-          throw e;
-        }
+        // A stop ends the wait (the server cancels it); nothing is written before the lock is held.
+        await stop.during(
+          () => {
+            stop.cancelling = sendCancelRequest(c);
+            dropConnection(c);
+          },
+          async () => {
+            await c.query("BEGIN");
+            try {
+              await c.query("SELECT pg_advisory_xact_lock($1, 0)", [MIGRATION_LOCK]);
+            } catch (e) {
+              if ((e as { code?: string }).code === PG.lockNotAvailable) throw upgradeInProgress(undefined, PG_SCHEMA_VERSION, safeCause(e));
+              throw e;
+            }
+          },
+        );
+        // From here the open runs to its end, stopped or not: the migrations below commit together (a process
+        // killed meanwhile leaves none of them), a fill's pages one by one with the mark it resumes from.
         const hasMeta = (await c.query<{ t: boolean }>("SELECT to_regclass('meta') IS NOT NULL AS t")).rows[0]!.t;
         let version = 0;
         if (hasMeta) {
@@ -2037,8 +2116,13 @@ export class PostgresStore implements Store {
       const sessionClient = (applicationName: string) => new TimedClient({ connectionString, application_name: applicationName, types: int8AsBigint(types), keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS });
       return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient, opts.presenceRetryMs ?? 5000, opts.closeWaitMs ?? CLOSE_WAIT_MS);
     } catch (e) {
+      connecting?.forEach(dropConnection);
       await pool.end().catch(() => undefined);
+      await stop.cancelling;
+      if (stop.ended) throw stop.reason;
       throw storeError(e, "opening the store");
+    } finally {
+      stop.done();
     }
   }
 
@@ -2340,7 +2424,8 @@ export class PostgresStore implements Store {
         if (pred) due.add(pred), arlDue.add(pred);
         // And the old generation's own revision, so that a running serve's OCSP responder sees the compromise within
         // a poll (sqlite.ts says why).
-        if (!link.oldWithNew) due.add(link.oldCaId);
+        // Its ARL too: it lists the generation's own certificate from now on (crl/arl.ts arlEntries).
+        if (!link.oldWithNew) due.add(link.oldCaId), arlDue.add(link.oldCaId);
         await this.#appendAudits(c, [caRolloverAudit(ca, link)]);
       }
       if (due.size) await c.query(SQL.bumpRevisions, [sortedUnique([...due])]);
@@ -2411,9 +2496,18 @@ export class PostgresStore implements Store {
         );
         found.push(...sharedKeysAmong(rows.map((r) => ({ certifiedKey: r.k, serial: r.serial, caId: r.caId, type: r.type, residentCode: r.residentCode, notAfter: new Date(Number(r.notAfter)), der: r.der }))));
       }
-      if (page.length < SHARED_KEYS_PAGE) return found;
+      if (page.length < SHARED_KEYS_PAGE) break;
       after = page[page.length - 1]!;
     }
+    if (!found.length) return found;
+    // one person under codes the registry joined by a resident-code change is no finding (rows.ts peopleApart)
+    const read = async (codes: string[]) =>
+      new Map(
+        (await this.#query<{ f: string; t: string }>("reading resident-code changes", "SELECT resident_code AS f, successor_code AS t FROM residents WHERE resident_code = ANY($1::text[]) AND successor_code IS NOT NULL", [textArray(codes)])).map(
+          (r): [string, string] => [r.f, r.t],
+        ),
+      );
+    return peopleApart(found, await successorsOf(found.flatMap((k) => k.certificates.map((c) => c.residentCode)), read));
   }
 
   async lastCertificateExpiry(caId: string): Promise<Date | undefined> {

@@ -4,7 +4,8 @@
  * a chain longer than any resident's history, a successor that names no resident.
  */
 import { describe, expect, it } from "vitest";
-import { codeChangedTo, codeChangeWalk } from "./rows.js";
+import { codeChangedTo, codeChangeWalk, peopleApart, successorsOf } from "./rows.js";
+import type { SharedCertifiedKey } from "./types.js";
 
 /** codeChangedTo over `successors`, counting the registry reads it made. */
 function walk(successors: Record<string, string>, from: string, to: string): { reached: boolean; reads: string[] } {
@@ -43,5 +44,32 @@ describe("codeChangeWalk", () => {
     expect(w.next()).toEqual({ done: false, value: "A" });
     expect(w.next("B")).toEqual({ done: true, value: true });
     expect(w.next("X")).toEqual({ done: true, value: undefined });
+  });
+});
+
+describe("peopleApart (jpki store check)", () => {
+  const key = (...codes: string[]): SharedCertifiedKey => ({
+    certifiedKey: codes.join(""),
+    certificates: codes.map((residentCode, i) => ({ serial: `0${i}`, caId: "13-sig", type: "signature" as const, residentCode, notAfter: new Date(0) })),
+  });
+  const apart = (found: SharedCertifiedKey[], successors: Record<string, string>) => peopleApart(found, new Map(Object.entries(successors))).map((k) => k.certifiedKey);
+
+  it("drops a key whose residents one chain of resident-code changes joins (either way round), keeps one with another person among them", () => {
+    expect(apart([key("A", "B")], { A: "B" })).toEqual([]);
+    expect(apart([key("B", "A")], { A: "B" })).toEqual([]);
+    expect(apart([key("A", "C", "B")], { A: "B", B: "C" })).toEqual([]);
+    // two people: A's chain never reaches X; a key of theirs and of A's new code is still a finding
+    expect(apart([key("A", "X")], { A: "B" })).toEqual(["AX"]);
+    expect(apart([key("A", "B", "X")], { A: "B" })).toEqual(["ABX"]);
+    // two codes that both left for a third are one person too (A → C, B → C)
+    expect(apart([key("A", "B")], { A: "C", B: "C" })).toEqual([]);
+  });
+
+  it("reads the successors a few rounds deep, each code once (successorsOf)", async () => {
+    const asked: string[][] = [];
+    const registry: Record<string, string> = { A: "B", B: "C", C: "A", X: "Y" };
+    const got = await successorsOf(["A", "X"], async (codes) => (asked.push(codes), new Map(codes.filter((c) => registry[c]).map((c) => [c, registry[c]!]))));
+    expect(Object.fromEntries(got)).toEqual(registry);
+    expect(asked).toEqual([["A", "X"], ["B", "Y"], ["C"]]);
   });
 });

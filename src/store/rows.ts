@@ -139,6 +139,48 @@ export function sharedKeysAmong(rows: readonly KeyHolderRow[]): SharedCertifiedK
   return found;
 }
 
+/**
+ * Of `found` (sharedKeysAmong), the keys whose certificates are of more than one person. Codes a chain of
+ * resident-code changes (住民票コード変更) joins, as the registry recorded them (`successors`: a closed record's code →
+ * the code it gave the person), are one person: the registry took the change and the key was certified again under
+ * the new code before the CA side ingested the change's notice (keyInUse allows it), which leaves the old code's
+ * certificates filed under it until then. A change the store has not heard of yet cannot be told from two people.
+ * Pure.
+ */
+export function peopleApart(found: readonly SharedCertifiedKey[], successors: ReadonlyMap<string, string>): SharedCertifiedKey[] {
+  const parent = new Map<string, string>();
+  const root = (code: string): string => {
+    let r = code;
+    for (let p = parent.get(r); p !== undefined && p !== r; p = parent.get(r)) r = p;
+    parent.set(code, r);
+    return r;
+  };
+  for (const [from, to] of successors) {
+    const a = root(from);
+    const b = root(to);
+    if (a !== b) parent.set(a, b);
+  }
+  return found.filter((k) => new Set(k.certificates.map((c) => root(c.residentCode))).size > 1);
+}
+
+/**
+ * The successor codes of `codes` and of the codes they lead to, read a round at a time (`read`: the registry's
+ * successor_code of the codes asked, those that have one), each code once. At most 8 rounds, as codeChangeWalk:
+ * no resident's history is longer.
+ */
+export async function successorsOf(codes: Iterable<string>, read: (codes: string[]) => Promise<ReadonlyMap<string, string>>): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const asked = new Set<string>();
+  let next = [...new Set(codes)];
+  for (let round = 0; next.length && round < 8; round++) {
+    for (const c of next) asked.add(c);
+    const got = await read(next);
+    for (const [from, to] of got) found.set(from, to);
+    next = [...new Set([...got.values()].filter((c) => !asked.has(c)))];
+  }
+  return found;
+}
+
 /** Whether two certificates certify the same public key (the whole subjectPublicKeyInfo, octet for octet). */
 export function sameCertifiedKey(a: Uint8Array, b: Uint8Array): boolean {
   const x = subjectPublicKeyInfoOf(a);

@@ -55,6 +55,8 @@ import {
   type VerifierFetchRowDb,
   type VerifierRowDb,
   sharedKeysAmong,
+  peopleApart,
+  successorsOf,
   SHARED_KEYS_PAGE,
   type KeyHolderRow,
 } from "./rows.js";
@@ -1606,7 +1608,8 @@ export class SqliteStore implements Store {
           // And the old generation's own revision: the OCSP responder polls the revisions, and re-reads which CAs
           // are compromised when one moves (ocsp/responder.ts). Without it a running serve answered the stolen
           // key's serials "good" until its next reload, up to a minute; `ca compromised` bumps it too.
-          if (!link.oldWithNew) this.#stmts.bumpRevision.run(link.oldCaId);
+          // Its ARL too: it lists the generation's own certificate from now on (crl/arl.ts arlEntries).
+          if (!link.oldWithNew) this.#stmts.bumpRevision.run(link.oldCaId), this.#stmts.bumpScope.run(link.oldCaId, ARL_SCOPE);
           this.#appendAudit(caRolloverAudit(ca, link));
         }
       }).immediate();
@@ -1694,6 +1697,12 @@ export class SqliteStore implements Store {
         if (page.length < SHARED_KEYS_PAGE) return found;
         after = page[page.length - 1]!;
       }
+    }).then(async (found) => {
+      if (!found.length) return found;
+      // one person under codes the registry joined by a resident-code change is no finding (rows.ts peopleApart)
+      const successor = this.#db.prepare("SELECT resident_code, successor_code FROM residents WHERE resident_code IN (SELECT value FROM json_each(?)) AND successor_code IS NOT NULL").raw();
+      const read = (codes: string[]) => this.#run("reading resident-code changes", () => new Map(successor.all(JSON.stringify(codes)) as Array<[string, string]>));
+      return peopleApart(found, await successorsOf(found.flatMap((k) => k.certificates.map((c) => c.residentCode)), read));
     });
   }
 

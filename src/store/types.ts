@@ -653,7 +653,10 @@ export interface RetiredCaIdRecord {
   readonly reason: string;
 }
 
-/** A public key live certificates of more than one resident certify (Store.sharedCertifiedKeys). */
+/**
+ * A public key live certificates of more than one resident certify (Store.sharedCertifiedKeys). Codes a chain of
+ * resident-code changes the store holds (residents.successor_code) joins are one resident (rows.ts peopleApart).
+ */
 export interface SharedCertifiedKey {
   /** `certified_key` in hex: 8 octets of the SHA-256 of the subjectPublicKeyInfo (rows.ts certifiedKeyOf) */
   readonly certifiedKey: string;

@@ -111,6 +111,12 @@ export interface WorkspaceOpenOptions {
   readonly postgres?: Omit<PostgresStoreOptions, "create">;
   /** progress of a store upgrade that fills a column for every certificate (store/upgrade.ts), either store */
   readonly upgrade?: UpgradeOptions;
+  /**
+   * A stop (a daemon's SIGTERM) ends the open of a PostgreSQL store while it waits on the server — connecting,
+   * or on another process's upgrade — rejecting with the signal's reason (PostgresStore.open). A SQLite store
+   * opens as before.
+   */
+  readonly signal?: AbortSignal;
 }
 
 function syncOnlySqlite(paths: WorkspacePaths): JpkiError {
@@ -132,7 +138,7 @@ async function openPostgres(paths: WorkspacePaths, opts: WorkspaceOpenOptions, c
     throw new JpkiError("ERR_USAGE", "JPKI_STORE must be a PostgreSQL connection string starting with postgres:// or postgresql://");
   }
   const { PostgresStore } = await import("../store/postgres.js");
-  return PostgresStore.open(url, { ...opts.postgres, create, ...(opts.upgrade ? { upgrade: opts.upgrade } : {}) });
+  return PostgresStore.open(url, { ...opts.postgres, create, ...(opts.upgrade ? { upgrade: opts.upgrade } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
 }
 
 export class Workspace {

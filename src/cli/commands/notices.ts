@@ -30,6 +30,27 @@ export function formatIngest(r: IngestRunResult): string {
   ].join("\n");
 }
 
+/** A run stopped while its store was opening (a PostgreSQL server that does not answer): it read nothing. */
+const STOPPED_UNREAD: IngestRunResult = {
+  read: 0,
+  applied: 0,
+  duplicates: 0,
+  alreadyApplied: 0,
+  alreadyHeld: 0,
+  held: 0,
+  released: 0,
+  rejected: 0,
+  revocations: 0,
+  revocationsByReason: {},
+  revocationsByCa: {},
+  stopped: true,
+  rejectFile: null,
+  rejectedByCode: {},
+  firstRejectCode: null,
+  crls: [],
+  seconds: 0,
+};
+
 export function makeNoticesCommand(io: Io): Command {
   const notices = new Command("notices").description("change notices from the registry (異動等情報の通知): revoke what no longer holds, regenerate CRLs");
 
@@ -92,6 +113,7 @@ Examples:
       const { CrlUpdater, checkRejectFileFree, runIngest } = await library();
       if (o.rejectFile) checkRejectFileFree(rejectTarget); // before the passphrase prompt; runIngest checks again
       const passphrase = o.crl ? await ctx.caPassphrase() : undefined;
+      const report = (result: IngestRunResult) => ctx.out.result(result, () => formatIngest(result));
       // SIGINT/SIGTERM end the run after the batch in progress; running the command again resumes.
       await withStopSignal("notices ingest", (signal) =>
         withWorkspace(ctx, async (ws) => {
@@ -123,7 +145,7 @@ Examples:
           });
           ctx.out.progressDone();
           const { crlFailure, ...result } = r;
-          ctx.out.result(result, () => formatIngest(result));
+          report(result);
           if (crlFailure) throw crlFailure;
           if (r.rejected > 0) {
             throw batchFailure({
@@ -133,7 +155,7 @@ Examples:
               none: `none of the ${r.read} notices was taken: all rejected (see ${r.rejectFile})`,
             });
           }
-        }),
+        }, { signal, stopped: () => report(STOPPED_UNREAD) }),
       );
     });
 

@@ -4,10 +4,10 @@
  */
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
-import type { IssuanceSweepEvent } from "../../index.js";
+import type { IssuanceSweepEvent, ResidentFileImportSummary } from "../../index.js";
 import { JpkiError, checkInputFile, library, type Library } from "../lib.js";
 import { checkRecordFile } from "../record-argument.js";
-import { Context, withStopSignal, withWorkspace } from "../context.js";
+import { Context, stoppedWhileOpening, withStopSignal, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
 import { caNamed, type Io } from "../output.js";
@@ -55,6 +55,18 @@ Examples:
       const ctx = Context.of(io, cmd);
       const { importResidentFile } = await library();
       const source = file === "-" ? (io.stdin ?? process.stdin) : checkRecordFile(file, "input file", { cwd: io.cwd, pipe: "write it to a file, or pipe it in: jpki registry import - < FILE" });
+      const report = (r: ResidentFileImportSummary) => {
+        const { read, inserted, updated, unchanged, errors } = r;
+        // "stopped" only when it did: the document of a run to the end stays as it was.
+        ctx.out.result({ read, imported: inserted + updated, inserted, updated, unchanged, rejected: errors.length, errors, ...(r.stopped ? { stopped: true } : {}) }, () =>
+          [
+            `read ${read}, imported ${inserted + updated} (${inserted} new, ${updated} replaced), unchanged ${unchanged}, rejected ${errors.length}`,
+            ...errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`),
+            ...(errors.length > 50 ? [`  … and ${errors.length - 50} more (use --json for all)`] : []),
+            ...(r.stopped ? ["stopped by a signal before the end of the input: import the same file again for the rest (what was imported now then counts as unchanged)"] : []),
+          ].join("\n"),
+        );
+      };
       // SIGINT/SIGTERM end the import once the lines read so far are committed; running it again takes the rest.
       await withStopSignal("registry import", (signal) =>
         withWorkspace(ctx, async (ws) => {
@@ -65,16 +77,8 @@ Examples:
             onProgress: (p) => ctx.out.progress(`imported ${p.inserted + p.updated}, unchanged ${p.unchanged}, rejected ${p.rejected}`),
           });
           ctx.out.progressDone();
+          report(r);
           const { read, inserted, updated, unchanged, errors } = r;
-          // "stopped" only when it did: the document of a run to the end stays as it was.
-          ctx.out.result({ read, imported: inserted + updated, inserted, updated, unchanged, rejected: errors.length, errors, ...(r.stopped ? { stopped: true } : {}) }, () =>
-            [
-              `read ${read}, imported ${inserted + updated} (${inserted} new, ${updated} replaced), unchanged ${unchanged}, rejected ${errors.length}`,
-              ...errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`),
-              ...(errors.length > 50 ? [`  … and ${errors.length - 50} more (use --json for all)`] : []),
-              ...(r.stopped ? ["stopped by a signal before the end of the input: import the same file again for the rest (what was imported now then counts as unchanged)"] : []),
-            ].join("\n"),
-          );
           if (errors.length) {
             throw batchFailure({
               failed: errors,
@@ -83,7 +87,7 @@ Examples:
               none: `none of the ${read} records was imported`,
             });
           }
-        }),
+        }, { signal, stopped: () => report({ read: 0, inserted: 0, updated: 0, unchanged: 0, errors: [], stopped: true }) }),
       );
     });
 
@@ -163,7 +167,7 @@ Examples:
               ...(r.stopped ? ["stopped by a signal before the end: run it again for the rest"] : []),
             ].join("\n"),
           );
-        }),
+        }, { signal, stopped: () => stoppedWhileOpening(ctx, "run it again") }),
       );
     });
 }

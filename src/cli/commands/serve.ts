@@ -263,7 +263,7 @@ Example:
                 }),
               ),
             );
-          }),
+          }, { signal: stopSignal, stopped: () => ctx.out.info("jpki serve: stopped by a signal while the store was opening: nothing was served") }),
         );
       } finally {
         // Let go once the log is closed, not before: its close may wait on a slow reader (a full pipe, up to its

@@ -85,6 +85,12 @@ that live certificates (not revoked, not past notAfter) certify to two residents
 certificates. Keys are compared whole (the column holds 8 octets of a digest); one resident's certificates of
 one key (a renewal that kept it) are allowed and not listed.
 
+A resident-code change (住民票コード変更) the store has taken — the registry record closed with its successor code
+(jpki registry apply), or the change's notice ingested (jpki notices ingest) — joins the two codes: one person's
+certificates under both are not listed. One the store has not taken yet cannot be known here: one person's
+certificates under an old and a new code then show as two residents. Before revoking, ingest the notices the
+registry has sent and run the check again.
+
 It reads the column's index: the keys held by more than one certificate, then their certificates. Run it once
 after upgrading a store an older release wrote to, and after stopping any older jpki process.
 

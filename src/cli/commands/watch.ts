@@ -84,6 +84,8 @@ Example:
       if (!Number.isInteger(ocspCertDays) || ocspCertDays < 1 || ocspCertDays > 90) throw new JpkiError("ERR_USAGE", "--ocsp-cert-days must be a whole number of days from 1 to 90");
       const passphrase = await ctx.caPassphrase();
       const { CrlUpdater, checkResponderPassphrase, publishedCrls, watchSpool } = await library();
+      const report = (r: { files: number; failed: number; crls: number }, results: unknown[], stopped: boolean) =>
+        ctx.out.result({ ...r, stopped, results }, `processed ${r.files} files (${r.failed} failed), published ${r.crls} CRLs${stopped ? ", stopped by signal" : ""}`);
       await withStopSignal("watch", (signal) =>
         withWorkspace(ctx, async (ws) => {
           // Seen by 'jpki restore --force' however long it idles (Store.holdPresence).
@@ -150,8 +152,8 @@ Example:
               if (!ctx.out.json) ctx.out.info("error" in res ? `${name}: failed [${res.error.code}] ${res.error.message}` : `${name}:\n  ${formatIngest(res).split("\n").join("\n  ")}`);
             },
           });
-          ctx.out.result({ ...r, stopped: signal.aborted, results }, `processed ${r.files} files (${r.failed} failed), published ${r.crls} CRLs${signal.aborted ? ", stopped by signal" : ""}`);
-        }),
+          report(r, results, signal.aborted);
+        }, { signal, stopped: () => report({ files: 0, failed: 0, crls: 0 }, [], true) }),
       );
     });
 }

@@ -1,0 +1,111 @@
+/**
+ * SIGTERM while a daemon's start-up waits on PostgreSQL (slow: spawns the built CLI). A server that accepts the
+ * connection and never answers held the open for the connect timeout (15 s), another process's upgrade for the lock
+ * timeout (20 s): the stop was acted on only then, and the command exited with the open's error
+ * (ERR_STORE_UNREACHABLE, ERR_WORKSPACE_LOCKED) instead of its clean stop's 0. Now the wait ends at the signal
+ * (src/store/pg-stop.ts) and the command stops as it does later on.
+ */
+import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ADVISORY_LOCKS } from "../../src/store/postgres.js";
+import { Workspace } from "../../src/workspace/workspace.js";
+import { admin } from "../postgres-store-kit.js";
+import { usePostgres } from "../use-postgres.js";
+import { freePort, jpkiProcess, MAIN, tempDir } from "./helpers.js";
+
+const server = usePostgres();
+
+let dir: string;
+let ws: string;
+let url: string;
+let spool: string;
+let notices: string;
+let silent: Server;
+let silentUrl: string;
+const accepted: Socket[] = [];
+
+beforeAll(async () => {
+  dir = tempDir();
+  ws = join(dir, "ws");
+  url = await server.createDatabase();
+  await (await Workspace.createAsync(ws, { storeUrl: url, config: { store: "postgres" } })).close();
+  spool = join(dir, "spool");
+  mkdirSync(spool);
+  notices = join(dir, "notices.jsonl");
+  writeFileSync(notices, "");
+  // accepts, reads nothing, answers nothing: a hung host, a firewall holding the port open
+  silent = createServer((s) => accepted.push(s));
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+  silentUrl = `postgres://jpki@127.0.0.1:${(silent.address() as { port: number }).port}/jpki?connect_timeout=15`;
+});
+afterAll(async () => {
+  for (const s of accepted) s.destroy();
+  await new Promise((r) => silent.close(r));
+});
+
+/** Starts `jpki COMMAND…` on the workspace with JPKI_STORE `store`, sends SIGTERM once `waiting()` says it waits on the store. */
+async function stopWhileWaiting(command: string[], store: string, waiting: () => Promise<boolean>): Promise<{ code: number | null; afterSignalMs: number; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...command], {
+    env: { ...process.env, JPKI_PASSPHRASE: "correct horse", JPKI_STORE: store },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  let ended = false;
+  void exited.then(() => (ended = true));
+  for (let i = 0; !ended && !(await waiting()); i++) {
+    if (i > 500) throw new Error(`it never waited on the store: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  // the wait goes on: the signal comes in the middle of it, not as it began
+  await new Promise((r) => setTimeout(r, 300));
+  const signalled = Date.now();
+  child.kill("SIGTERM");
+  const code = await exited;
+  return { code, afterSignalMs: Date.now() - signalled, stdout, stderr };
+}
+
+describe("SIGTERM while a daemon's start-up waits on PostgreSQL", () => {
+  it("a server that never answers: watch, serve and notices ingest stop at once with their clean stop's exit 0, not ERR_STORE_UNREACHABLE after the connect timeout", async () => {
+    const port = await freePort();
+    // what each says of its stop: as when stopped before it began
+    const runs: Array<[string[], (stdout: string) => void]> = [
+      [["watch", spool, "--poll", "50"], (out) => expect(out).toMatch(/^processed 0 files \(0 failed\), published 0 CRLs, stopped by signal$/m)],
+      [["--json", "notices", "ingest", notices], (out) => expect(JSON.parse(out)).toMatchObject({ stopped: true, read: 0, applied: 0, rejected: 0, rejectFile: null })],
+      [["serve", "--no-schedule", "--no-ocsp", "--listen", `127.0.0.1:${port}`], (out) => expect(out).toBe("")],
+    ];
+    for (const [command, says] of runs) {
+      const before = accepted.length;
+      const r = await stopWhileWaiting(command, silentUrl, async () => accepted.length > before);
+      expect({ command, code: r.code }, r.stderr).toEqual({ command, code: 0 });
+      expect(r.afterSignalMs, command.join(" ")).toBeLessThan(1_000);
+      expect(r.stderr, command.join(" ")).not.toMatch(/ERR_/);
+      says(r.stdout);
+    }
+  }, 60_000);
+
+  it("another process's upgrade (the migration lock held): jpki watch stops at once with exit 0, its server-side wait cancelled, and the next start runs", async () => {
+    const holder = await admin(url);
+    try {
+      await holder.query("SELECT pg_advisory_lock($1, 0)", [ADVISORY_LOCKS.migration]);
+      const waiters = async () => (await holder.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n;
+      const r = await stopWhileWaiting(["watch", spool, "--poll", "50"], url, async () => (await waiters()) > 0);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.afterSignalMs).toBeLessThan(1_000);
+      expect(r.stderr).not.toMatch(/ERR_/);
+      expect(r.stdout).toMatch(/stopped by signal/);
+      expect(await waiters()).toBe(0); // cancelled before the process exited, not left waiting for lock_timeout
+      await holder.query("SELECT pg_advisory_unlock($1, 0)", [ADVISORY_LOCKS.migration]);
+      const next = await jpkiProcess(ws, ["watch", spool, "--once"], { JPKI_PASSPHRASE: "correct horse", JPKI_STORE: url });
+      expect(next.code, next.stderr).toBe(0);
+    } finally {
+      await holder.end();
+    }
+  }, 60_000);
+});
