@@ -372,3 +372,36 @@ describe("a hostile cache or previous CRL (postgres)", () => {
     }
   });
 });
+
+describe("certificates expiring between two builds (postgres)", () => {
+  it("the next CRL drops exactly the entries past notAfter + expiredGraceDays, as a build without a layout does", async () => {
+    const clock = new FixedClock(Date.UTC(2026, 6, 1));
+    const c = await setup("postgres", clock);
+    const soon = new Date(Date.UTC(2026, 7, 1));
+    const later = new Date(Date.UTC(2031, 0, 1));
+    await c.revokeBlock(40); // stays
+    const mixed = await c.revokeBlock(30, (i) => (i % 3 === 0 ? soon : later)); // a third of it expires
+    const gone = await c.revokeBlock(20, () => soon); // all of it expires
+    await c.revokeBlock(25); // stays
+    expect((await c.publish()).reused).toMatchObject({ blocks: 0 });
+    // After notAfter, within the grace: all listed still (RFC 5280 §3.3), every block from the previous file.
+    clock.set(Date.UTC(2026, 7, 2));
+    expect((await c.publish()).reused).toMatchObject({ blocks: 4, mismatched: 0 });
+    // Past notAfter + grace: the expired entries leave; the whole blocks come from the file, the others from the store.
+    clock.set(Date.UTC(2026, 7, 1 + c.ws.config.expiredGraceDays + 1));
+    const expired = new Set([...mixed.filter((_, i) => i % 3 === 0), ...gone]);
+    c.revoked.splice(0, c.revoked.length, ...c.revoked.filter((l) => !expired.has(l)));
+    const withLayout = await c.publish();
+    expect(withLayout.reused).toMatchObject({ blocks: 2, mismatched: 0 });
+    expect(withLayout.entries).toBe(40 + 20 + 25);
+    // The same CRL without a layout, from the store alone.
+    rmSync(join(c.root, "cache"), { recursive: true });
+    clock.advance(1000);
+    const fromStore = await c.publish();
+    expect(fromStore.reused).toMatchObject({ blocks: 0 });
+    expect(fromStore.listed.sort()).toEqual(withLayout.listed.sort());
+    // The layout it left holds the whole blocks only: the next build takes them.
+    clock.advance(1000);
+    expect((await c.publish()).reused).toMatchObject({ blocks: 2, mismatched: 0 });
+  });
+});
