@@ -21,6 +21,7 @@ import type { FourItems } from "../profile/types.js";
 import type { IssuanceRecord } from "../store/types.js";
 import { Workspace } from "../workspace/workspace.js";
 import { generateCrls } from "./generate.js";
+import type { PublishedCrl } from "./publisher.js";
 import { BlockLayoutRecorder, layoutPath, openHeldBlocks, readLayout } from "./reuse.js";
 
 const server = usePostgres();
@@ -404,4 +405,60 @@ describe("certificates expiring between two builds (postgres)", () => {
     clock.advance(1000);
     expect((await c.publish()).reused).toMatchObject({ blocks: 2, mismatched: 0 });
   });
+});
+
+describe("publications that overlap, and a store replaced under the layout (postgres)", () => {
+  it("two full CRLs of one CA published at once: whichever is installed lists exactly the store's revocations, and the next one too", async () => {
+    const c = await setup("postgres");
+    for (let i = 0; i < 30; i++) await c.revokeBlock(100);
+    await c.publish();
+    await c.revokeBlock(100);
+    // A second workspace on the same root and database: another `jpki crl generate` (or serve's updater).
+    const other = await Workspace.createAsync(c.root, { storeUrl: c.url! });
+    open.push(other);
+    const both = await Promise.all([generateCrls(c.ws, { ca: "13-sig", passphrase: "pw" }), generateCrls(other, { ca: "13-sig", passphrase: "pw" })]);
+    const [a, b] = both.map((r) => r[0]!) as [PublishedCrl, PublishedCrl];
+    expect(a.number).not.toBe(b.number);
+    expect(a.reused!.blocks + b.reused!.blocks).toBeGreaterThan(0);
+    // The file in place: openssl lists every revocation once (checked by publish), after one more.
+    await c.revokeBlock(10);
+    await c.publish();
+    await c.revokeBlock(10);
+    expect((await c.publish()).reused).toMatchObject({ blocks: 32, mismatched: 0 });
+  }, 60_000);
+
+  it.each(["postgres", "sqlite"] as const)("a store copied from %s: every block's digest is its DER's; the layout's block ids name other blocks now and the CRL lists exactly the copy's revocations", async (from) => {
+    const src = await setup(from);
+    for (let i = 0; i < 3; i++) await src.revokeBlock(40 + i);
+    await src.publish();
+    // The workspace's CRL and layout stay; its store is replaced by a copy on a new database (`jpki store copy`).
+    const target = await server.createDatabase();
+    const { PostgresStore } = await import("../store/postgres.js");
+    const { copyStore } = await import("../store/copy.js");
+    const into = await PostgresStore.open(target, { create: true, loadTarget: true });
+    await copyStore(src.ws.store, into);
+    await into.close();
+    const db = new pg.Client({ connectionString: target });
+    await db.connect();
+    try {
+      // Every block's digest is its DER's: none NULL, none stale.
+      expect((await db.query("SELECT count(*)::int AS n FROM revocation_log WHERE digest IS DISTINCT FROM sha256(der)")).rows[0].n).toBe(0);
+    } finally {
+      await db.end();
+    }
+    if (from === "sqlite") return; // its workspace holds no layout to mislead the copy's CRL
+    // The workspace, its CRL and layout as they are, on the copy (block ids restart from 1, boundaries redrawn).
+    await src.ws.close();
+    open.splice(open.indexOf(src.ws), 1);
+    const ws = await Workspace.createAsync(src.root, { storeUrl: target });
+    open.push(ws);
+    const [crl] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws.paths.crlDir, "13-sig.crl"), "-noout", "-text"], { encoding: "utf8" });
+    const listed = text.split("Serial Number: ").slice(1).map((e) => /^([0-9A-F]+)\s+Revocation Date: (.+ GMT)/.exec(e)!).map(([, s, d]) => `${s} ${new Date(d!).toUTCString()}`);
+    expect(listed.sort()).toEqual([...src.revoked].sort());
+    expect(crl!.entries).toBe(123);
+    const [next] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(next!.reused).toMatchObject({ mismatched: 0 });
+    expect(next!.reused!.blocks).toBeGreaterThan(0);
+  }, 60_000);
 });
