@@ -462,3 +462,32 @@ describe("publications that overlap, and a store replaced under the layout (post
     expect(next!.reused!.blocks).toBeGreaterThan(0);
   }, 60_000);
 });
+
+describe("a restore under the layout (postgres)", () => {
+  it("jpki restore --force of an older backup, then a full CRL: exactly the restored store's revocations (those revoked since carried over), the stale layout only a hint", async () => {
+    const { takeBackup } = await import("../backup/backup.js");
+    const { restoreBackup } = await import("../backup/restore.js");
+    const c = await setup("postgres");
+    for (let i = 0; i < 3; i++) await c.revokeBlock(40 + i);
+    await c.publish();
+    const dest = join(tmp(), "backup");
+    await takeBackup({ workspaceDir: c.root, dest, storeUrl: c.url!, passphrase: "pw" });
+    // After the backup: more revocations, a CRL and its layout the backup does not have.
+    await c.revokeBlock(50);
+    await c.publish();
+    const layoutBefore = readLayout(c.root, "13-sig")!;
+    await c.ws.close();
+    open.splice(open.indexOf(c.ws), 1);
+    await restoreBackup({ source: dest, workspaceDir: c.root, storeUrl: c.url!, force: true, passphrase: "pw" });
+    expect(readLayout(c.root, "13-sig")).toEqual(layoutBefore); // cache/ is no part of a backup: it stays
+    const ws = await Workspace.createAsync(c.root, { storeUrl: c.url! });
+    open.push(ws);
+    const [crl] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws.paths.crlDir, "13-sig.crl"), "-CAfile", join(ws.paths.caDir, "13-sig.pem"), "-noout", "-text"], { encoding: "utf8" });
+    const listed = text.split("Serial Number: ").slice(1).map((e) => /^([0-9A-F]+)\s+Revocation Date: (.+ GMT)/.exec(e)!).map(([, s, d]) => `${s} ${new Date(d!).toUTCString()}`);
+    expect(listed.sort()).toEqual([...c.revoked].sort());
+    expect(crl!.reused).toMatchObject({ mismatched: 0 });
+    const [next] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(next!.reused!.blocks).toBeGreaterThan(0);
+  }, 60_000);
+});
