@@ -5,18 +5,23 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
+import { fileMode, underUmaskZero } from "../../test/umask.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { initCas } from "../ca/manage.js";
 import { prefecture } from "../ca/prefectures.js";
+import type { Clock } from "../pki/clock.js";
+import { FixedClock } from "../pki/clock.js";
 import type { FourItems } from "../profile/types.js";
 import type { IssuanceRecord } from "../store/types.js";
 import { Workspace } from "../workspace/workspace.js";
 import { generateCrls } from "./generate.js";
+import type { PublishedCrl } from "./publisher.js";
 import { BlockLayoutRecorder, layoutPath, openHeldBlocks, readLayout } from "./reuse.js";
 
 const server = usePostgres();
@@ -103,47 +108,59 @@ describe("held blocks", () => {
 
 const FOUR: FourItems = { name: "再利用　花子", address: "東京都千代田区千代田１番１号", birthDate: "1980-01-01", gender: "female" };
 
+/**
+ * A workspace with CA 13-sig on `kind`, revoking one notice batch (one log block) at a time, and a publish that
+ * checks with openssl that the CRL verifies under the CA and lists every revocation, once.
+ */
+async function setup(kind: "sqlite" | "postgres", clock?: Clock) {
+  const root = join(tmp(), "ws");
+  const url = kind === "postgres" ? await server.createDatabase() : undefined;
+  const ws = url ? await Workspace.createAsync(root, { storeUrl: url, config: { store: "postgres" }, ...(clock ? { clock } : {}) }) : Workspace.create(root, clock ? { clock } : {});
+  open.push(ws);
+  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+  /** "SERIAL DATE" of every revocation, as openssl prints a CRL entry (the reason is 1, Key Compromise, for all) */
+  const revoked: string[] = [];
+  let next = 0x7000;
+  let blockNo = 0;
+  /** One block of `n` revocations (one notice batch) of certificates valid until `notAfter` (of the i-th); their openssl lines. */
+  const revokeBlock = async (n: number, notAfterOf: (i: number) => Date = () => new Date(Date.UTC(2031, 0, 1))) => {
+    const records: IssuanceRecord[] = Array.from({ length: n }, (_, i) => {
+      const notAfter = notAfterOf(i);
+      const serial = (next++).toString(16);
+      return { serial, caId: "13-sig", type: "signature", residentCode: `r${serial}`, municipalityCode: "131016", fourItems: FOUR, notBefore: new Date(Date.UTC(2026, 0, 1)), notAfter, issuedAt: new Date(Date.UTC(2026, 0, 1)), der: Buffer.alloc(64, 0x30) };
+    });
+    await ws.store.upsertResidents(records.map((r) => ({ residentCode: r.residentCode, municipalityCode: "131016", fourItems: FOUR, status: "active" as const })));
+    await ws.store.commitIssuances(records);
+    const when = new Date(Date.UTC(2026, 5, 1 + blockNo++, 12, 0, 0));
+    await ws.store.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
+      commit: { at: when, notices: [], sequences: [], revocations: records.map((r) => ({ serial: r.serial, reason: 1, source: "test", residentCode: r.residentCode })), relinks: [], dirtyCas: ["13-sig"] },
+    }));
+    const lines = records.map((r) => `${r.serial.toUpperCase()} ${when.toUTCString()}`);
+    revoked.push(...lines);
+    return lines;
+  };
+  const crlPath = join(ws.paths.crlDir, "13-sig.crl");
+  /** Publishes, and checks with openssl that the CRL verifies under the CA and lists every revocation, once. */
+  const publish = async () => {
+    const [crl] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", crlPath, "-CAfile", join(ws.paths.caDir, "13-sig.pem"), "-noout", "-text"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    // Each entry whole: its serial, its date, its reason (a byte changed anywhere in one shows here).
+    const entries = text.split("Serial Number: ").slice(1);
+    for (const e of entries) expect(e).toMatch(/^[0-9A-F]+\s+Revocation Date: [^\n]+ GMT\s+CRL entry extensions:\s+X509v3 CRL Reason Code:\s+Key Compromise\s/);
+    const listed = entries.map((e) => {
+      const [, serial, date] = /^([0-9A-F]+)\s+Revocation Date: (.+ GMT)/.exec(e)!;
+      return `${serial} ${new Date(date!).toUTCString()}`;
+    });
+    expect(listed.sort()).toEqual([...revoked].sort());
+    expect(crl!.sha256).toBe(sha(readFileSync(crlPath)).toString("hex")); // as recorded in the store
+    return { ...crl!, listed };
+  };
+  return { root, url, ws, crlPath, revoked, revokeBlock, publish };
+}
+
 describe.each(["sqlite", "postgres"] as const)("the next full CRL from the previous one's blocks (%s)", (kind) => {
   it("lists exactly the store's revocations, taking from the previous CRL only blocks whose bytes hash as the store's", async () => {
-    const root = join(tmp(), "ws");
-    const url = kind === "postgres" ? await server.createDatabase() : undefined;
-    const ws = url ? await Workspace.createAsync(root, { storeUrl: url, config: { store: "postgres" } }) : Workspace.create(root);
-    open.push(ws);
-    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
-    /** "SERIAL DATE" of every revocation, as openssl prints a CRL entry (the reason is 1, Key Compromise, for all) */
-    const revoked: string[] = [];
-    let next = 0x7000;
-    let blockNo = 0;
-    /** One block of `n` revocations (one notice batch). */
-    const revokeBlock = async (n: number) => {
-      const records: IssuanceRecord[] = Array.from({ length: n }, () => {
-        const serial = (next++).toString(16);
-        return { serial, caId: "13-sig", type: "signature", residentCode: `r${serial}`, municipalityCode: "131016", fourItems: FOUR, notBefore: new Date(Date.UTC(2026, 0, 1)), notAfter: new Date(Date.UTC(2031, 0, 1)), issuedAt: new Date(Date.UTC(2026, 0, 1)), der: Buffer.alloc(64, 0x30) };
-      });
-      await ws.store.upsertResidents(records.map((r) => ({ residentCode: r.residentCode, municipalityCode: "131016", fourItems: FOUR, status: "active" as const })));
-      await ws.store.commitIssuances(records);
-      const at = new Date(Date.UTC(2026, 5, 1 + blockNo++, 12, 0, 0));
-      await ws.store.commitNoticeBatch({ noticeIds: [], residentCodes: [] }, () => ({
-        commit: { at, notices: [], sequences: [], revocations: records.map((r) => ({ serial: r.serial, reason: 1, source: "test", residentCode: r.residentCode })), relinks: [], dirtyCas: ["13-sig"] },
-      }));
-      revoked.push(...records.map((r) => `${r.serial.toUpperCase()} ${at.toUTCString()}`));
-    };
-    const crlPath = join(ws.paths.crlDir, "13-sig.crl");
-    /** Publishes, and checks with openssl that the CRL verifies under the CA and lists every revocation, once. */
-    const publish = async () => {
-      const [crl] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
-      const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", crlPath, "-CAfile", join(ws.paths.caDir, "13-sig.pem"), "-noout", "-text"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-      // Each entry whole: its serial, its date, its reason (a byte changed anywhere in one shows here).
-      const entries = text.split("Serial Number: ").slice(1);
-      for (const e of entries) expect(e).toMatch(/^[0-9A-F]+\s+Revocation Date: [^\n]+ GMT\s+CRL entry extensions:\s+X509v3 CRL Reason Code:\s+Key Compromise\s/);
-      const listed = entries.map((e) => {
-        const [, serial, date] = /^([0-9A-F]+)\s+Revocation Date: (.+ GMT)/.exec(e)!;
-        return `${serial} ${new Date(date!).toUTCString()}`;
-      });
-      expect(listed.sort()).toEqual([...revoked].sort());
-      expect(crl!.sha256).toBe(sha(readFileSync(crlPath)).toString("hex")); // as recorded in the store
-      return crl!;
-    };
+    const { root, url, ws, crlPath, revokeBlock, publish } = await setup(kind);
     for (let i = 0; i < 3; i++) await revokeBlock(40 + i);
     expect((await publish()).reused).toMatchObject({ blocks: 0, mismatched: 0 });
     const isPg = kind === "postgres";
@@ -185,4 +202,293 @@ describe.each(["sqlite", "postgres"] as const)("the next full CRL from the previ
     await revokeBlock(3);
     expect((await publish()).reused).toMatchObject({ blocks: 5, mismatched: 0 });
   });
+});
+
+/**
+ * An operator's bad day under cache/ and crl/: whatever sits where the layout, its directories or the previous CRL
+ * go, the publication succeeds and lists exactly the store's revocations, in bounded time, without reading or
+ * writing through a symbolic link. Each case: a first CRL (3 blocks) leaves a layout, `prepare` spoils something,
+ * a second CRL is published and openssl checks it, then `check`.
+ */
+describe("a hostile cache or previous CRL (postgres)", () => {
+  type Ctx = Awaited<ReturnType<typeof setup>> & { blocks: string; outside: string; before?: Buffer };
+  const cases: Array<[string, (c: Ctx) => void, (c: Ctx, reused: { blocks: number }) => void]> = [
+    [
+      "cache/crl-blocks/ a symbolic link to another directory: neither read nor written through",
+      (c) => {
+        c.before = readFileSync(layoutPath(c.root, "13-sig"));
+        renameSync(c.blocks, join(c.outside, "moved"));
+        symlinkSync(join(c.outside, "moved"), c.blocks);
+      },
+      (c, reused) => {
+        expect(readdirSync(join(c.outside, "moved"))).toEqual(["13-sig.json"]);
+        expect(readFileSync(join(c.outside, "moved", "13-sig.json")).equals(c.before!)).toBe(true);
+        expect(reused.blocks).toBe(0);
+        expect(readLayout(c.root, "13-sig")).toBeUndefined();
+        expect(lstatSync(c.blocks).isSymbolicLink()).toBe(true);
+      },
+    ],
+    [
+      "cache/ a dangling symbolic link: nothing made where it points",
+      (c) => {
+        rmSync(join(c.root, "cache"), { recursive: true });
+        symlinkSync(join(c.outside, "nowhere"), join(c.root, "cache"));
+      },
+      (c) => {
+        expect(existsSync(join(c.outside, "nowhere"))).toBe(false);
+        expect(lstatSync(join(c.root, "cache")).isSymbolicLink()).toBe(true);
+      },
+    ],
+    [
+      "a directory where the layout goes",
+      (c) => {
+        rmSync(layoutPath(c.root, "13-sig"));
+        mkdirSync(layoutPath(c.root, "13-sig"));
+      },
+      (_c, reused) => expect(reused.blocks).toBe(0),
+    ],
+    [
+      "a FIFO as the layout: not waited on",
+      (c) => {
+        rmSync(layoutPath(c.root, "13-sig"));
+        execFileSync("mkfifo", [layoutPath(c.root, "13-sig")]);
+      },
+      (c, reused) => {
+        expect(reused.blocks).toBe(0);
+        expect(lstatSync(layoutPath(c.root, "13-sig")).isFile()).toBe(true); // the new layout took its name
+      },
+    ],
+    [
+      "/dev/zero linked as the layout: not read",
+      (c) => {
+        rmSync(layoutPath(c.root, "13-sig"));
+        symlinkSync("/dev/zero", layoutPath(c.root, "13-sig"));
+      },
+      (_c, reused) => expect(reused.blocks).toBe(0),
+    ],
+    [
+      "a FIFO as the previous CRL: not waited on",
+      (c) => {
+        rmSync(c.crlPath);
+        execFileSync("mkfifo", [c.crlPath]);
+      },
+      (_c, reused) => expect(reused.blocks).toBe(0),
+    ],
+    [
+      "the previous CRL a symbolic link to a copy of itself: not read through",
+      (c) => {
+        renameSync(c.crlPath, join(c.outside, "copy.crl"));
+        symlinkSync(join(c.outside, "copy.crl"), c.crlPath);
+      },
+      (_c, reused) => expect(reused.blocks).toBe(0),
+    ],
+    [
+      "a layout larger than its CRL can need (100 MB of it would be read and parsed): not read",
+      (c) => {
+        const text = readFileSync(layoutPath(c.root, "13-sig"), "utf8");
+        const size = readLayout(c.root, "13-sig")!.size;
+        writeFileSync(layoutPath(c.root, "13-sig"), text + " ".repeat(2 * size + 4096 - text.length + 1));
+      },
+      (_c, reused) => expect(reused.blocks).toBe(0),
+    ],
+  ];
+  it.each(cases)("%s", async (_name, prepare, check) => {
+    const c = await setup("postgres");
+    for (let i = 0; i < 3; i++) await c.revokeBlock(40 + i);
+    await c.publish();
+    const ctx: Ctx = { ...c, blocks: join(c.root, "cache", "crl-blocks"), outside: tmp() };
+    expect(readLayout(c.root, "13-sig")?.blocks.length).toBe(3);
+    prepare(ctx);
+    await c.revokeBlock(50);
+    const { reused } = await c.publish();
+    check(ctx, reused!);
+    // …and the layout serves the next build whenever it could be written in the workspace's own directories.
+    await c.revokeBlock(5);
+    const again = (await c.publish()).reused!;
+    if (lstatSync(join(c.root, "cache")).isDirectory() && lstatSync(ctx.blocks).isDirectory() && lstatSync(layoutPath(c.root, "13-sig")).isFile()) expect(again.blocks).toBe(4);
+  }, 30_000);
+
+  it("the temporary layout a killed writer left is swept; a live writer's is left alone", async () => {
+    const c = await setup("postgres");
+    await c.revokeBlock(10);
+    await c.publish();
+    const blocks = join(c.root, "cache", "crl-blocks");
+    // A process that ran and is gone (a kill -9 between writing and renaming), and one still running.
+    const dead = await new Promise<number>((resolve) => {
+      const child = execFile("true", () => resolve(child.pid!));
+    });
+    const staged = (pid: number) => `.13-sig.json.${pid}~@${"0".repeat(16)}.${"a".repeat(12)}.tmp`;
+    const { thisNamespace } = await import("../store/pid-namespace.js");
+    const ours = (pid: number) => staged(pid).replace("0".repeat(16), thisNamespace());
+    writeFileSync(join(blocks, ours(dead)), "{");
+    writeFileSync(join(blocks, ours(process.pid)), "{");
+    await c.revokeBlock(10);
+    expect((await c.publish()).reused).toMatchObject({ blocks: 1 });
+    expect(readdirSync(blocks).sort()).toEqual([ours(process.pid), "13-sig.json"].sort());
+  });
+
+  describe("under umask 0", () => {
+    underUmaskZero();
+    it("the cache directories are made 0700 and the layout 0600", async () => {
+      const c = await setup("postgres");
+      await c.revokeBlock(10);
+      await c.publish();
+      expect([fileMode(join(c.root, "cache")), fileMode(join(c.root, "cache", "crl-blocks")), fileMode(layoutPath(c.root, "13-sig"))]).toEqual([0o700, 0o700, 0o600]);
+    });
+  });
+
+  // A full disk and a read-only cache need a file system of their own: a tmpfs mounted at cache/ (root only).
+  const canMount = process.getuid?.() === 0 && (() => {
+    const at = tmp();
+    try {
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", at], { stdio: "ignore" });
+      execFileSync("umount", [at], { stdio: "ignore" });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  it.runIf(canMount)("a full disk or a read-only cache/ costs the layout, never the publication", async () => {
+    const c = await setup("postgres");
+    for (let i = 0; i < 3; i++) await c.revokeBlock(40 + i);
+    await c.publish();
+    const cache = join(c.root, "cache");
+    rmSync(cache, { recursive: true });
+    mkdirSync(cache, { mode: 0o700 });
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", cache]);
+    try {
+      mkdirSync(join(cache, "crl-blocks"), { mode: 0o700 });
+      try {
+        writeFileSync(join(cache, "filler"), Buffer.alloc(1 << 20)); // fills it
+      } catch (e) {
+        expect((e as NodeJS.ErrnoException).code).toBe("ENOSPC");
+      }
+      await c.revokeBlock(10);
+      expect((await c.publish()).reused).toMatchObject({ blocks: 0 });
+      expect(readdirSync(join(cache, "crl-blocks"))).toEqual([]); // no temporary file left, no layout
+      execFileSync("mount", ["-o", "remount,ro", cache]);
+      await c.revokeBlock(10);
+      await c.publish();
+    } finally {
+      execFileSync("umount", [cache]);
+    }
+  });
+});
+
+describe("certificates expiring between two builds (postgres)", () => {
+  it("the next CRL drops exactly the entries past notAfter + expiredGraceDays, as a build without a layout does", async () => {
+    const clock = new FixedClock(Date.UTC(2026, 6, 1));
+    const c = await setup("postgres", clock);
+    const soon = new Date(Date.UTC(2026, 7, 1));
+    const later = new Date(Date.UTC(2031, 0, 1));
+    await c.revokeBlock(40); // stays
+    const mixed = await c.revokeBlock(30, (i) => (i % 3 === 0 ? soon : later)); // a third of it expires
+    const gone = await c.revokeBlock(20, () => soon); // all of it expires
+    await c.revokeBlock(25); // stays
+    expect((await c.publish()).reused).toMatchObject({ blocks: 0 });
+    // After notAfter, within the grace: all listed still (RFC 5280 §3.3), every block from the previous file.
+    clock.set(Date.UTC(2026, 7, 2));
+    expect((await c.publish()).reused).toMatchObject({ blocks: 4, mismatched: 0 });
+    // Past notAfter + grace: the expired entries leave; the whole blocks come from the file, the others from the store.
+    clock.set(Date.UTC(2026, 7, 1 + c.ws.config.expiredGraceDays + 1));
+    const expired = new Set([...mixed.filter((_, i) => i % 3 === 0), ...gone]);
+    c.revoked.splice(0, c.revoked.length, ...c.revoked.filter((l) => !expired.has(l)));
+    const withLayout = await c.publish();
+    expect(withLayout.reused).toMatchObject({ blocks: 2, mismatched: 0 });
+    expect(withLayout.entries).toBe(40 + 20 + 25);
+    // The same CRL without a layout, from the store alone.
+    rmSync(join(c.root, "cache"), { recursive: true });
+    clock.advance(1000);
+    const fromStore = await c.publish();
+    expect(fromStore.reused).toMatchObject({ blocks: 0 });
+    expect(fromStore.listed.sort()).toEqual(withLayout.listed.sort());
+    // The layout it left holds the whole blocks only: the next build takes them.
+    clock.advance(1000);
+    expect((await c.publish()).reused).toMatchObject({ blocks: 2, mismatched: 0 });
+  });
+});
+
+describe("publications that overlap, and a store replaced under the layout (postgres)", () => {
+  it("two full CRLs of one CA published at once: whichever is installed lists exactly the store's revocations, and the next one too", async () => {
+    const c = await setup("postgres");
+    for (let i = 0; i < 30; i++) await c.revokeBlock(100);
+    await c.publish();
+    await c.revokeBlock(100);
+    // A second workspace on the same root and database: another `jpki crl generate` (or serve's updater).
+    const other = await Workspace.createAsync(c.root, { storeUrl: c.url! });
+    open.push(other);
+    const both = await Promise.all([generateCrls(c.ws, { ca: "13-sig", passphrase: "pw" }), generateCrls(other, { ca: "13-sig", passphrase: "pw" })]);
+    const [a, b] = both.map((r) => r[0]!) as [PublishedCrl, PublishedCrl];
+    expect(a.number).not.toBe(b.number);
+    expect(a.reused!.blocks + b.reused!.blocks).toBeGreaterThan(0);
+    // The file in place: openssl lists every revocation once (checked by publish), after one more.
+    await c.revokeBlock(10);
+    await c.publish();
+    await c.revokeBlock(10);
+    expect((await c.publish()).reused).toMatchObject({ blocks: 32, mismatched: 0 });
+  }, 60_000);
+
+  it.each(["postgres", "sqlite"] as const)("a store copied from %s: every block's digest is its DER's; the layout's block ids name other blocks now and the CRL lists exactly the copy's revocations", async (from) => {
+    const src = await setup(from);
+    for (let i = 0; i < 3; i++) await src.revokeBlock(40 + i);
+    await src.publish();
+    // The workspace's CRL and layout stay; its store is replaced by a copy on a new database (`jpki store copy`).
+    const target = await server.createDatabase();
+    const { PostgresStore } = await import("../store/postgres.js");
+    const { copyStore } = await import("../store/copy.js");
+    const into = await PostgresStore.open(target, { create: true, loadTarget: true });
+    await copyStore(src.ws.store, into);
+    await into.close();
+    const db = new pg.Client({ connectionString: target });
+    await db.connect();
+    try {
+      // Every block's digest is its DER's: none NULL, none stale.
+      expect((await db.query("SELECT count(*)::int AS n FROM revocation_log WHERE digest IS DISTINCT FROM sha256(der)")).rows[0].n).toBe(0);
+    } finally {
+      await db.end();
+    }
+    if (from === "sqlite") return; // its workspace holds no layout to mislead the copy's CRL
+    // The workspace, its CRL and layout as they are, on the copy (block ids restart from 1, boundaries redrawn).
+    await src.ws.close();
+    open.splice(open.indexOf(src.ws), 1);
+    const ws = await Workspace.createAsync(src.root, { storeUrl: target });
+    open.push(ws);
+    const [crl] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws.paths.crlDir, "13-sig.crl"), "-noout", "-text"], { encoding: "utf8" });
+    const listed = text.split("Serial Number: ").slice(1).map((e) => /^([0-9A-F]+)\s+Revocation Date: (.+ GMT)/.exec(e)!).map(([, s, d]) => `${s} ${new Date(d!).toUTCString()}`);
+    expect(listed.sort()).toEqual([...src.revoked].sort());
+    expect(crl!.entries).toBe(123);
+    const [next] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(next!.reused).toMatchObject({ mismatched: 0 });
+    expect(next!.reused!.blocks).toBeGreaterThan(0);
+  }, 60_000);
+});
+
+describe("a restore under the layout (postgres)", () => {
+  it("jpki restore --force of an older backup, then a full CRL: exactly the restored store's revocations (those revoked since carried over), the stale layout only a hint", async () => {
+    const { takeBackup } = await import("../backup/backup.js");
+    const { restoreBackup } = await import("../backup/restore.js");
+    const c = await setup("postgres");
+    for (let i = 0; i < 3; i++) await c.revokeBlock(40 + i);
+    await c.publish();
+    const dest = join(tmp(), "backup");
+    await takeBackup({ workspaceDir: c.root, dest, storeUrl: c.url!, passphrase: "pw" });
+    // After the backup: more revocations, a CRL and its layout the backup does not have.
+    await c.revokeBlock(50);
+    await c.publish();
+    const layoutBefore = readLayout(c.root, "13-sig")!;
+    await c.ws.close();
+    open.splice(open.indexOf(c.ws), 1);
+    await restoreBackup({ source: dest, workspaceDir: c.root, storeUrl: c.url!, force: true, passphrase: "pw" });
+    expect(readLayout(c.root, "13-sig")).toEqual(layoutBefore); // cache/ is no part of a backup: it stays
+    const ws = await Workspace.createAsync(c.root, { storeUrl: c.url! });
+    open.push(ws);
+    const [crl] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", join(ws.paths.crlDir, "13-sig.crl"), "-CAfile", join(ws.paths.caDir, "13-sig.pem"), "-noout", "-text"], { encoding: "utf8" });
+    const listed = text.split("Serial Number: ").slice(1).map((e) => /^([0-9A-F]+)\s+Revocation Date: (.+ GMT)/.exec(e)!).map(([, s, d]) => `${s} ${new Date(d!).toUTCString()}`);
+    expect(listed.sort()).toEqual([...c.revoked].sort());
+    expect(crl!.reused).toMatchObject({ mismatched: 0 });
+    const [next] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(next!.reused!.blocks).toBeGreaterThan(0);
+  }, 60_000);
 });

@@ -10,15 +10,81 @@
  * the store and SHA-256 alone: a layout or a previous CRL that is stale, altered, truncated or another host's gives
  * blocks that do not match, and those are read from the store as before. Nothing here is trusted for more than a hint.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { EncodedEntries, EntriesTotal } from "../profile/crl-entry.js";
+import { sweepTempsFor, tempPathFor } from "../store/staging.js";
 import type { KnownBlocks } from "../store/types.js";
 
 const LAYOUT_VERSION = 1;
 /** Bytes read from the previous CRL at a time: blocks are asked for in file order, so one read serves many. */
 const WINDOW_BYTES = 4 << 20;
+/**
+ * How the layout and the previous CRL are opened: never through a symbolic link (a hint is read from the workspace
+ * only), and without blocking (a FIFO put there would otherwise hold the publication until a writer came: it is then
+ * opened at once and refused as no regular file).
+ */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+/**
+ * A layout larger than this is not read (JSON.parse holds it as a string twice over). openHeldBlocks narrows it to
+ * what the CRL it describes can need: a block is at least one entry, longer in the CRL than its triple in the layout.
+ */
+const MAX_LAYOUT_BYTES = 256 << 20;
+
+/**
+ * `cache/crl-blocks/` as a directory of the workspace itself, or undefined: cache/ and crl-blocks/ must each be a
+ * directory, not a symbolic link (followed, the layout was written wherever it pointed, as publicationDir refuses for
+ * the CRLs) nor anything else. With `make`, each is made (0700) when missing. Never an error: the cache is a hint.
+ */
+function blocksDir(root: string, make: boolean): string | undefined {
+  let at = root;
+  for (const part of ["cache", "crl-blocks"]) {
+    at = join(at, part);
+    try {
+      if (!lstatSync(at).isDirectory()) return undefined;
+      continue;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT" || !make) return undefined;
+    }
+    try {
+      mkdirSync(at, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST" || !lstatSync(at).isDirectory()) return undefined;
+    }
+  }
+  return at;
+}
+
+/** The regular file at `path` opened for reading (not through a link, never waiting on a FIFO), or undefined. */
+function openRegular(path: string): { fd: number; size: number } | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, READ_FLAGS);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.isFile()) return { fd, size: st.size };
+  } catch {
+    // as not a regular file
+  }
+  closeSync(fd);
+  return undefined;
+}
+
+/** Reads `length` bytes at `offset` of `fd` (fewer at the end of the file). */
+function readAt(fd: number, offset: number, length: number): Buffer {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const r = readSync(fd, buf, got, length - got, offset + got);
+    if (r === 0) break;
+    got += r;
+  }
+  return buf.subarray(0, got);
+}
 
 /** Where one published full CRL's whole blocks lie in its file. */
 export interface BlockLayout {
@@ -50,10 +116,25 @@ export interface HeldBlocks extends KnownBlocks {
   close(): void;
 }
 
-/** A layout file as written, or undefined when it is missing, unreadable, or not one (never an error: it is a hint). */
-export function readLayout(root: string, caId: string): BlockLayout | undefined {
+/**
+ * A layout file as written, or undefined when it is missing, unreadable, larger than `maxBytes`, not a regular file
+ * of the workspace's own cache/crl-blocks/, or not a layout (never an error: it is a hint).
+ */
+export function readLayout(root: string, caId: string, maxBytes = MAX_LAYOUT_BYTES): BlockLayout | undefined {
+  if (!blocksDir(root, false)) return undefined;
+  const file = openRegular(layoutPath(root, caId));
+  if (!file) return undefined;
+  let text: string;
   try {
-    const v = JSON.parse(readFileSync(layoutPath(root, caId), "utf8")) as { version?: unknown; caId?: unknown; number?: unknown; size?: unknown; blocks?: unknown };
+    if (file.size > maxBytes) return undefined;
+    text = readAt(file.fd, 0, file.size).toString("utf8");
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(file.fd);
+  }
+  try {
+    const v = JSON.parse(text) as { version?: unknown; caId?: unknown; number?: unknown; size?: unknown; blocks?: unknown };
     if (v.version !== LAYOUT_VERSION || v.caId !== caId || typeof v.number !== "string" || !Number.isSafeInteger(v.size) || !Array.isArray(v.blocks)) return undefined;
     for (const b of v.blocks) {
       if (!Array.isArray(b) || b.length !== 3 || typeof b[0] !== "string" || !Number.isSafeInteger(b[1]) || !Number.isSafeInteger(b[2]) || b[1] < 0 || b[2] <= 0) return undefined;
@@ -73,41 +154,25 @@ export function readLayout(root: string, caId: string): BlockLayout | undefined 
 export function openHeldBlocks(root: string, caId: string, crlPath: string): HeldBlocks {
   const stats: ReuseStats = { blocks: 0, bytes: 0, mismatched: 0 };
   const none: HeldBlocks = { stats, has: () => false, take: () => undefined, close: () => undefined };
-  const layout = readLayout(root, caId);
-  if (!layout?.blocks.length) return none;
-  let fd: number;
-  try {
-    fd = openSync(crlPath, "r");
-  } catch {
-    return none;
-  }
-  let size: number;
-  try {
-    const st = fstatSync(fd);
-    size = st.size;
-    if (!st.isFile() || size !== layout.size) throw new Error("not the file described");
-  } catch {
-    closeSync(fd);
+  const file = openRegular(crlPath);
+  if (!file) return none;
+  const { fd, size } = file;
+  const layout = readLayout(root, caId, 2 * size + 4096);
+  if (!layout?.blocks.length || size !== layout.size) {
+    closeSync(fd); // not the file described
     return none;
   }
   const where = new Map<string, { offset: number; length: number }>();
   for (const [id, offset, length] of layout.blocks) if (offset + length <= size) where.set(id, { offset, length });
-  let window = Buffer.alloc(0);
+  let window: Buffer = Buffer.alloc(0);
   let windowStart = 0;
   let open = true;
   const read = (offset: number, length: number): Buffer | undefined => {
     if (offset < windowStart || offset + length > windowStart + window.length) {
       // A fresh buffer each time: the slices handed out go on to the CRL being written and must not change.
-      const n = Math.min(Math.max(length, WINDOW_BYTES), size - offset);
-      const buf = Buffer.allocUnsafe(n);
-      let got = 0;
-      while (got < n) {
-        const r = readSync(fd, buf, got, n - got, offset + got);
-        if (r === 0) break;
-        got += r;
-      }
-      if (got < length) return undefined;
-      window = buf.subarray(0, got);
+      const buf = readAt(fd, offset, Math.min(Math.max(length, WINDOW_BYTES), size - offset));
+      if (buf.length < length) return undefined;
+      window = buf;
       windowStart = offset;
     }
     return window.subarray(offset - windowStart, offset - windowStart + length);
@@ -165,7 +230,12 @@ export class BlockLayoutRecorder {
    * it describes a file that is gone.
    */
   save(root: string, caId: string, number: bigint, size: number, entriesOffset: number): void {
+    // Only into the workspace's own directories: through a link it would write (or remove) elsewhere.
+    const dir = blocksDir(root, this.#blocks.length > 0);
+    if (!dir) return;
     const path = layoutPath(root, caId);
+    // What a writer killed between writing and renaming left (its process gone); a live one's is its work.
+    sweepTempsFor(path);
     if (!this.#blocks.length) {
       try {
         rmSync(path, { force: true });
@@ -181,10 +251,17 @@ export class BlockLayoutRecorder {
       size,
       blocks: this.#blocks.map(([id, at, length]) => [id, entriesOffset + at, length] as const),
     };
-    const tmp = `${path}.${process.pid}.tmp`;
+    const tmp = tempPathFor(path);
     try {
-      mkdirSync(join(root, "cache", "crl-blocks"), { recursive: true, mode: 0o700 });
-      writeFileSync(tmp, JSON.stringify(layout), { mode: 0o600 });
+      // A new file (O_EXCL: never one a link put there), exactly 0600 whatever the umask.
+      const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      try {
+        fchmodSync(fd, 0o600);
+        const data = Buffer.from(JSON.stringify(layout), "utf8");
+        for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+      } finally {
+        closeSync(fd);
+      }
       // No fsync: a layout lost in a crash costs the next build its reuse, nothing else.
       renameSync(tmp, path);
     } catch {
