@@ -28,6 +28,9 @@ export interface CrlParams {
    * Revoked entries, in chunks: either entries to encode, or entries the store already holds encoded (its
    * revocation log), which are only concatenated. The first item may be their total (EntriesTotal): then the CRL
    * is laid out before the first entry arrives, and the entries must add up to it (ERR_INTERNAL otherwise).
+   * An encoded chunk's `der` is read before the next item is asked for and never kept by reference (what must
+   * be kept is copied), so its producer may reuse that memory for the next chunk (crl/reuse.ts reads the previous
+   * CRL through one window: memory touched for the first time costs more than the work done on it here).
    */
   readonly entries: AsyncIterable<readonly CrlEntryInput[] | EncodedEntries | EntriesTotal> | Iterable<readonly CrlEntryInput[] | EncodedEntries | EntriesTotal>;
   /**
@@ -41,7 +44,11 @@ export interface CrlParams {
    * it, the signer is awaited first.
    */
   readonly issuerKey?: Buffer;
-  /** Receives the CRL's DER chunk by chunk, in order, as each is settled (e.g. a staged file being written). */
+  /**
+   * Receives the CRL's DER chunk by chunk, in order, as each is settled (e.g. a staged file being written). A chunk
+   * may be the store's memory as it came (a big log block), which its producer may reuse once the next entries are
+   * asked for (CrlParams.entries): write it or copy it before returning.
+   */
   readonly sink?: (chunk: Buffer) => void;
   /**
    * Called once everything but the signature has gone to `sink`, before the signer is awaited: e.g. to start
@@ -109,40 +116,46 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
     const total = !first.done && isEntriesTotal(first.value) ? first.value : undefined;
 
     // Entries arrive in chunks: encoded ones (the store's log) big enough go on as they are (no copy); small ones,
-    // and entries to encode, are packed with their neighbours into blocks of about PACK_BYTES.
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
+    // and entries to encode, are copied into a pack of about PACK_BYTES, a new one each time (the sink may keep
+    // what it is given). A big chunk kept past this call is copied: by `keep`, by a build without the total (held
+    // until the last entry), as a TBS piece of a small CRL (put).
+    let pack: Buffer | undefined;
+    let packBytes = 0;
     let entriesBytes = 0;
     let count = 0;
+    const held = keep || !total;
     let emit: (block: Buffer) => void = () => undefined; // set below, once the layout is known or not
     const flushPending = () => {
-      if (!pendingBytes) return;
-      const block = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
+      if (!pack || !packBytes) return;
+      const block = pack.subarray(0, packBytes);
+      pack = undefined;
+      packBytes = 0;
       emit(block);
+    };
+    const packIn = (der: Buffer) => {
+      if (packBytes + der.length > PACK_BYTES) flushPending();
+      pack ??= Buffer.allocUnsafe(PACK_BYTES);
+      der.copy(pack, packBytes);
+      packBytes += der.length;
+      if (packBytes >= PACK_BYTES) flushPending();
     };
     const add = (chunk: readonly CrlEntryInput[] | EncodedEntries | EntriesTotal) => {
       if (isEntriesTotal(chunk)) throw new JpkiError("ERR_INTERNAL", "the store announced the CRL's entries twice");
       if (!Array.isArray(chunk)) {
         const { der, count: n } = chunk as EncodedEntries;
         count += n;
+        // A chunk's bytes are the store's only until the next chunk is asked for (CrlParams.entries).
         if (der.length >= PACK_BYTES) {
           flushPending();
-          emit(der);
+          emit(held ? Buffer.from(der) : der);
           return;
         }
-        pending.push(der);
-        pendingBytes += der.length;
-        if (pendingBytes >= PACK_BYTES) flushPending();
+        packIn(der);
         return;
       }
       for (const e of chunk as readonly CrlEntryInput[]) {
-        const enc = encodeEntry(e);
-        pending.push(enc);
-        pendingBytes += enc.length;
+        packIn(encodeEntry(e));
         count++;
-        if (pendingBytes >= PACK_BYTES) flushPending();
       }
     };
     const rest = async () => {
@@ -167,7 +180,7 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
         tbsHash.update(c);
         tbsBytes += c.length;
         if (tbsBytes > SIGN_WHOLE_BYTES) tbsPieces = undefined;
-        tbsPieces?.push(c);
+        tbsPieces?.push(held ? c : Buffer.from(c)); // kept until signed: a copy of a store's chunk (at most SIGN_WHOLE_BYTES)
       }
       fileHash?.update(c);
       p.sink?.(c);

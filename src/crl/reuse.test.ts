@@ -23,6 +23,10 @@ import { Workspace } from "../workspace/workspace.js";
 import { generateCrls } from "./generate.js";
 import type { PublishedCrl } from "./publisher.js";
 import { BlockLayoutRecorder, layoutPath, openHeldBlocks, readLayout } from "./reuse.js";
+import { buildCrl, crlDer, streamCrl } from "./builder.js";
+import { createCaRecord, CertificationAuthority } from "../ca/authority.js";
+import { encodeEntry } from "../profile/crl-entry.js";
+import { parseConfig } from "../workspace/config.js";
 
 const server = usePostgres();
 const open: Workspace[] = [];
@@ -62,6 +66,51 @@ describe("the block layout file", () => {
 });
 
 describe("held blocks", () => {
+  it("read through one reused window, make the same CRL in every builder mode (what the builder keeps, it copies)", async () => {
+    const root = tmp();
+    const file = join(root, "prev.crl");
+    const rec = await createCaRecord({ prefectureCode: "13", purpose: "signature", passphrase: "pw", config: parseConfig({}), now: new Date("2026-01-01T00:00:00Z") });
+    const ca = CertificationAuthority.open(rec, "pw", parseConfig({}));
+    let serial = 0x5000_0000n;
+    const block = (n: number) => {
+      const list = Array.from({ length: n }, (_, i) => encodeEntry({ serial: (serial++).toString(16), revokedAt: new Date(Date.UTC(2026, 0, 2, 0, 0, i % 60)), reason: [0, 1, 3][i % 3]! }));
+      return { der: Buffer.concat(list), count: n };
+    };
+    // Big blocks (≥ 64 KiB: the builder passes them on as they are) and small ones (packed), under 1 MiB in all so
+    // a TBS small enough to be signed whole is kept in pieces too; the window holds two big blocks at most.
+    const blocks = [block(2000), block(10), block(3), block(2100), block(2000), block(1), block(2200), block(50), block(2000)];
+    const head = Buffer.alloc(100, 0x55);
+    writeFileSync(file, Buffer.concat([head, ...blocks.map((b) => b.der)]));
+    let at = head.length;
+    writeLayout(root, "13-sig", { version: 1, caId: "13-sig", number: "1", size: at + blocks.reduce((n, b) => n + b.der.length, 0), blocks: blocks.map((b, i) => [String(i + 1), (at += b.der.length) - b.der.length, b.der.length]) });
+    const total = { totalBytes: blocks.reduce((n, b) => n + b.der.length, 0), totalCount: blocks.reduce((n, b) => n + b.count, 0) };
+    const params = { issuerName: ca.subjectName, authorityKeyId: ca.record.keyId, number: 9n, thisUpdate: new Date("2026-01-03T00:00:00Z"), nextUpdate: new Date("2026-01-05T00:00:00Z"), signer: ca.signer };
+    const reference = crlDer(await buildCrl({ ...params, entries: [total, ...blocks] }));
+    async function* fromFile(withTotal: boolean) {
+      const held = openHeldBlocks(root, "13-sig", file, 200_000);
+      try {
+        if (withTotal) yield total;
+        for (const [i, b] of blocks.entries()) {
+          const der = held.take(String(i + 1), b.der.length, sha(b.der));
+          expect(der?.equals(b.der)).toBe(true);
+          yield { der: der!, count: b.count };
+        }
+        expect(held.stats).toMatchObject({ blocks: blocks.length, mismatched: 0 });
+      } finally {
+        held.close();
+      }
+    }
+    const streamed = async (withTotal: boolean) => {
+      const sunk: Buffer[] = [];
+      await streamCrl({ ...params, issuerKey: ca.signer.spki, entries: fromFile(withTotal), sink: (c) => sunk.push(Buffer.from(c)) });
+      return Buffer.concat(sunk);
+    };
+    expect((await streamed(true)).equals(reference)).toBe(true);
+    expect((await streamed(false)).equals(reference)).toBe(true);
+    expect(crlDer(await buildCrl({ ...params, entries: fromFile(true) })).equals(reference)).toBe(true);
+  });
+
+
   it("hand out a block only when its bytes hash as the store says; a file of another size holds nothing", () => {
     const root = tmp();
     const file = join(root, "prev.crl");
