@@ -10,6 +10,7 @@
 import { existsSync, lstatSync } from "node:fs";
 import { join } from "node:path";
 import { compromisedCaIds, createAuditCheckpoint } from "../audit/checkpoint.js";
+import { writeCaIndex } from "../ca/generation-index.js";
 import { caGeneration, caId, isRetired, parseCaId } from "../ca/ids.js";
 import { prefectureList } from "../ca/prefectures.js";
 import { isJpkiError, JpkiError } from "../errors.js";
@@ -160,6 +161,9 @@ export async function generateCrls(
   if (all.some((c) => !isRegularFile(join(ws.paths.caDir, `${c.id}.crt`)) || !isRegularFile(join(ws.paths.caDir, `${c.id}.pem`))) || links.length) {
     await (await import("../ca/rollover.js")).exportMissingCaFiles(ws, all);
   }
+  // The index of generations with them (ca/generation-index.ts): written when missing or out of date, as after a
+  // rollover made on another host sharing the store. Nothing is written when it is current.
+  if (all.length) await writeCaIndex(ws, all, links);
   // One CA after the other; one that fails (its crl/ entry unusable, --delta on a CA without a base) holds back
   // none of the others — a timer running 'crl generate --prefecture all' would otherwise leave every CA after it
   // unpublished, run after run — and the first failure is raised once the others are out. A passphrase that
