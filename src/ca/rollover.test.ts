@@ -106,6 +106,12 @@ describe("rolloverCas and CA ids that are not free (free-ids.ts)", () => {
       const ino = statSync(caIndexPath(ws)).ino;
       await generateCrls(ws, { passphrase: "pw", prefecture: "13" });
       expect(statSync(caIndexPath(ws)).ino).toBe(ino);
+      // one that cannot be written holds back no CRL: they are published, then the failure is raised, typed
+      rmSync(caIndexPath(ws));
+      mkdirSync(caIndexPath(ws));
+      const crlBefore = statSync(join(ws.paths.crlDir, "13-sig-g4.crl")).ino;
+      expect(await code(generateCrls(ws, { passphrase: "pw", prefecture: "13" }))).toBe("ERR_FILE_UNUSABLE");
+      expect(statSync(join(ws.paths.crlDir, "13-sig-g4.crl")).ino).not.toBe(crlBefore);
     } finally {
       await ws.close();
     }
