@@ -20,6 +20,7 @@ import type { Workspace } from "../workspace/workspace.js";
 import { caId, caUrls, createCaRecord, type CaKeyToken } from "./authority.js";
 import { stageBridgeRewrap, withBridgeLockIfAny } from "./bridge.js";
 import { freeCaIds, type PassedOverCaId } from "./free-ids.js";
+import { writeCaIndex } from "./generation-index.js";
 import { activeGeneration, caGeneration, isRetired } from "./ids.js";
 import { prefecture, type Prefecture } from "./prefectures.js";
 
@@ -223,6 +224,7 @@ async function initCasLocked(ws: Workspace, opts: InitOptions): Promise<InitResu
   };
   await Promise.all(Array.from({ length: opts.token ? 1 : Math.max(1, Math.min(availableParallelism(), queue.length)) }, worker));
   created.sort((a, b) => a.id.localeCompare(b.id));
+  await writeCaIndex(ws);
   return { created, skipped, passedOver };
 }
 

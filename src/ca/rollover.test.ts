@@ -2,12 +2,15 @@
  * rolloverCas (rollover.ts) as one of the commands changing a workspace's set of CA keys: it runs alone, under the
  * CA-keys lock `ca init` and `ca rewrap` take (manage.ts withCaKeysLock).
  */
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FixedClock } from "../pki/clock.js";
 import { Workspace } from "../workspace/workspace.js";
+import { generateCrls } from "../crl/generate.js";
+import { caIndexPath, type CaIndex } from "./generation-index.js";
 import { caFiles, initCas, withCaKeysLock } from "./manage.js";
 import { prefecture } from "./prefectures.js";
 import { rolloverCas } from "./rollover.js";
@@ -69,6 +72,46 @@ describe("rolloverCas and CA ids that are not free (free-ids.ts)", () => {
       expect((await ws.store.listCaLinks()).map((l) => [l.oldCaId, l.newCaId])).toEqual([["13-sig", "13-sig-g3"]]);
       // the next one goes on from the active generation
       expect((await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" })).map((r) => r.current.id)).toEqual(["13-sig-g4"]);
+    } finally {
+      await ws.close();
+    }
+  });
+
+  // The fact a follower must not assume away: 13-sig's successor is 13-sig-g3 here, not g+1. ca/index.json says so
+  // (ca/generation-index.ts), written atomically and owner-only with the certificates, and mended by crl generate.
+  it("a successor that is not g+1 is named in ca/index.json with each generation's SHA-256 and whether links join them", async () => {
+    const ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-rollover-")), { clock });
+    try {
+      await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+      const index = () => JSON.parse(readFileSync(caIndexPath(ws), "utf8")) as CaIndex;
+      expect(index().generations.map((g) => [g.id, g.successor])).toEqual([["13-sig", undefined]]);
+      await ws.store.retireCaIds([{ id: "13-sig-g2", retiredAt: clock.now(), reason: "CRLs up to #1 were published under it" }]);
+      await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw" });
+      const sha = (id: string) => createHash("sha256").update(readFileSync(caFiles(ws, id).der)).digest("hex");
+      expect(index()).toEqual({
+        generations: [
+          { id: "13-sig", prefectureCode: "13", purpose: "signature", generation: 1, sha256: sha("13-sig"), successor: "13-sig-g3", linked: true },
+          { id: "13-sig-g3", prefectureCode: "13", purpose: "signature", generation: 3, sha256: sha("13-sig-g3") },
+        ],
+      });
+      expect(statSync(caIndexPath(ws)).mode & 0o777).toBe(0o600);
+      // a rollover for a compromised key: named, not linked
+      await rolloverCas(ws, { prefectureCode: "13", purposes: ["signature"], passphrase: "pw", compromised: true });
+      expect(index().generations.map((g) => [g.id, g.successor, g.linked])).toEqual([["13-sig", "13-sig-g3", true], ["13-sig-g3", "13-sig-g4", false], ["13-sig-g4", undefined, undefined]]);
+      // gone (a host sharing the store, a hand's slip): crl generate writes it again, and leaves a current one alone
+      const body = readFileSync(caIndexPath(ws));
+      rmSync(caIndexPath(ws));
+      await generateCrls(ws, { passphrase: "pw", prefecture: "13" });
+      expect(readFileSync(caIndexPath(ws)).equals(body)).toBe(true);
+      const ino = statSync(caIndexPath(ws)).ino;
+      await generateCrls(ws, { passphrase: "pw", prefecture: "13" });
+      expect(statSync(caIndexPath(ws)).ino).toBe(ino);
+      // one that cannot be written holds back no CRL: they are published, then the failure is raised, typed
+      rmSync(caIndexPath(ws));
+      mkdirSync(caIndexPath(ws));
+      const crlBefore = statSync(join(ws.paths.crlDir, "13-sig-g4.crl")).ino;
+      expect(await code(generateCrls(ws, { passphrase: "pw", prefecture: "13" }))).toBe("ERR_FILE_UNUSABLE");
+      expect(statSync(join(ws.paths.crlDir, "13-sig-g4.crl")).ino).not.toBe(crlBefore);
     } finally {
       await ws.close();
     }

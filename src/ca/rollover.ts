@@ -37,6 +37,7 @@ import type { Workspace } from "../workspace/workspace.js";
 import { CertificationAuthority, createCaRecord } from "./authority.js";
 import { assertPkcs11ModuleAllowed, parsePkcs11Uri } from "../pki/pkcs11.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
+import { writeCaIndex } from "./generation-index.js";
 import { freeCaIds, type PassedOverCaId } from "./free-ids.js";
 import { activeGeneration, caGeneration, caId } from "./ids.js";
 import { caFiles, checkCaFileTargets, exportCaCertificate, exportCaCertificateIfMissing, summariseCa, withCaKeysLock, workspaceKeyWrap, type CaSummary } from "./manage.js";
@@ -272,5 +273,7 @@ async function rolloverLocked(ws: Workspace, opts: RolloverOptions): Promise<Rol
     exportCaLinks(ws, link);
     out.push({ purpose: old.purpose, previous: old.id, generation, current: summariseCa(ws, rec), links: describeLinks(ws, link), compromised: opts.compromised === true, passedOver });
   }
+  // the successor named where followers look for it, whatever its number (ca/generation-index.ts)
+  await writeCaIndex(ws);
   return out;
 }

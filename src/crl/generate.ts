@@ -10,6 +10,8 @@
 import { existsSync, lstatSync } from "node:fs";
 import { join } from "node:path";
 import { compromisedCaIds, createAuditCheckpoint } from "../audit/checkpoint.js";
+import { writeCaIndex } from "../ca/generation-index.js";
+import { writeFailure } from "../store/files.js";
 import { caGeneration, caId, isRetired, parseCaId } from "../ca/ids.js";
 import { prefectureList } from "../ca/prefectures.js";
 import { isJpkiError, JpkiError } from "../errors.js";
@@ -163,11 +165,23 @@ export async function generateCrls(
   if (all.some((c) => !isRegularFile(join(ws.paths.caDir, `${c.id}.crt`)) || !isRegularFile(join(ws.paths.caDir, `${c.id}.pem`))) || links.length) {
     await (await import("../ca/rollover.js")).exportMissingCaFiles(ws, all);
   }
+  // The index of generations with them (ca/generation-index.ts): written when missing or out of date, as after a
+  // rollover made on another host sharing the store. Nothing is written when it is current. A hint to followers: one
+  // that cannot be written (a full disk) holds back no CRL, and is raised once they are out.
+  let indexFailure: { e: unknown } | undefined;
+  if (all.length) {
+    try {
+      await writeCaIndex(ws, all, links);
+    } catch (e) {
+      const then = "the CRLs were published; once the cause is gone, run 'jpki crl generate' again";
+      indexFailure = { e: writeFailure(e, "ca/index.json", ws.paths.caDir, then) ?? new JpkiError("ERR_FILE_UNUSABLE", `ca/index.json cannot be written in ${ws.paths.caDir} (${(e as NodeJS.ErrnoException).code ?? "error"}): ${then}`, { cause: e }) };
+    }
+  }
   // One CA after the other; one that fails (its crl/ entry unusable, --delta on a CA without a base) holds back
   // none of the others — a timer running 'crl generate --prefecture all' would otherwise leave every CA after it
   // unpublished, run after run — and the first failure is raised once the others are out. A passphrase that
   // does not open a key stops the run: it is the operator's, and would only burn a number of every CA.
-  let failure: { e: unknown } | undefined;
+  let failure: { e: unknown } | undefined = indexFailure;
   const publishCa = async (id: string): Promise<void> => {
     const record = all.find((c) => c.id === id);
     if (!record) throw new JpkiError("ERR_CA_UNKNOWN", `no CA ${id} in ${ws.paths.root}: 'jpki ca list' shows the CAs, 'jpki ca init' creates them`);

@@ -5,15 +5,19 @@
  * Why the link certificate, and nothing simpler: certificates a stolen key signs are on no CRL, and cACompromise
  * entries on a full CRL prove nothing (the successor's CRL lists the revoked links too, crl/arl.ts). What the public
  * side does when it declares generation g compromised after a rollover (`jpki ca compromised`, ca/compromised.ts)
- * is revoke g's NewWithOld link — g's key certified by g+1's, served at `<endpoint>/ca/<g>.by-<g+1>.crt`
- * (server/published.ts) — on g+1's full CRL and ARL. So, for trusted g and g+1: fetch that link, check it is signed
- * by g+1's trusted key and certifies g's trusted key (else it says nothing of g), and look its serial up on g+1's
- * full CRL, which the provider verified with g+1's key. Listed: g's key is no longer vouched for by its successor.
+ * is revoke g's NewWithOld link — g's key certified by its successor s's, served at `<endpoint>/ca/<g>.by-<s>.crt`
+ * (server/published.ts) — on s's full CRL and ARL. So, for trusted g and s: fetch that link, check it is signed
+ * by s's trusted key and certifies g's trusted key (else it says nothing of g), and look its serial up on s's
+ * full CRL, which the provider verified with s's key. Listed: g's key is no longer vouched for by its successor.
+ *
+ * Which generation succeeds g: usually g+1, but a rollover takes the first free id (ca/free-ids.ts), so after a restore
+ * retired 13-sig-g2, 13-sig's successor is 13-sig-g3. The endpoint's `/ca/index.json` names it (SuccessorHints).
  *
  * What this cannot see: a rollover made because of a compromise (`ca rollover --compromised`) publishes no links at
  * all; the link's absence is then reported as a failure of the check, which names `untrust` as the way out. The
  * active (newest trusted) generation has no trusted successor to speak for it.
  */
+import { createHash } from "node:crypto";
 import { caId, parseCaId } from "../ca/ids.js";
 import { JpkiError } from "../errors.js";
 import { certificateParts } from "../pki/der.js";
@@ -28,41 +32,91 @@ export interface GenerationPair {
   readonly successor: TrustedCa;
 }
 
-/** Every trusted generation g whose successor g+1 is trusted too, by g's id. */
-export function generationPairs(trusted: ReadonlyMap<string, TrustedCa>): GenerationPair[] {
-  const out: GenerationPair[] = [];
-  for (const [id, ca] of [...trusted].sort(([a], [b]) => a.localeCompare(b))) {
-    const p = parseCaId(id);
-    const successor = trusted.get(caId(p.prefectureCode, p.purpose, p.generation + 1));
-    if (successor) out.push({ ca, successor });
+/**
+ * Each trusted generation's successor as the endpoint's `/ca/index.json` names it (ca/generation-index.ts), by the
+ * generation's id. A hint, never trust: it only adds a candidate beside g+1 (successorCandidates), every certificate
+ * and link is verified as before, and an index that names a wrong successor fails the check that follows it (its link
+ * is missing or binds other keys). Empty when the endpoint has no index (an older server).
+ */
+export type SuccessorHints = ReadonlyMap<string, string>;
+
+export const NO_HINTS: SuccessorHints = new Map();
+
+/**
+ * The hints of an index the endpoint served: for each trusted generation the index lists with the SHA-256 of the very
+ * certificate trusted here (an entry about another certificate says nothing of this one), a successor that is a later
+ * generation of the same CA. Anything else, a body that is not such an index included, is passed over.
+ */
+export function successorHints(body: Uint8Array, trusted: Iterable<TrustedCa>): SuccessorHints {
+  const out = new Map<string, string>();
+  let generations: unknown;
+  try {
+    generations = (JSON.parse(Buffer.from(body).toString("utf8")) as { generations?: unknown })?.generations;
+  } catch {
+    return out;
+  }
+  if (!Array.isArray(generations)) return out;
+  const byId = new Map([...trusted].map((t) => [t.caId, t]));
+  for (const g of generations as Array<{ id?: unknown; sha256?: unknown; successor?: unknown }>) {
+    if (typeof g?.id !== "string" || typeof g.sha256 !== "string" || typeof g.successor !== "string") continue;
+    const t = byId.get(g.id);
+    if (!t || g.sha256.toLowerCase() !== createHash("sha256").update(t.der).digest("hex")) continue;
+    try {
+      const p = parseCaId(t.caId);
+      const s = parseCaId(g.successor);
+      const id = caId(s.prefectureCode, s.purpose, s.generation);
+      if (id === g.successor && s.prefectureCode === p.prefectureCode && s.purpose === p.purpose && s.generation > p.generation) out.set(t.caId, id);
+    } catch {
+      // not a CA id: no hint
+    }
   }
   return out;
 }
 
-/** The trusted successor (g+1) of a trusted generation, if any. */
-export function trustedSuccessor(trusted: readonly TrustedCa[], ca: TrustedCa): TrustedCa | undefined {
+/**
+ * The ids that may succeed `id`: the index's successor first, when it names one, then g+1 (ca/ids.ts: 13-sig →
+ * 13-sig-g2), what every rollover made until an id was passed over (ca/free-ids.ts) and what an endpoint without an
+ * index leaves to assume. g+1 stays a candidate whatever the index says, so an index can add a check, never take one away.
+ */
+export function successorCandidates(id: string, hints: SuccessorHints = NO_HINTS): string[] {
+  const p = parseCaId(id);
+  const next = caId(p.prefectureCode, p.purpose, p.generation + 1);
+  const hinted = hints.get(id);
+  return hinted && hinted !== next ? [hinted, next] : [next];
+}
+
+/** Every trusted generation g with a trusted successor (successorCandidates), by g's id. */
+export function generationPairs(trusted: ReadonlyMap<string, TrustedCa>, hints: SuccessorHints = NO_HINTS): GenerationPair[] {
+  const out: GenerationPair[] = [];
+  for (const [id, ca] of [...trusted].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const s of successorCandidates(id, hints)) {
+      const successor = trusted.get(s);
+      if (successor) out.push({ ca, successor });
+    }
+  }
+  return out;
+}
+
+/** The trusted successors (successorCandidates) of a trusted generation: none, one, or two when the index names another than g+1. */
+export function trustedSuccessors(trusted: readonly TrustedCa[], ca: TrustedCa, hints: SuccessorHints = NO_HINTS): TrustedCa[] {
+  return successorCandidates(ca.caId, hints).flatMap((id) => trusted.filter((t) => t.caId === id));
+}
+
+/** Whether a generation later than `ca`'s of the same CA is trusted: only then can a successor be, and the index matter to it. */
+export function laterTrusted(trusted: Iterable<TrustedCa>, ca: TrustedCa): boolean {
   const p = parseCaId(ca.caId);
-  const id = caId(p.prefectureCode, p.purpose, p.generation + 1);
-  return trusted.find((t) => t.caId === id);
+  return [...trusted].some((t) => {
+    const q = parseCaId(t.caId);
+    return q.prefectureCode === p.prefectureCode && q.purpose === p.purpose && q.generation > p.generation;
+  });
 }
 
 /**
  * Each trusted generation no trusted generation succeeds (the newest of its CA, or the only one): the ones a newer
  * generation of the public side's would be news to.
  */
-export function newestTrusted(trusted: ReadonlyMap<string, TrustedCa>): TrustedCa[] {
-  return [...trusted.values()]
-    .filter((t) => {
-      const p = parseCaId(t.caId);
-      return !trusted.has(caId(p.prefectureCode, p.purpose, p.generation + 1));
-    })
-    .sort((a, b) => a.caId.localeCompare(b.caId));
-}
-
-/** The id of the generation after `id` (ca/ids.ts: 13-sig → 13-sig-g2). */
-export function nextGenerationId(id: string): string {
-  const p = parseCaId(id);
-  return caId(p.prefectureCode, p.purpose, p.generation + 1);
+export function newestTrusted(trusted: ReadonlyMap<string, TrustedCa>, hints: SuccessorHints = NO_HINTS): TrustedCa[] {
+  return [...trusted.values()].filter((t) => !successorCandidates(t.caId, hints).some((s) => trusted.has(s))).sort((a, b) => a.caId.localeCompare(b.caId));
 }
 
 /**

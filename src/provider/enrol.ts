@@ -45,8 +45,8 @@ import { validateJpki } from "../validation/jpki.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { OcspClient, type OcspProblem, type OcspTimeFault } from "../validation/ocsp-source.js";
 import { formatName } from "../validation/name.js";
-import { checkGenerationNow, endpointFetch, endpointTimeouts, ownCompromise, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
-import { trustedSuccessor } from "./compromise.js";
+import { checkGenerationNow, endpointFetch, endpointTimeouts, fetchSuccessorHints, ownCompromise, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
+import { NO_HINTS, laterTrusted, trustedSuccessors } from "./compromise.js";
 import {
   certifyCustomer,
   compromiseEvidence,
@@ -226,17 +226,23 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     // the CRL's dates. Recorded with what was seen; the next pass revokes what rests on it.
     const own = ownCompromise(ca, { crl: fetched.crl, number: fetched.seen.number }, now);
     state = { ...state, publicCrls: { ...state.publicCrls, [ca.caId]: fetched.seen } };
-    const successor = trustedSuccessor(trusted, ca);
+    // Its successor is g+1, or the one the endpoint's index names (provider/compromise.ts): asked only when a later
+    // generation of its CA is trusted, the only case in which a successor can be.
+    const successors = trustedSuccessors(trusted, ca, laterTrusted(trusted, ca) ? await fetchSuccessorHints(config.endpoint, trusted, o) : NO_HINTS);
     if (own) {
       // Where a trusted successor's CRL says so too, its record is kept (made by a key not in question), as follow
       // keeps it; a successor that cannot be asked changes nothing: the own CRL has said it.
-      const viaLink = successor ? await checkGenerationNow(paths, config.endpoint, { ca, successor }, state.publicCrls[successor.caId], o.clock, o).catch((e: unknown) => {
-            if (isJpkiError(e)) return undefined;
-            throw e;
-          })
-        : undefined;
-      const rec = viaLink?.record ?? own;
-      writeProviderState(paths, { ...state, publicCrls: { ...state.publicCrls, ...(viaLink && successor ? { [successor.caId]: viaLink.seen } : {}) }, compromisedCas: { ...state.compromisedCas, [ca.caId]: rec } });
+      let rec: PublicCaCompromise = own;
+      let publicCrls = state.publicCrls;
+      for (const successor of successors) {
+        const viaLink = await checkGenerationNow(paths, config.endpoint, { ca, successor }, publicCrls[successor.caId], o.clock, o).catch((e: unknown) => {
+          if (isJpkiError(e)) return undefined;
+          throw e;
+        });
+        if (viaLink) publicCrls = { ...publicCrls, [successor.caId]: viaLink.seen };
+        if (viaLink?.record && rec === own) rec = viaLink.record;
+      }
+      writeProviderState(paths, { ...state, publicCrls, compromisedCas: { ...state.compromisedCas, [ca.caId]: rec } });
       throw compromisedCa(ca.caId, rec);
     }
     writeProviderState(paths, state);
@@ -268,7 +274,7 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     // Its key declared compromised since the last follow pass? Asked now, on the successor's CRL (provider/compromise.ts),
     // when the successor is trusted: enrolment is what a stolen key would be used for. Fails closed: a check that
     // could not be made issues nothing. Found, it is recorded; the next pass revokes what rests on it.
-    if (successor) {
+    for (const successor of successors) {
       const c = await checkGenerationNow(paths, config.endpoint, { ca, successor }, state.publicCrls[successor.caId], o.clock, o);
       state = { ...state, publicCrls: { ...state.publicCrls, [successor.caId]: c.seen }, ...(c.record ? { compromisedCas: { ...state.compromisedCas, [ca.caId]: c.record } } : {}) };
       writeProviderState(paths, state);

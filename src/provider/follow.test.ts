@@ -1061,8 +1061,8 @@ describe("provider follow: a public CA generation declared compromised", () => {
     const stop = new AbortController();
     const e = rolledEndpoint({ g1: await crl(5, []), g2: await g2Crl(1, []), link: status(500) });
     const fetch: typeof globalThis.fetch = (u, init) => {
-      if (!String(u).includes("/ca/")) return e.fetch(u, init);
-      // the link hangs until the stop comes, which comes now
+      if (!String(u).includes("/ca/13-sig.by-")) return e.fetch(u, init);
+      // the link hangs until the stop comes, which comes now (/ca/index.json, asked first, is not there: 404)
       const hung = new Promise<Response>((_, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal!.reason), { once: true }));
       stop.abort();
       return hung;
@@ -1071,6 +1071,76 @@ describe("provider follow: a public CA generation declared compromised", () => {
     await watchPublicCrls({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + HOUR)), fetch, bearerToken: "tok", intervalMs: 60_000, signal: stop.signal, onPass: (r) => passes.push(r) });
     expect(passes).toEqual([expect.objectContaining({ stopped: true, compromise: [], revoked: [] })]);
     expect(passes[0]!.crls.map((c) => c.status)).toEqual(["downloaded", "downloaded"]);
+  });
+
+  // A rollover takes the first free id (ca/free-ids.ts): after a restore retired 13-sig-g2, 13-sig's successor is
+  // 13-sig-g3. Assuming g+1, the provider never checked 13-sig on its successor's CRL nor heard of the newer generation.
+  describe("a successor that is not g+1 (13-sig → 13-sig-g3), named by the endpoint's /ca/index.json", () => {
+    async function g3Setup() {
+      const g3 = await makeCa();
+      const g3Der = await certificate({
+        signer: g3.signer,
+        spki: g3.signer.spki,
+        extensions: [
+          extension(EXT_OID.keyUsage, true, keyUsage(["keyCertSign", "cRLSign"])),
+          extension(EXT_OID.basicConstraints, true, basicConstraints(true)),
+          extension(EXT_OID.subjectKeyIdentifier, false, subjectKeyIdentifier(keyIdentifier(g3.signer.spki))),
+          extension(EXT_OID.cRLDistributionPoints, false, crlDistributionPoints(undefined, [`${ENDPOINT}/arl/13-sig-g3.crl`])),
+        ],
+      });
+      const sha = (der: Buffer) => createHash("sha256").update(der).digest("hex");
+      const index = (successor: string, sha256 = sha(tokyo.der)) =>
+        Buffer.from(JSON.stringify({ generations: [{ id: "13-sig", prefectureCode: "13", purpose: "signature", generation: 1, sha256, successor, linked: true }, { id: "13-sig-g3", prefectureCode: "13", purpose: "signature", generation: 3, sha256: sha(g3Der) }] }));
+      const serve = (files: Record<string, Buffer | undefined>): typeof globalThis.fetch => async (u) => {
+        const f = Object.entries(files).find(([path]) => String(u).endsWith(path))?.[1];
+        return f ? ok(f)() : new Response(null, { status: 404 });
+      };
+      return { g3, g3Der, index, serve, sha };
+    }
+
+    it("a provider trusting both checks 13-sig on 13-sig-g3's CRL and revokes on its revoked link; with no index (an older server) it could not", async () => {
+      const { g3, g3Der, index, serve } = await g3Setup();
+      const d = provider();
+      await trustPublicCas({ dir: d, trustAnchors: [g3Der] });
+      const link = await certificate({ signer: g3.signer, spki: tokyo.signer.spki, serial: LINK_SERIAL });
+      const files = { "/crl/13-sig.crl": await crl(5, []), "/crl/13-sig-g3.crl": await crl(2, [LINK_REVOKED], { by: g3 }), "/ca/13-sig.by-13-sig-g3.crt": link };
+      // an older server: nothing names 13-sig-g3 as the successor, and 13-sig-g2 is not trusted: no check is made
+      const blind = await follow(d, serve(files));
+      expect(blind.compromise).toEqual([]);
+      expect(blind.revoked).toEqual([]);
+      const seen = await follow(d, serve({ ...files, "/ca/index.json": index("13-sig-g3") }), T0 + 2 * HOUR);
+      expect(seen.compromise).toEqual([expect.objectContaining({ caId: "13-sig", successor: "13-sig-g3", status: "compromised", linkSerial: "4c1a", error: expect.objectContaining({ code: "ERR_PUBLIC_CA_COMPROMISED" }) })]);
+      expect(seen.revoked.map((r) => [r.serial, r.public.reason])).toEqual([["1a", "cACompromise"], ["1b", "cACompromise"]]);
+      expect(readProviderState(providerPaths(d)).compromisedCas?.["13-sig"]).toMatchObject({ successor: "13-sig-g3", linkSerial: "4c1a" });
+    });
+
+    it("a provider trusting 13-sig alone is told of 13-sig-g3, linked; with no index it was not", async () => {
+      const { g3, g3Der, index, serve, sha } = await g3Setup();
+      const d = provider();
+      const oldWithNew = await certificate({ signer: tokyo.signer, spki: g3.signer.spki });
+      const files = { "/crl/13-sig.crl": await crl(5, []), "/ca/13-sig-g3.crt": g3Der, "/ca/13-sig-g3.by-13-sig.crt": oldWithNew };
+      expect((await follow(d, serve(files))).newerGenerations).toBeUndefined();
+      const told = await follow(d, serve({ ...files, "/ca/index.json": index("13-sig-g3") }));
+      expect(told.newerGenerations).toEqual([expect.objectContaining({ caId: "13-sig", newer: "13-sig-g3", url: `${ENDPOINT}/ca/13-sig-g3.crt`, sha256: sha(g3Der), linked: true })]);
+      // the index names 13-sig-g3, but what is served there is 13-sig's own certificate: nothing said
+      expect((await follow(d, serve({ ...files, "/ca/13-sig-g3.crt": tokyo.der, "/ca/index.json": index("13-sig-g3") }))).newerGenerations).toBeUndefined();
+    });
+
+    it("an index that lies is a hint that fails closed: a successor whose link does not verify fails the check; an entry about another certificate is passed over", async () => {
+      const { g3, g3Der, index, serve } = await g3Setup();
+      const d = provider();
+      await trustPublicCas({ dir: d, trustAnchors: [g3Der] });
+      const forged = await certificate({ signer: impostor.signer, spki: tokyo.signer.spki, serial: LINK_SERIAL });
+      const files = { "/crl/13-sig.crl": await crl(5, []), "/crl/13-sig-g3.crl": await crl(2, [], { by: g3 }), "/ca/index.json": index("13-sig-g3") };
+      const lied = await follow(d, serve({ ...files, "/ca/13-sig.by-13-sig-g3.crt": forged }));
+      expect(lied.compromise).toEqual([{ caId: "13-sig", successor: "13-sig-g3", status: "failed", error: { code: "ERR_PUBLIC_CRL_INVALID", message: expect.stringContaining("does not verify with 13-sig-g3's trusted key") } }]);
+      expect(lied.crlCause).not.toBe("due");
+      // no link at all where the index says one is: not known, as after a rollover for a compromised key
+      expect((await follow(d, serve(files))).compromise).toEqual([expect.objectContaining({ successor: "13-sig-g3", status: "failed", error: expect.objectContaining({ code: "ERR_PUBLIC_CRL_UNAVAILABLE" }) })]);
+      // an entry whose SHA-256 is not the trusted 13-sig's says nothing of it: no hint, no check
+      expect((await follow(d, serve({ ...files, "/ca/index.json": index("13-sig-g3", "00".repeat(32)) }))).compromise).toEqual([]);
+      expect(JSON.parse(stateOf(d)).links.every((l: ProviderLink) => !l.revoked)).toBe(true);
+    });
   });
 
   it("a link that does not bind the two trusted keys says nothing: signed by another key, or certifying another, is a failed check and revokes nothing, listed or not; a missing link names untrust", async () => {

@@ -59,7 +59,7 @@ import { BodyTooLarge, DownloadTimeout, boundedBody, checkDownloadTimeouts, cloc
 import { nameEquals, type Name } from "../validation/name.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { privateReasonFor } from "./reasons.js";
-import { checkLinkCertificate, generationPairs, isOldWithNew, linkCertificateUrl, newestTrusted, nextGenerationId, type GenerationPair } from "./compromise.js";
+import { NO_HINTS, checkLinkCertificate, generationPairs, isOldWithNew, laterTrusted, linkCertificateUrl, newestTrusted, successorCandidates, successorHints, type GenerationPair, type SuccessorHints } from "./compromise.js";
 import {
   openProviderCa,
   providerPaths,
@@ -561,7 +561,12 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     const compromisedCas: Record<string, PublicCaCompromise> = { ...state.compromisedCas };
     // Each trusted generation with a trusted successor is checked for a declared compromise on the successor's CRL,
     // which is therefore fetched even when no customer rests on it (provider/compromise.ts).
-    const pairs = generationPairs(trusted).filter((p) => !compromisedCas[p.ca.caId]);
+    // Which generation succeeds which: the endpoint's index says when a successor is not g+1 (provider/compromise.ts).
+    // Asked once a pass, and only when it can matter: two generations of a CA trusted, or a newer one looked for.
+    let hintsOf: Promise<SuccessorHints> | undefined;
+    const hints = () => (hintsOf ??= fetchSuccessorHints(config.endpoint, trusted.values(), o));
+    const several = [...trusted.values()].some((t) => laterTrusted(trusted.values(), t));
+    const pairs = generationPairs(trusted, several ? await hints() : NO_HINTS).filter((p) => !compromisedCas[p.ca.caId]);
     const wanted = [...new Set([...state.links.filter((l) => isLive(l, now)).map((l) => l.public.caId), ...pairs.map((p) => p.successor.caId)])].sort();
     const had = new Map<string, HadCrl>();
     const crls: FollowedCrl[] = [];
@@ -665,10 +670,17 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     // Asked only of an endpoint this pass reached: one that could not give a CRL is not asked for more.
     const newer: NewerGeneration[] = [];
     const reached = !crls.some((c) => c.error?.code === "ERR_PUBLIC_CRL_UNAVAILABLE");
-    for (const ca of reached ? newestTrusted(trusted) : []) {
-      if (o.signal?.aborted) break;
-      const n = await newerGeneration(config.endpoint, ca, o);
-      if (n) newer.push(n);
+    const h = reached && !o.signal?.aborted ? await hints() : NO_HINTS;
+    for (const ca of reached ? newestTrusted(trusted, h) : []) {
+      // the index's successor first, then g+1: the first the endpoint publishes as that CA's is the news
+      for (const id of successorCandidates(ca.caId, h)) {
+        if (o.signal?.aborted) break;
+        const n = await newerGeneration(config.endpoint, ca, id, o);
+        if (n) {
+          newer.push(n);
+          break;
+        }
+      }
     }
 
     // One write: the revocations, what was seen and (with revocations) the number of the CRL that owes them count
@@ -702,15 +714,32 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
 
 /** A link certificate is a couple of KB: anything much larger is not one. */
 const MAX_LINK_BYTES = 64 * 1024;
+/** The index lists every CA generation of the public side, a couple of hundred bytes each: 1 MiB is thousands. */
+const MAX_INDEX_BYTES = 1024 * 1024;
 
 /**
- * Whether the endpoint publishes the generation after `ca` (NewerGeneration), and whether `ca`'s trusted key
- * certifies it (its OldWithNew link, `<newer>.by-<ca>.crt`). One request a pass for each newest trusted generation (a
- * 404 while there is none). Advisory: an answer that cannot be had, or is not that CA's next generation's certificate,
+ * The successors the endpoint's `/ca/index.json` names for trusted generations (ca/generation-index.ts), checked as
+ * provider/compromise.ts successorHints says. No index (a 404 from an older server), or one that cannot be had or
+ * read: no hints, and g+1 is assumed as before. Never a failure of its own: every check the hints lead to verifies
+ * what it fetches, and g+1 is checked whatever the index says.
+ */
+export async function fetchSuccessorHints(endpoint: string, trusted: Iterable<TrustedCa>, o: PublicEndpointOptions): Promise<SuccessorHints> {
+  try {
+    const got = await getWithRetries(`${endpoint}/ca/index.json`, o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}, { ...o, maxCrlBytes: MAX_INDEX_BYTES });
+    return got.res.status === 200 && got.body ? successorHints(got.body, trusted) : NO_HINTS;
+  } catch {
+    return NO_HINTS;
+  }
+}
+
+/**
+ * Whether the endpoint publishes `newer`, a candidate successor of `ca` (provider/compromise.ts successorCandidates),
+ * as a generation of `ca`'s CA (its certificate names `newer`'s ARL: NewerGeneration), and whether `ca`'s trusted key
+ * certifies it (its OldWithNew link, `<newer>.by-<ca>.crt`). A request a pass for each candidate of each newest
+ * trusted generation (a 404 while there is none). Advisory: an answer that cannot be had, or is not that CA's next generation's certificate,
  * says nothing and fails nothing.
  */
-async function newerGeneration(endpoint: string, ca: TrustedCa, o: PublicEndpointOptions): Promise<NewerGeneration | undefined> {
-  const newer = nextGenerationId(ca.caId);
+async function newerGeneration(endpoint: string, ca: TrustedCa, newer: string, o: PublicEndpointOptions): Promise<NewerGeneration | undefined> {
   const url = `${endpoint}/ca/${newer}.crt`;
   const headers: Record<string, string> = o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {};
   const get = async (u: string) => {

@@ -23,6 +23,7 @@ beforeAll(() => {
   // the route does not read what they hold, only serves it (a file without a CRL's nextUpdate gets max-age=0)
   writeFileSync(join(paths.caDir, "13-sig.crt"), "certificate");
   writeFileSync(join(paths.crlDir, "13-sig.crl"), "crl");
+  writeFileSync(join(paths.caDir, "index.json"), '{"generations":[]}\n');
 });
 
 afterAll(() => Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve)))));
@@ -71,5 +72,26 @@ describe("publishedRoute's Cache-Control", () => {
     const base = await serve((scope) => scope === "ca-certificate");
     expect(await cacheControl(`${base}/ca/13-sig.crt`)).toBe("public, max-age=86400");
     expect(await cacheControl(`${base}/crl/13-sig.crl`)).toBe("private, max-age=0");
+  });
+});
+
+describe("publishedRoute and /ca/index.json (ca/generation-index.ts)", () => {
+  // changed by a rollover at any time: revalidated on every use (its ETag makes that a 304), never held a day as a
+  // CA certificate is; open or not as the CA certificates are
+  it("serves it as JSON with the CA certificates' visibility, to be revalidated on every use", async () => {
+    const got = await new Promise<{ status?: number; type?: string; body: string }>((resolve, reject) => {
+      serve().then((base) => {
+        const req = request(`${base}/ca/index.json`, (res) => {
+          let body = "";
+          res.on("data", (c) => (body += c));
+          res.on("end", () => resolve({ status: res.statusCode, type: res.headers["content-type"], body }));
+        });
+        req.on("error", reject);
+        req.end();
+      }, reject);
+    });
+    expect(got).toEqual({ status: 200, type: "application/json", body: '{"generations":[]}\n' });
+    expect(await cacheControl(`${await serve()}/ca/index.json`)).toBe("private, max-age=0");
+    expect(await cacheControl(`${await serve((scope) => scope === "ca-certificate")}/ca/index.json`)).toBe("public, max-age=0");
   });
 });

@@ -46,7 +46,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
   const dirs = [`${o.prefix}/crl/`, `${o.prefix}/arl/`, `${o.prefix}/ca/`];
   const indexPath = `${o.prefix}/crl/index.json`;
   const shared = (scope: "crl" | "arl" | "ca-certificate") => (o.isOpen?.(scope) ? "public" : "private");
-  const visibility: Readonly<Record<PublishedKind, string>> = { crl: shared("crl"), delta: shared("crl"), partition: shared("crl"), arl: shared("arl"), "ca-certificate": shared("ca-certificate") };
+  const visibility: Readonly<Record<PublishedKind, string>> = { crl: shared("crl"), delta: shared("crl"), partition: shared("crl"), arl: shared("arl"), "ca-certificate": shared("ca-certificate"), "ca-index": shared("ca-certificate") };
   const certificateCacheControl = `${visibility["ca-certificate"]}, max-age=${o.certificateMaxAgeSeconds}`;
   const crlCacheControl: Readonly<Record<PublishedKind, string>> = Object.fromEntries(
     Object.entries(visibility).map(([kind, vis]) => [kind, `${vis}, max-age=${o.crlMaxAgeSeconds}`]),

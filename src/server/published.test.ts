@@ -12,6 +12,8 @@ describe("resolvePublished", () => {
     expect(resolvePublished(paths, "/crl/13-sig/131016.crl")).toEqual({ kind: "partition", caId: "13-sig", path: join("/srv/ws", "crl", "13-sig", "131016.crl") });
     expect(resolvePublished(paths, "/arl/27-auth.crl")).toEqual({ kind: "arl", caId: "27-auth", path: join("/srv/ws", "arl", "27-auth.crl") });
     expect(resolvePublished(paths, "/ca/13-sig.crt")).toEqual({ kind: "ca-certificate", caId: "13-sig", path: join("/srv/ws", "ca", "13-sig.crt") });
+    expect(resolvePublished(paths, "/ca/index.json")).toEqual({ kind: "ca-index", caId: "", path: join("/srv/ws", "ca", "index.json") });
+    expect(resolvePublished(paths, "/ca/13-sig.json")).toBeUndefined();
   });
 
   it("a key rollover's generations (13-sig-g2) and its link certificates (ca/rollover.ts), nothing else of that shape", () => {

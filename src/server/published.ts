@@ -5,7 +5,8 @@
  * Paths are the ones the certificates name (ca/authority.ts caUrls), relative to the path of the workspace's
  * baseUrl: `/crl/<ca>.crl` (full CRL), `/crl/<ca>-delta.crl` (its delta CRL, crl/delta.ts),
  * `/crl/<ca>/<municipality>.crl` (partition), `/arl/<ca>.crl`, and `/ca/<ca>.crt` (caIssuers); the Bridge CA's
- * `/arl/bridge.crl` and `/ca/bridge.crt`. Nothing else on disk is reachable: a path is matched against these shapes,
+ * `/arl/bridge.crl` and `/ca/bridge.crt`; and `/ca/index.json`, the CA key generations and their successors
+ * (ca/generation-index.ts). Nothing else on disk is reachable: a path is matched against these shapes,
  * never joined from what the request says.
  *
  * A published file is only ever replaced by rename (store/staging.ts), so a descriptor opened once reads one
@@ -19,11 +20,12 @@ import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { parseCaId } from "../ca/ids.js";
 import { BRIDGE_ID } from "../ca/bridge-id.js";
+import { CA_INDEX_FILE } from "../ca/generation-index.js";
 import { readHeader, TAG } from "../pki/der.js";
 import type { WorkspacePaths } from "../workspace/workspace.js";
 import type { Representation } from "./http-cache.js";
 
-export type PublishedKind = "crl" | "delta" | "partition" | "arl" | "ca-certificate";
+export type PublishedKind = "crl" | "delta" | "partition" | "arl" | "ca-certificate" | "ca-index";
 
 export const CONTENT_TYPE: Readonly<Record<PublishedKind, string>> = Object.freeze({
   // RFC 2585 §4.1, §4.2
@@ -32,12 +34,13 @@ export const CONTENT_TYPE: Readonly<Record<PublishedKind, string>> = Object.free
   partition: "application/pkix-crl",
   arl: "application/pkix-crl",
   "ca-certificate": "application/pkix-cert",
+  "ca-index": "application/json",
 });
 
 export interface PublishedFile {
   readonly kind: PublishedKind;
   readonly path: string;
-  /** the CA the file belongs to, e.g. 13-sig */
+  /** the CA the file belongs to, e.g. 13-sig ("" for ca/index.json, which is all of them) */
   readonly caId: string;
 }
 
@@ -103,6 +106,7 @@ export function resolvePublished(paths: WorkspacePaths, urlPath: string): Publis
     // The Bridge CA (ca/bridge.ts): its ARL beside the prefecture CAs' ARLs, its certificate in its own directory.
     if (dir === "arl" && a === `${BRIDGE_ID}.crl`) return { kind: "arl", caId: BRIDGE_ID, path: join(arlDir(paths), a) };
     if (dir === "ca" && a === `${BRIDGE_ID}.crt`) return { kind: "ca-certificate", caId: BRIDGE_ID, path: join(paths.root, "bridge", a) };
+    if (dir === "ca" && a === CA_INDEX_FILE) return { kind: "ca-index", caId: "", path: join(paths.caDir, a) };
     if (dir === "arl") {
       const id = ca(a, ".crl");
       return id ? { kind: "arl", caId: id, path: join(arlDir(paths), `${id}.crl`) } : undefined;

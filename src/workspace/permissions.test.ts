@@ -23,7 +23,8 @@ describe("workspace permissions under umask 0", () => {
       await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
       for (const f of [`${ws.paths.db}-wal`, `${ws.paths.db}-shm`]) if (existsSync(f)) expect(mode(f), f).toBe(0o600);
       const published = readdirSync(ws.paths.caDir);
-      expect(published.length).toBe(2);
+      // the certificate (DER, PEM) and ca/index.json (ca/generation-index.ts)
+      expect(published.sort()).toEqual(["13-sig.crt", "13-sig.pem", "index.json"]);
       for (const f of published) expect(mode(join(ws.paths.caDir, f)), f).toBe(0o600);
     } finally {
       await ws.close();

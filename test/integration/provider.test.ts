@@ -968,3 +968,53 @@ describe("jpki provider across a rollover for a compromised key (13-sig → 13-s
   }, 120_000);
 });
 
+
+// A rollover takes the first free id (src/ca/free-ids.ts): a CRL of 13-sig-g2 published with no CA behind it makes
+// the next rollover 13-sig-g3. The real `jpki serve` names it in /ca/index.json; the provider checks 13-sig on it.
+describe("jpki provider across a rollover whose successor is not g+1 (13-sig → 13-sig-g3)", () => {
+  let pub: string;
+  let pubBase: string;
+  let pubApp: FastifyInstance;
+  let pubServer: Workspace;
+  let pubToken: string;
+  const w3 = () => ["--workspace", pub];
+
+  beforeAll(async () => {
+    pub = join(dir, "skipped");
+    await ok([...w3(), "ca", "init", "-p", "13", "--purpose", "signature"]);
+    await ok([...w3(), "registry", "import", join(dir, "residents.jsonl")]);
+    await issue("skipped-era", 5, pub);
+    writeFileSync(join(pub, "crl", "13-sig-g2.crl"), Buffer.from([0x30, 0]));
+    const rolled = (await ok([...w3(), "--json", "ca", "rollover", "-p", "13", "--purpose", "sig"])).json();
+    expect(JSON.stringify(rolled)).toContain("13-sig-g3");
+    const v = await ok([...w3(), "--json", "verifier", "add", "--name", "Skipping Bank", "--kind", "private"]);
+    pubToken = join(dir, "skipped-token.txt");
+    writeFileSync(pubToken, `${v.json().token}\n`, { mode: 0o600 });
+    await ok([...w3(), "crl", "generate", "--prefecture", "13"]);
+    pubServer = await openWorkspace(pub);
+    ({ app: pubApp } = await buildServer(pubServer));
+    await pubApp.listen({ host: "127.0.0.1", port: 0 });
+    pubBase = `http://127.0.0.1:${(pubApp.server.address() as AddressInfo).port}`;
+  }, 180_000);
+
+  afterAll(async () => {
+    await pubApp?.close();
+    await pubServer?.close();
+  });
+
+  it("enrol and follow check 13-sig against 13-sig-g3's CRL and link; a provider trusting 13-sig alone is told of 13-sig-g3", async () => {
+    const bank = join(dir, "skipping-bank");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Skipping Bank", "--endpoint", pubBase, "--trust", join(pub, "ca", "13-sig.pem"), join(pub, "ca", "13-sig-g3.pem")]);
+    const e = (await ok(["--json", "provider", "enrol", "--dir", bank, "--request", application("skipped-era"), "--token-file", pubToken])).json();
+    expect(e).toMatchObject({ status: "valid", public: { caId: "13-sig" } });
+    // enrolment asked the successor's CRL for the link check: it is what the index names
+    expect(Object.keys(readProviderState(providerPaths(bank)).publicCrls).sort()).toEqual(["13-sig", "13-sig-g3"]);
+    const f = (await ok(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken])).json();
+    expect(f.compromise).toEqual([{ caId: "13-sig", successor: "13-sig-g3", status: "sound", linkSerial: expect.stringMatching(/^[0-9a-f]+$/) }]);
+
+    const lone = join(dir, "skipping-bank-lone");
+    await ok(["--json", "provider", "init", "--dir", lone, "--name", "Lone Bank", "--endpoint", pubBase, "--trust", join(pub, "ca", "13-sig.pem")]);
+    const l = (await ok(["--json", "provider", "follow", "--dir", lone, "--token-file", pubToken])).json();
+    expect(l.newerGenerations).toEqual([expect.objectContaining({ caId: "13-sig", newer: "13-sig-g3", linked: true })]);
+  }, 120_000);
+});

@@ -67,6 +67,7 @@ export function makeServeCommand(io: Io): Command {
 Routes (under the path of the workspace's baseUrl):
   GET/HEAD /crl/<ca>.crl               full CRL          /crl/<ca>/<municipality>.crl  partition
   GET/HEAD /arl/<ca>.crl               ARL               /ca/<ca>.crt                  CA certificate
+  GET/HEAD /ca/index.json              the CA key generations: id, sha256, successor (by the rollover records)
   GET      /crl/index.json             every CA's latest CRL: number, thisUpdate, nextUpdate, size, sha256
   GET      /healthz                    200 while the store answers and every CRL is fresh, else 503; verifierList.ageSeconds;
                                        store "stalled": a store call past the bound unsettled, the routes' calls refused
