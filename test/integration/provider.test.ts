@@ -52,6 +52,27 @@ async function issue(name: string, i: number, workspace = ws) {
 }
 
 /** The customer's side: a new key, a PKCS#10 request for it, signed with the card's key (CMS, content attached). */
+/**
+ * `workspace` as a public side: a registered private verifier `name` (its token in `tokenFile`), its CRLs published,
+ * and a real `jpki serve` app on loopback.
+ */
+async function servePublicSide(workspace: string, name: string, tokenFile: string): Promise<{ base: string; server: Workspace; close: () => Promise<void> }> {
+  const v = await ok(["--workspace", workspace, "--json", "verifier", "add", "--name", name, "--kind", "private"]);
+  writeFileSync(tokenFile, `${v.json().token}\n`, { mode: 0o600 });
+  await ok(["--workspace", workspace, "crl", "generate", "--prefecture", "13"]);
+  const server = await openWorkspace(workspace);
+  const { app } = await buildServer(server);
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  return {
+    base: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
+    server,
+    close: async () => {
+      await app.close();
+      await server.close();
+    },
+  };
+}
+
 function application(name: string, content: "csr" | "form" = "csr", form = "申込書: Example Bank account application\n"): string {
   const c = certs[name]!;
   const inFile = join(dir, `${name}.${content}`);
@@ -693,7 +714,7 @@ describe("jpki provider", () => {
 describe("jpki provider across a key rollover of the public CA (13-sig → 13-sig-g2)", () => {
   let rolled: string;
   let rolledBase: string;
-  let rolledApp: FastifyInstance;
+  let closeRolled: (() => Promise<void>) | undefined;
   let rolledServer: Workspace;
   let rolledToken: string;
   const r = () => ["--workspace", rolled];
@@ -714,19 +735,12 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     await ok([...r(), "ca", "rollover", "-p", "13", "--purpose", "sig"]);
     await issue("after-rollover", 1, rolled);
     await issue("after-rollover-2", 2, rolled);
-    const v = await ok([...r(), "--json", "verifier", "add", "--name", "Rollover Bank", "--kind", "private"]);
     rolledToken = join(dir, "rolled-token.txt");
-    writeFileSync(rolledToken, `${v.json().token}\n`, { mode: 0o600 });
-    await ok([...r(), "crl", "generate", "--prefecture", "13"]);
-    rolledServer = await openWorkspace(rolled);
-    ({ app: rolledApp } = await buildServer(rolledServer));
-    await rolledApp.listen({ host: "127.0.0.1", port: 0 });
-    rolledBase = `http://127.0.0.1:${(rolledApp.server.address() as AddressInfo).port}`;
+    ({ base: rolledBase, server: rolledServer, close: closeRolled } = await servePublicSide(rolled, "Rollover Bank", rolledToken));
   }, 180_000);
 
   afterAll(async () => {
-    await rolledApp?.close();
-    await rolledServer?.close();
+    await closeRolled?.();
   });
 
   it("trusts each generation under its own id, enrols customers of both, and follows both CRLs", async () => {
@@ -895,8 +909,7 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
 describe("jpki provider across a rollover for a compromised key (13-sig → 13-sig-g2, no links)", () => {
   let pub: string;
   let pubBase: string;
-  let pubApp: FastifyInstance;
-  let pubServer: Workspace;
+  let closePub: (() => Promise<void>) | undefined;
   let pubToken: string;
   const w2 = () => ["--workspace", pub];
 
@@ -905,19 +918,12 @@ describe("jpki provider across a rollover for a compromised key (13-sig → 13-s
     await ok([...w2(), "ca", "init", "-p", "13", "--purpose", "signature"]);
     await ok([...w2(), "registry", "import", join(dir, "residents.jsonl")]);
     await issue("stolen-era", 4, pub);
-    const v = await ok([...w2(), "--json", "verifier", "add", "--name", "Careful Bank", "--kind", "private"]);
     pubToken = join(dir, "stolen-token.txt");
-    writeFileSync(pubToken, `${v.json().token}\n`, { mode: 0o600 });
-    await ok([...w2(), "crl", "generate", "--prefecture", "13"]);
-    pubServer = await openWorkspace(pub);
-    ({ app: pubApp } = await buildServer(pubServer));
-    await pubApp.listen({ host: "127.0.0.1", port: 0 });
-    pubBase = `http://127.0.0.1:${(pubApp.server.address() as AddressInfo).port}`;
+    ({ base: pubBase, close: closePub } = await servePublicSide(pub, "Careful Bank", pubToken));
   }, 180_000);
 
   afterAll(async () => {
-    await pubApp?.close();
-    await pubServer?.close();
+    await closePub?.();
   });
 
   it("no link: follow fails closed naming what the operator does; once 13-sig's own CRL says so it revokes by itself; untrust ends it", async () => {
@@ -974,8 +980,7 @@ describe("jpki provider across a rollover for a compromised key (13-sig → 13-s
 describe("jpki provider across a rollover whose successor is not g+1 (13-sig → 13-sig-g3)", () => {
   let pub: string;
   let pubBase: string;
-  let pubApp: FastifyInstance;
-  let pubServer: Workspace;
+  let closePub: (() => Promise<void>) | undefined;
   let pubToken: string;
   const w3 = () => ["--workspace", pub];
 
@@ -987,19 +992,12 @@ describe("jpki provider across a rollover whose successor is not g+1 (13-sig →
     writeFileSync(join(pub, "crl", "13-sig-g2.crl"), Buffer.from([0x30, 0]));
     const rolled = (await ok([...w3(), "--json", "ca", "rollover", "-p", "13", "--purpose", "sig"])).json();
     expect(JSON.stringify(rolled)).toContain("13-sig-g3");
-    const v = await ok([...w3(), "--json", "verifier", "add", "--name", "Skipping Bank", "--kind", "private"]);
-    pubToken = join(dir, "skipped-token.txt");
-    writeFileSync(pubToken, `${v.json().token}\n`, { mode: 0o600 });
-    await ok([...w3(), "crl", "generate", "--prefecture", "13"]);
-    pubServer = await openWorkspace(pub);
-    ({ app: pubApp } = await buildServer(pubServer));
-    await pubApp.listen({ host: "127.0.0.1", port: 0 });
-    pubBase = `http://127.0.0.1:${(pubApp.server.address() as AddressInfo).port}`;
+    pubToken = join(dir, "stolen-token.txt");
+    ({ base: pubBase, close: closePub } = await servePublicSide(pub, "Careful Bank", pubToken));
   }, 180_000);
 
   afterAll(async () => {
-    await pubApp?.close();
-    await pubServer?.close();
+    await closePub?.();
   });
 
   it("enrol and follow check 13-sig against 13-sig-g3's CRL and link; a provider trusting 13-sig alone is told of 13-sig-g3", async () => {
