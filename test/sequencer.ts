@@ -18,7 +18,7 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
  * into itself (20: 21 less the 1.5 s its close test no longer waits), postgres-contract (18), postgres-schema (12) and
  * postgres-log (10); postgres serve.test less the 6.5 s its store-bound test no longer waits (19); postgres-vanish
  * ×0.71 (15), measured back to back. Added after it: test/integration/inspect-golden.test.ts (h-inspect), 11 s alone
- * on this machine under load; src/crl/reuse.test.ts (CRL block reuse, h-reuse), 28 s of tests alone under load.
+ * on this machine under load; src/crl/reuse.test.ts (CRL block reuse, h-reuse), 26 s in CI of 24b227f, ≈ 20 s since its workspaces are copies of one.
  */
 const CI_SECONDS: Readonly<Record<string, number>> = {
   "sqlite:test/chaos/faults.test.ts": 60,
@@ -54,7 +54,7 @@ const CI_SECONDS: Readonly<Record<string, number>> = {
   "sqlite:src/store/postgres-schema.test.ts": 12,
   "sqlite:test/integration/resume.test.ts": 11,
   "sqlite:test/integration/inspect-golden.test.ts": 11,
-  "sqlite:src/crl/reuse.test.ts": 28,
+  "sqlite:src/crl/reuse.test.ts": 20,
   "sqlite:test/integration/counter.test.ts": 11,
   "sqlite:test/integration/bridge-files.test.ts": 11,
   "postgres:test/integration/compromise-retired.test.ts": 11,

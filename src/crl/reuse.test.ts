@@ -6,7 +6,7 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { execFile } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -157,16 +157,49 @@ describe("held blocks", () => {
 
 const FOUR: FourItems = { name: "再利用　花子", address: "東京都千代田区千代田１番１号", birthDate: "1980-01-01", gender: "female" };
 
+const templates = new Map<string, Promise<{ root: string; database?: string }>>();
+/** The workspace with CA 13-sig each setup on `kind` copies (PostgreSQL: its database as the copy's template). */
+function template(kind: "sqlite" | "postgres"): Promise<{ root: string; database?: string }> {
+  let t = templates.get(kind);
+  if (!t) {
+    t = (async () => {
+      const root = join(tmp(), "template");
+      const url = kind === "postgres" ? await server.createDatabase() : undefined;
+      const ws = url ? await Workspace.createAsync(root, { storeUrl: url, config: { store: "postgres" } }) : Workspace.create(root);
+      try {
+        await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+      } finally {
+        await ws.close(); // a template database has no connection open
+      }
+      return url ? { root, database: new URL(url).pathname.slice(1) } : { root };
+    })();
+    templates.set(kind, t);
+  }
+  return t;
+}
+
 /**
  * A workspace with CA 13-sig on `kind`, revoking one notice batch (one log block) at a time, and a publish that
  * checks with openssl that the CRL verifies under the CA and lists every revocation, once.
  */
 async function setup(kind: "sqlite" | "postgres", clock?: Clock) {
   const root = join(tmp(), "ws");
-  const url = kind === "postgres" ? await server.createDatabase() : undefined;
-  const ws = url ? await Workspace.createAsync(root, { storeUrl: url, config: { store: "postgres" }, ...(clock ? { clock } : {}) }) : Workspace.create(root, clock ? { clock } : {});
-  open.push(ws);
-  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+  let ws: Workspace;
+  let url: string | undefined;
+  if (clock) {
+    // A CA of the clock's time, made for this test.
+    url = kind === "postgres" ? await server.createDatabase() : undefined;
+    ws = url ? await Workspace.createAsync(root, { storeUrl: url, config: { store: "postgres" }, clock }) : Workspace.create(root, { clock });
+    open.push(ws);
+    await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+  } else {
+    // A copy of the file's one workspace with the CA (its key made and wrapped once, not per test).
+    const t = await template(kind);
+    cpSync(t.root, root, { recursive: true });
+    url = t.database ? await server.createDatabase(t.database) : undefined;
+    ws = url ? await Workspace.openAsync(root, { storeUrl: url }) : Workspace.open(root);
+    open.push(ws);
+  }
   /** "SERIAL DATE" of every revocation, as openssl prints a CRL entry (the reason is 1, Key Compromise, for all) */
   const revoked: string[] = [];
   let next = 0x7000;
