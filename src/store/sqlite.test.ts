@@ -560,6 +560,75 @@ describe("SqliteStore upgrades that fill a column for every certificate in pages
   });
 });
 
+describe("SqliteStore.openAsync while another process holds the write lock during an upgrade", () => {
+  /** A store one version old, and another connection holding its write lock (another process's upgrade page, as far as an opener can tell). */
+  function heldOlderStore(): { path: string; holder: Database.Database } {
+    const { path, db } = storeAtVersion(SCHEMA_VERSION - 1);
+    db.pragma("journal_mode = WAL"); // as every store opened by jpki is: readers go on while the lock is held
+    db.close();
+    const holder = new Database(path);
+    holder.exec("BEGIN IMMEDIATE");
+    return { path, holder };
+  }
+  const versionOf = (path: string) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.pragma("user_version", { simple: true }) as number;
+    } finally {
+      db.close();
+    }
+  };
+
+  it("waits without blocking the event loop, and a stop ends the wait at once with the signal's reason, nothing applied; the next open upgrades", async () => {
+    const { path, holder } = heldOlderStore();
+    try {
+      const stop = new AbortController();
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 10);
+      const opening = SqliteStore.openAsync(path, { signal: stop.signal }).then(
+        () => "opened",
+        (e: unknown) => e,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      clearInterval(ticker);
+      // SQLite's busy handler slept inside the call: no timer ran until the 20 s lock timeout
+      expect(ticks).toBeGreaterThan(10);
+      const stopped = performance.now();
+      stop.abort();
+      expect(await opening).toBe(stop.signal.reason);
+      expect(performance.now() - stopped).toBeLessThan(200);
+      expect(versionOf(path)).toBe(SCHEMA_VERSION - 1);
+    } finally {
+      holder.exec("ROLLBACK");
+      holder.close();
+    }
+    const s = await SqliteStore.openAsync(path, { signal: new AbortController().signal });
+    await s.close();
+    expect(versionOf(path)).toBe(SCHEMA_VERSION);
+  });
+
+  it("without a stop, upgrades once the other process lets go of the lock", async () => {
+    const { path, holder } = heldOlderStore();
+    const opening = SqliteStore.openAsync(path, { signal: new AbortController().signal });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(versionOf(path)).toBe(SCHEMA_VERSION - 1);
+    holder.exec("ROLLBACK");
+    holder.close();
+    const s = await opening;
+    expect(versionOf(path)).toBe(SCHEMA_VERSION);
+    await s.close();
+  });
+
+  it("a signal already aborted refuses the open before the store file is touched", async () => {
+    const { path, db } = storeAtVersion(SCHEMA_VERSION - 1);
+    db.close();
+    const stop = new AbortController();
+    stop.abort();
+    await expect(SqliteStore.openAsync(path, { signal: stop.signal })).rejects.toBe(stop.signal.reason);
+    expect(versionOf(path)).toBe(SCHEMA_VERSION - 1);
+  });
+});
+
 describe("SqliteStore upgrade to closed records naming their successor (version 25)", () => {
   it("opens a version-24 store: a record closed by an applied resident-code change names the new code, others none", async () => {
     const { path, db } = storeAtVersion(24, { ca: false });

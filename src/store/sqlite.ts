@@ -183,22 +183,22 @@ interface FillMark {
 }
 
 /**
- * Runs the fill of migration `v` (to version v + 1) in pages of `pageRows` rows, each an IMMEDIATE transaction
- * that reads the version and the mark under the write lock: a process killed goes on from its last committed page
+ * The fill of migration `v` (to version v + 1) in pages of `pageRows` rows, each an IMMEDIATE transaction (a step
+ * the caller runs: runUpgrade, which decides how the write lock is waited for) that reads the version and the mark under the write lock: a process killed goes on from its last committed page
  * when the store is next opened, and two processes opening the store at once share the pages (each page is taken
  * by whichever holds the lock; neither redoes the other's). The WAL is checkpointed (PASSIVE) between pages, so it
  * holds about one page whatever the table's size. The last page (fewer rows than a page above the mark, rows added
  * meanwhile included) runs `finish`, removes the mark and records the version, in one transaction.
  */
-function runFill(db: Database.Database, v: number, fill: SqliteFill, opts: UpgradeOptions): void {
+function* fillSteps(db: Database.Database, v: number, fill: SqliteFill, opts: UpgradeOptions): Generator<UpgradeStep, void, unknown> {
   const key = fillMarkKey(v + 1);
   const pageRows = pageRowsOf(opts);
   fill.functions(db);
   let page = 0;
   let lastReport: UpgradeProgress | undefined;
   for (;;) {
-    const step = db
-      .transaction(() => {
+    const step = (yield () =>
+      db.transaction(() => {
         if ((db.pragma("user_version", { simple: true }) as number) !== v) return undefined; // another process finished it
         const stored = db.prepare("SELECT value FROM meta WHERE key = ?").pluck().get(key) as string | undefined;
         let mark: FillMark;
@@ -220,8 +220,7 @@ function runFill(db: Database.Database, v: number, fill: SqliteFill, opts: Upgra
         db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(key, JSON.stringify(next));
         const max = (db.prepare(`SELECT max(rowid) FROM ${fill.table}`).pluck().get() as number | null) ?? next.through;
         return { done: next.done, total: next.done + Math.max(0, max - next.through), last: false };
-      })
-      .immediate();
+      }).immediate()) as { done: number; total: number; last: boolean } | undefined;
     if (!step) {
       if (lastReport) opts.onProgress?.({ ...lastReport, total: lastReport.done, stage: "done" }); // finished by another process
       return;
@@ -233,6 +232,94 @@ function runFill(db: Database.Database, v: number, fill: SqliteFill, opts: Upgra
     opts.onProgress?.(lastReport);
     if (step.last) return;
   }
+}
+
+/**
+ * One write transaction of an upgrade, yielded for the caller to run: what it returns goes back into the generator.
+ * The caller alone waits for the write lock, so the same steps serve a blocking open and one that waits without
+ * blocking the event loop (and ends at a stop).
+ */
+type UpgradeStep = () => unknown;
+
+/** The steps that bring a store at schema version `from` to SCHEMA_VERSION. */
+function* upgradeSteps(db: Database.Database, from: number, opts: UpgradeOptions): Generator<UpgradeStep, void, unknown> {
+  for (let v = from; v < SCHEMA_VERSION; v++) {
+    const m = MIGRATIONS[v]!;
+    if (typeof m !== "string" && "fill" in m) {
+      yield* fillSteps(db, v, m.fill, opts);
+      continue;
+    }
+    // IMMEDIATE, and the version read again under the write lock: two processes opening an old store at
+    // once run each migration exactly once (the second finds it done).
+    yield () =>
+      db.transaction(() => {
+        const now = db.pragma("user_version", { simple: true }) as number;
+        if (now !== v) return;
+        if (typeof m === "string") db.exec(m);
+        else m(db);
+        db.pragma(`user_version = ${v + 1}`);
+      }).immediate();
+  }
+}
+
+/** Longest pause between two tries of the write lock while an open waits without blocking, ms. */
+const OPEN_RETRY_MAX_PAUSE_MS = 50;
+
+/**
+ * Runs the upgrade from `from`. Without `wait`, each step waits for the write lock in SQLite's busy handler
+ * (BUSY_TIMEOUT_MS, the event loop stopped meanwhile): SqliteStore.open, synchronous. With `wait`, the lock is
+ * tried at once and, while another process holds it (its upgrade's page, or its write), tried again after an
+ * asynchronous pause, up to BUSY_TIMEOUT_MS a step as before: a daemon's SIGTERM handler runs meanwhile, and its
+ * stop (`wait.signal`) ends the wait, rejecting with the signal's reason. Once a step holds the lock it runs to
+ * its commit: a stop between two pages of a fill leaves the pages committed so far, which the next open goes on
+ * from (as after a kill).
+ */
+function runUpgrade(db: Database.Database, from: number, opts: UpgradeOptions): void;
+function runUpgrade(db: Database.Database, from: number, opts: UpgradeOptions, wait: { signal?: AbortSignal }): Promise<void>;
+function runUpgrade(db: Database.Database, from: number, opts: UpgradeOptions, wait?: { signal?: AbortSignal }): void | Promise<void> {
+  const steps = upgradeSteps(db, from, opts);
+  if (!wait) {
+    for (let r = steps.next(); !r.done; r = steps.next(r.value()));
+    return;
+  }
+  return (async () => {
+    // busy_timeout 0: a step fails with SQLITE_BUSY at once rather than sleeping inside the call.
+    db.pragma("busy_timeout = 0");
+    try {
+      for (let r = steps.next(); !r.done; r = steps.next(await withoutBlockingWait(r.value, wait.signal)));
+    } finally {
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
+  })();
+}
+
+/** Runs `step` once the write lock is free (busy_timeout 0 on its connection): see runUpgrade. */
+async function withoutBlockingWait(step: UpgradeStep, signal: AbortSignal | undefined): Promise<unknown> {
+  const deadline = performance.now() + BUSY_TIMEOUT_MS;
+  for (let pause = 1; ; pause = Math.min(pause * 2, OPEN_RETRY_MAX_PAUSE_MS)) {
+    try {
+      return step();
+    } catch (e) {
+      if ((e as { code?: string }).code !== "SQLITE_BUSY" || performance.now() >= deadline) throw e;
+    }
+    await pauseUnlessStopped(pause, signal);
+  }
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason as soon as it is aborted (at once if it already is). */
+function pauseUnlessStopped(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const stop = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", stop);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", stop, { once: true });
+  });
 }
 
 /** Registers the issuance information of every unrevoked certificate (migration 16, and after a load). */
@@ -981,6 +1068,13 @@ function toRetiredCaId(r: { id: string; retired_at: Int; reason: string }): Reti
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
+/** What SqliteStore.open takes (see there). */
+export interface SqliteOpenOptions {
+  readonly create?: boolean;
+  readonly settleFrames?: number;
+  readonly upgrade?: UpgradeOptions;
+}
+
 /** How long a statement waits for another process's write lock before ERR_WORKSPACE_LOCKED, ms. */
 const BUSY_TIMEOUT_MS = 20_000;
 /** Checks by id a history page with `since` reads before it looks by time instead (listStatusChecks). */
@@ -1114,11 +1208,45 @@ export class SqliteStore implements Store {
 
   /**
    * Opens (and with `create`, creates) a store file. A file that is not a SQLite database, or is
-   * SQLite but not ours, is refused with ERR_WORKSPACE_CORRUPT rather than modified.
+   * SQLite but not ours, is refused with ERR_WORKSPACE_CORRUPT rather than modified. An older store is upgraded,
+   * each step waiting up to BUSY_TIMEOUT_MS for another process's write lock (its upgrade) with the event loop
+   * stopped: a daemon opens with {@link SqliteStore.openAsync} instead.
    */
   /** `settleFrames`: the WAL frames past which a bulk writer waits for the checkpointer (SETTLE_FRAMES; tests lower it). */
   /** `upgrade`: progress of an upgrade that fills a column for every certificate (store/upgrade.ts). */
-  static open(path: string, opts: { create?: boolean; settleFrames?: number; upgrade?: UpgradeOptions } = {}): SqliteStore {
+  static open(path: string, opts: SqliteOpenOptions = {}): SqliteStore {
+    const { db, version } = SqliteStore.#connect(path, opts);
+    try {
+      runUpgrade(db, version, opts.upgrade ?? {});
+      return SqliteStore.#opened(db, path, opts);
+    } catch (e) {
+      throw SqliteStore.#openFailed(db, path, version, e);
+    }
+  }
+
+  /**
+   * SqliteStore.open, but an upgrade waits for another process's write lock (its upgrade, or its write) without
+   * blocking the event loop, and `signal` (a daemon's SIGTERM) ends that wait at once, rejecting with the signal's
+   * reason; nothing of the step waited for is applied. Once a step holds the lock a stop changes nothing until it
+   * commits (see runUpgrade). A store already at the current version opens as with `open`: nothing waits.
+   */
+  static async openAsync(path: string, opts: SqliteOpenOptions & { readonly signal?: AbortSignal } = {}): Promise<SqliteStore> {
+    opts.signal?.throwIfAborted();
+    const { db, version } = SqliteStore.#connect(path, opts);
+    try {
+      await runUpgrade(db, version, opts.upgrade ?? {}, { ...(opts.signal ? { signal: opts.signal } : {}) });
+      return SqliteStore.#opened(db, path, opts);
+    } catch (e) {
+      if (opts.signal?.aborted && e === opts.signal.reason) {
+        db.close();
+        throw e;
+      }
+      throw SqliteStore.#openFailed(db, path, version, e);
+    }
+  }
+
+  /** The connection, set up and checked to be a jpki store no newer than this jpki; its schema version. */
+  static #connect(path: string, opts: SqliteOpenOptions): { db: Database.Database; version: number } {
     let db: Database.Database | undefined;
     try {
       // A new file is made owner-only first: SQLite would create it 0644 (less the umask), and it gives the WAL
@@ -1157,42 +1285,34 @@ export class SqliteStore implements Store {
       if (version > SCHEMA_VERSION) {
         throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${path} has schema version ${version}, newer than this jpki (${SCHEMA_VERSION}): upgrade jpki`);
       }
-      try {
-        for (let v = version; v < SCHEMA_VERSION; v++) {
-          const m = MIGRATIONS[v]!;
-          if (typeof m !== "string" && "fill" in m) {
-            runFill(db, v, m.fill, opts.upgrade ?? {});
-            continue;
-          }
-          // IMMEDIATE, and the version read again under the write lock: two processes opening an old store at
-          // once run each migration exactly once (the second finds it done).
-          db.transaction(() => {
-            const now = db!.pragma("user_version", { simple: true }) as number;
-            if (now !== v) return;
-            if (typeof m === "string") db!.exec(m);
-            else m(db!);
-            db!.pragma(`user_version = ${v + 1}`);
-          }).immediate();
-        }
-      } catch (e) {
-        // Waited BUSY_TIMEOUT_MS for the write lock: another process's upgrade (a page, or the index its last
-        // page builds), or its write.
-        if ((e as { code?: string }).code === "SQLITE_BUSY") throw upgradeInProgress(version, SCHEMA_VERSION, e);
-        throw e;
-      }
-      const store = new SqliteStore(db, path);
-      if (opts.settleFrames !== undefined) {
-        if (!Number.isSafeInteger(opts.settleFrames) || opts.settleFrames < 0) throw new JpkiError("ERR_USAGE", `settleFrames must be a whole number of WAL frames ≥ 0, not ${opts.settleFrames}`);
-        store.#settleFrames = opts.settleFrames;
-      }
-      return store;
+      return { db, version };
     } catch (e) {
-      db?.close();
-      if ((e as { code?: string }).code === "SQLITE_CANTOPEN") {
-        throw new JpkiError("ERR_WORKSPACE_MISSING", `no workspace store at ${path}: run 'jpki ca init' or pass --workspace`, { cause: e });
-      }
-      throw storeError(e, "opening the store");
+      throw SqliteStore.#openFailed(db, path, undefined, e);
     }
+  }
+
+  /** The store on an upgraded connection, with its options applied. */
+  static #opened(db: Database.Database, path: string, opts: SqliteOpenOptions): SqliteStore {
+    const store = new SqliteStore(db, path);
+    if (opts.settleFrames !== undefined) {
+      if (!Number.isSafeInteger(opts.settleFrames) || opts.settleFrames < 0) throw new JpkiError("ERR_USAGE", `settleFrames must be a whole number of WAL frames ≥ 0, not ${opts.settleFrames}`);
+      store.#settleFrames = opts.settleFrames;
+    }
+    return store;
+  }
+
+  /**
+   * Closes the connection of an open that failed and says why. `upgradingFrom`: the version the upgrade started at,
+   * when it was the upgrade that failed — a step that waited out the lock timeout met another process's upgrade
+   * (a page, or the index its last page builds), or its write.
+   */
+  static #openFailed(db: Database.Database | undefined, path: string, upgradingFrom: number | undefined, e: unknown): JpkiError {
+    db?.close();
+    if ((e as { code?: string }).code === "SQLITE_CANTOPEN") {
+      return new JpkiError("ERR_WORKSPACE_MISSING", `no workspace store at ${path}: run 'jpki ca init' or pass --workspace`, { cause: e });
+    }
+    if (upgradingFrom !== undefined && (e as { code?: string }).code === "SQLITE_BUSY") return upgradeInProgress(upgradingFrom, SCHEMA_VERSION, e);
+    return storeError(e, "opening the store");
   }
 
   private prepare() {

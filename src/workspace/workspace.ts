@@ -112,9 +112,9 @@ export interface WorkspaceOpenOptions {
   /** progress of a store upgrade that fills a column for every certificate (store/upgrade.ts), either store */
   readonly upgrade?: UpgradeOptions;
   /**
-   * A stop (a daemon's SIGTERM) ends the open of a PostgreSQL store while it waits on the server — connecting,
-   * or on another process's upgrade — rejecting with the signal's reason (PostgresStore.open). A SQLite store
-   * opens as before.
+   * A stop (a daemon's SIGTERM) ends the open while it waits — on a PostgreSQL server, connecting or on another
+   * process's upgrade (PostgresStore.open); on a SQLite store, for another process's write lock during an upgrade
+   * (SqliteStore.openAsync) — rejecting with the signal's reason.
    */
   readonly signal?: AbortSignal;
 }
@@ -240,7 +240,7 @@ export class Workspace {
   }
 
   static async #openAny(paths: WorkspacePaths, config: WorkspaceConfig, create: boolean, opts: WorkspaceOpenOptions): Promise<Workspace> {
-    if (config.store === "sqlite") return Workspace.#openSqlite(paths, config, create, opts.clock, opts.upgrade);
+    if (config.store === "sqlite") return Workspace.#openSqliteAsync(paths, config, create, opts);
     // An existing workspace's schema was made with it (createAsync reaches the database before writing
     // config.json): an empty database here is the wrong one, typically a mistyped JPKI_STORE naming another
     // database on the same server. Never create a schema there, not even for `ca init`, which would then put
@@ -335,6 +335,19 @@ export class Workspace {
   }
 
   static #openSqlite(paths: WorkspacePaths, config: WorkspaceConfig, create: boolean, clock?: Clock, upgrade?: UpgradeOptions): Workspace {
+    const loosened = Workspace.#beforeSqlite(paths, config, create);
+    return Workspace.#afterSqlite(paths, config, create, SqliteStore.open(paths.db, { create, ...(upgrade ? { upgrade } : {}) }), clock, loosened);
+  }
+
+  /** #openSqlite, the store's upgrade waiting without blocking and ended by `opts.signal` (SqliteStore.openAsync). */
+  static async #openSqliteAsync(paths: WorkspacePaths, config: WorkspaceConfig, create: boolean, opts: WorkspaceOpenOptions): Promise<Workspace> {
+    const loosened = Workspace.#beforeSqlite(paths, config, create);
+    const store = await SqliteStore.openAsync(paths.db, { create, ...(opts.upgrade ? { upgrade: opts.upgrade } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+    return Workspace.#afterSqlite(paths, config, create, store, opts.clock, loosened);
+  }
+
+  /** What comes before SQLite opens the store file: checks, its mode, a new one made; what was found loosened. */
+  static #beforeSqlite(paths: WorkspacePaths, config: WorkspaceConfig, create: boolean): readonly string[] {
     if (config.store !== "sqlite") throw syncOnlySqlite(paths);
     if (!create && !existsSync(paths.db)) {
       throw new JpkiError("ERR_WORKSPACE_CORRUPT", `${paths.db} is missing although ${paths.config} exists: restore the store from a backup`);
@@ -346,7 +359,10 @@ export class Workspace {
       closeSync(openSync(paths.db, "a", FILE_MODE));
       chmodSync(paths.db, FILE_MODE);
     }
-    const store = SqliteStore.open(paths.db, { create, ...(upgrade ? { upgrade } : {}) });
+    return loosened;
+  }
+
+  static #afterSqlite(paths: WorkspacePaths, config: WorkspaceConfig, create: boolean, store: SqliteStore, clock: Clock | undefined, loosened: readonly string[]): Workspace {
     if (create) ownerOnlyStore(paths.db);
     try {
       config = Workspace.#adoptPkcs11Modules(paths, config, store);
