@@ -17,8 +17,16 @@ async function main(port: NonNullable<typeof parentPort>, o: ScheduleThreadData)
   });
   let ws: Workspace;
   try {
-    ws = await Workspace.openAsync(o.root, o.storeUrl ? { storeUrl: o.storeUrl } : {});
+    // With the stop: a thread told to stop while its open waits (a PostgreSQL server that stopped answering after
+    // the serving thread's open, another process's upgrade) ends at once, not after the connect or lock timeout
+    // with that timeout's error, which failed the whole serve's clean stop.
+    ws = await Workspace.openAsync(o.root, { ...(o.storeUrl ? { storeUrl: o.storeUrl } : {}), signal: stop.signal });
   } catch (e) {
+    // Stopped before it was ready: ending without a word is a clean stop (superviseScheduleThread).
+    if (stop.signal.aborted && e === stop.signal.reason) {
+      port.close();
+      return;
+    }
     post({ type: "failed", error: threadError(e) });
     port.close();
     return;
