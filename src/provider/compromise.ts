@@ -45,17 +45,18 @@ export const NO_HINTS: SuccessorHints = new Map();
 /**
  * The hints of an index the endpoint served: for each trusted generation the index lists with the SHA-256 of the very
  * certificate trusted here (an entry about another certificate says nothing of this one), a successor that is a later
- * generation of the same CA. Anything else, a body that is not such an index included, is passed over.
+ * generation of the same CA. Any other entry is passed over. undefined when the body is not an index at all (not JSON,
+ * no `generations` list): the caller cannot tell it from an index that names no successor, so it is not taken for one.
  */
-export function successorHints(body: Uint8Array, trusted: Iterable<TrustedCa>): SuccessorHints {
+export function successorHints(body: Uint8Array, trusted: Iterable<TrustedCa>): SuccessorHints | undefined {
   const out = new Map<string, string>();
   let generations: unknown;
   try {
     generations = (JSON.parse(Buffer.from(body).toString("utf8")) as { generations?: unknown })?.generations;
   } catch {
-    return out;
+    return undefined;
   }
-  if (!Array.isArray(generations)) return out;
+  if (!Array.isArray(generations)) return undefined;
   const byId = new Map([...trusted].map((t) => [t.caId, t]));
   for (const g of generations as Array<{ id?: unknown; sha256?: unknown; successor?: unknown }>) {
     if (typeof g?.id !== "string" || typeof g.sha256 !== "string" || typeof g.successor !== "string") continue;

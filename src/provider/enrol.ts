@@ -45,7 +45,7 @@ import { validateJpki } from "../validation/jpki.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { OcspClient, type OcspProblem, type OcspTimeFault } from "../validation/ocsp-source.js";
 import { formatName } from "../validation/name.js";
-import { checkGenerationNow, endpointFetch, endpointTimeouts, fetchSuccessorHints, ownCompromise, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
+import { checkGenerationNow, endpointFetch, endpointTimeouts, fetchSuccessorHints, indexUnavailable, ownCompromise, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
 import { NO_HINTS, laterTrusted, trustedSuccessors } from "./compromise.js";
 import {
   certifyCustomer,
@@ -228,7 +228,8 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
     state = { ...state, publicCrls: { ...state.publicCrls, [ca.caId]: fetched.seen } };
     // Its successor is g+1, or the one the endpoint's index names (provider/compromise.ts): asked only when a later
     // generation of its CA is trusted, the only case in which a successor can be.
-    const successors = trustedSuccessors(trusted, ca, laterTrusted(trusted, ca) ? await fetchSuccessorHints(config.endpoint, trusted, o) : NO_HINTS);
+    const index = laterTrusted(trusted, ca) ? await fetchSuccessorHints(config.endpoint, trusted, o) : undefined;
+    const successors = trustedSuccessors(trusted, ca, index?.hints ?? NO_HINTS);
     if (own) {
       // Where a trusted successor's CRL says so too, its record is kept (made by a key not in question), as follow
       // keeps it; a successor that cannot be asked changes nothing: the own CRL has said it.
@@ -246,6 +247,8 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       throw compromisedCa(ca.caId, rec);
     }
     writeProviderState(paths, state);
+    // Fail closed: without the index, a successor that is not g+1 would not be checked (follow fails its pass alike).
+    if (index?.index.status === "unavailable") throw indexUnavailable(index.index, [ca.caId], ", then enrol again: nothing was issued");
     if (fetched.fromFuture) {
       throw new JpkiError(
         "ERR_PUBLIC_CRL_CLOCK",

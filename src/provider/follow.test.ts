@@ -1141,6 +1141,102 @@ describe("provider follow: a public CA generation declared compromised", () => {
       expect((await follow(d, serve({ ...files, "/ca/index.json": index("13-sig-g3", "00".repeat(32)) }))).compromise).toEqual([]);
       expect(JSON.parse(stateOf(d)).links.every((l: ProviderLink) => !l.revoked)).toBe(true);
     });
+
+    // 5xx, no answer, a body that is not an index: not an older server's 404. Taken for "no index", the pass went on
+    // with g+1 alone and reported all well, while 13-sig's successor 13-sig-g3 went unchecked.
+    it("an index that cannot be had (not a 404) is reported; with two generations trusted the pass fails closed (ERR_PUBLIC_CA_INDEX_UNAVAILABLE), revocations applied, the CRL not renewed for being due", async () => {
+      const { g3, g3Der, index, serve } = await g3Setup();
+      const d = provider();
+      await trustPublicCas({ dir: d, trustAnchors: [g3Der] });
+      const link = await certificate({ signer: g3.signer, spki: tokyo.signer.spki, serial: LINK_SERIAL });
+      // public CRLs good for days: the provider CRL (48 h) comes due while they are current
+      const files = { "/crl/13-sig.crl": await crl(5, [BOB_REVOKED], { nextUpdate: T0 + 100 * HOUR }), "/crl/13-sig-g3.crl": await crl(2, [], { by: g3, nextUpdate: T0 + 100 * HOUR }), "/ca/13-sig.by-13-sig-g3.crt": link };
+      const url = `${ENDPOINT}/ca/index.json`;
+      const withIndex = (answer: () => Promise<Response>): typeof globalThis.fetch => (u, init) => (String(u) === url ? answer() : serve(files)(u, init));
+      const s = sleeper();
+      for (const [answer, reason] of [
+        [async () => new Response("busy", { status: 503 }), "HTTP 503, after 3 attempts"],
+        [async () => Promise.reject(new TypeError("fetch failed", { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) })), "after 3 attempts"],
+        [async () => new Response("<html>maintenance</html>", { status: 200 }), "not an index of CA generations"],
+        [async () => new Response(null, { status: 401 }), "HTTP 401"],
+      ] as const) {
+        const both = provider();
+        await trustPublicCas({ dir: both, trustAnchors: [g3Der] });
+        const r = await follow(both, withIndex(answer), T0 + HOUR, { sleep: s.sleep });
+        expect(r.generationIndex, reason).toEqual({ status: "unavailable", url, reason: expect.stringContaining(reason), error: { code: "ERR_PUBLIC_CA_INDEX_UNAVAILABLE", message: expect.stringContaining("which generation succeeds 13-sig is not known") } });
+      }
+      // on the workspace trusting both: bob's revocation on 13-sig's CRL is applied all the same, but the pass is blind
+      // (no renewal for being due: a first pass would publish, as "due", otherwise)
+      const down = await follow(d, withIndex(async () => new Response(null, { status: 503 })), T0 + HOUR, { sleep: s.sleep });
+      expect(down.generationIndex?.error?.code).toBe("ERR_PUBLIC_CA_INDEX_UNAVAILABLE");
+      expect(down.revoked.map((v) => v.serial)).toEqual(["1b"]);
+      expect(down.crlCause).toBe("revocations");
+      const quiet = await follow(d, withIndex(async () => new Response(null, { status: 503 })), T0 + 30 * HOUR, { sleep: s.sleep });
+      expect(quiet.crl).toBeUndefined();
+      expect(quiet.generationIndex?.error?.code).toBe("ERR_PUBLIC_CA_INDEX_UNAVAILABLE");
+      // with the index back, the same pass is due and sound
+      const back = await follow(d, withIndex(async () => ok(index("13-sig-g3"))()), T0 + 30 * HOUR);
+      expect(back.generationIndex).toEqual({ status: "found", url });
+      expect(back.compromise).toEqual([expect.objectContaining({ caId: "13-sig", successor: "13-sig-g3", status: "sound" })]);
+      expect(back.crlCause).toBe("due");
+      // an older server (404): g+1 assumed, as before, and no failure
+      const older = await follow(d, withIndex(async () => new Response(null, { status: 404 })), T0 + 30 * HOUR);
+      expect(older.generationIndex).toEqual({ status: "absent", url });
+    });
+
+    it("with one generation trusted, an index that cannot be had is said but fails nothing: only a newer generation is looked for", async () => {
+      const { serve } = await g3Setup();
+      const d = provider();
+      const url = `${ENDPOINT}/ca/index.json`;
+      const files13 = await crl(5, []);
+      const fetch: typeof globalThis.fetch = (u, init) => (String(u) === url ? Promise.resolve(new Response(null, { status: 503 })) : serve({ "/crl/13-sig.crl": files13 })(u, init));
+      const r = await follow(d, fetch, T0 + HOUR, { sleep: sleeper().sleep });
+      expect(r.generationIndex).toEqual({ status: "unavailable", url, reason: expect.stringContaining("HTTP 503") });
+      expect(r.crlCause).toBe("due");
+    });
+
+    it("jpki provider follow: the index unavailable is a line of the text and generationIndex in --json; exit 17 with two generations trusted, 0 with one", async () => {
+      const { g3, g3Der } = await g3Setup();
+      // dated by the wall clock: the CLI's pass runs on it
+      const now = Date.now();
+      const files: Record<string, Buffer> = {
+        "/crl/13-sig.crl": await crl(5, [], { at: now - HOUR }),
+        "/crl/13-sig-g3.crl": await crl(2, [], { at: now - HOUR, by: g3 }),
+        "/ca/13-sig.by-13-sig-g3.crt": await certificate({ signer: g3.signer, spki: tokyo.signer.spki, serial: LINK_SERIAL }),
+      };
+      // /ca/index.json answers 401 (a token the endpoint no longer takes for it): not retried, not a 404
+      const server = createServer((req, res) => {
+        const f = files[req.url ?? ""];
+        if (req.url === "/ca/index.json") res.writeHead(401).end();
+        else if (f) res.writeHead(200).end(f);
+        else res.writeHead(404).end();
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      try {
+        const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+        const at = (d: string) => {
+          const paths = providerPaths(d);
+          writeFileSync(paths.config, JSON.stringify({ ...JSON.parse(readFileSync(paths.config, "utf8")), endpoint: base }));
+          return d;
+        };
+        const run = (d: string, ...flags: string[]) => runInProcess([...flags, "provider", "follow", "--dir", d], { env: { JPKI_PASSPHRASE: PASS, JPKI_VERIFIER_TOKEN: "tok" }, cwd: tmpdir() });
+        const lone = at(provider());
+        const said = await run(lone);
+        expect(said.code, said.stderr).toBe(0);
+        expect(said.stdout).toContain(`public CA generation index ${base}/ca/index.json: unavailable (HTTP 401)\n`);
+        const both = at(provider());
+        await trustPublicCas({ dir: both, trustAnchors: [g3Der] });
+        const failed = await run(both, "--json");
+        expect(failed.code, failed.stderr).toBe(17);
+        expect(JSON.parse(failed.stdout).generationIndex).toEqual({ status: "unavailable", url: `${base}/ca/index.json`, reason: "HTTP 401", error: { code: "ERR_PUBLIC_CA_INDEX_UNAVAILABLE", message: expect.any(String) } });
+        expect(JSON.parse(failed.stderr).error.code).toBe("ERR_PUBLIC_CA_INDEX_UNAVAILABLE");
+        const text = await run(both);
+        expect(text.code).toBe(17);
+        expect(text.stdout).toMatch(/^public CA generation index .*: unavailable \(HTTP 401\) \[ERR_PUBLIC_CA_INDEX_UNAVAILABLE\] .*which generation succeeds 13-sig is not known/m);
+      } finally {
+        await new Promise((r) => (server.closeAllConnections(), server.close(r)));
+      }
+    });
   });
 
   it("a link that does not bind the two trusted keys says nothing: signed by another key, or certifying another, is a failed check and revokes nothing, listed or not; a missing link names untrust", async () => {

@@ -510,6 +510,11 @@ export interface FollowResult {
   readonly skippedTrust?: readonly SkippedTrustFile[];
   /** newer generations of trusted public CAs the endpoint publishes and this provider does not trust (a warning) */
   readonly newerGenerations?: readonly NewerGeneration[];
+  /**
+   * what was had of the endpoint's `/ca/index.json`, when the pass asked for it (two generations of a CA trusted, or
+   * a newer one looked for); unavailable with two generations of a CA trusted, its `error` fails the pass
+   */
+  readonly generationIndex?: GenerationIndexOutcome;
 }
 
 /**
@@ -563,8 +568,8 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     // which is therefore fetched even when no customer rests on it (provider/compromise.ts).
     // Which generation succeeds which: the endpoint's index says when a successor is not g+1 (provider/compromise.ts).
     // Asked once a pass, and only when it can matter: two generations of a CA trusted, or a newer one looked for.
-    let hintsOf: Promise<SuccessorHints> | undefined;
-    const hints = () => (hintsOf ??= fetchSuccessorHints(config.endpoint, trusted.values(), o));
+    let hintsOf: Promise<SuccessorHintsFetch> | undefined;
+    const hints = async () => (await (hintsOf ??= fetchSuccessorHints(config.endpoint, trusted.values(), o))).hints;
     const several = [...trusted.values()].some((t) => laterTrusted(trusted.values(), t));
     const pairs = generationPairs(trusted, several ? await hints() : NO_HINTS).filter((p) => !compromisedCas[p.ca.caId]);
     const wanted = [...new Set([...state.links.filter((l) => isLive(l, now)).map((l) => l.public.caId), ...pairs.map((p) => p.successor.caId)])].sort();
@@ -683,6 +688,10 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
       }
     }
 
+    // An index that could not be had, said; with two generations of a CA trusted it fails the pass (fail closed: a
+    // successor it would have named goes unchecked), unless the stop cut it short (not the endpoint's failure).
+    const generationIndex = hintsOf && generationIndexOf(await hintsOf, several && !o.signal?.aborted ? [...trusted.values()].filter((t) => laterTrusted(trusted.values(), t)).map((t) => t.caId).sort() : []);
+
     // One write: the revocations, what was seen and (with revocations) the number of the CRL that owes them count
     // together, or not at all. Killed after it, the reserved number is above the published CRL's: the next pass
     // publishes ("unfinished"), even on a 304 and with no live link left.
@@ -703,9 +712,14 @@ export async function followPublicCrls(o: FollowOptions): Promise<FollowResult> 
     // CRL past its nextUpdate) told relying parties, for days, that nothing was revoked that the provider could not
     // know of (a review helper's repro). Not refreshed, it goes stale at its nextUpdate, as a relying party must see.
     const stopped = o.signal?.aborted === true;
-    const blind = stopped || crls.some((c) => c.error !== undefined || c.status === "stopped") || compromise.some((c) => c.error !== undefined);
+    const blind = stopped || crls.some((c) => c.error !== undefined || c.status === "stopped") || compromise.some((c) => c.error !== undefined) || generationIndex?.error !== undefined;
     const crlCause = revoked.length ? "revocations" : unfinished ? "unfinished" : fromTheFuture ? "clock" : due && !blind ? "due" : undefined;
-    const skipped = { ...(anchors.skipped.length ? { skippedTrust: anchors.skipped } : {}), ...(stopped ? { stopped: true as const } : {}), ...(newer.length ? { newerGenerations: newer } : {}) };
+    const skipped = {
+      ...(anchors.skipped.length ? { skippedTrust: anchors.skipped } : {}),
+      ...(stopped ? { stopped: true as const } : {}),
+      ...(newer.length ? { newerGenerations: newer } : {}),
+      ...(generationIndex ? { generationIndex } : {}),
+    };
     if (!crlCause) return { crls, compromise, revoked, ...skipped };
     const crl = await publishProviderCrl(paths, config, providerCa, o.clock, state, { reserved: revoked.length > 0 });
     return { crls, compromise, revoked, crl, crlCause, ...skipped };
@@ -718,18 +732,65 @@ const MAX_LINK_BYTES = 64 * 1024;
 const MAX_INDEX_BYTES = 1024 * 1024;
 
 /**
- * The successors the endpoint's `/ca/index.json` names for trusted generations (ca/generation-index.ts), checked as
- * provider/compromise.ts successorHints says. No index (a 404 from an older server), or one that cannot be had or
- * read: no hints, and g+1 is assumed as before. Never a failure of its own: every check the hints lead to verifies
- * what it fetches, and g+1 is checked whatever the index says.
+ * What was had of the endpoint's `/ca/index.json` (ca/generation-index.ts): "found", its successors taken as hints;
+ * "absent", a 404 (an older `jpki serve`, which has none: g+1 is assumed, as before there was an index); "unavailable",
+ * anything else — no answer, a timeout, another status (a 5xx after the retries, a 401), a body that is not an index —
+ * with `reason`. Unavailable is not absent: the endpoint has an index and the provider did not get it, so a successor
+ * that is not g+1 goes unseen. With two generations of a CA trusted that fails the pass (`error`,
+ * ERR_PUBLIC_CA_INDEX_UNAVAILABLE); otherwise (only a newer generation is looked for) it is said and changes nothing.
  */
-export async function fetchSuccessorHints(endpoint: string, trusted: Iterable<TrustedCa>, o: PublicEndpointOptions): Promise<SuccessorHints> {
+export interface GenerationIndexOutcome {
+  readonly status: "found" | "absent" | "unavailable";
+  readonly url: string;
+  readonly reason?: string;
+  readonly error?: { readonly code: ErrorCode; readonly message: string };
+}
+
+export interface SuccessorHintsFetch {
+  readonly hints: SuccessorHints;
+  readonly index: GenerationIndexOutcome;
+}
+
+/**
+ * The successors the endpoint's `/ca/index.json` names for trusted generations (ca/generation-index.ts), checked as
+ * provider/compromise.ts successorHints says, and what was had of the index (GenerationIndexOutcome). No hints when
+ * the index is absent or unavailable: g+1 is then the only candidate, and the caller decides whether that is enough
+ * (indexUnavailable). Every check the hints lead to verifies what it fetches, and g+1 is checked whatever they say.
+ */
+export async function fetchSuccessorHints(endpoint: string, trusted: Iterable<TrustedCa>, o: PublicEndpointOptions): Promise<SuccessorHintsFetch> {
+  const url = `${endpoint}/ca/index.json`;
+  const unavailable = (reason: string): SuccessorHintsFetch => ({ hints: NO_HINTS, index: { status: "unavailable", url, reason } });
+  let got: Awaited<ReturnType<typeof getWithRetries>>;
   try {
-    const got = await getWithRetries(`${endpoint}/ca/index.json`, o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}, { ...o, maxCrlBytes: MAX_INDEX_BYTES });
-    return got.res.status === 200 && got.body ? successorHints(got.body, trusted) : NO_HINTS;
-  } catch {
-    return NO_HINTS;
+    got = await getWithRetries(url, o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}, { ...o, maxCrlBytes: MAX_INDEX_BYTES });
+  } catch (e) {
+    const f = e as AttemptFailed & { attempts?: number };
+    return unavailable(`${f.message}${f.attempts && f.attempts > 1 ? `, after ${f.attempts} attempts` : ""}`);
   }
+  if (got.res.status === 404) return { hints: NO_HINTS, index: { status: "absent", url } };
+  if (got.res.status !== 200 || !got.body) return unavailable(`HTTP ${got.res.status}`);
+  const hints = successorHints(got.body, trusted);
+  return hints ? { hints, index: { status: "found", url } } : unavailable("the body is not an index of CA generations (JSON with a generations list)");
+}
+
+/** What a pass reports of the index it asked for: with `needy` (see indexUnavailable), an unavailable one is an error. */
+function generationIndexOf(f: SuccessorHintsFetch, needy: readonly string[]): GenerationIndexOutcome {
+  if (f.index.status !== "unavailable" || !needy.length) return f.index;
+  const e = indexUnavailable(f.index, needy);
+  return { ...f.index, error: { code: e.code, message: e.message } };
+}
+
+/**
+ * ERR_PUBLIC_CA_INDEX_UNAVAILABLE for an index that could not be had while `cas` — trusted generations with a later
+ * trusted generation of their CA — need it: which generation succeeds each is not known, so each is checked on its
+ * g+1's CRL only, and a compromise declared on another successor's would go unseen.
+ */
+export function indexUnavailable(index: GenerationIndexOutcome, cas: readonly string[], after = ""): JpkiError {
+  return new JpkiError(
+    "ERR_PUBLIC_CA_INDEX_UNAVAILABLE",
+    `the endpoint's index of CA generations ${index.url} could not be had (${index.reason ?? "unknown"}): which generation succeeds ${cas.join(", ")} is not known: each is checked for a declared key compromise on its next generation's CRL only, and one declared on another successor's (an id a rollover passed over) would go unseen; check the endpoint${after}`,
+    { details: { url: index.url, cas: [...cas] } },
+  );
 }
 
 /**

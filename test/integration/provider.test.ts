@@ -1000,6 +1000,36 @@ describe("jpki provider across a rollover whose successor is not g+1 (13-sig →
     await closePub?.();
   });
 
+  it("an index that cannot be had (not a 404): enrol on 13-sig issues nothing and follow fails the pass, ERR_PUBLIC_CA_INDEX_UNAVAILABLE (exit 17), until it is back", async () => {
+    const bank = join(dir, "skipping-bank-blind");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Blind Bank", "--endpoint", pubBase, "--trust", join(pub, "ca", "13-sig.pem"), join(pub, "ca", "13-sig-g3.pem")]);
+    const indexFile = join(pub, "ca", "index.json");
+    const good = readFileSync(indexFile);
+    // what a proxy's error page, or a half-deployed server, puts there: not an index
+    writeFileSync(indexFile, "<html>maintenance</html>\n");
+    try {
+      // the server re-stats its files every 250 ms: served once it has seen the change
+      const served = async () => (await fetch(`${pubBase}/ca/index.json`, { headers: { authorization: `Bearer ${readFileSync(pubToken, "utf8").trim()}` } })).text();
+      for (let i = 0; i < 40 && !(await served()).includes("maintenance"); i++) await new Promise((res) => setTimeout(res, 100));
+      const refused = await cli(["--json", "provider", "enrol", "--dir", bank, "--request", application("skipped-era"), "--token-file", pubToken], { cwd: dir });
+      expect(refused.code, refused.stderr).toBe(17);
+      expect(JSON.parse(refused.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_INDEX_UNAVAILABLE", message: expect.stringContaining("nothing was issued") });
+      expect((await ok(["--json", "provider", "list", "--dir", bank])).json().certificates).toEqual([]);
+      const f = await cli(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
+      expect(f.code, f.stderr).toBe(17);
+      expect(f.json().generationIndex).toMatchObject({ status: "unavailable", reason: expect.stringContaining("not an index"), error: { code: "ERR_PUBLIC_CA_INDEX_UNAVAILABLE" } });
+    } finally {
+      writeFileSync(indexFile, good);
+    }
+    let back = await cli(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
+    for (let i = 0; i < 40 && back.code !== 0; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      back = await cli(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
+    }
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.json().generationIndex).toMatchObject({ status: "found" });
+  }, 120_000);
+
   it("enrol and follow check 13-sig against 13-sig-g3's CRL and link; a provider trusting 13-sig alone is told of 13-sig-g3", async () => {
     const bank = join(dir, "skipping-bank");
     await ok(["--json", "provider", "init", "--dir", bank, "--name", "Skipping Bank", "--endpoint", pubBase, "--trust", join(pub, "ca", "13-sig.pem"), join(pub, "ca", "13-sig-g3.pem")]);

@@ -35,6 +35,7 @@ function followText(r: FollowResult): string {
     ...r.crls.map((c) => `public CRL ${c.caId}: ${c.status}${c.number ? ` #${c.number}` : ""}${c.stale ? " (stale: past its nextUpdate)" : ""}${c.error ? ` [${c.error.code}] ${c.error.message}` : ""}`),
     ...(r.crls.length ? [] : ["no live customer certificates: no public CRL to follow"]),
     ...r.compromise.map((c) => `public CA ${c.caId} (checked on ${c.successor}'s CRL): ${c.status}${c.error ? ` [${c.error.code}] ${c.error.message}` : ""}`),
+    ...(r.generationIndex?.status === "unavailable" ? [`public CA generation index ${r.generationIndex.url}: unavailable (${r.generationIndex.reason})${r.generationIndex.error ? ` [${r.generationIndex.error.code}] ${r.generationIndex.error.message}` : ""}`] : []),
     ...r.revoked.map((v) => `revoked ${v.serial} (${v.customerId}) ${v.reason}: public ${v.public.caId} ${v.public.serial} ${v.public.reason} on CRL #${v.public.crlNumber}`),
     ...(r.stopped ? ["pass stopped (SIGTERM/SIGINT): a download in progress was cut short and counts for nothing; what came before is recorded"] : []),
     r.crl ? `provider CRL #${r.crl.number} published (${entriesText(r.crl.entries)}, ${r.crlCause}): ${r.crl.path}` : "provider CRL unchanged",
@@ -191,7 +192,9 @@ a public CRL that cannot be had (ERR_PUBLIC_CRL_UNAVAILABLE), is wrong (ERR_PUBL
 past its nextUpdate (ERR_PUBLIC_CRL_STALE; all exit 17), a certificate of a public CA generation declared
 compromised (ERR_PUBLIC_CA_COMPROMISED, exit 17: found by 'follow', or here, where the successor generation is
 trusted too, on its CRL and the link certificate, as follow checks; a check that cannot be made issues nothing,
-nor does a successor's CRL past its nextUpdate that does not list the link: ERR_PUBLIC_CRL_STALE naming it),
+nor does a successor's CRL past its nextUpdate that does not list the link: ERR_PUBLIC_CRL_STALE naming it;
+nor, then, one whose index of CA generations (/ca/index.json) cannot be had, a 404 aside: which generation
+succeeds the signer's is not known, ERR_PUBLIC_CA_INDEX_UNAVAILABLE, exit 17),
 with --ocsp a responder down or unreachable after the same retries (ERR_PUBLIC_OCSP_UNAVAILABLE, exit 17), an
 answer dated ahead of this host's clock (thisUpdate, producedAt; 5 min of skew allowed) or past its nextUpdate
 (ERR_PUBLIC_OCSP_NOT_CURRENT, exit 17), or one malformed, with a bad signature, about another certificate or
@@ -282,6 +285,12 @@ When the endpoint publishes a generation newer than the newest trusted one of a 
 the pass warns on stderr (newerGenerations in --json; the exit code is not changed): 'linked' when the trusted key
 certifies it (an ordinary rollover: 'jpki provider trust' it), else compare its SHA-256 with the public side's over
 another channel before trusting it (a rollover made because of a compromise publishes no link).
+Which generation succeeds which is read from <endpoint>/ca/index.json (a rollover may pass over an id: 13-sig →
+13-sig-g3), asked when two generations of a CA are trusted or a newer one is looked for; a 404 (an older server)
+leaves g+1. An index that cannot be had otherwise (no answer, a 5xx after the retries, a body that is not an index)
+is reported (generationIndex "unavailable" and why, in --json); with two generations of a CA trusted it fails the
+pass with ERR_PUBLIC_CA_INDEX_UNAVAILABLE (exit 17): the revocations the CRLs list are applied, but the provider CRL
+is not renewed for being due, as when a compromise check cannot be made.
 A 429, 5xx or refused connection is asked again twice, with a growing wait; a redirect is not followed.
 A download fails after 10 s without a byte (--timeout), or after 10 min however steadily it comes
 (--total-timeout); a CRL over 256 MiB (--max-crl-mib) is refused. With --watch and --json, each pass writes
@@ -293,6 +302,7 @@ ${commandExitCodes({
   errors: [
     ["ERR_PUBLIC_CA_COMPROMISED", "a trusted public CA generation was declared compromised: what rests on it was revoked; run 'jpki provider untrust'"],
     [["ERR_PUBLIC_CRL_UNAVAILABLE", "ERR_PUBLIC_CRL_INVALID", "ERR_PUBLIC_CRL_ROLLBACK"], "a public CRL (or a generation's link certificate) could not be had or was refused (the others are still followed)"],
+    ["ERR_PUBLIC_CA_INDEX_UNAVAILABLE", "two generations of a public CA are trusted and the endpoint's /ca/index.json could not be had (not a 404): a successor it names would go unchecked"],
     ["ERR_PUBLIC_CRL_CLOCK", "a public CRL is dated after this host's clock (its revocations are applied all the same)"],
     ["ERR_PUBLIC_CRL_STALE", "a public CRL is past its nextUpdate (its revocations are applied all the same)"],
     [["ERR_CA_UNKNOWN", "ERR_CA_INVALID"], "customers' certificates rest on a public CA whose trust/<ca>.pem is gone or not that CA's certificate: its CRL is not followed (the others are); 'provider trust' puts it back, 'provider untrust' revokes what rests on it"],
@@ -319,7 +329,9 @@ Examples:
         const crl = r.crls.find((x) => x.error);
         if (crl) return { what: `public CRL ${crl.caId}`, error: crl.error };
         const check = r.compromise.find((x) => x.error);
-        return check && { what: `public CA ${check.caId}`, error: check.error };
+        if (check) return { what: `public CA ${check.caId}`, error: check.error };
+        const index = r.generationIndex?.error;
+        return index && { what: "public CA generation index", error: index };
       };
       // Given alone it changed nothing, silently: one pass ran and the command ended.
       if (!o.watch && c.getOptionValueSource("interval") === "cli") throw new JpkiError("ERR_USAGE", "--interval sets the time between passes of --watch: add --watch, or drop --interval for one pass");
