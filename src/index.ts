@@ -119,7 +119,7 @@ export { CRL_REASON, REVOCATION_CAUSES, parseReason, reasonName, type CrlReasonN
 // store and workspace
 export type { Store, CaRecord, IssuanceRecord, CertificateRow, ResidentRecord, CrlRecord, CrlStatus, RegisteredIssuance, OutboxNotice } from "./store/types.js";
 export { isRegistered, SWEEP_BATCH, type SweepOptions } from "./store/types.js";
-export { SqliteStore } from "./store/sqlite.js";
+export { SqliteStore, type SqliteOpenOptions } from "./store/sqlite.js";
 export { PostgresStore, type PostgresStoreOptions } from "./store/postgres.js";
 export type { CaCompromiseRecord, CaLinkRecord, RetiredCaIdRecord } from "./store/types.js";
 export { compromisedCaIds, compromisedGeneration, compromisedSignerOf, declareCompromised, type CompromisedGeneration } from "./ca/compromised.js";
@@ -299,7 +299,7 @@ export {
   type TrustedCa,
 } from "./provider/workspace.js";
 export { enrolCustomer, type EnrolOptions, type EnrolResult } from "./provider/enrol.js";
-export { followPublicCrls, watchPublicCrls, refreshPublicCrl, verifyPublicCrl, type FollowOptions, type FollowResult, type FollowedCrl, type FollowRevocation, type CompromiseCheck, type WatchOptions as ProviderWatchOptions, type PublicEndpointOptions, type PublicCrlFetch } from "./provider/follow.js";
+export { followPublicCrls, watchPublicCrls, refreshPublicCrl, verifyPublicCrl, type FollowOptions, type FollowResult, type FollowedCrl, type FollowRevocation, type CompromiseCheck, type GenerationIndexOutcome, type WatchOptions as ProviderWatchOptions, type PublicEndpointOptions, type PublicCrlFetch } from "./provider/follow.js";
 export { privateReasonFor } from "./provider/reasons.js";
 export { signApplication, type SignApplicationParams } from "./provider/application.js";
 export { serveVpcd, answerVpcdFrame, encodeVpcdFrame, VpcdFrameReader, VPCD_CONTROL, VPCD_DEFAULT_HOST, VPCD_DEFAULT_PORT, type VpcdBridgeOptions, type VpcdEvent } from "./card/vpcd.js";
