@@ -143,7 +143,8 @@ class CuttingProxy extends LoopbackProxy {
   }
 }
 
-const server = usePostgres();
+// its own: the proxies listen at the name of its socket
+const server = usePostgres({ own: true });
 
 const POOL = 3;
 const WAIT_MS = 200;
