@@ -143,8 +143,7 @@ class CuttingProxy extends LoopbackProxy {
   }
 }
 
-// its own: the proxies listen at the name of its socket
-const server = usePostgres({ own: true });
+const server = usePostgres();
 
 const POOL = 3;
 const WAIT_MS = 200;
