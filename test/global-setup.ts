@@ -20,7 +20,7 @@ import type { TestProject } from "vitest/node";
 import { makeDemoTemplate, makeTokyoTemplate, type DemoTemplate } from "./demo-template.js";
 import { CARD_KEY_POOL_ENV } from "./card-key-pool.js";
 import { bundleNeeded, distIsFresh, recordSources, sourcesStamp } from "./dist-fresh.js";
-import { INITDB_CACHE_ENV } from "./postgres-server.js";
+import { INITDB_CACHE_ENV, startPostgres, type PostgresTestServer } from "./postgres-server.js";
 
 const BUILT = Symbol.for("jpki.test.distBuilt");
 const DEMO = Symbol.for("jpki.test.sqliteDemo");
@@ -107,22 +107,38 @@ function sqliteTokyo(): Promise<string> {
   return g[TOKYO];
 }
 
+/**
+ * The PostgreSQL server the "sqlite" project's store files share (use-postgres.ts): each of them started one of its own
+ * (≈ 1 s to start and stop, from the run's one initdb) for databases only it uses. Started beside the demo; a
+ * machine without PostgreSQL's binaries gets none, and those files start their own, which says why it cannot.
+ */
+async function sharedPostgres(): Promise<PostgresTestServer | undefined> {
+  try {
+    return await startPostgres();
+  } catch {
+    return undefined;
+  }
+}
+
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   runTmpDir();
   await buildDist();
   const { made, first } = sqliteDemo();
   const tokyo = sqliteTokyo();
+  const shared = project.name !== "postgres" ? sharedPostgres() : undefined;
   // not waited for here: see the header
   if (project.name !== "postgres") {
     project.provide("jpkiDemoSqlite", await made);
     project.provide("jpkiTokyoSqlite", await tokyo);
+    const server = await shared;
+    if (server) project.provide("jpkiSharedPostgres", server.socketDir);
   }
-  return first
-    ? async () => {
-        const demo = await made.catch(() => undefined);
-        if (demo) rmSync(dirname(demo.workspace), { recursive: true, force: true });
-        const ws = await tokyo.catch(() => undefined);
-        if (ws) rmSync(dirname(ws), { recursive: true, force: true });
-      }
-    : undefined;
+  return async () => {
+    await (await shared)?.stop();
+    if (!first) return;
+    const demo = await made.catch(() => undefined);
+    if (demo) rmSync(dirname(demo.workspace), { recursive: true, force: true });
+    const ws = await tokyo.catch(() => undefined);
+    if (ws) rmSync(dirname(ws), { recursive: true, force: true });
+  };
 }

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { startPostgres, sweepStaleServers } from "./postgres-server.js";
+import { runningServer, startPostgres, sweepStaleServers } from "./postgres-server.js";
 
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -86,5 +86,20 @@ describe("the throwaway PostgreSQL server", () => {
     expect(running(pm)).toBe(false);
     expect(existsSync(server.socketDir)).toBe(false);
     await until("the watchdog is gone", () => !running(server.watchdogPid!));
+  });
+
+  it("shared (the run's, test/global-setup.ts): each handle's databases are its own, two handles in one process too, and a handle's stop() leaves the server running", async () => {
+    const server = await startPostgres();
+    try {
+      const [a, b] = [runningServer(server.socketDir), runningServer(server.socketDir)];
+      const made = [await a.createDatabase(), await b.createDatabase(), await a.createDatabase()];
+      expect(new Set(made).size).toBe(3);
+      for (const url of made) await answers(url);
+      await a.stop();
+      expect(running(postmaster(server.socketDir))).toBe(true);
+      await answers(await b.createDatabase());
+    } finally {
+      await server.stop();
+    }
   });
 });

@@ -20,6 +20,7 @@
  * The server is stopped by its postmaster pid (SIGQUIT, PostgreSQL's immediate shutdown), never by name.
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -247,6 +248,42 @@ export interface StartOptions {
   readonly settings?: Readonly<Record<string, string | number>>;
 }
 
+/** Names of the databases createDatabase makes: unique on a server that several processes' files share. */
+let made = 0;
+const runTag = randomBytes(3).toString("hex");
+
+/** What a server whose directory is `root` offers its tests: its connections, its databases, its CPU time. */
+function serverAt(root: string): Omit<PostgresTestServer, "watchdogPid" | "stop"> {
+  const data = join(root, "data");
+  return {
+    socketDir: root,
+    url: (database) => connectionString(root, database),
+    cpuSeconds() {
+      const pm = postmasterPid(data);
+      return pm === undefined ? 0 : serverCpuSeconds(pm);
+    },
+    async createDatabase(template?: string) {
+      const name = `jpki_test_${process.pid}_${runTag}_${++made}`;
+      const admin = new pg.Client({ connectionString: connectionString(root, "postgres") });
+      await admin.connect();
+      try {
+        await admin.query(template === undefined ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${pg.escapeIdentifier(template)}`);
+      } finally {
+        await admin.end();
+      }
+      return connectionString(root, name);
+    },
+  };
+}
+
+/**
+ * A server another process started and stops (the run's shared one, test/global-setup.ts), as its socket directory
+ * names it: the files that only make databases of their own on it use it; stop() leaves it running.
+ */
+export function runningServer(socketDir: string): PostgresTestServer {
+  return { ...serverAt(socketDir), watchdogPid: undefined, stop: async () => undefined };
+}
+
 export async function startPostgres(opts: StartOptions = {}): Promise<PostgresTestServer> {
   sweepStaleServers();
   const bin = binDir();
@@ -296,26 +333,9 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PostgresTe
     destroySync(root);
     throw e;
   }
-  let n = 0;
   return {
-    socketDir: root,
-    url: (database) => connectionString(root, database),
+    ...serverAt(root),
     watchdogPid: watchdog.pid,
-    cpuSeconds() {
-      const pm = postmasterPid(data);
-      return pm === undefined ? 0 : serverCpuSeconds(pm);
-    },
-    async createDatabase(template?: string) {
-      const name = `jpki_test_${process.pid}_${++n}`;
-      const admin = new pg.Client({ connectionString: connectionString(root, "postgres") });
-      await admin.connect();
-      try {
-        await admin.query(template === undefined ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${pg.escapeIdentifier(template)}`);
-      } finally {
-        await admin.end();
-      }
-      return connectionString(root, name);
-    },
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -113,9 +113,9 @@ describe("a backup whose server goes away while pg_dump runs", () => {
         (x: unknown) => x,
       );
       const dumpWaits = async () =>
-        (await watch.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'")).rows[0]!.n > 0;
+        (await watch.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pg_dump' AND wait_event_type = 'Lock'")).rows[0]!.n > 0;
       while (!(await dumpWaits())) await new Promise((r) => setTimeout(r, 20));
-      await watch.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'jpki backup'");
+      await watch.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'jpki backup'");
       await locker.query("COMMIT");
       const e = await dumped;
       expect(e).toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { reason: "network" } });

@@ -1,6 +1,6 @@
 /**
- * The fault-injection checker catches what it claims to (slow: spawns the built CLI, ~30 s). A small
- * workspace is brought to rest by the CLI, run sequentially, then broken by hand one way at a time: a
+ * The fault-injection checker catches what it claims to (slow: runs the built CLI, ~20 s). A small
+ * workspace is brought to rest by the CLI, run sequentially (in one process), then broken by hand one way at a time: a
  * revocation missing from its CRL, an older CRL written over a newer one, a CRL file deleted, DER and PEM
  * disagreeing, temporary files left behind, a notice lost, a notice held although its predecessor is
  * applied, an --out-dir file that is not the store's, two certificates for one application, a CRL number
@@ -18,6 +18,7 @@ import { readCrl, normaliseSerial } from "./der.js";
 import {
   CrlMonitor,
   checkWorkspace,
+  cliSession,
   classify,
   exitProblem,
   prepareEnvironment,
@@ -25,6 +26,7 @@ import {
   reingestCheck,
   runCli,
   type CheckInput,
+  type CliSession,
   type Environment,
   type Invariant,
   type ProcResult,
@@ -56,8 +58,10 @@ function writable(root: string): Database.Database {
   return new Database(join(dirsOf(root).ws, "jpki.db"));
 }
 
-async function cli(root: string, args: string[]): Promise<ProcResult> {
-  const r = await runCli(env.cli, ["--workspace", dirsOf(root).ws, ...args], root);
+/** Runs jpki on the workspace under `root`: a process of its own, or a command of `session`'s process. */
+async function cli(root: string, args: string[], session?: CliSession): Promise<ProcResult> {
+  const full = ["--workspace", dirsOf(root).ws, ...args];
+  const r = await (session ? session.run(full, root) : runCli(env.cli, full, root));
   expect(exitProblem(r), `${args.join(" ")}: ${r.stderr}`).toBeUndefined();
   return r;
 }
@@ -66,20 +70,26 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "jpki-chaos-checker-"));
   const built = privateDistCopy(join(tmp, "build"));
   env = await prepareEnvironment({ dir: join(tmp, "env"), cli: built, residents: 800, notices: 1600 });
-  // The intact workspace: every command once, one after the other, nothing killed.
+  // The intact workspace: every command once, one after the other, nothing killed: in one process of the CLI
+  // (what the checker reads is the workspace they leave, not how each started).
   clean = join(tmp, "clean");
   const d = dirsOf(clean);
   cpSync(env.base, d.ws, { recursive: true });
   mkdirSync(d.spool, { recursive: true });
-  for (const f of env.manifest.ingestFiles) await cli(clean, ["notices", "ingest", join(env.inputs, f)]);
-  await cli(clean, ["registry", "apply", join(env.inputs, "c.jsonl")]);
-  const issued = await cli(clean, ["issue", "--batch", join(env.inputs, "apps-round.jsonl"), "--out-dir", d.out, "--json"]);
-  issueErrorLines = new Set((JSON.parse(issued.stdout) as { errors: Array<{ line: number }> }).errors.map((e) => e.line));
-  // with their times: written by prepareEnvironment long before, they are quiet already and the watch reads them
-  // at once (a fresh copy waited SPOOL_SETTLE_MS for it to go quiet)
-  for (const f of env.manifest.spoolFiles) cpSync(join(env.inputs, f), join(d.spool, f), { preserveTimestamps: true });
-  await cli(clean, ["watch", d.spool, "--once"]);
-  await cli(clean, ["crl", "generate", "--prefecture", "all"]);
+  const session = cliSession(env.cli);
+  try {
+    for (const f of env.manifest.ingestFiles) await cli(clean, ["notices", "ingest", join(env.inputs, f)], session);
+    await cli(clean, ["registry", "apply", join(env.inputs, "c.jsonl")], session);
+    const issued = await cli(clean, ["issue", "--batch", join(env.inputs, "apps-round.jsonl"), "--out-dir", d.out, "--json"], session);
+    issueErrorLines = new Set((JSON.parse(issued.stdout) as { errors: Array<{ line: number }> }).errors.map((e) => e.line));
+    // with their times: written by prepareEnvironment long before, they are quiet already and the watch reads them
+    // at once (a fresh copy waited SPOOL_SETTLE_MS for it to go quiet)
+    for (const f of env.manifest.spoolFiles) cpSync(join(env.inputs, f), join(d.spool, f), { preserveTimestamps: true });
+    await cli(clean, ["watch", d.spool, "--once"], session);
+    await cli(clean, ["crl", "generate", "--prefecture", "all"], session);
+  } finally {
+    await session.close();
+  }
   baseline = checkWorkspace(input(clean));
 }, 240_000);
 

@@ -16,7 +16,9 @@ import { cardKeyVariant } from "../card-fixtures.js";
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, generateKeyPairSync, X509Certificate } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { certificateDer, certificateSubject, normaliseSerial, pemToDer, readCrl, type CrlFacts } from "./der.js";
 
@@ -114,6 +116,90 @@ export async function runCli(cli: Cli, args: readonly string[], cwd: string): Pr
   return startCli(cli, args, cwd).done;
 }
 
+/** Commands run one after another by one process of the CLI: see {@link cliSession}. */
+export interface CliSession {
+  /** Runs one command (after the ones asked for before it have ended) and says how it ended. */
+  run(args: readonly string[], cwd: string): Promise<ProcResult>;
+  /** Ends the process; the commands asked for before have ended. */
+  close(): Promise<void>;
+}
+
+/**
+ * The child's source, run with `node --input-type=module -e`: imports the build's program (argv[1]) and runs each
+ * command it is sent over IPC with `run(args, io)`, as the integration tests' `cli()` runs the program in-process,
+ * one at a time, its output captured; exits when the parent disconnects.
+ */
+const SESSION = `
+const { run } = await import(process.argv[1]);
+let queue = Promise.resolve();
+process.on("message", ({ id, args, cwd }) => {
+  queue = queue.then(async () => {
+    let stdout = "", stderr = "";
+    const io = { stdout: { write: (s) => ((stdout += s), true) }, stderr: { write: (s) => ((stderr += s), true) }, env: process.env, cwd };
+    const started = Date.now();
+    let code;
+    try {
+      code = await run(args, io);
+    } catch (e) {
+      code = 70;
+      stderr += "jpki session: run() threw " + ((e && e.stack) || e) + "\\n";
+    }
+    process.send({ id, code, stdout, stderr, ms: Date.now() - started });
+  });
+});
+process.on("disconnect", () => queue.then(() => process.exit(0)));
+process.send({ ready: true });
+`;
+
+/**
+ * One process of the CLI (the build `cli` names, its program run as bin/jpki.cjs --run-module runs it) that runs the
+ * commands it is given one after another: for a workspace built up step by step, where what is tested is the
+ * workspace and not how each command starts. A spawned jpki spends ≈ 1 s of CPU loading the program and its
+ * libraries, and a PBKDF2 of the CA keys' passphrase (≈ 0.15 s) for each command that opens a key; here once each.
+ * Commands killed, run at once or stopped by a signal are {@link startCli}'s, processes of their own.
+ */
+export function cliSession(cli: Cli): CliSession {
+  const program = pathToFileURL(join(dirname(cli.main), "program.js")).href;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", SESSION, program], {
+    // as startCli's processes: the same variables, and libuv's pool sized as bin/jpki.cjs sizes it
+    env: { ...process.env, JPKI_PASSPHRASE: PASSPHRASE, JPKI_HOME: undefined, FORCE_COLOR: "0", JPKI_DEBUG: "1", UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(availableParallelism()) },
+    stdio: ["ignore", "ignore", "pipe", "ipc"],
+  });
+  let stderr = "";
+  child.stderr!.setEncoding("utf8").on("data", (s: string) => (stderr += s));
+  const exited = new Promise<void>((res) => child.on("exit", () => res()));
+  const waiting = new Map<number, { args: readonly string[]; resolve: (r: ProcResult) => void }>();
+  let ready!: () => void;
+  const started = new Promise<void>((res) => (ready = res));
+  child.on("message", (m: { ready?: true; id: number; code: number; stdout: string; stderr: string; ms: number }) => {
+    if (m.ready) return ready();
+    const w = waiting.get(m.id)!;
+    waiting.delete(m.id);
+    w.resolve({ args: w.args, code: m.code, signal: null, stdout: m.stdout, stderr: m.stderr, ms: m.ms });
+  });
+  // a session that died (it should not: the commands' errors are their exit codes) fails what it still owed
+  void exited.then(() => {
+    for (const [id, w] of waiting) {
+      waiting.delete(id);
+      w.resolve({ args: w.args, code: -1, signal: child.signalCode, stdout: "", stderr: `the jpki session ended (exit ${child.exitCode}):\n${stderr}`, ms: 0 });
+    }
+  });
+  let next = 0;
+  return {
+    run: (args, cwd) =>
+      new Promise<ProcResult>((resolve) => {
+        const id = ++next;
+        waiting.set(id, { args, resolve });
+        void started.then(() => child.connected && child.send({ id, args, cwd }));
+      }),
+    close: async () => {
+      await started;
+      if (child.connected) child.disconnect();
+      await exited;
+    },
+  };
+}
+
 /**
  * A private copy of dist/ (built once per run by the vitest global setup, test/global-setup.ts), so a concurrent
  * `npm run build` cannot swap files under a round. Copying takes a fraction of a second where compiling src/
@@ -193,18 +279,26 @@ function jsonl(path: string): Array<Record<string, unknown>> {
 /**
  * Builds the inputs and the base workspace: `ca init --prefecture 13,27`, `fixtures generate`,
  * `registry import`, an initial `issue --batch` for every resident of 13 and 27 (both types) and a first
- * `crl generate`. The notice feed is split by resident into files (see splitFeed).
+ * `crl generate`, one after another in one process of the CLI (cliSession: the rounds start from copies of the
+ * base; how its commands started is not theirs to test). The notice feed is split by resident into files (see
+ * splitFeed).
  */
 export async function prepareEnvironment(o: EnvironmentOptions): Promise<Environment> {
+  const session = cliSession(o.cli);
+  try {
+    return await prepareIn(session, o);
+  } finally {
+    await session.close();
+  }
+}
+
+async function prepareIn(session: CliSession, o: EnvironmentOptions): Promise<Environment> {
   const inputs = join(o.dir, "inputs");
   const base = join(o.dir, "base");
   mkdirSync(inputs, { recursive: true });
-  const run = (args: string[], what: string, ok?: number[]) => runCli(o.cli, args, o.dir).then((r) => must(r, what, ok));
-  // The fixtures and the CAs do not depend on each other: two processes side by side, one start less to wait for.
-  await Promise.all([
-    run(["fixtures", "generate", "--residents", String(o.residents ?? 3000), "--notices", String(o.notices ?? 8000), "--seed", o.fixtureSeed ?? "chaos", "-o", inputs], "fixtures generate"),
-    run(["--workspace", base, "ca", "init", "--prefecture", "13,27"], "ca init"),
-  ]);
+  const run = (args: string[], what: string, ok?: number[]) => session.run(args, o.dir).then((r) => must(r, what, ok));
+  await run(["fixtures", "generate", "--residents", String(o.residents ?? 3000), "--notices", String(o.notices ?? 8000), "--seed", o.fixtureSeed ?? "chaos", "-o", inputs], "fixtures generate");
+  await run(["--workspace", base, "ca", "init", "--prefecture", "13,27"], "ca init");
   // PEM copies too (config crlPem): two files per CRL, and the check that they always hold the same CRL.
   const configPath = join(base, "config.json");
   writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, "utf8")), crlPem: true }, null, 2) + "\n");

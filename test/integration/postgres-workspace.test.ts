@@ -14,7 +14,8 @@ import { usePostgres } from "../use-postgres.js";
 import { initToken, makeSoftHsm } from "../softhsm.js";
 import { cardKeys, cardKey, cli, sh, tempDir, writeJsonl } from "./helpers.js";
 
-const server = usePostgres();
+// its own: it creates a role of the server's (PASSWORD_ROLE)
+const server = usePostgres({ own: true });
 
 /** The serials openssl lists on a DER CRL, upper-case hex without leading zeros. */
 function crlSerials(path: string): Set<string> {
