@@ -11,6 +11,7 @@ import Database from "better-sqlite3";
 import { MIGRATIONS, pageCacheKiB, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
 import { copyStore } from "./copy.js";
 import { certifiedKeyOf } from "./rows.js";
+import { WRITER_GUARD_MESSAGE } from "./writer-guard.js";
 import type { UpgradeProgress } from "./upgrade.js";
 
 const fresh = () => Promise.resolve(SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db"), { create: true }));
@@ -246,8 +247,8 @@ describe("SqliteStore writer guard (version 32): an older jpki still running can
       const taken = keyed("0a02", "r2", 0, "the card's key");
       expect(() => commit("0a02", "r2", taken.der)).toThrow(
         expect.objectContaining({
-          code: "SQLITE_CONSTRAINT_TRIGGER",
-          message: expect.stringMatching(/^jpki writer guard: this store was upgraded by a newer jpki, .* Stop this process and run the new release$/),
+          code: "SQLITE_CONSTRAINT_CHECK",
+          message: expect.stringMatching(/^CHECK constraint failed: jpki writer guard: this store was upgraded by a newer jpki, .* Stop this process and run the new release$/),
         }),
       );
       // An older writer still (before version 23): the hex digest instead of the certificate id, no key either.
@@ -255,13 +256,13 @@ describe("SqliteStore writer guard (version 32): an older jpki still running can
         writer
           .prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id) VALUES ('0a03', '13-sig', 'signature', 'r3', '131016', 0, 9999999999999, 0, x'3000', NULL)")
           .run(),
-      ).toThrow(expect.objectContaining({ code: "SQLITE_CONSTRAINT_TRIGGER" }));
+      ).toThrow(expect.objectContaining({ code: "SQLITE_CONSTRAINT_CHECK" }));
       // A writer that fills the key but not the id is refused too.
       expect(() =>
         writer
           .prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, certified_key) VALUES ('0a03', '13-sig', 'signature', 'r3', '131016', 0, 9999999999999, 0, x'3000', NULL, x'')")
           .run(),
-      ).toThrow(expect.objectContaining({ code: "SQLITE_CONSTRAINT_TRIGGER" }));
+      ).toThrow(expect.objectContaining({ code: "SQLITE_CONSTRAINT_CHECK" }));
       // Nothing of the refused transactions stayed; the row from before the upgrade was filled by it.
       expect(writer.prepare("SELECT serial FROM certified ORDER BY serial").pluck().all()).toEqual(["0a01"]);
       expect(writer.prepare("SELECT serial, certified_key FROM certificates ORDER BY serial").raw().all()).toEqual([["0a01", certifiedKeyOf(before.der)]]);
@@ -271,6 +272,35 @@ describe("SqliteStore writer guard (version 32): an older jpki still running can
       expect(await s.commitIssuances([taken])).toEqual([{ status: "committed", superseded: [] }]);
     } finally {
       writer.close();
+      await s.close();
+    }
+  });
+
+  it("version 33: the guard is a CHECK constraint in the table's definition, no trigger (which cost every insert a statement journal); a version-32 store keeps its rows and passes integrity_check", async () => {
+    const { path, db } = storeAtVersion(32);
+    const kept = keyed("0a01", "r1", 0, "issued at version 32");
+    db.prepare(OLD_CERTIFIED_28).run("r1", "0a01");
+    db.prepare("INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix, certified_key) VALUES ('0a01', '13-sig', 'signature', 'r1', '131016', 0, 9999999999999, 0, ?, NULL, ?, ?)").run(kept.der, derId(kept.der), certifiedKeyOf(kept.der));
+    db.close();
+    const s = SqliteStore.open(path);
+    try {
+      const raw = new Database(path);
+      try {
+        expect(raw.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'certificates'").pluck().all()).toEqual([]);
+        expect(raw.prepare("SELECT sql FROM sqlite_schema WHERE name = 'certificates'").pluck().get()).toMatch(/, CONSTRAINT "jpki writer guard: [^"]*" CHECK \(certified_key IS NOT NULL AND der_sha256_prefix IS NOT NULL\)\)$/);
+        expect(raw.pragma("integrity_check", { simple: true })).toBe("ok");
+        expect(raw.prepare("SELECT serial, certified_key FROM certificates").raw().all()).toEqual([["0a01", certifiedKeyOf(kept.der)]]);
+        expect(() => raw.prepare(OLD_INSERT_28).run("0a02", "r2", Buffer.from("3000", "hex"), derId(Buffer.from("3000", "hex")))).toThrow(expect.objectContaining({ code: "SQLITE_CONSTRAINT_CHECK" }));
+        // A later ALTER TABLE … ADD COLUMN puts its column before the constraint (SQLite keeps that offset).
+        raw.exec("ALTER TABLE certificates ADD COLUMN later INTEGER");
+        expect(raw.prepare("SELECT sql FROM sqlite_schema WHERE name = 'certificates'").pluck().get()).toMatch(/, later INTEGER, CONSTRAINT "jpki writer guard: [^"]*" CHECK \(.*\)\)$/);
+      } finally {
+        raw.close();
+      }
+      const next = keyed("0a03", "r3", 1000, "issued at version 33");
+      await s.upsertResidents([{ residentCode: "r3", municipalityCode: "131016", fourItems: next.fourItems, status: "active" }]);
+      expect(await s.commitIssuances([next])).toEqual([{ status: "committed", superseded: [] }]);
+    } finally {
       await s.close();
     }
   });
@@ -373,7 +403,7 @@ describe("SqliteStore writer guard (version 32): an older jpki still running can
     }
   });
 
-  it("a refusal this jpki meets (a store upgraded again by a still newer one) is ERR_STORE_UPGRADED, saying to run the new release", async () => {
+  it.each(["CHECK constraint", "trigger"])("a refusal this jpki meets (a store upgraded again by a still newer one, its guard a %s) is ERR_STORE_UPGRADED, saying to run the new release", async (form) => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
     const s = SqliteStore.open(path, { create: true });
     try {
@@ -382,8 +412,17 @@ describe("SqliteStore writer guard (version 32): an older jpki still running can
       await s.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: rec.fourItems, status: "active" }]);
       // A newer jpki's guard, relying on a column this one may leave empty (here: the application id).
       const newer = new Database(path);
-      const sql = newer.prepare("SELECT sql FROM sqlite_master WHERE name = 'jpki_writer_guard'").pluck().get() as string;
-      newer.exec(`DROP TRIGGER jpki_writer_guard; ${sql.replace("WHEN NEW.certified_key IS NULL", "WHEN NEW.application_id IS NULL OR NEW.certified_key IS NULL")}`);
+      if (form === "trigger") {
+        newer.exec(`CREATE TRIGGER newer_guard BEFORE INSERT ON certificates WHEN NEW.application_id IS NULL BEGIN SELECT RAISE(ABORT, '${WRITER_GUARD_MESSAGE.replace(/'/g, "''")}'); END`);
+      } else {
+        const sql = newer.prepare("SELECT sql FROM sqlite_schema WHERE name = 'certificates'").pluck().get() as string;
+        const version = newer.pragma("schema_version", { simple: true }) as number;
+        newer.unsafeMode(true);
+        newer.pragma("writable_schema = ON");
+        newer.prepare("UPDATE sqlite_schema SET sql = ? WHERE name = 'certificates'").run(sql.replace("CHECK (certified_key IS NOT NULL", "CHECK (application_id IS NOT NULL AND certified_key IS NOT NULL"));
+        newer.pragma(`schema_version = ${version + 1}`);
+        newer.pragma("writable_schema = RESET");
+      }
       newer.close();
       const e = await s.commitIssuances([rec]).then(() => undefined, (x: unknown) => x);
       expect(e).toMatchObject({ code: "ERR_STORE_UPGRADED", details: { reason: "writer-guard" } });

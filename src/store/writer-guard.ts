@@ -9,8 +9,9 @@
  * without `der_sha256_prefix` is never found by certificate id (a verifier's liveness check says unknown). Nothing
  * told the operator. Now the insert fails, in the old process, with a message that says what to do.
  *
- * The guard (SQLite version 32, PostgreSQL 29): SQLite, a BEFORE INSERT trigger on certificates raising
- * {@link WRITER_GUARD_MESSAGE}; PostgreSQL, a CHECK constraint added NOT VALID, named
+ * The guard (SQLite version 32, PostgreSQL 29): SQLite, a CHECK constraint named {@link WRITER_GUARD_MESSAGE}
+ * in the certificates table's definition (version 33; version 32 had a BEFORE INSERT trigger raising it, which cost
+ * every insert a statement journal); PostgreSQL, a CHECK constraint added NOT VALID, named
  * {@link PG_WRITER_GUARD_CONSTRAINT} (the name is what an old jpki's message shows; the migrations say why each).
  * For the condition to be exactly "an older writer", NULL must never be what the current code writes: a DER with
  * no key to read (never one of ours: test rows, a damaged import) is stored as {@link NO_CERTIFIED_KEY}.
@@ -33,12 +34,13 @@ export function certifiedKeyColumn(der: Uint8Array): Buffer {
   return certifiedKeyOf(der) ?? NO_CERTIFIED_KEY;
 }
 
-/** How the SQLite trigger's message begins (what writerGuardRefused recognises). */
+/** How the SQLite guard's message begins (what isSqliteWriterGuard recognises). */
 const MESSAGE_HEAD = "jpki writer guard:";
 
 /**
- * The message the SQLite trigger raises. An old jpki shows it as its store failure's text (it maps SQLite errors
- * to "store failure while …: <message>"). No value of the row: the four items never reach a message. The
+ * The SQLite guard's message: the name of its CHECK constraint (the version 32 trigger raised it). An old jpki shows
+ * it as its store failure's text (it maps SQLite errors to "store failure while …: <message>"), after SQLite's
+ * "CHECK constraint failed: ". No value of the row: the four items never reach a message. The
  * migration wrote it into each store's schema: a later wording reaches new stores only, so its head stays.
  */
 export const WRITER_GUARD_MESSAGE =
@@ -59,10 +61,16 @@ export const PG_WRITER_GUARD_COMMENT =
   `${MESSAGE_HEAD} this store was upgraded by a newer jpki, which relies on every certificate row having its certified key (certified_key); ` +
   "a process that inserts one without is an older jpki: its write was refused, nothing of it was stored. Stop that process and run the new release";
 
-/** Whether `e`, a SQLite error, is the writer guard's trigger refusing an insert. */
+/**
+ * Whether `e`, a SQLite error, is the writer guard refusing an insert: its CHECK constraint, named by the message
+ * (SQLite 33: "CHECK constraint failed: jpki writer guard: …"), or a trigger raising it (SQLite 32, and the form a
+ * still newer jpki's guard may take).
+ */
 export function isSqliteWriterGuard(e: unknown): boolean {
   const x = e as { code?: unknown; message?: unknown };
-  return x?.code === "SQLITE_CONSTRAINT_TRIGGER" && typeof x.message === "string" && x.message.startsWith(MESSAGE_HEAD);
+  if (typeof x?.message !== "string") return false;
+  if (x.code === "SQLITE_CONSTRAINT_CHECK") return x.message.startsWith(`CHECK constraint failed: ${MESSAGE_HEAD}`);
+  return x.code === "SQLITE_CONSTRAINT_TRIGGER" && x.message.startsWith(MESSAGE_HEAD);
 }
 
 /** Whether `e`, a PostgreSQL server error, is the writer guard's constraint refusing a row (23514 check_violation). */
