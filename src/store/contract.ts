@@ -1378,6 +1378,30 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("keeps a group's records in the order of its answers, whatever order the owners' certificates are stored in", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("12345678901")]);
+      const tbsOf = (serial: string) => Buffer.concat([Buffer.from([0x30, 0x82, 0x01, 0x00, 0x02, 0x02]), Buffer.from(serial, "hex"), Buffer.alloc(252, 1)]);
+      const der = (tbs: Buffer) => Buffer.concat([Buffer.from([0x30, 0x82, (tbs.length + 5) >> 8, (tbs.length + 5) & 0xff]), tbs, Buffer.from([0x30, 0x00, 0x03, 0x01, 0x00])]);
+      const serials = Array.from({ length: 24 }, (_, i) => (0x1001 + i).toString(16).padStart(4, "0"));
+      await s.commitIssuances(serials.map((serial) => ({ ...cert(serial, "12345678901", 1000), der: der(tbsOf(serial)) })));
+      // Answered newest certificate first, and a serial never issued between them: the records' ids (the order
+      // listDisclosures gives, newest first) follow the answers, not the certificates' rows the owners came from.
+      const answered = [...serials].reverse();
+      answered.splice(12, 0, "0fff");
+      const owners = await s.appendDisclosures(
+        answered.map((serial, i) => ({
+          verifierId: "v-01", serial, issuer: "CN=as the certificate names it", residentCode: undefined, purpose: "signature" as const,
+          legalBasis: undefined, at: new Date(i + 1), validationTime: new Date(i + 1), answer: "valid", itemsDisclosed: false, tbs: tbsOf(serial),
+        })),
+      );
+      expect(owners.map((o) => o?.residentCode)).toEqual(answered.map((serial) => (serial === "0fff" ? undefined : "12345678901")));
+      const listed = await s.listDisclosures({ residentCode: "12345678901" });
+      expect(listed.map((d) => [d.serial, d.at.getTime()])).toEqual(answered.flatMap((serial, i) => (serial === "0fff" ? [] : [[serial, i + 1]])));
+      await s.close();
+    });
+
     it("moves a resident's disclosure records with their certificates when a notice batch relinks a changed resident code (住民票コード変更)", async () => {
       const s = await make();
       await s.putCa(ca());
