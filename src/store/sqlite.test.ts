@@ -973,3 +973,56 @@ describe("SqliteStore page cache", () => {
     }
   });
 });
+
+/**
+ * A child process opening the store at `path` with SqliteStore.openAsync (as every CLI command and daemon does), its
+ * fills in pages of `pageRows`, each page holding the lock `holdMs` longer (so that others meet it held), and killing
+ * itself with SIGKILL inside page `killAt.page` of the fill to `killAt.version`. Resolves with how it ended and the
+ * pages it wrote (committed or not).
+ */
+function asyncOpener(path: string, o: { pageRows: number; holdMs: number; killAt?: { version: number; page: number } }) {
+  const script = `import(${JSON.stringify(DIST_SQLITE)}).then(async (m) => {
+    let pages = 0;
+    const s = await m.SqliteStore.openAsync(process.argv[1], { signal: new AbortController().signal, upgrade: { pageRows: ${o.pageRows}, inPage: (page, version) => {
+      pages++;
+      ${o.killAt ? `if (version === ${o.killAt.version} && page === ${o.killAt.page}) process.kill(process.pid, "SIGKILL");` : ""}
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${o.holdMs});
+    } } });
+    await s.close();
+    console.log("opened " + pages);
+  }, (e) => { console.log("failed " + (e.code ?? e.message)); })`;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script, path], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  return new Promise<{ signal: NodeJS.Signals | null; code: number | null; out: string }>((res) => child.on("exit", (code, signal) => res({ code, signal, out: out.trim() })));
+}
+
+describe("SqliteStore.openAsync by several processes at once during an upgrade that fills in pages", () => {
+  it("three processes share the pages of both fills, one of them killed in the middle, and the store ends upgraded with every row filled once", async () => {
+    const { path, ders } = version22Store(90);
+    const [a, b, killed] = await Promise.all([
+      asyncOpener(path, { pageRows: 3, holdMs: 3 }),
+      asyncOpener(path, { pageRows: 3, holdMs: 3 }),
+      asyncOpener(path, { pageRows: 3, holdMs: 3, killAt: { version: 29, page: 4 } }),
+    ]);
+    expect(killed.signal).toBe("SIGKILL");
+    expect([a.code, b.code]).toEqual([0, 0]);
+    const pages = [a, b].map((r) => Number(/^opened (\d+)$/.exec(r.out)?.[1]));
+    // both waited for the lock without failing, and each took pages of the others' fill: 2 fills of 30 pages each
+    // (31 with the last, empty one), shared among three
+    expect(pages.every((n) => n > 0)).toBe(true);
+    expect(pages[0]! + pages[1]!).toBeLessThan(62);
+    const st = upgradeState(path);
+    expect(st).toEqual({ version: SCHEMA_VERSION, marks: {}, ids: expect.any(Array), keys: expect.any(Array) });
+    expect(st.ids).toHaveLength(90);
+    expect(st.keys).toHaveLength(90);
+    const check = new Database(path, { readonly: true });
+    const rows = check.prepare("SELECT der, der_sha256_prefix, certified_key FROM certificates ORDER BY rowid").all() as Array<{ der: Buffer; der_sha256_prefix: Buffer; certified_key: Buffer }>;
+    check.close();
+    rows.forEach((r, i) => {
+      expect(r.der).toEqual(ders[i]);
+      expect(r.der_sha256_prefix).toEqual(createHash("sha256").update(r.der).digest().subarray(0, 8));
+      expect(r.certified_key).toEqual(certifiedKeyOf(r.der));
+    });
+  }, 60_000);
+});
