@@ -1191,6 +1191,8 @@ describe("provider follow: a public CA generation declared compromised", () => {
         [async () => Promise.reject(new TypeError("fetch failed", { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) })), "after 3 attempts"],
         [async () => new Response("<html>maintenance</html>", { status: 200 }), "not an index of CA generations"],
         [async () => new Response(null, { status: 401 }), "HTTP 401"],
+        // over the bound, said as what it is (it was "the CRL is more than …")
+        [async () => new Response(" ".repeat(1024 * 1024 + 1), { status: 200 }), "the index of CA generations is more than the 1048576 bytes accepted"],
       ] as const) {
         const both = provider();
         await trustPublicCas({ dir: both, trustAnchors: [g3Der] });

@@ -248,16 +248,16 @@ export function endpointFetch(o: PublicEndpointOptions): typeof globalThis.fetch
 
 /**
  * One GET with its retries: a 200's body read to the bound, any other final status with its body discarded. Throws
- * AttemptFailed when no attempt gave an answer.
+ * AttemptFailed when no attempt gave an answer. `what` names the body in the message of one over the bound.
  */
-async function getWithRetries(url: string, headers: Record<string, string>, o: PublicEndpointOptions): Promise<{ res: Response; body?: Buffer; attempts: number }> {
+async function getWithRetries(url: string, headers: Record<string, string>, o: PublicEndpointOptions, what = "the CRL"): Promise<{ res: Response; body?: Buffer; attempts: number }> {
   const tried = { attempts: 0 };
   const failed = (f: AttemptFailed) => Object.assign(f, { attempts: tried.attempts });
   let res: Response;
   try {
     // No redirects: the bearer token goes to the endpoint configured, nowhere else.
     res = await requestWithRetries(url, { headers, redirect: "error", ...(o.signal ? { signal: o.signal } : {}) }, o, tried);
-    if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES, "the CRL"), attempts: tried.attempts };
+    if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES, what), attempts: tried.attempts };
   } catch (e) {
     if (e instanceof BodyTooLarge) throw failed(new AttemptFailed(e.message, false));
     throw failed(e instanceof AttemptFailed ? e : transportFailure(e));
@@ -764,7 +764,7 @@ export async function fetchSuccessorHints(endpoint: string, trusted: Iterable<Tr
   const unavailable = (reason: string): SuccessorHintsFetch => ({ hints: NO_HINTS, index: { status: "unavailable", url, reason } });
   let got: Awaited<ReturnType<typeof getWithRetries>>;
   try {
-    got = await getWithRetries(url, o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}, { ...o, maxCrlBytes: MAX_INDEX_BYTES });
+    got = await getWithRetries(url, o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}, { ...o, maxCrlBytes: MAX_INDEX_BYTES }, "the index of CA generations");
   } catch (e) {
     const f = e as AttemptFailed & { attempts?: number };
     return unavailable(`${f.message}${f.attempts && f.attempts > 1 ? `, after ${f.attempts} attempts` : ""}`);
@@ -836,7 +836,7 @@ async function newerGeneration(endpoint: string, ca: TrustedCa, newer: string, o
   const headers: Record<string, string> = o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {};
   const get = async (u: string) => {
     try {
-      const got = await getWithRetries(u, headers, { ...o, maxCrlBytes: MAX_LINK_BYTES });
+      const got = await getWithRetries(u, headers, { ...o, maxCrlBytes: MAX_LINK_BYTES }, "the certificate");
       return got.res.status === 200 ? got.body : undefined;
     } catch {
       return undefined;
@@ -923,7 +923,7 @@ async function checkGeneration(pair: GenerationPair, successorCrl: HadCrl | unde
   const url = linkCertificateUrl(endpoint, pair);
   let got: Awaited<ReturnType<typeof getWithRetries>>;
   try {
-    got = await getWithRetries(url, o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}, { ...o, maxCrlBytes: MAX_LINK_BYTES });
+    got = await getWithRetries(url, o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}, { ...o, maxCrlBytes: MAX_LINK_BYTES }, "the link certificate");
   } catch (e) {
     return unknown("ERR_PUBLIC_CRL_UNAVAILABLE", `the link certificate could not be fetched from ${url} (${(e as Error).message}); check the endpoint`);
   }
