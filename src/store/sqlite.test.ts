@@ -1026,3 +1026,71 @@ describe("SqliteStore.openAsync by several processes at once during an upgrade t
     });
   }, 60_000);
 });
+
+describe("SqliteStore.openAsync ended in the middle of a fill", () => {
+  const serials = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => (0x0a00 + from + i).toString(16).padStart(4, "0"));
+
+  it("a page that throws is rolled back whole: the open fails with ERR_STORE, the pages before it stay, and the next open goes on from them", async () => {
+    const { path } = version22Store(23);
+    const failing = SqliteStore.openAsync(path, {
+      signal: new AbortController().signal,
+      upgrade: {
+        pageRows: 5,
+        inPage: (page, version) => {
+          if (version === 29 && page === 3) throw new Error("a fault in the page");
+        },
+      },
+    });
+    await expect(failing).rejects.toMatchObject({ code: "ERR_STORE", message: expect.stringContaining("a fault in the page") });
+    // the third page's rows went with it; the connection is closed (another one takes the write lock at once)
+    expect(upgradeState(path)).toEqual({ version: 28, marks: { "upgrade.29.fill": expect.objectContaining({ done: 10 }) }, ids: serials(0, 23), keys: serials(0, 10) });
+    const other = new Database(path);
+    other.pragma("busy_timeout = 0");
+    other.exec("BEGIN IMMEDIATE; ROLLBACK");
+    other.close();
+    const s = await SqliteStore.openAsync(path, { upgrade: { pageRows: 5 } });
+    await s.close();
+    expect(upgradeState(path)).toEqual({ version: SCHEMA_VERSION, marks: {}, ids: serials(0, 23), keys: serials(0, 23) });
+  });
+
+  it("a stop while it waits for the lock between two pages keeps the pages committed; the next open goes on from them", async () => {
+    const { path } = version22Store(23);
+    db22ToWal(path);
+    const stop = new AbortController();
+    let holder: Database.Database | undefined;
+    const opening = SqliteStore.openAsync(path, {
+      signal: stop.signal,
+      upgrade: {
+        pageRows: 5,
+        // two pages of version 29 committed: another process takes the lock before the third
+        onProgress: (p) => {
+          if (p.what === "certified keys" && p.stage === "filling" && p.done === 10 && !holder) {
+            holder = new Database(path);
+            holder.exec("BEGIN IMMEDIATE");
+            setTimeout(() => stop.abort(), 100);
+          }
+        },
+      },
+    }).then(
+      () => "opened",
+      (e: unknown) => e,
+    );
+    try {
+      expect(await opening).toBe(stop.signal.reason);
+    } finally {
+      holder?.exec("ROLLBACK");
+      holder?.close();
+    }
+    expect(upgradeState(path)).toEqual({ version: 28, marks: { "upgrade.29.fill": expect.objectContaining({ done: 10 }) }, ids: serials(0, 23), keys: serials(0, 10) });
+    const s = await SqliteStore.openAsync(path, { upgrade: { pageRows: 5 } });
+    await s.close();
+    expect(upgradeState(path)).toEqual({ version: SCHEMA_VERSION, marks: {}, ids: serials(0, 23), keys: serials(0, 23) });
+  });
+});
+
+/** Puts a store file made by storeAtVersion in WAL mode, as every store jpki opens is (readers go on while the lock is held). */
+function db22ToWal(path: string): void {
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.close();
+}
