@@ -45,7 +45,7 @@ import { validateJpki } from "../validation/jpki.js";
 import { verifySignature, workingKeyOf } from "../validation/signature.js";
 import { OcspClient, type OcspProblem, type OcspTimeFault } from "../validation/ocsp-source.js";
 import { formatName } from "../validation/name.js";
-import { checkGenerationNow, endpointFetch, endpointTimeouts, fetchSuccessorHints, indexUnavailable, ownCompromise, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
+import { checkGenerationNow, endpointFetch, endpointTimeouts, fetchSuccessorHints, indexFailure, ownCompromise, refreshPublicCrl, type PublicEndpointOptions } from "./follow.js";
 import { NO_HINTS, laterTrusted, trustedSuccessors } from "./compromise.js";
 import {
   certifyCustomer,
@@ -247,8 +247,10 @@ export async function enrolCustomer(o: EnrolOptions): Promise<EnrolResult> {
       throw compromisedCa(ca.caId, rec);
     }
     writeProviderState(paths, state);
-    // Fail closed: without the index, a successor that is not g+1 would not be checked (follow fails its pass alike).
-    if (index?.index.status === "unavailable") throw indexUnavailable(index.index, [ca.caId], ", then enrol again: nothing was issued");
+    // Fail closed: without the index, or with one silent on this certificate, a successor that is not g+1 would not
+    // be checked (follow fails its pass alike).
+    const unknownSuccessor = index && indexFailure(index, [ca.caId], ", then enrol again: nothing was issued");
+    if (unknownSuccessor) throw unknownSuccessor;
     if (fetched.fromFuture) {
       throw new JpkiError(
         "ERR_PUBLIC_CRL_CLOCK",

@@ -1137,9 +1137,41 @@ describe("provider follow: a public CA generation declared compromised", () => {
       expect(lied.crlCause).not.toBe("due");
       // no link at all where the index says one is: not known, as after a rollover for a compromised key
       expect((await follow(d, serve(files))).compromise).toEqual([expect.objectContaining({ successor: "13-sig-g3", status: "failed", error: expect.objectContaining({ code: "ERR_PUBLIC_CRL_UNAVAILABLE" }) })]);
-      // an entry whose SHA-256 is not the trusted 13-sig's says nothing of it: no hint, no check
+      // an entry whose SHA-256 is not the trusted 13-sig's says nothing of it: no hint, no check (the pass fails
+      // closed for it, ERR_PUBLIC_CA_INDEX_MISMATCH: the test below)
       expect((await follow(d, serve({ ...files, "/ca/index.json": index("13-sig-g3", "00".repeat(32)) }))).compromise).toEqual([]);
       expect(JSON.parse(stateOf(d)).links.every((l: ProviderLink) => !l.revoked)).toBe(true);
+    });
+
+    // The index is the one thing of the endpoint's not signed. An index that answers but does not speak of the
+    // certificate trusted as 13-sig (its entry missing, with no successor, or about another certificate: the SHA-256
+    // differs) left 13-sig with g+1 alone, as an unavailable one does, yet the pass reported all well and renewed the
+    // provider CRL: 13-sig's real successor went unchecked. Fail closed alike.
+    it("an index that does not name a successor for the trusted certificate of a generation with a later one trusted fails the pass closed (ERR_PUBLIC_CA_INDEX_MISMATCH); revocations applied", async () => {
+      const { g3, g3Der, index, serve, sha } = await g3Setup();
+      const url = `${ENDPOINT}/ca/index.json`;
+      const files = { "/crl/13-sig.crl": await crl(5, [BOB_REVOKED], { nextUpdate: T0 + 100 * HOUR }), "/crl/13-sig-g3.crl": await crl(2, [], { by: g3, nextUpdate: T0 + 100 * HOUR }) };
+      const g3Only = Buffer.from(JSON.stringify({ generations: [{ id: "13-sig-g3", prefectureCode: "13", purpose: "signature", generation: 3, sha256: sha(g3Der) }] }));
+      const noSuccessor = Buffer.from(JSON.stringify({ generations: [{ id: "13-sig", prefectureCode: "13", purpose: "signature", generation: 1, sha256: sha(tokyo.der) }] }));
+      for (const [body, what] of [
+        [index("13-sig-g3", "00".repeat(32)), "another certificate"],
+        [g3Only, "no entry"],
+        [noSuccessor, "no successor"],
+      ] as const) {
+        const d = provider();
+        await trustPublicCas({ dir: d, trustAnchors: [g3Der] });
+        const r = await follow(d, serve({ ...files, "/ca/index.json": body }), T0 + HOUR);
+        expect(r.generationIndex, what).toEqual({ status: "found", url, error: { code: "ERR_PUBLIC_CA_INDEX_MISMATCH", message: expect.stringContaining("13-sig") } });
+        expect(r.revoked.map((v) => v.serial), what).toEqual(["1b"]);
+        expect(r.crlCause, what).toBe("revocations");
+        const later = await follow(d, serve({ ...files, "/ca/index.json": body }), T0 + 30 * HOUR);
+        expect(later.crl, what).toBeUndefined();
+      }
+      // one generation trusted: nothing needs the index to name a successor
+      const lone = provider();
+      const r = await follow(lone, serve({ ...files, "/ca/index.json": g3Only }), T0 + HOUR);
+      expect(r.generationIndex).toEqual({ status: "found", url });
+      expect(r.crlCause).toBe("revocations");
     });
 
     // 5xx, no answer, a body that is not an index: not an older server's 404. Taken for "no index", the pass went on
@@ -1159,6 +1191,8 @@ describe("provider follow: a public CA generation declared compromised", () => {
         [async () => Promise.reject(new TypeError("fetch failed", { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) })), "after 3 attempts"],
         [async () => new Response("<html>maintenance</html>", { status: 200 }), "not an index of CA generations"],
         [async () => new Response(null, { status: 401 }), "HTTP 401"],
+        // over the bound, said as what it is (it was "the CRL is more than …")
+        [async () => new Response(" ".repeat(1024 * 1024 + 1), { status: 200 }), "the index of CA generations is more than the 1048576 bytes accepted"],
       ] as const) {
         const both = provider();
         await trustPublicCas({ dir: both, trustAnchors: [g3Der] });

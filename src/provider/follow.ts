@@ -248,16 +248,16 @@ export function endpointFetch(o: PublicEndpointOptions): typeof globalThis.fetch
 
 /**
  * One GET with its retries: a 200's body read to the bound, any other final status with its body discarded. Throws
- * AttemptFailed when no attempt gave an answer.
+ * AttemptFailed when no attempt gave an answer. `what` names the body in the message of one over the bound.
  */
-async function getWithRetries(url: string, headers: Record<string, string>, o: PublicEndpointOptions): Promise<{ res: Response; body?: Buffer; attempts: number }> {
+async function getWithRetries(url: string, headers: Record<string, string>, o: PublicEndpointOptions, what = "the CRL"): Promise<{ res: Response; body?: Buffer; attempts: number }> {
   const tried = { attempts: 0 };
   const failed = (f: AttemptFailed) => Object.assign(f, { attempts: tried.attempts });
   let res: Response;
   try {
     // No redirects: the bearer token goes to the endpoint configured, nowhere else.
     res = await requestWithRetries(url, { headers, redirect: "error", ...(o.signal ? { signal: o.signal } : {}) }, o, tried);
-    if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES, "the CRL"), attempts: tried.attempts };
+    if (res.status === 200) return { res, body: await boundedBody(res, o.maxCrlBytes ?? DEFAULT_MAX_CRL_BYTES, what), attempts: tried.attempts };
   } catch (e) {
     if (e instanceof BodyTooLarge) throw failed(new AttemptFailed(e.message, false));
     throw failed(e instanceof AttemptFailed ? e : transportFailure(e));
@@ -738,6 +738,8 @@ const MAX_INDEX_BYTES = 1024 * 1024;
  * with `reason`. Unavailable is not absent: the endpoint has an index and the provider did not get it, so a successor
  * that is not g+1 goes unseen. With two generations of a CA trusted that fails the pass (`error`,
  * ERR_PUBLIC_CA_INDEX_UNAVAILABLE); otherwise (only a newer generation is looked for) it is said and changes nothing.
+ * Found, it fails the pass alike when it names no successor for such a generation's trusted certificate (`error`,
+ * ERR_PUBLIC_CA_INDEX_MISMATCH: indexFailure).
  */
 export interface GenerationIndexOutcome {
   readonly status: "found" | "absent" | "unavailable";
@@ -762,7 +764,7 @@ export async function fetchSuccessorHints(endpoint: string, trusted: Iterable<Tr
   const unavailable = (reason: string): SuccessorHintsFetch => ({ hints: NO_HINTS, index: { status: "unavailable", url, reason } });
   let got: Awaited<ReturnType<typeof getWithRetries>>;
   try {
-    got = await getWithRetries(url, o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}, { ...o, maxCrlBytes: MAX_INDEX_BYTES });
+    got = await getWithRetries(url, o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}, { ...o, maxCrlBytes: MAX_INDEX_BYTES }, "the index of CA generations");
   } catch (e) {
     const f = e as AttemptFailed & { attempts?: number };
     return unavailable(`${f.message}${f.attempts && f.attempts > 1 ? `, after ${f.attempts} attempts` : ""}`);
@@ -773,11 +775,40 @@ export async function fetchSuccessorHints(endpoint: string, trusted: Iterable<Tr
   return hints ? { hints, index: { status: "found", url } } : unavailable("the body is not an index of CA generations (JSON with a generations list)");
 }
 
-/** What a pass reports of the index it asked for: with `needy` (see indexUnavailable), an unavailable one is an error. */
+/**
+ * What a pass reports of the index it asked for: with `needy` (see indexUnavailable), an unavailable one is an error,
+ * and so is one that names no successor for a needy generation (indexFailure).
+ */
 function generationIndexOf(f: SuccessorHintsFetch, needy: readonly string[]): GenerationIndexOutcome {
-  if (f.index.status !== "unavailable" || !needy.length) return f.index;
-  const e = indexUnavailable(f.index, needy);
-  return { ...f.index, error: { code: e.code, message: e.message } };
+  const e = indexFailure(f, needy);
+  return e ? { ...f.index, error: { code: e.code, message: e.message } } : f.index;
+}
+
+/**
+ * Why the index leaves `cas` (trusted generations with a later trusted generation of their CA) without a known
+ * successor, or undefined when it does not: unavailable (indexUnavailable), or found but naming no successor for the
+ * certificate trusted as one of them (indexMismatch). Absent (a 404, an older server) leaves g+1, as before.
+ */
+export function indexFailure(f: SuccessorHintsFetch, cas: readonly string[], after = ""): JpkiError | undefined {
+  if (!cas.length) return undefined;
+  if (f.index.status === "unavailable") return indexUnavailable(f.index, cas, after);
+  // A later generation of its CA is trusted, so the public side rolled it over and its index records the successor
+  // (ca/generation-index.ts): an index silent on it is the one unsigned answer of the endpoint's gone wrong, and
+  // taken as it is, the generation was checked on g+1 alone, the pass reporting all well.
+  const unnamed = f.index.status === "found" ? cas.filter((id) => !f.hints.has(id)) : [];
+  return unnamed.length ? indexMismatch(f.index, unnamed, after) : undefined;
+}
+
+/**
+ * ERR_PUBLIC_CA_INDEX_MISMATCH for an index that was had but names no successor for the certificate trusted as each
+ * of `cas`: its entry is missing, names none, or is about another certificate (its SHA-256 is not the trusted one's).
+ */
+function indexMismatch(index: GenerationIndexOutcome, cas: readonly string[], after: string): JpkiError {
+  return new JpkiError(
+    "ERR_PUBLIC_CA_INDEX_MISMATCH",
+    `the endpoint's index of CA generations ${index.url} names no successor for the certificate trusted here as ${cas.join(", ")} (its entry is missing, names none, or is about another certificate: the SHA-256 differs), though a later generation of its CA is trusted: which generation succeeds it is not known, so a key compromise declared on a successor other than its next generation would go unseen; compare the SHA-256 of trust/<ca>.pem with the public side's over another channel, and check the endpoint${after}`,
+    { details: { url: index.url, cas: [...cas] } },
+  );
 }
 
 /**
@@ -805,7 +836,7 @@ async function newerGeneration(endpoint: string, ca: TrustedCa, newer: string, o
   const headers: Record<string, string> = o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {};
   const get = async (u: string) => {
     try {
-      const got = await getWithRetries(u, headers, { ...o, maxCrlBytes: MAX_LINK_BYTES });
+      const got = await getWithRetries(u, headers, { ...o, maxCrlBytes: MAX_LINK_BYTES }, "the certificate");
       return got.res.status === 200 ? got.body : undefined;
     } catch {
       return undefined;
@@ -892,7 +923,7 @@ async function checkGeneration(pair: GenerationPair, successorCrl: HadCrl | unde
   const url = linkCertificateUrl(endpoint, pair);
   let got: Awaited<ReturnType<typeof getWithRetries>>;
   try {
-    got = await getWithRetries(url, o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}, { ...o, maxCrlBytes: MAX_LINK_BYTES });
+    got = await getWithRetries(url, o.bearerToken ? { authorization: `Bearer ${o.bearerToken}` } : {}, { ...o, maxCrlBytes: MAX_LINK_BYTES }, "the link certificate");
   } catch (e) {
     return unknown("ERR_PUBLIC_CRL_UNAVAILABLE", `the link certificate could not be fetched from ${url} (${(e as Error).message}); check the endpoint`);
   }

@@ -1012,3 +1012,124 @@ describe("SqliteStore page cache", () => {
     }
   });
 });
+
+/**
+ * A child process opening the store at `path` with SqliteStore.openAsync (as every CLI command and daemon does), its
+ * fills in pages of `pageRows`, each page holding the lock `holdMs` longer (so that others meet it held), and killing
+ * itself with SIGKILL inside page `killAt.page` of the fill to `killAt.version`. Resolves with how it ended and the
+ * pages it wrote (committed or not).
+ */
+function asyncOpener(path: string, o: { pageRows: number; holdMs: number; killAt?: { version: number; page: number } }) {
+  const script = `import(${JSON.stringify(DIST_SQLITE)}).then(async (m) => {
+    let pages = 0;
+    const s = await m.SqliteStore.openAsync(process.argv[1], { signal: new AbortController().signal, upgrade: { pageRows: ${o.pageRows}, inPage: (page, version) => {
+      pages++;
+      ${o.killAt ? `if (version === ${o.killAt.version} && page === ${o.killAt.page}) process.kill(process.pid, "SIGKILL");` : ""}
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${o.holdMs});
+    } } });
+    await s.close();
+    console.log("opened " + pages);
+  }, (e) => { console.log("failed " + (e.code ?? e.message)); })`;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script, path], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  return new Promise<{ signal: NodeJS.Signals | null; code: number | null; out: string }>((res) => child.on("exit", (code, signal) => res({ code, signal, out: out.trim() })));
+}
+
+describe("SqliteStore.openAsync by several processes at once during an upgrade that fills in pages", () => {
+  it("three processes share the pages of both fills, one of them killed in the middle, and the store ends upgraded with every row filled once", async () => {
+    const { path, ders } = version22Store(90);
+    const [a, b, killed] = await Promise.all([
+      asyncOpener(path, { pageRows: 3, holdMs: 3 }),
+      asyncOpener(path, { pageRows: 3, holdMs: 3 }),
+      asyncOpener(path, { pageRows: 3, holdMs: 3, killAt: { version: 29, page: 4 } }),
+    ]);
+    expect(killed.signal).toBe("SIGKILL");
+    expect([a.code, b.code]).toEqual([0, 0]);
+    const pages = [a, b].map((r) => Number(/^opened (\d+)$/.exec(r.out)?.[1]));
+    // both waited for the lock without failing, and each took pages of the others' fill: 2 fills of 30 pages each
+    // (31 with the last, empty one), shared among three
+    expect(pages.every((n) => n > 0)).toBe(true);
+    expect(pages[0]! + pages[1]!).toBeLessThan(62);
+    const st = upgradeState(path);
+    expect(st).toEqual({ version: SCHEMA_VERSION, marks: {}, ids: expect.any(Array), keys: expect.any(Array) });
+    expect(st.ids).toHaveLength(90);
+    expect(st.keys).toHaveLength(90);
+    const check = new Database(path, { readonly: true });
+    const rows = check.prepare("SELECT der, der_sha256_prefix, certified_key FROM certificates ORDER BY rowid").all() as Array<{ der: Buffer; der_sha256_prefix: Buffer; certified_key: Buffer }>;
+    check.close();
+    rows.forEach((r, i) => {
+      expect(r.der).toEqual(ders[i]);
+      expect(r.der_sha256_prefix).toEqual(createHash("sha256").update(r.der).digest().subarray(0, 8));
+      expect(r.certified_key).toEqual(certifiedKeyOf(r.der));
+    });
+  }, 60_000);
+});
+
+describe("SqliteStore.openAsync ended in the middle of a fill", () => {
+  const serials = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => (0x0a00 + from + i).toString(16).padStart(4, "0"));
+
+  it("a page that throws is rolled back whole: the open fails with ERR_STORE, the pages before it stay, and the next open goes on from them", async () => {
+    const { path } = version22Store(23);
+    const failing = SqliteStore.openAsync(path, {
+      signal: new AbortController().signal,
+      upgrade: {
+        pageRows: 5,
+        inPage: (page, version) => {
+          if (version === 29 && page === 3) throw new Error("a fault in the page");
+        },
+      },
+    });
+    await expect(failing).rejects.toMatchObject({ code: "ERR_STORE", message: expect.stringContaining("a fault in the page") });
+    // the third page's rows went with it; the connection is closed (another one takes the write lock at once)
+    expect(upgradeState(path)).toEqual({ version: 28, marks: { "upgrade.29.fill": expect.objectContaining({ done: 10 }) }, ids: serials(0, 23), keys: serials(0, 10) });
+    const other = new Database(path);
+    other.pragma("busy_timeout = 0");
+    other.exec("BEGIN IMMEDIATE; ROLLBACK");
+    other.close();
+    const s = await SqliteStore.openAsync(path, { upgrade: { pageRows: 5 } });
+    await s.close();
+    expect(upgradeState(path)).toEqual({ version: SCHEMA_VERSION, marks: {}, ids: serials(0, 23), keys: serials(0, 23) });
+  });
+
+  it("a stop while it waits for the lock between two pages keeps the pages committed; the next open goes on from them", async () => {
+    const { path } = version22Store(23);
+    db22ToWal(path);
+    const stop = new AbortController();
+    let holder: Database.Database | undefined;
+    const opening = SqliteStore.openAsync(path, {
+      signal: stop.signal,
+      upgrade: {
+        pageRows: 5,
+        // two pages of version 29 committed: another process takes the lock before the third
+        onProgress: (p) => {
+          if (p.what === "certified keys" && p.stage === "filling" && p.done === 10 && !holder) {
+            holder = new Database(path);
+            holder.exec("BEGIN IMMEDIATE");
+            setTimeout(() => stop.abort(), 100);
+          }
+        },
+      },
+    }).then(
+      () => "opened",
+      (e: unknown) => e,
+    );
+    try {
+      expect(await opening).toBe(stop.signal.reason);
+    } finally {
+      holder?.exec("ROLLBACK");
+      holder?.close();
+    }
+    expect(upgradeState(path)).toEqual({ version: 28, marks: { "upgrade.29.fill": expect.objectContaining({ done: 10 }) }, ids: serials(0, 23), keys: serials(0, 10) });
+    const s = await SqliteStore.openAsync(path, { upgrade: { pageRows: 5 } });
+    await s.close();
+    expect(upgradeState(path)).toEqual({ version: SCHEMA_VERSION, marks: {}, ids: serials(0, 23), keys: serials(0, 23) });
+  });
+});
+
+/** Puts a store file made by storeAtVersion in WAL mode, as every store jpki opens is (readers go on while the lock is held). */
+function db22ToWal(path: string): void {
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.close();
+}

@@ -1030,6 +1030,32 @@ describe("jpki provider across a rollover whose successor is not g+1 (13-sig →
     expect(back.json().generationIndex).toMatchObject({ status: "found" });
   }, 120_000);
 
+  it("an index that names no successor for the certificate trusted as 13-sig (its SHA-256 is another's): enrol issues nothing and follow fails the pass, ERR_PUBLIC_CA_INDEX_MISMATCH (exit 17)", async () => {
+    const bank = join(dir, "skipping-bank-misled");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Misled Bank", "--endpoint", pubBase, "--trust", join(pub, "ca", "13-sig.pem"), join(pub, "ca", "13-sig-g3.pem")]);
+    const indexFile = join(pub, "ca", "index.json");
+    const good = readFileSync(indexFile);
+    const index = JSON.parse(good.toString("utf8")) as { generations: Array<{ id: string; sha256: string }> };
+    // an index that speaks of another 13-sig: taken as it was, 13-sig went unchecked (13-sig-g2 is not trusted) and all was well
+    writeFileSync(indexFile, `${JSON.stringify({ generations: index.generations.map((g) => (g.id === "13-sig" ? { ...g, sha256: "00".repeat(32) } : g)) })}\n`);
+    try {
+      const served = async () => (await fetch(`${pubBase}/ca/index.json`, { headers: { authorization: `Bearer ${readFileSync(pubToken, "utf8").trim()}` } })).text();
+      for (let i = 0; i < 40 && !(await served()).includes("00".repeat(32)); i++) await new Promise((res) => setTimeout(res, 100));
+      const refused = await cli(["--json", "provider", "enrol", "--dir", bank, "--request", application("skipped-era"), "--token-file", pubToken], { cwd: dir });
+      expect(refused.code, refused.stderr).toBe(17);
+      expect(JSON.parse(refused.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_INDEX_MISMATCH", message: expect.stringContaining("nothing was issued") });
+      expect((await ok(["--json", "provider", "list", "--dir", bank])).json().certificates).toEqual([]);
+      const f = await cli(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
+      expect(f.code, f.stderr).toBe(17);
+      expect(f.json().generationIndex).toMatchObject({ status: "found", error: { code: "ERR_PUBLIC_CA_INDEX_MISMATCH", message: expect.stringContaining("13-sig") } });
+      const text = await cli(["provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
+      expect(text.code, text.stderr).toBe(17);
+      expect(text.stdout).toMatch(/^public CA generation index .*: found \[ERR_PUBLIC_CA_INDEX_MISMATCH\] .*trusted here as 13-sig /m);
+    } finally {
+      writeFileSync(indexFile, good);
+    }
+  }, 120_000);
+
   it("enrol and follow check 13-sig against 13-sig-g3's CRL and link; a provider trusting 13-sig alone is told of 13-sig-g3", async () => {
     const bank = join(dir, "skipping-bank");
     await ok(["--json", "provider", "init", "--dir", bank, "--name", "Skipping Bank", "--endpoint", pubBase, "--trust", join(pub, "ca", "13-sig.pem"), join(pub, "ca", "13-sig-g3.pem")]);

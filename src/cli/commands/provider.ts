@@ -35,7 +35,7 @@ function followText(r: FollowResult): string {
     ...r.crls.map((c) => `public CRL ${c.caId}: ${c.status}${c.number ? ` #${c.number}` : ""}${c.stale ? " (stale: past its nextUpdate)" : ""}${c.error ? ` [${c.error.code}] ${c.error.message}` : ""}`),
     ...(r.crls.length ? [] : ["no live customer certificates: no public CRL to follow"]),
     ...r.compromise.map((c) => `public CA ${c.caId} (checked on ${c.successor}'s CRL): ${c.status}${c.error ? ` [${c.error.code}] ${c.error.message}` : ""}`),
-    ...(r.generationIndex?.status === "unavailable" ? [`public CA generation index ${r.generationIndex.url}: unavailable (${r.generationIndex.reason})${r.generationIndex.error ? ` [${r.generationIndex.error.code}] ${r.generationIndex.error.message}` : ""}`] : []),
+    ...(r.generationIndex?.status === "unavailable" || r.generationIndex?.error ? [`public CA generation index ${r.generationIndex.url}: ${r.generationIndex.status}${r.generationIndex.reason ? ` (${r.generationIndex.reason})` : ""}${r.generationIndex.error ? ` [${r.generationIndex.error.code}] ${r.generationIndex.error.message}` : ""}`] : []),
     ...r.revoked.map((v) => `revoked ${v.serial} (${v.customerId}) ${v.reason}: public ${v.public.caId} ${v.public.serial} ${v.public.reason} on CRL #${v.public.crlNumber}`),
     ...(r.stopped ? ["pass stopped (SIGTERM/SIGINT): a download in progress was cut short and counts for nothing; what came before is recorded"] : []),
     r.crl ? `provider CRL #${r.crl.number} published (${entriesText(r.crl.entries)}, ${r.crlCause}): ${r.crl.path}` : "provider CRL unchanged",
@@ -194,7 +194,8 @@ compromised (ERR_PUBLIC_CA_COMPROMISED, exit 17: found by 'follow', or here, whe
 trusted too, on its CRL and the link certificate, as follow checks; a check that cannot be made issues nothing,
 nor does a successor's CRL past its nextUpdate that does not list the link: ERR_PUBLIC_CRL_STALE naming it;
 nor, then, one whose index of CA generations (/ca/index.json) cannot be had, a 404 aside: which generation
-succeeds the signer's is not known, ERR_PUBLIC_CA_INDEX_UNAVAILABLE, exit 17),
+succeeds the signer's is not known, ERR_PUBLIC_CA_INDEX_UNAVAILABLE, exit 17, or one that names no successor
+for the trusted certificate of the signer's generation, ERR_PUBLIC_CA_INDEX_MISMATCH, exit 17),
 with --ocsp a responder down or unreachable after the same retries (ERR_PUBLIC_OCSP_UNAVAILABLE, exit 17), an
 answer dated ahead of this host's clock (thisUpdate, producedAt; 5 min of skew allowed) or past its nextUpdate
 (ERR_PUBLIC_OCSP_NOT_CURRENT, exit 17), or one malformed, with a bad signature, about another certificate or
@@ -290,7 +291,9 @@ Which generation succeeds which is read from <endpoint>/ca/index.json (a rollove
 leaves g+1. An index that cannot be had otherwise (no answer, a 5xx after the retries, a body that is not an index)
 is reported (generationIndex "unavailable" and why, in --json); with two generations of a CA trusted it fails the
 pass with ERR_PUBLIC_CA_INDEX_UNAVAILABLE (exit 17): the revocations the CRLs list are applied, but the provider CRL
-is not renewed for being due, as when a compromise check cannot be made.
+is not renewed for being due, as when a compromise check cannot be made. So does an index that names no successor
+for the certificate trusted as such a generation (its entry missing, naming none, or with another SHA-256):
+ERR_PUBLIC_CA_INDEX_MISMATCH (exit 17).
 A 429, 5xx or refused connection is asked again twice, with a growing wait; a redirect is not followed.
 A download fails after 10 s without a byte (--timeout), or after 10 min however steadily it comes
 (--total-timeout); a CRL over 256 MiB (--max-crl-mib) is refused. With --watch and --json, each pass writes
@@ -303,6 +306,7 @@ ${commandExitCodes({
     ["ERR_PUBLIC_CA_COMPROMISED", "a trusted public CA generation was declared compromised: what rests on it was revoked; run 'jpki provider untrust'"],
     [["ERR_PUBLIC_CRL_UNAVAILABLE", "ERR_PUBLIC_CRL_INVALID", "ERR_PUBLIC_CRL_ROLLBACK"], "a public CRL (or a generation's link certificate) could not be had or was refused (the others are still followed)"],
     ["ERR_PUBLIC_CA_INDEX_UNAVAILABLE", "two generations of a public CA are trusted and the endpoint's /ca/index.json could not be had (not a 404): a successor it names would go unchecked"],
+    ["ERR_PUBLIC_CA_INDEX_MISMATCH", "two generations of a public CA are trusted and the endpoint's /ca/index.json names no successor for the trusted certificate of the older (missing, none, or another SHA-256): its successor would go unchecked"],
     ["ERR_PUBLIC_CRL_CLOCK", "a public CRL is dated after this host's clock (its revocations are applied all the same)"],
     ["ERR_PUBLIC_CRL_STALE", "a public CRL is past its nextUpdate (its revocations are applied all the same)"],
     [["ERR_CA_UNKNOWN", "ERR_CA_INVALID"], "customers' certificates rest on a public CA whose trust/<ca>.pem is gone or not that CA's certificate: its CRL is not followed (the others are); 'provider trust' puts it back, 'provider untrust' revokes what rests on it"],
