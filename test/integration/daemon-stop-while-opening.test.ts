@@ -5,7 +5,6 @@
  * (ERR_STORE_UNREACHABLE, ERR_WORKSPACE_LOCKED) instead of its clean stop's 0. Now the wait ends at the signal
  * (src/store/pg-stop.ts) and the command stops as it does later on.
  */
-import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
@@ -14,7 +13,7 @@ import { ADVISORY_LOCKS } from "../../src/store/postgres.js";
 import { Workspace } from "../../src/workspace/workspace.js";
 import { admin } from "../postgres-store-kit.js";
 import { usePostgres } from "../use-postgres.js";
-import { freePort, jpkiProcess, MAIN, tempDir } from "./helpers.js";
+import { freePort, jpkiProcess, stopWhileWaiting, tempDir } from "./helpers.js";
 
 const server = usePostgres();
 
@@ -46,31 +45,6 @@ afterAll(async () => {
   await new Promise((r) => silent.close(r));
 });
 
-/** Starts `jpki COMMAND…` on the workspace with JPKI_STORE `store`, sends SIGTERM once `waiting()` says it waits on the store. */
-async function stopWhileWaiting(command: string[], store: string, waiting: () => Promise<boolean>): Promise<{ code: number | null; afterSignalMs: number; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...command], {
-    env: { ...process.env, JPKI_PASSPHRASE: "correct horse", JPKI_STORE: store },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  let ended = false;
-  void exited.then(() => (ended = true));
-  for (let i = 0; !ended && !(await waiting()); i++) {
-    if (i > 500) throw new Error(`it never waited on the store: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  // the wait goes on: the signal comes in the middle of it, not as it began
-  await new Promise((r) => setTimeout(r, 300));
-  const signalled = Date.now();
-  child.kill("SIGTERM");
-  const code = await exited;
-  return { code, afterSignalMs: Date.now() - signalled, stdout, stderr };
-}
-
 describe("SIGTERM while a daemon's start-up waits on PostgreSQL", () => {
   it("a server that never answers: watch, serve and notices ingest stop at once with their clean stop's exit 0, not ERR_STORE_UNREACHABLE after the connect timeout", async () => {
     const port = await freePort();
@@ -82,7 +56,8 @@ describe("SIGTERM while a daemon's start-up waits on PostgreSQL", () => {
     ];
     for (const [command, says] of runs) {
       const before = accepted.length;
-      const r = await stopWhileWaiting(command, silentUrl, async () => accepted.length > before);
+      // the wait goes on: the signal comes in the middle of it, not as it began
+      const r = await stopWhileWaiting(ws, command, { env: { JPKI_STORE: silentUrl }, waiting: () => accepted.length > before, settleMs: 300 });
       expect({ command, code: r.code }, r.stderr).toEqual({ command, code: 0 });
       expect(r.afterSignalMs, command.join(" ")).toBeLessThan(1_000);
       expect(r.stderr, command.join(" ")).not.toMatch(/ERR_/);
@@ -95,7 +70,7 @@ describe("SIGTERM while a daemon's start-up waits on PostgreSQL", () => {
     try {
       await holder.query("SELECT pg_advisory_lock($1, 0)", [ADVISORY_LOCKS.migration]);
       const waiters = async () => (await holder.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n;
-      const r = await stopWhileWaiting(["watch", spool, "--poll", "50"], url, async () => (await waiters()) > 0);
+      const r = await stopWhileWaiting(ws, ["watch", spool, "--poll", "50"], { env: { JPKI_STORE: url }, waiting: async () => (await waiters()) > 0, settleMs: 300 });
       expect(r.code, r.stderr).toBe(0);
       expect(r.afterSignalMs).toBeLessThan(1_000);
       expect(r.stderr).not.toMatch(/ERR_/);

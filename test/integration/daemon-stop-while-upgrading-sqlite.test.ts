@@ -5,14 +5,13 @@
  * ERR_WORKSPACE_LOCKED instead of its clean stop's 0. Now the wait is retried without blocking and ends at the
  * signal (SqliteStore.openAsync), as PostgreSQL's does (daemon-stop-while-opening.test.ts).
  */
-import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SCHEMA_VERSION } from "../../src/store/sqlite.js";
 import { Workspace } from "../../src/workspace/workspace.js";
-import { freePort, jpkiProcess, MAIN, tempDir } from "./helpers.js";
+import { freePort, jpkiProcess, stopWhileWaiting, tempDir } from "./helpers.js";
 
 let ws: string;
 let db: string;
@@ -53,29 +52,6 @@ function hasStoreOpen(pid: number): boolean {
   }
 }
 
-/** Starts `jpki COMMAND…`, sends SIGTERM once it has waited on the held store for a while. */
-async function stopWhileWaiting(command: string[]): Promise<{ code: number | null; afterSignalMs: number; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...command], { env: { ...process.env, JPKI_PASSPHRASE: "correct horse" }, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  let ended = false;
-  void exited.then(() => (ended = true));
-  for (let i = 0; !ended && !hasStoreOpen(child.pid!); i++) {
-    if (i > 500) throw new Error(`it never opened the store: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  // well into the wait: the signal comes in the middle of it, not as it began
-  await new Promise((r) => setTimeout(r, 500));
-  expect(ended, stderr).toBe(false);
-  const signalled = Date.now();
-  child.kill("SIGTERM");
-  const code = await exited;
-  return { code, afterSignalMs: Date.now() - signalled, stdout, stderr };
-}
-
 describe("SIGTERM while a daemon's start-up waits for another process's upgrade of its SQLite store", () => {
   it("watch and serve stop at once with their clean stop's exit 0, nothing upgraded; the next start runs", async () => {
     setVersion(SCHEMA_VERSION - 1);
@@ -88,7 +64,9 @@ describe("SIGTERM while a daemon's start-up waits for another process's upgrade 
       [["serve", "--no-schedule", "--no-ocsp", "--listen", `127.0.0.1:${port}`], (out) => expect(out).toBe("")],
     ];
     for (const [command, says] of runs) {
-      const r = await stopWhileWaiting(command);
+      // well into the wait: the signal comes in the middle of it, not as it began
+      const r = await stopWhileWaiting(ws, command, { waiting: hasStoreOpen, settleMs: 500 });
+      expect(r.endedBeforeSignal, r.stderr).toBe(false);
       expect({ command, code: r.code }, r.stderr).toEqual({ command, code: 0 });
       expect(r.afterSignalMs, command.join(" ")).toBeLessThan(1_000);
       expect(r.stderr, command.join(" ")).not.toMatch(/ERR_/);

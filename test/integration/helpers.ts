@@ -290,6 +290,36 @@ export async function jpkiProcess(ws: string, args: string[], env: Record<string
   });
 }
 
+/**
+ * Starts `jpki --workspace WS COMMAND…` (the built CLI, with the CA passphrase and `env`) and sends it SIGTERM
+ * `settleMs` after `waiting(pid)` first says it waits where the test holds it (a store that never answers, a lock):
+ * the signal comes in the middle of the wait, not as it began. `endedBeforeSignal`: it had exited by then.
+ */
+export async function stopWhileWaiting(
+  ws: string,
+  command: string[],
+  o: { readonly env?: Record<string, string>; readonly waiting: (pid: number) => boolean | Promise<boolean>; readonly settleMs: number },
+): Promise<{ code: number | null; afterSignalMs: number; endedBeforeSignal: boolean; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...command], { env: { ...process.env, JPKI_PASSPHRASE: PROCESS_PASSPHRASE, ...o.env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  let ended = false;
+  void exited.then(() => (ended = true));
+  for (let i = 0; !ended && !(await o.waiting(child.pid!)); i++) {
+    if (i > 500) throw new Error(`it never waited: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await new Promise((r) => setTimeout(r, o.settleMs));
+  const endedBeforeSignal = ended;
+  const signalled = Date.now();
+  child.kill("SIGTERM");
+  const code = await exited;
+  return { code, afterSignalMs: Date.now() - signalled, endedBeforeSignal, stdout, stderr };
+}
+
 export interface RunningServe {
   readonly child: ChildProcess;
   readonly url: string;
