@@ -15,6 +15,8 @@ import { keyed, nextSequenceDecider } from "./contract.js";
 import { ADVISORY_LOCKS, PostgresStore } from "./postgres.js";
 import type { Store } from "./types.js";
 import { StoreWatchdog } from "./watchdog.js";
+import { auditHash, type AuditRecord } from "./audit-log.js";
+import { verifyAuditLog } from "../audit/verify.js";
 import { DisclosureLog } from "../verifier/disclosure-log.js";
 
   // prepared transactions: a CA-keys lock held where pg_locks names no session (the tests of withCaKeysLock's retry)
@@ -507,6 +509,40 @@ describe("PostgresStore specifics", () => {
       watch.restore();
       await a.end();
       await s.close();
+    }
+  });
+
+  it("single-record audit appends from two stores, all waiting on the head and let go at once, chain one after the other: no seq twice, every record on its predecessor's hash", async () => {
+    // jpki_audit_append's one-record path (migration 31) reads the head in the INSERT that locks it: the second of two
+    // appenders must write on the head the first left, not on the one both saw before the lock.
+    const url = await server.createDatabase();
+    const a = await PostgresStore.open(url, { create: true });
+    const b = await PostgresStore.open(url);
+    const gate = await admin(url);
+    const watch = await admin(url);
+    try {
+      await a.appendAudit({ action: "x.first", subject: "" });
+      await gate.query("BEGIN");
+      await gate.query("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE");
+      const runs = Array.from({ length: 12 }, (_, i) => (i % 2 ? a : b).appendAudit({ action: "x.racing", subject: `s${i}` }));
+      await vi.waitFor(async () => expect(await waiting(watch)).toBe(runs.length), { timeout: 20_000, interval: 20 });
+      await gate.query("COMMIT");
+      await Promise.all(runs);
+      const log: AuditRecord[] = [];
+      for await (const r of a.auditRecords()) log.push(r);
+      expect(log.map((r) => r.seq)).toEqual(log.map((_, i) => i + 1));
+      expect(log.filter((r) => r.action === "x.racing").map((r) => r.subject).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `s${i}`).sort());
+      log.forEach((r, i) => {
+        if (i) expect(r.prevHash).toBe(log[i - 1]!.hash);
+        expect(auditHash(r)).toBe(r.hash);
+      });
+      expect(await a.auditHead()).toEqual(log[log.length - 1]);
+      expect((await verifyAuditLog(a)).ok).toBe(true);
+    } finally {
+      await watch.end();
+      await gate.end();
+      await a.close();
+      await b.close();
     }
   });
 
