@@ -546,6 +546,27 @@ describe("PostgresStore specifics", () => {
     }
   });
 
+  it("a single-record audit append with no head row to chain on fails ERR_STORE and writes nothing, as several records do", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const c = await admin(url);
+    try {
+      await s.appendAudit({ action: "x.first", subject: "" });
+      await c.query("DELETE FROM audit_head");
+      const answer = (verifierId: string) => ({ verifierId, serial: "01aa", issuer: "13-sig", residentCode: undefined, purpose: "signature" as const, legalBasis: undefined, at: new Date(8000), validationTime: new Date(8000), answer: "valid", itemsDisclosed: false });
+      // one record (the two-statement path), and two verifiers' answers: two records (the loop)
+      for (const append of [() => s.appendAudit({ action: "x.orphan", subject: "" }), () => s.appendDisclosures([answer("v-1")]), () => s.appendDisclosures([answer("v-1"), answer("v-2")])]) {
+        const e = (await append().catch((x: unknown) => x)) as JpkiError;
+        expect(isJpkiError(e) && e.code).toBe("ERR_STORE");
+      }
+      expect((await c.query("SELECT action FROM audit_log ORDER BY seq")).rows.map((r) => r.action)).toEqual(["x.first"]);
+      expect((await c.query("SELECT count(*)::int AS n FROM disclosures")).rows[0].n).toBe(0);
+    } finally {
+      await c.end();
+      await s.close();
+    }
+  });
+
   it("a lock held longer than lockTimeoutMs fails with ERR_WORKSPACE_LOCKED", async () => {
     const url = await server.createDatabase();
     const s = await PostgresStore.open(url, { create: true, lockTimeoutMs: 200 });
