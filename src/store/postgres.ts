@@ -862,8 +862,8 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   // (an operation's, and a disclosure group's: one per verifier); their head was locked and read by a SELECT of its
   // own, then the record inserted, then the head moved. The record is now inserted from the head row it locks
   // (INSERT … SELECT … FOR UPDATE: a second appender waits on the row and, once the first commits, reads the head it
-  // left, as the SELECT did), which saved ≈ 20–30 µs of the server's CPU per disclosure statement (≈ 2–3 µs per answer
-  // at the bench's groups of 9). Same lock, same moment in the transaction (its last step), same hash; several
+  // left, as the SELECT did), which saved ≈ 20–30 µs of the server's CPU per disclosure statement (≈ 1.5–2.5 µs per answer
+  // at the bench's groups of 9–14). Same lock, same moment in the transaction (its last step), same hash; several
   // records go through the loop as before.
   `
   CREATE OR REPLACE FUNCTION jpki_audit_append(p_at bigint[], p_actor text[], p_action text[], p_subject text[], p_detail text[], p_tail text[])
