@@ -12,6 +12,7 @@ import { MIGRATIONS, pageCacheKiB, SCHEMA_VERSION, SqliteStore } from "./sqlite.
 import { copyStore } from "./copy.js";
 import { certifiedKeyOf } from "./rows.js";
 import { WRITER_GUARD_MESSAGE } from "./writer-guard.js";
+import { JpkiError } from "../errors.js";
 import type { UpgradeProgress } from "./upgrade.js";
 
 const fresh = () => Promise.resolve(SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db"), { create: true }));
@@ -656,6 +657,38 @@ describe("SqliteStore.openAsync while another process holds the write lock durin
     const s = await opening;
     expect(versionOf(path)).toBe(SCHEMA_VERSION);
     await s.close();
+  });
+
+  it("gives up once the lock has been held for the lock timeout (20 s): ERR_WORKSPACE_LOCKED (exit 3) saying an upgrade is in progress, nothing applied, the connection closed", async () => {
+    const { path, holder } = heldOlderStore();
+    // Faked timers and clock, so the test does not wait the 20 s: the wait's pauses are setTimeout and its deadline
+    // performance.now(), and each try of the lock returns at once (busy_timeout 0), so the code path is the real one
+    // with the real limit; only the time between tries is not spent.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
+    try {
+      let outcome: unknown = "waiting";
+      void SqliteStore.openAsync(path, { signal: new AbortController().signal }).then(
+        () => (outcome = "opened"),
+        (e: unknown) => (outcome = e),
+      );
+      await vi.advanceTimersByTimeAsync(19_900);
+      expect(outcome).toBe("waiting");
+      await vi.advanceTimersByTimeAsync(200);
+      expect(outcome).toBeInstanceOf(JpkiError);
+      expect(outcome).toMatchObject({ code: "ERR_WORKSPACE_LOCKED", details: { reason: "upgrade-in-progress" }, message: expect.stringContaining(`from schema version ${SCHEMA_VERSION - 1} to ${SCHEMA_VERSION}`) });
+      expect((outcome as JpkiError).exitCode).toBe(3);
+    } finally {
+      vi.useRealTimers();
+      holder.exec("ROLLBACK");
+      holder.close();
+    }
+    expect(versionOf(path)).toBe(SCHEMA_VERSION - 1);
+    // the failed open's connection is closed: nothing of it keeps the file (an exclusive lock is had at once)
+    const other = new Database(path);
+    other.pragma("busy_timeout = 0");
+    other.pragma("locking_mode = EXCLUSIVE");
+    other.exec("BEGIN EXCLUSIVE; COMMIT");
+    other.close();
   });
 
   it("a signal already aborted refuses the open before the store file is touched", async () => {
