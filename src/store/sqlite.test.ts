@@ -1142,6 +1142,47 @@ describe("SqliteStore.openAsync ended in the middle of a fill", () => {
     expect(upgradeState(path)).toEqual({ version: SCHEMA_VERSION, marks: {}, ids: serials(0, 23), keys: serials(0, 23) });
   });
 
+  it("a signal during its own upgrade (nobody else holding the lock) ends it before the next page: the pages committed stay, the next open goes on from them", async () => {
+    const { path, ders } = version22Store(23);
+    db22ToWal(path);
+    const stop = new AbortController();
+    // a daemon's SIGTERM as it comes: a signal to the process, its handler aborting the stop (SIGUSR2 here, which
+    // the test runner leaves alone); sent inside the second page of version 29's fill, before it commits
+    const onSignal = () => stop.abort();
+    process.once("SIGUSR2", onSignal);
+    const opening = SqliteStore.openAsync(path, {
+      signal: stop.signal,
+      upgrade: {
+        pageRows: 5,
+        inPage: (page, version) => {
+          if (version === 29 && page === 2) process.kill(process.pid, "SIGUSR2");
+        },
+      },
+    }).then(
+      () => "opened",
+      (e: unknown) => e,
+    );
+    try {
+      expect(await opening).toBe(stop.signal.reason);
+    } finally {
+      process.removeListener("SIGUSR2", onSignal);
+    }
+    // the page the signal came in committed; none after it ran, and the connection is closed
+    expect(upgradeState(path)).toEqual({ version: 28, marks: { "upgrade.29.fill": expect.objectContaining({ done: 10 }) }, ids: serials(0, 23), keys: serials(0, 10) });
+    const other = new Database(path);
+    other.pragma("busy_timeout = 0");
+    other.exec("BEGIN IMMEDIATE; ROLLBACK");
+    other.close();
+    const s = await SqliteStore.openAsync(path, { upgrade: { pageRows: 5 } });
+    await s.close();
+    expect(upgradeState(path)).toEqual({ version: SCHEMA_VERSION, marks: {}, ids: serials(0, 23), keys: serials(0, 23) });
+    const check = new Database(path, { readonly: true });
+    const rows = check.prepare("SELECT der, certified_key FROM certificates ORDER BY rowid").all() as Array<{ der: Buffer; certified_key: Buffer }>;
+    check.close();
+    expect(rows.map((r) => r.der)).toEqual(ders);
+    for (const r of rows) expect(r.certified_key).toEqual(certifiedKeyOf(r.der));
+  });
+
   it("a stop while it waits for the lock between two pages keeps the pages committed; the next open goes on from them", async () => {
     const { path } = version22Store(23);
     db22ToWal(path);
