@@ -9,7 +9,6 @@
  * a transaction of its own) ran back to back without the event loop turning, so the signal was acted on only once
  * the whole upgrade was done (hours for a national store's fill). Now it ends the upgrade before the next step.
  */
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
@@ -18,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { certifiedKeyOf } from "../../src/store/rows.js";
 import { SCHEMA_VERSION } from "../../src/store/sqlite.js";
 import { Workspace } from "../../src/workspace/workspace.js";
-import { freePort, jpkiProcess, stopWhileWaiting, tempDir } from "./helpers.js";
+import { freePort, jpkiProcess, stopWhileWaiting, tempDir, V6_PASSPHRASE, workspaceV6 } from "./helpers.js";
 
 let ws: string;
 let db: string;
@@ -91,9 +90,6 @@ describe("SIGTERM while a daemon's start-up waits for another process's upgrade 
   }, 60_000);
 });
 
-/** A workspace made by an earlier release (store schema 6, 800 certificates), as migration.test.ts unpacks it. */
-const V6_FIXTURE = join(import.meta.dirname, "../../fixtures/workspace-v6/workspace-v6.tar.gz");
-
 /** The store's schema version and the pages of fill `version` committed so far (rows done), read beside the writer. */
 function fillState(db: string, version: number): { version: number; done: number | undefined } {
   const c = new Database(db, { readonly: true });
@@ -109,9 +105,7 @@ function fillState(db: string, version: number): { version: number; done: number
 
 describe("SIGTERM while a daemon upgrades its SQLite store itself", () => {
   it("watch, then serve, stop before the fill's next page with exit 0; the pages committed stay, the next command finishes the upgrade, every certificate intact", async () => {
-    const dir = tempDir();
-    execFileSync("tar", ["xzf", V6_FIXTURE, "-C", dir]);
-    const ws = join(dir, "v6ws");
+    const { dir, ws } = workspaceV6();
     const db = join(ws, "jpki.db");
     const spool = join(dir, "spool");
     mkdirSync(spool);
@@ -122,7 +116,7 @@ describe("SIGTERM while a daemon upgrades its SQLite store itself", () => {
     // Pages of 20 rows, each holding its transaction 20 ms longer (as a page of 10,000 does): each fill takes ≈ 40
     // pages, ≈ 0.8 s or more; without a stop between pages the rest of the upgrade (both fills) ran after the signal.
     const testing = { upgrade: { pageRows: 20, pageHoldMs: 20 } };
-    const env = { JPKI_PASSPHRASE: "fixture-v6" };
+    const env = { JPKI_PASSPHRASE: V6_PASSPHRASE };
     const port = await freePort();
     const runs: Array<{ command: string[]; fill: number; says: (stdout: string) => void }> = [
       { command: ["watch", spool, "--poll", "50"], fill: 23, says: (out) => expect(out).toMatch(/^processed 0 files \(0 failed\), published 0 CRLs, stopped by signal$/m) },

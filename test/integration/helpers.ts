@@ -168,6 +168,19 @@ export function tempDir(prefix = "jpki-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** The passphrase of the CA keys in fixtures/workspace-v6. */
+export const V6_PASSPHRASE = "fixture-v6";
+
+/**
+ * fixtures/workspace-v6 unpacked into a new directory `dir`: `ws`, a workspace made by an earlier release (store
+ * schema 6, 94 CAs, 800 certificates, its CA keys under V6_PASSPHRASE), which the current jpki upgrades on open.
+ */
+export function workspaceV6(prefix?: string): { dir: string; ws: string } {
+  const dir = tempDir(prefix);
+  execFileSync("tar", ["xzf", join(import.meta.dirname, "../../fixtures/workspace-v6/workspace-v6.tar.gz"), "-C", dir]);
+  return { dir, ws: join(dir, "v6ws") };
+}
+
 /** Runs a command, returning status and output without throwing. */
 export function sh(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): { status: number; out: string } {
   const r = spawnSync(cmd, args, { cwd: opts.cwd, input: opts.input, encoding: "utf8" });

@@ -3,19 +3,15 @@
  * schedule's start-up round. The pieces are tested apart — the round stops between CAs (src/server/serve-stop.test.ts),
  * the thread's open ends at the stop (src/server/schedule-thread-open-stop.test.ts) — but not the process: the
  * serving thread's stop has to reach the schedule thread, which finishes the CA it began, closes its connection and
- * ends, and only then can the process exit. A thread that did not end held the exit until the stop bound (30 s), then
- * was cut off as a crash would end it, possibly between a CRL's staging and its install.
+ * ends, and only then can the process exit. A thread that did not end would hold the exit until the stop bound (30 s)
+ * and then be cut off as a crash would end it, possibly between a CRL's staging and its install.
  */
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { startServe, tempDir, type RunningServe } from "./helpers.js";
-
-/** A workspace made by an earlier release: 94 CAs whose CRLs are long past their refresh, so a start renews them all. */
-const V6_FIXTURE = join(import.meta.dirname, "../../fixtures/workspace-v6/workspace-v6.tar.gz");
+import { startServe, V6_PASSPHRASE, workspaceV6, type RunningServe } from "./helpers.js";
 
 let running: RunningServe | undefined;
 afterEach(() => {
@@ -37,12 +33,11 @@ function digestOf(path: string): string {
 
 describe("jpki serve stopped in the middle of its CRL schedule's start-up round", () => {
   it("the schedule thread finishes the CA it began and ends, the process exits 0 at once, every CRL on disk is the one its record names, nothing half-written", async () => {
-    const dir = tempDir();
-    execFileSync("tar", ["xzf", V6_FIXTURE, "-C", dir]);
-    const ws = join(dir, "v6ws");
+    // 94 CAs whose CRLs are long past their refresh (made in November 2026): a start renews them all
+    const { ws } = workspaceV6();
     const db = join(ws, "jpki.db");
     const started = Date.now();
-    running = await startServe(ws, ["--no-ocsp"], { JPKI_PASSPHRASE: "fixture-v6" });
+    running = await startServe(ws, ["--no-ocsp"], { JPKI_PASSPHRASE: V6_PASSPHRASE });
     const s = running;
     expect(s.stderr()).toMatch(/listening on .*CRL schedule running/);
     // the CAs whose CRLs this serve has published, read beside it
