@@ -83,9 +83,14 @@ export class Context {
   async openWorkspace(signal?: AbortSignal): Promise<Workspace> {
     const dir = this.workspaceDir;
     const { Workspace } = await workspaceLibrary();
-    const postgres = this.io.testing?.postgres; // test-only (Io.testing)
+    const { postgres, upgrade } = this.io.testing ?? {}; // test-only (Io.testing)
     return this.checkStore(
-      await Workspace.openAsync(dir, { storeUrl: this.storeUrl, upgrade: { onProgress: upgradeProgress(this.out) }, ...(postgres ? { postgres } : {}), ...(signal ? { signal } : {}) }),
+      await Workspace.openAsync(dir, {
+        storeUrl: this.storeUrl,
+        upgrade: { ...upgrade, onProgress: upgradeProgress(this.out) },
+        ...(postgres ? { postgres } : {}),
+        ...(signal ? { signal } : {}),
+      }),
     );
   }
 

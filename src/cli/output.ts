@@ -4,7 +4,7 @@
  */
 import { statSync } from "node:fs";
 import { JpkiError } from "../errors.js";
-import type { UpgradeProgress } from "../store/upgrade.js";
+import type { UpgradeOptions, UpgradeProgress } from "../store/upgrade.js";
 import type { PostgresStoreOptions } from "../store/postgres.js";
 
 export interface Io {
@@ -19,8 +19,14 @@ export interface Io {
    * gives `serve` a store bound (ServerOptions.storeWaitMs) of half a second, and its PostgreSQL store a close that
    * cuts what is still out after 0.2 s and a lock wait longer than the test (PostgresStoreOptions), so serve.test
    * proves what the 5 s bound and the 2 s close do without waiting them out, and that a stop never waits for a lock.
+   * It also gives a store upgrade's fill small pages that each take a while (UpgradeOptions `pageRows`, `inPage`),
+   * so a test can stop a daemon in the middle of its own upgrade with a few rows rather than a national table.
    */
-  readonly testing?: { readonly storeWaitMs?: number; readonly postgres?: Pick<PostgresStoreOptions, "closeWaitMs" | "lockTimeoutMs"> };
+  readonly testing?: {
+    readonly storeWaitMs?: number;
+    readonly postgres?: Pick<PostgresStoreOptions, "closeWaitMs" | "lockTimeoutMs">;
+    readonly upgrade?: Pick<UpgradeOptions, "pageRows" | "inPage">;
+  };
 }
 
 export const processIo = (): Io => ({

@@ -12,6 +12,7 @@ import { MIGRATIONS, pageCacheKiB, SCHEMA_VERSION, SqliteStore } from "./sqlite.
 import { copyStore } from "./copy.js";
 import { certifiedKeyOf } from "./rows.js";
 import { WRITER_GUARD_MESSAGE } from "./writer-guard.js";
+import { JpkiError } from "../errors.js";
 import type { UpgradeProgress } from "./upgrade.js";
 
 const fresh = () => Promise.resolve(SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db"), { create: true }));
@@ -658,6 +659,38 @@ describe("SqliteStore.openAsync while another process holds the write lock durin
     await s.close();
   });
 
+  it("gives up once the lock has been held for the lock timeout (20 s): ERR_WORKSPACE_LOCKED (exit 3) saying an upgrade is in progress, nothing applied, the connection closed", async () => {
+    const { path, holder } = heldOlderStore();
+    // Faked timers and clock, so the test does not wait the 20 s: the wait's pauses are setTimeout and its deadline
+    // performance.now(), and each try of the lock returns at once (busy_timeout 0), so the code path is the real one
+    // with the real limit; only the time between tries is not spent.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
+    try {
+      let outcome: unknown = "waiting";
+      void SqliteStore.openAsync(path, { signal: new AbortController().signal }).then(
+        () => (outcome = "opened"),
+        (e: unknown) => (outcome = e),
+      );
+      await vi.advanceTimersByTimeAsync(19_900);
+      expect(outcome).toBe("waiting");
+      await vi.advanceTimersByTimeAsync(200);
+      expect(outcome).toBeInstanceOf(JpkiError);
+      expect(outcome).toMatchObject({ code: "ERR_WORKSPACE_LOCKED", details: { reason: "upgrade-in-progress" }, message: expect.stringContaining(`from schema version ${SCHEMA_VERSION - 1} to ${SCHEMA_VERSION}`) });
+      expect((outcome as JpkiError).exitCode).toBe(3);
+    } finally {
+      vi.useRealTimers();
+      holder.exec("ROLLBACK");
+      holder.close();
+    }
+    expect(versionOf(path)).toBe(SCHEMA_VERSION - 1);
+    // the failed open's connection is closed: nothing of it keeps the file (an exclusive lock is had at once)
+    const other = new Database(path);
+    other.pragma("busy_timeout = 0");
+    other.pragma("locking_mode = EXCLUSIVE");
+    other.exec("BEGIN EXCLUSIVE; COMMIT");
+    other.close();
+  });
+
   it("a signal already aborted refuses the open before the store file is touched", async () => {
     const { path, db } = storeAtVersion(SCHEMA_VERSION - 1);
     db.close();
@@ -1085,6 +1118,21 @@ describe("SqliteStore.openAsync by several processes at once during an upgrade t
 
 describe("SqliteStore.openAsync ended in the middle of a fill", () => {
   const serials = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => (0x0a00 + from + i).toString(16).padStart(4, "0"));
+  /**
+   * What an open of version22Store(23) in pages of 5 left when it ended after two pages of version 29's fill: those
+   * pages and the whole of version 23, its connection closed (another takes the write lock at once); and the next
+   * open going on from there to the end.
+   */
+  async function expectLeftInFill29ThenFinished(path: string): Promise<void> {
+    expect(upgradeState(path)).toEqual({ version: 28, marks: { "upgrade.29.fill": expect.objectContaining({ done: 10 }) }, ids: serials(0, 23), keys: serials(0, 10) });
+    const other = new Database(path);
+    other.pragma("busy_timeout = 0");
+    other.exec("BEGIN IMMEDIATE; ROLLBACK");
+    other.close();
+    const s = await SqliteStore.openAsync(path, { upgrade: { pageRows: 5 } });
+    await s.close();
+    expect(upgradeState(path)).toEqual({ version: SCHEMA_VERSION, marks: {}, ids: serials(0, 23), keys: serials(0, 23) });
+  }
 
   it("a page that throws is rolled back whole: the open fails with ERR_STORE, the pages before it stay, and the next open goes on from them", async () => {
     const { path } = version22Store(23);
@@ -1099,14 +1147,33 @@ describe("SqliteStore.openAsync ended in the middle of a fill", () => {
     });
     await expect(failing).rejects.toMatchObject({ code: "ERR_STORE", message: expect.stringContaining("a fault in the page") });
     // the third page's rows went with it; the connection is closed (another one takes the write lock at once)
-    expect(upgradeState(path)).toEqual({ version: 28, marks: { "upgrade.29.fill": expect.objectContaining({ done: 10 }) }, ids: serials(0, 23), keys: serials(0, 10) });
-    const other = new Database(path);
-    other.pragma("busy_timeout = 0");
-    other.exec("BEGIN IMMEDIATE; ROLLBACK");
-    other.close();
-    const s = await SqliteStore.openAsync(path, { upgrade: { pageRows: 5 } });
-    await s.close();
-    expect(upgradeState(path)).toEqual({ version: SCHEMA_VERSION, marks: {}, ids: serials(0, 23), keys: serials(0, 23) });
+    await expectLeftInFill29ThenFinished(path);
+  });
+
+  it("a signal during its own upgrade (nobody else holding the lock) ends it before the next page: the pages committed stay, the next open goes on from them", async () => {
+    const { path, ders } = version22Store(23);
+    db22ToWal(path);
+    const stop = new AbortController();
+    const stopped = new Error("stopped by SIGUSR2");
+    // a daemon's SIGTERM as it comes: a signal to the process, its handler aborting the stop (SIGUSR2 here, which
+    // the test runner leaves alone); sent inside the second page of version 29's fill, before it commits
+    const onSignal = () => stop.abort(stopped);
+    process.once("SIGUSR2", onSignal);
+    try {
+      const inPage = (page: number, version: number) => {
+        if (version === 29 && page === 2) process.kill(process.pid, "SIGUSR2");
+      };
+      await expect(SqliteStore.openAsync(path, { signal: stop.signal, upgrade: { pageRows: 5, inPage } })).rejects.toBe(stopped);
+    } finally {
+      process.removeListener("SIGUSR2", onSignal);
+    }
+    // the page the signal came in committed; none after it ran, and the connection is closed
+    await expectLeftInFill29ThenFinished(path);
+    const check = new Database(path, { readonly: true });
+    const rows = check.prepare("SELECT der, certified_key FROM certificates ORDER BY rowid").all() as Array<{ der: Buffer; certified_key: Buffer }>;
+    check.close();
+    expect(rows.map((r) => r.der)).toEqual(ders);
+    for (const r of rows) expect(r.certified_key).toEqual(certifiedKeyOf(r.der));
   });
 
   it("a stop while it waits for the lock between two pages keeps the pages committed; the next open goes on from them", async () => {
@@ -1137,10 +1204,7 @@ describe("SqliteStore.openAsync ended in the middle of a fill", () => {
       holder?.exec("ROLLBACK");
       holder?.close();
     }
-    expect(upgradeState(path)).toEqual({ version: 28, marks: { "upgrade.29.fill": expect.objectContaining({ done: 10 }) }, ids: serials(0, 23), keys: serials(0, 10) });
-    const s = await SqliteStore.openAsync(path, { upgrade: { pageRows: 5 } });
-    await s.close();
-    expect(upgradeState(path)).toEqual({ version: SCHEMA_VERSION, marks: {}, ids: serials(0, 23), keys: serials(0, 23) });
+    await expectLeftInFill29ThenFinished(path);
   });
 });
 

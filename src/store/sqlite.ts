@@ -272,7 +272,9 @@ const OPEN_RETRY_MAX_PAUSE_MS = 50;
  * asynchronous pause, up to BUSY_TIMEOUT_MS a step as before: a daemon's SIGTERM handler runs meanwhile, and its
  * stop (`wait.signal`) ends the wait, rejecting with the signal's reason. Once a step holds the lock it runs to
  * its commit: a stop between two pages of a fill leaves the pages committed so far, which the next open goes on
- * from (as after a kill).
+ * from (as after a kill). The same holds when this process runs the upgrade itself and nobody else holds the lock:
+ * before each step the event loop turns once (turnUnlessStopped), so a daemon's SIGTERM that came during a step is
+ * acted on before the next rather than once the whole upgrade is done (hours for a national store's fill).
  */
 function runUpgrade(db: Database.Database, from: number, opts: UpgradeOptions): void;
 function runUpgrade(db: Database.Database, from: number, opts: UpgradeOptions, wait: { signal?: AbortSignal }): Promise<void>;
@@ -295,6 +297,7 @@ function runUpgrade(db: Database.Database, from: number, opts: UpgradeOptions, w
 
 /** Runs `step` once the write lock is free (busy_timeout 0 on its connection): see runUpgrade. */
 async function withoutBlockingWait(step: UpgradeStep, signal: AbortSignal | undefined): Promise<unknown> {
+  await turnUnlessStopped(signal);
   const deadline = performance.now() + BUSY_TIMEOUT_MS;
   for (let pause = 1; ; pause = Math.min(pause * 2, OPEN_RETRY_MAX_PAUSE_MS)) {
     try {
@@ -304,6 +307,16 @@ async function withoutBlockingWait(step: UpgradeStep, signal: AbortSignal | unde
     }
     await pauseUnlessStopped(pause, signal);
   }
+}
+
+/**
+ * Resolves once the event loop has turned, or rejects with the signal's reason if it is aborted by then. A step runs
+ * synchronously, and one that finds the lock free never pauses: the steps of an upgrade nobody else contends for
+ * would run back to back in promise continuations, where no signal handler runs. setImmediate's callbacks run after
+ * the loop's poll phase, in which libuv delivers a pending SIGTERM to its handler (which aborts the signal).
+ */
+function turnUnlessStopped(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => setImmediate(() => (signal?.aborted ? reject(signal.reason) : resolve())));
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason as soon as it is aborted (at once if it already is). */
@@ -1283,7 +1296,8 @@ export class SqliteStore implements Store {
    * SqliteStore.open, but an upgrade waits for another process's write lock (its upgrade, or its write) without
    * blocking the event loop, and `signal` (a daemon's SIGTERM) ends that wait at once, rejecting with the signal's
    * reason; nothing of the step waited for is applied. Once a step holds the lock a stop changes nothing until it
-   * commits (see runUpgrade). A store already at the current version opens as with `open`: nothing waits.
+   * commits, and ends the upgrade before the next step (see runUpgrade): the steps committed stay, and the next open
+   * goes on from them. A store already at the current version opens as with `open`: nothing waits.
    */
   static async openAsync(path: string, opts: SqliteOpenOptions & { readonly signal?: AbortSignal } = {}): Promise<SqliteStore> {
     opts.signal?.throwIfAborted();

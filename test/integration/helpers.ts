@@ -168,6 +168,19 @@ export function tempDir(prefix = "jpki-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** The passphrase of the CA keys in fixtures/workspace-v6. */
+export const V6_PASSPHRASE = "fixture-v6";
+
+/**
+ * fixtures/workspace-v6 unpacked into a new directory `dir`: `ws`, a workspace made by an earlier release (store
+ * schema 6, 94 CAs, 800 certificates, its CA keys under V6_PASSPHRASE), which the current jpki upgrades on open.
+ */
+export function workspaceV6(prefix?: string): { dir: string; ws: string } {
+  const dir = tempDir(prefix);
+  execFileSync("tar", ["xzf", join(import.meta.dirname, "../../fixtures/workspace-v6/workspace-v6.tar.gz"), "-C", dir]);
+  return { dir, ws: join(dir, "v6ws") };
+}
+
 /** Runs a command, returning status and output without throwing. */
 export function sh(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): { status: number; out: string } {
   const r = spawnSync(cmd, args, { cwd: opts.cwd, input: opts.input, encoding: "utf8" });
@@ -294,13 +307,15 @@ export async function jpkiProcess(ws: string, args: string[], env: Record<string
  * Starts `jpki --workspace WS COMMAND…` (the built CLI, with the CA passphrase and `env`) and sends it SIGTERM
  * `settleMs` after `waiting(pid)` first says it waits where the test holds it (a store that never answers, a lock):
  * the signal comes in the middle of the wait, not as it began. `endedBeforeSignal`: it had exited by then.
+ * `testing`: test-only settings (Io.testing, run by serve-bound.mjs).
  */
 export async function stopWhileWaiting(
   ws: string,
   command: string[],
-  o: { readonly env?: Record<string, string>; readonly waiting: (pid: number) => boolean | Promise<boolean>; readonly settleMs: number },
+  o: { readonly env?: Record<string, string>; readonly waiting: (pid: number) => boolean | Promise<boolean>; readonly settleMs: number; readonly testing?: object },
 ): Promise<{ code: number | null; afterSignalMs: number; endedBeforeSignal: boolean; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...command], { env: { ...process.env, JPKI_PASSPHRASE: PROCESS_PASSPHRASE, ...o.env }, stdio: ["ignore", "pipe", "pipe"] });
+  const launch = o.testing === undefined ? [MAIN] : [MAIN, "--run-module", SERVE_BOUND, JSON.stringify(o.testing)];
+  const child = spawn(process.execPath, [...launch, "--workspace", ws, ...command], { env: { ...process.env, JPKI_PASSPHRASE: PROCESS_PASSPHRASE, ...o.env }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d) => (stdout += d));

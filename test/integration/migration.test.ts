@@ -10,9 +10,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SCHEMA_VERSION } from "../../src/store/sqlite.js";
 import { Workspace } from "../../src/workspace/workspace.js";
-import { cli, tempDir } from "./helpers.js";
-
-const FIXTURE = join(import.meta.dirname, "../../fixtures/workspace-v6/workspace-v6.tar.gz");
+import { cli, V6_PASSPHRASE, workspaceV6 } from "./helpers.js";
 
 /** The revokedCertificates of a CRL as openssl lists them (its own parser, file order), and its number. */
 function opensslEntries(path: string): { number: number; entries: string[] } {
@@ -29,9 +27,7 @@ function opensslEntries(path: string): { number: number; entries: string[] } {
 
 describe("a workspace made by the previous release (schema 6)", () => {
   it("migrates on open and publishes exactly the same revocations, in the same order, with the next numbers", async () => {
-    const dir = tempDir("jpki-migrate-");
-    execFileSync("tar", ["xzf", FIXTURE, "-C", dir]);
-    const ws = join(dir, "v6ws");
+    const { dir, ws } = workspaceV6("jpki-migrate-");
     // Certificates expire (2029 at the earliest); the longest grace keeps every one listed until about 2039.
     const configPath = join(ws, "config.json");
     writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, "utf8")), expiredGraceDays: 3650 }));
@@ -48,7 +44,7 @@ describe("a workspace made by the previous release (schema 6)", () => {
     expect(cas).toHaveLength(94);
     const before = new Map(cas.map((ca) => [ca, opensslEntries(join(ws, "crl", `${ca}.crl`))]));
 
-    const env = { JPKI_PASSPHRASE: "fixture-v6" };
+    const env = { JPKI_PASSPHRASE: V6_PASSPHRASE };
     const opened = Workspace.open(ws);
     const due = await opened.store.dirtyCas();
     // The OCSP schema arrives empty: the first 'jpki serve' with the schedule issues the signing certificates.
@@ -91,9 +87,7 @@ describe("a workspace made by the previous release (schema 6)", () => {
   });
 
   it("upgrades to partitions (schema 9): every municipality issued in is a partition, each CRL lists exactly its revocations", async () => {
-    const dir = tempDir("jpki-migrate-parts-");
-    execFileSync("tar", ["xzf", FIXTURE, "-C", dir]);
-    const ws = join(dir, "v6ws");
+    const { dir, ws } = workspaceV6("jpki-migrate-parts-");
     const configPath = join(ws, "config.json");
     writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, "utf8")), expiredGraceDays: 3650 }));
     const old = new Database(join(ws, "jpki.db"), { readonly: true });
@@ -110,7 +104,7 @@ describe("a workspace made by the previous release (schema 6)", () => {
     await opened.close();
     expect(new Set(scopes.filter((s) => s.scope !== "arl").map((s) => `${s.caId}/${s.scope}`))).toEqual(issuedIn);
     expect(scopes.filter((s) => s.scope === "arl")).toHaveLength(94);
-    const gen = await cli(["-w", ws, "crl", "generate", "--prefecture", "all", "--partitions", "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: "fixture-v6" } });
+    const gen = await cli(["-w", ws, "crl", "generate", "--prefecture", "all", "--partitions", "--json"], { cwd: dir, env: { JPKI_PASSPHRASE: V6_PASSPHRASE } });
     expect(gen.code, gen.stderr).toBe(0);
     const parts = (gen.json().crls as Array<{ scope: string; caId: string; municipality?: string }>).filter((c) => c.scope === "partition");
     expect(parts).toHaveLength(issuedIn.size);

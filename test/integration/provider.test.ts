@@ -51,7 +51,6 @@ async function issue(name: string, i: number, workspace = ws) {
   certs[name] = { serial: r.json().serial, pem, key };
 }
 
-/** The customer's side: a new key, a PKCS#10 request for it, signed with the card's key (CMS, content attached). */
 /**
  * `workspace` as a public side: a registered private verifier `name` (its token in `tokenFile`), its CRLs published,
  * and a real `jpki serve` app on loopback.
@@ -73,6 +72,23 @@ async function servePublicSide(workspace: string, name: string, tokenFile: strin
   };
 }
 
+/**
+ * A public side of its own for a describe that rolls its CA over: workspace `dir/<name>` with Tokyo's signature CA,
+ * the residents, and resident `n`'s certificate `era` (its customer's); then `prepare` (what the describe does to it
+ * before it serves); then served for the verifier "Careful Bank" (servePublicSide), its token in `<name>-token.txt`.
+ */
+async function publicSide(name: string, era: string, n: number, prepare?: (pub: string) => Promise<void>): Promise<{ pub: string; base: string; token: string; close: () => Promise<void> }> {
+  const pub = join(dir, name);
+  await ok(["--workspace", pub, "ca", "init", "-p", "13", "--purpose", "signature"]);
+  await ok(["--workspace", pub, "registry", "import", join(dir, "residents.jsonl")]);
+  await issue(era, n, pub);
+  await prepare?.(pub);
+  const token = join(dir, `${name}-token.txt`);
+  const { base, close } = await servePublicSide(pub, "Careful Bank", token);
+  return { pub, base, token, close };
+}
+
+/** The customer's side: a new key, a PKCS#10 request for it, signed with the card's key (CMS, content attached). */
 function application(name: string, content: "csr" | "form" = "csr", form = "申込書: Example Bank account application\n"): string {
   const c = certs[name]!;
   const inFile = join(dir, `${name}.${content}`);
@@ -914,12 +930,7 @@ describe("jpki provider across a rollover for a compromised key (13-sig → 13-s
   const w2 = () => ["--workspace", pub];
 
   beforeAll(async () => {
-    pub = join(dir, "stolen");
-    await ok([...w2(), "ca", "init", "-p", "13", "--purpose", "signature"]);
-    await ok([...w2(), "registry", "import", join(dir, "residents.jsonl")]);
-    await issue("stolen-era", 4, pub);
-    pubToken = join(dir, "stolen-token.txt");
-    ({ base: pubBase, close: closePub } = await servePublicSide(pub, "Careful Bank", pubToken));
+    ({ pub, base: pubBase, token: pubToken, close: closePub } = await publicSide("stolen", "stolen-era", 4));
   }, 180_000);
 
   afterAll(async () => {
@@ -982,18 +993,13 @@ describe("jpki provider across a rollover whose successor is not g+1 (13-sig →
   let pubBase: string;
   let closePub: (() => Promise<void>) | undefined;
   let pubToken: string;
-  const w3 = () => ["--workspace", pub];
 
   beforeAll(async () => {
-    pub = join(dir, "skipped");
-    await ok([...w3(), "ca", "init", "-p", "13", "--purpose", "signature"]);
-    await ok([...w3(), "registry", "import", join(dir, "residents.jsonl")]);
-    await issue("skipped-era", 5, pub);
-    writeFileSync(join(pub, "crl", "13-sig-g2.crl"), Buffer.from([0x30, 0]));
-    const rolled = (await ok([...w3(), "--json", "ca", "rollover", "-p", "13", "--purpose", "sig"])).json();
-    expect(JSON.stringify(rolled)).toContain("13-sig-g3");
-    pubToken = join(dir, "stolen-token.txt");
-    ({ base: pubBase, close: closePub } = await servePublicSide(pub, "Careful Bank", pubToken));
+    ({ pub, base: pubBase, token: pubToken, close: closePub } = await publicSide("skipped", "skipped-era", 5, async (pub) => {
+      writeFileSync(join(pub, "crl", "13-sig-g2.crl"), Buffer.from([0x30, 0]));
+      const rolled = (await ok(["--workspace", pub, "--json", "ca", "rollover", "-p", "13", "--purpose", "sig"])).json();
+      expect(JSON.stringify(rolled)).toContain("13-sig-g3");
+    }));
   }, 180_000);
 
   afterAll(async () => {
