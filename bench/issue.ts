@@ -19,6 +19,7 @@ import { parseResidentRecord } from "../src/registry/resident.js";
 import { setPkcs11PinSource } from "../src/pki/pkcs11.js";
 import { type Backend } from "./backends.js";
 import { profiled } from "./profile.js";
+import { cpuByGroup, signingThreads, threadTicks, ticksBetween } from "./threads.js";
 
 const SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so";
 let softHsm: { token: string; dir: string } | null | undefined;
@@ -81,8 +82,12 @@ function machineJiffies(): { idle: number; all: number } | undefined {
 }
 
 /** Wall seconds and CPU seconds of this process (and its main thread) and of the database server (when it runs here) over `f`. */
-async function measured<T>(backend: Backend, f: () => Promise<T>): Promise<{ value: T; secs: number; nodeCpu: number; mainCpu: number | undefined; serverCpu: number | undefined; idle: number | undefined }> {
+async function measured<T>(
+  backend: Backend,
+  f: () => Promise<T>,
+): Promise<{ value: T; secs: number; nodeCpu: number; mainCpu: number | undefined; serverCpu: number | undefined; idle: number | undefined; threads: Map<number, number> | undefined }> {
   const j0 = machineJiffies();
+  const t0s = threadTicks();
   const s0 = backend.serverCpuSeconds?.();
   const m0 = mainThreadCpu();
   const c0 = process.cpuUsage();
@@ -93,7 +98,9 @@ async function measured<T>(backend: Backend, f: () => Promise<T>): Promise<{ val
   const m1 = mainThreadCpu();
   const s1 = backend.serverCpuSeconds?.();
   const j1 = machineJiffies();
+  const t1s = threadTicks();
   return {
+    threads: t0s && t1s ? ticksBetween(t0s, t1s) : undefined,
     idle: j0 && j1 && j1.all > j0.all ? (j1.idle - j0.idle) / (j1.all - j0.all) : undefined,
     value,
     secs,
@@ -114,6 +121,22 @@ async function rawSignsPerSecond(n: number, concurrency: number): Promise<number
     while (next++ < n) await one();
   }));
   return n / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+/**
+ * "by thread" line: main thread, signing threads (libuv's pool) and the other threads (GC helpers, the WAL
+ * checkpointer), per certificate against per raw signature; on 2 cores each of them takes CPU from the signers.
+ */
+function byThread(raw: ReadonlyMap<number, number> | undefined, run: ReadonlyMap<number, number> | undefined, signs: number, issued: number): string {
+  if (!raw || !run) return "";
+  const signing = signingThreads(raw, process.pid);
+  const r = cpuByGroup(raw, process.pid, signing);
+  const o = cpuByGroup(run, process.pid, signing);
+  const us = (s: number, n: number) => ((s / n) * 1e6).toFixed(0);
+  return (
+    `by thread, µs per certificate (per raw signature): main ${us(o.main, issued)} (${us(r.main, signs)}), ` +
+    `signing pool of ${signing.size} ${us(o.signing, issued)} (${us(r.signing, signs)}), other threads — GC helpers, WAL checkpointer — ${us(o.other, issued)} (${us(r.other, signs)})\n`
+  );
 }
 
 export async function benchIssue(backend: Backend, opts: { count?: number } = {}): Promise<BenchResult> {
@@ -185,6 +208,7 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
       `CPU per certificate: node ${us(run!.nodeCpu, res.issued)} µs, of it main thread ${us(run!.mainCpu, res.issued)} µs (raw sign ${us(raw!.nodeCpu, count)} µs, main thread ${us(raw!.mainCpu, count)} µs)` +
       (backend.serverCpuSeconds ? `, database server ${us(run!.serverCpu, res.issued)} µs` : "") +
       `; wall ${run!.secs.toFixed(2)} s\n` +
+      byThread(raw!.threads, run!.threads, count, res.issued) +
       `rounds    certs/s issued / raw signs/s (machine idle during each): ${perRound.join(", ")} (best of each counts)\n` +
       hsmLine;
     return {
