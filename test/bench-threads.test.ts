@@ -25,9 +25,10 @@ describe("bench/threads: CPU per thread group (issue bench)", () => {
     const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
     const data = Buffer.alloc(1200, 7);
     const t0 = threadTicks()!;
-    // ≈ 0.3 s of signing on libuv's pool, and the main thread busy beside it for 0.1 s of its own CPU (not of the
-    // wall clock: on a loaded machine it may be off a core most of the time)
-    const signs = Array.from({ length: 200 }, () => new Promise<void>((res, rej) => sign("sha256", data, privateKey, (e) => (e ? rej(e) : res()))));
+    // ≈ 0.6 s of signing on libuv's pool (≈ 0.3 ms a signature here: 200 gave the pool 1–2 ticks a thread, the
+    // GC helpers 1, too close to tell apart), and the main thread busy beside it for 0.1 s of its own CPU (not of
+    // the wall clock: on a loaded machine it may be off a core most of the time)
+    const signs = Array.from({ length: 2000 }, () => new Promise<void>((res, rej) => sign("sha256", data, privateKey, (e) => (e ? rej(e) : res()))));
     const main0 = t0.get(process.pid)!;
     for (const until = Date.now() + 20_000; threadTicks()!.get(process.pid)! - main0 < 10 && Date.now() < until; );
     await Promise.all(signs);
