@@ -19,6 +19,7 @@ import { parseResidentRecord } from "../src/registry/resident.js";
 import { setPkcs11PinSource } from "../src/pki/pkcs11.js";
 import { type Backend } from "./backends.js";
 import { profiled } from "./profile.js";
+import { cpuByGroup, signingThreads, threadTicks, ticksBetween } from "./threads.js";
 
 const SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so";
 let softHsm: { token: string; dir: string } | null | undefined;
@@ -81,8 +82,12 @@ function machineJiffies(): { idle: number; all: number } | undefined {
 }
 
 /** Wall seconds and CPU seconds of this process (and its main thread) and of the database server (when it runs here) over `f`. */
-async function measured<T>(backend: Backend, f: () => Promise<T>): Promise<{ value: T; secs: number; nodeCpu: number; mainCpu: number | undefined; serverCpu: number | undefined; idle: number | undefined }> {
+async function measured<T>(
+  backend: Backend,
+  f: () => Promise<T>,
+): Promise<{ value: T; secs: number; nodeCpu: number; mainCpu: number | undefined; serverCpu: number | undefined; idle: number | undefined; threads: Map<number, number> | undefined }> {
   const j0 = machineJiffies();
+  const t0s = threadTicks();
   const s0 = backend.serverCpuSeconds?.();
   const m0 = mainThreadCpu();
   const c0 = process.cpuUsage();
@@ -93,7 +98,9 @@ async function measured<T>(backend: Backend, f: () => Promise<T>): Promise<{ val
   const m1 = mainThreadCpu();
   const s1 = backend.serverCpuSeconds?.();
   const j1 = machineJiffies();
+  const t1s = threadTicks();
   return {
+    threads: t0s && t1s ? ticksBetween(t0s, t1s) : undefined,
     idle: j0 && j1 && j1.all > j0.all ? (j1.idle - j0.idle) / (j1.all - j0.all) : undefined,
     value,
     secs,
@@ -103,17 +110,41 @@ async function measured<T>(backend: Backend, f: () => Promise<T>): Promise<{ val
   };
 }
 
-async function rawSignsPerSecond(n: number, concurrency: number): Promise<number> {
+/**
+ * Raw RSA-2048 signing, the baseline: its key made and warmed up once, outside the measured rounds. Made inside
+ * them until 2026-12-06, the key's generation (57–396 ms of the main thread's CPU in six tries on a loaded host, as its
+ * prime search goes) was counted in the raw round's CPU: 14–99 µs per signature of 4,000 on the main thread, swinging
+ * from round to round, in the baseline the issuance's CPU per certificate was read against.
+ */
+async function rawSigning(): Promise<(n: number, concurrency: number) => Promise<number>> {
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
   const data = Buffer.alloc(1200, 7); // about the size of a JPKI TBSCertificate
   const one = () => new Promise<void>((res, rej) => sign("sha256", data, privateKey, (e) => (e ? rej(e) : res())));
   for (let i = 0; i < 50; i++) await one();
-  const t0 = process.hrtime.bigint();
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next++ < n) await one();
-  }));
-  return n / (Number(process.hrtime.bigint() - t0) / 1e9);
+  return async (n, concurrency) => {
+    const t0 = process.hrtime.bigint();
+    let next = 0;
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (next++ < n) await one();
+    }));
+    return n / (Number(process.hrtime.bigint() - t0) / 1e9);
+  };
+}
+
+/**
+ * "by thread" line: main thread, signing threads (libuv's pool) and the other threads (GC helpers, the WAL
+ * checkpointer), per certificate against per raw signature; on 2 cores each of them takes CPU from the signers.
+ */
+function byThread(raw: ReadonlyMap<number, number> | undefined, run: ReadonlyMap<number, number> | undefined, signs: number, issued: number): string {
+  if (!raw || !run) return "";
+  const signing = signingThreads(raw, process.pid);
+  const r = cpuByGroup(raw, process.pid, signing);
+  const o = cpuByGroup(run, process.pid, signing);
+  const us = (s: number, n: number) => ((s / n) * 1e6).toFixed(0);
+  return (
+    `by thread, µs per certificate (per raw signature): main ${us(o.main, issued)} (${us(r.main, signs)}), ` +
+    `signing pool of ${signing.size} ${us(o.signing, issued)} (${us(r.signing, signs)}), other threads — GC helpers, WAL checkpointer — ${us(o.other, issued)} (${us(r.other, signs)})\n`
+  );
 }
 
 export async function benchIssue(backend: Backend, opts: { count?: number } = {}): Promise<BenchResult> {
@@ -162,6 +193,7 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
     let raw: Measured<number> | undefined;
     let run: Measured<Awaited<ReturnType<IssuanceService["issueBatch"]>>> | undefined;
     const perRound: string[] = [];
+    const rawSignsPerSecond = await rawSigning();
     for (let i = 0; i < rounds; i++) {
       const r = await measured(backend, () => rawSignsPerSecond(count, concurrency));
       const o = await measured(backend, () => profiled(`issue-${backend.name}-${i + 1}`, () => service.issueBatch(apps(everyone.slice(i * count, (i + 1) * count)), { concurrency })));
@@ -185,6 +217,7 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
       `CPU per certificate: node ${us(run!.nodeCpu, res.issued)} µs, of it main thread ${us(run!.mainCpu, res.issued)} µs (raw sign ${us(raw!.nodeCpu, count)} µs, main thread ${us(raw!.mainCpu, count)} µs)` +
       (backend.serverCpuSeconds ? `, database server ${us(run!.serverCpu, res.issued)} µs` : "") +
       `; wall ${run!.secs.toFixed(2)} s\n` +
+      byThread(raw!.threads, run!.threads, count, res.issued) +
       `rounds    certs/s issued / raw signs/s (machine idle during each): ${perRound.join(", ")} (best of each counts)\n` +
       hsmLine;
     return {

@@ -1,0 +1,75 @@
+/**
+ * CPU per thread of this process (/proc/self/task/<tid>/stat, Linux only), grouped the way the issue bench needs
+ * them: the main thread (which feeds the signers and commits), the signing threads (libuv's pool, where node:crypto
+ * signs) and every other thread (V8's GC helpers, the WAL checkpointer's worker, …).
+ *
+ * On 2 cores every thread takes its CPU from the signers, not only the main thread: measured on 2026-12-06, the
+ * issuance's other threads spent ≈ 35–45 µs per certificate (GC helpers ≈ 20, checkpointer ≈ 15–25) against ≈ 2 for
+ * raw signing, as much as a third of what it spends beyond the raw signature.
+ * Node 20 names every thread "node", so the signing threads are found by what they do: the threads other than the main
+ * one that did the bulk of a raw signing round's CPU (raw signing runs nothing else on them).
+ */
+import { readdirSync, readFileSync } from "node:fs";
+
+/** CPU ticks (utime + stime, 100 a second) of each thread of this process by thread id; undefined off Linux. */
+export type ThreadTicks = ReadonlyMap<number, number>;
+
+export function threadTicks(): ThreadTicks | undefined {
+  let tids: string[];
+  try {
+    tids = readdirSync("/proc/self/task");
+  } catch {
+    return undefined;
+  }
+  const out = new Map<number, number>();
+  for (const tid of tids) {
+    try {
+      const st = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+      out.set(Number(tid), Number(f[11]) + Number(f[12]));
+    } catch {
+      // the thread ended between the listing and the read: its CPU is no longer counted by anyone
+    }
+  }
+  return out;
+}
+
+/** Ticks each thread spent between two snapshots (a thread born in between counts from zero). */
+export function ticksBetween(before: ThreadTicks, after: ThreadTicks): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const [tid, t] of after) out.set(tid, t - (before.get(tid) ?? 0));
+  return out;
+}
+
+/**
+ * The signing threads of a raw signing round: besides the main thread, those that each did at least a fifth of the
+ * others' CPU. A pool of 1–4 threads shares the signing about evenly; a GC helper does a few per cent at most.
+ */
+export function signingThreads(rawRound: ReadonlyMap<number, number>, mainTid: number): Set<number> {
+  let others = 0;
+  for (const [tid, t] of rawRound) if (tid !== mainTid) others += t;
+  const out = new Set<number>();
+  if (others <= 0) return out;
+  for (const [tid, t] of rawRound) if (tid !== mainTid && t >= others / 5) out.add(tid);
+  return out;
+}
+
+export interface CpuByGroup {
+  /** seconds of CPU */
+  readonly main: number;
+  readonly signing: number;
+  readonly other: number;
+}
+
+/** A section's CPU split into main thread, signing threads and the rest. */
+export function cpuByGroup(section: ReadonlyMap<number, number>, mainTid: number, signing: ReadonlySet<number>): CpuByGroup {
+  let main = 0;
+  let sign = 0;
+  let other = 0;
+  for (const [tid, t] of section) {
+    if (tid === mainTid) main += t;
+    else if (signing.has(tid)) sign += t;
+    else other += t;
+  }
+  return { main: main / 100, signing: sign / 100, other: other / 100 };
+}

@@ -1,0 +1,43 @@
+import { generateKeyPairSync, sign } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { cpuByGroup, signingThreads, threadTicks, ticksBetween } from "../bench/threads.js";
+
+describe("bench/threads: CPU per thread group (issue bench)", () => {
+  const MAIN = 100;
+
+  it("takes the threads that did the bulk of a raw signing round as the signing pool, not the main thread or a GC helper", () => {
+    // main thread 50 ticks, two pool threads, two GC helpers with a few ticks each
+    const raw = new Map([[MAIN, 50], [101, 400], [102, 380], [103, 6], [104, 2]]);
+    expect([...signingThreads(raw, MAIN)].sort()).toEqual([101, 102]);
+    // a round where only the main thread ran finds no signers (rather than calling a helper one)
+    expect(signingThreads(new Map([[MAIN, 80], [103, 0]]), MAIN).size).toBe(0);
+  });
+
+  it("splits a section's CPU into main, signing and other threads, counting a thread born meanwhile from zero", () => {
+    const before = new Map([[MAIN, 1000], [101, 5000], [102, 4000], [103, 70]]);
+    // 105: the WAL checkpointer's worker, started during the section
+    const after = new Map([[MAIN, 1150], [101, 5300], [102, 4290], [103, 90], [105, 25]]);
+    const section = ticksBetween(before, after);
+    expect(cpuByGroup(section, MAIN, new Set([101, 102]))).toEqual({ main: 1.5, signing: 5.9, other: 0.45 });
+  });
+
+  it.runIf(process.platform === "linux")("finds this process's own signing threads and its main thread's CPU", async () => {
+    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const data = Buffer.alloc(1200, 7);
+    const t0 = threadTicks()!;
+    // ≈ 0.6 s of signing on libuv's pool (≈ 0.3 ms a signature here: 200 gave the pool 1–2 ticks a thread, the
+    // GC helpers 1, too close to tell apart), and the main thread busy beside it for 0.1 s of its own CPU (not of
+    // the wall clock: on a loaded machine it may be off a core most of the time)
+    const signs = Array.from({ length: 2000 }, () => new Promise<void>((res, rej) => sign("sha256", data, privateKey, (e) => (e ? rej(e) : res()))));
+    const main0 = t0.get(process.pid)!;
+    for (const until = Date.now() + 20_000; threadTicks()!.get(process.pid)! - main0 < 10 && Date.now() < until; );
+    await Promise.all(signs);
+    const section = ticksBetween(t0, threadTicks()!);
+    const signing = signingThreads(section, process.pid);
+    expect(signing.size).toBeGreaterThan(0);
+    expect(signing.has(process.pid)).toBe(false);
+    const g = cpuByGroup(section, process.pid, signing);
+    expect(g.signing).toBeGreaterThan(g.other);
+    expect(g.main).toBeGreaterThanOrEqual(0.1);
+  });
+});
