@@ -12,7 +12,7 @@ import { isJpkiError, type JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
 import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed } from "./contract.js";
 import { RevocationBlocks } from "./revocation-log.js";
-import { PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore } from "./postgres.js";
+import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore } from "./postgres.js";
 import { certifiedKeyOf } from "./rows.js";
 import { NO_CERTIFIED_KEY, PG_WRITER_GUARD_CONSTRAINT } from "./writer-guard.js";
 import type { UpgradeProgress } from "./upgrade.js";
@@ -485,6 +485,42 @@ describe("PostgresStore schema and upgrades", () => {
       } finally {
         await s.close();
       }
+    } finally {
+      await c.end();
+    }
+  });
+  it("a stop during its own fill (a daemon's SIGTERM, nobody else holding the lock) ends the open between two pages: the pages committed stay, the next open goes on from them", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await atSchema(c, 25);
+      const serial = (i: number) => (0x0c00 + i).toString(16).padStart(4, "0");
+      const certs = Array.from({ length: 23 }, (_, i) => keyed(serial(i), `r${i}`, 0, `key ${i}`));
+      for (const k of certs) {
+        await c.query(
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der)
+           VALUES ($1, '13-sig', 'signature', $2, '131016', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999, 0, $3)`,
+          [k.serial, k.residentCode, k.der],
+        );
+      }
+      const stop = new AbortController();
+      const reason = new Error("stopped by SIGTERM");
+      // the stop comes while the second page is being written, before it commits
+      const opening = PostgresStore.open(url, { signal: stop.signal, upgrade: { pageRows: 5, inPage: (page, version) => void (version === 26 && page === 2 && stop.abort(reason)) } });
+      await expect(opening).rejects.toBe(reason);
+      const marks = async () => (await c.query("SELECT key, value FROM meta WHERE key = 'schema_version' OR key LIKE 'upgrade.%' ORDER BY key")).rows.map((r: { key: string; value: string }) => [r.key, r.value]);
+      const filledKeys = async () => (await c.query("SELECT serial FROM certificates WHERE certified_key IS NOT NULL ORDER BY serial")).rows.map((r: { serial: string }) => r.serial);
+      // the page the stop came in committed, no page after it ran; the session's migration lock is released
+      expect(await marks()).toEqual([["schema_version", "25"], ["upgrade.26.fill", JSON.stringify({ after: serial(9), done: 10 })]]);
+      expect(await filledKeys()).toEqual(certs.slice(0, 10).map((k) => k.serial));
+      expect((await c.query("SELECT pg_try_advisory_lock($1, 0) AS got", [ADVISORY_LOCKS.migration])).rows[0].got).toBe(true);
+      await c.query("SELECT pg_advisory_unlock($1, 0)", [ADVISORY_LOCKS.migration]);
+      const s = await PostgresStore.open(url, { upgrade: { pageRows: 5 } });
+      await s.close();
+      expect(await marks()).toEqual([["schema_version", String(PG_SCHEMA_VERSION)]]);
+      const rows = (await c.query<{ serial: string; der: Buffer; certified_key: Buffer }>("SELECT serial, der, certified_key FROM certificates ORDER BY serial")).rows;
+      expect(rows.map((r) => r.serial)).toEqual(certs.map((k) => k.serial));
+      for (const r of rows) expect(r.certified_key).toEqual(certifiedKeyOf(r.der));
     } finally {
       await c.end();
     }

@@ -227,7 +227,7 @@ interface PgFillMark {
  * its last page next time. Returns in a new transaction in which the fill is finished, for the caller to record the
  * version in and go on with the next migrations. Other openers wait on the migration lock meanwhile (open).
  */
-async function runPgFill(c: ClientBase, v: number, fill: PgFill, opts: UpgradeOptions): Promise<void> {
+async function runPgFill(c: ClientBase, v: number, fill: PgFill, opts: UpgradeOptions, signal?: AbortSignal): Promise<void> {
   const key = fillMarkKey(v + 1);
   const pageRows = pageRowsOf(opts);
   const readMark = async () => {
@@ -251,6 +251,9 @@ async function runPgFill(c: ClientBase, v: number, fill: PgFill, opts: UpgradeOp
     await c.query("UPDATE meta SET value = $2 WHERE key = $1", [key, JSON.stringify(next)]);
     await c.query("COMMIT");
     opts.onProgress?.({ what: fill.what, done: next.done, total: Math.max(next.done, Math.round(estimate)), stage: "filling" });
+    // A daemon's stop (its SIGTERM) that came during the page ends the fill here, between two commits: a national
+    // fill runs for hours, and the next open goes on from the mark just committed, as after a kill.
+    signal?.throwIfAborted();
   }
   const done = (await readMark())!.done;
   opts.onProgress?.({ what: fill.what, done, total: done, stage: "indexing" });
@@ -1201,7 +1204,8 @@ export interface PostgresStoreOptions {
   /**
    * A stop (a daemon's SIGTERM): while the open waits on the server — connecting, or on another process's
    * upgrade (the migration lock) — it ends that wait and rejects with the signal's reason, at once rather than
-   * after the connect timeout or lockTimeoutMs. Once the lock is held the open runs to its end: see open.
+   * after the connect timeout or lockTimeoutMs. Once the lock is held the open runs to its end (see open), but for
+   * a fill of a column, which the stop ends between two committed pages (the next open goes on from there).
    */
   readonly signal?: AbortSignal;
 }
@@ -2104,7 +2108,8 @@ export class PostgresStore implements Store {
           },
         );
         // From here the open runs to its end, stopped or not: the migrations below commit together (a process
-        // killed meanwhile leaves none of them), a fill's pages one by one with the mark it resumes from.
+        // killed meanwhile leaves none of them), a fill's pages one by one with the mark it resumes from; a stop
+        // ends a fill between two of its pages (runPgFill), and the next open goes on from the mark.
         const hasMeta = (await c.query<{ t: boolean }>("SELECT to_regclass('meta') IS NOT NULL AS t")).rows[0]!.t;
         let version = 0;
         if (hasMeta) {
@@ -2141,7 +2146,7 @@ export class PostgresStore implements Store {
               await c.query("SELECT pg_advisory_lock($1, 0)", [MIGRATION_LOCK]);
               sessionLocked = true;
             }
-            await runPgFill(c, v, m.fill, opts.upgrade ?? {});
+            await runPgFill(c, v, m.fill, opts.upgrade ?? {}, opts.signal);
           } else await m(c);
           await c.query(
             "INSERT INTO meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -2164,7 +2169,7 @@ export class PostgresStore implements Store {
       connecting?.forEach(dropConnection);
       await pool.end().catch(() => undefined);
       await stop.cancelling;
-      if (stop.ended) throw stop.reason;
+      if (stop.ended || (opts.signal?.aborted && e === stop.reason)) throw stop.reason;
       throw storeError(e, "opening the store");
     } finally {
       stop.done();
