@@ -30,7 +30,7 @@ describe("needsIsolation", () => {
     ['const k = Symbol.for("jpki.early-stop");', "global"],
     ["x509.cryptoProvider.set(globalThis.crypto);", "global"],
     ['vi.mock("./postgres.js");', "mocks"],
-    ['vi.spyOn(fs, "renameSync");', "mocks"],
+    ['vi.doMock("./store.js", () => ({}));', "mocks"],
     ["vi.useFakeTimers();", "fakes the clock"],
   ];
   for (const [source, why] of cases) {
@@ -47,6 +47,8 @@ describe("needsIsolation", () => {
       "const f = (url: string) => globalThis.fetch(url);",
       "expect(process.memoryUsage().arrayBuffers).toBeLessThan(1);",
       '// a comment about postgres and workers',
+      '// a spy: vitest restores it after the file',
+      'const reads = vi.spyOn(ws.store, "listCas");',
     ].join("\n");
     expect(needsIsolation(source)).toBeUndefined();
   });
@@ -55,9 +57,9 @@ describe("needsIsolation", () => {
 describe("unitFiles", () => {
   it("holds pure unit files and none of those that start processes, mock or change process-wide state", () => {
     const unit = unitFiles(ROOT);
-    for (const f of ["src/pki/clock.test.ts", "src/pki/der.test.ts", "src/ca/ocsp-signer.test.ts"]) expect(unit).toContain(f);
+    for (const f of ["src/pki/clock.test.ts", "src/pki/der.test.ts", "src/ca/ocsp-signer.test.ts", "src/crl/publisher.test.ts"]) expect(unit).toContain(f);
     // spawns openssl; mocks modules; starts its PostgreSQL; umask; x509's crypto provider; signal handlers
-    for (const f of ["src/pki/keys.test.ts", "src/crl/publisher.test.ts", "src/store/copy.test.ts", "src/workspace/permissions.test.ts", "src/profile/san.test.ts", "src/cli/commands/registry-import.test.ts"]) {
+    for (const f of ["src/pki/keys.test.ts", "src/crl/publisher-disk.test.ts", "src/store/copy.test.ts", "src/workspace/permissions.test.ts", "src/profile/san.test.ts", "src/cli/commands/registry-import.test.ts"]) {
       expect(unit).not.toContain(f);
     }
     expect(unit.every((f) => f.startsWith("src/") && f.endsWith(".test.ts"))).toBe(true);

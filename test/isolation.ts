@@ -11,8 +11,9 @@
  *   test, and a file that times them would share the CPU with another file's leftovers;
  * - process-wide state it changes: the environment, umask, the working directory, signal or exit handlers,
  *   globals (an assignment to globalThis, a Symbol.for registry entry, @peculiar/x509's crypto provider);
- * - module mocks, spies and fake timers: vi.restoreAllMocks runs between files, but a vi.mock'ed module stays in
- *   the module cache the next file imports from.
+ * - module mocks and fake timers: a vi.mock'ed module stays in the module cache the next file imports from, and
+ *   nothing puts the timers back between files. Spies (vi.spyOn) may share: vitest restores every spy after each
+ *   file of a worker (vi.restoreAllMocks in its run loop), isolated or not.
  * A helper the file imports is not read, except by name where one does such a thing (test/umask.ts underUmaskZero,
  * src/thread.ts newThread): the other helpers under test/ that unit files import start and change nothing.
  */
@@ -28,7 +29,7 @@ const RULES: ReadonlyArray<readonly [RegExp, string]> = [
   [/process\.(?:umask|chdir)\(|\bunderUmaskZero\(/, "changes umask or the working directory"],
   [/process\.(?:on|once|off|prependListener|removeListener|removeAllListeners|emit|exit)\(|process\.exitCode\s*=/, "touches the process's handlers or exit"],
   [/(?:globalThis|\(globalThis as [^)]*\))(?:\.\w+|\[[^\]]+\])\s*(?:=(?!=)|\?\?=)|\bSymbol\.for\(|cryptoProvider\.set\(|vi\.stubGlobal/, "sets a global"],
-  [/\bvi\.(?:mock|doMock|unmock|spyOn|useFakeTimers|setSystemTime|resetModules)\(/, "mocks modules, spies or fakes the clock"],
+  [/\bvi\.(?:mock|doMock|unmock|useFakeTimers|setSystemTime|resetModules)\(/, "mocks modules or fakes the clock"],
 ];
 
 /** Why a test file with this source must run isolated, or undefined when it may share its worker. */
