@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
+import { unitFiles } from "./test/isolation.js";
 import { LongestFirst } from "./test/sequencer.js";
 
 /**
@@ -10,6 +11,13 @@ import { LongestFirst } from "./test/sequencer.js";
  * `--project postgres` runs one of them.
  */
 export const STORE_SUITES = ["issuance", "notices", "identity", "keys", "partial-input", "concurrency", "resume", "demo", "serve", "ocsp", "partitions", "verifiers", "load", "delta", "validation-api", "liveness", "provider", "counter", "backup", "audit", "registry-import", "compromise-retired", "compromise-carried", "daemon-start"].map((n) => `test/integration/${n}.test.ts`);
+
+/**
+ * The test files under src/ that run without isolation, in the "unit" project (test/isolation.ts says which and
+ * why): one worker runs them one after the other and keeps what they imported. Each isolated file forks a worker and
+ * imports vitest and the library again (≈ 0.5–1 s of CPU), which was most of what the pure unit files cost.
+ */
+const UNIT_FILES = unitFiles(import.meta.dirname);
 
 export default defineConfig({
   test: {
@@ -26,7 +34,8 @@ export default defineConfig({
     // the longest files first, across both projects (test/sequencer.ts)
     sequence: { sequencer: LongestFirst },
     projects: [
-      { extends: true, test: { name: "sqlite", include: ["src/**/*.test.ts", "test/**/*.test.ts"] } },
+      { extends: true, test: { name: "unit", include: UNIT_FILES, isolate: false } },
+      { extends: true, test: { name: "sqlite", include: ["src/**/*.test.ts", "test/**/*.test.ts"], exclude: [...configDefaults.exclude, ...UNIT_FILES] } },
       { extends: true, test: { name: "postgres", include: STORE_SUITES, globalSetup: ["test/postgres-global-setup.ts"] } },
     ],
   },

@@ -122,6 +122,9 @@ async function sharedPostgres(): Promise<PostgresTestServer | undefined> {
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   runTmpDir();
+  // The "unit" project (test/isolation.ts) runs no CLI process, no demo and no PostgreSQL: a server started for
+  // it was a second shared one, for no file.
+  if (project.name === "unit") return undefined;
   await buildDist();
   const { made, first } = sqliteDemo();
   const tokyo = sqliteTokyo();

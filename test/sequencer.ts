@@ -12,69 +12,77 @@ import { relative } from "node:path";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 /**
- * CI seconds per "project:file": vitest's per-file times (rounded) of the fresh-clone run of 641b8ba
- * (/work/notes/ci-641b8ba.log, 21:36 UTC on 2026-12-05, 715 s on a quiet 2-core machine), every file of 7 s or more.
- * Changed after it (h-suite3), scaled by what each part took there: src/store/postgres.test.ts (60 s) split by area
- * into itself (20: 21 less the 1.5 s its close test no longer waits), postgres-contract (18), postgres-schema (12) and
- * postgres-log (10); postgres serve.test less the 6.5 s its store-bound test no longer waits (19); postgres-vanish
- * ×0.71 (15), measured back to back. Added after it: test/integration/inspect-golden.test.ts (h-inspect), 11 s alone
- * on this machine under load; src/crl/reuse.test.ts (CRL block reuse, h-reuse), 26 s in CI of 24b227f, ≈ 20 s since its workspaces are copies of one.
+ * CI seconds per "project:file": vitest's per-file times (rounded) of the fresh-clone run of 08edaf2
+ * (/work/notes/ci-08edaf2.log, 11:22 UTC on 2026-12-06, 848 s on the 2-core CI machine), every file of 7 s or more
+ * (6.5 s rounded up). The src/ files that now run without isolation are keyed "unit:" (test/isolation.ts); they run
+ * after every other file whatever their time, which orders them only among themselves.
  */
 const CI_SECONDS: Readonly<Record<string, number>> = {
-  "sqlite:test/chaos/faults.test.ts": 60,
-  "postgres:test/integration/backup.test.ts": 52,
-  "postgres:test/integration/notices.test.ts": 44,
-  "sqlite:test/integration/backup.test.ts": 42,
-  "postgres:test/integration/concurrency.test.ts": 32,
-  "sqlite:test/integration/cli-startup.test.ts": 27,
-  "sqlite:src/store/copy.test.ts": 25,
-  "sqlite:test/integration/web-page.test.ts": 24,
-  "sqlite:test/chaos/checker.test.ts": 24,
-  "sqlite:test/integration/store-copy.test.ts": 23,
-  "sqlite:test/integration/concurrency.test.ts": 23,
-  "postgres:test/integration/load.test.ts": 23,
-  "sqlite:test/integration/load.test.ts": 20,
-  "postgres:test/integration/provider.test.ts": 20,
-  "sqlite:src/store/postgres.test.ts": 20,
-  "postgres:test/integration/serve.test.ts": 19,
-  "sqlite:src/server/app.test.ts": 18,
-  "postgres:test/integration/resume.test.ts": 18,
-  "sqlite:src/store/postgres-contract.test.ts": 18,
-  "sqlite:test/integration/notices.test.ts": 17,
-  "sqlite:test/integration/provider.test.ts": 16,
-  "postgres:test/integration/keys.test.ts": 16,
-  "sqlite:test/integration/migration.test.ts": 15,
-  "sqlite:src/store/postgres-vanish.test.ts": 15,
-  "postgres:test/integration/issuance.test.ts": 14,
-  "postgres:test/integration/counter.test.ts": 14,
-  "sqlite:test/integration/keys.test.ts": 13,
-  "postgres:test/integration/ocsp.test.ts": 13,
-  "sqlite:test/integration/serve.test.ts": 12,
-  "sqlite:test/integration/ocsp.test.ts": 12,
-  "sqlite:src/store/postgres-schema.test.ts": 12,
-  "sqlite:test/integration/resume.test.ts": 11,
-  "sqlite:test/integration/inspect-golden.test.ts": 11,
+  "postgres:test/integration/backup.test.ts": 82,
+  "sqlite:test/chaos/faults.test.ts": 61,
+  "sqlite:test/integration/backup.test.ts": 48,
+  "sqlite:test/integration/cli-startup.test.ts": 42,
+  "postgres:test/integration/daemon-start.test.ts": 39,
+  "postgres:test/integration/notices.test.ts": 38,
+  "postgres:test/integration/provider.test.ts": 36,
+  "sqlite:test/integration/store-copy.test.ts": 33,
+  "postgres:test/integration/concurrency.test.ts": 29,
+  "sqlite:test/integration/daemon-start.test.ts": 28,
+  "sqlite:test/integration/concurrency.test.ts": 27,
+  "sqlite:test/integration/provider.test.ts": 26,
+  "sqlite:src/server/app.test.ts": 26,
+  "postgres:test/integration/serve.test.ts": 25,
+  "postgres:test/integration/load.test.ts": 25,
+  "sqlite:src/store/postgres-contract.test.ts": 22,
+  "sqlite:test/integration/load.test.ts": 22,
+  "postgres:test/integration/resume.test.ts": 21,
+  "sqlite:test/chaos/checker.test.ts": 20,
   "sqlite:src/crl/reuse.test.ts": 20,
-  "sqlite:test/integration/counter.test.ts": 11,
-  "sqlite:test/integration/bridge-files.test.ts": 11,
-  "postgres:test/integration/compromise-retired.test.ts": 11,
+  "sqlite:test/integration/web-page.test.ts": 20,
+  "sqlite:src/store/postgres.test.ts": 18,
+  "postgres:test/integration/keys.test.ts": 17,
+  "sqlite:test/integration/migration.test.ts": 17,
+  "sqlite:src/store/copy.test.ts": 17,
+  "sqlite:src/store/postgres-vanish.test.ts": 17,
+  "sqlite:test/integration/bridge-files.test.ts": 17,
+  "sqlite:test/integration/resume.test.ts": 17,
+  "sqlite:test/integration/notices.test.ts": 16,
+  "postgres:test/integration/ocsp.test.ts": 14,
+  "sqlite:src/store/sqlite.test.ts": 14,
+  "sqlite:src/provider/follow.test.ts": 14,
+  "postgres:test/integration/counter.test.ts": 14,
+  "postgres:test/integration/issuance.test.ts": 13,
+  "sqlite:test/integration/ocsp.test.ts": 13,
+  "sqlite:test/integration/serve.test.ts": 12,
+  "sqlite:src/store/postgres-schema.test.ts": 12,
+  "sqlite:test/integration/rollover.test.ts": 11,
+  "sqlite:test/integration/keys.test.ts": 11,
+  "sqlite:test/integration/counter.test.ts": 10,
+  "sqlite:test/integration/demo.test.ts": 10,
+  "unit:src/ca/ocsp-signer.test.ts": 10,
   "sqlite:test/integration/postgres-workspace.test.ts": 10,
-  "sqlite:src/ca/ocsp-signer.test.ts": 10,
-  "sqlite:src/ca/manage.test.ts": 10,
-  "sqlite:src/store/postgres-log.test.ts": 10,
-  "sqlite:test/integration/bridge.test.ts": 9,
-  "sqlite:src/crl/schedule.test.ts": 9,
+  "postgres:test/integration/compromise-retired.test.ts": 9,
+  "sqlite:src/crl/retired-links.test.ts": 9,
+  "sqlite:src/crl/publisher-disk.test.ts": 8,
+  "sqlite:src/store/postgres-log.test.ts": 8,
+  "sqlite:test/integration/hsm.test.ts": 8,
+  "sqlite:src/ca/spool.test.ts": 8,
   "sqlite:test/integration/card-counter.test.ts": 8,
-  "sqlite:src/store/sqlite.test.ts": 8,
-  "sqlite:src/provider/follow.test.ts": 8,
-  "sqlite:src/crl/retired-links.test.ts": 8,
+  "unit:src/ca/manage.test.ts": 8,
+  "sqlite:test/integration/validation-api.test.ts": 8,
   "postgres:test/integration/validation-api.test.ts": 8,
-  "postgres:test/integration/liveness.test.ts": 8,
-  "postgres:test/integration/identity.test.ts": 8,
-  "postgres:test/integration/audit.test.ts": 8,
-  "sqlite:test/integration/validation-api.test.ts": 7,
-  "sqlite:test/integration/demo.test.ts": 7,
-  "sqlite:src/ca/spool.test.ts": 7,
+  "unit:src/crl/schedule.test.ts": 8,
+  "sqlite:test/integration/compromise-retired.test.ts": 7,
+  "sqlite:test/integration/issuance.test.ts": 7,
+  "sqlite:test/integration/bridge.test.ts": 7,
+  "postgres:test/integration/audit.test.ts": 7,
+  "sqlite:src/verifier/validation-service.test.ts": 7,
+  "sqlite:test/integration/java-pkix.test.ts": 7,
+  "postgres:test/integration/identity.test.ts": 7,
+  "sqlite:test/integration/inspect-crl.test.ts": 7,
+  "sqlite:test/integration/daemon-stop-while-opening.test.ts": 7,
+  "sqlite:test/integration/liveness.test.ts": 7,
+  "sqlite:test/integration/package.test.ts": 7,
 };
 
 export class LongestFirst extends BaseSequencer {
@@ -87,10 +95,14 @@ export class LongestFirst extends BaseSequencer {
     // vitest's order breaks ties (and orders the files nothing is known of)
     const base = await super.sort(files);
     const time = new Map(base.map((f) => [f, expected(f)]));
-    const order = base.map((f, i) => ({ f, i })).sort((a, b) => time.get(b.f)! - time.get(a.f)! || a.i - b.i).map(({ f }) => f);
+    // The files of a project without isolation ("unit", test/isolation.ts) go last, one after the other: vitest hands
+    // a worker its next file only while that file is of the same non-isolated project (else it starts a new
+    // worker, which imports everything again). Short files as they are, they also even out the workers' ends.
+    const shared = (f: TestSpecification) => (f.project.config.isolate === false ? 1 : 0);
+    const order = base.map((f, i) => ({ f, i })).sort((a, b) => shared(a.f) - shared(b.f) || time.get(b.f)! - time.get(a.f)! || a.i - b.i).map(({ f }) => f);
     // The first files start together, one a worker, whatever their order among themselves: a "postgres" one among
     // them goes first, so that project's global setup runs first and starts its server and demo beside the SQLite
-    // demo (test/global-setup.ts). The longest file of a whole run is a SQLite one (sqlite:test/chaos/faults.test.ts).
+    // demo (test/global-setup.ts). (In 08edaf2's CI the longest file was already a PostgreSQL one, postgres:…/backup.test.ts.)
     const workers = typeof this.ctx.config.maxWorkers === "number" ? this.ctx.config.maxWorkers : 2;
     const pg = order.findIndex((f) => f.project.name === "postgres");
     if (pg > 0 && pg < workers) order.unshift(...order.splice(pg, 1));

@@ -1,0 +1,67 @@
+/**
+ * test/isolation.ts: a src/ test file that starts a process or thread, or changes what the next file in its worker
+ * would see, stays isolated; a file that does none of it runs in the shared "unit" worker.
+ */
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { needsIsolation, unitFiles } from "./isolation.js";
+
+const ROOT = join(import.meta.dirname, "..");
+
+describe("needsIsolation", () => {
+  const cases: Array<[string, string]> = [
+    ['import { spawnSync } from "node:child_process";', "starts processes"],
+    ["import { execFile } from 'child_process';", "starts processes"],
+    ['import { Worker } from "node:worker_threads";', "starts threads"],
+    ["const w = newThread(MODULE, {});", "starts threads"],
+    ["const server = usePostgres();", "PostgreSQL"],
+    ['process.env.JPKI_STORE = "x";', "environment"],
+    ['process.env["TZ"] = "UTC";', "environment"],
+    ["delete process.env.JPKI_PASSPHRASE;", "environment"],
+    ['vi.stubEnv("TZ", "UTC");', "environment"],
+    ["const old = process.umask(0);", "umask"],
+    ["underUmaskZero();", "umask"],
+    ["process.chdir(dir);", "working directory"],
+    ['process.on("SIGTERM", stop);', "handlers"],
+    ['process.off("SIGINT", l);', "handlers"],
+    ["process.exitCode = 3;", "handlers"],
+    ["globalThis.fetch = fake;", "global"],
+    ["(globalThis as any)[KEY] = 1;", "global"],
+    ['const k = Symbol.for("jpki.early-stop");', "global"],
+    ["x509.cryptoProvider.set(globalThis.crypto);", "global"],
+    ['vi.mock("./postgres.js");', "mocks"],
+    ['vi.doMock("./store.js", () => ({}));', "mocks"],
+    ["vi.useFakeTimers();", "fakes the clock"],
+  ];
+  for (const [source, why] of cases) {
+    it(`keeps isolated: ${source}`, () => {
+      expect(needsIsolation(source)).toContain(why);
+    });
+  }
+
+  it("lets share a file that only reads the environment and globals, or compares with them", () => {
+    const source = [
+      'import { describe, expect, it } from "vitest";',
+      'const seed = Number(process.env.FC_SEED ?? 1);',
+      'const regen = process.env["JPKI_REGEN_FIXTURES"] === "1";',
+      "const f = (url: string) => globalThis.fetch(url);",
+      "expect(process.memoryUsage().arrayBuffers).toBeLessThan(1);",
+      '// a comment about postgres and workers',
+      '// a spy: vitest restores it after the file',
+      'const reads = vi.spyOn(ws.store, "listCas");',
+    ].join("\n");
+    expect(needsIsolation(source)).toBeUndefined();
+  });
+});
+
+describe("unitFiles", () => {
+  it("holds pure unit files and none of those that start processes, mock or change process-wide state", () => {
+    const unit = unitFiles(ROOT);
+    for (const f of ["src/pki/clock.test.ts", "src/pki/der.test.ts", "src/ca/ocsp-signer.test.ts", "src/crl/publisher.test.ts"]) expect(unit).toContain(f);
+    // spawns openssl; mocks modules; starts its PostgreSQL; umask; x509's crypto provider; signal handlers
+    for (const f of ["src/pki/keys.test.ts", "src/crl/publisher-disk.test.ts", "src/store/copy.test.ts", "src/workspace/permissions.test.ts", "src/profile/san.test.ts", "src/cli/commands/registry-import.test.ts"]) {
+      expect(unit).not.toContain(f);
+    }
+    expect(unit.every((f) => f.startsWith("src/") && f.endsWith(".test.ts"))).toBe(true);
+  });
+});

@@ -1,0 +1,52 @@
+/**
+ * Which test files under src/ may run without isolation (vitest.config.ts, project "unit", `isolate: false`): one
+ * worker process runs file after file and keeps the modules it imported, so a file pays no start of its own
+ * (forking a worker, importing vitest, pkijs, @peculiar/*, fastify and our modules: ≈ 0.5–1 s of CPU a file). Every
+ * other file runs isolated, in a fresh worker, as before (projects "sqlite" and "postgres").
+ *
+ * A file shares its worker with the files before and after it, so it must leave nothing behind that another file
+ * could see, and see nothing they left. Decided from the file's own text, so that a new file is placed the day it is
+ * written: whatever the rules below find in it keeps it isolated. What they look for, and why:
+ * - processes and threads it starts (child_process, worker_threads, a PostgreSQL server): they outlive a failed
+ *   test, and a file that times them would share the CPU with another file's leftovers;
+ * - process-wide state it changes: the environment, umask, the working directory, signal or exit handlers,
+ *   globals (an assignment to globalThis, a Symbol.for registry entry, @peculiar/x509's crypto provider);
+ * - module mocks and fake timers: a vi.mock'ed module stays in the module cache the next file imports from, and
+ *   nothing puts the timers back between files. Spies (vi.spyOn) may share: vitest restores every spy after each
+ *   file of a worker (vi.restoreAllMocks in its run loop), isolated or not.
+ * A helper the file imports is not read, except by name where one does such a thing (test/umask.ts underUmaskZero,
+ * src/thread.ts newThread): the other helpers under test/ that unit files import start and change nothing.
+ */
+import { readFileSync, readdirSync } from "node:fs";
+import { join, relative } from "node:path";
+
+/** A rule: what it finds in a test file's source, and why that file must then run isolated. */
+const RULES: ReadonlyArray<readonly [RegExp, string]> = [
+  [/["']node:child_process["']|["']child_process["']/, "starts processes (child_process)"],
+  [/["']node:worker_threads["']|\bnew Worker\(|\bnewThread\(/, "starts threads (worker_threads, thread.ts)"],
+  [/\busePostgres\(/, "starts a PostgreSQL server (use-postgres.ts)"],
+  [/process\.env(?:\.\w+|\[[^\]]+\])\s*(?:=(?!=)|\?\?=|\|\|=)|delete\s+process\.env|process\.env\s*=(?!=)|Object\.assign\(process\.env|vi\.stubEnv/, "changes the environment"],
+  [/process\.(?:umask|chdir)\(|\bunderUmaskZero\(/, "changes umask or the working directory"],
+  [/process\.(?:on|once|off|prependListener|removeListener|removeAllListeners|emit|exit)\(|process\.exitCode\s*=/, "touches the process's handlers or exit"],
+  [/(?:globalThis|\(globalThis as [^)]*\))(?:\.\w+|\[[^\]]+\])\s*(?:=(?!=)|\?\?=)|\bSymbol\.for\(|cryptoProvider\.set\(|vi\.stubGlobal/, "sets a global"],
+  [/\bvi\.(?:mock|doMock|unmock|useFakeTimers|setSystemTime|resetModules)\(/, "mocks modules or fakes the clock"],
+];
+
+/** Why a test file with this source must run isolated, or undefined when it may share its worker. */
+export function needsIsolation(source: string): string | undefined {
+  return RULES.find(([re]) => re.test(source))?.[1];
+}
+
+/** The test files under src/ (paths relative to `root`, sorted) that may share a worker: the "unit" project's. */
+export function unitFiles(root: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith(".test.ts") && needsIsolation(readFileSync(p, "utf8")) === undefined) out.push(relative(root, p));
+    }
+  };
+  walk(join(root, "src"));
+  return out.sort();
+}
