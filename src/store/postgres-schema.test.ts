@@ -19,6 +19,24 @@ import type { UpgradeProgress } from "./upgrade.js";
 
 const server = usePostgres();
 
+/**
+ * A schema-25 store (before version 26's fill of certified_key) holding 23 certificates whose serials count up from
+ * `base`: enough for five pages of 5 rows, so a test can stop or kill the fill between pages.
+ */
+async function schema25WithKeys(c: Awaited<ReturnType<typeof admin>>, base: number) {
+  await atSchema(c, 25);
+  const serial = (i: number) => (base + i).toString(16).padStart(4, "0");
+  const certs = Array.from({ length: 23 }, (_, i) => keyed(serial(i), `r${i}`, 0, `key ${i}`));
+  for (const k of certs) {
+    await c.query(
+      `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der)
+       VALUES ($1, '13-sig', 'signature', $2, '131016', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999, 0, $3)`,
+      [k.serial, k.residentCode, k.der],
+    );
+  }
+  return { serial, certs };
+}
+
 describe("PostgresStore schema and upgrades", () => {
   it("records its schema version in meta, reopens without migrating again, and refuses databases that are not jpki stores", async () => {
     const url = await server.createDatabase();
@@ -424,16 +442,7 @@ describe("PostgresStore schema and upgrades", () => {
     const url = await server.createDatabase();
     const c = await admin(url);
     try {
-      await atSchema(c, 25);
-      const serial = (i: number) => (0x0a00 + i).toString(16).padStart(4, "0");
-      const certs = Array.from({ length: 23 }, (_, i) => keyed(serial(i), `r${i}`, 0, `key ${i}`));
-      for (const k of certs) {
-        await c.query(
-          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der)
-           VALUES ($1, '13-sig', 'signature', $2, '131016', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999, 0, $3)`,
-          [k.serial, k.residentCode, k.der],
-        );
-      }
+      const { serial, certs } = await schema25WithKeys(c, 0x0a00);
       const state = async () => ({
         version: (await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value as string,
         marks: (await c.query("SELECT key, value FROM meta WHERE key LIKE 'upgrade.%'")).rows.map((r: { key: string; value: string }) => [r.key, JSON.parse(r.value)]),
@@ -493,16 +502,7 @@ describe("PostgresStore schema and upgrades", () => {
     const url = await server.createDatabase();
     const c = await admin(url);
     try {
-      await atSchema(c, 25);
-      const serial = (i: number) => (0x0c00 + i).toString(16).padStart(4, "0");
-      const certs = Array.from({ length: 23 }, (_, i) => keyed(serial(i), `r${i}`, 0, `key ${i}`));
-      for (const k of certs) {
-        await c.query(
-          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der)
-           VALUES ($1, '13-sig', 'signature', $2, '131016', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999, 0, $3)`,
-          [k.serial, k.residentCode, k.der],
-        );
-      }
+      const { serial, certs } = await schema25WithKeys(c, 0x0c00);
       const stop = new AbortController();
       const reason = new Error("stopped by SIGTERM");
       // the stop comes while the second page is being written, before it commits
