@@ -39,6 +39,8 @@ async function waiting(c: pg.Client): Promise<number> {
  */
 async function twoStoresReleasedTogether<T>(o: {
   setup: (a: PostgresStore) => Promise<unknown>;
+  /** what the gate's transaction holds while the runs queue behind it (default: the all-residents advisory lock) */
+  hold?: (gate: pg.Client) => Promise<unknown>;
   runs: (a: PostgresStore, b: PostgresStore) => Promise<T>[];
   beforeRelease?: () => void;
   after: (a: PostgresStore, b: PostgresStore, results: T[]) => Promise<void>;
@@ -51,7 +53,7 @@ async function twoStoresReleasedTogether<T>(o: {
   try {
     await o.setup(a);
     await gate.query("BEGIN");
-    await gate.query("SELECT pg_advisory_xact_lock($1, 0)", [ADVISORY_LOCKS.allResidents]);
+    await (o.hold ? o.hold(gate) : gate.query("SELECT pg_advisory_xact_lock($1, 0)", [ADVISORY_LOCKS.allResidents]));
     const runs = o.runs(a, b);
     await vi.waitFor(async () => expect(await waiting(watch)).toBe(runs.length), { timeout: 20_000, interval: 20 });
     o.beforeRelease?.();
@@ -515,35 +517,23 @@ describe("PostgresStore specifics", () => {
   it("single-record audit appends from two stores, all waiting on the head and let go at once, chain one after the other: no seq twice, every record on its predecessor's hash", async () => {
     // jpki_audit_append's one-record path (migration 31) reads the head in the INSERT that locks it: the second of two
     // appenders must write on the head the first left, not on the one both saw before the lock.
-    const url = await server.createDatabase();
-    const a = await PostgresStore.open(url, { create: true });
-    const b = await PostgresStore.open(url);
-    const gate = await admin(url);
-    const watch = await admin(url);
-    try {
-      await a.appendAudit({ action: "x.first", subject: "" });
-      await gate.query("BEGIN");
-      await gate.query("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE");
-      const runs = Array.from({ length: 12 }, (_, i) => (i % 2 ? a : b).appendAudit({ action: "x.racing", subject: `s${i}` }));
-      await vi.waitFor(async () => expect(await waiting(watch)).toBe(runs.length), { timeout: 20_000, interval: 20 });
-      await gate.query("COMMIT");
-      await Promise.all(runs);
-      const log: AuditRecord[] = [];
-      for await (const r of a.auditRecords()) log.push(r);
-      expect(log.map((r) => r.seq)).toEqual(log.map((_, i) => i + 1));
-      expect(log.filter((r) => r.action === "x.racing").map((r) => r.subject).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `s${i}`).sort());
-      log.forEach((r, i) => {
-        if (i) expect(r.prevHash).toBe(log[i - 1]!.hash);
-        expect(auditHash(r)).toBe(r.hash);
-      });
-      expect(await a.auditHead()).toEqual(log[log.length - 1]);
-      expect((await verifyAuditLog(a)).ok).toBe(true);
-    } finally {
-      await watch.end();
-      await gate.end();
-      await a.close();
-      await b.close();
-    }
+    await twoStoresReleasedTogether({
+      setup: (a) => a.appendAudit({ action: "x.first", subject: "" }),
+      hold: (gate) => gate.query("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE"),
+      runs: (a, b) => Array.from({ length: 12 }, (_, i) => (i % 2 ? a : b).appendAudit({ action: "x.racing", subject: `s${i}` })),
+      after: async (a) => {
+        const log: AuditRecord[] = [];
+        for await (const r of a.auditRecords()) log.push(r);
+        expect(log.map((r) => r.seq)).toEqual(log.map((_, i) => i + 1));
+        expect(log.filter((r) => r.action === "x.racing").map((r) => r.subject).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `s${i}`).sort());
+        log.forEach((r, i) => {
+          if (i) expect(r.prevHash).toBe(log[i - 1]!.hash);
+          expect(auditHash(r)).toBe(r.hash);
+        });
+        expect(await a.auditHead()).toEqual(log[log.length - 1]);
+        expect((await verifyAuditLog(a)).ok).toBe(true);
+      },
+    });
   });
 
   it("a single-record audit append with no head row to chain on fails ERR_STORE and writes nothing, as several records do", async () => {
