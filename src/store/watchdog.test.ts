@@ -4,8 +4,11 @@ import { currentCall, holdFor, STORE_CALL_KINDS, StoreWatchdog, type StoreCallKi
 
 describe("StoreWatchdog", () => {
   it("answers a call past the bound ERR_STORE_UNRESPONSIVE, refuses the next without making it while that one is out, says so once, and calls again once it settles", async () => {
+    // The watchdog's clock is the test's: on the real one, a loaded machine that ran the next call more than a bound
+    // after the stall began saw it let through as the stall's probe (the next test), not refused.
+    let now = 0;
     const stalls: string[] = [];
-    const dog = new StoreWatchdog({ waitMs: 40, onStalled: (e) => stalls.push(e.code) });
+    const dog = new StoreWatchdog({ waitMs: 40, now: () => now, onStalled: (e) => stalls.push(e.code) });
     let release!: (v: string) => void;
     const deadlines: number[] = [];
     const before = dog.now();
@@ -13,6 +16,7 @@ describe("StoreWatchdog", () => {
       deadlines.push(deadline);
       return new Promise<string>((r) => (release = r));
     });
+    now = 40;
     await expect(hung).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
     // the write deadline a store is given is the moment the watchdog answers for the call
     expect(deadlines[0]! - before).toBeGreaterThanOrEqual(40);
