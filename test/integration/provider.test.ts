@@ -1006,27 +1006,40 @@ describe("jpki provider across a rollover whose successor is not g+1 (13-sig →
     await closePub?.();
   });
 
-  it("an index that cannot be had (not a 404): enrol on 13-sig issues nothing and follow fails the pass, ERR_PUBLIC_CA_INDEX_UNAVAILABLE (exit 17), until it is back", async () => {
-    const bank = join(dir, "skipping-bank-blind");
-    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Blind Bank", "--endpoint", pubBase, "--trust", join(pub, "ca", "13-sig.pem"), join(pub, "ca", "13-sig-g3.pem")]);
+  /** Puts `doctored(the good index)` where the public side serves /ca/index.json, runs `body` once it is served, puts the good one back. */
+  async function withServedIndex(doctored: (good: Buffer) => string, body: () => Promise<void>): Promise<void> {
     const indexFile = join(pub, "ca", "index.json");
     const good = readFileSync(indexFile);
-    // what a proxy's error page, or a half-deployed server, puts there: not an index
-    writeFileSync(indexFile, "<html>maintenance</html>\n");
+    const text = doctored(good);
+    writeFileSync(indexFile, text);
     try {
       // the server re-stats its files every 250 ms: served once it has seen the change
       const served = async () => (await fetch(`${pubBase}/ca/index.json`, { headers: { authorization: `Bearer ${readFileSync(pubToken, "utf8").trim()}` } })).text();
-      for (let i = 0; i < 40 && !(await served()).includes("maintenance"); i++) await new Promise((res) => setTimeout(res, 100));
-      const refused = await cli(["--json", "provider", "enrol", "--dir", bank, "--request", application("skipped-era"), "--token-file", pubToken], { cwd: dir });
-      expect(refused.code, refused.stderr).toBe(17);
-      expect(JSON.parse(refused.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_INDEX_UNAVAILABLE", message: expect.stringContaining("nothing was issued") });
-      expect((await ok(["--json", "provider", "list", "--dir", bank])).json().certificates).toEqual([]);
-      const f = await cli(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
-      expect(f.code, f.stderr).toBe(17);
-      expect(f.json().generationIndex).toMatchObject({ status: "unavailable", reason: expect.stringContaining("not an index"), error: { code: "ERR_PUBLIC_CA_INDEX_UNAVAILABLE" } });
+      for (let i = 0; i < 40 && (await served()) !== text; i++) await new Promise((res) => setTimeout(res, 100));
+      await body();
     } finally {
       writeFileSync(indexFile, good);
     }
+  }
+
+  /** enrol on 13-sig is refused with `code` (exit 17) and issues nothing */
+  async function expectEnrolRefused(bank: string, code: string): Promise<void> {
+    const refused = await cli(["--json", "provider", "enrol", "--dir", bank, "--request", application("skipped-era"), "--token-file", pubToken], { cwd: dir });
+    expect(refused.code, refused.stderr).toBe(17);
+    expect(JSON.parse(refused.stderr).error).toMatchObject({ code, message: expect.stringContaining("nothing was issued") });
+    expect((await ok(["--json", "provider", "list", "--dir", bank])).json().certificates).toEqual([]);
+  }
+
+  it("an index that cannot be had (not a 404): enrol on 13-sig issues nothing and follow fails the pass, ERR_PUBLIC_CA_INDEX_UNAVAILABLE (exit 17), until it is back", async () => {
+    const bank = join(dir, "skipping-bank-blind");
+    await ok(["--json", "provider", "init", "--dir", bank, "--name", "Blind Bank", "--endpoint", pubBase, "--trust", join(pub, "ca", "13-sig.pem"), join(pub, "ca", "13-sig-g3.pem")]);
+    // what a proxy's error page, or a half-deployed server, puts there: not an index
+    await withServedIndex(() => "<html>maintenance</html>\n", async () => {
+      await expectEnrolRefused(bank, "ERR_PUBLIC_CA_INDEX_UNAVAILABLE");
+      const f = await cli(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
+      expect(f.code, f.stderr).toBe(17);
+      expect(f.json().generationIndex).toMatchObject({ status: "unavailable", reason: expect.stringContaining("not an index"), error: { code: "ERR_PUBLIC_CA_INDEX_UNAVAILABLE" } });
+    });
     let back = await cli(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
     for (let i = 0; i < 40 && back.code !== 0; i++) {
       await new Promise((res) => setTimeout(res, 100));
@@ -1039,27 +1052,20 @@ describe("jpki provider across a rollover whose successor is not g+1 (13-sig →
   it("an index that names no successor for the certificate trusted as 13-sig (its SHA-256 is another's): enrol issues nothing and follow fails the pass, ERR_PUBLIC_CA_INDEX_MISMATCH (exit 17)", async () => {
     const bank = join(dir, "skipping-bank-misled");
     await ok(["--json", "provider", "init", "--dir", bank, "--name", "Misled Bank", "--endpoint", pubBase, "--trust", join(pub, "ca", "13-sig.pem"), join(pub, "ca", "13-sig-g3.pem")]);
-    const indexFile = join(pub, "ca", "index.json");
-    const good = readFileSync(indexFile);
-    const index = JSON.parse(good.toString("utf8")) as { generations: Array<{ id: string; sha256: string }> };
     // an index that speaks of another 13-sig: taken as it was, 13-sig went unchecked (13-sig-g2 is not trusted) and all was well
-    writeFileSync(indexFile, `${JSON.stringify({ generations: index.generations.map((g) => (g.id === "13-sig" ? { ...g, sha256: "00".repeat(32) } : g)) })}\n`);
-    try {
-      const served = async () => (await fetch(`${pubBase}/ca/index.json`, { headers: { authorization: `Bearer ${readFileSync(pubToken, "utf8").trim()}` } })).text();
-      for (let i = 0; i < 40 && !(await served()).includes("00".repeat(32)); i++) await new Promise((res) => setTimeout(res, 100));
-      const refused = await cli(["--json", "provider", "enrol", "--dir", bank, "--request", application("skipped-era"), "--token-file", pubToken], { cwd: dir });
-      expect(refused.code, refused.stderr).toBe(17);
-      expect(JSON.parse(refused.stderr).error).toMatchObject({ code: "ERR_PUBLIC_CA_INDEX_MISMATCH", message: expect.stringContaining("nothing was issued") });
-      expect((await ok(["--json", "provider", "list", "--dir", bank])).json().certificates).toEqual([]);
+    const lying = (good: Buffer) => {
+      const index = JSON.parse(good.toString("utf8")) as { generations: Array<{ id: string; sha256: string }> };
+      return `${JSON.stringify({ generations: index.generations.map((g) => (g.id === "13-sig" ? { ...g, sha256: "00".repeat(32) } : g)) })}\n`;
+    };
+    await withServedIndex(lying, async () => {
+      await expectEnrolRefused(bank, "ERR_PUBLIC_CA_INDEX_MISMATCH");
       const f = await cli(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
       expect(f.code, f.stderr).toBe(17);
       expect(f.json().generationIndex).toMatchObject({ status: "found", error: { code: "ERR_PUBLIC_CA_INDEX_MISMATCH", message: expect.stringContaining("13-sig") } });
       const text = await cli(["provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
       expect(text.code, text.stderr).toBe(17);
       expect(text.stdout).toMatch(/^public CA generation index .*: found \[ERR_PUBLIC_CA_INDEX_MISMATCH\] .*trusted here as 13-sig /m);
-    } finally {
-      writeFileSync(indexFile, good);
-    }
+    });
   }, 120_000);
 
   it("enrol and follow check 13-sig against 13-sig-g3's CRL and link; a provider trusting 13-sig alone is told of 13-sig-g3", async () => {
