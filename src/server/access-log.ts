@@ -253,9 +253,12 @@ function flush() {
   while (pending) {
     try {
       const n = writeSync(fd, pending, 0, piece(pending));
-      if (n === pending.length) { pending = null; pendingLines = 0; begun = false; break; }
+      // Published after every write, not once the buffer is out: close() may stop this thread while a slow
+      // reader keeps it here, and counts the pending lines as dropped — those already written must not be.
+      if (n === pending.length) { pending = null; pendingLines = 0; begun = false; Atomics.store(header, ${PENDING}, 0); break; }
       if (n > 0) {
         pendingLines -= newlines(pending.subarray(0, n));
+        Atomics.store(header, ${PENDING}, pendingLines);
         begun = pending[n - 1] !== 10;
         pending = pending.subarray(n);
         stalled = 0;
