@@ -9,7 +9,7 @@
  * When it cannot be started the reason is printed and the benches go on with SQLite alone.
  */
 import pg from "pg";
-import { connectionString, startPostgres } from "../test/postgres-server.js";
+import { connectionString, postmasterOfBackend, serverCpuSeconds, startPostgres } from "../test/postgres-server.js";
 import { Workspace } from "../src/workspace/workspace.js";
 import type { WorkspaceConfig } from "../src/workspace/config.js";
 
@@ -25,7 +25,7 @@ export interface Backend {
   cleanup(): Promise<void>;
   /** Drops the databases made for the benches; stops a server started for them. */
   close(): Promise<void>;
-  /** CPU seconds the database server has used so far, when it runs here (a server of our own), for per-unit costs. */
+  /** CPU seconds the database server has used so far, when it runs on this host (that server's processes only), for per-unit costs. */
   serverCpuSeconds?(): number;
   /**
    * Gathers the planner's statistics of the store `env` names (PostgreSQL's ANALYZE), as autovacuum does for a
@@ -132,6 +132,17 @@ function postgres(dbs: Databases): Backend & { readonly where: string } {
   };
 }
 
+/** The postmaster of the server `url` names when it runs on this host (its session's backend's parent). */
+async function postmasterOf(url: string): Promise<number | undefined> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return postmasterOfBackend((await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid);
+  } finally {
+    await c.end();
+  }
+}
+
 /** The URL of a new, empty database on the PostgreSQL backend (for raw baselines), or undefined on SQLite. */
 export async function scratchDatabase(b: Backend): Promise<string | undefined> {
   return b.name === "postgres" ? (await b.newStoreEnv()).JPKI_STORE : undefined;
@@ -154,8 +165,10 @@ export async function openBackends(say: (line: string) => void): Promise<Backend
       const url = process.env.JPKI_BENCH_PG;
       let dbs: Databases;
       if (url) {
-        dbs = databases("the server JPKI_BENCH_PG names", url);
-        await dbs.drop(); // reach it now: a bad URL is reported before any bench runs
+        // Its CPU when it runs on this host (its postmaster and children only: the host's other servers, a test
+        // run's, are not the bench's), else none.
+        const pm = await postmasterOf(url); // reach it now: a bad URL is reported before any bench runs
+        dbs = databases("the server JPKI_BENCH_PG names", url, undefined, pm === undefined ? undefined : () => serverCpuSeconds(pm));
       } else {
         const server = await startPostgres({
           settings: { shared_buffers: "2GB", max_wal_size: "8GB", checkpoint_timeout: "30min", work_mem: "64MB", maintenance_work_mem: "512MB" },

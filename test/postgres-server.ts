@@ -95,9 +95,9 @@ function statFields(pid: number): string[] {
 
 /**
  * utime+stime of the postmaster's live children plus its own utime+stime+cutime+cstime (/proc/<pid>/stat
- * fields 14–17, clock ticks; 100 per second on Linux).
+ * fields 14–17, clock ticks; 100 per second on Linux): that one server's CPU, not the host's other servers'.
  */
-function serverCpuSeconds(pm: number): number {
+export function serverCpuSeconds(pm: number): number {
   const ticks = (f: string[], n: number) => f.slice(11, 11 + n).reduce((a, x) => a + Number(x), 0);
   let total = ticks(statFields(pm), 4);
   for (const name of readdirSync("/proc")) {
@@ -106,6 +106,22 @@ function serverCpuSeconds(pm: number): number {
     if (Number(f[1]) === pm) total += ticks(f, 2);
   }
   return total / 100;
+}
+
+/**
+ * The postmaster of the server a session's backend (`SELECT pg_backend_pid()`) belongs to, when that server runs
+ * on this host: the backend's parent. Undefined for a server elsewhere (no such process here) or a pid that is
+ * not a PostgreSQL backend.
+ */
+export function postmasterOfBackend(backendPid: number): number | undefined {
+  const ppid = Number(statFields(backendPid)[1]);
+  if (!Number.isInteger(ppid) || ppid <= 1) return undefined;
+  try {
+    // The postmaster runs the server binary (…/bin/postgres); a pid reused by something else does not.
+    return /(^|\/)postgres$/.test(readFileSync(`/proc/${ppid}/cmdline`, "utf8").split("\0")[0] ?? "") ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Running, and the same process (start time) when known; a zombie has finished. */
