@@ -9,7 +9,7 @@
  * When it cannot be started the reason is printed and the benches go on with SQLite alone.
  */
 import pg from "pg";
-import { connectionString, startPostgres } from "../test/postgres-server.js";
+import { connectionString, postmasterOfBackend, serverCpu, startPostgres } from "../test/postgres-server.js";
 import { Workspace } from "../src/workspace/workspace.js";
 import type { WorkspaceConfig } from "../src/workspace/config.js";
 
@@ -25,8 +25,10 @@ export interface Backend {
   cleanup(): Promise<void>;
   /** Drops the databases made for the benches; stops a server started for them. */
   close(): Promise<void>;
-  /** CPU seconds the database server has used so far, when it runs here (a server of our own), for per-unit costs. */
+  /** CPU seconds the database server has used so far, when it runs on this host (that server's processes only), for per-unit costs. */
   serverCpuSeconds?(): number;
+  /** The same in two parts: the sessions' backends, and the server's own processes (walwriter, checkpointer, …). */
+  serverCpu?(): { readonly backends: number; readonly background: number };
   /**
    * Gathers the planner's statistics of the store `env` names (PostgreSQL's ANALYZE), as autovacuum does for a
    * live store within a minute of a load: a bench's store was filled seconds ago. Nothing on SQLite. `vacuum`: VACUUM
@@ -50,7 +52,7 @@ const sqlite: Backend = {
 /** Where the PostgreSQL databases come from: a server of our own or the one JPKI_BENCH_PG names. */
 interface Databases {
   readonly where: string;
-  readonly cpuSeconds?: () => number;
+  readonly cpu?: () => { readonly backends: number; readonly background: number };
   create(): Promise<string>;
   /** drops every database made so far */
   drop(): Promise<void>;
@@ -61,7 +63,7 @@ interface Databases {
  * Databases made with CREATE DATABASE through `adminUrl` and dropped by `drop()` (after each bench, so a scale
  * run never holds two benches' stores at once); `stop` ends a server of our own.
  */
-function databases(where: string, adminUrl: string, stop?: () => Promise<void>, cpuSeconds?: () => number): Databases {
+function databases(where: string, adminUrl: string, stop?: () => Promise<void>, cpu?: () => { readonly backends: number; readonly background: number }): Databases {
   // JPKI_BENCH_KEEP keeps the databases on a server JPKI_BENCH_PG names, as it keeps the workspace directories,
   // for measuring by hand afterwards (a server of our own goes with the run, its databases with it).
   const keep = !!process.env.JPKI_BENCH_KEEP && !stop;
@@ -85,7 +87,7 @@ function databases(where: string, adminUrl: string, stop?: () => Promise<void>, 
     });
   return {
     where,
-    ...(cpuSeconds ? { cpuSeconds } : {}),
+    ...(cpu ? { cpu } : {}),
     async create() {
       const name = `jpki_bench_${process.pid}_${++n}`;
       await admin((c) => c.query(`CREATE DATABASE ${name}`));
@@ -128,8 +130,19 @@ function postgres(dbs: Databases): Backend & { readonly where: string } {
     },
     cleanup: () => dbs.drop(),
     close: () => dbs.close(),
-    ...(dbs.cpuSeconds ? { serverCpuSeconds: dbs.cpuSeconds } : {}),
+    ...(dbs.cpu ? { serverCpu: dbs.cpu, serverCpuSeconds: () => ((c) => c.backends + c.background)(dbs.cpu!()) } : {}),
   };
+}
+
+/** The postmaster of the server `url` names when it runs on this host (its session's backend's parent). */
+async function postmasterOf(url: string): Promise<number | undefined> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return postmasterOfBackend((await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid);
+  } finally {
+    await c.end();
+  }
 }
 
 /** The URL of a new, empty database on the PostgreSQL backend (for raw baselines), or undefined on SQLite. */
@@ -154,13 +167,17 @@ export async function openBackends(say: (line: string) => void): Promise<Backend
       const url = process.env.JPKI_BENCH_PG;
       let dbs: Databases;
       if (url) {
-        dbs = databases("the server JPKI_BENCH_PG names", url);
-        await dbs.drop(); // reach it now: a bad URL is reported before any bench runs
+        // Its CPU when it runs on this host (its postmaster and children only: the host's other servers, a test
+        // run's, are not the bench's), else none.
+        const pm = await postmasterOf(url); // reach it now: a bad URL is reported before any bench runs
+        dbs = databases("the server JPKI_BENCH_PG names", url, undefined, pm === undefined ? undefined : () => serverCpu(pm));
       } else {
         const server = await startPostgres({
           settings: { shared_buffers: "2GB", max_wal_size: "8GB", checkpoint_timeout: "30min", work_mem: "64MB", maintenance_work_mem: "512MB" },
         });
-        dbs = databases(`a throwaway server (socket in ${server.socketDir})`, connectionString(server.socketDir, "postgres"), () => server.stop(), () => server.cpuSeconds());
+        const admin = connectionString(server.socketDir, "postgres");
+        const pm = await postmasterOf(admin);
+        dbs = databases(`a throwaway server (socket in ${server.socketDir})`, admin, () => server.stop(), pm === undefined ? undefined : () => serverCpu(pm));
       }
       const b = postgres(dbs);
       say(`postgres: ${b.where}`);

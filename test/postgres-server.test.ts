@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { runningServer, startPostgres, sweepStaleServers } from "./postgres-server.js";
+import { connectionString, postmasterOfBackend, runningServer, serverCpu, serverCpuSeconds, startPostgres, sweepStaleServers } from "./postgres-server.js";
 
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -100,6 +100,32 @@ describe("the throwaway PostgreSQL server", () => {
       await answers(await b.createDatabase());
     } finally {
       await server.stop();
+    }
+  });
+
+  it("serverCpuSeconds counts one server's processes, not another's on the host, a session's work as its backends'; postmasterOfBackend finds a session's server", async () => {
+    // The api bench's "PostgreSQL's processes" once summed every `postgres` process on the host, a test run's
+    // servers beside the bench's included.
+    const [mine, other] = await Promise.all([startPostgres(), startPostgres()]);
+    const c = new pg.Client({ connectionString: connectionString(other.socketDir, "postgres") });
+    try {
+      await c.connect();
+      const backend = (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+      expect(postmasterOfBackend(backend)).toBe(postmaster(other.socketDir));
+      expect(postmasterOfBackend(process.pid)).toBeUndefined(); // a process whose parent is not a postmaster
+      const [mine0, other0, split0] = [serverCpuSeconds(postmaster(mine.socketDir)), serverCpuSeconds(postmaster(other.socketDir)), serverCpu(postmaster(other.socketDir))];
+      // ≈ 0.3–0.6 s of CPU in the other server's backend (a sum over 6,000,000 rows, no I/O).
+      await c.query("SELECT sum(i) FROM generate_series(1, 6000000) AS i");
+      const otherUsed = serverCpuSeconds(postmaster(other.socketDir)) - other0;
+      expect(otherUsed).toBeGreaterThanOrEqual(0.1);
+      expect(serverCpuSeconds(postmaster(mine.socketDir)) - mine0).toBeLessThan(otherUsed / 4);
+      // The query's CPU is its session's backend's, not the walwriter's or the checkpointer's.
+      const split = serverCpu(postmaster(other.socketDir));
+      expect(split.backends - split0.backends).toBeGreaterThanOrEqual(otherUsed * 0.75);
+      expect(split.background - split0.background).toBeLessThan(otherUsed / 4);
+    } finally {
+      await c.end().catch(() => undefined);
+      await Promise.all([mine.stop(), other.stop()]);
     }
   });
 });

@@ -94,18 +94,58 @@ function statFields(pid: number): string[] {
 }
 
 /**
- * utime+stime of the postmaster's live children plus its own utime+stime+cutime+cstime (/proc/<pid>/stat
- * fields 14–17, clock ticks; 100 per second on Linux).
+ * The server's own processes by their titles (PostgreSQL sets them: "postgres: walwriter", …); every other child
+ * of the postmaster is a backend serving a session (or a parallel worker of one).
  */
-function serverCpuSeconds(pm: number): number {
-  const ticks = (f: string[], n: number) => f.slice(11, 11 + n).reduce((a, x) => a + Number(x), 0);
-  let total = ticks(statFields(pm), 4);
+const BACKGROUND_TITLE = /^postgres: (checkpointer|background writer|walwriter|autovacuum (launcher|worker)|logical replication launcher|archiver|stats collector)\b/;
+
+/**
+ * CPU seconds of one server, not the host's other servers': `backends`, its sessions' backends (utime+stime of the
+ * live ones, and the postmaster's cutime+cstime: the children that ended, sessions almost all), and `background`, its
+ * own processes (the walwriter, checkpointer, background writer, autovacuum, …) and the postmaster's utime+stime.
+ * /proc/<pid>/stat fields 14–17, clock ticks; 100 per second on Linux.
+ */
+export function serverCpu(pm: number): { readonly backends: number; readonly background: number } {
+  const ticks = (f: string[], from: number, n: number) => f.slice(from, from + n).reduce((a, x) => a + Number(x), 0);
+  const own = statFields(pm);
+  let backends = ticks(own, 13, 2);
+  let background = ticks(own, 11, 2);
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     const f = statFields(Number(name));
-    if (Number(f[1]) === pm) total += ticks(f, 2);
+    if (Number(f[1]) !== pm) continue;
+    let title = "";
+    try {
+      title = readFileSync(`/proc/${name}/cmdline`, "utf8");
+    } catch {
+      // ended meanwhile: its CPU is in the postmaster's cutime once reaped
+    }
+    if (BACKGROUND_TITLE.test(title)) background += ticks(f, 11, 2);
+    else backends += ticks(f, 11, 2);
   }
-  return total / 100;
+  return { backends: backends / 100, background: background / 100 };
+}
+
+/** All of one server's CPU seconds (serverCpu's two parts). */
+export function serverCpuSeconds(pm: number): number {
+  const c = serverCpu(pm);
+  return c.backends + c.background;
+}
+
+/**
+ * The postmaster of the server a session's backend (`SELECT pg_backend_pid()`) belongs to, when that server runs
+ * on this host: the backend's parent. Undefined for a server elsewhere (no such process here) or a pid that is
+ * not a PostgreSQL backend.
+ */
+export function postmasterOfBackend(backendPid: number): number | undefined {
+  const ppid = Number(statFields(backendPid)[1]);
+  if (!Number.isInteger(ppid) || ppid <= 1) return undefined;
+  try {
+    // The postmaster runs the server binary (…/bin/postgres); a pid reused by something else does not.
+    return /(^|\/)postgres$/.test(readFileSync(`/proc/${ppid}/cmdline`, "utf8").split("\0")[0] ?? "") ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Running, and the same process (start time) when known; a zombie has finished. */
