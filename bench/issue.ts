@@ -19,6 +19,7 @@ import { parseResidentRecord } from "../src/registry/resident.js";
 import { setPkcs11PinSource } from "../src/pki/pkcs11.js";
 import { type Backend } from "./backends.js";
 import { profiled } from "./profile.js";
+import { countGc, minorFaults, type GcCounts } from "./counts.js";
 import { cpuByGroup, signingThreads, threadTicks, ticksBetween } from "./threads.js";
 
 const SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so";
@@ -85,8 +86,20 @@ function machineJiffies(): { idle: number; all: number } | undefined {
 async function measured<T>(
   backend: Backend,
   f: () => Promise<T>,
-): Promise<{ value: T; secs: number; nodeCpu: number; mainCpu: number | undefined; serverCpu: number | undefined; idle: number | undefined; threads: Map<number, number> | undefined }> {
+): Promise<{
+  value: T;
+  secs: number;
+  nodeCpu: number;
+  mainCpu: number | undefined;
+  serverCpu: number | undefined;
+  idle: number | undefined;
+  threads: Map<number, number> | undefined;
+  gc: GcCounts;
+  mainFaults: number | undefined;
+}> {
   const j0 = machineJiffies();
+  const gcDone = countGc();
+  const f0 = minorFaults();
   const t0s = threadTicks();
   const s0 = backend.serverCpuSeconds?.();
   const m0 = mainThreadCpu();
@@ -99,7 +112,11 @@ async function measured<T>(
   const s1 = backend.serverCpuSeconds?.();
   const j1 = machineJiffies();
   const t1s = threadTicks();
+  const f1 = minorFaults();
+  const gc = gcDone();
   return {
+    gc,
+    mainFaults: f0 === undefined || f1 === undefined ? undefined : f1 - f0,
     threads: t0s && t1s ? ticksBetween(t0s, t1s) : undefined,
     idle: j0 && j1 && j1.all > j0.all ? (j1.idle - j0.idle) / (j1.all - j0.all) : undefined,
     value,
@@ -129,6 +146,20 @@ async function rawSigning(): Promise<(n: number, concurrency: number) => Promise
     }));
     return n / (Number(process.hrtime.bigint() - t0) / 1e9);
   };
+}
+
+/**
+ * "counts" line: what the CPU figures cannot show apart on a loaded host (bench/counts.ts), per certificate against
+ * per raw signature — the main thread's minor page faults, V8's allocation and promotion, and its collections.
+ */
+function countsLine(raw: { gc: GcCounts; mainFaults: number | undefined }, run: { gc: GcCounts; mainFaults: number | undefined }, signs: number, issued: number): string {
+  const per = (n: number | undefined, of: number, digits = 2) => (n === undefined ? "?" : (n / of).toFixed(digits));
+  const kb = (n: number, of: number) => (n / of / 1024).toFixed(1);
+  return (
+    `counts per certificate (per raw signature): main-thread minor page faults ${per(run.mainFaults, issued)} (${per(raw.mainFaults, signs)}), ` +
+    `V8 heap allocated ${kb(run.gc.allocatedBytes, issued)} KB (${kb(raw.gc.allocatedBytes, signs)}), promoted ${kb(run.gc.promotedBytes, issued)} KB (${kb(raw.gc.promotedBytes, signs)}), ` +
+    `scavenges ${run.gc.scavenges} (${raw.gc.scavenges}) and full collections ${run.gc.fullGcs} (${raw.gc.fullGcs}) in the round\n`
+  );
 }
 
 /**
@@ -218,6 +249,7 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
       (backend.serverCpuSeconds ? `, database server ${us(run!.serverCpu, res.issued)} µs` : "") +
       `; wall ${run!.secs.toFixed(2)} s\n` +
       byThread(raw!.threads, run!.threads, count, res.issued) +
+      countsLine(raw!, run!, count, res.issued) +
       `rounds    certs/s issued / raw signs/s (machine idle during each): ${perRound.join(", ")} (best of each counts)\n` +
       hsmLine;
     return {
