@@ -13,7 +13,7 @@ import type { Clock } from "../pki/clock.js";
 import { CRL_REASON, reasonName } from "../crl/reason.js";
 import type { RecordResult } from "../registry/import.js";
 import { MAX_SEQUENCE_JUMP, noticeInNormalForm, notYetEffective, parseNotice, type ChangeNotice } from "../registry/notice.js";
-import { decideRevocations, endsRecord } from "../registry/notice-rules.js";
+import { decideRevocations, endsRecord, noticeSource } from "../registry/notice-rules.js";
 import type { CertifiedRow, HeldNoticeKey, NoticeCommit, NoticeContext, NoticeContextKeys, Store, StoredNotice } from "../store/types.js";
 
 /** Held notices per transaction of an operator's release of all of them. */
@@ -313,9 +313,10 @@ class Plan {
   /** the batch times of this run (Tally.batchTimes): a stored notice received at none of them is another run's */
   readonly #runTimes: ReadonlySet<number>;
   readonly #seen = new Map<string, string>();
-  readonly #last = new Map<string, number>();
+  readonly #last: Map<string, number>;
   readonly #held = new Map<string, ChangeNotice[]>();
-  readonly #certs = new Map<string, CertifiedRow[]>();
+  /** unrevoked certificates per code: each list is replaced, never changed in place, so the context's are shared */
+  readonly #certs: Map<string, readonly CertifiedRow[]>;
   readonly #notices: Array<NoticeCommit["notices"][number]> = [];
   readonly #revocations: Array<NoticeCommit["revocations"][number] & { caId: string }> = [];
   readonly #relinks: Array<{ from: string; to: string }> = [];
@@ -336,11 +337,11 @@ class Plan {
     this.#ctx = ctx;
     this.#at = at;
     this.#runTimes = runTimes;
-    for (const [k, v] of ctx.lastSequence) this.#last.set(k, v);
+    this.#last = new Map(ctx.lastSequence);
     // A held notice is filed under the resident's current code (re-filed after a resident-code change),
     // which may differ from the code in its body.
     for (const [k, v] of ctx.held) this.#held.set(k, v.map((h) => ({ ...stored(h.body), residentCode: k })));
-    for (const [k, v] of ctx.certificates) this.#certs.set(k, [...v]);
+    this.#certs = new Map(ctx.certificates);
     for (const [k, v] of ctx.codeChanges) this.#movedTo.set(k, v);
   }
 
@@ -350,6 +351,7 @@ class Plan {
    * the person now under the new one: applied to the old code it revoked nothing, for good.
    */
   #current(code: string): string {
+    if (!this.#movedTo.has(code)) return code; // nearly every notice: no Set for it
     const seen = new Set<string>();
     for (let to = this.#movedTo.get(code); to !== undefined && !seen.has(code); to = this.#movedTo.get(code)) (seen.add(code), (code = to));
     return code;
@@ -497,20 +499,23 @@ class Plan {
   #applyOne(n: ChangeNotice, wasHeld: boolean, body = canonical(n)): void {
     const rc = n.residentCode;
     const certs = this.#certs.get(rc) ?? [];
-    const decisions: Array<{ readonly serial: string; readonly reasonCode: number }> = decideRevocations(n, certs);
+    const decisions: Array<{ readonly serial: string; readonly reasonCode: number; readonly source: string }> = decideRevocations(n, certs);
     if (n.kind === "resident-code-change" && n.newResidentCode) {
       // Certificates already under the new code were issued to this person after the registry took the change (only
       // then does #codeInUse let it through): each supersedes the old code's of its type, as it would have at
       // issuance had the codes been one — else the person held two valid signature certificates.
       const there = this.#certs.get(n.newResidentCode) ?? [];
-      for (const c of certs) if (there.some((t) => t.type === c.type)) decisions.push({ serial: c.serial, reasonCode: CRL_REASON.superseded });
+      for (const c of certs) if (there.some((t) => t.type === c.type)) decisions.push({ serial: c.serial, reasonCode: CRL_REASON.superseded, source: noticeSource(n.noticeId) });
     }
-    const revoked = new Set(decisions.map((d) => d.serial));
-    for (const d of decisions) {
-      const cert = certs.find((c) => c.serial === d.serial)!;
-      this.#revocations.push({ serial: d.serial, reason: d.reasonCode, source: `notice:${n.noticeId}`, residentCode: rc, caId: cert.caId });
-    }
-    this.#certs.set(rc, certs.filter((c) => !revoked.has(c.serial)));
+    if (decisions.length) {
+      const revoked = new Set<string>();
+      for (const d of decisions) {
+        const cert = certs.find((c) => c.serial === d.serial)!;
+        revoked.add(d.serial);
+        this.#revocations.push({ serial: d.serial, reason: d.reasonCode, source: d.source, residentCode: rc, caId: cert.caId });
+      }
+      this.#certs.set(rc, certs.filter((c) => !revoked.has(c.serial)));
+    } else if (!this.#certs.has(rc)) this.#certs.set(rc, certs);
     this.#last.set(rc, Math.max(this.#last.get(rc) ?? 0, n.sequence)); // a late death (offer) leaves it where it was
     if (n.kind === "resident-code-change" && n.newResidentCode) {
       // 住民票コード変更: the issuance records follow the resident to the new code, sequence and all.

@@ -12,7 +12,7 @@ import { JpkiError } from "../errors.js";
 import { decodeEntries, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
 import { RevocationBlocks, blockEntries, carriedOrderEntry, municipalitiesOf, municipalityText, splitBlockByPartition } from "./revocation-log.js";
-import type { CertificateType } from "../profile/types.js";
+import type { CertificateType, FourItems, Gender } from "../profile/types.js";
 import {
   disclosureValues,
   toDisclosure,
@@ -2674,7 +2674,9 @@ export class SqliteStore implements Store {
       if (revokedAt !== null) continue;
       unrevoked?.set(serial, { caId, municipality, notAfter });
       const list = certificates.get(residentCode) ?? [];
-      list.push({ serial, caId, type, residentCode, fourItems: itemsOf({ name, address, birth_date: birthDate, gender }), ...(issuedAtSequence === null ? {} : { issuedAtSequence }) });
+      // Built directly, one object each: through itemsOf's row object and a spread of the sequence, three more.
+      const fourItems: FourItems = { name, address, birthDate, gender: gender as Gender };
+      list.push(issuedAtSequence === null ? { serial, caId, type, residentCode, fourItems } : { serial, caId, type, residentCode, fourItems, issuedAtSequence });
       certificates.set(residentCode, list);
     }
     // The registry's record only where the decision looks at it: a code the CA knows nothing of (is it a
