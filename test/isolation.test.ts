@@ -10,8 +10,15 @@ const ROOT = join(import.meta.dirname, "..");
 
 describe("needsIsolation", () => {
   const cases: Array<[string, string]> = [
-    ['import { spawnSync } from "node:child_process";', "starts processes"],
     ["import { execFile } from 'child_process';", "starts processes"],
+    ['import { spawn, spawnSync } from "node:child_process";', "starts processes"],
+    ['import { execFileSync,\n  fork as start } from "node:child_process";', "starts processes"],
+    ['import { spawnSync } from "node:child_process";\nimport type { ChildProcess } from "node:child_process";', "starts processes"],
+    ['import { type ChildProcess, execFileSync } from "node:child_process";', "starts processes"],
+    ['import * as cp from "node:child_process";', "starts processes"],
+    ['import cp from "node:child_process";', "starts processes"],
+    ['import { execFileSync } from "node:child_process";\nconst { spawn } = await import("node:child_process");', "starts processes"],
+    ['const { exec } = require("child_process");', "starts processes"],
     ['import { Worker } from "node:worker_threads";', "starts threads"],
     ["const w = newThread(MODULE, {});", "starts threads"],
     ["const server = usePostgres();", "PostgreSQL"],
@@ -52,14 +59,25 @@ describe("needsIsolation", () => {
     ].join("\n");
     expect(needsIsolation(source)).toBeUndefined();
   });
+
+  it("lets share a file whose children are synchronous: each has ended when its call returns", () => {
+    for (const source of [
+      'import { execFileSync } from "node:child_process";\nexecFileSync("openssl", ["version"]);',
+      "import { spawnSync } from 'child_process';",
+      'import {\n  execFileSync,\n  spawnSync as run,\n  execSync,\n} from "node:child_process";',
+    ]) {
+      expect(needsIsolation(source), source).toBeUndefined();
+    }
+  });
 });
 
 describe("unitFiles", () => {
   it("holds pure unit files and none of those that start processes, mock or change process-wide state", () => {
     const unit = unitFiles(ROOT);
-    for (const f of ["src/pki/clock.test.ts", "src/pki/der.test.ts", "src/ca/ocsp-signer.test.ts", "src/crl/publisher.test.ts"]) expect(unit).toContain(f);
-    // spawns openssl; mocks modules; starts its PostgreSQL; umask; x509's crypto provider; signal handlers
-    for (const f of ["src/pki/keys.test.ts", "src/crl/publisher-disk.test.ts", "src/store/copy.test.ts", "src/workspace/permissions.test.ts", "src/profile/san.test.ts", "src/cli/commands/registry-import.test.ts"]) {
+    // pure; the last two run openssl synchronously (execFileSync)
+    for (const f of ["src/pki/clock.test.ts", "src/pki/der.test.ts", "src/ca/ocsp-signer.test.ts", "src/crl/publisher.test.ts", "src/pki/keys.test.ts", "src/crl/builder.test.ts"]) expect(unit).toContain(f);
+    // spawns a process it does not wait for; mocks modules; starts its PostgreSQL; umask; x509's crypto provider; signal handlers
+    for (const f of ["src/store/staging.test.ts", "src/crl/publisher-disk.test.ts", "src/store/copy.test.ts", "src/workspace/permissions.test.ts", "src/profile/san.test.ts", "src/cli/commands/registry-import.test.ts"]) {
       expect(unit).not.toContain(f);
     }
     expect(unit.every((f) => f.startsWith("src/") && f.endsWith(".test.ts"))).toBe(true);

@@ -8,7 +8,8 @@
  * could see, and see nothing they left. Decided from the file's own text, so that a new file is placed the day it is
  * written: whatever the rules below find in it keeps it isolated. What they look for, and why:
  * - processes and threads it starts (child_process, worker_threads, a PostgreSQL server): they outlive a failed
- *   test, and a file that times them would share the CPU with another file's leftovers;
+ *   test, and a file that times them would share the CPU with another file's leftovers. Not a synchronous child
+ *   (execFileSync, spawnSync, execSync): it has ended when the call returns (see startsProcesses);
  * - process-wide state it changes: the environment, umask, the working directory, signal or exit handlers,
  *   globals (an assignment to globalThis, a Symbol.for registry entry, @peculiar/x509's crypto provider);
  * - module mocks and fake timers: a vi.mock'ed module stays in the module cache the next file imports from, and
@@ -20,9 +21,9 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 
-/** A rule: what it finds in a test file's source, and why that file must then run isolated. */
-const RULES: ReadonlyArray<readonly [RegExp, string]> = [
-  [/["']node:child_process["']|["']child_process["']/, "starts processes (child_process)"],
+/** A rule: what it finds in a test file's source (a pattern, or a test of the whole text), and why that file must then run isolated. */
+const RULES: ReadonlyArray<readonly [RegExp | ((source: string) => boolean), string]> = [
+  [startsProcesses, "starts processes (child_process)"],
   [/["']node:worker_threads["']|\bnew Worker\(|\bnewThread\(/, "starts threads (worker_threads, thread.ts)"],
   [/\busePostgres\(/, "starts a PostgreSQL server (use-postgres.ts)"],
   [/process\.env(?:\.\w+|\[[^\]]+\])\s*(?:=(?!=)|\?\?=|\|\|=)|delete\s+process\.env|process\.env\s*=(?!=)|Object\.assign\(process\.env|vi\.stubEnv/, "changes the environment"],
@@ -34,7 +35,26 @@ const RULES: ReadonlyArray<readonly [RegExp, string]> = [
 
 /** Why a test file with this source must run isolated, or undefined when it may share its worker. */
 export function needsIsolation(source: string): string | undefined {
-  return RULES.find(([re]) => re.test(source))?.[1];
+  return RULES.find(([rule]) => (typeof rule === "function" ? rule(source) : rule.test(source)))?.[1];
+}
+
+/** The child_process functions that return only once their process has ended (and been reaped). */
+const SYNCHRONOUS = new Set(["execFileSync", "execSync", "spawnSync"]);
+
+/**
+ * Whether the file may leave a process running: it imports child_process otherwise than by naming synchronous
+ * functions only (spawn, exec, execFile, fork, a type; the module as a whole, by `import *`, a default import,
+ * require or import()). A synchronous child (an openssl command, mkfifo, `true` for a dead pid) has ended when the call
+ * returns, failed test or not, and leaves nothing another file could see; its CPU is spent inside its own test.
+ */
+function startsProcesses(source: string): boolean {
+  const mentions = source.match(/["'](?:node:)?child_process["']/g)?.length ?? 0;
+  if (mentions === 0) return false;
+  const named = [...source.matchAll(/\bimport\s*\{([^}]*)\}\s*from\s*["'](?:node:)?child_process["']/g)];
+  if (named.length !== mentions) return true;
+  // by the name imported (`spawnSync as run` is spawnSync); a type (ChildProcess) goes with a process started elsewhere
+  const names = named.flatMap(([, list]) => list!.split(",").map((n) => n.trim().split(/\s+as\s+/)[0]!).filter((n) => n !== ""));
+  return names.some((n) => !SYNCHRONOUS.has(n));
 }
 
 /** The test files under src/ (paths relative to `root`, sorted) that may share a worker: the "unit" project's. */
