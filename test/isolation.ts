@@ -19,7 +19,7 @@
  * src/thread.ts newThread): the other helpers under test/ that unit files import start and change nothing.
  */
 import { readFileSync, readdirSync } from "node:fs";
-import { join, relative } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 
 /** A rule: what it finds in a test file's source (a pattern, or a test of the whole text), and why that file must then run isolated. */
 const RULES: ReadonlyArray<readonly [RegExp | ((source: string) => boolean), string]> = [
@@ -31,6 +31,8 @@ const RULES: ReadonlyArray<readonly [RegExp | ((source: string) => boolean), str
   [/process\.(?:on|once|off|prependListener|removeListener|removeAllListeners|emit|exit)\(|process\.exitCode\s*=/, "touches the process's handlers or exit"],
   [/(?:globalThis|\(globalThis as [^)]*\))(?:\.\w+|\[[^\]]+\])\s*(?:=(?!=)|\?\?=)|\bSymbol\.for\(|cryptoProvider\.set\(|vi\.stubGlobal/, "sets a global"],
   [/\bvi\.(?:mock|doMock|unmock|useFakeTimers|setSystemTime|resetModules)\(/, "mocks modules or fakes the clock"],
+  // vitest's inject, not fastify's app.inject
+  [/(?<![.\w])inject\(/, "reads what its project's global setup provides (inject): the unit project's provides nothing"],
 ];
 
 /** Why a test file with this source must run isolated, or undefined when it may share its worker. */
@@ -57,16 +59,44 @@ function startsProcesses(source: string): boolean {
   return names.some((n) => !SYNCHRONOUS.has(n));
 }
 
-/** The test files under src/ (paths relative to `root`, sorted) that may share a worker: the "unit" project's. */
+/**
+ * The helpers under test/ that a test file there may import and still share its worker: each starts nothing and
+ * changes nothing process-wide (cli-in-process.ts runs the CLI in this process on the Io it is given). The others
+ * start processes, servers or a PostgreSQL (integration/helpers.ts, chaos/harness.ts, pcscd.ts, softhsm.ts,
+ * use-postgres.ts), or read at import what a project's global setup provides (`inject`: integration/helpers.ts,
+ * tokyo-fixture.ts), of which the unit project's provides nothing.
+ */
+const SHARING_HELPERS = new Set(["test/cli-in-process.ts", "test/dist-fresh.ts", "test/error-code.ts", "test/isolation.ts", "test/sequencer.ts"]);
+
+/**
+ * Why a test file under test/ with this source must run isolated, or undefined when it may share its worker: the
+ * rules of {@link needsIsolation}, and what it imports by a relative path must be under src/ or one of
+ * SHARING_HELPERS. There the helpers are the rule, not the exception (most start the CLI as a process), so each is
+ * named, not trusted; under src/ a test file imports library modules, whose tests these rules already read.
+ */
+export function needsIsolationUnderTest(file: string, source: string, root: string): string | undefined {
+  const why = needsIsolation(source);
+  if (why) return why;
+  for (const [, spec] of source.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)) {
+    const target = relative(root, resolve(dirname(join(root, file)), spec!)).replace(/\.js$/, ".ts");
+    if (!target.startsWith(`src${sep}`) && !SHARING_HELPERS.has(target.split(sep).join("/"))) return `imports ${target}, a helper not known to start nothing`;
+  }
+  return undefined;
+}
+
+/**
+ * The test files under src/ and test/ (paths relative to `root`, sorted) that may share a worker: the "unit" project's.
+ */
 export function unitFiles(root: string): string[] {
   const out: string[] = [];
-  const walk = (dir: string) => {
+  const walk = (dir: string, why: (file: string, source: string) => string | undefined) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith(".test.ts") && needsIsolation(readFileSync(p, "utf8")) === undefined) out.push(relative(root, p));
+      if (e.isDirectory()) walk(p, why);
+      else if (e.name.endsWith(".test.ts") && why(relative(root, p), readFileSync(p, "utf8")) === undefined) out.push(relative(root, p));
     }
   };
-  walk(join(root, "src"));
+  walk(join(root, "src"), (_, source) => needsIsolation(source));
+  walk(join(root, "test"), (file, source) => needsIsolationUnderTest(file, source, root));
   return out.sort();
 }
