@@ -13,8 +13,9 @@ import { LongestFirst } from "./test/sequencer.js";
 export const STORE_SUITES = ["issuance", "notices", "identity", "keys", "partial-input", "concurrency", "resume", "demo", "serve", "ocsp", "partitions", "verifiers", "load", "delta", "validation-api", "liveness", "provider", "counter", "backup", "audit", "registry-import", "compromise-retired", "compromise-carried", "daemon-start"].map((n) => `test/integration/${n}.test.ts`);
 
 /**
- * The test files under src/ that run without isolation, in the "unit" project (test/isolation.ts says which and
- * why): one worker runs them one after the other and keeps what they imported. Each isolated file forks a worker and
+ * The test files (under src/, and the few under test/ that import no process-starting helper) that run without
+ * isolation, in the "unit" project (test/isolation.ts says which and why): one worker runs them one after the other
+ * and keeps what they imported. Each isolated file forks a worker and
  * imports vitest and the library again (≈ 0.5–1 s of CPU), which was most of what the pure unit files cost.
  */
 const UNIT_FILES = unitFiles(import.meta.dirname);

@@ -4,14 +4,21 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { needsIsolation, unitFiles } from "./isolation.js";
+import { needsIsolation, needsIsolationUnderTest, unitFiles } from "./isolation.js";
 
 const ROOT = join(import.meta.dirname, "..");
 
 describe("needsIsolation", () => {
   const cases: Array<[string, string]> = [
-    ['import { spawnSync } from "node:child_process";', "starts processes"],
     ["import { execFile } from 'child_process';", "starts processes"],
+    ['import { spawn, spawnSync } from "node:child_process";', "starts processes"],
+    ['import { execFileSync,\n  fork as start } from "node:child_process";', "starts processes"],
+    ['import { spawnSync } from "node:child_process";\nimport type { ChildProcess } from "node:child_process";', "starts processes"],
+    ['import { type ChildProcess, execFileSync } from "node:child_process";', "starts processes"],
+    ['import * as cp from "node:child_process";', "starts processes"],
+    ['import cp from "node:child_process";', "starts processes"],
+    ['import { execFileSync } from "node:child_process";\nconst { spawn } = await import("node:child_process");', "starts processes"],
+    ['const { exec } = require("child_process");', "starts processes"],
     ['import { Worker } from "node:worker_threads";', "starts threads"],
     ["const w = newThread(MODULE, {});", "starts threads"],
     ["const server = usePostgres();", "PostgreSQL"],
@@ -32,6 +39,7 @@ describe("needsIsolation", () => {
     ['vi.mock("./postgres.js");', "mocks"],
     ['vi.doMock("./store.js", () => ({}));', "mocks"],
     ["vi.useFakeTimers();", "fakes the clock"],
+    ['const demo = inject("jpkiDemoSqlite");', "global setup"],
   ];
   for (const [source, why] of cases) {
     it(`keeps isolated: ${source}`, () => {
@@ -49,19 +57,64 @@ describe("needsIsolation", () => {
       '// a comment about postgres and workers',
       '// a spy: vitest restores it after the file',
       'const reads = vi.spyOn(ws.store, "listCas");',
+      "// fastify's inject is a request, not vitest's",
+      'const res = await app.inject({ method: "GET", url: "/healthz" });',
     ].join("\n");
     expect(needsIsolation(source)).toBeUndefined();
+  });
+
+  it("lets share a file whose children are synchronous: each has ended when its call returns", () => {
+    for (const source of [
+      'import { execFileSync } from "node:child_process";\nexecFileSync("openssl", ["version"]);',
+      "import { spawnSync } from 'child_process';",
+      'import {\n  execFileSync,\n  spawnSync as run,\n  execSync,\n} from "node:child_process";',
+    ]) {
+      expect(needsIsolation(source), source).toBeUndefined();
+    }
+  });
+});
+
+describe("needsIsolationUnderTest", () => {
+  const file = "test/integration/x.test.ts";
+  it("keeps isolated a file under test/ that imports a helper not known to start nothing, whatever the form of the import", () => {
+    for (const source of [
+      'import { cli, tempDir } from "./helpers.js";',
+      'import { runRound } from "../chaos/harness.js";',
+      'import type { DemoTemplate } from "../demo-template.js";',
+      'import "../softhsm.js";',
+      'const { startPcscd } = await import("./pcscd.js");',
+      'import { signingThreads } from "../../bench/threads.js";',
+    ]) {
+      expect(needsIsolationUnderTest(file, source, ROOT), source).toMatch(/^imports /);
+    }
+    // and the rules of needsIsolation, too
+    expect(needsIsolationUnderTest(file, 'import { spawn } from "node:child_process";', ROOT)).toContain("starts processes");
+  });
+
+  it("lets share one that imports only the library and the helpers that start nothing", () => {
+    const source = [
+      'import { readFileSync } from "node:fs";',
+      'import { describe, expect, it } from "vitest";',
+      'import { buildPath, validatePath } from "../../src/index.js";',
+      'import { runInProcess } from "../cli-in-process.js";',
+    ].join("\n");
+    expect(needsIsolationUnderTest(file, source, ROOT)).toBeUndefined();
+    expect(needsIsolationUnderTest("test/x.test.ts", 'import { LongestFirst } from "./sequencer.js";', ROOT)).toBeUndefined();
   });
 });
 
 describe("unitFiles", () => {
   it("holds pure unit files and none of those that start processes, mock or change process-wide state", () => {
     const unit = unitFiles(ROOT);
-    for (const f of ["src/pki/clock.test.ts", "src/pki/der.test.ts", "src/ca/ocsp-signer.test.ts", "src/crl/publisher.test.ts"]) expect(unit).toContain(f);
-    // spawns openssl; mocks modules; starts its PostgreSQL; umask; x509's crypto provider; signal handlers
-    for (const f of ["src/pki/keys.test.ts", "src/crl/publisher-disk.test.ts", "src/store/copy.test.ts", "src/workspace/permissions.test.ts", "src/profile/san.test.ts", "src/cli/commands/registry-import.test.ts"]) {
+    // pure; the last two run openssl synchronously (execFileSync)
+    for (const f of ["src/pki/clock.test.ts", "src/pki/der.test.ts", "src/ca/ocsp-signer.test.ts", "src/crl/publisher.test.ts", "src/pki/keys.test.ts", "src/crl/builder.test.ts"]) expect(unit).toContain(f);
+    // spawns a process it does not wait for; mocks modules; starts its PostgreSQL; umask; x509's crypto provider; signal handlers
+    for (const f of ["src/store/staging.test.ts", "src/crl/publisher-disk.test.ts", "src/store/copy.test.ts", "src/workspace/permissions.test.ts", "src/profile/san.test.ts", "src/cli/commands/registry-import.test.ts"]) {
       expect(unit).not.toContain(f);
     }
-    expect(unit.every((f) => f.startsWith("src/") && f.endsWith(".test.ts"))).toBe(true);
+    // under test/: pure ones, and none that use the integration helpers (processes, inject) or the chaos harness
+    for (const f of ["test/integration/pkits.test.ts", "test/integration/inspect-golden.test.ts", "test/sequencer.test.ts"]) expect(unit).toContain(f);
+    for (const f of ["test/integration/issuance.test.ts", "test/integration/cli-paths.test.ts", "test/chaos/checker.test.ts", "test/bench-threads.test.ts"]) expect(unit).not.toContain(f);
+    expect(unit.every((f) => /^(src|test)\//.test(f) && f.endsWith(".test.ts"))).toBe(true);
   });
 });

@@ -8,7 +8,8 @@
  * could see, and see nothing they left. Decided from the file's own text, so that a new file is placed the day it is
  * written: whatever the rules below find in it keeps it isolated. What they look for, and why:
  * - processes and threads it starts (child_process, worker_threads, a PostgreSQL server): they outlive a failed
- *   test, and a file that times them would share the CPU with another file's leftovers;
+ *   test, and a file that times them would share the CPU with another file's leftovers. Not a synchronous child
+ *   (execFileSync, spawnSync, execSync): it has ended when the call returns (see startsProcesses);
  * - process-wide state it changes: the environment, umask, the working directory, signal or exit handlers,
  *   globals (an assignment to globalThis, a Symbol.for registry entry, @peculiar/x509's crypto provider);
  * - module mocks and fake timers: a vi.mock'ed module stays in the module cache the next file imports from, and
@@ -18,11 +19,11 @@
  * src/thread.ts newThread): the other helpers under test/ that unit files import start and change nothing.
  */
 import { readFileSync, readdirSync } from "node:fs";
-import { join, relative } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 
-/** A rule: what it finds in a test file's source, and why that file must then run isolated. */
-const RULES: ReadonlyArray<readonly [RegExp, string]> = [
-  [/["']node:child_process["']|["']child_process["']/, "starts processes (child_process)"],
+/** A rule: what it finds in a test file's source (a pattern, or a test of the whole text), and why that file must then run isolated. */
+const RULES: ReadonlyArray<readonly [RegExp | ((source: string) => boolean), string]> = [
+  [startsProcesses, "starts processes (child_process)"],
   [/["']node:worker_threads["']|\bnew Worker\(|\bnewThread\(/, "starts threads (worker_threads, thread.ts)"],
   [/\busePostgres\(/, "starts a PostgreSQL server (use-postgres.ts)"],
   [/process\.env(?:\.\w+|\[[^\]]+\])\s*(?:=(?!=)|\?\?=|\|\|=)|delete\s+process\.env|process\.env\s*=(?!=)|Object\.assign\(process\.env|vi\.stubEnv/, "changes the environment"],
@@ -30,23 +31,72 @@ const RULES: ReadonlyArray<readonly [RegExp, string]> = [
   [/process\.(?:on|once|off|prependListener|removeListener|removeAllListeners|emit|exit)\(|process\.exitCode\s*=/, "touches the process's handlers or exit"],
   [/(?:globalThis|\(globalThis as [^)]*\))(?:\.\w+|\[[^\]]+\])\s*(?:=(?!=)|\?\?=)|\bSymbol\.for\(|cryptoProvider\.set\(|vi\.stubGlobal/, "sets a global"],
   [/\bvi\.(?:mock|doMock|unmock|useFakeTimers|setSystemTime|resetModules)\(/, "mocks modules or fakes the clock"],
+  // vitest's inject, not fastify's app.inject
+  [/(?<![.\w])inject\(/, "reads what its project's global setup provides (inject): the unit project's provides nothing"],
 ];
 
 /** Why a test file with this source must run isolated, or undefined when it may share its worker. */
 export function needsIsolation(source: string): string | undefined {
-  return RULES.find(([re]) => re.test(source))?.[1];
+  return RULES.find(([rule]) => (typeof rule === "function" ? rule(source) : rule.test(source)))?.[1];
 }
 
-/** The test files under src/ (paths relative to `root`, sorted) that may share a worker: the "unit" project's. */
+/** The child_process functions that return only once their process has ended (and been reaped). */
+const SYNCHRONOUS = new Set(["execFileSync", "execSync", "spawnSync"]);
+
+/**
+ * Whether the file may leave a process running: it imports child_process otherwise than by naming synchronous
+ * functions only (spawn, exec, execFile, fork, a type; the module as a whole, by `import *`, a default import,
+ * require or import()). A synchronous child (an openssl command, mkfifo, `true` for a dead pid) has ended when the call
+ * returns, failed test or not, and leaves nothing another file could see; its CPU is spent inside its own test.
+ */
+function startsProcesses(source: string): boolean {
+  const mentions = source.match(/["'](?:node:)?child_process["']/g)?.length ?? 0;
+  if (mentions === 0) return false;
+  const named = [...source.matchAll(/\bimport\s*\{([^}]*)\}\s*from\s*["'](?:node:)?child_process["']/g)];
+  if (named.length !== mentions) return true;
+  // by the name imported (`spawnSync as run` is spawnSync); a type (ChildProcess) goes with a process started elsewhere
+  const names = named.flatMap(([, list]) => list!.split(",").map((n) => n.trim().split(/\s+as\s+/)[0]!).filter((n) => n !== ""));
+  return names.some((n) => !SYNCHRONOUS.has(n));
+}
+
+/**
+ * The helpers under test/ that a test file there may import and still share its worker: each starts nothing and
+ * changes nothing process-wide (cli-in-process.ts runs the CLI in this process on the Io it is given). The others
+ * start processes, servers or a PostgreSQL (integration/helpers.ts, chaos/harness.ts, pcscd.ts, softhsm.ts,
+ * use-postgres.ts), or read at import what a project's global setup provides (`inject`: integration/helpers.ts,
+ * tokyo-fixture.ts), of which the unit project's provides nothing.
+ */
+const SHARING_HELPERS = new Set(["test/cli-in-process.ts", "test/dist-fresh.ts", "test/error-code.ts", "test/isolation.ts", "test/sequencer.ts"]);
+
+/**
+ * Why a test file under test/ with this source must run isolated, or undefined when it may share its worker: the
+ * rules of {@link needsIsolation}, and what it imports by a relative path must be under src/ or one of
+ * SHARING_HELPERS. There the helpers are the rule, not the exception (most start the CLI as a process), so each is
+ * named, not trusted; under src/ a test file imports library modules, whose tests these rules already read.
+ */
+export function needsIsolationUnderTest(file: string, source: string, root: string): string | undefined {
+  const why = needsIsolation(source);
+  if (why) return why;
+  for (const [, spec] of source.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)) {
+    const target = relative(root, resolve(dirname(join(root, file)), spec!)).replace(/\.js$/, ".ts");
+    if (!target.startsWith(`src${sep}`) && !SHARING_HELPERS.has(target.split(sep).join("/"))) return `imports ${target}, a helper not known to start nothing`;
+  }
+  return undefined;
+}
+
+/**
+ * The test files under src/ and test/ (paths relative to `root`, sorted) that may share a worker: the "unit" project's.
+ */
 export function unitFiles(root: string): string[] {
   const out: string[] = [];
-  const walk = (dir: string) => {
+  const walk = (dir: string, why: (file: string, source: string) => string | undefined) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith(".test.ts") && needsIsolation(readFileSync(p, "utf8")) === undefined) out.push(relative(root, p));
+      if (e.isDirectory()) walk(p, why);
+      else if (e.name.endsWith(".test.ts") && why(relative(root, p), readFileSync(p, "utf8")) === undefined) out.push(relative(root, p));
     }
   };
-  walk(join(root, "src"));
+  walk(join(root, "src"), (_, source) => needsIsolation(source));
+  walk(join(root, "test"), (file, source) => needsIsolationUnderTest(file, source, root));
   return out.sort();
 }

@@ -25,19 +25,19 @@ describe("LongestFirst", () => {
   it("runs the unit project's files last, longest first among them, whatever their time against the others'", async () => {
     const files = [
       spec("unit", "src/pki/clock.test.ts"), // not in the table
-      spec("sqlite", "src/pki/keys.test.ts"), // not in the table
+      spec("sqlite", "src/store/staging.test.ts"), // not in the table
       spec("unit", "src/ca/manage.test.ts"), // 8 s
       spec("sqlite", "test/integration/demo.test.ts"), // 10 s
       spec("unit", "src/ca/ocsp-signer.test.ts"), // 10 s
-      spec("sqlite", "src/crl/retired-links.test.ts"), // 9 s
+      spec("sqlite", "src/crl/publisher-disk.test.ts"), // 8 s
       spec("postgres", "test/integration/backup.test.ts"), // 82 s
     ];
     const order = (await sequencer().sort(files)).map((f) => `${f.project.name}:${f.moduleId.slice(ROOT.length + 1)}`);
     expect(order).toEqual([
       "postgres:test/integration/backup.test.ts",
       "sqlite:test/integration/demo.test.ts",
-      "sqlite:src/crl/retired-links.test.ts",
-      "sqlite:src/pki/keys.test.ts",
+      "sqlite:src/crl/publisher-disk.test.ts",
+      "sqlite:src/store/staging.test.ts",
       "unit:src/ca/ocsp-signer.test.ts",
       "unit:src/ca/manage.test.ts",
       "unit:src/pki/clock.test.ts",
