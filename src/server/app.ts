@@ -612,9 +612,10 @@ export async function buildServer(
   // The client address (behind trusted proxies, X-Forwarded-For's: client-address.ts) is worked out here and where a
   // refusal is counted, never on the way to an answer.
   const clientAddress = clientAddressOf(ws.config.trustedProxies);
+  // `at`: the wall-clock time the answer's fetch record was counted at (access.record), when it was.
   const accessLine = log
-    ? (req: IncomingMessage, status: number, ms: number, aborted = false) =>
-        log.record(Date.now(), req.method ?? "", req.url ?? "", status, ms, clientAddress(req), access.callerOf(req)?.id ?? "anonymous", aborted)
+    ? (req: IncomingMessage, status: number, ms: number, aborted = false, at?: number) =>
+        log.record(at ?? Date.now(), req.method ?? "", req.url ?? "", status, ms, clientAddress(req), access.callerOf(req)?.id ?? "anonymous", aborted)
     : undefined;
   const counter = metrics.requestCounter;
   const tls = opts.tls;
@@ -703,8 +704,8 @@ export async function buildServer(
     const count = counter(route);
     return (req: IncomingMessage, status: number, startedAt: number, aborted = false) => {
       count(status, aborted);
-      access.record(req, status);
-      accessLine?.(req, status, performance.now() - startedAt, aborted);
+      const at = access.record(req, status);
+      accessLine?.(req, status, performance.now() - startedAt, aborted, at);
     };
   };
   const idleMs = { ...CONNECTION_TIMEOUTS, ...opts.timeouts }.idleMs;
