@@ -52,7 +52,7 @@
  * when, how often) at a size bounded by what was fetched, not how often. A store that fails keeps the
  * records (up to `maxQueued`, then the oldest are dropped and counted) until it answers.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { IncomingMessage, type ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import type { Store, VerifierFetch, VerifierKind, VerifierRecord } from "../store/types.js";
 import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../workspace/config.js";
@@ -276,6 +276,17 @@ const INVALID = 'Bearer realm="jpki", error="invalid_token"';
 const CALLER = Symbol("jpki.verifier");
 const SCOPE = Symbol("jpki.scope");
 type Tagged = IncomingMessage & { [CALLER]?: VerifierRecord; [SCOPE]?: RouteScope };
+
+/**
+ * node's request with the fields admit() fills declared from its construction (jpki serve's servers make their
+ * requests of this class: app.ts). Added to each request by admit(), they gave requests of different shapes (none,
+ * the scope, both), and node's own request code, and ours, then read and wrote them through megamorphic lookups on
+ * every poll. Any IncomingMessage is still taken: the fields are then added as before.
+ */
+export class AdmittedRequest extends IncomingMessage {
+  [CALLER]: VerifierRecord | undefined = undefined;
+  [SCOPE]: RouteScope | undefined = undefined;
+}
 
 /** The fetches of one (verifier, path, status) in the current flush interval. */
 interface Tally {
