@@ -77,6 +77,32 @@ describe("verifier credentials", () => {
     await a.close();
   });
 
+  it("answers 400 to Authorization sent twice in any case of its name, and admits one beside If-None-Match (a name of the same length)", async () => {
+    const { a } = await access(fakeStore(), { t: 0 });
+    const statuses: number[] = [];
+    const res = () => ({ writeHead: (s: number) => statuses.push(s), end() {} }) as unknown as ServerResponse;
+    const withRaw = (rawHeaders: string[]) => ({ ...request("/crl/13-sig.crl", TOKEN_A), rawHeaders }) as unknown as IncomingMessage;
+    const bearer = `Bearer ${TOKEN_A}`;
+    for (const twice of [["Authorization", "authorization"], ["authorization", "AUTHORIZATION"], ["aUTHORIZATION", "Authorization"]]) {
+      expect(a.admit(withRaw([twice[0]!, bearer, "Host", "x", twice[1]!, bearer]), res())).toBe(false);
+    }
+    expect(statuses).toEqual([400, 400, 400]);
+    expect(a.admit(withRaw(["If-None-Match", '"x"', "authorization", bearer, "if-none-match", '"y"']), res())).toBe(true);
+    await a.close();
+  });
+
+  it("limits a verifier's rate on the monotonic clock: the burst, then one request per refilled token", async () => {
+    const t = { now: 0 };
+    const { a } = await access(fakeStore(), { t: 0 }, { rateLimit: { perSecond: 2, burst: 3 }, now: () => t.now });
+    const admitted = () => a.admit(request("/crl/13-sig.crl", TOKEN_A), response());
+    expect([admitted(), admitted(), admitted(), admitted()]).toEqual([true, true, true, false]);
+    t.now += 499;
+    expect(admitted()).toBe(false);
+    t.now += 1;
+    expect([admitted(), admitted()]).toEqual([true, false]);
+    await a.close();
+  });
+
   it("refuses a revoked verifier's token from the next refresh on, though its header was seen before", async () => {
     const store = fakeStore();
     const { a } = await access(store, { t: 0 });

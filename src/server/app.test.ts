@@ -8,8 +8,8 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSyn
 import { open, type FileHandle } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
-import { request } from "node:http";
-import { connect, type AddressInfo, type Socket } from "node:net";
+import { request, type IncomingMessage } from "node:http";
+import { connect, Socket, type AddressInfo } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,7 +33,7 @@ import { buildOcspRequest, checkOcspResponse, ocspCertId } from "../validation/o
 import { buildServer, jsonNestsDeeper, type ConnectionTimeouts } from "./app.js";
 import { JpkiError } from "../errors.js";
 import { AccessLog, lineSink } from "./access-log.js";
-import { VerifierAccess } from "./access.js";
+import { AdmittedRequest, VerifierAccess } from "./access.js";
 import { serveHttp } from "./serve.js";
 import { STAT_TTL_MS } from "./published.js";
 
@@ -170,6 +170,25 @@ describe("published CRLs and CA certificates", () => {
     const ims = await get("/crl/13-sig.crl", { "if-modified-since": await lastModified("/crl/13-sig.crl") });
     expect(ims.status).toBe(304);
     expect((await get("/crl/13-sig.crl", { "if-none-match": '"something-else"' })).status).toBe(200);
+  });
+
+  it("makes its requests AdmittedRequests, so admit() fills fields every request has from its construction (one shape: no lookups gone megamorphic on the poll path)", async () => {
+    const seen: IncomingMessage[] = [];
+    const spy = (req: IncomingMessage) => seen.push(req);
+    app.server.on("request", spy);
+    try {
+      const etag = (await get("/crl/13-sig.crl")).headers["etag"] as string;
+      expect((await get("/crl/13-sig.crl", { "if-none-match": etag })).status).toBe(304);
+    } finally {
+      app.server.off("request", spy);
+    }
+    expect(seen).toHaveLength(2);
+    for (const req of seen) {
+      expect(req).toBeInstanceOf(AdmittedRequest);
+      // admit() ran (a verifier's credential named) and added no property of its own: the declared ones hold its decision
+      expect(Object.getOwnPropertySymbols(req).map(String)).toEqual(Object.getOwnPropertySymbols(new AdmittedRequest(new Socket())).map(String));
+      expect(Object.getOwnPropertySymbols(req).map((k) => (req as unknown as Record<symbol, { id?: string } | undefined>)[k]?.id)).toContain(verifierId);
+    }
   });
 
   it("serves a file asked for in the absolute form (RFC 9112 §3.2.2: a server MUST accept it), as fastify's routes do: it was 404 'no such route'", async () => {

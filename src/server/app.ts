@@ -46,7 +46,7 @@ import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
 import { apiErrorBody, bodyRefusalCode, DEFAULT_BODY_ERRORS, DEFAULT_BODY_LIMIT, sendApiError, JSON_TYPE, JSON_TYPE_LINES, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, STORE_UNRESPONSIVE, storeErrorCode, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
 import { clientAddressOf, trustedProxyOf } from "./client-address.js";
-import { routedPath, TOO_MANY_REFUSALS, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
+import { AdmittedRequest, routedPath, TOO_MANY_REFUSALS, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
 import { publishedRoute } from "./published-route.js";
@@ -612,9 +612,10 @@ export async function buildServer(
   // The client address (behind trusted proxies, X-Forwarded-For's: client-address.ts) is worked out here and where a
   // refusal is counted, never on the way to an answer.
   const clientAddress = clientAddressOf(ws.config.trustedProxies);
+  // `at`: the wall-clock time the answer's fetch record was counted at (access.record), when it was.
   const accessLine = log
-    ? (req: IncomingMessage, status: number, ms: number, aborted = false) =>
-        log.record(Date.now(), req.method ?? "", req.url ?? "", status, ms, clientAddress(req), access.callerOf(req)?.id ?? "anonymous", aborted)
+    ? (req: IncomingMessage, status: number, ms: number, aborted = false, at?: number) =>
+        log.record(at ?? Date.now(), req.method ?? "", req.url ?? "", status, ms, clientAddress(req), access.callerOf(req)?.id ?? "anonymous", aborted)
     : undefined;
   const counter = metrics.requestCounter;
   const tls = opts.tls;
@@ -703,8 +704,8 @@ export async function buildServer(
     const count = counter(route);
     return (req: IncomingMessage, status: number, startedAt: number, aborted = false) => {
       count(status, aborted);
-      access.record(req, status);
-      accessLine?.(req, status, performance.now() - startedAt, aborted);
+      const at = access.record(req, status);
+      accessLine?.(req, status, performance.now() - startedAt, aborted, at);
     };
   };
   const idleMs = { ...CONNECTION_TIMEOUTS, ...opts.timeouts }.idleMs;
@@ -841,8 +842,8 @@ export async function buildServer(
       // Over TLS the idle bound starts only once the handshake is done: before that, tls's handshakeTimeout
       // (120 s by default) was all that ended a connection that never sent a ClientHello.
       const server = tls
-        ? (httpsServer = createHttpsServer({ ...tlsOptions(verifierCa?.certificateDer), ...limits, handshakeTimeout: t.headersMs }, h))
-        : createHttpServer(limits, h);
+        ? (httpsServer = createHttpsServer({ ...tlsOptions(verifierCa?.certificateDer), ...limits, IncomingMessage: AdmittedRequest, handshakeTimeout: t.headersMs }, h))
+        : createHttpServer({ ...limits, IncomingMessage: AdmittedRequest }, h);
       // A client may half-close once its request is sent (shutdown(SHUT_WR), as `nc -N` and some proxies do).
       // By default node then ends the connection at once, and an answer still being made — a validation, already
       // in the disclosure log — was never written. With this (node's http server reads it at the client's FIN)

@@ -13,7 +13,7 @@ import type { WorkspacePaths } from "../workspace/workspace.js";
 import { originForm } from "./access.js";
 import { JSON_TYPE, METHOD_NOT_ALLOWED } from "./api-errors.js";
 import { decide, type Decision } from "./http-cache.js";
-import { CONTENT_TYPE, lastModifiedIsStrong, resolvePublished, type FileVersion, type PublishedFile, type PublishedFiles, type PublishedKind } from "./published.js";
+import { CONTENT_TYPE, lastModifiedIsStrong, resolvePublished, STAT_TTL_MS, type FileVersion, type PublishedFile, type PublishedFiles, type PublishedKind } from "./published.js";
 
 export interface PublishedRouteOptions {
   readonly paths: WorkspacePaths;
@@ -191,7 +191,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
     // is never of a version the path stopped naming before the request came (the load test caught a CRL
     // fetched just after `notices ingest` had installed a newer one served as it was 250 ms before).
     // Anything else opens the file.
-    const seen = o.files.current(file.path);
+    const seen = o.files.current(file.path, STAT_TTL_MS, startedAt);
     if (seen) {
       const d = decide(req.method!, req.headers, seen);
       if (d.status === 304 || (seen.body && o.files.current(file.path, 0) === seen)) {

@@ -207,12 +207,11 @@ export class PublishedFiles {
   /**
    * The version now at `path` if it was seen before (one stat, no read): enough to answer a conditional
    * request. Undefined when the file is new, changed or missing: then `open` it. A version checked less than
-   * `maxAgeMs` ago is trusted without the stat (0: always stat).
+   * `maxAgeMs` ago is trusted without the stat (0: always stat). `now`: performance.now(), when the caller has read it.
    */
-  current(path: string, maxAgeMs = STAT_TTL_MS): FileVersion | undefined {
+  current(path: string, maxAgeMs = STAT_TTL_MS, now = performance.now()): FileVersion | undefined {
     const k = this.#known.get(path);
     if (!k || k instanceof Promise) return undefined;
-    const now = performance.now();
     if (now - k.checkedAt < maxAgeMs) return k;
     let st: Stats;
     try {
