@@ -847,13 +847,14 @@ export function diffSnapshots(before: Record<string, string[]>, after: Record<st
  * recovery; the store and the CRLs must not change. Notices it adds are listed with the code they were
  * rejected with during the round, when they were.
  */
-export async function reingestCheck(env: Environment, workspace: string, cwd: string, spool?: string): Promise<Violation[]> {
+export async function reingestCheck(env: Environment, workspace: string, cwd: string, spool?: string, session?: CliSession): Promise<Violation[]> {
   const v: Violation[] = [];
   const files = [...env.manifest.ingestFiles, ...env.manifest.spoolFiles];
   const all = join(cwd, "reingest-all.jsonl");
   writeFileSync(all, files.map((f) => readFileSync(join(env.inputs, f), "utf8")).join(""));
   const before = storeSnapshot(workspace);
-  const r = await runCli(env.cli, ["--workspace", workspace, "notices", "ingest", all, "--reject-file", join(cwd, "reingest-all.rejects.jsonl")], cwd);
+  const args = ["--workspace", workspace, "notices", "ingest", all, "--reject-file", join(cwd, "reingest-all.rejects.jsonl")];
+  const r = await (session ? session.run(args, cwd) : runCli(env.cli, args, cwd));
   const problem = exitProblem(r) ?? (r.code === 3 ? "locked out with nothing else running" : undefined);
   if (problem) v.push({ invariant: "reingest-idempotent", detail: `re-ingesting ${files.join(", ")}: ${problem}` });
   const after = storeSnapshot(workspace);
@@ -1151,9 +1152,36 @@ export async function runRound(env: Environment, seed: number, o: RoundOptions =
   await watchDone;
   probe.stop();
 
+  // Recovery, as an operator would: each killed or locked-out command once more, then watch --once, then the
+  // re-ingest check. One after another, with nothing else running, in one process of the CLI (cliSession): a
+  // process each cost ≈ 1 s of CPU starting Node and the program, 4–6 a round, and proved nothing more. What is
+  // tested is that the workspace the killed processes left recovers; those processes are gone either way, so their
+  // leftovers (a stale lock, a claimed spool file, a half-written CRL) meet the re-run just as a fresh process.
+  const session = cliSession(env.cli);
+  try {
+    return await recoverAndCheck(env, session, { seed, t0, dir, dirs, plan, reports, killedAt, violations, monitor, log }, o);
+  } finally {
+    await session.close();
+  }
+}
+
+interface RoundSoFar {
+  readonly seed: number;
+  readonly t0: number;
+  readonly dir: string;
+  readonly dirs: { ws: string; spool: string; out: string };
+  readonly plan: { commands: CommandPlan[]; spool2At: number };
+  readonly reports: ReadonlyArray<{ plan: CommandPlan; result: ProcResult; killedByUs: boolean }>;
+  readonly killedAt: ReadonlyMap<CommandPlan, number>;
+  readonly violations: Violation[];
+  readonly monitor: CrlMonitor;
+  readonly log: (name: string, r: ProcResult) => void;
+}
+
+async function recoverAndCheck(env: Environment, session: CliSession, { seed, t0, dir, dirs, plan, reports, killedAt, violations, monitor, log }: RoundSoFar, o: RoundOptions): Promise<RoundResult> {
   const commands: CommandReport[] = [];
   const toRecover: CommandPlan[] = [];
-  for (const r of reports.sort((x, y) => x.plan.startAt - y.plan.startAt)) {
+  for (const r of [...reports].sort((x, y) => x.plan.startAt - y.plan.startAt)) {
     const outcome = classify(r.result, r.killedByUs);
     const k = r.plan.kill;
     commands.push({ name: r.plan.name, outcome, code: r.result.code, signal: r.result.signal, ms: r.result.ms, kill: k && (k.mode === "time" ? `time@${k.ms}` : `progress+${k.ms}`), killedAt: killedAt.get(r.plan) });
@@ -1161,18 +1189,17 @@ export async function runRound(env: Environment, seed: number, o: RoundOptions =
     if (outcome === "killed" || outcome === "locked") toRecover.push(r.plan);
   }
 
-  // Recovery, as an operator would: each killed or locked-out command once more, then watch --once.
   const recovered: string[] = [];
   let lastIssue = reports.find((r) => r.plan.name === "issue --batch" && !r.killedByUs && classify(r.result, false) !== "locked")?.result;
   for (const p of toRecover) {
-    const r = await runCli(env.cli, p.recovery, dir);
+    const r = await session.run(p.recovery, dir);
     log(`recovery ${p.name}`, r);
     recovered.push(p.name);
     const problem = exitProblem(r) ?? (r.code === 3 ? `still locked out: ${excerpt(r.stderr)}` : undefined);
     if (problem) violations.push({ invariant: "recovery", detail: `re-running ${p.name}: ${problem}` });
     if (p.name === "issue --batch") lastIssue = r;
   }
-  const final = await runCli(env.cli, ["--workspace", dirs.ws, "watch", dirs.spool, "--once"], dir);
+  const final = await session.run(["--workspace", dirs.ws, "watch", dirs.spool, "--once"], dir);
   log("recovery watch --once", final);
   const finalProblem = exitProblem(final) ?? (final.code === 3 ? "locked out with nothing else running" : undefined);
   if (finalProblem) violations.push({ invariant: "recovery", detail: `watch --once: ${finalProblem}` });
@@ -1190,7 +1217,7 @@ export async function runRound(env: Environment, seed: number, o: RoundOptions =
   }
   try {
     violations.push(...checkWorkspace({ workspace: dirs.ws, manifest: env.manifest, inputs: env.inputs, spool: dirs.spool, outDir: dirs.out, issueErrorLines }));
-    violations.push(...(await reingestCheck(env, dirs.ws, dir, dirs.spool)));
+    violations.push(...(await reingestCheck(env, dirs.ws, dir, dirs.spool, session)));
   } catch (e) {
     violations.push({ invariant: "recovery", detail: `the workspace could not be checked: ${(e as Error).stack ?? e}` });
   }

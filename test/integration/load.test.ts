@@ -63,7 +63,13 @@ const autocannon = createRequire(import.meta.url)("autocannon") as (o: Record<st
  * issuing certificates the load never needed.
  */
 const RESIDENTS = 1000;
-const LOAD_SECONDS = 12;
+/**
+ * How long autocannon loads the server, which runs both cores flat out for all of it: 8 s, not the 12 it was, keeps
+ * several CRL regenerations by the 1 s schedule and by the ingests, and at least two ingest batches (the loop below
+ * starts two whatever the time), each sampled before, during and after; 12 s sampled the same events longer and
+ * cost ≈ 10 s more CPU a store.
+ */
+const LOAD_SECONDS = 8;
 /** the responder's poll interval (OcspResponderOptions.pollMs default): its staleness bound is one of these plus a query */
 const OCSP_POLL_MS = 1000;
 const CAS = ["13-sig", "13-auth"] as const;

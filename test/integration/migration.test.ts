@@ -13,8 +13,7 @@ import { Workspace } from "../../src/workspace/workspace.js";
 import { cli, V6_PASSPHRASE, workspaceV6 } from "./helpers.js";
 
 /** The revokedCertificates of a CRL as openssl lists them (its own parser, file order), and its number. */
-function opensslEntries(path: string): { number: number; entries: string[] } {
-  const text = execFileSync("openssl", ["crl", "-inform", "DER", "-in", path, "-noout", "-text"], { encoding: "utf8" });
+function opensslEntriesOf(text: string): { number: number; entries: string[] } {
   const number = Number(/X509v3 CRL Number:\s*\n\s*(\d+)/.exec(text)![1]);
   const revoked = text.split(/Revoked Certificates:|No Revoked Certificates\./)[1] ?? "";
   const entries = revoked
@@ -23,6 +22,20 @@ function opensslEntries(path: string): { number: number; entries: string[] } {
     .slice(1)
     .map((e) => e.replace(/\s+/g, " ").trim());
   return { number, entries };
+}
+
+/**
+ * {@link opensslEntriesOf} for each of `paths`, by one shell running `openssl crl` on each in turn: a spawn from
+ * the test's process per CRL (≈ 190 and then one per partition here) cost ≈ 10–15 ms of system time each,
+ * forking a large worker, where the shell forks itself. A file openssl refuses fails the whole call.
+ */
+function opensslEntries(paths: readonly string[]): Array<{ number: number; entries: string[] }> {
+  const MARK = "=== jpki-migration-test next CRL ===";
+  const script = `set -e; for f in "$@"; do echo "${MARK}"; openssl crl -inform DER -in "$f" -noout -text; done`;
+  const text = execFileSync("sh", ["-c", script, "sh", ...paths], { encoding: "utf8", maxBuffer: 1 << 30 });
+  const parts = text.split(`${MARK}\n`).slice(1);
+  expect(parts).toHaveLength(paths.length);
+  return parts.map(opensslEntriesOf);
 }
 
 describe("a workspace made by the previous release (schema 6)", () => {
@@ -42,7 +55,8 @@ describe("a workspace made by the previous release (schema 6)", () => {
     const cas = (old.prepare("SELECT id FROM cas ORDER BY id").pluck().all() as string[]);
     old.close();
     expect(cas).toHaveLength(94);
-    const before = new Map(cas.map((ca) => [ca, opensslEntries(join(ws, "crl", `${ca}.crl`))]));
+    const crlPaths = cas.map((ca) => join(ws, "crl", `${ca}.crl`));
+    const before = new Map(opensslEntries(crlPaths).map((e, i) => [cas[i]!, e]));
 
     const env = { JPKI_PASSPHRASE: V6_PASSPHRASE };
     const opened = Workspace.open(ws);
@@ -70,9 +84,10 @@ describe("a workspace made by the previous release (schema 6)", () => {
 
     const gen = await cli(["-w", ws, "crl", "generate", "--prefecture", "all"], { cwd: dir, env });
     expect(gen.code, gen.stderr).toBe(0);
-    for (const ca of cas) {
+    const after = opensslEntries(crlPaths);
+    for (const [i, ca] of cas.entries()) {
       const prev = before.get(ca)!;
-      const next = opensslEntries(join(ws, "crl", `${ca}.crl`));
+      const next = after[i]!;
       expect(next.number, ca).toBe(prev.number + 1);
       const serialsOf = (entries: string[]) => entries.map((e) => e.split(" ")[0]!).sort();
       expect(serialsOf(next.entries), ca).toEqual(revokedByCa.get(ca) ?? []);
@@ -108,8 +123,10 @@ describe("a workspace made by the previous release (schema 6)", () => {
     expect(gen.code, gen.stderr).toBe(0);
     const parts = (gen.json().crls as Array<{ scope: string; caId: string; municipality?: string }>).filter((c) => c.scope === "partition");
     expect(parts).toHaveLength(issuedIn.size);
-    for (const k of issuedIn) {
-      const got = opensslEntries(join(ws, "crl", `${k}.crl`)).entries.map((e) => e.split(" ")[0]!).sort();
+    const keys = [...issuedIn];
+    const listed = opensslEntries(keys.map((k) => join(ws, "crl", `${k}.crl`)));
+    for (const [i, k] of keys.entries()) {
+      const got = listed[i]!.entries.map((e) => e.split(" ")[0]!).sort();
       expect(got, k).toEqual(truth.get(k) ?? []);
     }
   });
