@@ -12,6 +12,17 @@ import { AccessLog, accessLine, lineSink, loggedUrl } from "./access-log.js";
 
 const T0 = Date.parse("2026-11-30T12:00:00.000Z");
 
+type Args = Parameters<AccessLog["record"]>;
+
+/** Records `args` in a fresh log file and closes it: what the file holds, and what accessLine makes of them. */
+async function roundTrip(args: readonly Args[]): Promise<{ written: string; expected: string }> {
+  const path = join(mkdtempSync(join(tmpdir(), "jpki-log-")), "access.log");
+  const log = new AccessLog(path);
+  for (const a of args) log.record(...a);
+  await log.close();
+  return { written: readFileSync(path, "utf8"), expected: args.map((a) => accessLine(...a)).join("") };
+}
+
 describe("AccessLog", () => {
   it("writes every recorded request as the line accessLine makes, in order, and all of them by the end of close()", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-log-")), "access.log");
@@ -41,9 +52,6 @@ describe("AccessLog", () => {
   });
 
   it("writes each line whole when consecutive requests differ in one field only (the thread reuses what they share)", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "jpki-log-")), "access.log");
-    const log = new AccessLog(path);
-    type Args = Parameters<AccessLog["record"]>;
     const poll: Args = [T0, "GET", "/crl/13-sig.crl", 304, 0.01, "127.0.0.1", "v-1"];
     const long = (c: string) => `/crl/${c.repeat(300)}`; // past MAX_REMEMBERED: sent with its one record
     const with_ = (i: number, v: Args[number]): Args => Object.assign([...poll], { [i]: v }) as Args;
@@ -63,19 +71,15 @@ describe("AccessLog", () => {
     ];
     const args: Args[] = [poll];
     for (const a of one) args.push(a, a, poll);
-    for (const a of args) log.record(...a);
-    await log.close();
-    expect(readFileSync(path, "utf8")).toBe(args.map((a) => accessLine(...a)).join(""));
+    const { written, expected } = await roundTrip(args);
+    expect(written).toBe(expected);
   });
 
   it("writes a batch whose lines are mostly outside ASCII (3 bytes a character) whole", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "jpki-log-")), "access.log");
-    const log = new AccessLog(path);
     // an embedder's verifier names (AccessLogSink takes any string): 600 bytes of UTF-8 a line, 200 characters
-    const args = Array.from({ length: 2000 }, (_, i): Parameters<AccessLog["record"]> => [T0, "GET", "/crl/13-sig.crl", 304, 0.01, "127.0.0.1", `${"検証者".repeat(66)}${i % 2}`]);
-    for (const a of args) log.record(...a);
-    await log.close();
-    expect(readFileSync(path, "utf8")).toBe(args.map((a) => accessLine(...a)).join(""));
+    const args = Array.from({ length: 2000 }, (_, i): Args => [T0, "GET", "/crl/13-sig.crl", 304, 0.01, "127.0.0.1", `${"検証者".repeat(66)}${i % 2}`]);
+    const { written, expected } = await roundTrip(args);
+    expect(written).toBe(expected);
   });
 
   it("writes lines while the server runs, not only at close", async () => {
