@@ -924,7 +924,12 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
 
   it("POST /v1/status answers 503 store-unresponsive with Retry-After when a store call never returns, refuses the next at once without handing the hung store another, and answers once the store does", async () => {
     const reported: Array<{ code: string | undefined; what: string }> = [];
-    const { app: api } = await buildServer(ws, { storeWaitMs: 200, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what }) } });
+    // The watchdog's clock stands still while the store hangs: on the real one, a loaded machine that sent the second
+    // request more than a bound after the stall began saw it let through as the stall's probe (one per bound), a
+    // second call. Once released it runs again, a bound on: the stores' write deadlines are on it (store/watchdog.ts).
+    let frozen: number | undefined = performance.now();
+    let offset = 0;
+    const { app: api } = await buildServer(ws, { storeWaitMs: 200, storeNow: () => frozen ?? performance.now() + offset, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what }) } });
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
@@ -934,7 +939,10 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     const { hung, release } = hangUntilReleased("certificatesForStatus");
     try {
       for (let i = 0; i < 2; i++) {
-        const r = await post();
+        const answer = post();
+        // the first is answered once the bound has passed on the watchdog's clock; the second at once
+        if (i === 0) (await vi.waitFor(() => expect(hung).toHaveBeenCalled(), { timeout: 10_000, interval: 10 }), (frozen! += 200));
+        const r = await answer;
         expect(r.status).toBe(503);
         expect(r.headers.get("retry-after")).toBe("5");
         expect(await r.json()).toMatchObject({ error: "unavailable", code: "store-unresponsive" });
@@ -944,6 +952,9 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       // and the operator told once, not per refused request
       expect(reported.filter((r) => r.code === "ERR_STORE_UNRESPONSIVE")).toHaveLength(1);
       release();
+      // a bound later: the next call goes through as the stall's probe
+      offset = Math.max(0, frozen! + 200 - performance.now());
+      frozen = undefined;
       await vi.waitFor(async () => expect((await post()).status).toBe(200), { timeout: 10_000, interval: 50 });
     } finally {
       release();

@@ -94,6 +94,8 @@ export interface ServerOptions {
    * answering 503 store-unresponsive with Retry-After, ms (default STORE_WAIT_MS; store/watchdog.ts)
    */
   readonly storeWaitMs?: number;
+  /** the store watchdog's monotonic clock, ms (default performance.now): a test's, so that its bound is not the machine's load */
+  readonly storeNow?: () => number;
 }
 
 /**
@@ -602,7 +604,7 @@ export async function buildServer(
     ? (e: unknown) => opts.access!.onError!(e, "the store (the routes that read it answer 503 store-unresponsive, OCSP tryLater, until it answers)")
     : undefined;
   // While stalled it probes the store itself (Store.ping), so a stall ends with the outage on a quiet server too.
-  const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(onStalled ? { onStalled } : {}), probe: () => ws.store.ping() });
+  const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(opts.storeNow ? { now: opts.storeNow } : {}), ...(onStalled ? { onStalled } : {}), probe: () => ws.store.ping() });
   // which CRLs a retired generation no longer replaces (the index says so, /healthz and /metrics leave them out)
   const finishedCrls = new FinishedCrls(ws);
   const metrics = makeMetrics(ws, clock, opts.accessLog, connectionStats, storeWatchdog, finishedCrls);
