@@ -2,6 +2,8 @@
  * `jpki ca bridge` against what an operator's bad day leaves in bridge/ and arl/ (ca/bridge.ts): a FIFO planted
  * where the Bridge's state, key or ARL should be is refused with ERR_FILE_UNUSABLE naming it, where a plain
  * read waited on it for ever; a file too large or a directory there is a typed error, never ERR_INTERNAL with a stack.
+ * (The Bridge's own files are read by ca/bridge.ts; the published ARL, arl/bridge.crl, by validation/crl.ts's reader
+ * of published CRLs, which refuses what is not a regular file.)
  * The CLI is spawned with a deadline so a hang fails the test instead of stopping the run.
  */
 import { spawn, spawnSync } from "node:child_process";
