@@ -35,10 +35,14 @@ export type ViewedResult = { readonly purpose: JpkiPurpose; readonly chain?: rea
 /**
  * The part of a result the views read (engine-thread.ts: the four items, policies, issuer facts and the path's
  * validity dates stay in the thread). Every object here is cloned to the serving thread and read there once:
- * two Dates per path certificate were a third of what crossed for a valid answer, and nothing read them.
+ * two Dates per path certificate were a third of what crossed for a valid answer, and nothing read them. Of the
+ * path, only the entries read cross: the end entity's (chain[0]: its serial and issuer for the disclosure record
+ * and the government view) and, for a failure, those up to the failed one (chain[index], failedCertificate) —
+ * the CA certificates' names above were half of what a valid answer's message carried, and nothing read them.
  */
 export function viewedPart(r: JpkiValidationResult): ViewedResult {
-  const chain = r.chain?.map((c) => ({ subject: c.subject, issuer: c.issuer, serial: c.serial }));
+  const read = r.status === "valid" ? 1 : r.index + 1;
+  const chain = r.chain?.slice(0, read).map((c) => ({ subject: c.subject, issuer: c.issuer, serial: c.serial }));
   if (r.status === "valid") return chain ? { purpose: r.purpose, chain, status: r.status } : { purpose: r.purpose, status: r.status };
   const failed = { status: r.status, reason: r.reason, index: r.index, message: r.message, ...(r.revocation ? { revocation: r.revocation } : {}) };
   return chain ? { purpose: r.purpose, chain, ...failed } : { purpose: r.purpose, ...failed };
