@@ -61,6 +61,16 @@ describe("what crosses from the engine's thread (viewedPart)", () => {
     }
     expect(governmentView(viewedPart(caRevoked), { at, serial: "0a", issuer: "13-sig" }).failedCertificate).toEqual({ index: 1, subject: ca.subject, issuer: ca.issuer, serial: ca.serial });
   });
+
+  it("writes a government body's answer with its fields in one order: the base, the legal basis, then why it failed", () => {
+    const v = governmentView(eeRevoked, { at, serial: "0a", issuer: "13-sig", legalBasis: "pension" });
+    expect(Object.keys(v)).toEqual(["view", "status", "purpose", "validationTime", "serial", "issuer", "legalBasis", "reason", "message", "failedCertificate", "revocation"]);
+    expect(v).toMatchObject({ legalBasis: "pension", failedCertificate: { index: 0, subject: ee.subject, issuer: ee.issuer, serial: ee.serial }, revocation: { time: "2026-03-01T00:00:00.000Z", reason: "affiliationChanged" } });
+    expect(Object.keys(governmentView(valid, { at, serial: "0a", issuer: "13-sig" }))).toEqual(["view", "status", "purpose", "validationTime", "serial", "issuer"]);
+    // a failure whose certificate the path does not hold: its index alone
+    const noPath = { ...revoked, chain: undefined } as unknown as JpkiValidationResult;
+    expect(governmentView(noPath, { at, serial: "0a", issuer: "13-sig" }).failedCertificate).toEqual({ index: 0 });
+  });
 });
 
 describe("legal bases (legal-basis.ts)", () => {
