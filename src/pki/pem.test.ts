@@ -59,6 +59,19 @@ describe("parsePemBlocks (RFC 7468)", () => {
     }
   });
 
+  it("reads each text from its start, whatever the call before it stopped at (its expressions are shared between calls)", () => {
+    const two = `${toPem(a, "CERTIFICATE")}${toPem(b, "CERTIFICATE")}`;
+    const both = [
+      { label: "CERTIFICATE", der: a },
+      { label: "CERTIFICATE", der: b },
+    ];
+    expect(parsePemBlocks(two)).toEqual(both);
+    // A call that threw with its scan half-way through a longer text, then shorter texts: each found whole.
+    expect(() => parsePemBlocks(`${"x".repeat(4096)}${toPem(a, "CERTIFICATE")}-----BEGIN CERTIFICATE-----\nQU!D\n-----END CERTIFICATE-----`)).toThrow(/outside base64/);
+    expect(parsePemBlocks(toPem(a, "CERTIFICATE"))).toEqual([{ label: "CERTIFICATE", der: a }]);
+    expect(parsePemBlocks(two)).toEqual(both);
+  });
+
   it("takes linear time on BEGIN lines without their END (a hostile signed-file body)", () => {
     // Quadratic before: 400 kB of BEGIN lines took ~2 s, a 2 MiB body ~50 s on the server's one thread.
     // No clock here: at 150 000 such lines a quadratic scan would run for minutes, past the test's timeout.

@@ -79,11 +79,13 @@ describe("validateFastPath: the plain requests it takes on bare node:http, the r
   const asked: ValidationQuery[] = [];
   const responses: number[] = [];
   const errors: string[] = [];
+  const texts: string[] = [];
   const fast = validateFastPath({
     prefix: "/p",
     service: { validate: async (_caller: unknown, q: ValidationQuery) => (asked.push(q), answer()) } as unknown as VerifierValidationService,
     access: { callerOf: () => ({ id: "v-1", kind: "private" }) } as unknown as VerifierAccess,
     parseJson: (_req, text, done) => {
+      texts.push(text);
       let v: unknown;
       try {
         v = JSON.parse(text);
@@ -115,8 +117,15 @@ describe("validateFastPath: the plain requests it takes on bare node:http, the r
         res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body }));
       });
       req.on("error", reject);
-      for (const part of Array.isArray(o.body) ? o.body : [o.body ?? ""]) req.write(part);
-      req.end();
+      const parts = Array.isArray(o.body) ? o.body : [o.body ?? ""];
+      // Parts after the first a moment apart, so the server reads them as chunks of their own.
+      void (async () => {
+        for (const [i, part] of parts.entries()) {
+          if (i) await new Promise((r) => setTimeout(r, 30));
+          req.write(part);
+        }
+        req.end();
+      })();
     });
   const body = JSON.stringify({ certificate: der.toString("base64"), purpose: "signature" });
 
@@ -130,6 +139,33 @@ describe("validateFastPath: the plain requests it takes on bare node:http, the r
     expect(responses.slice(n)).toEqual([200]);
     const utf8 = await send({ body, headers: { "content-length": String(body.length), "content-type": "Application/JSON; charset=UTF-8" } });
     expect(utf8.status).toBe(200);
+  });
+
+  it("reads a body that comes in several chunks whole, a character split between two of them too", async () => {
+    // An unknown field holding 年 (three octets in UTF-8), cut between its first and second octet.
+    const b = Buffer.from(JSON.stringify({ certificate: der.toString("base64"), purpose: "signature", note: "年" }));
+    const cut = b.indexOf(Buffer.from("年")) + 1;
+    const r = await send({ body: [b.subarray(0, 10), b.subarray(10, cut), b.subarray(cut)] as unknown as string[], headers: { "content-length": String(b.length) } });
+    expect(texts.at(-1)).toBe(b.toString("utf8"));
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body)).toMatchObject({ code: "field-unknown" });
+  });
+
+  it("sends a store that does not answer as 503 with Retry-After, and every answer with its type, nosniff and no-store", async () => {
+    answer = () => Promise.reject(Object.assign(new Error("stalled"), { code: "ERR_STORE_UNRESPONSIVE" }));
+    try {
+      const r = await send({ body, headers: { "content-length": String(Buffer.byteLength(body)) } });
+      expect(r.status).toBe(503);
+      expect(JSON.parse(r.body)).toMatchObject({ code: "store-unresponsive" });
+      const seconds = (VALIDATE_ERRORS["store-unresponsive"] as { retryAfterSeconds?: number }).retryAfterSeconds;
+      expect(seconds).toBeGreaterThan(0);
+      expect(r.headers).toMatchObject({ "retry-after": String(seconds), "content-type": "application/json; charset=utf-8", "x-content-type-options": "nosniff", "cache-control": "no-store", "content-length": String(Buffer.byteLength(r.body)) });
+    } finally {
+      answer = async () => ({ view: "private", status: "valid", validationTime: "2026-04-01T00:00:00.000Z" });
+    }
+    const ok = await send({ body, headers: { "content-length": String(Buffer.byteLength(body)) } });
+    expect(ok.headers["retry-after"]).toBeUndefined();
+    expect(ok.headers).toMatchObject({ "x-content-type-options": "nosniff" });
   });
 
   it("leaves everything else to fastify: other methods and paths, a query, chunked or oversized bodies, other media types", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { auditHash, auditHashTail, canonicalJson } from "./audit-log.js";
+import { auditHash, auditHashTail, canonicalJson, GENESIS_HASH, sealAudit } from "./audit-log.js";
 import { hash } from "node:crypto";
 
 describe("canonicalJson", () => {
@@ -22,5 +22,19 @@ describe("auditHashTail", () => {
     const r = { prevHash: "ab".repeat(32), at: 1_700_000_000_123, actor: "os:é", action: "a", subject: 'q"\\\n', detail: '{"x":"😀"}' };
     expect(hash("sha256", `["${r.prevHash}",${auditHashTail(r)}`, "hex")).toBe(auditHash(r));
     expect(auditHashTail({ ...r, at: new Date(r.at) })).toBe(auditHashTail(r));
+  });
+});
+
+describe("sealAudit", () => {
+  it("links the record to the head and hashes exactly the fields it returns (what `jpki audit verify` recomputes)", () => {
+    const at = new Date(1_700_000_000_123);
+    const entry = { action: "verifier.validate-query", subject: "v-1", actor: "verifier:v-1", detail: { answers: ["0a:valid", "0b:revoked"], checks: [], itemsDisclosed: 0 } };
+    const first = sealAudit(entry, undefined, at, "os:ops");
+    expect(first).toMatchObject({ seq: 1, at, actor: "verifier:v-1", action: entry.action, subject: "v-1", detail: canonicalJson(entry.detail), prevHash: GENESIS_HASH });
+    expect(first.hash).toBe(auditHash(first));
+    const next = sealAudit({ action: "ca.init", subject: "13-sig" }, { seq: first.seq, hash: first.hash }, at, "os:ops");
+    expect(next).toMatchObject({ seq: 2, actor: "os:ops", detail: "{}", prevHash: first.hash });
+    expect(next.hash).toBe(auditHash(next));
+    expect(Object.keys(next).sort()).toEqual(["action", "actor", "at", "detail", "hash", "prevHash", "seq", "subject"]);
   });
 });

@@ -124,8 +124,11 @@ function quotedKey(k: string): string {
 /** The next record after `head` (undefined: the log is empty). */
 export function sealAudit(entry: AuditEntry, head: { readonly seq: number; readonly hash: string } | undefined, at: Date, actor: string): AuditRecord {
   const prevHash = head?.hash ?? GENESIS_HASH;
-  const rec = { seq: (head?.seq ?? 0) + 1, ...auditFields(entry, at, actor), prevHash };
-  return { ...rec, hash: auditHash(rec) };
+  // Plain literals, no spreads (a spread after other properties takes V8's slow path): a disclosure group of the
+  // validation API seals one record per verifier.
+  const f = auditFields(entry, at, actor);
+  const seq = (head?.seq ?? 0) + 1;
+  return { seq, at: f.at, actor: f.actor, action: f.action, subject: f.subject, detail: f.detail, prevHash, hash: auditHash({ prevHash, at: f.at, actor: f.actor, action: f.action, subject: f.subject, detail: f.detail }) };
 }
 
 /**

@@ -23,7 +23,7 @@ import type { CertificateType, FourItems } from "../profile/types.js";
 import { KEY_USAGE, parseCertificate, type Certificate } from "./certificate.js";
 import { formatName, type Name } from "./name.js";
 import { FAILURE_REASONS, type PathStatus, type PathValidationResult, type RevocationMode, type RevocationSourceName } from "./types.js";
-import { buildPaths, gatherRevocation, pathCandidates, validatePath, type RevocationFetches } from "./validate.js";
+import { buildPaths, endEntityOf, gatherRevocation, pathCandidates, validatePath, type RevocationFetches } from "./validate.js";
 import { JpkiError } from "../errors.js";
 import type { CrlIndexCache } from "./crl-index-cache.js";
 import type { OcspClient, OcspOutcome } from "./ocsp-source.js";
@@ -211,9 +211,9 @@ function chainEntry(der: Buffer): ChainCertificate {
 }
 
 
-function parse(der: Uint8Array, what: string): Certificate {
+function parse(der: Uint8Array, what: string, read: (der: Uint8Array) => Certificate = parseCertificate): Certificate {
   try {
-    return parseCertificate(der);
+    return read(der);
   } catch (e) {
     throw new JpkiError("ERR_DER_MALFORMED", `the ${what} is not a decodable X.509 certificate`, { cause: e });
   }
@@ -267,7 +267,8 @@ export function checkJpkiPurpose(purpose: unknown): asserts purpose is JpkiPurpo
 
 function validateJpkiNow(params: ValidateJpkiParams): JpkiValidationResult {
   checkJpkiPurpose(params.purpose);
-  const cert = parse(params.certificate, "certificate");
+  // Parsed once for the whole validation: path building and path processing read this same parse (endEntityOf).
+  const cert = parse(params.certificate, "certificate", endEntityOf);
   const declared = certificatePurposeOf(cert);
   const issuer = jpkiAuthorityOf(cert.issuer);
   const fourItems = declared === "signature" ? fourItemsOf(cert) : undefined;

@@ -276,15 +276,41 @@ export function verifyCertificateAsync(cert: Certificate, issuer: SubjectPublicK
  */
 let callChecks: SignatureVerdict[] | undefined;
 
-/** Runs `f` (one synchronous validation) with each per-call certificate signature verified at most once. */
+/**
+ * The certificates parsed per call (the end entity) in the validation running now, with the bytes each was read
+ * from, or undefined outside one. validateJpki reads the end entity for its JPKI facts, path building for its
+ * issuer (build.ts pathCandidates), path processing once more (validate.ts validatePath): three parses of the same
+ * octets, each ≈ 7–9 % of a validation on the validation API's engine thread (bench api, perf, 2026-12-06). Kept
+ * for one call only, as callChecks: a later call parses again.
+ */
+let callParsed: Array<{ readonly from: Uint8Array; readonly bytes: Buffer; readonly cert: Certificate }> | undefined;
+
+/** Runs `f` (one synchronous validation) with each per-call certificate parsed and its signature verified at most once. */
 export function withinOneValidation<T>(f: () => T): T {
   if (callChecks) return f(); // nested (validateJpki → validatePath): the outer call's checks
   callChecks = [];
+  callParsed = [];
   try {
     return f();
   } finally {
     callChecks = undefined;
+    callParsed = undefined;
   }
+}
+
+/**
+ * `der` parsed by `parse`, once per validation: within withinOneValidation the same certificate is given again for
+ * the same octets — asked by the Buffer it was read from, or by its own `der` (what the path builder hands on) —
+ * and the bytes are compared on every use with a copy taken at the parse (the parse's `der` is a view of the
+ * caller's memory, so it changes with it), so a Buffer changed in place is parsed again. Outside one, parsed each
+ * time. A parse that throws is not kept (it throws again).
+ */
+export function parsedOncePerValidation(der: Uint8Array, parse: (der: Uint8Array) => Certificate): Certificate {
+  if (!callParsed) return parse(der);
+  for (const p of callParsed) if ((p.from === der || p.cert.der === der) && p.bytes.equals(der)) return p.cert;
+  const cert = parse(der);
+  callParsed.push({ from: der, bytes: Buffer.from(der), cert });
+  return cert;
 }
 
 /** `cert`'s signature verifies under `key` (RFC 5280 §6.1.3(a)(1)); remembered for shared certificates. */

@@ -18,7 +18,7 @@ import { parseCrl, type Crl } from "./crl.js";
 import { formatName, nameEquals } from "./name.js";
 import { processPath } from "./path.js";
 import { ByteTable, tlvAt } from "./asn1.js";
-import { certificateVerifies, shareCertificate, spkiId, verifyCertificateAsync, verifySignature, withinOneValidation, workingKeyOf, type SignatureVerdict, type WorkingKey } from "./signature.js";
+import { certificateVerifies, parsedOncePerValidation, shareCertificate, spkiId, verifyCertificateAsync, verifySignature, withinOneValidation, workingKeyOf, type SignatureVerdict, type WorkingKey } from "./signature.js";
 import { ocspCertId, type OcspClient, type OcspOutcome } from "./ocsp-source.js";
 import {
   FAILURE_REASONS,
@@ -89,6 +89,11 @@ interface Context {
 
 /** How deep CRL-issuer paths may nest (a CRL signer whose CRL has its own signer …). */
 const MAX_SIGNER_DEPTH = 4;
+
+/** The end entity of a validation, parsed once per validation (signature.ts parsedOncePerValidation). */
+export function endEntityOf(der: Uint8Array): Certificate {
+  return parsedOncePerValidation(der, parseCertificate);
+}
 
 function tryParse<T>(parse: (d: Uint8Array) => T, der: Uint8Array): T | undefined {
   try {
@@ -216,8 +221,9 @@ function validatePathNow(params: ValidatePathParams): PathValidationResult {
   checkParams(params);
   const chain: Certificate[] = [];
   for (let k = 0; k < params.chain.length; k++) {
-    // the end entity parsed afresh every time; the CA certificates above it are shared (configured())
-    const c = k === 0 ? tryParse(parseCertificate, params.chain[k]!) : configured(params.chain[k]!);
+    // the end entity parsed once per validation (validateJpki and path building read it too); the CA certificates
+    // above it are shared (configured())
+    const c = k === 0 ? tryParse(endEntityOf, params.chain[k]!) : configured(params.chain[k]!);
     if (!c) return { status: "untrusted", reason: "malformed-certificate", index: k, message: `certificate ${k} of the chain could not be decoded` };
     chain.push(c);
   }
@@ -560,7 +566,7 @@ export function buildPath(params: { readonly endEntity: Uint8Array; readonly int
  * current one, say).
  */
 export function* pathCandidates(params: { readonly endEntity: Uint8Array; readonly intermediates: readonly Uint8Array[]; readonly trustAnchors: readonly Uint8Array[]; readonly limit?: number }): Generator<Buffer[]> {
-  const ee = tryParse(parseCertificate, params.endEntity);
+  const ee = tryParse(endEntityOf, params.endEntity);
   if (!ee) return;
   const pool = configuredAll(params.intermediates);
   const anchors = configuredAll(params.trustAnchors);

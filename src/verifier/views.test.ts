@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { JpkiValidationResult } from "../validation/jpki.js";
 import { LEGAL_BASES, LEGAL_BASIS_CODES, isLegalBasisCode, legalBasisAllows, parseLegalBasis } from "./legal-basis.js";
-import { PRIVATE_STATUS_OF, governmentView, privateView } from "./views.js";
+import { PRIVATE_STATUS_OF, governmentView, privateView, viewedPart } from "./views.js";
 
 const at = new Date("2026-04-01T00:00:00Z");
 const revoked = {
@@ -34,6 +34,42 @@ describe("verifier views (views.ts)", () => {
     const v = governmentView(revoked, { at, serial: "0a", issuer: "13-sig" });
     expect(v).toMatchObject({ status: "revoked", reason: "revoked", failedCertificate: { index: 0, serial: "0a" }, revocation: { time: "2026-03-01T00:00:00.000Z", reason: "affiliationChanged" } });
     expect(JSON.stringify(v)).not.toMatch(/山田|千代田/);
+  });
+});
+
+describe("what crosses from the engine's thread (viewedPart)", () => {
+  const ee = { subject: "C=JP, CN=x", issuer: "C=JP, O=JPKI, OU=Tokyo-to", serial: "0a", notBefore: at, notAfter: at };
+  const ca = { subject: "C=JP, O=JPKI, OU=Tokyo-to", issuer: "C=JP, O=JPKI, OU=Tokyo-to", serial: "01", notBefore: at, notAfter: at };
+  const valid = { status: "valid", purpose: "signature", certificatePurpose: "signature", chain: [ee, ca] } as unknown as JpkiValidationResult;
+  const caRevoked = { ...revoked, index: 1, chain: [ee, ca] } as unknown as JpkiValidationResult;
+  const eeRevoked = { ...revoked, chain: [ee, ca] } as unknown as JpkiValidationResult;
+
+  it("carries the path's entries up to the one the views read, no further, and no dates", () => {
+    expect(viewedPart(valid).chain).toEqual([{ subject: ee.subject, issuer: ee.issuer, serial: ee.serial }]);
+    expect(viewedPart(eeRevoked).chain).toEqual([{ subject: ee.subject, issuer: ee.issuer, serial: ee.serial }]);
+    expect(viewedPart(caRevoked).chain).toEqual([
+      { subject: ee.subject, issuer: ee.issuer, serial: ee.serial },
+      { subject: ca.subject, issuer: ca.issuer, serial: ca.serial },
+    ]);
+  });
+
+  it("gives each view what the whole result gives", () => {
+    for (const r of [valid, eeRevoked, caRevoked]) {
+      const o = { at, serial: "0a", issuer: "13-sig", legalBasis: "pension" };
+      expect(governmentView(viewedPart(r), o)).toEqual(governmentView(r, o));
+      expect(privateView(viewedPart(r), at)).toEqual(privateView(r, at));
+    }
+    expect(governmentView(viewedPart(caRevoked), { at, serial: "0a", issuer: "13-sig" }).failedCertificate).toEqual({ index: 1, subject: ca.subject, issuer: ca.issuer, serial: ca.serial });
+  });
+
+  it("writes a government body's answer with its fields in one order: the base, the legal basis, then why it failed", () => {
+    const v = governmentView(eeRevoked, { at, serial: "0a", issuer: "13-sig", legalBasis: "pension" });
+    expect(Object.keys(v)).toEqual(["view", "status", "purpose", "validationTime", "serial", "issuer", "legalBasis", "reason", "message", "failedCertificate", "revocation"]);
+    expect(v).toMatchObject({ legalBasis: "pension", failedCertificate: { index: 0, subject: ee.subject, issuer: ee.issuer, serial: ee.serial }, revocation: { time: "2026-03-01T00:00:00.000Z", reason: "affiliationChanged" } });
+    expect(Object.keys(governmentView(valid, { at, serial: "0a", issuer: "13-sig" }))).toEqual(["view", "status", "purpose", "validationTime", "serial", "issuer"]);
+    // a failure whose certificate the path does not hold: its index alone
+    const noPath = { ...revoked, chain: undefined } as unknown as JpkiValidationResult;
+    expect(governmentView(noPath, { at, serial: "0a", issuer: "13-sig" }).failedCertificate).toEqual({ index: 0 });
   });
 });
 
