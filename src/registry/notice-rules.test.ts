@@ -137,6 +137,17 @@ describe("decideRevocations", () => {
     expect(decideRevocations(notice("relocation", undefined), [auth])).toEqual([]);
   });
 
+  it("decides without the items of a certificate no rule compares (a store's context leaves them out), and never revokes for items it was not given", () => {
+    const { fourItems: _, ...bare } = auth;
+    for (const kind of Object.keys(NOTICE_RULES) as NoticeKind[]) {
+      expect(decideRevocations(notice(kind, EXPECTED[kind].after), [bare])).toEqual(decideRevocations(notice(kind, EXPECTED[kind].after), [auth]));
+    }
+    // A signature certificate without them: a fault (ERR_INTERNAL), not a revocation nor a keep.
+    const { fourItems: __, ...bareSig } = sig;
+    expect(() => decideRevocations(notice("relocation", moved), [bareSig])).toThrow(expect.objectContaining({ code: "ERR_INTERNAL" }));
+    expect(decideRevocations(notice("death", undefined), [bareSig]).map((d) => d.serial)).toEqual(["0a01"]);
+  });
+
   it("an unknown kind (a hand-made notice) is a bug, not a silent keep", () => {
     expect(() => decideRevocations(notice("marriage" as NoticeKind, moved), [sig])).toThrow(expect.objectContaining({ code: "ERR_INTERNAL" }));
   });

@@ -57,8 +57,12 @@ export function endsRecord(kind: NoticeKind): boolean {
 export interface CertifiedCertificate {
   readonly serial: string;
   readonly type: CertificateType;
-  /** as certified (the registry's true form at issuance); for an authentication certificate, what the CA recorded */
-  readonly fourItems: FourItems;
+  /**
+   * As certified (the registry's true form at issuance); for an authentication certificate, what the CA recorded.
+   * Needed only where a rule compares them (revoke-if-changed, signature certificates): a store's notice context
+   * leaves them out of authentication certificates (CertifiedRow).
+   */
+  readonly fourItems?: FourItems | undefined;
   /**
    * The registry record's notice sequence its items were read at (SQLite store version 30, PostgreSQL 27): it
    * certifies the state after every notice up to it. Absent for certificates issued before.
@@ -114,6 +118,12 @@ export function decideRevocations(notice: ChangeNotice, certs: readonly Certifie
       // Issued after the registry took this notice (the CA side behind by two notices or more, a certificate issued
       // in between): it certifies a later state, and this notice's `after` is not what it claims.
       if (cert.issuedAtSequence !== undefined && cert.issuedAtSequence >= notice.sequence) continue;
+      if (!cert.fourItems) {
+        // A rule that compares items for a type whose items the caller did not read: a fault here, never a revocation.
+        throw new JpkiError("ERR_INTERNAL", "a revocation rule compares four items the certificate was given without", {
+          details: { kind: String(notice.kind), type: String(cert.type) },
+        });
+      }
       if (sameCertifiedItems(cert.fourItems, notice.after)) continue;
     }
     seen.add(cert.serial);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { auditHash, auditHashTail, canonicalJson, GENESIS_HASH, sealAudit } from "./audit-log.js";
+import { auditFields, auditHash, auditHashTail, canonicalJson, CanonicalJsonText, GENESIS_HASH, sealAudit } from "./audit-log.js";
+import { noticeBatchAudit } from "./audit-ops.js";
+import type { NoticeCommit } from "./types.js";
 import { hash } from "node:crypto";
 
 describe("canonicalJson", () => {
@@ -36,5 +38,54 @@ describe("sealAudit", () => {
     expect(next).toMatchObject({ seq: 2, actor: "os:ops", detail: "{}", prevHash: first.hash });
     expect(next.hash).toBe(auditHash(next));
     expect(Object.keys(next).sort()).toEqual(["action", "actor", "at", "detail", "hash", "prevHash", "seq", "subject"]);
+  });
+});
+
+describe("CanonicalJsonText", () => {
+  it("of records with keys in sorted order writes canonicalJson's bytes: quotes, backslashes, control characters, non-ASCII, lone surrogates, numbers", () => {
+    const records: Array<Record<string, string | number | boolean>> = [
+      { reason: 1, serial: "0a01", source: "notice:N-1" },
+      { reason: 0, serial: "ff", source: 'notice:"q"\\\n\t\u0000\u007f' },
+      { reason: -0, serial: "00", source: "notice:髙橋\u3000😀\u2028" },
+      { reason: 1.5, serial: "01", source: "notice:\ud800 \udc00 \udbff\udfff" },
+      { a: true, b: false, c: 1e21, d: "" },
+    ];
+    expect(canonicalJson({ list: CanonicalJsonText.ofSortedRecords(records) })).toBe(canonicalJson({ list: records }));
+    expect(canonicalJson(CanonicalJsonText.ofSortedRecords([]))).toBe("[]");
+    // the lone surrogate as its ASCII escape in both, as the stores keep the detail
+    expect(canonicalJson(CanonicalJsonText.ofSortedRecords(records))).toContain('"notice:\\ud800 \\udc00 \udbff\udfff"');
+  });
+});
+
+describe("noticeBatchAudit", () => {
+  it("records the same detail, and so the same chain hashes, as canonicalJson of the plain revocation records", () => {
+    const source = 'notice:N-"1"\\é\ud800';
+    const b: NoticeCommit = {
+      at: new Date(1000),
+      notices: [
+        { noticeId: "N-1", residentCode: "r1", sequence: 1, kind: "death", body: "{}", status: "applied", revocations: 2 },
+        { noticeId: "N-2", residentCode: "r2", sequence: 3, kind: "relocation", body: "{}", status: "held", revocations: 0 },
+      ],
+      sequences: [],
+      revocations: [
+        { serial: "0a01", reason: 5, source, residentCode: "r1" },
+        { serial: "0a02", reason: 5, source: "notice:N-1" },
+      ],
+      relinks: [],
+      dirtyCas: ["13-sig"],
+    };
+    const entry = noticeBatchAudit(b, 2)!;
+    const ids = hash("sha256", "N-1\nN-2", "hex");
+    const fields = auditFields(entry, new Date(5000), "os:jpki");
+    // the bytes as written before CanonicalJsonText (and as verified by every chain already stored)
+    expect(fields.detail).toBe(
+      `{"applied":1,"held":1,"noticeIdsSha256":"${ids}","notices":2,"relinks":0,` +
+        `"revocations":[{"reason":5,"serial":"0a01","source":"notice:N-\\"1\\"\\\\é\\ud800"},{"reason":5,"serial":"0a02","source":"notice:N-1"}],"revoked":2}`,
+    );
+    const plain = { ...entry.detail, revocations: b.revocations.map((r) => ({ source: r.source, serial: r.serial, reason: r.reason })) };
+    expect(fields.detail).toBe(canonicalJson(plain));
+    const sealed = sealAudit(entry, { seq: 7, hash: "ab".repeat(32) }, new Date(5000), "os:jpki");
+    expect(sealed.hash).toBe(auditHash({ ...sealed, detail: canonicalJson(plain) }));
+    expect(hash("sha256", `["${sealed.prevHash}",${auditHashTail(sealed)}`, "hex")).toBe(sealed.hash);
   });
 });

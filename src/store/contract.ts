@@ -539,6 +539,27 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("gives a notice context's certificates exactly: four items on an unrevoked signature certificate only, none on an authentication one, no revoked one", async () => {
+      const s = await twoCas(make);
+      const certified = { ...items, name: "𠮷田　花子" }; // a surrogate pair, as certified: the items come back as stored
+      await s.upsertResidents([{ ...resident("r1"), fourItems: certified }]);
+      // a revoked row of the resident, which the context leaves out
+      await s.commitIssuances([{ ...keyed("0e20", "r1", 500, "k0", "authentication"), fourItems: certified }]);
+      await s.revoke({ serial: "0e20", revokedAt: new Date(600), reason: 1, source: "manual" });
+      await s.commitIssuances([
+        { ...keyed("0e21", "r1", 1000, "k1"), fourItems: certified, registrySequence: 0 },
+        { ...keyed("0e22", "r1", 1000, "k2", "authentication"), fourItems: certified, registrySequence: 0 },
+      ]);
+      const ctx = await s.loadNoticeContext({ noticeIds: [], residentCodes: ["r1"] });
+      // toStrictEqual: no other property, not even an undefined fourItems on the authentication certificate
+      expect(ctx.certificates.get("r1")).toStrictEqual([
+        { serial: "0e21", caId: "13-sig", type: "signature", residentCode: "r1", fourItems: certified, issuedAtSequence: 0 },
+        { serial: "0e22", caId: "13-auth", type: "authentication", residentCode: "r1", issuedAtSequence: 0 },
+      ]);
+      expect(ctx.everCertified.has("r1")).toBe(true);
+      await s.close();
+    });
+
     it("commits all or nothing: a duplicate serial rolls back the whole batch", async () => {
       const s = await make();
       await s.putCa(ca());

@@ -31,7 +31,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { createRequire } from "node:module";
-import type { CertificateType } from "../profile/types.js";
+import type { CertificateType, Gender } from "../profile/types.js";
 import type { Client, ClientBase, Connection, CustomTypesConfig, Pool, PoolClient, QueryResultRow, Submittable } from "pg";
 import { JpkiError } from "../errors.js";
 import { Coalescer } from "./coalesce.js";
@@ -3550,14 +3550,25 @@ export class PostgresStore implements Store {
       held.set(r.resident_code, list);
     }
     const certificates = new Map<string, CertifiedRow[]>();
-    const certified = await c.query<CertRowDb & { registry_sequence: bigint | null }>(
-      `SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, registry_sequence FROM certificates
+    // The four items only where a notice compares them (CertifiedRow): NULL, so never decoded, but on a signature certificate.
+    const certified = await c.query<
+      Pick<CertRowDb, "serial" | "ca_id" | "type" | "resident_code"> & { name: string | null; address: string | null; birth_date: string | null; gender: string | null; registry_sequence: bigint | null }
+    >(
+      `SELECT serial, ca_id, type, resident_code, CASE WHEN type = 'signature' THEN name END AS name, CASE WHEN type = 'signature' THEN address END AS address,
+         CASE WHEN type = 'signature' THEN birth_date END AS birth_date, CASE WHEN type = 'signature' THEN gender END AS gender, registry_sequence FROM certificates
        WHERE revoked_at IS NULL AND resident_code = ANY($1::text[]) ORDER BY resident_code, issued_at, serial${lock ? " FOR NO KEY UPDATE" : ""}`,
       [textArray(codes)],
     );
     for (const r of certified.rows) {
       const list = certificates.get(r.resident_code) ?? [];
-      list.push({ serial: r.serial, caId: r.ca_id, type: r.type, residentCode: r.resident_code, fourItems: itemsOf(r), ...(r.registry_sequence === null ? {} : { issuedAtSequence: Number(r.registry_sequence) }) });
+      // one shape per type, as the SQLite store builds them: issuedAtSequence there, undefined where not kept
+      const seq = r.registry_sequence === null ? undefined : Number(r.registry_sequence);
+      const { serial, ca_id: caId, type, resident_code: residentCode } = r;
+      list.push(
+        type === "signature"
+          ? { serial, caId, type, residentCode, fourItems: { name: r.name!, address: r.address!, birthDate: r.birth_date!, gender: r.gender as Gender }, issuedAtSequence: seq }
+          : { serial, caId, type, residentCode, issuedAtSequence: seq },
+      );
       certificates.set(r.resident_code, list);
     }
     const ever = await c.query<{ resident_code: string }>("SELECT DISTINCT resident_code FROM certificates WHERE resident_code = ANY($1::text[])", [textArray(codes)]);

@@ -1505,8 +1505,13 @@ export class SqliteStore implements Store {
       ).raw(),
       batchLastSeq: db.prepare("SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
       batchHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' AND resident_code IN (SELECT value FROM json_each(?)) ORDER BY resident_code, sequence"),
+      // The four items only where a notice compares them (CertifiedRow): an unrevoked signature certificate's. Left
+      // NULL in SQL, the others are never decoded from UTF-8 into strings on the committing thread.
       batchCertified: db.prepare(
-        "SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, revoked_at, municipality_code, not_after, registry_sequence FROM certified WHERE resident_code IN (SELECT value FROM json_each(?))",
+        `SELECT serial, ca_id, type, resident_code,
+           CASE WHEN revoked_at IS NULL AND type = 'signature' THEN name END, CASE WHEN revoked_at IS NULL AND type = 'signature' THEN address END,
+           CASE WHEN revoked_at IS NULL AND type = 'signature' THEN birth_date END, CASE WHEN revoked_at IS NULL AND type = 'signature' THEN gender END,
+           revoked_at, municipality_code, not_after, registry_sequence FROM certified WHERE resident_code IN (SELECT value FROM json_each(?))`,
       ).raw(),
       batchResidents: db.prepare("SELECT resident_code, notice_sequence, successor_code FROM residents WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
       // Read twice per issuance (to sign, then to commit): rows as arrays, not objects keyed by column name.
@@ -2665,18 +2670,24 @@ export class SqliteStore implements Store {
     const certificates = new Map<string, CertifiedRow[]>();
     // One read gives both: the unrevoked certificates, and which codes were ever certified.
     const everCertified = new Set<string>();
+    // The items are NULL but on an unrevoked signature certificate (batchCertified).
     type Certified = [
-      serial: string, caId: string, type: CertificateType, residentCode: string, name: string, address: string, birthDate: string, gender: string, revokedAt: number | null,
-      municipality: string, notAfter: number, issuedAtSequence: number | null,
+      serial: string, caId: string, type: CertificateType, residentCode: string, name: string | null, address: string | null, birthDate: string | null, gender: string | null,
+      revokedAt: number | null, municipality: string, notAfter: number, issuedAtSequence: number | null,
     ];
     for (const [serial, caId, type, residentCode, name, address, birthDate, gender, revokedAt, municipality, notAfter, issuedAtSequence] of st.batchCertified.all(codes) as Certified[]) {
       everCertified.add(residentCode);
       if (revokedAt !== null) continue;
       unrevoked?.set(serial, { caId, municipality, notAfter });
       const list = certificates.get(residentCode) ?? [];
-      // Built directly, one object each: through itemsOf's row object and a spread of the sequence, three more.
-      const fourItems: FourItems = { name, address, birthDate, gender: gender as Gender };
-      list.push(issuedAtSequence === null ? { serial, caId, type, residentCode, fourItems } : { serial, caId, type, residentCode, fourItems, issuedAtSequence });
+      // Built directly, one object each (through itemsOf's row object and a spread of the sequence, three more), of
+      // one shape per type: issuedAtSequence is there, undefined where the store has none.
+      const seq = issuedAtSequence ?? undefined;
+      list.push(
+        type === "signature"
+          ? { serial, caId, type, residentCode, fourItems: { name: name!, address: address!, birthDate: birthDate!, gender: gender as Gender }, issuedAtSequence: seq }
+          : { serial, caId, type, residentCode, issuedAtSequence: seq },
+      );
       certificates.set(residentCode, list);
     }
     // The registry's record only where the decision looks at it: a code the CA knows nothing of (is it a
