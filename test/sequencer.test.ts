@@ -16,8 +16,8 @@ function spec(project: string, file: string): TestSpecification {
 }
 
 /** A sequencer of a fresh checkout (nothing cached: the CI table decides) with two workers. */
-function sequencer(): LongestFirst {
-  const ctx = { cache: { getFileTestResults: () => undefined, getFileStats: () => undefined }, config: { root: ROOT, maxWorkers: 2 } };
+function sequencer(sequence: { seed?: number } = {}): LongestFirst {
+  const ctx = { cache: { getFileTestResults: () => undefined, getFileStats: () => undefined }, config: { root: ROOT, maxWorkers: 2, sequence } };
   return new LongestFirst(ctx as unknown as Vitest);
 }
 
@@ -77,5 +77,24 @@ describe("LongestFirst", () => {
       "unit:src/ca/manage.test.ts",
     ]);
     expect(order.slice(7).every((f) => f.startsWith("unit:src/pki/"))).toBe(true);
+  });
+
+  it("with a seed (--sequence.shuffle.files --sequence.seed N), orders the files by the seed, not by time, each project without isolation still together", async () => {
+    const shared = ["demo", "card-counter", "issuance", "rollover", "migration", "inspect-crl", "java-pkix", "compromise-retired"].map((n) => spec("sqlite-shared", `test/integration/${n}.test.ts`));
+    const files = [...shared, spec("unit", "src/server/app.test.ts"), spec("unit", "src/ca/manage.test.ts"), spec("sqlite", "src/store/staging.test.ts")];
+    const name = (f: TestSpecification) => `${f.project.name}:${f.moduleId.slice(ROOT.length + 1)}`;
+    const byTime = (await sequencer().sort(files)).map(name);
+    const shuffledBy = async (seed: number) => (await sequencer({ seed }).sort(files)).map(name);
+    const [a, again, b] = [await shuffledBy(1111), await shuffledBy(1111), await shuffledBy(2222)];
+    expect(again).toEqual(a);
+    expect(b).not.toEqual(a);
+    for (const order of [a, b]) {
+      expect(order).not.toEqual(byTime);
+      expect([...order].sort()).toEqual([...byTime].sort());
+      // one run of each project: sqlite first, then the two shared projects one after the other
+      const runs = order.map((f) => f.split(":")[0]).filter((p, i, all) => p !== all[i - 1]);
+      expect(runs[0]).toBe("sqlite");
+      expect(runs.slice(1).sort()).toEqual(["sqlite-shared", "unit"]);
+    }
   });
 });

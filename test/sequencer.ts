@@ -94,7 +94,12 @@ export class LongestFirst extends BaseSequencer {
     };
     // vitest's order breaks ties (and orders the files nothing is known of)
     const base = await super.sort(files);
-    const time = new Map(base.map((f) => [f, expected(f)]));
+    // A seed (`--sequence.shuffle.files --sequence.seed N`, or `--sequence.shuffle`, which shuffles the tests too and
+    // draws one): a random order of the seed's in place of the times, the projects still grouped below, to check that
+    // the files of a shared worker pass whatever ran before them. vitest shuffles files only with its own sequencer:
+    // beside a custom one its `--sequence.shuffle.files` alone changes nothing (it keeps the seed, given or drawn).
+    const seed = this.ctx.config.sequence.seed;
+    const time = new Map(seed === undefined ? base.map((f) => [f, expected(f)]) : shuffled(base, seed).map((f, i) => [f, base.length - i]));
     // The files of a project without isolation ("unit", "sqlite-shared": test/isolation.ts) go last, one project after
     // the other: vitest hands a worker its next file only while that file is of the same non-isolated project (else
     // it starts a new worker, which imports everything again), so two such projects' files interleaved by time would
@@ -118,4 +123,22 @@ export class LongestFirst extends BaseSequencer {
     if (pg > 0 && pg < workers) order.unshift(...order.splice(pg, 1));
     return order;
   }
+}
+
+/** `items` in a random order drawn from `seed` (Fisher–Yates over mulberry32): the same seed, the same order. */
+export function shuffled<T>(items: readonly T[], seed: number): T[] {
+  let state = seed >>> 0;
+  const random = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }
