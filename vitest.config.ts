@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { configDefaults, defineConfig } from "vitest/config";
-import { unitFiles } from "./test/isolation.js";
+import { sharedIntegrationFiles, unitFiles } from "./test/isolation.js";
 import { LongestFirst } from "./test/sequencer.js";
 
 /**
@@ -20,6 +20,16 @@ export const STORE_SUITES = ["issuance", "notices", "identity", "keys", "partial
  */
 const UNIT_FILES = unitFiles(import.meta.dirname);
 
+/**
+ * The SQLite integration files that start no process the file does not wait for (test/isolation.ts
+ * sharedIntegrationFiles), in the "sqlite-shared" project: one worker runs them one after the other, as "unit" does
+ * its files, with the "sqlite" project's global setup (the run's SQLite demo and Tokyo workspace). An isolated
+ * integration file cost ≈ 2 s of CPU before its tests did anything: the worker, vitest, the library's first load.
+ * test/shared-worker-guard.ts fails a file that leaves handlers, environment or a listening server behind. The
+ * store suites among them still run isolated on PostgreSQL ("postgres").
+ */
+const SHARED_INTEGRATION_FILES = sharedIntegrationFiles(import.meta.dirname);
+
 export default defineConfig({
   test: {
     setupFiles: ["test/setup.ts"],
@@ -36,7 +46,8 @@ export default defineConfig({
     sequence: { sequencer: LongestFirst },
     projects: [
       { extends: true, test: { name: "unit", include: UNIT_FILES, isolate: false } },
-      { extends: true, test: { name: "sqlite", include: ["src/**/*.test.ts", "test/**/*.test.ts"], exclude: [...configDefaults.exclude, ...UNIT_FILES] } },
+      { extends: true, test: { name: "sqlite-shared", include: SHARED_INTEGRATION_FILES, isolate: false, setupFiles: ["test/shared-worker-guard.ts"] } },
+      { extends: true, test: { name: "sqlite", include: ["src/**/*.test.ts", "test/**/*.test.ts"], exclude: [...configDefaults.exclude, ...UNIT_FILES, ...SHARED_INTEGRATION_FILES] } },
       { extends: true, test: { name: "postgres", include: STORE_SUITES, globalSetup: ["test/postgres-global-setup.ts"] } },
     ],
   },

@@ -26,6 +26,7 @@ const BUILT = Symbol.for("jpki.test.distBuilt");
 const DEMO = Symbol.for("jpki.test.sqliteDemo");
 const TOKYO = Symbol.for("jpki.test.sqliteTokyo");
 const RUN_TMP = Symbol.for("jpki.test.runTmp");
+const SHARED_PG = Symbol.for("jpki.test.sharedPostgres");
 const ROOT = join(import.meta.dirname, "..");
 
 /**
@@ -109,15 +110,16 @@ function sqliteTokyo(): Promise<string> {
 
 /**
  * The PostgreSQL server the "sqlite" project's store files share (use-postgres.ts): each of them started one of its own
- * (≈ 1 s to start and stop, from the run's one initdb) for databases only it uses. Started beside the demo; a
- * machine without PostgreSQL's binaries gets none, and those files start their own, which says why it cannot.
+ * (≈ 1 s to start and stop, from the run's one initdb) for databases only it uses. Started beside the demo, once per
+ * run whatever the number of projects that ask ("sqlite" and "sqlite-shared"), and stopped by the teardown of the
+ * setup that started it (vitest runs every teardown after every file); a machine without PostgreSQL's binaries gets
+ * none, and those files start their own, which says why it cannot.
  */
-async function sharedPostgres(): Promise<PostgresTestServer | undefined> {
-  try {
-    return await startPostgres();
-  } catch {
-    return undefined;
-  }
+function sharedPostgres(): { server: Promise<PostgresTestServer | undefined>; first: boolean } {
+  const g = globalThis as { [SHARED_PG]?: Promise<PostgresTestServer | undefined> };
+  const first = !g[SHARED_PG];
+  g[SHARED_PG] ??= startPostgres().catch(() => undefined);
+  return { server: g[SHARED_PG], first };
 }
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
@@ -133,11 +135,11 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   if (project.name !== "postgres") {
     project.provide("jpkiDemoSqlite", await made);
     project.provide("jpkiTokyoSqlite", await tokyo);
-    const server = await shared;
+    const server = await shared!.server;
     if (server) project.provide("jpkiSharedPostgres", server.socketDir);
   }
   return async () => {
-    await (await shared)?.stop();
+    if (shared?.first) await (await shared.server)?.stop();
     if (!first) return;
     const demo = await made.catch(() => undefined);
     if (demo) rmSync(dirname(demo.workspace), { recursive: true, force: true });

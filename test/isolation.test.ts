@@ -1,10 +1,11 @@
 /**
  * test/isolation.ts: a src/ test file that starts a process or thread, or changes what the next file in its worker
- * would see, stays isolated; a file that does none of it runs in the shared "unit" worker.
+ * would see, stays isolated; a file that does none of it runs in the shared "unit" worker, and an integration file
+ * that does none of it but through the integration helpers that start nothing, in the shared "sqlite-shared" one.
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { needsIsolation, needsIsolationUnderTest, unitFiles } from "./isolation.js";
+import { needsIsolation, needsIsolationInSharedIntegration, needsIsolationUnderTest, sharedIntegrationFiles, unitFiles } from "./isolation.js";
 
 const ROOT = join(import.meta.dirname, "..");
 
@@ -40,6 +41,8 @@ describe("needsIsolation", () => {
     ['vi.doMock("./store.js", () => ({}));', "mocks"],
     ["vi.useFakeTimers();", "fakes the clock"],
     ['const demo = inject("jpkiDemoSqlite");', "global setup"],
+    ['import { chromium } from "playwright-core";', "starts a browser"],
+    ["const { chromium } = await import('playwright');", "starts a browser"],
   ];
   for (const [source, why] of cases) {
     it(`keeps isolated: ${source}`, () => {
@@ -116,5 +119,57 @@ describe("unitFiles", () => {
     for (const f of ["test/integration/pkits.test.ts", "test/integration/inspect-golden.test.ts", "test/sequencer.test.ts"]) expect(unit).toContain(f);
     for (const f of ["test/integration/issuance.test.ts", "test/integration/cli-paths.test.ts", "test/chaos/checker.test.ts", "test/bench-threads.test.ts"]) expect(unit).not.toContain(f);
     expect(unit.every((f) => /^(src|test)\//.test(f) && f.endsWith(".test.ts"))).toBe(true);
+  });
+});
+
+describe("needsIsolationInSharedIntegration", () => {
+  const file = "test/integration/x.test.ts";
+  it("lets share a file that runs the CLI in-process through the integration helpers and reads the global setup's workspaces", () => {
+    const source = [
+      'import { execFileSync } from "node:child_process";',
+      'import { describe, expect, it, inject } from "vitest";',
+      'import { MAIN, cardKey, cli, runDemo, tempDir, tokyoWorkspace } from "./helpers.js";',
+      'import { verifierWorkspace } from "./verifier-workspace.js";',
+      'import { certificateFor } from "../card-fixtures.js";',
+      'import { binDir } from "../postgres-server.js";',
+      'import { runInProcess } from "../cli-in-process.js";',
+      'const tokyo = inject("jpkiTokyoSqlite");',
+    ].join("\n");
+    expect(needsIsolationInSharedIntegration(file, source, ROOT)).toBeUndefined();
+  });
+
+  it("keeps isolated a file that names a helper starting a process, even without calling it", () => {
+    for (const [source, name] of [
+      ['import { cli, startServe } from "./helpers.js";', "startServe"],
+      ["const r = await jpkiProcess(ws, ['watch']);", "jpkiProcess"],
+      ["const stop = stopWhileWaiting;", "stopWhileWaiting"],
+      ['import { startPostgres } from "../postgres-server.js";', "startPostgres"],
+    ] as const) {
+      expect(needsIsolationInSharedIntegration(file, source, ROOT), source).toBe(`starts the CLI or a server as a process (${name})`);
+    }
+  });
+
+  it("keeps isolated a file that imports a helper outside the integration ones, or that a rule of needsIsolation finds", () => {
+    for (const source of ['import { runRound } from "../chaos/harness.js";', 'import { startPcscd } from "./pcscd.js";', 'import { usePostgresDb } from "../use-postgres.js";', 'import "../softhsm.js";']) {
+      expect(needsIsolationInSharedIntegration(file, source, ROOT), source).toMatch(/^imports /);
+    }
+    expect(needsIsolationInSharedIntegration(file, 'import { spawn } from "node:child_process";', ROOT)).toContain("starts processes");
+    expect(needsIsolationInSharedIntegration(file, 'process.env.JPKI_STORE = "x";', ROOT)).toContain("environment");
+    expect(needsIsolationInSharedIntegration(file, 'import { chromium } from "playwright-core";', ROOT)).toContain("browser");
+  });
+});
+
+describe("sharedIntegrationFiles", () => {
+  it("holds integration files that run the CLI in-process, and none that start a process, a server or a browser, nor a unit file", () => {
+    const shared = sharedIntegrationFiles(ROOT);
+    for (const f of ["test/integration/rollover.test.ts", "test/integration/migration.test.ts", "test/integration/card-counter.test.ts", "test/integration/issuance.test.ts", "test/integration/demo.test.ts"]) {
+      expect(shared).toContain(f);
+    }
+    // spawns serve; starts serve (helpers); PostgreSQL of its own; a browser; spawned CLIs; the chaos harness; a unit file
+    for (const f of ["test/integration/serve.test.ts", "test/integration/ocsp-source.test.ts", "test/integration/postgres-workspace.test.ts", "test/integration/web-page.test.ts", "test/integration/daemon-start.test.ts", "test/chaos/checker.test.ts", "test/integration/pkits.test.ts"]) {
+      expect(shared).not.toContain(f);
+    }
+    const unit = new Set(unitFiles(ROOT));
+    expect(shared.filter((f) => unit.has(f))).toEqual([]);
   });
 });

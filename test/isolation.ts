@@ -17,6 +17,10 @@
  *   file of a worker (vi.restoreAllMocks in its run loop), isolated or not.
  * A helper the file imports is not read, except by name where one does such a thing (test/umask.ts underUmaskZero,
  * src/thread.ts newThread): the other helpers under test/ that unit files import start and change nothing.
+ *
+ * The integration files under test/ that pass the same rules, but read what the "sqlite" global setup provides and
+ * use the integration helpers that start nothing, share a worker of their own: the "sqlite-shared" project
+ * (sharedIntegrationFiles). There test/shared-worker-guard.ts also checks, as each file ends, what it left behind.
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
@@ -31,13 +35,24 @@ const RULES: ReadonlyArray<readonly [RegExp | ((source: string) => boolean), str
   [/process\.(?:on|once|off|prependListener|removeListener|removeAllListeners|emit|exit)\(|process\.exitCode\s*=/, "touches the process's handlers or exit"],
   [/(?:globalThis|\(globalThis as [^)]*\))(?:\.\w+|\[[^\]]+\])\s*(?:=(?!=)|\?\?=)|\bSymbol\.for\(|cryptoProvider\.set\(|vi\.stubGlobal/, "sets a global"],
   [/\bvi\.(?:mock|doMock|unmock|useFakeTimers|setSystemTime|resetModules)\(/, "mocks modules or fakes the clock"],
+  // a browser it launches is a process, though the file imports no child_process
+  [/["']playwright(?:-core)?["']/, "starts a browser (playwright)"],
+];
+
+/** The unit project's own rule: its global setup provides nothing (global-setup.ts returns at once for it). */
+const UNIT_RULES: typeof RULES = [
+  ...RULES,
   // vitest's inject, not fastify's app.inject
   [/(?<![.\w])inject\(/, "reads what its project's global setup provides (inject): the unit project's provides nothing"],
 ];
 
+function firstRule(source: string, rules: typeof RULES): string | undefined {
+  return rules.find(([rule]) => (typeof rule === "function" ? rule(source) : rule.test(source)))?.[1];
+}
+
 /** Why a test file with this source must run isolated, or undefined when it may share its worker. */
 export function needsIsolation(source: string): string | undefined {
-  return RULES.find(([rule]) => (typeof rule === "function" ? rule(source) : rule.test(source)))?.[1];
+  return firstRule(source, UNIT_RULES);
 }
 
 /** The child_process functions that return only once their process has ended (and been reaped). */
@@ -75,28 +90,82 @@ const SHARING_HELPERS = new Set(["test/cli-in-process.ts", "test/dist-fresh.ts",
  * named, not trusted; under src/ a test file imports library modules, whose tests these rules already read.
  */
 export function needsIsolationUnderTest(file: string, source: string, root: string): string | undefined {
-  const why = needsIsolation(source);
-  if (why) return why;
+  return needsIsolation(source) ?? unknownHelper(file, source, root, SHARING_HELPERS);
+}
+
+/** The first helper under test/ that `file` imports by a relative path and `allowed` does not name (src/ is allowed). */
+function unknownHelper(file: string, source: string, root: string, allowed: ReadonlySet<string>): string | undefined {
   for (const [, spec] of source.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)) {
     const target = relative(root, resolve(dirname(join(root, file)), spec!)).replace(/\.js$/, ".ts");
-    if (!target.startsWith(`src${sep}`) && !SHARING_HELPERS.has(target.split(sep).join("/"))) return `imports ${target}, a helper not known to start nothing`;
+    if (!target.startsWith(`src${sep}`) && !allowed.has(target.split(sep).join("/"))) return `imports ${target}, a helper not known to start nothing`;
   }
   return undefined;
+}
+
+/**
+ * The helpers a file of the "sqlite-shared" project may import besides SHARING_HELPERS. integration/helpers.ts reads
+ * what that project's global setup provides (`inject`: the run's SQLite demo and Tokyo workspace, as it does for the
+ * "sqlite" project) and runs the CLI in-process on an Io of its own (its environment is a copy, never process.env).
+ * Its functions that start a process are named in PROCESS_HELPERS; the rest of it, and the others here, start
+ * nothing that outlives their call: openssl and tar synchronously (execFileSync, spawnSync), a loopback port opened
+ * and closed (freePort), keys made in-process (card-fixtures.ts, verifier-workspace.ts). Of postgres-server.ts a
+ * file may use the paths and connection strings, not startPostgres.
+ */
+const INTEGRATION_HELPERS = new Set([
+  ...SHARING_HELPERS,
+  "test/integration/helpers.ts",
+  "test/card-fixtures.ts",
+  "test/card-key-pool.ts",
+  "test/integration/verifier-workspace.ts",
+  "test/postgres-server.ts",
+]);
+
+/**
+ * The helpers' functions that start a process the file does not wait for (the built CLI, `jpki serve`, a PostgreSQL
+ * server): a file that names one, even to pass it on, stays isolated.
+ */
+const PROCESS_HELPERS = /\b(?:jpkiProcess|stopWhileWaiting|startServe|startPostgres)\b/;
+
+/**
+ * Why a test file under test/ must run isolated rather than in the "sqlite-shared" project (a worker of its own kept
+ * from file to file, like "unit", with the "sqlite" project's global setup): the rules of {@link needsIsolation} but
+ * `inject` (that setup provides what the files read), no helper function of PROCESS_HELPERS, and every relative
+ * import under src/ or in INTEGRATION_HELPERS. What the file leaves in the process is also checked as it runs
+ * (test/shared-worker-guard.ts).
+ */
+export function needsIsolationInSharedIntegration(file: string, source: string, root: string): string | undefined {
+  const why = firstRule(source, RULES);
+  if (why) return why;
+  if (PROCESS_HELPERS.test(source)) return `starts the CLI or a server as a process (${source.match(PROCESS_HELPERS)![0]})`;
+  return unknownHelper(file, source, root, INTEGRATION_HELPERS);
+}
+
+/** The test files under `dir` (paths relative to `root`) and their sources. */
+function testFiles(root: string, dir: string): Array<readonly [string, string]> {
+  const out: Array<readonly [string, string]> = [];
+  for (const e of readdirSync(join(root, dir), { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name.endsWith(".test.ts")) out.push([relative(root, join(e.parentPath, e.name)), readFileSync(join(e.parentPath, e.name), "utf8")]);
+  }
+  return out;
 }
 
 /**
  * The test files under src/ and test/ (paths relative to `root`, sorted) that may share a worker: the "unit" project's.
  */
 export function unitFiles(root: string): string[] {
-  const out: string[] = [];
-  const walk = (dir: string, why: (file: string, source: string) => string | undefined) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p, why);
-      else if (e.name.endsWith(".test.ts") && why(relative(root, p), readFileSync(p, "utf8")) === undefined) out.push(relative(root, p));
-    }
-  };
-  walk(join(root, "src"), (_, source) => needsIsolation(source));
-  walk(join(root, "test"), (file, source) => needsIsolationUnderTest(file, source, root));
-  return out.sort();
+  const src = testFiles(root, "src").filter(([, source]) => needsIsolation(source) === undefined);
+  const test = testFiles(root, "test").filter(([file, source]) => needsIsolationUnderTest(file, source, root) === undefined);
+  return [...src, ...test].map(([file]) => file).sort();
+}
+
+/**
+ * The test files under test/ (paths relative to `root`, sorted) of the "sqlite-shared" project: not unit files, and
+ * admitted by {@link needsIsolationInSharedIntegration}.
+ */
+export function sharedIntegrationFiles(root: string): string[] {
+  const unit = new Set(unitFiles(root));
+  return testFiles(root, "test")
+    .filter(([file, source]) => !unit.has(file) && needsIsolationInSharedIntegration(file, source, root) === undefined)
+    .map(([file]) => file)
+    .sort();
 }

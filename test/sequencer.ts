@@ -14,8 +14,8 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
 /**
  * CI seconds per "project:file": vitest's per-file times (rounded) of the fresh-clone run of 08edaf2
  * (/work/notes/ci-08edaf2.log, 11:22 UTC on 2026-12-06, 848 s on the 2-core CI machine), every file of 7 s or more
- * (6.5 s rounded up). The src/ files that now run without isolation are keyed "unit:" (test/isolation.ts); they run
- * after every other file whatever their time, which orders them only among themselves.
+ * (6.5 s rounded up). The files that now run without isolation are keyed "unit:" or "sqlite-shared:"
+ * (test/isolation.ts); they run after every other file whatever their time, which orders them only among themselves.
  */
 const CI_SECONDS: Readonly<Record<string, number>> = {
   "postgres:test/integration/backup.test.ts": 82,
@@ -41,7 +41,7 @@ const CI_SECONDS: Readonly<Record<string, number>> = {
   "sqlite:test/integration/web-page.test.ts": 20,
   "sqlite:src/store/postgres.test.ts": 18,
   "postgres:test/integration/keys.test.ts": 17,
-  "sqlite:test/integration/migration.test.ts": 17,
+  "sqlite-shared:test/integration/migration.test.ts": 17,
   "sqlite:src/store/copy.test.ts": 17,
   "sqlite:src/store/postgres-vanish.test.ts": 17,
   "sqlite:test/integration/bridge-files.test.ts": 17,
@@ -55,10 +55,10 @@ const CI_SECONDS: Readonly<Record<string, number>> = {
   "sqlite:test/integration/ocsp.test.ts": 13,
   "sqlite:test/integration/serve.test.ts": 12,
   "sqlite:src/store/postgres-schema.test.ts": 12,
-  "sqlite:test/integration/rollover.test.ts": 11,
+  "sqlite-shared:test/integration/rollover.test.ts": 11,
   "sqlite:test/integration/keys.test.ts": 11,
   "sqlite:test/integration/counter.test.ts": 10,
-  "sqlite:test/integration/demo.test.ts": 10,
+  "sqlite-shared:test/integration/demo.test.ts": 10,
   "unit:src/ca/ocsp-signer.test.ts": 10,
   "sqlite:test/integration/postgres-workspace.test.ts": 10,
   "postgres:test/integration/compromise-retired.test.ts": 9,
@@ -67,19 +67,19 @@ const CI_SECONDS: Readonly<Record<string, number>> = {
   "sqlite:src/store/postgres-log.test.ts": 8,
   "sqlite:test/integration/hsm.test.ts": 8,
   "sqlite:src/ca/spool.test.ts": 8,
-  "sqlite:test/integration/card-counter.test.ts": 8,
+  "sqlite-shared:test/integration/card-counter.test.ts": 8,
   "unit:src/ca/manage.test.ts": 8,
   "sqlite:test/integration/validation-api.test.ts": 8,
   "postgres:test/integration/validation-api.test.ts": 8,
   "unit:src/crl/schedule.test.ts": 8,
-  "sqlite:test/integration/compromise-retired.test.ts": 7,
-  "sqlite:test/integration/issuance.test.ts": 7,
+  "sqlite-shared:test/integration/compromise-retired.test.ts": 7,
+  "sqlite-shared:test/integration/issuance.test.ts": 7,
   "sqlite:test/integration/bridge.test.ts": 7,
   "postgres:test/integration/audit.test.ts": 7,
   "unit:src/verifier/validation-service.test.ts": 7,
-  "sqlite:test/integration/java-pkix.test.ts": 7,
+  "sqlite-shared:test/integration/java-pkix.test.ts": 7,
   "postgres:test/integration/identity.test.ts": 7,
-  "sqlite:test/integration/inspect-crl.test.ts": 7,
+  "sqlite-shared:test/integration/inspect-crl.test.ts": 7,
   "sqlite:test/integration/daemon-stop-while-opening.test.ts": 7,
   "sqlite:test/integration/liveness.test.ts": 7,
   "sqlite:test/integration/package.test.ts": 7,
@@ -94,12 +94,27 @@ export class LongestFirst extends BaseSequencer {
     };
     // vitest's order breaks ties (and orders the files nothing is known of)
     const base = await super.sort(files);
-    const time = new Map(base.map((f) => [f, expected(f)]));
-    // The files of a project without isolation ("unit", test/isolation.ts) go last, one after the other: vitest hands
-    // a worker its next file only while that file is of the same non-isolated project (else it starts a new
-    // worker, which imports everything again). Short files as they are, they also even out the workers' ends.
-    const shared = (f: TestSpecification) => (f.project.config.isolate === false ? 1 : 0);
-    const order = base.map((f, i) => ({ f, i })).sort((a, b) => shared(a.f) - shared(b.f) || time.get(b.f)! - time.get(a.f)! || a.i - b.i).map(({ f }) => f);
+    // A seed (`--sequence.shuffle.files --sequence.seed N`, or `--sequence.shuffle`, which shuffles the tests too and
+    // draws one): a random order of the seed's in place of the times, the projects still grouped below, to check that
+    // the files of a shared worker pass whatever ran before them. vitest shuffles files only with its own sequencer:
+    // beside a custom one its `--sequence.shuffle.files` alone changes nothing (it keeps the seed, given or drawn).
+    const seed = this.ctx.config.sequence.seed;
+    const time = new Map(seed === undefined ? base.map((f) => [f, expected(f)]) : shuffled(base, seed).map((f, i) => [f, base.length - i]));
+    // The files of a project without isolation ("unit", "sqlite-shared": test/isolation.ts) go last, one project after
+    // the other: vitest hands a worker its next file only while that file is of the same non-isolated project (else
+    // it starts a new worker, which imports everything again), so two such projects' files interleaved by time would
+    // each start a worker. The project whose files take longest on average first ("sqlite-shared" before "unit"):
+    // the shortest files, last, even out the workers' ends.
+    const sums = new Map<string, { time: number; files: number }>();
+    for (const f of base) {
+      if (f.project.config.isolate !== false) continue;
+      const s = sums.get(f.project.name) ?? { time: 0, files: 0 };
+      sums.set(f.project.name, { time: s.time + time.get(f)!, files: s.files + 1 });
+    }
+    const mean = (p: string) => sums.get(p)!.time / sums.get(p)!.files;
+    const projects = [...sums.keys()].sort((a, b) => mean(b) - mean(a) || (a < b ? -1 : 1));
+    const group = (f: TestSpecification) => (f.project.config.isolate === false ? 1 + projects.indexOf(f.project.name) : 0);
+    const order = base.map((f, i) => ({ f, i })).sort((a, b) => group(a.f) - group(b.f) || time.get(b.f)! - time.get(a.f)! || a.i - b.i).map(({ f }) => f);
     // The first files start together, one a worker, whatever their order among themselves: a "postgres" one among
     // them goes first, so that project's global setup runs first and starts its server and demo beside the SQLite
     // demo (test/global-setup.ts). (In 08edaf2's CI the longest file was already a PostgreSQL one, postgres:…/backup.test.ts.)
@@ -108,4 +123,22 @@ export class LongestFirst extends BaseSequencer {
     if (pg > 0 && pg < workers) order.unshift(...order.splice(pg, 1));
     return order;
   }
+}
+
+/** `items` in a random order drawn from `seed` (Fisher–Yates over mulberry32): the same seed, the same order. */
+export function shuffled<T>(items: readonly T[], seed: number): T[] {
+  let state = seed >>> 0;
+  const random = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }

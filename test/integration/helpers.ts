@@ -187,8 +187,21 @@ export function sh(cmd: string, args: string[], opts: { cwd?: string; input?: st
   return { status: r.status ?? -1, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
 }
 
-/** How many RSA-2048 card keys this file has drawn from the run's pool (CARD_KEY_POOL_ENV). */
-let drawn = 0;
+/**
+ * How many RSA-2048 card keys each test file has drawn from the run's pool (CARD_KEY_POOL_ENV), by the file's path:
+ * in the "sqlite-shared" project one worker runs file after file and this module stays loaded, so a count of the
+ * module's own would go on from where the file before left it, and each file would draw keys past those the pool
+ * holds (an openssl keygen each) instead of the pool's first ones.
+ */
+const drawn = new Map<string, number>();
+
+/** The pool slot of the current test file's next key. */
+function nextSlot(): number {
+  const file = expect.getState().testPath ?? "";
+  const n = drawn.get(file) ?? 0;
+  drawn.set(file, n + 1);
+  return n;
+}
 
 /**
  * A card key pair made by openssl (an independent implementation); returns the paths. The default, RSA-2048, comes
@@ -206,7 +219,7 @@ export function cardKey(dir: string, name: string, spec?: string[]): { key: stri
     opensslKey(key, pub, spec ?? ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
     return { key, pub };
   }
-  const slot = join(pool, String(drawn++));
+  const slot = join(pool, String(nextSlot()));
   if (!existsSync(`${slot}.key.pem`)) {
     // Made beside the slot and renamed into it, the key last: a file finding the key finds the public key too.
     // Two files making the same slot at once each rename a whole pair; either pair is the slot's.

@@ -59,9 +59,9 @@ beforeAll(async () => {
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
 }, 120_000);
 
-afterAll(() => {
-  named?.server.close();
-  given?.server.close();
+// Waited for: the next file of the worker ("sqlite-shared") must not find them listening (test/shared-worker-guard.ts).
+afterAll(async () => {
+  await Promise.all([named, given].map((r) => r && new Promise((done) => r.server.close(done))));
 });
 
 /** `jpki verify` of the certificate with `args`; what each server saw during it. */
