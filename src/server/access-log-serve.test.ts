@@ -4,7 +4,8 @@
  * own fields, in the order they were recorded, and each request has the line its answer calls for (method, URL,
  * status, client address, verifier). The server listens on loopback; a peer at 127.0.0.2 is a trusted proxy.
  */
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -177,5 +178,38 @@ describe("access log of a real server (the log thread's reuse of line parts)", (
       { method: "GET", url: "/crl/13-sig.crl", status: 200, remote: "127.0.0.1", verifier: a },
       { method: "GET", url: "/crl/13-sig.crl", status: 304, remote: "127.0.0.1", verifier: a },
     ].map((l) => pick(l as Logged)).sort());
+  }, 60_000);
+
+  it("names the client of a download it cut short by a reset (the socket no longer knows its peer by then): the address was \"\"", async () => {
+    const big = join(ws.paths.caDir, "47-sig.crt");
+    writeFileSync(big, randomBytes(32 << 20));
+    const { app, port, log, path, expected } = await serverWithLog();
+    try {
+      for (const localAddress of ["127.0.0.1", "127.0.0.2"]) {
+        const s: Socket = connect({ port, host: "127.0.0.1", localAddress });
+        s.on("error", () => undefined);
+        let received = 0;
+        await new Promise<void>((resolve) => {
+          s.on("data", (c: Buffer) => {
+            received += c.length;
+            if (received >= 256 << 10) resolve();
+          });
+          s.write(`GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[1]}\r\nX-Forwarded-For: 198.51.100.9\r\n\r\n`);
+        });
+        const before = expected.length;
+        s.resetAndDestroy();
+        for (let i = 0; i < 200 && expected.length === before; i++) await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await app.close();
+      await log.close();
+      rmSync(big, { force: true });
+    }
+    const lines = readFileSync(path, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as Logged);
+    expect(lines.map(({ url, status, aborted, remote, verifier }) => ({ url, status, aborted, remote, verifier }))).toEqual([
+      { url: "/ca/47-sig.crt", status: 200, aborted: true, remote: "127.0.0.1", verifier: ids[1] },
+      // through the trusted proxy: the client its X-Forwarded-For names (the peer is read to know it is the proxy)
+      { url: "/ca/47-sig.crt", status: 200, aborted: true, remote: "198.51.100.9", verifier: ids[1] },
+    ]);
   }, 60_000);
 });

@@ -866,6 +866,12 @@ export async function buildServer(
       server.on("checkContinue", checkContinue);
       // Over TLS the HTTP parser reads the TLS socket, not the TCP one the "connection" event gives.
       server.on(tls ? "secureConnection" : "connection", (s: Socket) => {
+        // The peer's address, read now: node asks the kernel when it is first read and keeps the answer, and a
+        // connection the client reset answers nothing (ENOTCONN, or no handle once destroyed). An answer cut by a
+        // reset, logged once the connection is gone, was logged with the client address "" (and, behind a trusted
+        // proxy, the peer no longer recognised as one, without its X-Forwarded-For client). One system call per
+        // connection, none per request.
+        void s.remoteAddress;
         connections.add(s);
         s.once("close", () => connections.delete(s));
       });
