@@ -10,14 +10,14 @@ import { connect, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { initCas } from "../ca/manage.js";
 import { prefecture } from "../ca/prefectures.js";
 import { generateCrls } from "../crl/generate.js";
 import { FixedClock } from "../pki/clock.js";
 import { registerVerifier } from "../verifier/registration.js";
 import { Workspace } from "../workspace/workspace.js";
-import { buildServer } from "./app.js";
+import { buildServer, type ServerMetrics } from "./app.js";
 import { AccessLog, accessLine, type AccessLogSink } from "./access-log.js";
 
 const clock = new FixedClock(new Date());
@@ -44,7 +44,7 @@ afterAll(async () => {
 });
 
 /** A server whose access log goes to a file, each record also formatted on the spot by accessLine. */
-async function serverWithLog(): Promise<{ app: FastifyInstance; port: number; log: AccessLog; path: string; expected: string[] }> {
+async function serverWithLog(): Promise<{ app: FastifyInstance; port: number; log: AccessLog; path: string; expected: string[]; metrics: ServerMetrics }> {
   const path = join(mkdtempSync(join(tmpdir(), "jpki-logserve-")), "access.log");
   const log = new AccessLog(path);
   const expected: string[] = [];
@@ -54,9 +54,9 @@ async function serverWithLog(): Promise<{ app: FastifyInstance; port: number; lo
       expected.push(accessLine(...a));
     },
   };
-  const { app } = await buildServer(ws, { accessLog: tee });
+  const { app, metrics } = await buildServer(ws, { accessLog: tee });
   await app.listen({ host: "127.0.0.1", port: 0 });
-  return { app, port: (app.server.address() as AddressInfo).port, log, path, expected };
+  return { app, port: (app.server.address() as AddressInfo).port, log, path, expected, metrics };
 }
 
 /** Sends `bytes` on a connection (from `localAddress`) and gives everything the server sent until it closed. */
@@ -211,5 +211,52 @@ describe("access log of a real server (the log thread's reuse of line parts)", (
       // through the trusted proxy: the client its X-Forwarded-For names (the peer is read to know it is the proxy)
       { url: "/ca/47-sig.crt", status: 200, aborted: true, remote: "198.51.100.9", verifier: ids[1] },
     ]);
+  }, 60_000);
+
+  it("logs and counts once, as 499, a request whose client went away before it was answered (a fastify route, a body on bare node:http): it left no line and no count", async () => {
+    const { app, port, log, path, metrics } = await serverWithLog();
+    const serverSide: Socket[] = [];
+    app.server.on("connection", (c: Socket) => serverSide.push(c));
+    // the CRL index's store read held until the client is gone (a slow store, a long validation)
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const real = ws.store.crlStatus.bind(ws.store);
+    const held = vi.spyOn(ws.store, "crlStatus").mockImplementation(async () => {
+      await gate;
+      return real();
+    });
+    /** Sends `bytes`, and resets the connection once the server has the request and has seen the reset. */
+    const abandon = async (bytes: string) => {
+      const s: Socket = connect({ port, host: "127.0.0.1" });
+      s.on("error", () => undefined);
+      const arrived = new Promise((resolve) => app.server.once("request", resolve));
+      s.write(bytes);
+      await arrived;
+      await new Promise((r) => setTimeout(r, 50));
+      s.resetAndDestroy();
+      for (let i = 0; i < 200 && !serverSide.at(-1)!.destroyed; i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    try {
+      await abandon(`GET /crl/index.json HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[0]}\r\n\r\n`);
+      release();
+      // a body that never ends (a fastify route reading it)
+      await abandon(`POST /v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[1]}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"it`);
+      // the same on bare node:http (POST /v1/validate's plain requests, validate-route.ts)
+      await abandon(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[0]}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"cer`);
+      await new Promise((r) => setTimeout(r, 300));
+      const text = await metrics.registry.metrics();
+      expect(text).toMatch(/^jpki_http_requests_total\{route="validate",status="499"\} 1$/m);
+      expect(text).toMatch(/^jpki_http_requests_total\{route="crl-index",status="499"\} 1$/m);
+    } finally {
+      held.mockRestore();
+      await app.close();
+      await log.close();
+    }
+    const lines = readFileSync(path, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as Logged & { ms: unknown });
+    expect(lines.filter((l) => l.url === "/crl/index.json")).toEqual([{ time: expect.any(String), method: "GET", url: "/crl/index.json", status: 499, ms: null, remote: "127.0.0.1", verifier: ids[0] }]);
+    // one line, whatever the route made of the cut body (400, or 499 when it had not answered)
+    expect(lines.filter((l) => l.url === "/v1/status")).toEqual([expect.objectContaining({ method: "POST", remote: "127.0.0.1", verifier: ids[1] })]);
+    expect(lines.filter((l) => l.url === "/v1/validate")).toEqual([{ time: expect.any(String), method: "POST", url: "/v1/validate", status: 499, ms: null, remote: "127.0.0.1", verifier: ids[0] }]);
+    expect(lines).toHaveLength(3);
   }, 60_000);
 });
