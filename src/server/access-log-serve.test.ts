@@ -7,6 +7,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { connect, type AddressInfo, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -44,7 +46,7 @@ afterAll(async () => {
 });
 
 /** A server whose access log goes to a file, each record also formatted on the spot by accessLine. */
-async function serverWithLog(): Promise<{ app: FastifyInstance; port: number; log: AccessLog; path: string; expected: string[]; metrics: ServerMetrics }> {
+async function serverWithLog(tls?: { cert: Buffer; key: Buffer }): Promise<{ app: FastifyInstance; port: number; log: AccessLog; path: string; expected: string[]; metrics: ServerMetrics }> {
   const path = join(mkdtempSync(join(tmpdir(), "jpki-logserve-")), "access.log");
   const log = new AccessLog(path);
   const expected: string[] = [];
@@ -54,7 +56,7 @@ async function serverWithLog(): Promise<{ app: FastifyInstance; port: number; lo
       expected.push(accessLine(...a));
     },
   };
-  const { app, metrics } = await buildServer(ws, { accessLog: tee });
+  const { app, metrics } = await buildServer(ws, { accessLog: tee, ...(tls ? { tls } : {}) });
   await app.listen({ host: "127.0.0.1", port: 0 });
   return { app, port: (app.server.address() as AddressInfo).port, log, path, expected, metrics };
 }
@@ -210,6 +212,44 @@ describe("access log of a real server (the log thread's reuse of line parts)", (
       { url: "/ca/47-sig.crt", status: 200, aborted: true, remote: "127.0.0.1", verifier: ids[1] },
       // through the trusted proxy: the client its X-Forwarded-For names (the peer is read to know it is the proxy)
       { url: "/ca/47-sig.crt", status: 200, aborted: true, remote: "198.51.100.9", verifier: ids[1] },
+    ]);
+  }, 60_000);
+
+  it("names the client of a download over HTTPS it cut short by a reset (the TLS socket is the one whose peer is read)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-logserve-tls-"));
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "srv.key"), "-out", join(dir, "srv.crt"), "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+      { stdio: "pipe" },
+    );
+    const cert = readFileSync(join(dir, "srv.crt"));
+    const big = join(ws.paths.caDir, "47-sig.crt");
+    writeFileSync(big, randomBytes(32 << 20));
+    const { app, port, log, path, expected } = await serverWithLog({ cert, key: readFileSync(join(dir, "srv.key")) });
+    try {
+      // over a TCP socket of its own: a TLS socket cannot be reset, its TCP one can
+      const tcp = connect({ port, host: "127.0.0.1" });
+      tcp.on("error", () => undefined);
+      const s = tlsConnect({ socket: tcp, host: "127.0.0.1", ca: cert });
+      s.on("error", () => undefined);
+      let received = 0;
+      await new Promise<void>((resolve) => {
+        s.on("data", (c: Buffer) => {
+          received += c.length;
+          if (received >= 256 << 10) resolve();
+        });
+        s.write(`GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[0]}\r\n\r\n`);
+      });
+      tcp.resetAndDestroy();
+      for (let i = 0; i < 200 && expected.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      await app.close();
+      await log.close();
+      rmSync(big, { force: true });
+    }
+    const lines = readFileSync(path, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as Logged);
+    expect(lines.map(({ url, status, aborted, remote, verifier }) => ({ url, status, aborted, remote, verifier }))).toEqual([
+      { url: "/ca/47-sig.crt", status: 200, aborted: true, remote: "127.0.0.1", verifier: ids[0] },
     ]);
   }, 60_000);
 
