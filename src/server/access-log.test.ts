@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { AccessLog, accessLine, lineSink, loggedUrl } from "./access-log.js";
 
 const T0 = Date.parse("2026-11-30T12:00:00.000Z");
@@ -189,6 +189,34 @@ describe("AccessLog.reopen (SIGHUP after a rotation)", () => {
     expect(old.length).toBeGreaterThan(0);
     expect(fresh.length).toBeGreaterThanOrEqual(2000); // what was recorded after reopen() is in the new file
     expect(log.dropped).toBe(0);
+  });
+});
+
+describe("AccessLog.reopen, the process's standard error", () => {
+  it("stays quiet: the thread closing a file the serving thread opened wrote a node warning at every SIGHUP", async () => {
+    const said: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation(((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      said.push(String(chunk));
+      return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stderr.write);
+    try {
+      const path = join(mkdtempSync(join(tmpdir(), "jpki-log-")), "access.log");
+      const log = new AccessLog(path);
+      for (let round = 0; round < 3; round++) {
+        log.record(T0, "GET", "/crl/13-sig.crl", 304, 0.1, "10.0.0.1", "anonymous");
+        while (!existsSync(path) || !statSync(path).size) await new Promise((r) => setTimeout(r, 10));
+        renameSync(path, `${path}.${round}`);
+        log.reopen();
+      }
+      log.record(T0, "GET", "/crl/13-sig.crl", 304, 0.1, "10.0.0.1", "anonymous");
+      await log.close();
+      // the worker's standard error reaches this process's through a stream: give it a moment
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      spy.mockRestore();
+    }
+    expect(said.join("")).not.toMatch(/File descriptor \d+ closed/);
   });
 });
 

@@ -435,7 +435,10 @@ export class AccessLog implements AccessLogSink {
     this.#i32 = new Int32Array(sab, HEADER_BYTES + RING * F64S * 8, RING * I32S);
     let worker: Worker;
     try {
-      worker = newThread(THREAD_SOURCE, { eval: true, workerData: { sab, fd: this.#fd, ring: RING, pipe: st.isFIFO() || st.isSocket() } });
+      // trackUnmanagedFds off: the thread closes the files this thread opened (the one it wrote before a reopen), and
+      // node, tracking only a thread's own, wrote "Warning: File descriptor N closed but not opened in unmanaged mode"
+      // to standard error at every SIGHUP. It opens none itself, so it has none node should close at its exit.
+      worker = newThread(THREAD_SOURCE, { eval: true, trackUnmanagedFds: false, workerData: { sab, fd: this.#fd, ring: RING, pipe: st.isFIFO() || st.isSocket() } });
     } catch (e) {
       // The Worker constructor throws ERR_WORKER_INIT_FAILED when the process is at its thread limit (a container's
       // pids.max, systemd's TasksMax). No reason to refuse to serve (serve did not start before): the log is as after

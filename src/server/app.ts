@@ -433,6 +433,9 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
   return { registry, requests, abortedRequests, ocspAnswers, requestCounter, countOcspAnswer };
 }
 
+/** The status a request is logged and counted with when its client went away before any answer (nginx's 499). */
+export const CLIENT_CLOSED_REQUEST = 499;
+
 /** The metrics route label of a refused request's scope. */
 const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
   healthz: "healthz",
@@ -635,6 +638,8 @@ export async function buildServer(
     count(status);
     accessLine?.(req, status, performance.now() - startedAt);
   };
+  // Requests of fastify routes already logged (answered, cut, refused by the parser, or abandoned): each gets one line.
+  const gone = new WeakSet<IncomingMessage>();
   // node reports a refusal of its parser (clientErrorHandler) with the socket alone. When the request it refuses is one
   // whose headers were read, admitted and routed, and whose body had not ended (the 408 of a body that never ended,
   // the 413 of its chunk extensions), it is that request's answer: counted under its route, logged with its method,
@@ -646,6 +651,8 @@ export async function buildServer(
   const countParserRefusal = (socket: Socket, status: number, startedAt: number) => {
     const req = requestBeingRead(socket);
     if (!req) return countRefused({ method: "", url: "", headers: {}, socket } as unknown as IncomingMessage, "other", status, startedAt);
+    // its answer: not again as abandoned when the connection, destroyed after it, aborts the request (onRequestAbort)
+    gone.add(req);
     access.record(req, status);
     countRefused(req, access.scopeOfRequest(req), status, startedAt);
   };
@@ -866,6 +873,12 @@ export async function buildServer(
       server.on("checkContinue", checkContinue);
       // Over TLS the HTTP parser reads the TLS socket, not the TCP one the "connection" event gives.
       server.on(tls ? "secureConnection" : "connection", (s: Socket) => {
+        // The peer's address, read now: node asks the kernel when it is first read and keeps the answer, and a
+        // connection the client reset answers nothing (ENOTCONN, or no handle once destroyed). An answer cut by a
+        // reset, logged once the connection is gone, was logged with the client address "" (and, behind a trusted
+        // proxy, the peer no longer recognised as one, without its X-Forwarded-For client). One system call per
+        // connection, none per request.
+        void s.remoteAddress;
         connections.add(s);
         s.once("close", () => connections.delete(s));
       });
@@ -977,12 +990,30 @@ export async function buildServer(
       // fastify calls this on the response's "finish", which node emits too when the connection is destroyed
       // with the body unsent (the client gone, the idle bound): then it is an answer cut short, as published-route.ts's.
       const aborted = req.raw.socket.destroyed;
+      // Once: a request whose client left is logged here or by the onRequestAbort hook below, whichever comes first.
+      if (gone.has(req.raw)) return done();
+      gone.add(req.raw);
       count(reply.statusCode, aborted);
       access.record(req.raw, reply.statusCode);
       accessLine?.(req.raw, reply.statusCode, reply.elapsedTime, aborted);
       done();
     };
   };
+
+  // A request whose client went away before a fastify route answered it (a reset or close while a validation or a
+  // store read was under way, or mid-body) never reaches onResponse: node emits no "finish" for an answer written to
+  // a closed connection, and fastify none when it no longer answers. It left no line and no count: a client could
+  // make the server validate or read the store without end and appear nowhere. Logged and counted 499 (nginx's
+  // "client closed request": no answer was given), with no duration (nothing was answered); a moment later, so that
+  // a cut answer that does reach onResponse keeps its own status.
+  app.addHook("onRequestAbort", (req, done) => {
+    setImmediate(() => {
+      if (gone.has(req.raw)) return;
+      gone.add(req.raw);
+      countRefused(req.raw, access.scopeOfRequest(req.raw), CLIENT_CLOSED_REQUEST, NaN);
+    });
+    done();
+  });
 
   app.route({
     method: ["GET", "HEAD"],
@@ -1132,6 +1163,12 @@ export async function buildServer(
     access,
     parseJson,
     onResponse: rawOnResponse("validate"),
+    // not when node's parser refused it first (the 408 of a body that never ended: countParserRefusal logged it)
+    onAbandoned: (req) => {
+      if (gone.has(req)) return;
+      gone.add(req);
+      countRefused(req, "validate", CLIENT_CLOSED_REQUEST, NaN);
+    },
     ...(opts.access?.onError ? { onError: opts.access.onError } : {}),
   });
   await registerStatus(app, { prefix, ws, access, watchdog: storeWatchdog, unknownWrites: livenessWrites, onResponse: onResponse("status"), ...(opts.access?.onError ? { onError: opts.access.onError } : {}) });

@@ -74,12 +74,15 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
    * returns (writableFinished): reported at once, nothing allocated. A body the socket still holds (a large one, a
    * slow client) is reported when the response closes, cut unless it finished with its connection still up: node
    * emits "finish" too when the connection is destroyed with the body unsent (a reset, the idle bound), so
-   * "finish" alone does not say the body went out.
+   * "finish" alone does not say the body went out. The connection is the request's (`req.socket`), not
+   * `res.socket`: an answer pipelined behind another still being written has no socket yet (node attaches it when
+   * the one before finishes, and detaches it at "finish" before this listener runs), so every such answer, written
+   * whole, was logged `"aborted":true` and counted in jpki_http_requests_aborted_total.
    */
   const sent = (req: IncomingMessage, res: ServerResponse, status: number, startedAt: number): void => {
     if (res.destroyed) return o.onResponse(req, status, startedAt, true);
     if (res.writableFinished) return o.onResponse(req, status, startedAt, false);
-    const socket = res.socket;
+    const socket = req.socket;
     let cut = true;
     res.once("finish", () => (cut = !socket || socket.destroyed));
     res.once("close", () => o.onResponse(req, status, startedAt, cut));

@@ -234,8 +234,10 @@ export interface ValidateFastPathOptions {
    * parser), called the same way; an error means 400 body-too-deep or body-not-json, as the route's error handler says.
    */
   readonly parseJson: (req: IncomingMessage, text: string, done: (err: Error | null, value?: unknown) => void) => void;
-  /** counts and logs each answer, as the route's hook does */
-  readonly onResponse: (req: IncomingMessage, status: number, startedAt: number) => void;
+  /** counts and logs each answer, as the route's hook does; `aborted`: its connection was gone when it was written */
+  readonly onResponse: (req: IncomingMessage, status: number, startedAt: number, aborted: boolean) => void;
+  /** counts and logs a request whose client went away while its body was still coming (no answer given) */
+  readonly onAbandoned?: (req: IncomingMessage) => void;
   readonly onError?: (e: unknown, what: string) => void;
 }
 
@@ -263,7 +265,8 @@ export function validateFastPath(o: ValidateFastPathOptions): (req: IncomingMess
     if (a.retryAfterSeconds !== undefined) headers.push("retry-after", String(a.retryAfterSeconds));
     res.writeHead(a.status, headers);
     res.end(json);
-    o.onResponse(req, a.status, startedAt);
+    // the client may have gone while its validation ran: the answer went nowhere, logged "aborted" as fastify's route's
+    o.onResponse(req, a.status, startedAt, req.socket.destroyed);
   };
   return (req, res) => {
     if (req.method !== "POST" || req.url !== path) return false;
@@ -280,9 +283,15 @@ export function validateFastPath(o: ValidateFastPathOptions): (req: IncomingMess
       if (!first) first = chunk;
       else (more ??= [first]).push(chunk);
     });
-    // An aborted upload: node ends the connection; nothing is answered or recorded.
-    req.on("error", () => undefined);
+    // An aborted upload: node ends the connection; nothing is answered or recorded, but it is counted and logged
+    // (as fastify's routes' abandoned requests, app.ts onRequestAbort). An error after the body ended (the client
+    // gone while the validation runs) is left to send(), which logs the answer the validation gives as cut.
+    let ended = false;
+    req.on("error", () => {
+      if (!ended) o.onAbandoned?.(req);
+    });
     req.on("end", () => {
+      ended = true;
       const fail = (e: unknown) => {
         o.onError?.(e, "answering POST /v1/validate (no answer given)");
         if (!res.headersSent) send(req, res, errorAnswer("internal"), startedAt);

@@ -1,0 +1,302 @@
+/**
+ * The access log of a real server (an AccessLog file, its thread reusing the parts consecutive lines share) under
+ * hostile and ordinary traffic at once: every line the file holds is the line accessLine makes of that request's
+ * own fields, in the order they were recorded, and each request has the line its answer calls for (method, URL,
+ * status, client address, verifier). The server listens on loopback; a peer at 127.0.0.2 is a trusted proxy.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { connect, type AddressInfo, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { execFileSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { initCas } from "../ca/manage.js";
+import { prefecture } from "../ca/prefectures.js";
+import { generateCrls } from "../crl/generate.js";
+import { FixedClock } from "../pki/clock.js";
+import { registerVerifier } from "../verifier/registration.js";
+import { Workspace } from "../workspace/workspace.js";
+import { buildServer, type ServerMetrics } from "./app.js";
+import { AccessLog, accessLine, type AccessLogSink } from "./access-log.js";
+
+const clock = new FixedClock(new Date());
+let ws: Workspace;
+const tokens: string[] = [];
+const ids: string[] = [];
+
+beforeAll(async () => {
+  ws = Workspace.create(mkdtempSync(join(tmpdir(), "jpki-logserve-")), {
+    clock,
+    config: { openRoutes: ["/healthz", "/openapi.json"], trustedProxies: ["127.0.0.2"] },
+  });
+  for (const name of ["log attack a", "log attack b"]) {
+    const reg = await registerVerifier(ws, { name, kind: "government" });
+    tokens.push(reg.token!);
+    ids.push(reg.record.id);
+  }
+  await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature"], passphrase: "pw" });
+  await generateCrls(ws, { prefecture: "13", passphrase: "pw" });
+}, 60_000);
+
+afterAll(async () => {
+  await ws?.close();
+});
+
+/** A server whose access log goes to a file, each record also formatted on the spot by accessLine. */
+async function serverWithLog(tls?: { cert: Buffer; key: Buffer }): Promise<{ app: FastifyInstance; port: number; log: AccessLog; path: string; expected: string[]; metrics: ServerMetrics }> {
+  const path = join(mkdtempSync(join(tmpdir(), "jpki-logserve-")), "access.log");
+  const log = new AccessLog(path);
+  const expected: string[] = [];
+  const tee: AccessLogSink = {
+    record(...a) {
+      log.record(...a);
+      expected.push(accessLine(...a));
+    },
+  };
+  const { app, metrics } = await buildServer(ws, { accessLog: tee, ...(tls ? { tls } : {}) });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  return { app, port: (app.server.address() as AddressInfo).port, log, path, expected, metrics };
+}
+
+/** Sends `bytes` on a connection (from `localAddress`) and gives everything the server sent until it closed. */
+function exchange(port: number, bytes: string | Buffer, o: { localAddress?: string; endAfterMs?: number } = {}): Promise<string> {
+  return new Promise((resolve) => {
+    const s: Socket = connect({ port, host: "127.0.0.1", ...(o.localAddress ? { localAddress: o.localAddress } : {}) });
+    const chunks: Buffer[] = [];
+    s.on("error", () => undefined);
+    s.on("data", (c: Buffer) => chunks.push(c));
+    s.once("close", () => resolve(Buffer.concat(chunks).toString("latin1")));
+    s.write(bytes);
+    // a keep-alive connection stays open: ended by the client once its answers are in
+    setTimeout(() => s.end(), o.endAfterMs ?? 400);
+  });
+}
+
+// not anchored to a line: a body (a CRL, JSON) ends without a newline, and the next answer follows it at once
+const statuses = (answers: string) => [...answers.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map((m) => Number(m[1]));
+
+interface Logged {
+  method: string;
+  url: string;
+  status: number;
+  remote: string;
+  verifier: string;
+  aborted?: boolean;
+}
+
+describe("access log of a real server (the log thread's reuse of line parts)", () => {
+  it("writes for every request, pipelined and interleaved, exactly the line accessLine makes of its own fields", async () => {
+    const { app, port, log, path, expected } = await serverWithLog();
+    try {
+      await (await fetch(`http://127.0.0.1:${port}/crl/13-sig.crl`, { headers: { authorization: `Bearer ${tokens[0]}` } })).arrayBuffer();
+      const head = (method: string, target: string, extra = "", version = "1.1") => `${method} ${target} HTTP/${version}\r\nHost: x\r\n${extra}`;
+      const as = (i: number) => `Authorization: Bearer ${tokens[i]}\r\n`;
+      const crl = await fetch(`http://127.0.0.1:${port}/crl/13-sig.crl`, { headers: { authorization: `Bearer ${tokens[0]}` } });
+      const tag = crl.headers.get("etag")!;
+      await crl.arrayBuffer();
+      // One keep-alive connection, pipelined: each request differs from the one before in one field or a few.
+      const pipelined = [
+        head("GET", "/crl/13-sig.crl", `${as(0)}If-None-Match: ${tag}\r\n`), // 304, verifier a
+        head("GET", "/crl/13-sig.crl", `${as(0)}If-None-Match: ${tag}\r\n`), // the same poll again
+        head("GET", "/crl/13-sig.crl", `${as(1)}If-None-Match: ${tag}\r\n`), // verifier b: the tail alone differs
+        head("GET", "/crl/13-sig.crl", `${as(0)}If-None-Match: ${tag}\r\n`), // back to a
+        head("HEAD", "/crl/13-sig.crl", `${as(0)}If-None-Match: ${tag}\r\n`), // the method alone
+        head("GET", "/crl/13-sig.crl", as(0)), // 200: the status alone
+        head("GET", "/crl/13-sig.crl?x=1", `${as(0)}If-None-Match: ${tag}\r\n`), // the URL alone
+        head("GET", "/crl/13-sig.crl", "Authorization: Bearer jpkiv_nosuchtoken\r\n"), // 401, anonymous
+        head("GET", "/crl/nosuch.crl", as(1)), // 404, verifier b
+        head("PUT", "/crl/13-sig.crl", `${as(1)}Content-Length: 0\r\n`), // 405
+        head("GET", `/crl/${"%E9%AB%98".repeat(120)}`, as(0)), // a long non-ASCII path, sent with its one record
+        head("GET", "/openapi.json"), // an open fastify route, anonymous
+        head("GET", "/crl/13-sig.crl", `${as(0)}If-None-Match: ${tag}\r\nUser-Agent: "quoted"\\\xe9\t${"u".repeat(3000)}\r\n`),
+        head("GET", "/crl/13-sig.crl", `${as(0)}If-None-Match: ${tag}\r\nX-Forwarded-For: 198.51.100.7\r\n`), // untrusted peer: ignored
+      ].map((r) => `${r}\r\n`);
+      const a1 = await exchange(port, Buffer.from(pipelined.join(""), "latin1"));
+      expect(statuses(a1)).toEqual([304, 304, 304, 304, 304, 200, 304, 401, 404, 405, 404, 200, 304, 304]);
+      // The same requests through the trusted proxy: X-Forwarded-For names the client, which changes per request.
+      const proxied = [
+        head("GET", "/crl/13-sig.crl", `${as(0)}If-None-Match: ${tag}\r\nX-Forwarded-For: 198.51.100.7\r\n`),
+        head("GET", "/crl/13-sig.crl", `${as(0)}If-None-Match: ${tag}\r\nX-Forwarded-For: 198.51.100.8\r\n`),
+        head("GET", "/crl/13-sig.crl", `${as(0)}If-None-Match: ${tag}\r\nX-Forwarded-For: 198.51.100.8, 127.0.0.2\r\n`),
+        head("GET", "/crl/13-sig.crl", `${as(0)}If-None-Match: ${tag}\r\nX-Forwarded-For: not-an-address\r\n`), // the peer
+        head("GET", "/crl/13-sig.crl", `${as(0)}If-None-Match: ${tag}\r\n`), // the peer
+      ].map((r) => `${r}\r\n`);
+      const a2 = await exchange(port, proxied.join(""), { localAddress: "127.0.0.2" });
+      expect(statuses(a2)).toEqual([304, 304, 304, 304, 304]);
+      // HTTP/1.0: answered, the connection closed after it
+      expect(statuses(await exchange(port, `${head("GET", "/crl/13-sig.crl", as(1), "1.0")}\r\n`))).toEqual([200]);
+      // what node's parser refuses: a header with no name, headers past node's bound; CONNECT; an Upgrade
+      expect(statuses(await exchange(port, `${head("GET", "/crl/13-sig.crl", `${as(0)}: no name\r\n`)}\r\n`))).toEqual([400]);
+      expect(statuses(await exchange(port, Buffer.from(`${head("GET", "/crl/13-sig.crl", `${as(0)}User-Agent: a\x7fb\r\n`)}\r\n`, "latin1")))).toEqual([400]);
+      expect(statuses(await exchange(port, `${head("GET", "/crl/13-sig.crl", `${as(0)}X-Big: ${"b".repeat(20_000)}\r\n`)}\r\n`))).toEqual([431]);
+      expect(statuses(await exchange(port, `CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n${as(0)}\r\n`))).toEqual([405]);
+      expect(statuses(await exchange(port, `${head("GET", "/crl/13-sig.crl", `${as(0)}Connection: Upgrade\r\nUpgrade: websocket\r\n`)}\r\n`))).toEqual([200]);
+      // a poll after all of that, as the first one
+      expect(statuses(await exchange(port, pipelined[0]!))).toEqual([304]);
+    } finally {
+      await app.close();
+      await log.close();
+    }
+    const written = readFileSync(path, "utf8");
+    expect(written).toBe(expected.join(""));
+    expect(log.dropped).toBe(0);
+    const lines = written.trimEnd().split("\n").map((l) => JSON.parse(l) as Logged);
+    // Every answer above went out whole (each client read them all): none is "aborted". A line is recorded when its
+    // answer is done, so a refusal pipelined behind answers still being written may come before theirs: compared
+    // in any order.
+    const pick = ({ method, url, status, remote, verifier, aborted }: Logged) => JSON.stringify({ method, url, status, remote, verifier, aborted });
+    const [a, b] = ids as [string, string];
+    // the two fetches before the pipelined batch, then the batch, then the proxied one, …
+    expect(lines.map(pick).sort()).toEqual([
+      { method: "GET", url: "/crl/13-sig.crl", status: 200, remote: "127.0.0.1", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 200, remote: "127.0.0.1", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 304, remote: "127.0.0.1", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 304, remote: "127.0.0.1", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 304, remote: "127.0.0.1", verifier: b },
+      { method: "GET", url: "/crl/13-sig.crl", status: 304, remote: "127.0.0.1", verifier: a },
+      { method: "HEAD", url: "/crl/13-sig.crl", status: 304, remote: "127.0.0.1", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 200, remote: "127.0.0.1", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl?x=[redacted]", status: 304, remote: "127.0.0.1", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 401, remote: "127.0.0.1", verifier: "anonymous" },
+      { method: "GET", url: "/crl/nosuch.crl", status: 404, remote: "127.0.0.1", verifier: b },
+      { method: "PUT", url: "/crl/13-sig.crl", status: 405, remote: "127.0.0.1", verifier: b },
+      { method: "GET", url: "/crl/[redacted]", status: 404, remote: "127.0.0.1", verifier: a },
+      { method: "GET", url: "/openapi.json", status: 200, remote: "127.0.0.1", verifier: "anonymous" },
+      { method: "GET", url: "/crl/13-sig.crl", status: 304, remote: "127.0.0.1", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 304, remote: "127.0.0.1", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 304, remote: "198.51.100.7", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 304, remote: "198.51.100.8", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 304, remote: "198.51.100.8", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 304, remote: "127.0.0.2", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 304, remote: "127.0.0.2", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 200, remote: "127.0.0.1", verifier: b },
+      { method: "", url: "", status: 400, remote: "127.0.0.1", verifier: "anonymous" },
+      { method: "", url: "", status: 400, remote: "127.0.0.1", verifier: "anonymous" },
+      { method: "", url: "", status: 431, remote: "127.0.0.1", verifier: "anonymous" },
+      { method: "CONNECT", url: "example.org:443", status: 405, remote: "127.0.0.1", verifier: "anonymous" },
+      { method: "GET", url: "/crl/13-sig.crl", status: 200, remote: "127.0.0.1", verifier: a },
+      { method: "GET", url: "/crl/13-sig.crl", status: 304, remote: "127.0.0.1", verifier: a },
+    ].map((l) => pick(l as Logged)).sort());
+  }, 60_000);
+
+  it("names the client of a download it cut short by a reset (the socket no longer knows its peer by then): the address was \"\"", async () => {
+    const big = join(ws.paths.caDir, "47-sig.crt");
+    writeFileSync(big, randomBytes(32 << 20));
+    const { app, port, log, path, expected } = await serverWithLog();
+    try {
+      for (const localAddress of ["127.0.0.1", "127.0.0.2"]) {
+        const s: Socket = connect({ port, host: "127.0.0.1", localAddress });
+        s.on("error", () => undefined);
+        let received = 0;
+        await new Promise<void>((resolve) => {
+          s.on("data", (c: Buffer) => {
+            received += c.length;
+            if (received >= 256 << 10) resolve();
+          });
+          s.write(`GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[1]}\r\nX-Forwarded-For: 198.51.100.9\r\n\r\n`);
+        });
+        const before = expected.length;
+        s.resetAndDestroy();
+        for (let i = 0; i < 200 && expected.length === before; i++) await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await app.close();
+      await log.close();
+      rmSync(big, { force: true });
+    }
+    const lines = readFileSync(path, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as Logged);
+    expect(lines.map(({ url, status, aborted, remote, verifier }) => ({ url, status, aborted, remote, verifier }))).toEqual([
+      { url: "/ca/47-sig.crt", status: 200, aborted: true, remote: "127.0.0.1", verifier: ids[1] },
+      // through the trusted proxy: the client its X-Forwarded-For names (the peer is read to know it is the proxy)
+      { url: "/ca/47-sig.crt", status: 200, aborted: true, remote: "198.51.100.9", verifier: ids[1] },
+    ]);
+  }, 60_000);
+
+  it("names the client of a download over HTTPS it cut short by a reset (the TLS socket is the one whose peer is read)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-logserve-tls-"));
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "srv.key"), "-out", join(dir, "srv.crt"), "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+      { stdio: "pipe" },
+    );
+    const cert = readFileSync(join(dir, "srv.crt"));
+    const big = join(ws.paths.caDir, "47-sig.crt");
+    writeFileSync(big, randomBytes(32 << 20));
+    const { app, port, log, path, expected } = await serverWithLog({ cert, key: readFileSync(join(dir, "srv.key")) });
+    try {
+      // over a TCP socket of its own: a TLS socket cannot be reset, its TCP one can
+      const tcp = connect({ port, host: "127.0.0.1" });
+      tcp.on("error", () => undefined);
+      const s = tlsConnect({ socket: tcp, host: "127.0.0.1", ca: cert });
+      s.on("error", () => undefined);
+      let received = 0;
+      await new Promise<void>((resolve) => {
+        s.on("data", (c: Buffer) => {
+          received += c.length;
+          if (received >= 256 << 10) resolve();
+        });
+        s.write(`GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[0]}\r\n\r\n`);
+      });
+      tcp.resetAndDestroy();
+      for (let i = 0; i < 200 && expected.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      await app.close();
+      await log.close();
+      rmSync(big, { force: true });
+    }
+    const lines = readFileSync(path, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as Logged);
+    expect(lines.map(({ url, status, aborted, remote, verifier }) => ({ url, status, aborted, remote, verifier }))).toEqual([
+      { url: "/ca/47-sig.crt", status: 200, aborted: true, remote: "127.0.0.1", verifier: ids[0] },
+    ]);
+  }, 60_000);
+
+  it("logs and counts once, as 499, a request whose client went away before it was answered (a fastify route, a body on bare node:http): it left no line and no count", async () => {
+    const { app, port, log, path, metrics } = await serverWithLog();
+    const serverSide: Socket[] = [];
+    app.server.on("connection", (c: Socket) => serverSide.push(c));
+    // the CRL index's store read held until the client is gone (a slow store, a long validation)
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const real = ws.store.crlStatus.bind(ws.store);
+    const held = vi.spyOn(ws.store, "crlStatus").mockImplementation(async () => {
+      await gate;
+      return real();
+    });
+    /** Sends `bytes`, and resets the connection once the server has the request and has seen the reset. */
+    const abandon = async (bytes: string) => {
+      const s: Socket = connect({ port, host: "127.0.0.1" });
+      s.on("error", () => undefined);
+      const arrived = new Promise((resolve) => app.server.once("request", resolve));
+      s.write(bytes);
+      await arrived;
+      await new Promise((r) => setTimeout(r, 50));
+      s.resetAndDestroy();
+      for (let i = 0; i < 200 && !serverSide.at(-1)!.destroyed; i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    try {
+      await abandon(`GET /crl/index.json HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[0]}\r\n\r\n`);
+      release();
+      // a body that never ends (a fastify route reading it)
+      await abandon(`POST /v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[1]}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"it`);
+      // the same on bare node:http (POST /v1/validate's plain requests, validate-route.ts)
+      await abandon(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[0]}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"cer`);
+      await new Promise((r) => setTimeout(r, 300));
+      const text = await metrics.registry.metrics();
+      expect(text).toMatch(/^jpki_http_requests_total\{route="validate",status="499"\} 1$/m);
+      expect(text).toMatch(/^jpki_http_requests_total\{route="crl-index",status="499"\} 1$/m);
+    } finally {
+      held.mockRestore();
+      await app.close();
+      await log.close();
+    }
+    const lines = readFileSync(path, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as Logged & { ms: unknown });
+    expect(lines.filter((l) => l.url === "/crl/index.json")).toEqual([{ time: expect.any(String), method: "GET", url: "/crl/index.json", status: 499, ms: null, remote: "127.0.0.1", verifier: ids[0] }]);
+    // one line, whatever the route made of the cut body (400, or 499 when it had not answered)
+    expect(lines.filter((l) => l.url === "/v1/status")).toEqual([expect.objectContaining({ method: "POST", remote: "127.0.0.1", verifier: ids[1] })]);
+    expect(lines.filter((l) => l.url === "/v1/validate")).toEqual([{ time: expect.any(String), method: "POST", url: "/v1/validate", status: 499, ms: null, remote: "127.0.0.1", verifier: ids[0] }]);
+    expect(lines).toHaveLength(3);
+  }, 60_000);
+});
