@@ -87,6 +87,31 @@ interface Logged {
   aborted?: boolean;
 }
 
+
+/**
+ * Sends `request` on `s`, reads 256 KiB of the answer, then resets `tcp` (the TCP socket under `s`, or `s` itself)
+ * and waits for the access log's record of it.
+ */
+async function cutShort(s: Socket, tcp: Socket, request: string, expected: readonly unknown[]): Promise<void> {
+  let received = 0;
+  await new Promise<void>((resolve) => {
+    s.on("data", (c: Buffer) => {
+      received += c.length;
+      if (received >= 256 << 10) resolve();
+    });
+    s.write(request);
+  });
+  const before = expected.length;
+  tcp.resetAndDestroy();
+  for (let i = 0; i < 200 && expected.length === before; i++) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** The access log file's lines, with the fields a cut download's line is checked on. */
+function cutLines(path: string): Array<Pick<Logged, "url" | "status" | "aborted" | "remote" | "verifier">> {
+  const lines = readFileSync(path, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as Logged);
+  return lines.map(({ url, status, aborted, remote, verifier }) => ({ url, status, aborted, remote, verifier }));
+}
+
 describe("access log of a real server (the log thread's reuse of line parts)", () => {
   it("writes for every request, pipelined and interleaved, exactly the line accessLine makes of its own fields", async () => {
     const { app, port, log, path, expected } = await serverWithLog();
@@ -190,25 +215,14 @@ describe("access log of a real server (the log thread's reuse of line parts)", (
       for (const localAddress of ["127.0.0.1", "127.0.0.2"]) {
         const s: Socket = connect({ port, host: "127.0.0.1", localAddress });
         s.on("error", () => undefined);
-        let received = 0;
-        await new Promise<void>((resolve) => {
-          s.on("data", (c: Buffer) => {
-            received += c.length;
-            if (received >= 256 << 10) resolve();
-          });
-          s.write(`GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[1]}\r\nX-Forwarded-For: 198.51.100.9\r\n\r\n`);
-        });
-        const before = expected.length;
-        s.resetAndDestroy();
-        for (let i = 0; i < 200 && expected.length === before; i++) await new Promise((r) => setTimeout(r, 20));
+        await cutShort(s, s, `GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[1]}\r\nX-Forwarded-For: 198.51.100.9\r\n\r\n`, expected);
       }
     } finally {
       await app.close();
       await log.close();
       rmSync(big, { force: true });
     }
-    const lines = readFileSync(path, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as Logged);
-    expect(lines.map(({ url, status, aborted, remote, verifier }) => ({ url, status, aborted, remote, verifier }))).toEqual([
+    expect(cutLines(path)).toEqual([
       { url: "/ca/47-sig.crt", status: 200, aborted: true, remote: "127.0.0.1", verifier: ids[1] },
       // through the trusted proxy: the client its X-Forwarded-For names (the peer is read to know it is the proxy)
       { url: "/ca/47-sig.crt", status: 200, aborted: true, remote: "198.51.100.9", verifier: ids[1] },
@@ -232,23 +246,13 @@ describe("access log of a real server (the log thread's reuse of line parts)", (
       tcp.on("error", () => undefined);
       const s = tlsConnect({ socket: tcp, host: "127.0.0.1", ca: cert });
       s.on("error", () => undefined);
-      let received = 0;
-      await new Promise<void>((resolve) => {
-        s.on("data", (c: Buffer) => {
-          received += c.length;
-          if (received >= 256 << 10) resolve();
-        });
-        s.write(`GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[0]}\r\n\r\n`);
-      });
-      tcp.resetAndDestroy();
-      for (let i = 0; i < 200 && expected.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await cutShort(s, tcp, `GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[0]}\r\n\r\n`, expected);
     } finally {
       await app.close();
       await log.close();
       rmSync(big, { force: true });
     }
-    const lines = readFileSync(path, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as Logged);
-    expect(lines.map(({ url, status, aborted, remote, verifier }) => ({ url, status, aborted, remote, verifier }))).toEqual([
+    expect(cutLines(path)).toEqual([
       { url: "/ca/47-sig.crt", status: 200, aborted: true, remote: "127.0.0.1", verifier: ids[0] },
     ]);
   }, 60_000);
