@@ -8,7 +8,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -21,6 +20,7 @@ import { registerVerifier } from "../verifier/registration.js";
 import { Workspace } from "../workspace/workspace.js";
 import { buildServer, type ServerMetrics } from "./app.js";
 import { AccessLog, accessLine, type AccessLogSink } from "./access-log.js";
+import { loopbackTls } from "../../test/loopback-tls.js";
 
 const clock = new FixedClock(new Date());
 let ws: Workspace;
@@ -230,16 +230,10 @@ describe("access log of a real server (the log thread's reuse of line parts)", (
   }, 60_000);
 
   it("names the client of a download over HTTPS it cut short by a reset (the TLS socket is the one whose peer is read)", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "jpki-logserve-tls-"));
-    execFileSync(
-      "openssl",
-      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "srv.key"), "-out", join(dir, "srv.crt"), "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
-      { stdio: "pipe" },
-    );
-    const cert = readFileSync(join(dir, "srv.crt"));
+    const { cert, key } = loopbackTls("jpki-logserve-tls-");
     const big = join(ws.paths.caDir, "47-sig.crt");
     writeFileSync(big, randomBytes(32 << 20));
-    const { app, port, log, path, expected } = await serverWithLog({ cert, key: readFileSync(join(dir, "srv.key")) });
+    const { app, port, log, path, expected } = await serverWithLog({ cert, key });
     try {
       // over a TCP socket of its own: a TLS socket cannot be reset, its TCP one can
       const tcp = connect({ port, host: "127.0.0.1" });

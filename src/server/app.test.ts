@@ -36,6 +36,7 @@ import { AccessLog, lineSink } from "./access-log.js";
 import { AdmittedRequest, VerifierAccess } from "./access.js";
 import { serveHttp } from "./serve.js";
 import { STAT_TTL_MS } from "./published.js";
+import { loopbackTls } from "../../test/loopback-tls.js";
 
 const clock = new FixedClock(new Date());
 let ws: Workspace;
@@ -2327,14 +2328,8 @@ describe("a cap on concurrent connections (attack round 2)", () => {
 
 describe("a cap on concurrent connections over TLS (attack round 2)", () => {
   it("closes a connection over the cap before its handshake, with no answer (no 503 in clear text), counts it, and takes a handshake again once a client leaves", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "jpki-serve-tls-cap-"));
-    execFileSync(
-      "openssl",
-      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "srv.key"), "-out", join(dir, "srv.crt"), "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
-      { stdio: "pipe" },
-    );
-    const cert = readFileSync(join(dir, "srv.crt"));
-    const { app: capped } = await buildServer(ws, { maxConnections: 2, tls: { cert, key: readFileSync(join(dir, "srv.key")) } });
+    const { cert, key } = loopbackTls("jpki-serve-tls-cap-");
+    const { app: capped } = await buildServer(ws, { maxConnections: 2, tls: { cert, key } });
     await capped.listen({ host: "127.0.0.1", port: 0 });
     const port = (capped.server.address() as AddressInfo).port;
     const held: TLSSocket[] = [];
@@ -2390,7 +2385,6 @@ describe("a cap on concurrent connections over TLS (attack round 2)", () => {
     } finally {
       for (const s of held) s.destroy();
       await capped.close();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
