@@ -110,7 +110,8 @@ export { CrlUpdater } from "./crl/updater.js";
 // the audit log (監査ログ): hash chain, signed checkpoints, verification
 export { GENESIS_HASH, auditHash, canonicalJson, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./store/audit-log.js";
 export { checkpointMessage, checkpointProblem, createAuditCheckpoint } from "./audit/checkpoint.js";
-export { assertAuditLog, auditBroken, verifyAuditLog, type AuditBreak, type AuditVerification } from "./audit/verify.js";
+export { assertAuditLog, auditBroken, verifyAuditLog, type AuditAnchor, type AuditBreak, type AuditVerification } from "./audit/verify.js";
+export { AUDIT_ANCHOR_FORMAT, auditAnchorFileName, auditAnchorText, parseAuditAnchor } from "./audit/anchor.js";
 export { checkpointAuditLog, checkpointWith } from "./audit/service.js";
 export { CrlSchedule, dueCrls, pendingGoesTo, refreshMarginMs, type DeltaState, type DueCrl, type DueReason } from "./crl/schedule.js";
 export { deltaCadence, deltaCrlIndicator, deltaNextUpdate, freshestCrl, type DeltaCadence } from "./crl/delta.js";
@@ -143,7 +144,7 @@ export {
   type WorkspaceStoreCopyOptions,
   type WorkspaceStoreCopyReport,
 } from "./store/copy.js";
-export { writeFileAtomic, writeFileNew } from "./store/files.js";
+export { writeFailure, writeFileAtomic, writeFileNew } from "./store/files.js";
 export { sweepStaleTemps } from "./store/staging.js";
 export { Workspace, workspacePaths, type WorkspaceOpenOptions } from "./workspace/workspace.js";
 // backup and restore (issue 13)

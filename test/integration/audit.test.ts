@@ -5,7 +5,7 @@
  * checkpoint deleted, a checkpoint's signature forged — and exits 20. Runs on SQLite and on PostgreSQL (a
  * store suite): the edits are plain SQL through the database's own driver.
  */
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
@@ -250,6 +250,71 @@ describe("jpki audit", () => {
     expect(refused.details).toEqual({ seq: firstCheckpoint, why: "checkpoint-invalid" });
     // a CA of the store left out of --trust is named as such, not as "no CA of this store"
     expect(refused.message).toContain("signed by 13-sig, whose certificate is not among the trusted certificates given (--trust)");
+  });
+
+  it("finds the whole store rolled back behind a checkpoint kept outside it (audit checkpoint --out, verify --anchor), and a history replayed otherwise", async () => {
+    const serial = (await records(base, ["--action", "cert.issue"])).flatMap((r) => (r.detail.certificates as Array<{ serial: string }>).map((c) => c.serial))[2]!;
+    const env = { JPKI_PASSPHRASE: PASSPHRASE };
+    const kept = join(dir, "kept-checkpoints");
+    mkdirSync(kept);
+    const earlier = await copy(); // the store as it was: what a rollback puts back
+    const later = await copy();
+    expect((await cli(["--workspace", later, "revoke", "--serial", serial, "--reason", "loss"], { cwd: dir })).code).toBe(0);
+    const cp = await cli(["--workspace", later, "--json", "audit", "checkpoint", "--out", kept], { cwd: dir, env });
+    expect(cp.code, cp.stderr).toBe(0);
+    const written = JSON.parse(cp.stdout) as { checkpointed: boolean; seq: number; file: string };
+    expect(written).toMatchObject({ checkpointed: true, file: join(kept, `audit-checkpoint-${String(written.seq).padStart(12, "0")}.json`) });
+    expect(JSON.parse(readFileSync(written.file, "utf8"))).toMatchObject({ format: "jpki-audit-checkpoint/1", seq: written.seq, caId: "13-sig" });
+    // a timer's second run with nothing new: the same file, kept; a file named that exists is not replaced
+    const again = await cli(["--workspace", later, "--json", "audit", "checkpoint", "--out", kept], { cwd: dir, env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ checkpointed: false, why: "at-head", seq: written.seq, file: written.file });
+    const taken = await cli(["--workspace", later, "--json", "audit", "checkpoint", "--force", "--out", written.file], { cwd: dir, env });
+    expect(taken.code).toBe(2);
+    expect(taken.stderr).toContain("ERR_OUTPUT_EXISTS");
+
+    const anchored = await cli(["--workspace", later, "--json", "audit", "verify", "--anchor", kept], { cwd: dir });
+    expect(anchored.code, anchored.stderr).toBe(0);
+    expect(JSON.parse(anchored.stdout)).toMatchObject({ ok: true, anchors: 1 });
+    expect(JSON.parse(anchored.stdout).anchoredTo).toBeGreaterThanOrEqual(written.seq);
+
+    // the rollback: the earlier store verifies on its own (its checkpoints are real ones) ...
+    const head = (await verify(earlier)).out;
+    expect(head).toMatchObject({ ok: true });
+    expect(head.head.seq).toBeLessThan(written.seq);
+    // ... but not against what was kept outside
+    const rolled = await cli(["--workspace", earlier, "--json", "audit", "verify", "--anchor", written.file], { cwd: dir });
+    expect(rolled.code).toBe(20);
+    const err = JSON.parse(rolled.stderr.slice(rolled.stderr.indexOf("{"))).error;
+    expect(err.details).toEqual({ seq: head.head.seq + 1, why: "rolled-back" });
+    expect(err.message).toContain(`ends at record ${head.head.seq}, but CA 13-sig signed record ${written.seq}`);
+
+    // rolled back and replayed otherwise (the same revocation, another reason): as long as the log, but another one
+    const replayed = await copy();
+    expect((await cli(["--workspace", replayed, "revoke", "--serial", serial, "--reason", "resident-request"], { cwd: dir })).code).toBe(0);
+    expect((await cli(["--workspace", replayed, "audit", "checkpoint"], { cwd: dir, env })).code).toBe(0);
+    expect((await verify(replayed)).code).toBe(0);
+    const other = await cli(["--workspace", replayed, "--json", "audit", "verify", "--anchor", kept], { cwd: dir });
+    expect(other.code).toBe(20);
+    const mismatch = JSON.parse(other.stderr.slice(other.stderr.indexOf("{"))).error;
+    expect(mismatch.details.why).toBe("checkpoint-mismatch");
+    expect(mismatch.message).toContain(written.file);
+
+    // a kept checkpoint whose signature was changed: invalid, not an anchor
+    const forged = JSON.parse(readFileSync(written.file, "utf8"));
+    const sig = Buffer.from(forged.signature, "base64");
+    sig[7] = sig[7]! ^ 1;
+    const forgedFile = join(dir, "forged-checkpoint.json");
+    writeFileSync(forgedFile, JSON.stringify({ ...forged, signature: sig.toString("base64") }));
+    const bad = await cli(["--workspace", later, "--json", "audit", "verify", "--anchor", forgedFile], { cwd: dir });
+    expect(bad.code).toBe(20);
+    expect(JSON.parse(bad.stderr.slice(bad.stderr.indexOf("{"))).error.details).toEqual({ seq: written.seq, why: "checkpoint-invalid" });
+    // not a checkpoint file at all: its own code and exit, naming the file
+    const junk = join(dir, "junk-checkpoint.json");
+    writeFileSync(junk, JSON.stringify({ ...forged, seq: "12" }));
+    const refused = await cli(["--workspace", later, "--json", "audit", "verify", "--anchor", junk], { cwd: dir });
+    expect(refused.code).toBe(8);
+    expect(JSON.parse(refused.stderr.slice(refused.stderr.indexOf("{"))).error).toMatchObject({ code: "ERR_AUDIT_ANCHOR_FORMAT", details: { file: junk } });
   });
 
   it("is checkpointed by the CRL schedule itself: 'jpki watch' publishing a revocation's CRL signs the head after it", async () => {
