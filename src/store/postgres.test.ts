@@ -43,7 +43,8 @@ async function twoStoresReleasedTogether<T>(o: {
   hold?: (gate: pg.Client) => Promise<unknown>;
   runs: (a: PostgresStore, b: PostgresStore) => Promise<T>[];
   beforeRelease?: () => void;
-  after: (a: PostgresStore, b: PostgresStore, results: T[]) => Promise<void>;
+  /** `db`: a session of its own on the database, for what the stores do not read back */
+  after: (a: PostgresStore, b: PostgresStore, results: T[], db: pg.Client) => Promise<void>;
 }): Promise<void> {
   const url = await server.createDatabase();
   const a = await PostgresStore.open(url, { create: true });
@@ -58,7 +59,7 @@ async function twoStoresReleasedTogether<T>(o: {
     await vi.waitFor(async () => expect(await waiting(watch)).toBe(runs.length), { timeout: 20_000, interval: 20 });
     o.beforeRelease?.();
     await gate.query("COMMIT");
-    await o.after(a, b, await Promise.all(runs));
+    await o.after(a, b, await Promise.all(runs), watch);
   } finally {
     await watch.end();
     await gate.end();
@@ -532,6 +533,32 @@ describe("PostgresStore specifics", () => {
         });
         expect(await a.auditHead()).toEqual(log[log.length - 1]);
         expect((await verifyAuditLog(a)).ok).toBe(true);
+      },
+    });
+  });
+
+  it("one verifier's disclosure groups from two stores, all waiting on the head and let go at once, chain one after the other in their own statement", async () => {
+    // A group with one audit record moves the head in its own statement (migration 32: UPDATE … SET prev_hash = hash),
+    // not through jpki_audit_append: each waiting update must chain on the head the one before it left.
+    const answer = (i: number) => ({ verifierId: "v-1", serial: `0a${i.toString(16).padStart(2, "0")}`, issuer: "13-sig", residentCode: undefined, purpose: "signature" as const, legalBasis: undefined, at: new Date(8000 + i), validationTime: new Date(8000), answer: "valid", itemsDisclosed: false });
+    await twoStoresReleasedTogether({
+      setup: (a) => a.appendAudit({ action: "x.first", subject: "" }),
+      hold: (gate) => gate.query("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE"),
+      runs: (a, b) => Array.from({ length: 12 }, (_, i) => (i % 2 ? a : b).appendDisclosures([answer(2 * i), answer(2 * i + 1)])),
+      after: async (a, _b, _results, db) => {
+        const log: AuditRecord[] = [];
+        for await (const r of a.auditRecords()) log.push(r);
+        expect(log.map((r) => r.seq)).toEqual(log.map((_, i) => i + 1));
+        expect(log.filter((r) => r.action === "verifier.validate-query")).toHaveLength(12);
+        log.forEach((r, i) => {
+          if (i) expect(r.prevHash).toBe(log[i - 1]!.hash);
+          expect(auditHash(r)).toBe(r.hash);
+        });
+        expect(await a.auditHead()).toEqual(log[log.length - 1]);
+        expect((await verifyAuditLog(a)).ok).toBe(true);
+        // the statement's own path moved the head (only it writes prev_hash), and every answer is in, once
+        expect((await db.query("SELECT prev_hash FROM audit_head")).rows).toEqual([{ prev_hash: log[log.length - 2]!.hash }]);
+        expect((await db.query("SELECT count(DISTINCT serial)::int AS n, count(*)::int AS total FROM disclosures")).rows).toEqual([{ n: 24, total: 24 }]);
       },
     });
   });
