@@ -46,6 +46,7 @@ import { buildCrl, crlExtensionsElement, streamCrl, type BuiltCrl, type CrlLayou
 import { BlockLayoutRecorder, openHeldBlocks, type ReuseStats } from "./reuse.js";
 import { scopeExtensions, scopeKind, scopePath } from "./scope.js";
 import { beginStagedCrlCheck, type ExpectedCrl, type StagedCrlCheck } from "./verify.js";
+import { WrittenMac } from "./written-mac.js";
 
 /** How much of a staged CRL is written between two background fdatasyncs (#publishReserved). */
 const SYNC_EVERY_BYTES = 8 << 20;
@@ -406,7 +407,11 @@ export class CrlPublisher {
     const syncs: Promise<void>[] = [];
     let syncing = false;
     let unsynced = 0;
+    // Every byte written before the signature, for the check to prove it reads back those bytes (crl/written-mac.ts).
+    const written = new WrittenMac();
+    let unsigned = true;
     const write = (c: Buffer) => {
+      if (unsigned) written.update(c);
       der.write(c);
       unsynced += c.length;
       if (unsynced < SYNC_EVERY_BYTES || syncing) return;
@@ -442,12 +447,20 @@ export class CrlPublisher {
         hashFile: false,
         sink: write,
         onUnsigned: (layout) => {
+          unsigned = false;
           onLayout?.(layout);
           flushing = Promise.all([...syncs, der.flush()]).then(() => undefined);
           flushing.catch(() => undefined); // awaited below; until then a failure must not count as unhandled
-          // Check what you sign, as it is on disk: the TBS is read back, walked and hashed now, while the key
-          // may still unlock; the signature is verified with the CA certificate's key once written.
-          check = beginStagedCrlCheck(der.tmp, expected(layout));
+          // Check what you sign, as it is on disk: the TBS is read back, walked, hashed and found to be what was
+          // written now, while the key may still unlock; the signature is verified with the CA certificate's key
+          // once written.
+          check = beginStagedCrlCheck(der.tmp, expected(layout), written);
+        },
+        // A large CRL is signed by the digest of its TBS as read back and checked: not hashed a second time as
+        // it streams from the store (≈ 30 ms of a 1M-entry CRL's 44 MB on this thread).
+        signedDigest: () => {
+          if (!check) throw new JpkiError("ERR_INTERNAL", "the CRL builder asked for its digest before the staged CRL was checked");
+          return check.tbsDigest();
         },
       });
       await flushing;

@@ -1,8 +1,12 @@
 /**
- * A large CRL's staged file through the publisher (crl/publisher.ts): synced to disk while it is written, every
- * sync awaited before the CRL is installed.
+ * The staged check of a large CRL through the publisher (crl/publisher.ts, crl/verify.ts, crl/written-mac.ts): a
+ * TBS over SIGN_WHOLE_BYTES is signed by the digest the check took of it as read back from the staged file, so
+ * that digest may be signed only once those bytes are proven to be the ones written. A byte changed on disk between
+ * the write and the read-back is refused (ERR_CRL_UNVERIFIED, nothing installed), never signed; the CRL as written
+ * is published, and OpenSSL verifies its signature with the CA certificate.
  */
-import { existsSync, mkdtempSync, readdirSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, closeSync, writeSync, readSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -11,6 +15,7 @@ import { initCas } from "../ca/manage.js";
 import { prefecture } from "../ca/prefectures.js";
 import { encodeEntry, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { Workspace } from "../workspace/workspace.js";
+import { SIGN_WHOLE_BYTES } from "./builder.js";
 import { generateCrls } from "./generate.js";
 
 // The staged files the publisher opens, as a test wants them seen (the last describe below).
@@ -59,6 +64,46 @@ function entriesFrom(ws: Workspace, list: EncodedEntries[], after: (tmp: string)
   } as typeof ws.store.crlEntries);
   return total;
 }
+
+describe("the staged check of a CRL signed by the digest of its TBS as read back", () => {
+  it("publishes the CRL as written, which OpenSSL verifies with the CA certificate", async () => {
+    const ws = await workspace();
+    const list = blocks();
+    const total = entriesFrom(ws, list, () => undefined);
+    expect(total.totalBytes).toBeGreaterThan(SIGN_WHOLE_BYTES);
+    const [crl] = await generateCrls(ws, { ca: "13-sig", passphrase: "pw" });
+    expect(crl!.entries).toBe(40_000);
+    const der = readFileSync(crl!.derPath);
+    // the entries exactly as the store gave them
+    expect(der.indexOf(Buffer.concat(list.map((b) => b.der)))).toBeGreaterThan(0);
+    const r = spawnSync("openssl", ["crl", "-inform", "DER", "-in", crl!.derPath, "-CAfile", join(ws.paths.caDir, "13-sig.pem"), "-noout"], { encoding: "utf8" });
+    expect(r.stderr).toMatch(/verify OK/);
+    expect(r.status).toBe(0);
+  });
+
+  it("refuses a byte changed in the staged file after it was written (an entry's serial: the DER stays well formed): nothing signed over it, nothing installed", async () => {
+    const ws = await workspace();
+    let changedAt = -1;
+    entriesFrom(ws, blocks(), (tmp) => {
+      const fd = openSync(tmp, "r+");
+      try {
+        // the last octet of some entry's serial in the middle of the list: 0x30 len 0x02 len serial…
+        const buf = Buffer.alloc(64);
+        const at = 900_000;
+        readSync(fd, buf, 0, 64, at);
+        const entry = buf.indexOf(Buffer.from([0x02, 0x04, 0x40]));
+        changedAt = at + entry + 5;
+        writeSync(fd, Buffer.from([buf[entry + 5]! ^ 0x01]), 0, 1, changedAt);
+      } finally {
+        closeSync(fd);
+      }
+    });
+    await expect(generateCrls(ws, { ca: "13-sig", passphrase: "pw" })).rejects.toMatchObject({ code: "ERR_CRL_UNVERIFIED", message: expect.stringMatching(/differ from those written/) });
+    expect(changedAt).toBeGreaterThan(900_000);
+    expect(existsSync(join(ws.paths.crlDir, "13-sig.crl"))).toBe(false);
+    expect(readdirSync(ws.paths.crlDir).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+  });
+});
 
 describe("the staged file is synced to disk while it is written", () => {
   it("starts fdatasync before the last entry is written, and a background sync that fails fails the publication: nothing installed", async () => {
