@@ -9,9 +9,9 @@
  * one store page when streamed), never an object model per entry, so a million-entry CRL stays small. Callers
  * see only `buildCrl`, `streamCrl` and `CrlParams`.
  */
-import { constants, createHash, createPublicKey, publicDecrypt } from "node:crypto";
+import { createHash } from "node:crypto";
 import { JpkiError } from "../errors.js";
-import { SHA256_DIGEST_INFO_PREFIX, signatureShape, type Signer } from "../pki/signer.js";
+import { signatureOfDigestVerifies, signatureShape, type Signer } from "../pki/signer.js";
 import { explicit, extension, header, integer, seq, time, TAG } from "../pki/der.js";
 import { encodeEntry, isEntriesTotal, type CrlEntryInput, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { authorityKeyIdentifier } from "../profile/extensions.js";
@@ -57,6 +57,14 @@ export interface CrlParams {
   readonly onUnsigned?: (layout: CrlLayout) => void;
   /** Extra CRL extensions (DER Extension TLVs), e.g. issuingDistributionPoint or deltaCRLIndicator. */
   readonly extraExtensions?: readonly Buffer[];
+  /**
+   * For a TBS larger than SIGN_WHOLE_BYTES: the SHA-256 of the TBS to sign, taken by the caller (called once
+   * `onUnsigned` has returned), which the builder then does not hash itself. crl/publisher.ts gives the digest of
+   * the TBS as read back from the staged file (crl/verify.ts), once it has checked those bytes are the ones written:
+   * a 44 MB CRL is then hashed for its signature once, after it is written (while the file flushes to disk),
+   * instead of twice, the first time while the store's blocks stream in.
+   */
+  readonly signedDigest?: () => Buffer;
   /**
    * false: the whole DER is not hashed here (`sha256` comes back empty), for a caller that reads the file back and
    * hashes it on the way (crl/publisher.ts, crl/verify.ts): one pass less over a CRL of tens of megabytes.
@@ -169,6 +177,8 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
     const signatureValue = header(TAG.BIT_STRING, shape.length + 1);
     const tailLength = shape.algorithmIdentifier.length + signatureValue.length + 1 + shape.length;
     const tbsHash = createHash("sha256");
+    // Whether the TBS is hashed here: not when the caller gives the digest to sign (signedDigest, large CRLs only).
+    let hashTbs = true;
     const fileHash = p.hashFile === false ? undefined : createHash("sha256");
     const chunks: Buffer[] = [];
     // The TBS's pieces while it is no larger than SIGN_WHOLE_BYTES (then it is signed whole), none beyond.
@@ -176,7 +186,7 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
     let tbsBytes = 0;
     const put = (c: Buffer, tbs: boolean) => {
       if (!c.length) return;
-      if (tbs) {
+      if (tbs && hashTbs) {
         tbsHash.update(c);
         tbsBytes += c.length;
         if (tbsBytes > SIGN_WHOLE_BYTES) tbsPieces = undefined;
@@ -192,6 +202,7 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
       const tbsContentLength = prefix.length + revokedHeader.length + bytes + crlExtensions.length;
       const tbsHeader = header(TAG.SEQUENCE, tbsContentLength);
       const tbsLength = tbsHeader.length + tbsContentLength;
+      if (p.signedDigest && tbsLength > SIGN_WHOLE_BYTES) (hashTbs = false), (tbsPieces = undefined);
       const outer = header(TAG.SEQUENCE, tbsLength + tailLength);
       put(outer, false);
       for (const c of [tbsHeader, prefix, revokedHeader]) put(c, true);
@@ -232,7 +243,8 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
     const signer = await p.signer;
     if (p.issuerKey && !signer.spki.equals(p.issuerKey)) throw new JpkiError("ERR_INTERNAL", "the CRL signer holds another key than issuerKey: the CA's key and certificate do not belong together");
     if (!signer.algorithmIdentifier.equals(shape.algorithmIdentifier)) throw new JpkiError("ERR_INTERNAL", "the CRL signer uses another signature algorithm than its key implies");
-    const digest = tbsHash.digest();
+    const digest = hashTbs ? tbsHash.digest() : p.signedDigest!();
+    if (digest.length !== 32) throw new JpkiError("ERR_INTERNAL", "the digest given for the CRL's signature is no SHA-256");
     // A TBS up to SIGN_WHOLE_BYTES goes to the signer whole: a software key signs it on libuv's thread pool, where
     // signDigest's RSA operation runs on this thread (≈ 0.4 ms a CRL), so a run publishing hundreds of partition
     // CRLs builds the next ones meanwhile (the CRL phase of 100,000 notices at 1M residents: 0.85 s → 0.77 s). A
@@ -241,7 +253,7 @@ async function build(p: CrlParams, keep: boolean): Promise<BuiltCrl | StreamedCr
     if (signature.length !== shape.length) throw new JpkiError("ERR_INTERNAL", `a ${shape.length}-byte signature was expected, the signer made ${signature.length} bytes`);
     // Check what you sign: a signer that does not verify its own output (a token) is checked here, against the
     // digest, before a byte of the signature reaches the sink (OpenSSL's RSA verifies inside the operation).
-    if (!signer.selfVerifying && !signatureVerifies(signer.spki, digest, signature)) {
+    if (!signer.selfVerifying && !signatureOfDigestVerifies(signer.spki, digest, signature)) {
       throw new JpkiError("ERR_PROFILE_VIOLATION", "the CRL's signature does not verify with the CA's public key: nothing was published; check the CA key");
     }
     put(signature, false);
@@ -263,16 +275,6 @@ export function crlExtensionsElement(p: Pick<CrlParams, "authorityKeyId" | "numb
       ...(p.extraExtensions ?? []),
     ),
   );
-}
-
-/** Whether `signature` is an RSA PKCS#1 v1.5 signature of the SHA-256 `digest` under `spki`. */
-function signatureVerifies(spki: Buffer, digest: Buffer, signature: Buffer): boolean {
-  try {
-    const key = createPublicKey({ key: spki, format: "der", type: "spki" });
-    return publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, signature).equals(Buffer.concat([SHA256_DIGEST_INFO_PREFIX, digest]));
-  } catch {
-    return false;
-  }
 }
 
 /** Convenience for small CRLs and tests: the whole DER in one buffer. */

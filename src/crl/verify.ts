@@ -6,15 +6,20 @@
  * from its certificate, before it is renamed into place. Anything else is ERR_CRL_UNVERIFIED and nothing
  * is installed.
  *
- * Streamed: the file is read in 4 MiB pieces, the TBS hashed into the verifier as it passes and each entry's
- * header checked in place (no copy, no object per entry), so a 1,000,000-entry CRL (44 MB) costs one read of
- * the page cache and one SHA-256 pass, with memory bounded by the piece size.
+ * Streamed: the file is read in 4 MiB pieces, the TBS hashed as it passes and each entry's header checked in
+ * place (no copy, no object per entry), so a 1,000,000-entry CRL (44 MB) costs one read of the page cache and
+ * two SHA-256 passes (the TBS, the whole file), with memory bounded by the piece size.
+ *
+ * Begun by the publisher (beginStagedCrlCheck with `written`), the check also proves that the bytes read back are
+ * those written (crl/written-mac.ts) before the TBS's digest taken here may be signed (crl/builder.ts
+ * signedDigest): the TBS is then hashed once for the signature and its check together.
  */
-import { createHash, createVerify, type Hash, type Verify } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { JpkiError } from "../errors.js";
 import { TAG } from "../pki/der.js";
-import { publicKeyOf } from "../pki/signer.js";
+import { signatureOfDigestVerifies } from "../pki/signer.js";
+import type { WrittenMac } from "./written-mac.js";
 
 export interface ExpectedCrl {
   /** the issuer's Name, byte for byte */
@@ -37,6 +42,11 @@ function unverified(path: string, why: string): never {
 /** A check begun on a staged CRL whose TBS is written: `finish` once the signature is written too. */
 export interface StagedCrlCheck {
   /**
+   * The SHA-256 of the TBS as read back (walked and compared already; with `written`, proven to be the bytes
+   * written): what the CRL's signature must be over.
+   */
+  tbsDigest(): Buffer;
+  /**
    * Reads the signature part, verifies the signature; throws ERR_CRL_UNVERIFIED. Closes the file. Returns the
    * SHA-256 (hex) of the whole file as read back: the digest of what is on disk, taken on the way.
    */
@@ -49,17 +59,22 @@ export interface StagedCrlCheck {
  * Starts checking the staged CRL at `path` while only its signature is still to come: the TBS (all but the
  * last few hundred bytes) is read back, walked and hashed now, so this overlaps the wait for the signer (a
  * key still unlocking), and `finish` has only the signature left.
+ *
+ * `written`: the MAC of every byte written to the file so far (all but the signature). The bytes on disk must be
+ * exactly those (the same count, the same tag under a twin of its key), or ERR_CRL_UNVERIFIED before anything
+ * is signed.
  */
-export function beginStagedCrlCheck(path: string, exp: ExpectedCrl): StagedCrlCheck {
+export function beginStagedCrlCheck(path: string, exp: ExpectedCrl, written?: WrittenMac): StagedCrlCheck {
   const fd = openSync(path, "r");
   let open = true;
   const close = () => {
     if (open) (closeSync(fd), (open = false));
   };
   try {
-    const reader = new StagedCrlReader(fd, path, exp);
+    const reader = new StagedCrlReader(fd, path, exp, written);
     reader.checkTbs();
     return {
+      tbsDigest: () => reader.tbsDigest(),
       finish: () => {
         try {
           return reader.checkSignature();
@@ -100,15 +115,22 @@ class StagedCrlReader {
   #read = 0;
   /** the parse position (file offset) */
   pos = 0;
-  readonly #verify: Verify = createVerify("sha256");
+  /** the TBS's bytes, as read */
+  readonly #tbsHash: Hash = createHash("sha256");
+  #tbsDigest: Buffer | undefined;
+  /** what was written (the publisher's), and the same MAC of what is read of it */
+  readonly #written: WrittenMac | undefined;
+  readonly #readMac: WrittenMac | undefined;
+  /** the tags were compared: what is read from now on (the signature) is past what was written then */
+  #compared = false;
   /** every byte read, in order: the file's SHA-256 once the last is read (checkSignature) */
   readonly #fileHash: Hash = createHash("sha256");
   #tbsStart = -1;
   #tbsEnd = -1;
-  /** TBS bytes before this offset went into the verifier */
+  /** TBS bytes before this offset went into #tbsHash */
   #hashed = -1;
 
-  constructor(fd: number, path: string, exp: ExpectedCrl) {
+  constructor(fd: number, path: string, exp: ExpectedCrl, written?: WrittenMac) {
     this.#fd = fd;
     this.#path = path;
     this.#exp = exp;
@@ -116,6 +138,9 @@ class StagedCrlReader {
     this.#window = Buffer.allocUnsafe(Math.max(1, Math.min(PIECE, exp.byteLength)));
     this.#limit = fstatSync(fd).size;
     if (this.#limit > this.#size) this.#fail(`${this.#limit} bytes on disk, ${exp.byteLength} built`);
+    this.#written = written;
+    this.#readMac = written?.twin();
+    if (written && this.#limit !== written.bytes) this.#fail(`${this.#limit} bytes on disk, ${written.bytes} written`);
   }
 
   #fail(why: string): never {
@@ -127,7 +152,7 @@ class StagedCrlReader {
     if (this.#hashed < 0) return;
     const end = Math.min(to, this.#tbsEnd);
     if (end <= this.#hashed) return;
-    this.#verify.update(this.#buf.subarray(this.#hashed - this.#base, end - this.#base));
+    this.#tbsHash.update(this.#buf.subarray(this.#hashed - this.#base, end - this.#base));
     this.#hashed = end;
   }
 
@@ -148,6 +173,8 @@ class StagedCrlReader {
         got += r;
       }
       this.#fileHash.update(win.subarray(keep, keep + n));
+      // Only bytes below the limit set at the start are read before the written tag is compared (checkTbs).
+      if (this.#readMac && !this.#compared) this.#readMac.update(win.subarray(keep, keep + n));
       this.#read += n;
       this.#buf = win.subarray(0, keep + n);
       this.#base = this.pos;
@@ -213,6 +240,20 @@ class StagedCrlReader {
     if (this.pos !== this.#tbsEnd) this.#fail("bytes after crlExtensions");
     this.#fill(this.#tbsEnd);
     this.#hashTo(this.#tbsEnd);
+    if (this.#written) {
+      // Everything written so far (up to the signature) read, and the same bytes as written, before the TBS's
+      // digest taken here is signed.
+      this.#fill(this.#limit);
+      if (!this.#written.matches(this.#readMac!)) this.#fail("the bytes read back differ from those written");
+      this.#compared = true;
+    }
+  }
+
+  /** The SHA-256 of the TBS as read (checkTbs first). */
+  tbsDigest(): Buffer {
+    if (this.#hashed !== this.#tbsEnd || this.#tbsEnd < 0) throw new JpkiError("ERR_INTERNAL", "the staged CRL's TBS was not read back before its digest was asked for");
+    if (this.#written && !this.#compared) throw new JpkiError("ERR_INTERNAL", "the staged CRL's bytes were not compared with those written");
+    return (this.#tbsDigest ??= this.#tbsHash.digest());
   }
 
   /** The signature part, once written: the algorithm again, the BIT STRING, the signature verified. */
@@ -224,7 +265,7 @@ class StagedCrlReader {
     if (this.pos !== this.#size) this.#fail("bytes after the signature");
     const hl = sig[1]! < 0x80 ? 2 : 2 + (sig[1]! & 0x7f);
     if (sig[hl] !== 0) this.#fail("signature BIT STRING with unused bits");
-    if (!this.#verify.verify(publicKeyOf(this.#exp.issuerKey), sig.subarray(hl + 1))) this.#fail("the signature does not verify with the CA's public key");
+    if (!signatureOfDigestVerifies(this.#exp.issuerKey, this.tbsDigest(), sig.subarray(hl + 1))) this.#fail("the signature does not verify with the CA's public key");
     if (this.#read !== this.#size) this.#fail(`${this.#read} bytes read back, ${this.#size} built`);
     return this.#fileHash.digest("hex");
   }

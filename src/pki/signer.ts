@@ -2,7 +2,7 @@
  * The Signer interface (STYLE.md §8): a software key, a PKCS#11 token and the emulated card all sign
  * through it, so the CA and CRL code never see private key material.
  */
-import { createHash, createPublicKey, privateEncrypt, sign as nodeSign, constants, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, privateEncrypt, publicDecrypt, sign as nodeSign, constants, type KeyObject } from "node:crypto";
 import { JpkiError } from "../errors.js";
 import { ALG_OID } from "../profile/oids.js";
 import { nul, oid, seq } from "./der.js";
@@ -58,6 +58,20 @@ function parsedSpki(spki: Uint8Array): { key: KeyObject; shape: SignatureShape |
 /** The public key of a DER SubjectPublicKeyInfo, parsed once per key. */
 export function publicKeyOf(spki: Uint8Array): KeyObject {
   return parsedSpki(spki).key;
+}
+
+/**
+ * Whether `signature` is an RSA PKCS#1 v1.5 signature (RFC 8017 §8.2.2) of the SHA-256 `digest` under `spki`: the
+ * key's length, and the whole DigestInfo recovered from it byte for byte (for data its signer hashed elsewhere).
+ */
+export function signatureOfDigestVerifies(spki: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    const key = publicKeyOf(spki);
+    if (signature.length !== Math.ceil((key.asymmetricKeyDetails?.modulusLength ?? 0) / 8)) return false;
+    return publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, signature).equals(Buffer.concat([SHA256_DIGEST_INFO_PREFIX, digest]));
+  } catch {
+    return false;
+  }
 }
 
 /** The shape of the signatures a Signer over this SubjectPublicKeyInfo makes (RSA only, as SoftwareSigner). */
