@@ -12,6 +12,7 @@ import type { Clock } from "../pki/clock.js";
 import type { WorkspacePaths } from "../workspace/workspace.js";
 import { originForm } from "./access.js";
 import { JSON_TYPE, METHOD_NOT_ALLOWED } from "./api-errors.js";
+import { reportWhenSent, type AnswerReport } from "./answer-outcome.js";
 import { decide, type Decision } from "./http-cache.js";
 import { CONTENT_TYPE, lastModifiedIsStrong, resolvePublished, STAT_TTL_MS, type FileVersion, type PublishedFile, type PublishedFiles, type PublishedKind } from "./published.js";
 
@@ -37,7 +38,7 @@ export interface PublishedRouteOptions {
    * called once per answered request (metrics, access log); `aborted`: the answer was not written whole (the
    * client went away, or the idle bound cut it, mid-body)
    */
-  readonly onResponse: (req: IncomingMessage, status: number, startedAt: number, aborted: boolean) => void;
+  readonly onResponse: AnswerReport;
 }
 
 
@@ -69,24 +70,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
     return f ?? undefined;
   };
 
-  /**
-   * Reports an answer once it is written, or cut. Every 304 and small body is whole in the socket's hands as end()
-   * returns (writableFinished): reported at once, nothing allocated. A body the socket still holds (a large one, a
-   * slow client) is reported when the response closes, cut unless it finished with its connection still up: node
-   * emits "finish" too when the connection is destroyed with the body unsent (a reset, the idle bound), so
-   * "finish" alone does not say the body went out. The connection is the request's (`req.socket`), not
-   * `res.socket`: an answer pipelined behind another still being written has no socket yet (node attaches it when
-   * the one before finishes, and detaches it at "finish" before this listener runs), so every such answer, written
-   * whole, was logged `"aborted":true` and counted in jpki_http_requests_aborted_total.
-   */
-  const sent = (req: IncomingMessage, res: ServerResponse, status: number, startedAt: number): void => {
-    if (res.destroyed) return o.onResponse(req, status, startedAt, true);
-    if (res.writableFinished) return o.onResponse(req, status, startedAt, false);
-    const socket = req.socket;
-    let cut = true;
-    res.once("finish", () => (cut = !socket || socket.destroyed));
-    res.once("close", () => o.onResponse(req, status, startedAt, cut));
-  };
+  const sent = (req: IncomingMessage, res: ServerResponse, status: number, startedAt: number): void => reportWhenSent(req, res, status, startedAt, o.onResponse);
 
   const answer = (req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string>, startedAt: number, body?: Buffer | string) => {
     res.writeHead(status, headers);
