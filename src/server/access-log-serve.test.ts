@@ -378,3 +378,43 @@ describe("a request node's parser refuses, pipelined behind requests still to be
     ]);
   }, 60_000);
 });
+
+describe("access log over mutual TLS", () => {
+  it("names the verifier a client certificate authenticates, and anonymous for a certificate the verifier CA did not issue", async () => {
+    const reg = await registerVerifier(ws, { name: "log attack mtls", kind: "government", token: false, certificate: { generateKey: true }, passphrase: "pw" });
+    const dir = mkdtempSync(join(tmpdir(), "jpki-logserve-mtls-"));
+    const ossl = (...a: string[]) => execFileSync("openssl", a, { stdio: "pipe" });
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "srv.key"), "-out", join(dir, "srv.crt"), "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1");
+    // a client certificate of the client's own making: no verifier CA's
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "own.key"), "-out", join(dir, "own.crt"), "-days", "2", "-subj", "/CN=log attack mtls");
+    const ca = readFileSync(join(dir, "srv.crt"));
+    const { app, port, log, path, expected } = await serverWithLog({ cert: ca, key: readFileSync(join(dir, "srv.key")) });
+    /** Two pipelined GETs of the CRL over TLS with this client certificate: the statuses answered. */
+    const over = (cert: string | Buffer, key: string | Buffer) =>
+      new Promise<number[]>((resolve) => {
+        const s = tlsConnect({ port, host: "127.0.0.1", ca, cert, key });
+        const chunks: Buffer[] = [];
+        s.on("error", () => undefined);
+        s.on("data", (c: Buffer) => chunks.push(c));
+        s.once("close", () => resolve(statuses(Buffer.concat(chunks).toString("latin1"))));
+        s.write("GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\n\r\nHEAD /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+      });
+    try {
+      expect(await over(reg.certificatePem!, reg.privateKeyPem!)).toEqual([200, 200]);
+      expect(await over(readFileSync(join(dir, "own.crt")), readFileSync(join(dir, "own.key")))).toEqual([401, 401]);
+    } finally {
+      await app.close();
+      await log.close();
+    }
+    const written = readFileSync(path, "utf8");
+    expect(written).toBe(expected.join(""));
+    expect(cutLines(path).map(({ status, verifier, remote }) => ({ status, verifier, remote }))).toEqual([
+      { status: 200, verifier: reg.record.id, remote: "127.0.0.1" },
+      { status: 200, verifier: reg.record.id, remote: "127.0.0.1" },
+      { status: 401, verifier: "anonymous", remote: "127.0.0.1" },
+      { status: 401, verifier: "anonymous", remote: "127.0.0.1" },
+    ]);
+    // nothing of either certificate (its subject names the verifier) in the log
+    expect(written).not.toContain("log attack");
+  }, 60_000);
+});
