@@ -220,6 +220,9 @@ describe("AccessLog.reopen on a full disk", () => {
       // the scenario: the last write stopped inside a line
       expect(old.endsWith("\n")).toBe(false);
       const whole = parsed(old.slice(0, old.lastIndexOf("\n") + 1)).length;
+      // none dropped yet: they wait (the rest of the torn line, and every line after it), and say so
+      expect(log.dropped).toBe(0);
+      expect(log.waiting).toBe(n - whole);
       // the operator frees the disk by deleting the log, and signals: the space comes back only once it is closed
       rmSync(path);
       log.reopen();
@@ -232,6 +235,7 @@ describe("AccessLog.reopen on a full disk", () => {
       ]);
       // the torn line alone is lost, and counted
       expect(log.dropped).toBe(1);
+      expect(log.waiting).toBe(0);
     } finally {
       await log.close();
       execFileSync("umount", ["-l", dir]); // lazily: a descriptor a failing run leaves open must not keep it

@@ -488,6 +488,16 @@ export class AccessLog implements AccessLogSink {
     );
   }
 
+  /**
+   * Lines recorded and not yet written (0 once the thread has ended: what it left is in `dropped`). A disk that fills
+   * part way through a line holds every later line here, up to a whole ring, before any is dropped: `dropped` said 0
+   * all that while, and an operator saw nothing wrong with a log that wrote nothing.
+   */
+  get waiting(): number {
+    if (this.#dead) return 0;
+    return ((this.#w - Atomics.load(this.#header, R)) | 0) + Atomics.load(this.#header, PENDING);
+  }
+
   /** Lines not written: the ring was full, the write failed (a full disk, a closed pipe), or the thread ended first. */
   get dropped(): number {
     return this.#overflowed + Atomics.load(this.#header, FAILED) + this.#abandoned;

@@ -284,6 +284,16 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
       },
     });
   }
+  if (accessLog && "waiting" in accessLog) {
+    new Gauge({
+      name: "jpki_access_log_waiting_lines",
+      help: "access-log lines recorded and not yet written: near 0 normally; one that stays up is a log that writes nothing (a full disk holds them until space is back or a whole ring is waiting, then they are dropped)",
+      registers: [registry],
+      collect() {
+        this.set((accessLog as { readonly waiting: number }).waiting);
+      },
+    });
+  }
   // Requests are counted in plain numbers and handed to prom-client when scraped: its inc() hashes the
   // labels on every call, which showed as ~0.25 µs of every 304.
   type Tally = { readonly route: string; readonly status: string; n: number };
