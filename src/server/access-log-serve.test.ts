@@ -298,3 +298,117 @@ describe("access log of a real server (the log thread's reuse of line parts)", (
     expect(lines).toHaveLength(3);
   }, 60_000);
 });
+
+describe("a request node's parser refuses, pipelined behind requests still to be answered", () => {
+  it("is answered after them, in request order, and logged after them: its 400 came first and was read as the earlier request's answer", async () => {
+    const { app, port, log, path } = await serverWithLog();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const real = ws.store.crlStatus.bind(ws.store);
+    // the CRL index's store read held (a slow store): its answer not begun when the refusal comes
+    const held = vi.spyOn(ws.store, "crlStatus").mockImplementation(async () => {
+      await gate;
+      return real();
+    });
+    let answers: Promise<string>;
+    try {
+      const tag = (await fetch(`http://127.0.0.1:${port}/crl/13-sig.crl`, { headers: { authorization: `Bearer ${tokens[0]}` } })).headers.get("etag")!;
+      const as = `Authorization: Bearer ${tokens[0]}\r\n`;
+      answers = exchange(
+        port,
+        `GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\n${as}If-None-Match: ${tag}\r\n\r\n` + // answered at once (bare node:http)
+          `GET /crl/index.json HTTP/1.1\r\nHost: x\r\n${as}\r\n` + // held
+          `GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\n${as}If-None-Match: ${tag}\r\n\r\n` + // answered at once, queued behind it
+          `GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\n: no name\r\n\r\n`, // refused by node's parser
+        { endAfterMs: 3000 },
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      release();
+      const got = await answers;
+      expect(statuses(got)).toEqual([304, 200, 304, 400]);
+      expect(got).toContain('"code":"bad-request"');
+    } finally {
+      held.mockRestore();
+      await app.close();
+      await log.close();
+    }
+    const lines = readFileSync(path, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as Logged);
+    expect(lines.slice(1).map(({ url, status }) => ({ url, status }))).toEqual([
+      { url: "/crl/13-sig.crl", status: 304 },
+      { url: "/crl/index.json", status: 200 },
+      { url: "/crl/13-sig.crl", status: 304 },
+      { url: "", status: 400 },
+    ]);
+  }, 60_000);
+
+  it("behind a download being written: the connection is cut (the refusal never inside the body), and the download's line comes before the refusal's", async () => {
+    const big = join(ws.paths.caDir, "47-sig.crt");
+    writeFileSync(big, randomBytes(32 << 20));
+    const { app, port, log, path, expected } = await serverWithLog();
+    try {
+      const s: Socket = connect({ port, host: "127.0.0.1" });
+      s.on("error", () => undefined);
+      let received = 0;
+      const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
+      await new Promise<void>((resolve) => {
+        s.on("data", (c: Buffer) => {
+          received += c.length;
+          if (received >= 64 << 10) resolve();
+        });
+        s.write(`GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[1]}\r\n\r\n`);
+      });
+      s.write("GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\n: no name\r\n\r\n");
+      await closed;
+      expect(received).toBeLessThan(32 << 20);
+      for (let i = 0; i < 200 && expected.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      await app.close();
+      await log.close();
+      rmSync(big, { force: true });
+    }
+    expect(cutLines(path).map(({ url, status, aborted }) => ({ url, status, aborted }))).toEqual([
+      { url: "/ca/47-sig.crt", status: 200, aborted: true },
+      { url: "", status: 400, aborted: undefined },
+    ]);
+  }, 60_000);
+});
+
+describe("access log over mutual TLS", () => {
+  it("names the verifier a client certificate authenticates, and anonymous for a certificate the verifier CA did not issue", async () => {
+    const reg = await registerVerifier(ws, { name: "log attack mtls", kind: "government", token: false, certificate: { generateKey: true }, passphrase: "pw" });
+    const dir = mkdtempSync(join(tmpdir(), "jpki-logserve-mtls-"));
+    const ossl = (...a: string[]) => execFileSync("openssl", a, { stdio: "pipe" });
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "srv.key"), "-out", join(dir, "srv.crt"), "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1");
+    // a client certificate of the client's own making: no verifier CA's
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "own.key"), "-out", join(dir, "own.crt"), "-days", "2", "-subj", "/CN=log attack mtls");
+    const ca = readFileSync(join(dir, "srv.crt"));
+    const { app, port, log, path, expected } = await serverWithLog({ cert: ca, key: readFileSync(join(dir, "srv.key")) });
+    /** Two pipelined GETs of the CRL over TLS with this client certificate: the statuses answered. */
+    const over = (cert: string | Buffer, key: string | Buffer) =>
+      new Promise<number[]>((resolve) => {
+        const s = tlsConnect({ port, host: "127.0.0.1", ca, cert, key });
+        const chunks: Buffer[] = [];
+        s.on("error", () => undefined);
+        s.on("data", (c: Buffer) => chunks.push(c));
+        s.once("close", () => resolve(statuses(Buffer.concat(chunks).toString("latin1"))));
+        s.write("GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\n\r\nHEAD /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+      });
+    try {
+      expect(await over(reg.certificatePem!, reg.privateKeyPem!)).toEqual([200, 200]);
+      expect(await over(readFileSync(join(dir, "own.crt")), readFileSync(join(dir, "own.key")))).toEqual([401, 401]);
+    } finally {
+      await app.close();
+      await log.close();
+    }
+    const written = readFileSync(path, "utf8");
+    expect(written).toBe(expected.join(""));
+    expect(cutLines(path).map(({ status, verifier, remote }) => ({ status, verifier, remote }))).toEqual([
+      { status: 200, verifier: reg.record.id, remote: "127.0.0.1" },
+      { status: 200, verifier: reg.record.id, remote: "127.0.0.1" },
+      { status: 401, verifier: "anonymous", remote: "127.0.0.1" },
+      { status: 401, verifier: "anonymous", remote: "127.0.0.1" },
+    ]);
+    // nothing of either certificate (its subject names the verifier) in the log
+    expect(written).not.toContain("log attack");
+  }, 60_000);
+});

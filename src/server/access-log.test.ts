@@ -4,7 +4,7 @@
  * disk drops lines and counts them.
  */
 import { execFileSync } from "node:child_process";
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, statSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
@@ -46,9 +46,9 @@ describe("AccessLog", () => {
     expect(lines[1]).toEqual({ time: "2026-11-30T12:00:00.001Z", method: "GET", url: "/crl/13-sig.crl?i=[redacted]", status: 304, ms: 0, remote: "10.0.0.1", verifier: "v-0a1b" });
     expect(lines[5000]!.url).toBe('/crl/"x"\\\n?access_token=[redacted]&jpkiv_[redacted]');
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    log.record(T0, "GET", "/after-close", 200, 0, "", "anonymous"); // ignored, never thrown
+    log.record(T0, "GET", "/after-close", 200, 0, "", "anonymous"); // not written, never thrown: counted
     expect(readFileSync(path, "utf8")).not.toContain("after-close");
-    expect(log.dropped).toBe(0);
+    expect(log.dropped).toBe(1);
   });
 
   it("writes each line whole when consecutive requests differ in one field only (the thread reuses what they share)", async () => {
@@ -109,6 +109,16 @@ describe("AccessLog", () => {
     for (let i = 0; i < 10; i++) log.record(T0, "GET", "/crl/13-sig.crl", 304, 0, "127.0.0.1", "anonymous");
     await log.close();
     expect(log.dropped).toBe(10);
+  });
+
+  it("counts a record after close() as dropped: it was ignored, a line lost without a trace", async () => {
+    const log = new AccessLog(join(mkdtempSync(join(tmpdir(), "jpki-log-")), "access.log"));
+    log.record(T0, "GET", "/crl/13-sig.crl", 304, 0, "127.0.0.1", "anonymous");
+    const closing = log.close();
+    log.record(T0, "GET", "/crl/13-sig.crl", 304, 0, "127.0.0.1", "anonymous"); // while it closes
+    await closing;
+    log.record(T0, "GET", "/crl/13-sig.crl", 304, 0, "127.0.0.1", "anonymous"); // once closed
+    expect(log.dropped).toBe(2);
   });
 
   it("writes a line with null for a time or duration that is not a number, and goes on", async () => {
@@ -190,6 +200,47 @@ describe("AccessLog.reopen (SIGHUP after a rotation)", () => {
     expect(fresh.length).toBeGreaterThanOrEqual(2000); // what was recorded after reopen() is in the new file
     expect(log.dropped).toBe(0);
   });
+});
+
+describe("AccessLog.reopen on a full disk", () => {
+  // A small tmpfs of its own (root only: mount), so that a write is cut short by ENOSPC part way through a line.
+  it.skipIf(process.getuid?.() !== 0)("reopens though the old file holds half a line it cannot finish: the log stopped for good, the deleted file's space never freed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "jpki-log-full-"));
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "none", dir]);
+    const path = join(dir, "access.log");
+    const log = new AccessLog(path);
+    try {
+      // 600 lines of 150-odd bytes: more than the disk holds, in a batch the kernel takes only part of
+      const n = 600;
+      for (let i = 0; i < n; i++) log.record(T0 + i, "GET", `/crl/13-sig-${i}.crl`, 304, 0.1, "10.0.0.1", "anonymous");
+      // until the disk is full and the thread has stopped at it
+      let size = -1;
+      for (let now = 0; (now = existsSync(path) ? statSync(path).size : 0) !== size || !now; size = now) await new Promise((r) => setTimeout(r, 300));
+      const old = readFileSync(path, "latin1");
+      // the scenario: the last write stopped inside a line
+      expect(old.endsWith("\n")).toBe(false);
+      const whole = parsed(old.slice(0, old.lastIndexOf("\n") + 1)).length;
+      // none dropped yet: they wait (the rest of the torn line, and every line after it), and say so
+      expect(log.dropped).toBe(0);
+      expect(log.waiting).toBe(n - whole);
+      // the operator frees the disk by deleting the log, and signals: the space comes back only once it is closed
+      rmSync(path);
+      log.reopen();
+      for (let i = 0; i < 10; i++) log.record(T0 + i, "GET", `/after/${i}`, 304, 0.1, "10.0.0.1", "anonymous");
+      await log.close();
+      // in the new file: the lines after the torn one, then those recorded after the reopen, each whole
+      expect(parsed(readFileSync(path, "utf8")).map((l) => l.url)).toEqual([
+        ...Array.from({ length: n - whole - 1 }, (_, i) => `/crl/13-sig-${whole + 1 + i}.crl`),
+        ...Array.from({ length: 10 }, (_, i) => `/after/${i}`),
+      ]);
+      // the torn line alone is lost, and counted
+      expect(log.dropped).toBe(1);
+      expect(log.waiting).toBe(0);
+    } finally {
+      await log.close();
+      execFileSync("umount", ["-l", dir]); // lazily: a descriptor a failing run leaves open must not keep it
+    }
+  }, 30_000);
 });
 
 describe("AccessLog.reopen, the process's standard error", () => {

@@ -331,18 +331,37 @@ function hand(out, lines, r) {
   Atomics.store(header, ${R}, r);
   return flush();
 }
+// The file a reopen names from now on, the old one closed.
+function switchFile() {
+  try { closeSync(fd); } catch {}
+  fd = reopened.fd;
+  pipe = reopened.pipe;
+  reopened = null;
+}
 function drain() {
-  if (pending && !flush()) return false;
+  if (pending && !flush()) {
+    // What the old file cannot take waits for it, but not past a reopen: a line half written when the disk filled
+    // held every SIGHUP until the old file took its rest, and an operator who deleted that file to free the disk
+    // got no space back (its descriptor stayed open here) — the log stopped for good. That line is torn in the old
+    // file either way: counted lost, and the whole lines after it go to the new file.
+    control();
+    if (!reopened) return false;
+    if (begun) {
+      const rest = pending.indexOf(10) + 1;
+      Atomics.add(header, ${FAILED}, 1);
+      pendingLines--;
+      begun = false;
+      pending = rest < pending.length ? pending.subarray(rest) : null;
+      Atomics.store(header, ${PENDING}, pendingLines);
+    }
+    switchFile();
+    if (pending && !flush()) return false;
+  }
   // The write index first: every string a record up to it uses was posted before it was stored.
   const w = Atomics.load(header, ${W});
   control();
   // Nothing is pending here (written whole above): the old file ends with a whole line, the new one starts with one.
-  if (reopened) {
-    try { closeSync(fd); } catch {}
-    fd = reopened.fd;
-    pipe = reopened.pipe;
-    reopened = null;
-  }
+  if (reopened) switchFile();
   let r = Atomics.load(header, ${R});
   let out = "";
   let lines = 0;
@@ -469,14 +488,25 @@ export class AccessLog implements AccessLogSink {
     );
   }
 
+  /**
+   * Lines recorded and not yet written (0 once the thread has ended: what it left is in `dropped`). A disk that fills
+   * part way through a line holds every later line here, up to a whole ring, before any is dropped: `dropped` said 0
+   * all that while, and an operator saw nothing wrong with a log that wrote nothing.
+   */
+  get waiting(): number {
+    if (this.#dead) return 0;
+    return ((this.#w - Atomics.load(this.#header, R)) | 0) + Atomics.load(this.#header, PENDING);
+  }
+
   /** Lines not written: the ring was full, the write failed (a full disk, a closed pipe), or the thread ended first. */
   get dropped(): number {
     return this.#overflowed + Atomics.load(this.#header, FAILED) + this.#abandoned;
   }
 
   record(time: number, method: string, url: string, status: number, ms: number, remote: string, verifier: string, aborted = false): void {
+    // After close() too (an answer finishing late, an embedder's order of stops): a line lost, so counted.
     if (this.#closed || this.#dead) {
-      if (this.#dead && !this.#closed) this.#overflowed++;
+      this.#overflowed++;
       return;
     }
     const w = this.#w;

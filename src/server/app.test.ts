@@ -249,6 +249,15 @@ describe("published CRLs and CA certificates", () => {
     const c = await get("/crl/13-auth.crl", { range: `bytes=${whole.length}-` });
     expect(c.status).toBe(416);
     expect(c.headers["content-range"]).toBe(`bytes */${whole.length}`);
+    // An error answer a cache must not keep: it went out with the CRL's max-age, and a client's cache answered its
+    // next plain GET with it. Typed, as every error answer of the server (it had an empty body).
+    expect(c.headers["cache-control"]).toBe("no-store");
+    expect(JSON.parse(c.body.toString())).toMatchObject({ code: "range-not-satisfiable" });
+    const p = await get("/crl/13-auth.crl", { "if-match": '"another"' });
+    expect(p.status).toBe(412);
+    expect(p.headers["cache-control"]).toBe("no-store");
+    expect(JSON.parse(p.body.toString())).toMatchObject({ code: "precondition-failed" });
+    expect((await get("/crl/13-auth.crl", { "if-match": '"another"' }, "HEAD")).body.length).toBe(0);
     const head = await get("/crl/13-auth.crl", {}, "HEAD");
     expect(head.status).toBe(200);
     expect(head.body.length).toBe(0);

@@ -284,6 +284,16 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
       },
     });
   }
+  if (accessLog && "waiting" in accessLog) {
+    new Gauge({
+      name: "jpki_access_log_waiting_lines",
+      help: "access-log lines recorded and not yet written: near 0 normally; one that stays up is a log that writes nothing (a full disk holds them until space is back or a whole ring is waiting, then they are dropped)",
+      registers: [registry],
+      collect() {
+        this.set((accessLog as { readonly waiting: number }).waiting);
+      },
+    });
+  }
   // Requests are counted in plain numbers and handed to prom-client when scraped: its inc() hashes the
   // labels on every call, which showed as ~0.25 µs of every 304.
   type Tally = { readonly route: string; readonly status: string; n: number };
@@ -467,47 +477,104 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
  * other requests — else a peer sending only malformed requests would never be told to slow down — and the
  * connection still ends after it.
  *
- * On a keep-alive connection the refused request may follow one whose answer is still being written (a pipelined
- * request behind a large CRL download, or one whose headers never end meanwhile: the 408). The refusal written
- * then went onto the wire inside that answer's body. As node's own default does, it is then not written: the
- * connection is destroyed at once, and the refusal still counted and logged (its status, though not sent). The
- * client sees its download cut short of Content-Length, which every HTTP client detects, never a body with an
- * answer inside. Not deferred until that answer ends: node asks a clientError listener to close or destroy the
- * socket before it returns, and a parser that failed keeps reporting each further chunk the client sends. The 429
- * of an address past its refusals is withheld there alike (the refusal still counted, and logged as 429).
+ * On a keep-alive connection the refused request may follow requests still to be answered (HTTP/1.1 pipelining).
+ * Answers go out in the order of the requests (RFC 9112 §9.3.2), so the refusal must come after theirs:
+ * - Theirs not begun yet (a validation, a store read under way): the refusal is held until every answer ahead of it
+ *   is written, then written and the connection closed. It was written at once, as node's own default does, and the
+ *   client read it as the answer to its EARLIER request (whose own answer then went nowhere). While it waits,
+ *   whatever more the client sends is dropped (the parser, failed, reads nothing more: node reports each chunk).
+ * - One being written (a pipelined request behind a large CRL download, or one whose headers never end meanwhile:
+ *   the 408): a refusal written then went onto the wire inside that answer's body. As node's default does, it is not
+ *   written: the connection is destroyed at once, and the refusal still counted and logged (its status, though not
+ *   sent). The client sees its download cut short of Content-Length, which every HTTP client detects, never a body
+ *   with an answer inside. Not held until that answer ends: it may be a download of any length, and the connection's
+ *   reads cannot be stopped meanwhile. The 429 of an address past its refusals is withheld there alike.
+ * Either way the refusal is counted and logged once the answers ahead of it are (written, or cut), so the access log's
+ * lines of one connection come in the order of its requests, a refusal's too (it came before theirs: lines are made
+ * as answers end).
  */
 function clientErrorHandler(o: {
   readonly refusalWait: (socket: Socket) => number;
-  readonly onRefused: (socket: Socket, status: number, startedAt: number) => void;
+  /** `req`: the request the refusal answers, when its headers had been read (requestBeingRead) */
+  readonly onRefused: (socket: Socket, req: IncomingMessage | undefined, status: number, startedAt: number) => void;
 }) {
+  // connections whose refusal waits for the answers ahead of it
+  const holding = new WeakSet<Socket>();
   return (err: Error & { code?: string }, socket: Socket): void => {
-    if (err.code === "ECONNRESET" || socket.destroyed) return;
+    if (err.code === "ECONNRESET" || socket.destroyed || holding.has(socket)) return;
     const startedAt = performance.now();
-    if (socket.writable) {
-      // before the destroy: a socket destroyed before its peer address was read no longer knows it
-      const wait = o.refusalWait(socket);
-      const code = PARSER_ERROR_CODES.get(err.code ?? "") ?? "bad-request";
-      const status = wait > 0 ? 429 : PARSER_REFUSALS[code].status;
-      if (!answerUnderWay(socket)) {
-        if (wait > 0) {
-          socket.write(
-            `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${JSON_TYPE_LINES}Content-Length: ${Buffer.byteLength(TOO_MANY_REFUSALS)}\r\n` +
-              `Cache-Control: no-store\r\nRetry-After: ${wait}\r\nConnection: close\r\n\r\n${TOO_MANY_REFUSALS}`,
-          );
-        } else {
-          const body = parserRefusalBody(code);
-          // The headers of every other JSON refusal of the server (the 429 above, access.ts's): these alone went
-          // without the charset and Cache-Control: no-store, so a client or cache met two shapes of one refusal.
-          socket.write(
-            `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${JSON_TYPE_LINES}Content-Length: ${Buffer.byteLength(body)}\r\n` +
-              `Cache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
-          );
-        }
-      }
-      o.onRefused(socket, status, startedAt);
+    if (!socket.writable) return void socket.destroy(err);
+    // before the destroy: a socket destroyed before its peer address was read no longer knows it
+    const wait = o.refusalWait(socket);
+    const code = PARSER_ERROR_CODES.get(err.code ?? "") ?? "bad-request";
+    const status = wait > 0 ? 429 : PARSER_REFUSALS[code].status;
+    const req = requestBeingRead(socket);
+    if (answerUnderWay(socket)) {
+      socket.destroy(err);
+      return afterAnswers(socket, () => o.onRefused(socket, req, status, startedAt));
     }
-    socket.destroy(err);
+    const refuse = () => {
+      if (socket.writable) socket.write(wait > 0 ? tooManyRefusals(status, wait) : parserRefusal(status, code));
+      o.onRefused(socket, req, status, startedAt);
+      socket.destroy(err);
+    };
+    if (!answersAhead(socket)) return refuse();
+    holding.add(socket);
+    afterAnswers(socket, refuse);
   };
+}
+
+function tooManyRefusals(status: number, wait: number): string {
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${JSON_TYPE_LINES}Content-Length: ${Buffer.byteLength(TOO_MANY_REFUSALS)}\r\n` +
+    `Cache-Control: no-store\r\nRetry-After: ${wait}\r\nConnection: close\r\n\r\n${TOO_MANY_REFUSALS}`
+  );
+}
+
+/**
+ * The headers of every other JSON refusal of the server (the 429 above, access.ts's): these alone went without the
+ * charset and Cache-Control: no-store, so a client or cache met two shapes of one refusal.
+ */
+function parserRefusal(status: number, code: keyof typeof PARSER_REFUSALS): string {
+  const body = parserRefusalBody(code);
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${JSON_TYPE_LINES}Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/** The response node attached to the connection (answerUnderWay says why it is read), if any. */
+function attached(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/**
+ * Whether answers to earlier requests on this connection are still to be written: node attaches the first one's
+ * response to the connection and queues the rest behind it, attaching each as the one before finishes. One attached
+ * to a request still being read is the refused request's own (requestBeingRead), none ahead of it.
+ */
+function answersAhead(socket: Socket): boolean {
+  const res = attached(socket);
+  return res !== undefined && res.req.complete;
+}
+
+/**
+ * Calls `then` once every answer on this connection is written or cut, and the routes have reported each (on its
+ * "finish" or "close"): each response attached in turn is waited for until it has closed, then a turn of the event
+ * loop. node attaches the next queued one in its own "finish" listener, which runs first; on a connection destroyed
+ * the one attached is the last (the queued ones are never written).
+ */
+function afterAnswers(socket: Socket, then: () => void): void {
+  const next = (): void => {
+    const res = attached(socket);
+    if (!res || res.closed) return then();
+    let done = false;
+    const ended = () => {
+      if (done) return;
+      done = true;
+      setImmediate(next);
+    };
+    res.once("finish", ended);
+    res.once("close", ended);
+  };
+  next();
 }
 
 /**
@@ -521,15 +588,18 @@ const PARSER_ERROR_CODES: ReadonlyMap<string, keyof typeof PARSER_REFUSALS> = ne
 ]);
 
 /**
- * Whether node has begun an answer on this connection: the response it attached to the socket (the "current
- * attached http.ServerResponse" of node's clientError documentation; `_httpMessage` is not itself documented, but
- * it is what node's own default reads, set since node 0.x and cleared when that answer finishes) has its headers
- * out (`headersSent`, documented). headersSent turns true when the head is made, a little before node writes it:
- * in between, the refusal is withheld where node would still write it, the safe side.
- * app.test.ts fails should node stop attaching it.
+ * Whether an answer on this connection stands in the way of writing a refusal after it: one whose body is still being
+ * made (a file streamed, headers out and end() not called: whatever is written goes inside it), or the answer already
+ * given to the request being refused (an early answer, its body still coming). node's response attached to the socket
+ * (the "current attached http.ServerResponse" of node's clientError documentation; `_httpMessage` is not itself
+ * documented, but it is what node's own default reads, set since node 0.x, and as it finishes replaced by the next
+ * queued one or cleared) is read with its documented fields: headersSent (true when the head is made, a little before
+ * node writes it: the safe side), writableEnded, req. An answer ended whole (a 304 still in the socket's buffer) is
+ * not in the way: the refusal waits for it (afterAnswers). app.test.ts fails should node stop attaching it.
  */
 function answerUnderWay(socket: Socket): boolean {
-  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage?.headersSent === true;
+  const res = attached(socket);
+  return res !== undefined && res.headersSent && (!res.writableEnded || !res.req.complete);
 }
 
 /**
@@ -540,7 +610,7 @@ function answerUnderWay(socket: Socket): boolean {
  * answer still to come) is not the one refused. undefined when the failure came before any request's headers ended.
  */
 function requestBeingRead(socket: Socket): IncomingMessage | undefined {
-  const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  const res = attached(socket);
   return res && !res.headersSent && !res.req.complete ? res.req : undefined;
 }
 
@@ -648,8 +718,7 @@ export async function buildServer(
   // request is known: counted and logged as one with no method and no target ("": either may be what did not parse,
   // and what was read of them is not repeated), from the peer address (no header at hand, so no X-Forwarded-For to
   // honour), by no verifier, under the route "other". Which refused bucket it took from is parserRefusalWait's.
-  const countParserRefusal = (socket: Socket, status: number, startedAt: number) => {
-    const req = requestBeingRead(socket);
+  const countParserRefusal = (socket: Socket, req: IncomingMessage | undefined, status: number, startedAt: number) => {
     if (!req) return countRefused({ method: "", url: "", headers: {}, socket } as unknown as IncomingMessage, "other", status, startedAt);
     // its answer: not again as abandoned when the connection, destroyed after it, aborts the request (onRequestAbort)
     gone.add(req);

@@ -109,3 +109,57 @@ describe("ocspGetRoute", () => {
     expect(await cacheControlOf(request, await serve(true))).toBe("public, max-age=300, no-transform, must-revalidate");
   });
 });
+
+describe("ocspGetRoute, a client that leaves", () => {
+  it("reports an answer whose client reset while it was being signed as aborted: it was reported as answered whole", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow = {
+      preProducedFor: () => undefined,
+      answer: async (): Promise<OcspAnswer> => {
+        await gate; // a signature under way
+        return cached;
+      },
+    } as unknown as OcspResponder;
+    const reports: Array<{ status: number; aborted: boolean }> = [];
+    const route = ocspGetRoute({ prefix: "", responder: () => slow, clock, maxAgeSeconds: 300, count: () => undefined, onResponse: (_req, status, _t, aborted) => reports.push({ status, aborted }) });
+    const arrived = new Promise<void>((resolve) => {
+      const server = createServer((req, res) => {
+        resolve();
+        if (!route(req, res)) res.writeHead(404).end();
+      });
+      servers.push(server);
+      server.listen(0, "127.0.0.1", () => {
+        const s = connect((server.address() as AddressInfo).port, "127.0.0.1");
+        s.on("error", () => undefined);
+        s.write(`GET /ocsp/13-sig/${Buffer.from([0x30, 0x03, 0x30, 0x01, 0x00]).toString("base64url")} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        void arrived.then(() => setTimeout(() => s.resetAndDestroy(), 50));
+      });
+    });
+    await arrived;
+    await new Promise((r) => setTimeout(r, 300)); // the reset reaches the server
+    release();
+    for (let i = 0; i < 100 && !reports.length; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(reports).toEqual([{ status: 200, aborted: true }]);
+  });
+
+  it("reports an answer written whole, and one pipelined behind it, as not aborted", async () => {
+    const reports: boolean[] = [];
+    const route = ocspGetRoute({ prefix: "", responder: () => responder, clock, maxAgeSeconds: 300, count: () => undefined, onResponse: (_req, _status, _t, aborted) => reports.push(aborted) });
+    const server = createServer((req, res) => {
+      if (!route(req, res)) res.writeHead(404).end();
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const target = `/ocsp/cached/${Buffer.from([0x30, 0x03, 0x30, 0x01, 0x00]).toString("base64url")}`;
+    const answers = await new Promise<string>((resolve) => {
+      const s = connect((server.address() as AddressInfo).port, "127.0.0.1");
+      const chunks: Buffer[] = [];
+      s.on("data", (c: Buffer) => chunks.push(c));
+      s.on("close", () => resolve(Buffer.concat(chunks).toString("latin1")));
+      s.write(`GET ${target} HTTP/1.1\r\nHost: x\r\n\r\nGET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    });
+    expect(answers.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+    expect(reports).toEqual([false, false]);
+  });
+});

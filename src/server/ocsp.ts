@@ -17,6 +17,7 @@ import { MAX_REQUEST_BYTES } from "../ocsp/request.js";
 import type { OcspAnswer, OcspResponder } from "../ocsp/responder.js";
 import type { Clock } from "../pki/clock.js";
 import { originForm } from "./access.js";
+import { reportWhenSent, type AnswerReport } from "./answer-outcome.js";
 import { noneMatchHolds } from "./http-cache.js";
 
 export const OCSP_RESPONSE_TYPE = "application/ocsp-response";
@@ -113,8 +114,11 @@ export interface OcspGetRouteOptions {
   readonly open?: boolean;
   /** counts an answer for the metrics (app.ts) */
   readonly count: (a: OcspAnswer) => void;
-  /** called once per answered request (metrics, access log) */
-  readonly onResponse: (req: IncomingMessage, status: number, startedAt: number) => void;
+  /**
+   * called once per answered request (metrics, access log), `aborted` when the client did not get it whole: it left
+   * while the answer was being signed, or mid-answer (it was reported as answered)
+   */
+  readonly onResponse: AnswerReport;
 }
 
 /**
@@ -138,7 +142,7 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
     if (!c) {
       res.writeHead(200, ["Content-Type", OCSP_RESPONSE_TYPE, "Content-Length", String(a.der.length), "Cache-Control", "no-store"]);
       res.end(a.der);
-      o.onResponse(req, 200, startedAt);
+      reportWhenSent(req, res, 200, startedAt, o.onResponse);
       return;
     }
     const untilNext = Math.floor((c.nextUpdate.getTime() - o.clock.now().getTime()) / 1000);
@@ -148,7 +152,7 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
     if (typeof inm === "string" && noneMatchHolds(inm, c.etag)) {
       res.writeHead(304, ["Cache-Control", cacheControl, "ETag", c.etag, "Last-Modified", c.producedAtHttp, "Expires", c.nextUpdateHttp]);
       res.end();
-      o.onResponse(req, 304, startedAt);
+      reportWhenSent(req, res, 304, startedAt, o.onResponse);
       return;
     }
     res.writeHead(200, [
@@ -160,7 +164,7 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
       "Content-Length", String(a.der.length),
     ]);
     res.end(a.der);
-    o.onResponse(req, 200, startedAt);
+    reportWhenSent(req, res, 200, startedAt, o.onResponse);
   }
 
   return (req, res) => {
@@ -199,7 +203,7 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
         count(a);
         res.writeHead(200, ["Content-Type", OCSP_RESPONSE_TYPE, "Content-Length", String(a.der.length), "Cache-Control", "no-store"]);
         res.end(a.der);
-        o.onResponse(req, 200, startedAt);
+        reportWhenSent(req, res, 200, startedAt, o.onResponse);
       });
     return true;
   };

@@ -12,6 +12,7 @@ import type { Clock } from "../pki/clock.js";
 import type { WorkspacePaths } from "../workspace/workspace.js";
 import { originForm } from "./access.js";
 import { JSON_TYPE, METHOD_NOT_ALLOWED } from "./api-errors.js";
+import { reportWhenSent, type AnswerReport } from "./answer-outcome.js";
 import { decide, type Decision } from "./http-cache.js";
 import { CONTENT_TYPE, lastModifiedIsStrong, resolvePublished, STAT_TTL_MS, type FileVersion, type PublishedFile, type PublishedFiles, type PublishedKind } from "./published.js";
 
@@ -37,9 +38,12 @@ export interface PublishedRouteOptions {
    * called once per answered request (metrics, access log); `aborted`: the answer was not written whole (the
    * client went away, or the idle bound cut it, mid-body)
    */
-  readonly onResponse: (req: IncomingMessage, status: number, startedAt: number, aborted: boolean) => void;
+  readonly onResponse: AnswerReport;
 }
 
+
+const PRECONDITION_FAILED_BODY = JSON.stringify({ error: "precondition failed", code: "precondition-failed", message: "If-Match or If-Unmodified-Since does not hold for the file published now: fetch it again without them" });
+const RANGE_NOT_SATISFIABLE_BODY = JSON.stringify({ error: "range not satisfiable", code: "range-not-satisfiable", message: "the range starts past the end of the file published now (Content-Range gives its size)" });
 
 /** Returns a handler that answers published-file requests and returns false for every other request. */
 export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
@@ -69,24 +73,7 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
     return f ?? undefined;
   };
 
-  /**
-   * Reports an answer once it is written, or cut. Every 304 and small body is whole in the socket's hands as end()
-   * returns (writableFinished): reported at once, nothing allocated. A body the socket still holds (a large one, a
-   * slow client) is reported when the response closes, cut unless it finished with its connection still up: node
-   * emits "finish" too when the connection is destroyed with the body unsent (a reset, the idle bound), so
-   * "finish" alone does not say the body went out. The connection is the request's (`req.socket`), not
-   * `res.socket`: an answer pipelined behind another still being written has no socket yet (node attaches it when
-   * the one before finishes, and detaches it at "finish" before this listener runs), so every such answer, written
-   * whole, was logged `"aborted":true` and counted in jpki_http_requests_aborted_total.
-   */
-  const sent = (req: IncomingMessage, res: ServerResponse, status: number, startedAt: number): void => {
-    if (res.destroyed) return o.onResponse(req, status, startedAt, true);
-    if (res.writableFinished) return o.onResponse(req, status, startedAt, false);
-    const socket = req.socket;
-    let cut = true;
-    res.once("finish", () => (cut = !socket || socket.destroyed));
-    res.once("close", () => o.onResponse(req, status, startedAt, cut));
-  };
+  const sent = (req: IncomingMessage, res: ServerResponse, status: number, startedAt: number): void => reportWhenSent(req, res, status, startedAt, o.onResponse);
 
   const answer = (req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string>, startedAt: number, body?: Buffer | string) => {
     res.writeHead(status, headers);
@@ -100,6 +87,19 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
   const notFound = (req: IncomingMessage, res: ServerResponse, startedAt: number) =>
     answer(req, res, 404, { ...JSON_TYPE, "Cache-Control": "no-store" }, startedAt, notPublishedBody);
 
+  /**
+   * 412 (If-Match, If-Unmodified-Since) and 416 (a range past the end): Cache-Control no-store and a JSON body with its
+   * typed code, as every other error answer of the server. They went out with the file's own Cache-Control (max-age up
+   * to 300 s) and an empty body: a cache holding one answered the client's next plain GET of the CRL with it, for as
+   * long as max-age said — a verifier refused its CRL by its own cache — and nothing said what was wrong.
+   */
+  const refusePrecondition = (req: IncomingMessage, res: ServerResponse, v: FileVersion, status: 412 | 416, startedAt: number) => {
+    const body = status === 412 ? PRECONDITION_FAILED_BODY : RANGE_NOT_SATISFIABLE_BODY;
+    const headers: Record<string, string> = { ETag: v.etag, "Cache-Control": "no-store", "Accept-Ranges": "bytes", ...JSON_TYPE, "Content-Length": String(Buffer.byteLength(body)) };
+    if (status === 416) headers["Content-Range"] = `bytes */${v.size}`;
+    answer(req, res, status, headers, startedAt, req.method === "HEAD" ? undefined : body);
+  };
+
   /** Answers from what is known of a version without reading the file: a 304 (or 412/416, HEAD) or a small file's body. */
   function sendKnown(req: IncomingMessage, res: ServerResponse, file: PublishedFile, v: FileVersion, d: Decision, startedAt: number): void {
     if (d.status === 304) {
@@ -111,11 +111,11 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
       sent(req, res, 304, startedAt);
       return;
     }
+    if (d.status === 412 || d.status === 416) return refusePrecondition(req, res, v, d.status, startedAt);
     const headers: Record<string, string> = { ETag: v.etag, "Cache-Control": cacheControl(file, v), "Accept-Ranges": "bytes" };
     if (lastModifiedIsStrong(v)) headers["Last-Modified"] = v.lastModifiedHttp;
-    if (d.status === 412 || d.status === 416 || req.method === "HEAD") {
-      if (d.status === 416) headers["Content-Range"] = `bytes */${v.size}`;
-      if (req.method === "HEAD" && d.status === 200) {
+    if (req.method === "HEAD") {
+      if (d.status === 200) {
         headers["Content-Type"] = CONTENT_TYPE[file.kind];
         headers["Content-Length"] = String(v.size);
       }
