@@ -6,6 +6,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { tmpdir } from "node:os";
@@ -378,11 +379,11 @@ describe("access log over mutual TLS", () => {
     const reg = await registerVerifier(ws, { name: "log attack mtls", kind: "government", token: false, certificate: { generateKey: true }, passphrase: "pw" });
     const dir = mkdtempSync(join(tmpdir(), "jpki-logserve-mtls-"));
     const ossl = (...a: string[]) => execFileSync("openssl", a, { stdio: "pipe" });
-    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "srv.key"), "-out", join(dir, "srv.crt"), "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1");
+    const srv = loopbackTls("jpki-logserve-mtls-srv-");
     // a client certificate of the client's own making: no verifier CA's
     ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "own.key"), "-out", join(dir, "own.crt"), "-days", "2", "-subj", "/CN=log attack mtls");
-    const ca = readFileSync(join(dir, "srv.crt"));
-    const { app, port, log, path, expected } = await serverWithLog({ cert: ca, key: readFileSync(join(dir, "srv.key")) });
+    const ca = srv.cert;
+    const { app, port, log, path, expected } = await serverWithLog({ cert: ca, key: srv.key });
     /** Two pipelined GETs of the CRL over TLS with this client certificate: the statuses answered. */
     const over = (cert: string | Buffer, key: string | Buffer) =>
       new Promise<number[]>((resolve) => {
