@@ -104,6 +104,22 @@ describe("IssuanceService", () => {
     expect(valid.map((c) => c.serial)).toEqual([serials.at(-1)]);
   });
 
+  it("takes every line once and in order through a signing window smaller than the batch", async () => {
+    // concurrency 3: the window is refilled and its taken slots compacted away many times over 20 lines
+    const key = spki().toString("base64");
+    async function* lines() {
+      for (let i = 1; i <= 20; i++) yield { line: i, value: { applicationId: `small-window-${i}`, residentCode: takahashi.residentCode, type: "signature", publicKey: key } };
+    }
+    const serials: string[] = [];
+    const res = await service.issueBatch(lines(), { concurrency: 3, commitEvery: 5, onIssued: (c) => serials.push(c.serial) });
+    expect(res).toMatchObject({ read: 20, issued: 20, failed: 0 });
+    // committed in input order: each superseded the one before, the last stands
+    const ids = await Promise.all(serials.map(async (serial) => (await ws.store.getCertificate(serial))?.applicationId));
+    expect(ids).toEqual(Array.from({ length: 20 }, (_, i) => `small-window-${i + 1}`));
+    const valid = await ws.store.findCertificates({ residentCode: takahashi.residentCode, type: "signature", status: "valid" });
+    expect(valid.map((c) => c.applicationId)).toEqual(["small-window-20"]);
+  });
+
   it("refuses a resident and type repeated without application ids (a file given twice), issuing the first only", async () => {
     const key = spki().toString("base64");
     async function* lines() {
