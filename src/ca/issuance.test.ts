@@ -89,6 +89,24 @@ describe("IssuanceService", () => {
     await expect(service.issue({ residentCode: takahashi.residentCode, type: "signature", publicKey: spki(), prefecture: "27" })).rejects.toMatchObject({ code: "ERR_USAGE" });
   });
 
+  it("refuses before signing a resident whose notice the CA side applied and the registry has not (ERR_REGISTRY_BEHIND)", async () => {
+    const code = makeResidentCode("0000000129");
+    await ws.store.upsertResidents([{ ...takahashi, residentCode: code }]);
+    await ws.store.commitNoticeBatch({ noticeIds: ["behind-1"], residentCodes: [code] }, () => ({
+      commit: {
+        at: new Date(1500),
+        notices: [{ noticeId: "behind-1", residentCode: code, sequence: 1, kind: "relocation", body: "{}", status: "applied", revocations: 0 }],
+        sequences: [{ residentCode: code, last: 1 }],
+        revocations: [],
+        relinks: [],
+        dirtyCas: [],
+      },
+    }));
+    await expect(service.checkResident({ residentCode: code })).rejects.toMatchObject({ code: "ERR_REGISTRY_BEHIND" });
+    // prepare signs without committing: only its own check can refuse it
+    await expect(service.prepare({ residentCode: code, type: "signature", publicKey: spki() })).rejects.toMatchObject({ code: "ERR_REGISTRY_BEHIND" });
+  });
+
   it("gives every certificate a distinct serial, even in a batch for one resident", async () => {
     const key = spki().toString("base64");
     async function* lines() {

@@ -16,7 +16,7 @@ import { municipality } from "../registry/municipality.js";
 import { IDENTIFIER } from "../registry/resident.js";
 import { assertResidentCode } from "../registry/resident-code.js";
 import { codeChangeWalk } from "../store/rows.js";
-import type { CertificateRow, IssuanceCommitResult, IssuanceRecord, ResidentRecord, Store } from "../store/types.js";
+import type { CertificateRow, IssuanceCommitResult, IssuanceRecord, ResidentForIssuance, ResidentRecord, Store } from "../store/types.js";
 import type { WorkspaceConfig } from "../workspace/config.js";
 import { CertificationAuthority, caId } from "./authority.js";
 import { compromisedCaIds } from "./compromised.js";
@@ -212,19 +212,9 @@ export class IssuanceService {
    * (counter/card-issuance.ts) makes a card file and its keys first, which for a dead or unknown resident was a
    * card no rerun could ever finish.
    */
-  async checkResident(app: Pick<IssuanceApplication, "residentCode" | "counterId">) {
-    // A mistyped code is said to be one (its check digit), not "no such resident": nobody can hold it.
-    assertResidentCode(app.residentCode);
-    // Checked here, not only in batch lines: 'jpki issue --counter' and 'card issue --counter' put any text into the
-    // subject CN (cut to 9 characters: "CN=evil,O").
-    if (app.counterId !== undefined && !COUNTER_ID.test(app.counterId)) throw invalid("counterId must be 1–9 letters or digits");
-    const found = await this.#opts.store.getResidentForIssuance(app.residentCode);
-    if (!found) {
-      throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${app.residentCode} in the registry: import the registry record first ('jpki registry import')`);
-    }
-    assertEligible(found.record);
-    if (found.caSequence > found.registrySequence) throw registryBehind(app.residentCode, found.caSequence, found.registrySequence);
-    return found;
+  async checkResident(app: Pick<IssuanceApplication, "residentCode" | "counterId">): Promise<ResidentForIssuance> {
+    assertApplicant(app);
+    return issuableResident(app, await this.#opts.store.getResidentForIssuance(app.residentCode));
   }
 
   /**
@@ -242,7 +232,10 @@ export class IssuanceService {
     const { clock, config } = this.#opts;
     // (no await on the way when not due: this runs for every certificate)
     if (clock.now().getTime() - this.#compromiseCheckedAt >= COMPROMISE_CHECK_MS) await this.#leaveCompromised();
-    const found = await this.checkResident(app);
+    // checkResident's checks in line, not a call of it: an async function's frame and promise less per certificate
+    // (≈ 0.9 KB of the young generation's 17, heap sampling).
+    assertApplicant(app);
+    const found = issuableResident(app, await this.#opts.store.getResidentForIssuance(app.residentCode));
     const resident = found.record;
     const residentPref = resident.municipalityCode.slice(0, 2);
     if (app.prefecture !== undefined && prefecture(app.prefecture).code !== residentPref) {
@@ -526,6 +519,25 @@ export class IssuanceService {
  * the same resident, type and card key. Another key (a new card, a mix-up at the counter) would get a
  * certificate that does not certify the key on the card.
  */
+/** What checkResident checks before it reads the registry: the code (its check digit) and the counter id. */
+function assertApplicant(app: Pick<IssuanceApplication, "residentCode" | "counterId">): void {
+  // A mistyped code is said to be one (its check digit), not "no such resident": nobody can hold it.
+  assertResidentCode(app.residentCode);
+  // Checked here, not only in batch lines: 'jpki issue --counter' and 'card issue --counter' put any text into the
+  // subject CN (cut to 9 characters: "CN=evil,O").
+  if (app.counterId !== undefined && !COUNTER_ID.test(app.counterId)) throw invalid("counterId must be 1–9 letters or digits");
+}
+
+/** What checkResident checks of the registry's answer: a record, active, and the registry not behind the CA side. */
+function issuableResident(app: Pick<IssuanceApplication, "residentCode">, found: ResidentForIssuance | undefined): ResidentForIssuance {
+  if (!found) {
+    throw new JpkiError("ERR_RESIDENT_UNKNOWN", `no resident with code ${app.residentCode} in the registry: import the registry record first ('jpki registry import')`);
+  }
+  assertEligible(found.record);
+  if (found.caSequence > found.registrySequence) throw registryBehind(app.residentCode, found.caSequence, found.registrySequence);
+  return found;
+}
+
 function assertSameApplication(app: IssuanceApplication, existing: Pick<IssuanceRecord, "residentCode" | "type" | "der">): void {
   const clash = (what: string) => invalid(`application id ${app.applicationId} was already used for another ${what}: give each application its own id`);
   if (existing.residentCode !== app.residentCode) throw clash("resident");
