@@ -89,6 +89,24 @@ describe("IssuanceService", () => {
     await expect(service.issue({ residentCode: takahashi.residentCode, type: "signature", publicKey: spki(), prefecture: "27" })).rejects.toMatchObject({ code: "ERR_USAGE" });
   });
 
+  it("refuses before signing a resident whose notice the CA side applied and the registry has not (ERR_REGISTRY_BEHIND)", async () => {
+    const code = makeResidentCode("0000000129");
+    await ws.store.upsertResidents([{ ...takahashi, residentCode: code }]);
+    await ws.store.commitNoticeBatch({ noticeIds: ["behind-1"], residentCodes: [code] }, () => ({
+      commit: {
+        at: new Date(1500),
+        notices: [{ noticeId: "behind-1", residentCode: code, sequence: 1, kind: "relocation", body: "{}", status: "applied", revocations: 0 }],
+        sequences: [{ residentCode: code, last: 1 }],
+        revocations: [],
+        relinks: [],
+        dirtyCas: [],
+      },
+    }));
+    await expect(service.checkResident({ residentCode: code })).rejects.toMatchObject({ code: "ERR_REGISTRY_BEHIND" });
+    // prepare signs without committing: only its own check can refuse it
+    await expect(service.prepare({ residentCode: code, type: "signature", publicKey: spki() })).rejects.toMatchObject({ code: "ERR_REGISTRY_BEHIND" });
+  });
+
   it("gives every certificate a distinct serial, even in a batch for one resident", async () => {
     const key = spki().toString("base64");
     async function* lines() {
@@ -102,6 +120,22 @@ describe("IssuanceService", () => {
     // each one superseded the one before: only the last is valid
     const valid = await ws.store.findCertificates({ residentCode: takahashi.residentCode, type: "signature", status: "valid" });
     expect(valid.map((c) => c.serial)).toEqual([serials.at(-1)]);
+  });
+
+  it("takes every line once and in order through a signing window smaller than the batch", async () => {
+    // concurrency 3: the window is refilled and its taken slots compacted away many times over 20 lines
+    const key = spki().toString("base64");
+    async function* lines() {
+      for (let i = 1; i <= 20; i++) yield { line: i, value: { applicationId: `small-window-${i}`, residentCode: takahashi.residentCode, type: "signature", publicKey: key } };
+    }
+    const serials: string[] = [];
+    const res = await service.issueBatch(lines(), { concurrency: 3, commitEvery: 5, onIssued: (c) => serials.push(c.serial) });
+    expect(res).toMatchObject({ read: 20, issued: 20, failed: 0 });
+    // committed in input order: each superseded the one before, the last stands
+    const ids = await Promise.all(serials.map(async (serial) => (await ws.store.getCertificate(serial))?.applicationId));
+    expect(ids).toEqual(Array.from({ length: 20 }, (_, i) => `small-window-${i + 1}`));
+    const valid = await ws.store.findCertificates({ residentCode: takahashi.residentCode, type: "signature", status: "valid" });
+    expect(valid.map((c) => c.applicationId)).toEqual(["small-window-20"]);
   });
 
   it("refuses a resident and type repeated without application ids (a file given twice), issuing the first only", async () => {

@@ -424,22 +424,29 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       }));
       await s.applyToRegistry(() => ({ put: [], remove: ["r3"], result: undefined }));
       // a re-import corrects one item without any notice (no sequence moves): each item is compared
-      await s.upsertResidents([resident("r4"), resident("r5"), resident("r6"), resident("r7")]);
+      await s.upsertResidents([resident("r4"), resident("r5"), resident("r6"), resident("r7"), resident("r8")]);
       const before = [cert("05dd", "r4", 1000), cert("05ee", "r5", 1000), cert("05ff", "r6", 1000), cert("05a0", "r7", 1000)];
+      // a notice the registry applied that left every item as it was (the sequence alone moved): signed from sequence 0
+      const sequenceOnly = { ...cert("05a1", "r8", 1000), registrySequence: 0 };
+      await s.applyToRegistry((read) => ({ put: [{ ...read("r8")!, noticeSequence: 1 }], remove: [], result: undefined }));
       await s.upsertResidents([
         { ...resident("r4"), fourItems: { ...items, name: "山田　花子" } },
         { ...resident("r5"), fourItems: { ...items, birthDate: "1990-01-02" } },
         { ...resident("r6"), fourItems: { ...items, gender: "female" } },
         { ...resident("r7"), municipalityCode: "131024" },
       ]);
-      const r = await s.commitIssuances([signed, cert("05bb", "r2", 1000), cert("05cc", "r3", 1000), ...before]);
+      const r = await s.commitIssuances([signed, cert("05bb", "r2", 1000), cert("05cc", "r3", 1000), ...before, sequenceOnly, cert("05a2", "nobody", 1000)]);
       expect(r).toEqual([
         { status: "stale", why: "registry-changed" },
         { status: "stale", why: "registry-behind" },
         { status: "stale", why: "resident-gone" },
         ...before.map(() => ({ status: "stale", why: "registry-changed" })),
+        { status: "stale", why: "registry-changed" },
+        { status: "stale", why: "resident-gone" },
       ]);
-      for (const serial of ["05aa", "05bb", "05cc", "05dd", "05ee", "05ff", "05a0"]) expect(await s.getCertificate(serial)).toBeUndefined();
+      for (const serial of ["05aa", "05bb", "05cc", "05dd", "05ee", "05ff", "05a0", "05a1", "05a2"]) expect(await s.getCertificate(serial)).toBeUndefined();
+      // the same record signed from the sequence the registry now has commits
+      expect(await s.commitIssuances([{ ...cert("05a3", "r8", 1000), registrySequence: 1 }])).toEqual([{ status: "committed", superseded: [] }]);
       await s.close();
     });
 
