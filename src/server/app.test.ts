@@ -1694,6 +1694,33 @@ describe("methods the routes do not take (a hostile client's requests)", () => {
     expect(log.slice(lines).map((l) => JSON.parse(l) as { url: string; status: number })).toContainEqual(expect.objectContaining({ method: "OPTIONS", url: "*", status: 204, verifier: verifierId }));
   });
 
+  it("refuses a request with two Host lines 400 bad-request before access control (RFC 9112 §3.2; node kept the first and answered 200), closes the connection, counts and logs it", async () => {
+    const lines = log.length;
+    for (const hosts of ["Host: a\r\nHost: b", "host: x\r\nHOST: x", "Host: x\r\nAccept: */*\r\nhOsT: y"]) {
+      const c = rawClient(Number(new URL(base).port));
+      // a second request behind it is not answered: the connection ends after the refusal
+      c.socket.write(`GET /openapi.json HTTP/1.1\r\n${hosts}\r\nAuthorization: ${auth.authorization}\r\n\r\nGET /openapi.json HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
+      const text = await c.answer;
+      expect(text.match(/HTTP\/1\.1 \d{3} /g), hosts).toEqual(["HTTP/1.1 400 "]);
+      const a = parseAnswer(text);
+      expect(a.headers.connection, hosts).toBe("close");
+      expect(JSON.parse(a.body), hosts).toMatchObject({ code: "bad-request" });
+    }
+    // with Expect: 100-continue, refused without inviting the body
+    const c = rawClient(Number(new URL(base).port));
+    c.socket.write(`POST /v1/validate HTTP/1.1\r\nHost: a\r\nHost: b\r\nAuthorization: ${auth.authorization}\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n`);
+    const text = await c.answer;
+    expect(text).not.toContain("100 Continue");
+    expect(parseAnswer(text).status).toBe(400);
+    // one Host line: answered as ever
+    expect((await rawAnswer(`GET /openapi.json HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\nConnection: close\r\n\r\n`)).status).toBe(200);
+    const logged = log.slice(lines).map((l) => JSON.parse(l) as { method: string; url: string; status: number; verifier: string });
+    expect(logged.filter((l) => l.status === 400)).toEqual([
+      ...Array.from({ length: 3 }, () => expect.objectContaining({ method: "GET", url: "/openapi.json", status: 400, verifier: "anonymous" })),
+      expect.objectContaining({ method: "POST", url: "/v1/validate", status: 400, verifier: "anonymous" }),
+    ]);
+  });
+
   it("refuses a caller without a credential before inviting its body: no 100 Continue ahead of the 401", async () => {
     const c = rawClient(Number(new URL(base).port));
     c.socket.write(`POST /v1/validate HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n`);

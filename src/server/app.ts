@@ -647,6 +647,22 @@ function refuseConnect(_req: IncomingMessage, socket: Duplex): boolean {
   return true;
 }
 
+/**
+ * Whether a request has more than one Host field line (RFC 9112 §3.2). A walk of the raw header names node keeps
+ * anyway, comparing lengths first: a few nanoseconds a request.
+ */
+export function hostRepeated(req: IncomingMessage): boolean {
+  const raw = req.rawHeaders;
+  let seen = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 4 || (name !== "Host" && name.toLowerCase() !== "host")) continue;
+    if (seen) return true;
+    seen = true;
+  }
+  return false;
+}
+
 /** The order methods are listed in an Allow header. */
 const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
@@ -821,6 +837,18 @@ export async function buildServer(
     res.end(req.method === "HEAD" ? undefined : STOPPING_BODY);
     countRefused(req, access.scopeOfTarget(req), STOPPING_ERROR.status, startedAt);
   };
+  // Two Host lines: RFC 9112 §3.2 says a server MUST answer 400. node keeps the first and drops the other, so a
+  // proxy in front that reads the other one routes or logs the request under another name than ours (found by a
+  // helper: 200). Refused before access control, as node's parser refuses a malformed request (its code and
+  // body), and the connection closed: the client sent something a proxy and we may have read differently.
+  const repeatedHostBody = parserRefusalBody("bad-request");
+  const refuseRepeatedHost = (req: IncomingMessage, res: ServerResponse): void => {
+    const startedAt = performance.now();
+    const status = PARSER_REFUSALS["bad-request"].status;
+    res.writeHead(status, { ...JSON_TYPE, "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(repeatedHostBody), Connection: "close" });
+    res.end(req.method === "HEAD" ? undefined : repeatedHostBody);
+    countRefused(req, access.scopeOfTarget(req), status, startedAt);
+  };
   // The connections open now: a stop ends each once its answer in flight is given (preClose, below).
   const connections = new Set<Socket>();
   // The methods each fastify route takes, by path (filled by the onRoute hook below): a request for a path
@@ -900,6 +928,7 @@ export async function buildServer(
       };
       const h = (req: IncomingMessage, res: ServerResponse) => {
         if (stopping) return refuseStopping(req, res);
+        if (hostRepeated(req)) return refuseRepeatedHost(req, res);
         if (access.admit(req, res)) route(req, res);
       };
       // Expect: 100-continue. node sent 100 Continue before any check, inviting the body of a caller about to be
@@ -907,6 +936,7 @@ export async function buildServer(
       // the connection after it (the body it did not ask for is not awaited).
       const checkContinue = (req: IncomingMessage, res: ServerResponse) => {
         if (stopping) return refuseStopping(req, res);
+        if (hostRepeated(req)) return refuseRepeatedHost(req, res);
         if (!access.admit(req, res)) return;
         // A coded body is refused before it is invited too (no fast path takes one: refuseCoding says why).
         if (refuseCoding(req, res)) return;
