@@ -1520,9 +1520,11 @@ export class SqliteStore implements Store {
            coalesce(s.last_sequence, 0), r.successor_code FROM residents r LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ?`,
       ).raw(),
       // Positional parameters: binding by name cost an object per notice and a lookup per parameter.
+      // The body comes as text or as its UTF-8 bytes (NoticeBody): bytes bind as a blob, which the CAST stores as
+      // text, byte for byte (the database's encoding is UTF-8). A blob in a TEXT column would stay a blob.
       insertNotice: db.prepare(
         `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?)
          ON CONFLICT (notice_id) DO UPDATE SET status = excluded.status, applied_at = excluded.applied_at, revocations = excluded.revocations
          WHERE notices.status = 'held'`,
       ),
