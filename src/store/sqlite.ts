@@ -2641,9 +2641,12 @@ export class SqliteStore implements Store {
     const held = new Map<string, StoredNotice[]>();
     // Applied changes are followed too: a notice still filed under an old code is the person's under the new one.
     const codeChanges = new Map<string, string>();
+    const firstSize = codeSet.size;
+    let firstList: string | undefined;
     for (let frontier = [...codeSet]; frontier.length; ) {
       const next: string[] = [];
       const list = JSON.stringify(frontier);
+      firstList ??= list;
       for (const r of st.batchHeld.all(list) as NoticeRowDb[]) {
         const list = held.get(r.resident_code) ?? [];
         list.push(toStoredNotice(r));
@@ -2662,7 +2665,8 @@ export class SqliteStore implements Store {
       }
       frontier = next;
     }
-    const codes = JSON.stringify([...codeSet]);
+    // Written once: the same list as the first frontier's unless following changes added codes (the set only grows).
+    const codes = firstList !== undefined && codeSet.size === firstSize ? firstList : JSON.stringify([...codeSet]);
     const known = new Map<string, { status: NoticeStatus; body: string; receivedAt: Date; appliedAt?: Date }>();
     for (const [id, status, body, receivedAt, appliedAt] of st.batchNoticeStatus.all(ids) as Array<[string, NoticeStatus, string, number | bigint, number | bigint | null]>) {
       known.set(id, { status, body, receivedAt: new Date(Number(receivedAt)), ...(appliedAt === null ? {} : { appliedAt: new Date(Number(appliedAt)) }) });
