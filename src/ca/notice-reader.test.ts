@@ -32,6 +32,8 @@ describe("batchMessage (what the reader thread posts)", () => {
     const batch: ReadBatch = { notices: bodies.map((body, i) => ({ line: i + 1, notice: { noticeId: String(i) } as never, body, record: "{}" })), rejects: [], read: 3 };
     const { message, transfer } = batchMessage(batch, 7);
     expect(transfer).toHaveLength(1);
+    // views into the buffer transferred (not into the scratch space the next batch is written in)
+    expect(message.type === "batch" && message.notices.every((n) => (n.body as Uint8Array).buffer === transfer[0])).toBe(true);
     const got = structuredClone(message, { transfer });
     expect(transfer[0]!.byteLength).toBe(0); // detached here: it moved
     if (got.type !== "batch") throw new Error(got.type);
