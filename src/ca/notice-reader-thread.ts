@@ -10,7 +10,7 @@ import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import { isJpkiError } from "../errors.js";
 import { readRecords, type ImportFormat } from "../registry/import.js";
 import { readBatches } from "./notices.js";
-import type { ReaderMessage, ReaderOptions } from "./notice-reader.js";
+import { batchMessage, type ReaderMessage, type ReaderOptions } from "./notice-reader.js";
 
 async function main(port: NonNullable<typeof parentPort>, o: ReaderOptions): Promise<void> {
   let now = Date.now();
@@ -31,16 +31,8 @@ async function main(port: NonNullable<typeof parentPort>, o: ReaderOptions): Pro
       credit--;
       const next = await batches.next();
       if (next.done) break;
-      const b = next.value;
-      // The record as JSON text: a string crosses the thread boundary as one copy, where an object would be
-      // rebuilt property by property on the other side; it is parsed again only for a reject.
-      post({
-        type: "batch",
-        bytes,
-        read: b.read,
-        rejects: b.rejects,
-        notices: b.notices.map((n) => ({ line: n.line, notice: n.notice, body: n.body, record: typeof n.record === "string" ? n.record : JSON.stringify(n.record) })),
-      });
+      const { message, transfer } = batchMessage(next.value, bytes);
+      port.postMessage(message, transfer);
       bytes = 0;
     }
     post({ type: "end", bytes });

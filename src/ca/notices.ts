@@ -14,7 +14,7 @@ import { CRL_REASON, reasonName } from "../crl/reason.js";
 import type { RecordResult } from "../registry/import.js";
 import { MAX_SEQUENCE_JUMP, noticeInNormalForm, notYetEffective, parseNotice, type ChangeNotice } from "../registry/notice.js";
 import { decideRevocations, endsRecord, noticeSource } from "../registry/notice-rules.js";
-import type { CertifiedRow, HeldNoticeKey, NoticeCommit, NoticeContext, NoticeContextKeys, Store, StoredNotice } from "../store/types.js";
+import type { CertifiedRow, HeldNoticeKey, NoticeBody, NoticeCommit, NoticeContext, NoticeContextKeys, Store, StoredNotice } from "../store/types.js";
 
 /** Held notices per transaction of an operator's release of all of them. */
 export const RELEASE_PAGE = 1000;
@@ -81,8 +81,8 @@ export interface IngestOptions {
 export interface ReadNotice {
   readonly line: number;
   readonly notice: ChangeNotice;
-  /** its canonical JSON ({@link canonical}) */
-  readonly body: string;
+  /** its canonical JSON ({@link canonical}): UTF-8 bytes when a reader thread read it (ca/notice-reader.ts) */
+  readonly body: NoticeBody;
   /** the record as read, for the reject file: as JSON text when a reader thread read it */
   readonly record: Record<string, unknown> | string;
 }
@@ -98,6 +98,11 @@ export interface ReadBatch {
 /** Canonical JSON of a notice: what the store keeps and what a held notice is re-read from. */
 export function canonical(n: ChangeNotice): string {
   return JSON.stringify(n);
+}
+
+/** A canonical body as text: decoded only where a notice is compared with one seen before (a duplicate). */
+function bodyText(b: NoticeBody): string {
+  return typeof b === "string" ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("utf8");
 }
 
 /**
@@ -301,6 +306,11 @@ export class NoticeIngestor {
   }
 }
 
+/** Whether a body seen before (stored, perhaps by an earlier version) is the same notice as `body`. */
+function sameNotice(seen: string, body: string): boolean {
+  return seen === body || canonical(stored(seen)) === body;
+}
+
 /** The resident codes a notice touches: its own, and the new one of a resident-code change. */
 function codesOf(n: ChangeNotice, filedUnder = n.residentCode): string[] {
   return [filedUnder, n.residentCode, ...(n.newResidentCode ? [n.newResidentCode] : [])];
@@ -312,7 +322,7 @@ class Plan {
   readonly #at: Date;
   /** the batch times of this run (Tally.batchTimes): a stored notice received at none of them is another run's */
   readonly #runTimes: ReadonlySet<number>;
-  readonly #seen = new Map<string, string>();
+  readonly #seen = new Map<string, NoticeBody>();
   readonly #last: Map<string, number>;
   readonly #held = new Map<string, ChangeNotice[]>();
   /** unrevoked certificates per code: each list is replaced, never changed in place, so the context's are shared */
@@ -358,7 +368,7 @@ class Plan {
   }
 
   /** Takes one notice from the feed; returns a problem when it must be rejected. */
-  offer(n: ChangeNotice, body = canonical(n)): { code: ErrorCode; message: string } | undefined {
+  offer(n: ChangeNotice, body: NoticeBody = canonical(n)): { code: ErrorCode; message: string } | undefined {
     // Seen in this batch first: a notice the store has and the batch repeats is counted as another run's once.
     const inStore = this.#seen.has(n.noticeId) ? undefined : this.#ctx.known.get(n.noticeId);
     const seenBody = this.#seen.get(n.noticeId) ?? inStore?.body;
@@ -366,7 +376,7 @@ class Plan {
       // The same id must mean the same notice: a different body is another change under a reused id, and
       // counting it as a duplicate would silently drop it.
       // A body an earlier version stored with its items as given is the same notice once they are in normal form.
-      if (seenBody !== body && canonical(stored(seenBody)) !== body) {
+      if (seenBody !== body && !sameNotice(bodyText(seenBody), bodyText(body))) {
         return { code: "ERR_NOTICE_CONFLICT", message: `notice ${n.noticeId} was received before with a different content: a notice id names one notice only (ask the registry which is right)` };
       }
       this.#duplicates++;
@@ -496,7 +506,7 @@ class Plan {
     }
   }
 
-  #applyOne(n: ChangeNotice, wasHeld: boolean, body = canonical(n)): void {
+  #applyOne(n: ChangeNotice, wasHeld: boolean, body: NoticeBody = canonical(n)): void {
     const rc = n.residentCode;
     const certs = this.#certs.get(rc) ?? [];
     const decisions: Array<{ readonly serial: string; readonly reasonCode: number; readonly source: string }> = decideRevocations(n, certs);

@@ -1180,6 +1180,37 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("keeps a notice body given as UTF-8 bytes as the same text: read back applied, held, listed and in a context", async () => {
+      const s = await make();
+      // CJK, a surrogate pair, an escaped quote and backslash, U+2028: the bytes are the canonical JSON's UTF-8
+      const text = (id: string) => JSON.stringify({ noticeId: id, kind: "relocation", before: { name: "𠮷野　太郎\"\\", address: "東京都千代田区\u2028１丁目" } });
+      // a view into a larger buffer, as a reader thread's bodies are
+      const bytes = (id: string) => {
+        const b = Buffer.from(` ${text(id)} `);
+        return new Uint8Array(b.buffer, b.byteOffset + 1, Buffer.byteLength(text(id)));
+      };
+      await s.commitNoticeBatch({ noticeIds: ["u1", "u2"], residentCodes: ["r1"] }, () => ({
+        commit: {
+          at: new Date(1000),
+          notices: [
+            { noticeId: "u1", residentCode: "r1", sequence: 1, kind: "relocation", body: bytes("u1"), status: "applied" as const, revocations: 0 },
+            { noticeId: "u2", residentCode: "r1", sequence: 3, kind: "relocation", body: bytes("u2"), status: "held" as const, revocations: 0 },
+          ],
+          sequences: [{ residentCode: "r1", last: 1 }],
+          revocations: [],
+          relinks: [],
+          dirtyCas: [],
+        },
+      }));
+      expect((await s.getNotice("u1"))?.body).toBe(text("u1"));
+      expect((await s.getNotice("u2"))?.body).toBe(text("u2"));
+      expect((await s.listHeldNotices()).map((h) => h.body)).toEqual([text("u2")]);
+      const ctx = await s.loadNoticeContext({ noticeIds: ["u1", "u2"], residentCodes: ["r1"] });
+      expect([...ctx.known.values()].map((k) => k.body).sort()).toEqual([text("u1"), text("u2")]);
+      expect(ctx.held.get("r1")?.map((h) => h.body)).toEqual([text("u2")]);
+      await s.close();
+    });
+
     it("lists held notices in (resident code, sequence) order, a page after a given key at a time", async () => {
       const s = await make();
       const held = (id: string, residentCode: string, sequence: number) => ({ noticeId: id, residentCode, sequence, kind: "death", body: "{}", status: "held" as const, revocations: 0 });

@@ -254,14 +254,14 @@ function arrayHeader(buf: Buffer, n: number, hasNull: boolean, oid: number): num
   return 20;
 }
 
-/** A text[] parameter in binary format (null and undefined elements are SQL NULL). */
-export function textArray(values: ReadonlyArray<string | null | undefined>): Buffer {
+/** A text[] parameter in binary format: strings, or text as UTF-8 bytes (null and undefined elements are SQL NULL). */
+export function textArray(values: ReadonlyArray<string | Uint8Array | null | undefined>): Buffer {
   let size = 20;
   let hasNull = false;
   for (const v of values) {
     if (v == null) hasNull = true;
-    else checkText(v);
-    size += 4 + (v == null ? 0 : v.length * 3);
+    else if (!(v instanceof Uint8Array)) checkText(v);
+    size += 4 + (v == null ? 0 : v instanceof Uint8Array ? v.length : v.length * 3);
   }
   const buf = Buffer.allocUnsafe(size);
   let at = arrayHeader(buf, values.length, hasNull, TEXT_OID);
@@ -271,7 +271,8 @@ export function textArray(values: ReadonlyArray<string | null | undefined>): Buf
       at += 4;
       continue;
     }
-    const n = buf.write(v, at + 4, "utf8");
+    // UTF-8 bytes (a notice body from a reader thread) go in as they are; the server checks they are UTF-8.
+    const n = v instanceof Uint8Array ? (buf.set(v, at + 4), v.length) : buf.write(v, at + 4, "utf8");
     buf.writeInt32BE(n, at);
     at += 4 + n;
   }

@@ -54,6 +54,37 @@ describe("SqliteStore specifics", () => {
     await s.close();
   });
 
+  it("stores a notice body given as UTF-8 bytes as text, the very bytes of its string (what dumps, copies and readers see)", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const s = SqliteStore.open(path, { create: true });
+    const body = JSON.stringify({ noticeId: "u1", before: { name: "𠮷野　太郎", address: "東京都\u2028" } });
+    const asText = JSON.stringify({ noticeId: "u2", before: { name: "𠮷野　太郎" } });
+    await s.commitNoticeBatch({ noticeIds: ["u1", "u2"], residentCodes: ["r1"] }, () => ({
+      commit: {
+        at: new Date(1000),
+        notices: [
+          { noticeId: "u1", residentCode: "r1", sequence: 1, kind: "relocation", body: new Uint8Array(Buffer.from(body)), status: "applied" as const, revocations: 0 },
+          { noticeId: "u2", residentCode: "r1", sequence: 2, kind: "relocation", body: asText, status: "applied" as const, revocations: 0 },
+        ],
+        sequences: [{ residentCode: "r1", last: 2 }],
+        revocations: [],
+        relinks: [],
+        dirtyCas: [],
+      },
+    }));
+    await s.close();
+    const db = new Database(path, { readonly: true });
+    try {
+      const rows = db.prepare("SELECT notice_id, typeof(body) AS type, hex(body) AS hex FROM notices ORDER BY notice_id").all();
+      expect(rows).toEqual([
+        { notice_id: "u1", type: "text", hex: Buffer.from(body).toString("hex").toUpperCase() },
+        { notice_id: "u2", type: "text", hex: Buffer.from(asText).toString("hex").toUpperCase() },
+      ]);
+    } finally {
+      db.close();
+    }
+  });
+
   it("creates a new store file, its WAL and its shared memory owner-only whatever the umask", async () => {
     const dir = mkdtempSync(join(tmpdir(), "jpki-store-"));
     const old = process.umask(0);

@@ -1541,9 +1541,11 @@ export class SqliteStore implements Store {
          FROM residents r LEFT JOIN resident_sequences s ON s.resident_code = r.resident_code WHERE r.resident_code = ?`,
       ).pluck(),
       // Positional parameters: binding by name cost an object per notice and a lookup per parameter.
+      // The body comes as text or as its UTF-8 bytes (NoticeBody): bytes bind as a blob, which the CAST stores as
+      // text, byte for byte (the database's encoding is UTF-8). A blob in a TEXT column would stay a blob.
       insertNotice: db.prepare(
         `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT), ?, ?, ?)
          ON CONFLICT (notice_id) DO UPDATE SET status = excluded.status, applied_at = excluded.applied_at, revocations = excluded.revocations
          WHERE notices.status = 'held'`,
       ),
@@ -2655,9 +2657,12 @@ export class SqliteStore implements Store {
     const held = new Map<string, StoredNotice[]>();
     // Applied changes are followed too: a notice still filed under an old code is the person's under the new one.
     const codeChanges = new Map<string, string>();
+    const firstSize = codeSet.size;
+    let firstList: string | undefined;
     for (let frontier = [...codeSet]; frontier.length; ) {
       const next: string[] = [];
       const list = JSON.stringify(frontier);
+      firstList ??= list;
       for (const r of st.batchHeld.all(list) as NoticeRowDb[]) {
         const list = held.get(r.resident_code) ?? [];
         list.push(toStoredNotice(r));
@@ -2676,7 +2681,8 @@ export class SqliteStore implements Store {
       }
       frontier = next;
     }
-    const codes = JSON.stringify([...codeSet]);
+    // Written once: the same list as the first frontier's unless following changes added codes (the set only grows).
+    const codes = firstList !== undefined && codeSet.size === firstSize ? firstList : JSON.stringify([...codeSet]);
     const known = new Map<string, { status: NoticeStatus; body: string; receivedAt: Date; appliedAt?: Date }>();
     for (const [id, status, body, receivedAt, appliedAt] of st.batchNoticeStatus.all(ids) as Array<[string, NoticeStatus, string, number | bigint, number | bigint | null]>) {
       known.set(id, { status, body, receivedAt: new Date(Number(receivedAt)), ...(appliedAt === null ? {} : { appliedAt: new Date(Number(appliedAt)) }) });

@@ -320,6 +320,14 @@ export interface CertifiedAuthenticationRow extends CertifiedRowBase {
 
 export type NoticeStatus = "applied" | "held";
 
+/**
+ * A notice's canonical JSON as ingestion hands it to the store: the text, or its UTF-8 bytes. A reader thread sends
+ * the bytes (ca/notice-reader.ts), so the committing thread binds them as they are, without converting a string to
+ * UTF-8 on the busiest thread. Stored, both are the same text: a store keeps those bytes as text, and reads it back as
+ * a string.
+ */
+export type NoticeBody = string | Uint8Array;
+
 /** A change notice as the store keeps it: the canonical JSON body plus what ingestion decided. */
 export interface StoredNotice {
   readonly noticeId: string;
@@ -394,7 +402,7 @@ export interface NoticeCommit {
     readonly residentCode: string;
     readonly sequence: number;
     readonly kind: string;
-    readonly body: string;
+    readonly body: NoticeBody;
     readonly status: NoticeStatus;
     readonly revocations: number;
   }>;

@@ -103,7 +103,10 @@ async function ingest(readerThread: boolean, opts: { source?: string; format?: "
     const rejectPath = join(root, "..", "rejects.jsonl");
     const r = await lib.runIngest(ws, { source: opts.source ?? feed, format: opts.format ?? "jsonl", rejectPath, batchSize: 64, crlIntervalMs: 0, updater: undefined, readerThread });
     const rejects = r.rejectFile ? readFileSync(r.rejectFile, "utf8") : "";
-    return { summary: { ...r, seconds: 0, rejectFile: null }, rejects, revoked: await ws.store.revocationSummary(), held: await ws.store.listHeldNotices() };
+    // Every stored notice as read back: the thread sends bodies as UTF-8 bytes, stored as the same text.
+    const ids = [...new Set([...readFileSync(feed, "utf8").matchAll(/"noticeId":"([^"]+)"/g)].map((m) => m[1]!))];
+    const stored = (await Promise.all(ids.map((id) => ws.store.getNotice(id)))).filter((n) => n !== undefined);
+    return { summary: { ...r, seconds: 0, rejectFile: null }, rejects, revoked: await ws.store.revocationSummary(), held: await ws.store.listHeldNotices(), stored };
   } finally {
     await ws.close();
   }
@@ -124,6 +127,9 @@ describe("notice ingestion with a reader thread", () => {
     expect(thread.rejects).toBe(here.rejects);
     expect(thread.revoked).toEqual(here.revoked);
     expect(thread.held).toEqual(here.held);
+    expect(here.stored.length).toBe(401);
+    expect(thread.stored.every((n) => typeof n.body === "string")).toBe(true);
+    expect(thread.stored).toEqual(here.stored);
   });
 
   it("reports a file-level problem found on the thread with its code, as in the ingesting thread", async () => {
