@@ -923,7 +923,6 @@ function toRegistered(r: RegisteredRowDb): RegisteredIssuance {
   return { serial: r.serial, caId: r.ca_id, type: r.type, residentCode: r.resident_code, fourItems: itemsOf(r), notBefore: new Date(Number(r.not_before)), notAfter: new Date(Number(r.not_after)) };
 }
 
-/** residentForIssuance's row: the registry record's columns, its notice sequence, then the CA side's. */
 /**
  * What the commit's re-check (the issuanceCheck statement) answers of a resident whose certificate was signed: still
  * as signed, no longer active, the CA side ahead of the registry (a notice the registry has not applied), or
@@ -931,6 +930,7 @@ function toRegistered(r: RegisteredRowDb): RegisteredIssuance {
  */
 const ISSUANCE_CHECK = { current: 0, gone: 1, behind: 2, changed: 3 } as const;
 
+/** residentForIssuance's row: the registry record's columns, its notice sequence, then the CA side's. */
 type ResidentForIssuanceRow = [code: string, municipality: string, name: string, address: string, birthDate: string, gender: string, status: string, registrySequence: number, caSequence: number, successor: string | null];
 
 function residentOfIssuanceRow(r: ResidentForIssuanceRow): ResidentRecord {
