@@ -628,7 +628,8 @@ describe("a write whose connection is lost right after it was sent (ECONNRESET: 
     const rec = (serial: string) => ({ verifierId: "v-1", serial, issuer: "13-sig", residentCode: "12345678906", purpose: "signature" as const, legalBasis: undefined, at: new Date(1000), validationTime: new Date(1000), answer: "valid", itemsDisclosed: false });
     try {
       await log.record(rec("01"));
-      proxy.cutAfter("jpki_disclosures_append_owned");
+      // one verifier's group: its own statement, its audit record chained in it (schema 32), not jpki_audit_append
+      proxy.cutAfter("jpki_disclosures_append_one");
       await expect(log.record(rec("02"))).rejects.toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { connectionLost: "after-sending" } });
       await log.record(rec("03"));
       expect(await log.close()).toEqual({ abandoned: 0, lost: 1 });
