@@ -632,10 +632,14 @@ describe("a write whose connection is lost right after it was sent (ECONNRESET: 
       proxy.cutAfter("jpki_disclosures_append_one");
       await expect(log.record(rec("02"))).rejects.toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { connectionLost: "after-sending" } });
       await log.record(rec("03"));
-      expect(await log.close()).toEqual({ abandoned: 0, lost: 1 });
+      // a group of two verifiers' answers: the statement that chains through jpki_audit_append
+      proxy.cutAfter("jpki_disclosures_append_owned");
+      const two = [log.record(rec("04")), log.record({ ...rec("05"), verifierId: "v-2" })];
+      for (const p of two) await expect(p).rejects.toMatchObject({ code: "ERR_STORE_UNREACHABLE", details: { connectionLost: "after-sending" } });
+      expect(await log.close()).toEqual({ abandoned: 0, lost: 3 });
       expect(log.written).toBe(2);
-      // the server had committed it: a record of a check whose answer was 503 (the safe side: disclosure-log.ts)
-      expect((await store.listDisclosures({ residentCode: "12345678906" })).map((d) => d.serial)).toEqual(["01", "02", "03"]);
+      // the server had committed them: records of checks whose answer was 503 (the safe side: disclosure-log.ts)
+      expect((await store.listDisclosures({ residentCode: "12345678906" })).map((d) => d.serial)).toEqual(["01", "02", "03", "04", "05"]);
     } finally {
       dog.close();
       await store.close();
