@@ -113,6 +113,18 @@ function cutLines(path: string): Array<Pick<Logged, "url" | "status" | "aborted"
   return lines.map(({ url, status, aborted, remote, verifier }) => ({ url, status, aborted, remote, verifier }));
 }
 
+
+/** The CRL index's store read held until `release()` (a slow store): its answer not begun meanwhile. `restore()` ends the hold. */
+function holdCrlStatus(): { release: () => void; restore: () => void } {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const real = ws.store.crlStatus.bind(ws.store);
+  const held = vi.spyOn(ws.store, "crlStatus").mockImplementation(async () => {
+    await gate;
+    return real();
+  });
+  return { release, restore: () => held.mockRestore() };
+}
 describe("access log of a real server (the log thread's reuse of line parts)", () => {
   it("writes for every request, pipelined and interleaved, exactly the line accessLine makes of its own fields", async () => {
     const { app, port, log, path, expected } = await serverWithLog();
@@ -257,13 +269,7 @@ describe("access log of a real server (the log thread's reuse of line parts)", (
     const serverSide: Socket[] = [];
     app.server.on("connection", (c: Socket) => serverSide.push(c));
     // the CRL index's store read held until the client is gone (a slow store, a long validation)
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const real = ws.store.crlStatus.bind(ws.store);
-    const held = vi.spyOn(ws.store, "crlStatus").mockImplementation(async () => {
-      await gate;
-      return real();
-    });
+    const { release, restore } = holdCrlStatus();
     /** Sends `bytes`, and resets the connection once the server has the request and has seen the reset. */
     const abandon = async (bytes: string) => {
       const s: Socket = connect({ port, host: "127.0.0.1" });
@@ -287,7 +293,7 @@ describe("access log of a real server (the log thread's reuse of line parts)", (
       expect(text).toMatch(/^jpki_http_requests_total\{route="validate",status="499"\} 1$/m);
       expect(text).toMatch(/^jpki_http_requests_total\{route="crl-index",status="499"\} 1$/m);
     } finally {
-      held.mockRestore();
+      restore();
       await app.close();
       await log.close();
     }
@@ -303,14 +309,8 @@ describe("access log of a real server (the log thread's reuse of line parts)", (
 describe("a request node's parser refuses, pipelined behind requests still to be answered", () => {
   it("is answered after them, in request order, and logged after them: its 400 came first and was read as the earlier request's answer", async () => {
     const { app, port, log, path } = await serverWithLog();
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const real = ws.store.crlStatus.bind(ws.store);
     // the CRL index's store read held (a slow store): its answer not begun when the refusal comes
-    const held = vi.spyOn(ws.store, "crlStatus").mockImplementation(async () => {
-      await gate;
-      return real();
-    });
+    const { release, restore } = holdCrlStatus();
     let answers: Promise<string>;
     try {
       const tag = (await fetch(`http://127.0.0.1:${port}/crl/13-sig.crl`, { headers: { authorization: `Bearer ${tokens[0]}` } })).headers.get("etag")!;
@@ -329,7 +329,7 @@ describe("a request node's parser refuses, pipelined behind requests still to be
       expect(statuses(got)).toEqual([304, 200, 304, 400]);
       expect(got).toContain('"code":"bad-request"');
     } finally {
-      held.mockRestore();
+      restore();
       await app.close();
       await log.close();
     }
