@@ -6,7 +6,7 @@ import { JpkiError, checkInputDir, checkInputFile, checkNewOutputFile, checkOutp
 import { Context, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import { caNamed, type Io } from "../output.js";
-import type { Library } from "../lib.js";
+import type { AuditCheckpoint } from "../../index.js";
 
 export function makeAuditCommand(io: Io): Command {
   const audit = new Command("audit").description("the audit log: every CA operation, who did it and when, in a hash chain signed at checkpoints");
@@ -140,7 +140,7 @@ Examples:
           const head = await ws.store.auditHead();
           const why = head ? "at-head" : "empty";
           // --out from a timer: the latest checkpoint is what is to be kept, signed now or before
-          const latest = out && head ? (await ws.store.auditCheckpoints()).reduce<Awaited<ReturnType<typeof ws.store.auditCheckpoints>>[number] | undefined>((a, c) => (!a || c.seq > a.seq ? c : a), undefined) : undefined;
+          const latest = out && head ? (await ws.store.auditCheckpoints()).reduce<AuditCheckpoint | undefined>((a, c) => (!a || c.seq > a.seq ? c : a), undefined) : undefined;
           const file = out && latest ? await writeAnchor(out, latest) : undefined;
           ctx.out.result(
             { checkpointed: false, why, ...(head ? { head: head.seq } : {}), ...(file ? { file, seq: latest!.seq } : {}) },
@@ -173,7 +173,7 @@ function isDirectory(path: string, cwd: string): boolean {
  * Writes a checkpoint's file whole or not at all (staged, then linked to its name). In a directory, a file of the
  * same record with the same contents is the same checkpoint written before (a timer's second run): kept, not an error.
  */
-async function writeAnchor(out: AnchorOutput, cp: Parameters<Library["auditAnchorText"]>[0]): Promise<string> {
+async function writeAnchor(out: AnchorOutput, cp: AuditCheckpoint): Promise<string> {
   const { auditAnchorFileName, auditAnchorText, writeFailure, writeFileNew } = await library();
   const path = "dir" in out ? join(out.dir, auditAnchorFileName(cp)) : out.file;
   const text = auditAnchorText(cp);
@@ -194,7 +194,7 @@ async function writeAnchor(out: AnchorOutput, cp: Parameters<Library["auditAncho
 }
 
 /** The checkpoints kept outside the store that `--anchor` names: files, and the audit-checkpoint-*.json files of directories. */
-async function readAnchors(paths: readonly string[], cwd: string): Promise<Array<{ checkpoint: Parameters<Library["auditAnchorText"]>[0]; source: string }>> {
+async function readAnchors(paths: readonly string[], cwd: string): Promise<Array<{ checkpoint: AuditCheckpoint; source: string }>> {
   const { parseAuditAnchor } = await library();
   const files: string[] = [];
   for (const p of paths) {
