@@ -170,7 +170,15 @@ function crlSignatureOk(ca: Ca, der: Buffer): boolean {
 
 // ---- HTTP as bytes, with the times a request was sent and its answer fully received ----
 
-const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+/**
+ * The sampler's connections, kept alive. A kept-alive connection the server ends after its keep-alive timeout
+ * (node's 5 s, plus its 1 s buffer) while a request is on its way is reset: "socket hang up", no answer (seen in CI
+ * when the connections had sat idle through the last ingest before the final requests, the server busy). The
+ * server announces the timeout (Keep-Alive: timeout=5), and node's agent gives a connection up a second before it —
+ * but node 20's only does so when the agent has a timeout of its own (it takes the smaller of the two, and "none"
+ * is 0). 4 s: idle connections are closed by the client, never reused into the server's close.
+ */
+const agent = new Agent({ keepAlive: true, maxSockets: 4, timeout: 4_000 });
 
 interface Fetched {
   path: string;
@@ -190,7 +198,8 @@ function http(method: "GET" | "POST", path: string, body?: Buffer, headers: Reco
       res.on("end", () => resolve({ path, sent, received: Date.now(), status: res.statusCode!, body: Buffer.concat(chunks), ...(res.headers.etag ? { etag: res.headers.etag } : {}) }));
       res.on("error", reject);
     });
-    req.on("error", reject);
+    // what a failed request was: its path, whether the agent gave it a kept-alive connection, how long it waited
+    req.on("error", (e: Error) => reject(Object.assign(e, { path, reusedSocket: req.reusedSocket, afterMs: Date.now() - sent })));
     req.end(body);
   });
 }
@@ -374,18 +383,25 @@ describe("jpki serve under load (slow)", () => {
     const samplers = Promise.all([crlSampler(), crlSampler(), ocspSampler(), ocspSampler()]);
     const result = await load;
     loadDone = true;
+    const loadEnd = Date.now();
     await Promise.all([ingest, samplers]);
 
     // After the run: once the responder's bound has passed since the last ingest, every revocation is
     // answered revoked and every CRL lists it (checked below with the others).
     const lastEnd = Math.max(...batches.map((b) => b.ended ?? 0));
+    console.log(`load ended; ingests ended ${lastEnd - loadEnd} ms later; finals in ${Math.max(0, lastEnd + 2 * OCSP_POLL_MS + 200 - Date.now())} ms`);
     await sleep(Math.max(0, lastEnd + 2 * OCSP_POLL_MS + 200 - Date.now()));
     const finalOcsp = interesting.slice(0, 200).map(async (serial) => {
       const f = await http("GET", ocspGetPath(serial, caOf(serial)));
       ocspSamples.push({ ...f, serial, ca: caOf(serial), via: "GET" });
     });
     const finalCrl = crlPaths.map(async (path) => crlSamples.push(await http("GET", path)));
-    await Promise.all([...finalOcsp, ...finalCrl]);
+    const finals = await Promise.allSettled([...finalOcsp, ...finalCrl]);
+    const finalErrors = finals.flatMap((f) => (f.status === "rejected" ? [f.reason as Error & { code?: string; path?: string; reusedSocket?: boolean; afterMs?: number }] : []));
+    expect(
+      finalErrors.map((e) => `${e.path}: ${e.message} (${e.code}, reused ${e.reusedSocket}, after ${e.afterMs} ms)`),
+      `after the load: server exit ${s.child.exitCode}, its stderr:\n${s.stderr().slice(-3000)}`,
+    ).toEqual([]);
 
     // ---- what autocannon saw ----
     const codes = Object.fromEntries(Object.entries(result.statusCodeStats).map(([k, v]) => [k, v.count]));
@@ -396,7 +412,10 @@ describe("jpki serve under load (slow)", () => {
         `latency p50 ${result.latency.p50} ms p99 ${result.latency.p99} ms max ${result.latency.max} ms; statuses ${JSON.stringify(codes)}; by kind ${JSON.stringify(kinds)}; ` +
         `${ran.length} ingest batches; sampled ${crlSamples.length} CRLs, ${ocspSamples.length} OCSP answers`,
     );
-    expect(samplerErrors).toEqual([]);
+    expect(
+      samplerErrors.map((e) => { const x = e as Error & { code?: string; path?: string; reusedSocket?: boolean; afterMs?: number }; return `${x.path}: ${x.message} (${x.code}, reused ${x.reusedSocket}, after ${x.afterMs} ms)`; }),
+      `server exit ${s.child.exitCode}, its stderr:\n${s.stderr().slice(-3000)}`,
+    ).toEqual([]);
     expect(result.errors, "autocannon errors").toBe(0);
     expect(result.timeouts, "autocannon timeouts").toBe(0);
     for (const [kind, m] of byKind) {
