@@ -1004,10 +1004,13 @@ describe("SqliteStore bulk writes", () => {
       for (let k = 0; k < 50; k++) await batch(k);
       await new Promise((r) => setTimeout(r, 500));
       const started = walSize();
-      // 250 batches more (≈ 40 MB of WAL without the waits): the WAL starts over each time it passes 256 frames,
-      // so its file never grows past where it was.
+      // 250 batches more: the WAL starts over each time it passes 256 frames, so its file barely grows past where it
+      // was. Without the waits it grows by what they write (measured: 8.8 → 42.6 MB). How far it may go before a
+      // wait is not a constant: the writer learns the WAL's length from the checkpointer thread's latest pass,
+      // and on a starved machine that pass comes late (seen: 8.8 → 13.7 MB at load 8 with a whole suite beside it,
+      // where "never past where it was" failed). Half of what the batches write tells the two apart.
       for (let k = 50; k < 300; k++) await batch(k);
-      expect(walSize()).toBeLessThanOrEqual(Math.max(started, 1024 * 4120));
+      expect(walSize() - started).toBeLessThan(16 * 1024 * 1024);
     } finally {
       await s.close();
     }
