@@ -53,6 +53,7 @@
  * records (up to `maxQueued`, then the oldest are dropped and counted) until it answers.
  */
 import { IncomingMessage, type ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks"; // not the global: app.ts says why
 import type { TLSSocket } from "node:tls";
 import type { Store, VerifierFetch, VerifierKind, VerifierRecord } from "../store/types.js";
 import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../workspace/config.js";

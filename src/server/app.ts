@@ -31,6 +31,8 @@
 import { stat } from "node:fs/promises";
 import { createServer as createHttpServer, ServerResponse, STATUS_CODES, type IncomingMessage, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
+// node 20 makes the global `performance` a lazy accessor of globalThis: every read of it there calls a getter
+import { performance } from "node:perf_hooks";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { join } from "node:path";

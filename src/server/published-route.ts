@@ -6,6 +6,7 @@
  * fastify with its schemas and hooks. A request this handler does not take goes to fastify unchanged.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks"; // not the global: app.ts says why
 import type { FileHandle } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Clock } from "../pki/clock.js";
