@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatDuration } from "./clock.js";
+import { clockMs, FixedClock, systemClock, formatDuration } from "./clock.js";
 
 describe("formatDuration", () => {
   it("says the two largest units, truncated", () => {
@@ -9,5 +9,24 @@ describe("formatDuration", () => {
     expect(formatDuration(5 * 60_000 - 400)).toBe("4 min 59 s");
     expect(formatDuration(-(2 * 3_600_000 + 5 * 60_000 + 7000))).toBe("2 h 5 min");
     expect(formatDuration(3 * 86_400_000 + 3_600_000)).toBe("3 d 1 h");
+  });
+});
+
+describe("clockMs", () => {
+  it("reads nowMs() where a clock has it, now() where it has not, and both say the same time", () => {
+    const fixed = new FixedClock("2026-12-06T12:00:00Z");
+    const ms = clockMs(fixed);
+    expect(ms()).toBe(Date.parse("2026-12-06T12:00:00Z"));
+    fixed.advance(1500);
+    expect(ms()).toBe(fixed.now().getTime());
+    // a clock of its own, with now() alone (Clock's nowMs is optional)
+    let t = 1_000;
+    const plain = clockMs({ now: () => new Date(t) });
+    t = 2_000;
+    expect(plain()).toBe(2_000);
+    const before = Date.now();
+    const sys = clockMs(systemClock)();
+    expect(sys).toBeGreaterThanOrEqual(before);
+    expect(sys).toBeLessThanOrEqual(Date.now());
   });
 });
