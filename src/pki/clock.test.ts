@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { clockMs, FixedClock, systemClock, formatDuration } from "./clock.js";
+import { clockMs, FixedClock, monotonicWallMs, systemClock, formatDuration } from "./clock.js";
 
 describe("formatDuration", () => {
   it("says the two largest units, truncated", () => {
@@ -27,6 +27,29 @@ describe("clockMs", () => {
     const before = Date.now();
     const sys = clockMs(systemClock)();
     expect(sys).toBeGreaterThanOrEqual(before);
-    expect(sys).toBeLessThanOrEqual(Date.now());
+    expect(sys).toBeLessThanOrEqual(Date.now() + 1);
+  });
+});
+
+describe("monotonicWallMs", () => {
+  it("is the wall clock in whole ms, moved by the monotonic clock and taken again from the wall clock once resyncMs has passed", () => {
+    let wall = 1_000_000;
+    let mono = 50.25;
+    let wallReads = 0;
+    const ms = monotonicWallMs(1000, () => (wallReads++, wall), () => mono);
+    expect(wallReads).toBe(0); // nothing read until asked
+    expect(ms()).toBe(1_000_000);
+    mono += 400.5; // the wall clock is not read again meanwhile: the monotonic clock moves it
+    expect(ms()).toBe(1_000_400);
+    expect(wallReads).toBe(1);
+    // the system clock stepped an hour ahead: seen once resyncMs has passed, not before
+    wall += 400.5 + 3_600_000;
+    expect(ms()).toBe(1_000_400);
+    mono += 599.5;
+    wall += 599.5;
+    expect(ms()).toBe(1_000_000 + 3_600_000 + 1000);
+    expect(wallReads).toBe(2);
+    mono += 0.5;
+    expect(Number.isInteger(ms())).toBe(true);
   });
 });

@@ -56,6 +56,7 @@ import { IncomingMessage, type ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks"; // not the global: app.ts says why
 import type { TLSSocket } from "node:tls";
 import type { Store, VerifierFetch, VerifierKind, VerifierRecord } from "../store/types.js";
+import { monotonicWallMs } from "../pki/clock.js";
 import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../workspace/config.js";
 import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credentials.js";
 import type { ClientAddress } from "./client-address.js";
@@ -408,7 +409,8 @@ export class VerifierAccess {
     this.#maxQueued = o.maxQueued ?? 100_000;
     this.#now = o.now ?? (() => performance.now());
     const wall = o.wallClock;
-    this.#wallMs = wall ? () => wall().getTime() : Date.now;
+    // every fetch record reads it (and its answer's log line takes that reading): not a Date.now() each (clock.ts)
+    this.#wallMs = wall ? () => wall().getTime() : monotonicWallMs();
     this.#onError = o.onError ?? (() => undefined);
     const repeated = (what: string) =>
       new RepeatedErrors((e) => this.#onError(e, what), { now: this.#wallMs, ...(o.onRecovered ? { onRecovered: (r: RecoveredError) => o.onRecovered!(r, what) } : {}) });
