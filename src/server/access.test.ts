@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { describe, expect, it, vi } from "vitest";
 import type { Store, VerifierFetch, VerifierRecord } from "../store/types.js";
 import { certificateSha256, tokenSha256 } from "../verifier/credentials.js";
-import { MAX_RECORDED_PATH, VerifierAccess, type AccessOptions } from "./access.js";
+import { MAX_RECORDED_PATH, REPEATED_AUTHORIZATION, REPEATED_HOST, repeatedFields, VerifierAccess, type AccessOptions } from "./access.js";
 import type { RecoveredError } from "./repeated-errors.js";
 import { StoreWatchdog } from "../store/watchdog.js";
 import { JpkiError } from "../errors.js";
@@ -88,6 +88,25 @@ describe("verifier credentials", () => {
     }
     expect(statuses).toEqual([400, 400, 400]);
     expect(a.admit(withRaw(["If-None-Match", '"x"', "authorization", bearer, "if-none-match", '"y"']), res())).toBe(true);
+    await a.close();
+  });
+
+  it("finds a repeated Host and a repeated Authorization in one walk, in any case of their names, and nothing else of their lengths", () => {
+    const names = (...n: string[]) => n.flatMap((name) => [name, "v"]);
+    expect(repeatedFields(names("Host", "Authorization", "If-None-Match", "if-none-match", "Date", "date"))).toBe(0);
+    for (const [a, b] of [["Host", "host"], ["HOST", "Host"], ["hOsT", "host"]]) expect(repeatedFields(names(a!, "Accept", b!))).toBe(REPEATED_HOST);
+    expect(repeatedFields(names("authorization", "Host", "AUTHORIZATION"))).toBe(REPEATED_AUTHORIZATION);
+    expect(repeatedFields(names("Host", "Authorization", "host", "Authorization"))).toBe(REPEATED_HOST | REPEATED_AUTHORIZATION);
+    expect(repeatedFields([])).toBe(0);
+  });
+
+  it("takes the caller's walk of the headers when given (app.ts walks them once for Host and Authorization)", async () => {
+    const { a } = await access(fakeStore(), { t: 0 });
+    const statuses: number[] = [];
+    const res = () => ({ writeHead: (s: number) => statuses.push(s), end() {} }) as unknown as ServerResponse;
+    expect(a.admit(request("/crl/13-sig.crl", TOKEN_A), res(), REPEATED_AUTHORIZATION)).toBe(false);
+    expect(a.admit(request("/crl/13-sig.crl", TOKEN_A), res(), REPEATED_HOST)).toBe(true);
+    expect(statuses).toEqual([400]);
     await a.close();
   });
 

@@ -53,8 +53,10 @@
  * records (up to `maxQueued`, then the oldest are dropped and counted) until it answers.
  */
 import { IncomingMessage, type ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks"; // not the global: app.ts says why
 import type { TLSSocket } from "node:tls";
 import type { Store, VerifierFetch, VerifierKind, VerifierRecord } from "../store/types.js";
+import { monotonicWallMs } from "../pki/clock.js";
 import { SERVER_ROUTES, type ServerRoute, type VerifierRateLimit } from "../workspace/config.js";
 import { bearerToken, certificateSha256, tokenSha256 } from "../verifier/credentials.js";
 import type { ClientAddress } from "./client-address.js";
@@ -253,22 +255,33 @@ const REFUSED_CLIENTS = 10_000;
 const MISSING = 'Bearer realm="jpki"';
 const BAD_REQUEST_CHALLENGE = 'Bearer realm="jpki", error="invalid_request"';
 
+/** repeatedFields' bits: Host (app.ts refuses it before access control), Authorization (admit() refuses it). */
+export const REPEATED_HOST = 1;
+export const REPEATED_AUTHORIZATION = 2;
+
 /**
- * Whether a request carries Authorization more than once. Node keeps only the first (req.headers), but a proxy
- * in front may act on another, and which one names the caller must not depend on who reads the request:
- * RFC 9110 §11.6.2 allows one, and RFC 6750 §3.1 answers a repeated credential with invalid_request (400).
+ * Which of Host and Authorization a request carries more than once (REPEATED_* bits), in one walk of the raw header
+ * names: node keeps only the first of each (req.headers), but a proxy in front may act on another, so which one
+ * names the server or the caller must not depend on who reads the request. RFC 9112 §3.2 answers two Host lines
+ * 400; RFC 9110 §11.6.2 allows one Authorization, and RFC 6750 §3.1 answers a repeated credential invalid_request
+ * (400). Names are compared by length first, then as sent (every client writes "Host" and "Authorization"), and
+ * lower-cased only when spelled otherwise: If-None-Match has 13 characters too, and its first one rules it out.
  */
-function repeatsAuthorization(raw: readonly string[]): boolean {
-  let seen = false;
+export function repeatedFields(raw: readonly string[]): number {
+  let seen = 0;
+  let repeated = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    // If-None-Match has 13 characters too: the first one rules it out without a lower-cased copy of every poll's
-    if (name.length === 13 && (name.charCodeAt(0) | 0x20) === 0x61 && name.toLowerCase() === "authorization") {
-      if (seen) return true;
-      seen = true;
+    let field = 0;
+    if (name.length === 4) {
+      if (name === "Host" || name.toLowerCase() === "host") field = REPEATED_HOST;
+    } else if (name.length === 13 && (name.charCodeAt(0) | 0x20) === 0x61) {
+      if (name === "Authorization" || name.toLowerCase() === "authorization") field = REPEATED_AUTHORIZATION;
     }
+    if (seen & field) repeated |= field;
+    seen |= field;
   }
-  return false;
+  return repeated;
 }
 const INVALID = 'Bearer realm="jpki", error="invalid_token"';
 
@@ -407,7 +420,8 @@ export class VerifierAccess {
     this.#maxQueued = o.maxQueued ?? 100_000;
     this.#now = o.now ?? (() => performance.now());
     const wall = o.wallClock;
-    this.#wallMs = wall ? () => wall().getTime() : Date.now;
+    // every fetch record reads it (and its answer's log line takes that reading): not a Date.now() each (clock.ts)
+    this.#wallMs = wall ? () => wall().getTime() : monotonicWallMs();
     this.#onError = o.onError ?? (() => undefined);
     const repeated = (what: string) =>
       new RepeatedErrors((e) => this.#onError(e, what), { now: this.#wallMs, ...(o.onRecovered ? { onRecovered: (r: RecoveredError) => o.onRecovered!(r, what) } : {}) });
@@ -571,9 +585,10 @@ export class VerifierAccess {
   /**
    * Decides, before any route runs (on node:http, so published files, OCSP and the fastify routes alike),
    * who the caller is and whether to answer: true to go on; false when it has answered 401/403/429 itself
-   * (then `onRefused` has counted and logged it).
+   * (then `onRefused` has counted and logged it). `repeated`: repeatedFields of its headers when the caller has
+   * walked them already (app.ts, for Host), else walked here.
    */
-  admit(req: IncomingMessage, res: ServerResponse): boolean {
+  admit(req: IncomingMessage, res: ServerResponse, repeated?: number): boolean {
     const scope = this.scopeOfTarget(req);
     const tagged = req as Tagged;
     tagged[SCOPE] = scope;
@@ -587,7 +602,7 @@ export class VerifierAccess {
     const byCert = this.#certificateCaller(req);
     let caller: VerifierRecord | undefined | null;
     if (authorization === undefined) caller = byCert;
-    else if (repeatsAuthorization(req.rawHeaders)) return this.#deny(req, res, 400, BAD_REQUEST_CHALLENGE, BAD_REQUEST);
+    else if ((repeated ?? repeatedFields(req.rawHeaders)) & REPEATED_AUTHORIZATION) return this.#deny(req, res, 400, BAD_REQUEST_CHALLENGE, BAD_REQUEST);
     else {
       caller = this.#byHeader.get(authorization);
       if (!caller) {

@@ -31,6 +31,8 @@
 import { stat } from "node:fs/promises";
 import { createServer as createHttpServer, ServerResponse, STATUS_CODES, type IncomingMessage, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
+// node 20 makes the global `performance` a lazy accessor of globalThis: every read of it there calls a getter
+import { performance } from "node:perf_hooks";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { join } from "node:path";
@@ -46,7 +48,7 @@ import { toPem } from "../pki/pem.js";
 import type { AccessLogSink } from "./access-log.js";
 import { apiErrorBody, bodyRefusalCode, DEFAULT_BODY_ERRORS, DEFAULT_BODY_LIMIT, sendApiError, JSON_TYPE, JSON_TYPE_LINES, METHOD_NOT_ALLOWED, PARSER_REFUSALS, STOPPING_ERROR, STORE_UNRESPONSIVE, storeErrorCode, TOO_MANY_CONNECTIONS, UNSUPPORTED_CONTENT_ENCODING } from "./api-errors.js";
 import { clientAddressOf, trustedProxyOf } from "./client-address.js";
-import { AdmittedRequest, routedPath, TOO_MANY_REFUSALS, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
+import { AdmittedRequest, REPEATED_HOST, repeatedFields, routedPath, TOO_MANY_REFUSALS, VerifierAccess, type AccessOptions, type RouteScope } from "./access.js";
 import { ocspGetRoute, registerOcsp } from "./ocsp.js";
 import { PublishedFiles } from "./published.js";
 import { publishedRoute } from "./published-route.js";
@@ -647,22 +649,6 @@ function refuseConnect(_req: IncomingMessage, socket: Duplex): boolean {
   return true;
 }
 
-/**
- * Whether a request has more than one Host field line (RFC 9112 §3.2). A walk of the raw header names node keeps
- * anyway, comparing lengths first: a few nanoseconds a request.
- */
-export function hostRepeated(req: IncomingMessage): boolean {
-  const raw = req.rawHeaders;
-  let seen = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length !== 4 || (name !== "Host" && name.toLowerCase() !== "host")) continue;
-    if (seen) return true;
-    seen = true;
-  }
-  return false;
-}
-
 /** The order methods are listed in an Allow header. */
 const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
@@ -928,16 +914,19 @@ export async function buildServer(
       };
       const h = (req: IncomingMessage, res: ServerResponse) => {
         if (stopping) return refuseStopping(req, res);
-        if (hostRepeated(req)) return refuseRepeatedHost(req, res);
-        if (access.admit(req, res)) route(req, res);
+        // one walk of the header names for both repeats (access.ts repeatedFields)
+        const repeated = repeatedFields(req.rawHeaders);
+        if (repeated & REPEATED_HOST) return refuseRepeatedHost(req, res);
+        if (access.admit(req, res, repeated)) route(req, res);
       };
       // Expect: 100-continue. node sent 100 Continue before any check, inviting the body of a caller about to be
       // refused 401. Now only an admitted request is invited; a refused one gets its answer instead, and node ends
       // the connection after it (the body it did not ask for is not awaited).
       const checkContinue = (req: IncomingMessage, res: ServerResponse) => {
         if (stopping) return refuseStopping(req, res);
-        if (hostRepeated(req)) return refuseRepeatedHost(req, res);
-        if (!access.admit(req, res)) return;
+        const repeated = repeatedFields(req.rawHeaders);
+        if (repeated & REPEATED_HOST) return refuseRepeatedHost(req, res);
+        if (!access.admit(req, res, repeated)) return;
         // A coded body is refused before it is invited too (no fast path takes one: refuseCoding says why).
         if (refuseCoding(req, res)) return;
         res.writeContinue();

@@ -11,6 +11,7 @@
  * If-None-Match gets 304.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks"; // not the global: app.ts says why
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { errorResponse } from "../ocsp/response.js";
 import { MAX_REQUEST_BYTES } from "../ocsp/request.js";

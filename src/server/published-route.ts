@@ -6,9 +6,10 @@
  * fastify with its schemas and hooks. A request this handler does not take goes to fastify unchanged.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks"; // not the global: app.ts says why
 import type { FileHandle } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
-import type { Clock } from "../pki/clock.js";
+import { clockMs, type Clock } from "../pki/clock.js";
 import type { WorkspacePaths } from "../workspace/workspace.js";
 import { originForm } from "./access.js";
 import { JSON_TYPE, METHOD_NOT_ALLOWED } from "./api-errors.js";
@@ -55,9 +56,11 @@ export function publishedRoute(o: PublishedRouteOptions): (req: IncomingMessage,
   const crlCacheControl: Readonly<Record<PublishedKind, string>> = Object.fromEntries(
     Object.entries(visibility).map(([kind, vis]) => [kind, `${vis}, max-age=${o.crlMaxAgeSeconds}`]),
   ) as Record<PublishedKind, string>;
+  // Every 304 of a CRL reads the clock here: a Date made for it showed as ≈ 0.1 µs of the poll.
+  const nowMs = clockMs(o.clock);
   const cacheControl = (file: PublishedFile, v: FileVersion) => {
     if (file.kind === "ca-certificate") return certificateCacheControl;
-    const untilNext = v.nextUpdate ? Math.floor((v.nextUpdate.getTime() - o.clock.now().getTime()) / 1000) : 0;
+    const untilNext = v.nextUpdate ? Math.floor((v.nextUpdate.getTime() - nowMs()) / 1000) : 0;
     return untilNext >= o.crlMaxAgeSeconds ? crlCacheControl[file.kind] : `${visibility[file.kind]}, max-age=${Math.max(0, untilNext)}`;
   };
   // What a path names never changes: resolved once per distinct path (bounded, so a scan of random paths

@@ -17,6 +17,7 @@
 import { createHash } from "node:crypto";
 import { statSync, type Stats } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
+import { performance } from "node:perf_hooks"; // not the global: app.ts says why
 import { join } from "node:path";
 import { parseCaId } from "../ca/ids.js";
 import { BRIDGE_ID } from "../ca/bridge-id.js";

@@ -13,6 +13,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks"; // not the global: app.ts says why
 import { apiErrorBody, BODY_TOO_DEEP, JSON_TYPE, STORE_UNRESPONSIVE, UNSUPPORTED_MEDIA_TYPE, bodyErrorHandler, isBodyTooDeep, sendApiError, storeErrorCode } from "./api-errors.js";
 import { readHeader } from "../pki/der.js";
 import { readIsoTime } from "../pki/iso-time.js";
