@@ -10,7 +10,7 @@ import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rea
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { fileMode, underUmaskZero } from "../../test/umask.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { initCas } from "../ca/manage.js";
@@ -110,6 +110,30 @@ describe("held blocks", () => {
     expect(crlDer(await buildCrl({ ...params, entries: fromFile(true) })).equals(reference)).toBe(true);
   });
 
+
+  it("read a large previous CRL through a window of at most 1 MiB, block after block", () => {
+    const root = tmp();
+    const file = join(root, "prev.crl");
+    // Blocks of a national-scale CA's size (≈ 460 KB), 6 MB in all.
+    const blocks = Array.from({ length: 13 }, (_, i) => Buffer.alloc(460_000, i + 1));
+    const body = Buffer.concat([Buffer.alloc(64), ...blocks]);
+    writeFileSync(file, body);
+    let at = 64;
+    writeLayout(root, "13-sig", { version: 1, caId: "13-sig", number: "1", size: body.length, blocks: blocks.map((b, i) => [String(i + 1), (at += b.length) - b.length, b.length]) });
+    const alloc = vi.spyOn(Buffer, "allocUnsafe");
+    try {
+      const held = openHeldBlocks(root, "13-sig", file);
+      for (const [i, b] of blocks.entries()) expect(held.take(String(i + 1), b.length, sha(b))?.equals(b), `block ${i + 1}`).toBe(true);
+      expect(held.stats).toEqual({ blocks: 13, bytes: 13 * 460_000, mismatched: 0 });
+      held.close();
+      // Fresh memory is a page fault each 4 KB: the window stays small (WINDOW_BYTES), and is the only one of that size.
+      const sizes = alloc.mock.calls.map(([n]) => n);
+      expect(Math.max(...sizes)).toBe(1 << 20);
+      expect(sizes.filter((n) => n >= 460_000).length).toBe(1);
+    } finally {
+      alloc.mockRestore();
+    }
+  });
 
   it("hand out a block only when its bytes hash as the store says; a file of another size holds nothing", () => {
     const root = tmp();

@@ -10,7 +10,7 @@ import { createRequire } from "node:module";
 import type Database from "better-sqlite3";
 import { JpkiError } from "../errors.js";
 import { decodeEntries, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
-import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
+import { collectYoungGeneration } from "./young-generation.js";
 import { RevocationBlocks, blockEntries, carriedOrderEntry, municipalitiesOf, municipalityText, splitBlockByPartition } from "./revocation-log.js";
 import type { CertificateType, FourItems, Gender } from "../profile/types.js";
 import {
@@ -2383,11 +2383,11 @@ export class SqliteStore implements Store {
     let handedOut = 0;
     for (let after = from; ; ) {
       // A consumer told the total writes each block out as it comes (crl/builder.ts streamCrl) and drops it: once a
-      // few megabytes went that way, the next page's Buffers reuse their memory (store/young-generation.ts).
-      if (withTotal && handedOut >= STREAM_COLLECT_BYTES) (collectYoungGeneration(), (handedOut = 0));
+      // page went that way, the next page's Buffers reuse their memory (store/young-generation.ts).
+      if (withTotal && handedOut >= LOG_STREAM_COLLECT_BYTES) (collectYoungGeneration(), (handedOut = 0));
       let rows: Array<[number, number, number, Buffer, Buffer | null]>;
       try {
-        rows = this.#stmts.logBlocks.all(cutoff, caId, after, upTo, pageSize) as Array<[number, number, number, Buffer, Buffer | null]>;
+        rows = this.#stmts.logBlocks.all(cutoff, caId, after, upTo, LOG_STREAM_PAGE) as Array<[number, number, number, Buffer, Buffer | null]>;
       } catch (e) {
         throw storeError(e, what);
       }
@@ -2397,7 +2397,7 @@ export class SqliteStore implements Store {
         handedOut += der.length;
         if (kept) yield kept;
       }
-      if (rows.length < pageSize) return;
+      if (rows.length < LOG_STREAM_PAGE) return;
       after = rows[rows.length - 1]![0];
     }
   }
@@ -3724,6 +3724,17 @@ export class SqliteStore implements Store {
 /** Every table a dump reads: what a retired store refuses to write. */
 const RETIRED_TABLES = ["cas", "ca_links", "retired_ca_ids", "residents", "certificates", "certified", "revocation_log", "revocation_log_partition", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_checkpoints", "carried_revocations"] as const;
 
+/**
+ * Log blocks read per page, and bytes handed out between two young-generation collections, when a CRL streams from
+ * the log (#logEntries). Small on purpose: every page's Buffers (better-sqlite3 copies each BLOB into a new one) land
+ * in memory the last collection freed only if that collection came before them; what does not fit there is fresh
+ * memory, and a first touch of a page costs ≈ 13 µs on these virtual machines (a minor fault). 16 blocks of ≈ 460 KB
+ * a page and a collection per 4 MiB took 4,470 faults and ≈ 88 ms to read a 1M-entry CRL's 46 MB; 4 blocks and one
+ * per MiB (a collection after every page, ≈ 0.2 ms with nothing else young) ≈ 1,750 faults and ≈ 55 ms. Smaller
+ * still (1 or 2 blocks) faulted more again, collections no longer keeping pace.
+ */
+const LOG_STREAM_PAGE = 4;
+const LOG_STREAM_COLLECT_BYTES = 1 << 20;
 /** Log blocks read per page when dumping the CRL order. */
 const LOG_PAGE = 16;
 /** Entries per log block a load writes (as migration 7 did): the source's block boundaries are not kept, its order is. */
