@@ -1434,8 +1434,11 @@ export class SqliteStore implements Store {
       insertCertified: db.prepare(
         "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, registry_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
-      insertRegistered: db.prepare(
-        "INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      // 発行情報 copied from the certified row the same commit has just inserted: the four items and the rest bound once,
+      // not twice (better-sqlite3 converts each text bound to UTF-8 through V8's API, ≈ 1 K instructions a value).
+      registerCertified: db.prepare(
+        `INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after)
+         SELECT serial, resident_code, ca_id, type, name, address, birth_date, gender, ?, not_after FROM certified WHERE resident_code = ? AND serial = ?`,
       ),
       deleteRegistered: db.prepare("DELETE FROM registry_issuances WHERE serial = ?"),
       // A notice batch leaves a revoked certificate's row in place (see commitNoticeBatch): what the registry holds
@@ -2182,7 +2185,9 @@ export class SqliteStore implements Store {
           st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, derIdKeyHex(rec.der), certifiedKey ?? "");
           st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter, rec.registrySequence ?? null);
           // 発行情報 registered with the registry side in this same transaction: nothing is issued without it.
-          st.insertRegistered.run(rec.serial, rec.residentCode, rec.caId, rec.type, items.name, items.address, items.birthDate, items.gender, rec.notBefore.getTime(), notAfter);
+          if (st.registerCertified.run(rec.notBefore.getTime(), rec.residentCode, rec.serial).changes !== 1) {
+            throw new Error(`certificate ${rec.serial}: its issuance information was not registered with the registry side`);
+          }
           const scope = `${rec.caId}/${rec.municipalityCode}`;
           if (!scopes.has(scope)) {
             scopes.add(scope);
