@@ -18,6 +18,7 @@ import {
   crlDistributionPoints,
   generalNamesDirName,
   keyIdentifier,
+  keyIdentifierHex,
   keyUsage,
   subjectKeyIdentifier,
 } from "../profile/extensions.js";
@@ -284,7 +285,7 @@ export class CertificationAuthority {
       extensionsBefore: this.#fixed.before,
       fourItems: input.type === "signature" ? encodeFourItems(input.fourItems) : undefined,
       extensionsAfter: parts.extensionsAfter,
-      keyId: keyIdentifier(input.spki),
+      keyIdHex: keyIdentifierHex(input.spki),
     });
     const der = writeCertificate(tbs, this.signer.algorithmIdentifier, await this.signer.sign(tbs));
     return { serial, der, notBefore, notAfter: input.notAfter };

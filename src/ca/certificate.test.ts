@@ -1,10 +1,11 @@
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { extension, oid, readHeader } from "../pki/der.js";
 import { encodeFourItems } from "../profile/four-items.js";
 import { authenticationSubject, encodeName, signatureSubject } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
 import { encodeFourItemsGeneralNames } from "../profile/san.js";
-import { keyUsage, subjectKeyIdentifier } from "../profile/extensions.js";
+import { keyIdentifier, keyIdentifierHex, keyUsage, subjectKeyIdentifier } from "../profile/extensions.js";
 import { SHA256_WITH_RSA } from "../pki/signer.js";
 import { assembleCertificate, encodeTbs, writeCertificate, writeEndEntityTbs } from "./certificate.js";
 
@@ -14,7 +15,7 @@ describe("writeEndEntityTbs", () => {
   const spki = Buffer.concat([Buffer.from([0x30, 0x81, 0x9f]), Buffer.alloc(0x9f, 7)]);
   const before = extension(EXT_OID.keyUsage, true, keyUsage(["digitalSignature"]));
   const after = Buffer.concat([extension(EXT_OID.issuerAltName, false, Buffer.from([0x30, 0])), extension(EXT_OID.authorityKeyIdentifier, false, Buffer.from([0x30, 0]))]);
-  const keyId = Buffer.alloc(20, 0xab);
+  const keyId = Buffer.from("00112233445566778899aabbccddeeff8090a0b0", "hex"); // each octet its own: order and case show
   const items = { name: "𠮷田　花子", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "female" as const };
   const long = { ...items, address: "東京都千代田区千代田" + "１".repeat(180) }; // lengths past 255 bytes
   const cases = [
@@ -55,7 +56,7 @@ describe("writeEndEntityTbs", () => {
         extensionsBefore: before,
         fourItems: encoded,
         extensionsAfter: after,
-        keyId,
+        keyIdHex: keyId.toString("hex"),
       });
       expect(got.toString("hex")).toBe(expected.toString("hex"));
       const sig = Buffer.alloc(256, 0x5a);
@@ -63,4 +64,16 @@ describe("writeEndEntityTbs", () => {
     });
   }
   it("keeps the OID encoding it relies on", () => expect(oid(EXT_OID.subjectKeyIdentifier).toString("hex")).toBe("0603551d0e"));
+});
+
+// The issuing path writes the subject key identifier from its hex digits (keyIdentifierHex): the same 20 octets.
+describe("keyIdentifierHex", () => {
+  it("is SHA-1 of the subjectPublicKey bits (RFC 5280 §4.2.1.2 method 1) in hex, what keyIdentifier gives as octets", () => {
+    const { publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const spki = publicKey.export({ type: "spki", format: "der" });
+    // an RSA key's subjectPublicKey BIT STRING holds its PKCS#1 RSAPublicKey
+    const expected = createHash("sha1").update(publicKey.export({ type: "pkcs1", format: "der" })).digest("hex");
+    expect(keyIdentifierHex(spki)).toBe(expected);
+    expect(keyIdentifier(spki).toString("hex")).toBe(expected);
+  });
 });

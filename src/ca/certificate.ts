@@ -62,8 +62,11 @@ export interface EndEntityTbsParams {
   readonly fourItems: EncodedFourItems | undefined;
   /** Extension TLVs after subjectAltName, concatenated; subjectKeyIdentifier comes last */
   readonly extensionsAfter: Buffer;
-  /** the subject key identifier (20 bytes, RFC 5280 §4.2.1.2 method 1) */
-  readonly keyId: Uint8Array;
+  /**
+   * the subject key identifier (20 octets, RFC 5280 §4.2.1.2 method 1) as hexadecimal digits, written here as octets
+   * (profile/extensions.ts keyIdentifierHex says why)
+   */
+  readonly keyIdHex: string;
 }
 
 const CN_TYPE = oid(ATTR_OID.commonName);
@@ -115,7 +118,8 @@ export function writeEndEntityTbs(p: EndEntityTbsParams): Buffer {
   const subject = p.subjectHead.length + tlvSize(tlvSize(cnAttr));
   const names = p.fourItems ? measureFourItemsGeneralNames(p.fourItems) : 0;
   const sanExt = p.fourItems ? SAN_ID.length + tlvSize(tlvSize(names)) : 0;
-  const skiExt = SKI_ID.length + tlvSize(tlvSize(p.keyId.length));
+  const keyIdLen = p.keyIdHex.length >>> 1;
+  const skiExt = SKI_ID.length + tlvSize(tlvSize(keyIdLen));
   const exts = p.extensionsBefore.length + (p.fourItems ? tlvSize(sanExt) : 0) + p.extensionsAfter.length + tlvSize(skiExt);
   const content =
     V3.length + tlvSize(serialLen) + p.signatureAlgorithm.length + p.issuer.length + tlvSize(validity) + tlvSize(subject) + p.spki.length + tlvSize(tlvSize(exts));
@@ -154,10 +158,10 @@ export function writeEndEntityTbs(p: EndEntityTbsParams): Buffer {
   off += p.extensionsAfter.length;
   off = writeHeader(out, off, TAG.SEQUENCE, skiExt);
   out.set(SKI_ID, off);
-  off = writeHeader(out, off + SKI_ID.length, TAG.OCTET_STRING, tlvSize(p.keyId.length));
-  off = writeHeader(out, off, TAG.OCTET_STRING, p.keyId.length);
-  out.set(p.keyId, off);
-  off += p.keyId.length;
+  off = writeHeader(out, off + SKI_ID.length, TAG.OCTET_STRING, tlvSize(keyIdLen));
+  off = writeHeader(out, off, TAG.OCTET_STRING, keyIdLen);
+  // Buffer#write stops at the first pair that is not hex: then the length check below fails.
+  off += out.write(p.keyIdHex, off, keyIdLen, "hex");
   if (off !== out.length) throw new RangeError("TBSCertificate: written length differs from the measured one");
   return out;
 }

@@ -613,6 +613,17 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("reads a resident for issuance with its text exactly as stored: quotes, backslashes, controls, astral characters", async () => {
+      // The four items read here go into the certificate: each field comes back as it went in, whatever it holds (a read
+      // packing the row into one text, tried for speed, must escape what its format needs).
+      const s = await make();
+      const odd = { name: '髙\u{20BB7}\u3000"次"\\郎', address: "東京都千代田区\u0001永田町１丁目\u2028７番\t１号", birthDate: "19800101", gender: "female" as const };
+      await s.upsertResidents([{ ...resident("r1"), municipalityCode: "131024", fourItems: odd }]);
+      await s.applyToRegistry((read) => ({ put: [{ ...read("r1")!, noticeSequence: 7 }], remove: [], result: undefined }));
+      expect(await s.getResidentForIssuance("r1")).toEqual({ record: { ...resident("r1"), municipalityCode: "131024", fourItems: odd }, registrySequence: 7, caSequence: 0 });
+      await s.close();
+    });
+
     it("revokes once; streams revoked entries in chunks, dropping long-expired ones", async () => {
       const s = await make();
       await s.putCa(ca());

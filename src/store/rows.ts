@@ -100,6 +100,17 @@ export function certifiedKeyOf(der: Uint8Array): Buffer | null {
   return spki ? hash("sha256", spki, "buffer").subarray(0, 8) : null;
 }
 
+/**
+ * certifiedKeyOf as 16 hexadecimal digits, for the issuing commit. node gives a digest asked for as a Buffer back as a
+ * Buffer made in C++ (and certifiedKeyOf then takes a view of it): for a 294-octet key, 16.7 K instructions a call
+ * against 13.1 K as hex (callgrind, the call alone; ≈ 3.5 against ≈ 1 µs timed natively on a loaded host), on the
+ * thread that feeds the signers. SQLite binds the text and unhex()es it (≈ 1 K), so the commit saves less than that.
+ */
+export function certifiedKeyHexOf(der: Uint8Array): string | null {
+  const spki = subjectPublicKeyInfoOf(der);
+  return spki ? hash("sha256", spki, "hex").slice(0, 16) : null;
+}
+
 /** A live certificate of a key held by more than one certificate, as Store.sharedCertifiedKeys reads it. */
 export interface KeyHolderRow {
   readonly certifiedKey: Uint8Array;

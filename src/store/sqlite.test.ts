@@ -54,6 +54,31 @@ describe("SqliteStore specifics", () => {
     await s.close();
   });
 
+  it("stores an issued certificate's two lookup keys as the octets the other writers compute (bound as hex, unhex()ed)", async () => {
+    // The issuing commit binds the keys as hex text. Migrations 23 and 29, restores and PostgreSQL compute them as
+    // octets (derIdKey, certifiedKeyOf): a lookup by certificate id or by key must find what either wrote.
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const s = SqliteStore.open(path, { create: true });
+    await s.putCa({ id: "13-sig", prefectureCode: "13", purpose: "signature", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", keyId: Buffer.alloc(20, 1), createdAt: new Date(0) });
+    const a = keyed("0a01", "r1", 1000, "key-a");
+    await s.upsertResidents(["r1", "r2", "r3"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: a.fourItems, status: "active" as const })));
+    const b = keyed("0a02", "r2", 1000, "key-a"); // the same key for another resident, in the same group: refused
+    const noKey = { ...keyed("0a03", "r3", 1000, "key-c"), der: Buffer.from([0x30, 0x00]) };
+    expect((await s.commitIssuances([a, b, noKey])).map((r) => r.status)).toEqual(["committed", "key-in-use", "committed"]);
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.prepare("SELECT serial, der_sha256_prefix, certified_key FROM certificates ORDER BY serial").raw().all()).toEqual([
+        ["0a01", derId(a.der), certifiedKeyOf(a.der)],
+        ["0a03", derId(noKey.der), Buffer.alloc(0)],
+      ]);
+    } finally {
+      db.close();
+    }
+    // found by its id (SHA-256 of the DER, hex), as a liveness check asks
+    expect((await s.certificatesForStatus({ serials: [], certificateIds: [createHash("sha256").update(a.der).digest("hex")] })).map((c) => c.serial)).toEqual(["0a01"]);
+    await s.close();
+  });
+
   it("stores a notice body given as UTF-8 bytes as text, the very bytes of its string (what dumps, copies and readers see)", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
     const s = SqliteStore.open(path, { create: true });

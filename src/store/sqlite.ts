@@ -45,6 +45,7 @@ import {
   verifierValues,
   wellFormedCertificateIds,
   carriedMunicipality,
+  certifiedKeyHexOf,
   certifiedKeyOf,
   keyInUse,
   sameCertifiedKey,
@@ -347,6 +348,11 @@ const REGISTER_UNREVOKED = `
  */
 function derIdKey(der: Uint8Array): Buffer {
   return hash("sha256", der, "buffer").subarray(0, 8);
+}
+
+/** derIdKey as 16 hexadecimal digits, which the issuing commit binds as text and unhex()es (rows.ts certifiedKeyHexOf says why). */
+function derIdKeyHex(der: Uint8Array): string {
+  return hash("sha256", der, "hex").slice(0, 16);
 }
 
 /**
@@ -1428,8 +1434,11 @@ export class SqliteStore implements Store {
       insertCertified: db.prepare(
         "INSERT INTO certified (resident_code, serial, ca_id, type, municipality_code, name, address, birth_date, gender, not_after, registry_sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
-      insertRegistered: db.prepare(
-        "INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      // 発行情報 copied from the certified row the same commit has just inserted: the four items and the rest bound once,
+      // not twice (better-sqlite3 converts each text bound to UTF-8 through V8's API, ≈ 1 K instructions a value).
+      registerCertified: db.prepare(
+        `INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after)
+         SELECT serial, resident_code, ca_id, type, name, address, birth_date, gender, ?, not_after FROM certified WHERE resident_code = ? AND serial = ?`,
       ),
       deleteRegistered: db.prepare("DELETE FROM registry_issuances WHERE serial = ?"),
       // A notice batch leaves a revoked certificate's row in place (see commitNoticeBatch): what the registry holds
@@ -1483,11 +1492,14 @@ export class SqliteStore implements Store {
       logTotal: db.prepare("SELECT coalesce(sum(length(der)), 0), coalesce(sum(entries), 0) FROM revocation_log WHERE ca_id = ? AND id > ? AND id <= ? AND min_not_after >= ?").raw(),
       logPartial: db.prepare("SELECT id, entries, min_not_after, der, meta FROM revocation_log WHERE ca_id = ? AND id > ? AND id <= ? AND min_not_after < ? ORDER BY id LIMIT ?").raw(),
       insertCert: db.prepare(
-        "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix, certified_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        // The two keys as hex text (derIdKeyHex, certifiedKeyHexOf), stored as the octets unhex() makes of it: '' is the
+        // empty blob, NO_CERTIFIED_KEY.
+        "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix, certified_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, unhex(?), unhex(?))",
       ),
-      // The certificates of one public key (migration 29), revoked or not, with their revocation reason.
+      // The certificates of one public key (migration 29), revoked or not, with their revocation reason; the key as
+      // hex text (certifiedKeyHexOf).
       certificatesOfKey: db.prepare(
-        "SELECT c.serial, c.resident_code, c.type, c.der, k.reason FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.certified_key = ? ORDER BY c.serial",
+        "SELECT c.serial, c.resident_code, c.type, c.der, k.reason FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.certified_key = unhex(?) ORDER BY c.serial",
       ).raw(),
       getCert: db.prepare(`${CERT_SELECT} WHERE c.serial = ?`),
       certificateOwner: db.prepare("SELECT ca_id, resident_code, der FROM certificates WHERE serial = ?").raw(),
@@ -2153,7 +2165,7 @@ export class SqliteStore implements Store {
           if (check !== ISSUANCE_CHECK.current) return { status: "stale", why: "registry-changed" };
           // One key, one resident and type: inside the transaction that commits, so two processes (or two records
           // of this group, the first already inserted) certifying one key cannot both succeed.
-          const certifiedKey = certifiedKeyOf(rec.der);
+          const certifiedKey = certifiedKeyHexOf(rec.der);
           if (certifiedKey) {
             for (const [serial, residentCode, type, der, reason] of st.certificatesOfKey.all(certifiedKey) as Array<[string, string, CertificateType, Buffer, number | null]>) {
               const why = sameCertifiedKey(der, rec.der) ? keyInUse(rec, { residentCode, type, reason }, (code) => (st.successorOf.get(code) as string | null | undefined) ?? undefined) : undefined;
@@ -2170,10 +2182,12 @@ export class SqliteStore implements Store {
             for (const ca of cas) st.bumpRevision.run(ca);
           }
           const notAfter = rec.notAfter.getTime();
-          st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, derIdKey(rec.der), certifiedKey ?? NO_CERTIFIED_KEY);
+          st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, derIdKeyHex(rec.der), certifiedKey ?? "");
           st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter, rec.registrySequence ?? null);
           // 発行情報 registered with the registry side in this same transaction: nothing is issued without it.
-          st.insertRegistered.run(rec.serial, rec.residentCode, rec.caId, rec.type, items.name, items.address, items.birthDate, items.gender, rec.notBefore.getTime(), notAfter);
+          if (st.registerCertified.run(rec.notBefore.getTime(), rec.residentCode, rec.serial).changes !== 1) {
+            throw new Error(`certificate ${rec.serial}: its issuance information was not registered with the registry side`);
+          }
           const scope = `${rec.caId}/${rec.municipalityCode}`;
           if (!scopes.has(scope)) {
             scopes.add(scope);
