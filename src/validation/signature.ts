@@ -283,18 +283,32 @@ let callChecks: SignatureVerdict[] | undefined;
  * octets, each ≈ 7–9 % of a validation on the validation API's engine thread (bench api, perf, 2026-12-06). Kept
  * for one call only, as callChecks: a later call parses again.
  */
-let callParsed: Array<{ readonly from: Uint8Array; readonly bytes: Buffer; readonly cert: Certificate }> | undefined;
+let callParsed: Array<{ readonly from: Uint8Array; readonly length: number; readonly cert: Certificate }> | undefined;
+
+/**
+ * The copies callParsed compares with, one per certificate parsed in the validation running now (the k-th parse
+ * uses COPIES[k]): kept from call to call and overwritten, not allocated per call — a Buffer of a certificate's
+ * size costs about 2 % of a validation to make — and zeroed when the validation ends (an end entity's certificate
+ * carries a resident's four items; they are not left lying in memory between calls).
+ */
+const COPIES: Buffer[] = [];
+
+/** For tests: every copy callParsed kept is zero (no certificate's octets held between validations). */
+export function perCallCopiesCleared(): boolean {
+  return COPIES.every((c) => c.every((x) => x === 0));
+}
 
 /** Runs `f` (one synchronous validation) with each per-call certificate parsed and its signature verified at most once. */
 export function withinOneValidation<T>(f: () => T): T {
   if (callChecks) return f(); // nested (validateJpki → validatePath): the outer call's checks
   callChecks = [];
-  callParsed = [];
+  const parsed: NonNullable<typeof callParsed> = (callParsed = []);
   try {
     return f();
   } finally {
     callChecks = undefined;
     callParsed = undefined;
+    for (let k = 0; k < parsed.length; k++) COPIES[k]!.fill(0, 0, parsed[k]!.length);
   }
 }
 
@@ -307,9 +321,16 @@ export function withinOneValidation<T>(f: () => T): T {
  */
 export function parsedOncePerValidation(der: Uint8Array, parse: (der: Uint8Array) => Certificate): Certificate {
   if (!callParsed) return parse(der);
-  for (const p of callParsed) if ((p.from === der || p.cert.der === der) && p.bytes.equals(der)) return p.cert;
+  for (let k = 0; k < callParsed.length; k++) {
+    const p = callParsed[k]!;
+    if ((p.from === der || p.cert.der === der) && p.length === der.length && COPIES[k]!.compare(der, 0, p.length, 0, p.length) === 0) return p.cert;
+  }
   const cert = parse(der);
-  callParsed.push({ from: der, bytes: Buffer.from(der), cert });
+  const k = callParsed.length;
+  let copy = COPIES[k];
+  if (!copy || copy.length < der.length) COPIES[k] = copy = Buffer.alloc(Math.max(der.length, 2048));
+  copy.set(der);
+  callParsed.push({ from: der, length: der.length, cert });
   return cert;
 }
 
