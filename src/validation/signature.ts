@@ -4,7 +4,7 @@
  */
 import { constants, createPublicKey, verify, type KeyObject } from "node:crypto";
 import { seq } from "../pki/der.js";
-import { ByteTable, decodeInteger, decodeOid, items, type Tlv } from "./asn1.js";
+import { ByteTable, decodeInteger, decodeOid, items, sameTlv, type Tlv } from "./asn1.js";
 import type { Certificate, SubjectPublicKey } from "./certificate.js";
 
 const DSA_KEY = "1.2.840.10040.4.1";
@@ -274,7 +274,26 @@ export function verifyCertificateAsync(cert: Certificate, issuer: SubjectPublicK
  * RSA verifications of the same octets under the same key, each about a fifth of a validation. Kept for one
  * call only: a later call verifies again.
  */
-let callChecks: SignatureVerdict[] | undefined;
+let callChecks: CallCheck[] | undefined;
+
+/**
+ * A check made in the validation running now: as a SignatureVerdict, but the algorithm kept as the TLV it was
+ * read as and compared where it lies (sameTlv), not as a view made for each check that is rarely asked again.
+ */
+interface CallCheck {
+  readonly tbs: Buffer;
+  readonly algorithm: Tlv;
+  readonly signature: Buffer;
+  readonly spki: Buffer;
+  readonly ok: boolean;
+}
+
+function matchingCheck(checks: readonly CallCheck[], cert: Certificate, key: WorkingKey): boolean | undefined {
+  for (const v of checks) {
+    if (v.signature.equals(cert.signature) && v.spki.equals(key.spki.der) && sameTlv(v.algorithm, cert.signatureAlgorithm) && v.tbs.equals(cert.tbs)) return v.ok;
+  }
+  return undefined;
+}
 
 /**
  * The certificates parsed per call (the end entity) in the validation running now, with the bytes each was read
@@ -341,10 +360,10 @@ export function certificateVerifies(cert: Certificate, key: WorkingKey): boolean
     const given = verdictFor(cert, key);
     if (given !== undefined) return given;
     if (!callChecks || key.parameters) return verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, key);
-    const checked = matchingVerdict(callChecks, cert, key);
+    const checked = matchingCheck(callChecks, cert, key);
     if (checked !== undefined) return checked;
     const ok = verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, key);
-    callChecks.push({ tbs: cert.tbs, algorithm: cert.signatureAlgorithm.der, signature: cert.signature, spki: key.spki.der, ok });
+    callChecks.push({ tbs: cert.tbs, algorithm: cert.signatureAlgorithm, signature: cert.signature, spki: key.spki.der, ok });
     return ok;
   }
   const id = key.parameters ? `${spkiId(key.spki)}/${key.parameters.der.toString("base64")}` : spkiId(key.spki);
