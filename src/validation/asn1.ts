@@ -219,7 +219,29 @@ function decodeOidContents(c: Buffer): string {
 }
 
 export function decodeBoolean(t: Tlv): boolean {
-  return t.content.length > 0 && t.content[0] !== 0;
+  const s = asSpan(t);
+  return s.end > s.start && s.buf[s.start] !== 0;
+}
+
+/** How many contents octets `t` has, without making a view of them. */
+export function contentLength(t: Tlv): number {
+  const s = asSpan(t);
+  return s.end - s.start;
+}
+
+/**
+ * `a` and `b` are the same octets, TLV for TLV, compared where they lie: a byte loop over the few octets of an
+ * AlgorithmIdentifier, without the two views `a.der.equals(b.der)` makes (each view costs more than the compare).
+ */
+export function sameTlv(a: Tlv, b: Tlv): boolean {
+  const x = asSpan(a);
+  const y = asSpan(b);
+  const n = x.end - x.at;
+  if (n !== y.end - y.at) return false;
+  const xb = x.buf;
+  const yb = y.buf;
+  for (let k = 0; k < n; k++) if (xb[x.at + k] !== yb[y.at + k]) return false;
+  return true;
 }
 
 /**
@@ -254,12 +276,16 @@ export function decodeInteger(t: Tlv): bigint {
  */
 export function decodeNamedBits(t: Tlv): Set<number> {
   const bits = new Set<number>();
-  const c = t.content;
-  if (c.length === 0) throw new RangeError("BIT STRING: no initial octet");
-  const unused = c[0]!;
-  if (unused > 7 || (c.length === 1 && unused !== 0)) throw new RangeError(`BIT STRING: ${unused} unused bits`);
-  const total = (c.length - 1) * 8 - unused;
-  for (let i = 1; i < c.length; i++) for (let b = 0; b < 8; b++) if (c[i]! & (0x80 >> b) && (i - 1) * 8 + b < total) bits.add((i - 1) * 8 + b);
+  // read in place (a keyUsage in every certificate: no view of its two or three octets)
+  const s = asSpan(t);
+  const c = s.buf;
+  const o = s.start;
+  const length = s.end - o;
+  if (length === 0) throw new RangeError("BIT STRING: no initial octet");
+  const unused = c[o]!;
+  if (unused > 7 || (length === 1 && unused !== 0)) throw new RangeError(`BIT STRING: ${unused} unused bits`);
+  const total = (length - 1) * 8 - unused;
+  for (let i = 1; i < length; i++) for (let b = 0; b < 8; b++) if (c[o + i]! & (0x80 >> b) && (i - 1) * 8 + b < total) bits.add((i - 1) * 8 + b);
   return bits;
 }
 

@@ -6,6 +6,7 @@ import { EXT_OID } from "../profile/oids.js";
 import {
   bitStringBytes,
   contentHex,
+  contentLength,
   contextNumber,
   decodeBoolean,
   decodeNamedBits,
@@ -15,6 +16,7 @@ import {
   expectTag,
   firstWithin,
   items,
+  sameTlv,
   tlvAt,
   type Tlv,
 } from "./asn1.js";
@@ -133,6 +135,34 @@ class ExtensionField implements Extension {
   }
 }
 
+/**
+ * A SubjectPublicKeyInfo as read: its `der` and `key` views made when first asked for. An end entity's key is
+ * never read by its own validation (only the keys of the certificates above it are), and each view costs about
+ * as much as reading a TLV. Made once per certificate, so a view, once made, is the same Buffer thereafter.
+ */
+class PublicKeyField implements SubjectPublicKey {
+  readonly algorithm: string;
+  readonly parameters: Tlv | undefined;
+  readonly #spki: Tlv;
+  readonly #bits: Tlv;
+  #key: Buffer | undefined;
+
+  constructor(spki: Tlv, algorithm: string, parameters: Tlv | undefined, bits: Tlv) {
+    this.#spki = spki;
+    this.algorithm = algorithm;
+    this.parameters = parameters;
+    this.#bits = bits;
+  }
+
+  get der(): Buffer {
+    return this.#spki.der;
+  }
+
+  get key(): Buffer {
+    return (this.#key ??= bitStringBytes(this.#bits));
+  }
+}
+
 export function parseDistributionPoints(value: Buffer): DistributionPoint[] {
   return items(tlvAt(value)).map((dp) => {
     let fullName: GeneralName[] | undefined;
@@ -182,23 +212,20 @@ export function parseCertificate(der: Uint8Array): Certificate {
   };
   // §4.1.2.2: an INTEGER (a serial of another type or empty has no value a CRL entry could name)
   const serial = expectTag(at(0), 0x02, "serialNumber");
-  if (serial.content.length === 0) throw new RangeError("serialNumber: empty INTEGER");
+  if (contentLength(serial) === 0) throw new RangeError("serialNumber: empty INTEGER");
   // §4.1.1.2 / §4.1.2.3: the signature field inside the TBS MUST equal the outer signatureAlgorithm. Only the
   // outer one is used to verify, so a certificate whose signed TBS names another algorithm says two things at once
   // (OpenSSL refuses it: "certificate signature failure").
-  if (!at(1).der.equals(sigAlg.der)) throw new RangeError("Certificate: the TBS signature algorithm differs from signatureAlgorithm (§4.1.1.2)");
+  if (!sameTlv(at(1), sigAlg)) throw new RangeError("Certificate: the TBS signature algorithm differs from signatureAlgorithm (§4.1.1.2)");
   const issuer = parseName(at(2));
   const [nb, na] = items(at(3));
   const subject = parseName(at(4));
   const [spkiAlg, spkiKey] = items(at(5));
   if (!nb || !na || !spkiAlg || !spkiKey) throw new RangeError("TBSCertificate: truncated");
+  // subjectPublicKey is a BIT STRING (§4.1.2.7): checked here though its octets are read only when asked for
+  if (spkiKey.tag !== 0x03) throw new RangeError("expected a BIT STRING");
   const [keyAlgOid, keyParams] = items(spkiAlg);
-  const publicKey: SubjectPublicKey = {
-    der: at(5).der,
-    algorithm: decodeOid(keyAlgOid!),
-    parameters: keyParams && keyParams.tag !== 0x05 ? keyParams : undefined,
-    key: bitStringBytes(spkiKey),
-  };
+  const publicKey = new PublicKeyField(at(5), decodeOid(keyAlgOid!), keyParams && keyParams.tag !== 0x05 ? keyParams : undefined, spkiKey);
 
   const extensions = new Map<string, ExtensionField>();
   const extField = f.slice(i + 6).find((t) => t.tag === 0xa3);

@@ -90,6 +90,10 @@ describe("CRL processing, RFC 5280 §6.3.3", () => {
     const after = crl({ thisUpdate: new Date("2025-06-01T00:00:01Z"), entries: [{ reason: 1 }], exts: [number(2)] });
     expect(check([before, after]).status).toBe("revoked");
     expect(check([after, before]).status).toBe("revoked");
+    // the caller's array is not reordered (a frozen set of the cache: sorting it in place would throw)
+    const given = Object.freeze([before, after]);
+    expect(checkCrls({ cert: ee, crls: given, at: AT, crlVerified: () => true }).status).toBe("revoked");
+    expect(given).toEqual([before, after]);
     // and a hold released by the newer CRL stays released
     const held = crl({ thisUpdate: Y(2025), entries: [{ reason: 6 }], exts: [number(1)] });
     const released = crl({ thisUpdate: new Date("2025-02-01T00:00:00Z"), exts: [number(2)] });

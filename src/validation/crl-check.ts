@@ -113,12 +113,25 @@ function deltaFor(base: Crl, crls: readonly Crl[], at: Date, crlVerified: (crl: 
  * the newer full CRL that lists it (a server lists each CA's partitions before its full CRL). The newest
  * information first is also what OpenSSL prefers among CRLs of equal standing.
  */
-function newestFirst(crls: Crl[]): Crl[] {
+function newestFirst(crls: readonly Crl[]): readonly Crl[] {
   for (let k = 1; k < crls.length; k++) {
-    // only when out of order (a set usually is in order: the same second for a CA's partitions and full CRL)
-    if (crls[k]!.thisUpdate.getTime() > crls[k - 1]!.thisUpdate.getTime()) return crls.sort((a, b) => b.thisUpdate.getTime() - a.thisUpdate.getTime());
+    // only when out of order (a set usually is in order: the same second for a CA's partitions and full CRL);
+    // sorted as a copy, since `crls` may be the caller's (frozen) array
+    if (crls[k]!.thisUpdate.getTime() > crls[k - 1]!.thisUpdate.getTime()) return [...crls].sort((a, b) => b.thisUpdate.getTime() - a.thisUpdate.getTime());
   }
   return crls;
+}
+
+/** The complete CRLs among `crls` (no deltaCRLIndicator): the array itself when it holds no delta, as it mostly does. */
+function completeOnes(crls: readonly Crl[]): readonly Crl[] {
+  for (const c of crls) if (c.deltaBase !== undefined) return crls.filter((d) => d.deltaBase === undefined);
+  return crls;
+}
+
+/** Whether any of `crls` is a delta CRL (deltaFor has nothing to look for otherwise). */
+function anyDelta(crls: readonly Crl[]): boolean {
+  for (const c of crls) if (c.deltaBase !== undefined) return true;
+  return false;
 }
 
 export function checkCrls(params: CrlCheckParams): CrlStatus {
@@ -126,7 +139,8 @@ export function checkCrls(params: CrlCheckParams): CrlStatus {
   const useDeltas = params.useDeltas ?? true;
   const isCa = cert.basicConstraints?.cA === true;
   const points = cert.crlDistributionPoints ?? IMPLIED_POINTS;
-  const complete = newestFirst(params.crls.filter((c) => c.deltaBase === undefined));
+  const complete = newestFirst(completeOnes(params.crls));
+  const deltas = useDeltas && anyDelta(params.crls);
   let reasonsMask = 0;
   const notes: string[] = [];
 
@@ -177,7 +191,7 @@ export function checkCrls(params: CrlCheckParams): CrlStatus {
         continue;
       }
       // (h)–(k): the delta first, then the complete CRL; removeFromCRL on the delta releases a hold
-      const delta = useDeltas ? deltaFor(crl, params.crls, at, crlVerified) : undefined;
+      const delta = deltas ? deltaFor(crl, params.crls, at, crlVerified) : undefined;
       if (!fresh && !delta) {
         notes.push("a CRL is out of date and no current delta CRL completes it");
         continue;

@@ -63,6 +63,9 @@ describe("compact CRL index", () => {
     const c = parseCrl(crlDer(mixed.map((serial, k) => ({ serial, reason: k + 1 }))));
     mixed.forEach((s, k) => expect(c.entries.get(s.toString("hex"))?.[0]?.reason).toBe(k + 1));
     expect(c.entries.get("80")).toBeUndefined(); // the same value octet as 0080, another encoding: not the same serial
+    // a lookup reuses its key: a short serial sought after a long one is found, none of the long one's octets left
+    expect(c.entries.get("05abcdefabcdefabcdefabcdefabcdef")).toBeUndefined();
+    expect(c.entries.get("05")?.[0]?.reason).toBe(1);
   });
 
   test("a serial listed twice is rejected", () => {

@@ -89,6 +89,10 @@ function hexDigit(c: number): number {
   return -1;
 }
 
+/** A lookup's serial as sent, and as the key sought: reused by every lookup (grown for an unusually long serial). */
+let sentScratch = new Uint8Array(MAX_SERIAL_OCTETS);
+const keyScratch = new Uint8Array(MAX_SERIAL_OCTETS + 1);
+
 /**
  * The compact index. Built by `indexEntries` from the revokedCertificates SEQUENCE; immutable afterwards.
  */
@@ -146,7 +150,9 @@ export class CompactCrlEntries implements CrlEntries {
   get(serialHex: string): readonly CrlEntry[] | undefined {
     if (serialHex.length === 0 || serialHex.length % 2 !== 0) return undefined;
     const given = serialHex.length / 2;
-    const sent = new Uint8Array(given);
+    // decoded into scratch arrays, not two new ones a lookup (the engine is synchronous: one lookup at a time)
+    if (sentScratch.length < given) sentScratch = new Uint8Array(given);
+    const sent = sentScratch;
     for (let j = 0; j < given; j++) {
       const hi = hexDigit(serialHex.charCodeAt(2 * j));
       const lo = hexDigit(serialHex.charCodeAt(2 * j + 1));
@@ -157,9 +163,11 @@ export class CompactCrlEntries implements CrlEntries {
     const from = minimalStart(sent, 0, given);
     const octets = given - from;
     if (octets + 1 > this.#stride) return undefined;
-    const key = new Uint8Array(this.#stride);
+    // the length octet, the serial's octets, then zeros to the stride (as the records are padded)
+    const key = keyScratch;
     key[0] = octets;
-    key.set(sent.subarray(from), 1);
+    for (let j = 0; j < octets; j++) key[1 + j] = sent[from + j]!;
+    key.fill(0, 1 + octets, this.#stride);
     // first index whose key is >= the one sought
     let lo = 0;
     let hi = this.size;

@@ -22,7 +22,7 @@ vi.mock("./certificate.js", async (importOriginal) => {
 const { PKITS_AT, pkitsCert, pkitsCrl } = await import("../../test/pkits.js");
 const { parseCertificate } = await import("./certificate.js");
 const { validatePath } = await import("./validate.js");
-const { parsedOncePerValidation, withinOneValidation } = await import("./signature.js");
+const { parsedOncePerValidation, perCallCopiesCleared, withinOneValidation } = await import("./signature.js");
 const { validateJpki } = await import("./jpki.js");
 
 const TA = [pkitsCert("TrustAnchorRootCertificate.crt")];
@@ -65,6 +65,17 @@ describe("parsedOncePerValidation", () => {
       expect(parsedOncePerValidation(Buffer.from(VALID), parseCertificate)).not.toBe(a);
     });
     expect(parsedOncePerValidation(der, parseCertificate)).not.toBe(parsedOncePerValidation(der, parseCertificate));
+  });
+
+  test("keeps its copy of the octets (a resident's certificate) only while the validation runs", () => {
+    withinOneValidation(() => {
+      parsedOncePerValidation(Buffer.from(VALID), parseCertificate);
+      parsedOncePerValidation(Buffer.from(REVOKED), parseCertificate);
+      expect(perCallCopiesCleared()).toBe(false);
+    });
+    expect(perCallCopiesCleared()).toBe(true);
+    expect(validatePath({ trustAnchors: TA, chain: [VALID, CA], crls: CRLS, at: PKITS_AT }).status).toBe("valid");
+    expect(perCallCopiesCleared()).toBe(true);
   });
 
   test("parses again when the Buffer's bytes changed in place", () => {

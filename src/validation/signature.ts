@@ -4,7 +4,7 @@
  */
 import { constants, createPublicKey, verify, type KeyObject } from "node:crypto";
 import { seq } from "../pki/der.js";
-import { ByteTable, decodeInteger, decodeOid, items, type Tlv } from "./asn1.js";
+import { ByteTable, decodeInteger, decodeOid, items, sameTlv, type Tlv } from "./asn1.js";
 import type { Certificate, SubjectPublicKey } from "./certificate.js";
 
 const DSA_KEY = "1.2.840.10040.4.1";
@@ -274,7 +274,26 @@ export function verifyCertificateAsync(cert: Certificate, issuer: SubjectPublicK
  * RSA verifications of the same octets under the same key, each about a fifth of a validation. Kept for one
  * call only: a later call verifies again.
  */
-let callChecks: SignatureVerdict[] | undefined;
+let callChecks: CallCheck[] | undefined;
+
+/**
+ * A check made in the validation running now: as a SignatureVerdict, but the algorithm kept as the TLV it was
+ * read as and compared where it lies (sameTlv), not as a view made for each check that is rarely asked again.
+ */
+interface CallCheck {
+  readonly tbs: Buffer;
+  readonly algorithm: Tlv;
+  readonly signature: Buffer;
+  readonly spki: Buffer;
+  readonly ok: boolean;
+}
+
+function matchingCheck(checks: readonly CallCheck[], cert: Certificate, key: WorkingKey): boolean | undefined {
+  for (const v of checks) {
+    if (v.signature.equals(cert.signature) && v.spki.equals(key.spki.der) && sameTlv(v.algorithm, cert.signatureAlgorithm) && v.tbs.equals(cert.tbs)) return v.ok;
+  }
+  return undefined;
+}
 
 /**
  * The certificates parsed per call (the end entity) in the validation running now, with the bytes each was read
@@ -283,18 +302,32 @@ let callChecks: SignatureVerdict[] | undefined;
  * octets, each ≈ 7–9 % of a validation on the validation API's engine thread (bench api, perf, 2026-12-06). Kept
  * for one call only, as callChecks: a later call parses again.
  */
-let callParsed: Array<{ readonly from: Uint8Array; readonly bytes: Buffer; readonly cert: Certificate }> | undefined;
+let callParsed: Array<{ readonly from: Uint8Array; readonly length: number; readonly cert: Certificate }> | undefined;
+
+/**
+ * The copies callParsed compares with, one per certificate parsed in the validation running now (the k-th parse
+ * uses COPIES[k]): kept from call to call and overwritten, not allocated per call — a Buffer of a certificate's
+ * size costs about 2 % of a validation to make — and zeroed when the validation ends (an end entity's certificate
+ * carries a resident's four items; they are not left lying in memory between calls).
+ */
+const COPIES: Buffer[] = [];
+
+/** For tests: every copy callParsed kept is zero (no certificate's octets held between validations). */
+export function perCallCopiesCleared(): boolean {
+  return COPIES.every((c) => c.every((x) => x === 0));
+}
 
 /** Runs `f` (one synchronous validation) with each per-call certificate parsed and its signature verified at most once. */
 export function withinOneValidation<T>(f: () => T): T {
   if (callChecks) return f(); // nested (validateJpki → validatePath): the outer call's checks
   callChecks = [];
-  callParsed = [];
+  const parsed: NonNullable<typeof callParsed> = (callParsed = []);
   try {
     return f();
   } finally {
     callChecks = undefined;
     callParsed = undefined;
+    for (let k = 0; k < parsed.length; k++) COPIES[k]!.fill(0, 0, parsed[k]!.length);
   }
 }
 
@@ -307,9 +340,16 @@ export function withinOneValidation<T>(f: () => T): T {
  */
 export function parsedOncePerValidation(der: Uint8Array, parse: (der: Uint8Array) => Certificate): Certificate {
   if (!callParsed) return parse(der);
-  for (const p of callParsed) if ((p.from === der || p.cert.der === der) && p.bytes.equals(der)) return p.cert;
+  for (let k = 0; k < callParsed.length; k++) {
+    const p = callParsed[k]!;
+    if ((p.from === der || p.cert.der === der) && p.length === der.length && COPIES[k]!.compare(der, 0, p.length, 0, p.length) === 0) return p.cert;
+  }
   const cert = parse(der);
-  callParsed.push({ from: der, bytes: Buffer.from(der), cert });
+  const k = callParsed.length;
+  let copy = COPIES[k];
+  if (!copy || copy.length < der.length) COPIES[k] = copy = Buffer.alloc(Math.max(der.length, 2048));
+  copy.set(der);
+  callParsed.push({ from: der, length: der.length, cert });
   return cert;
 }
 
@@ -320,10 +360,10 @@ export function certificateVerifies(cert: Certificate, key: WorkingKey): boolean
     const given = verdictFor(cert, key);
     if (given !== undefined) return given;
     if (!callChecks || key.parameters) return verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, key);
-    const checked = matchingVerdict(callChecks, cert, key);
+    const checked = matchingCheck(callChecks, cert, key);
     if (checked !== undefined) return checked;
     const ok = verifySignature(cert.tbs, cert.signatureAlgorithm, cert.signature, key);
-    callChecks.push({ tbs: cert.tbs, algorithm: cert.signatureAlgorithm.der, signature: cert.signature, spki: key.spki.der, ok });
+    callChecks.push({ tbs: cert.tbs, algorithm: cert.signatureAlgorithm, signature: cert.signature, spki: key.spki.der, ok });
     return ok;
   }
   const id = key.parameters ? `${spkiId(key.spki)}/${key.parameters.der.toString("base64")}` : spkiId(key.spki);

@@ -19,7 +19,7 @@ const dn = (cn: string) => seq(set(seq(oid("2.5.4.6"), printable("JP"))), set(se
 const CA = dn("Strict CA");
 const SERIAL = integer(0x1234);
 
-function certificate(p: { self?: boolean; serial?: Buffer; tbsAlgorithm?: Buffer; notAfter?: Buffer; trailer?: Buffer[] } = {}): Buffer {
+function certificate(p: { self?: boolean; serial?: Buffer; tbsAlgorithm?: Buffer; notAfter?: Buffer; trailer?: Buffer[]; spki?: Buffer } = {}): Buffer {
   const exts = p.self
     ? [extension("2.5.29.19", true, seq(bool(true))), extension("2.5.29.15", true, namedBits([5, 6])), extension("2.5.29.14", false, octetString(keyId))]
     : [extension("2.5.29.35", false, seq(implicitPrimitive(0, keyId)))];
@@ -30,7 +30,7 @@ function certificate(p: { self?: boolean; serial?: Buffer; tbsAlgorithm?: Buffer
     CA,
     seq(time(new Date("2025-01-01T00:00:00Z")), p.notAfter ?? time(new Date("2030-01-01T00:00:00Z"))),
     p.self ? CA : dn("Strict EE"),
-    spki(p.self ? caKey : eeKey),
+    p.spki ?? spki(p.self ? caKey : eeKey),
     explicit(3, seq(...exts)),
   );
   return seq(tbs, SHA256_RSA, bitString(sign("sha256", tbs, caKey.privateKey)), ...(p.trailer ?? []));
@@ -61,6 +61,18 @@ describe("strict DER and RFC 5280 structure", () => {
 
   test("a certificate whose TBS names another signature algorithm than the outer one (§4.1.1.2) is not valid", () => {
     expect(validate(certificate({ tbsAlgorithm: SHA1_RSA }))).toMatchObject({ status: "untrusted", reason: "malformed-certificate" });
+  });
+
+  test("the TBS's algorithm must be the outer one octet for octet: the same algorithm without its NULL parameters is not", () => {
+    expect(validate(certificate({ tbsAlgorithm: seq(oid("1.2.840.113549.1.1.11")) }))).toMatchObject({ status: "untrusted", reason: "malformed-certificate" });
+  });
+
+  test("a subjectPublicKey that is no BIT STRING (§4.1.2.7) makes the certificate malformed, though its key is read only when needed", () => {
+    const der = Buffer.from(spki(eeKey));
+    const bits = 4 + 2 + der[5]!; // SEQUENCE header (30 82 xx xx), then the AlgorithmIdentifier
+    expect(der[bits]).toBe(0x03);
+    der[bits] = 0x04; // the same octets as an OCTET STRING
+    expect(validate(certificate({ spki: der }))).toMatchObject({ status: "untrusted", reason: "malformed-certificate" });
   });
 
   test("a CRL whose TBS names another signature algorithm (§5.1.1.2) is not used", () => {

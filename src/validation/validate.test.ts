@@ -17,6 +17,19 @@ describe("validatePath", () => {
     expect(r).toEqual({ status: "valid", policies: ["2.16.840.1.101.3.2.1.48.1"], revocationWarnings: [] });
   });
 
+  test("revocationChecks: listed for each certificate when revocationSources is given, absent otherwise", () => {
+    const p = { trustAnchors: TA, chain: [cert("ValidCertificatePathTest1EE.crt"), cert("GoodCACert.crt")], crls: [crl("GoodCACRL.crl"), crl("TrustAnchorRootCRL.crl")], at: AT };
+    const asked = validatePath({ ...p, revocationSources: ["crl"] });
+    expect(asked.status).toBe("valid");
+    expect(asked.revocationChecks).toEqual([
+      { index: 1, source: "crl", status: "good" },
+      { index: 0, source: "crl", status: "good" },
+    ]);
+    const plain = validatePath(p);
+    expect(plain.status).toBe("valid");
+    expect("revocationChecks" in plain).toBe(false);
+  });
+
   test("a revoked end entity: revocation time and reason, index 0", () => {
     const r = validatePath({ trustAnchors: TA, chain: [cert("InvalidRevokedEETest3EE.crt"), cert("GoodCACert.crt")], crls: [crl("GoodCACRL.crl"), crl("TrustAnchorRootCRL.crl")], at: AT });
     expect(r).toMatchObject({ status: "revoked", reason: "revoked", index: 0, revocation: { reason: "keyCompromise", time: new Date("2010-01-01T08:30:01Z") } });

@@ -253,9 +253,12 @@ function validatePathNow(params: ValidatePathParams): PathValidationResult {
     ocsp: params.ocspResponses ?? [],
     signerCache: new Map(),
   };
+  // the checks are recorded only when the caller asked for them (revocationSources given): one object a
+  // certificate, made for nothing otherwise
+  if (params.revocationSources === undefined) return validateChain(ctx, chain, 0, NONE_PENDING);
   const checks: RevocationCheck[] = [];
   const r = validateChain(ctx, chain, 0, NONE_PENDING, checks);
-  return params.revocationSources === undefined ? r : { ...r, revocationChecks: checks };
+  return { ...r, revocationChecks: checks };
 }
 
 /** How far an OCSP answer's thisUpdate may lie after the validation time (as OcspClient's default skew). */
