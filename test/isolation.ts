@@ -81,7 +81,7 @@ function startsProcesses(source: string): boolean {
  * use-postgres.ts), or read at import what a project's global setup provides (`inject`: integration/helpers.ts,
  * tokyo-fixture.ts), of which the unit project's provides nothing.
  */
-const SHARING_HELPERS = new Set(["test/cli-in-process.ts", "test/dist-fresh.ts", "test/error-code.ts", "test/isolation.ts", "test/sequencer.ts"]);
+const SHARING_HELPERS = new Set(["test/cli-in-process.ts", "test/dist-fresh.ts", "test/error-code.ts", "test/isolation.ts", "test/sequencer.ts", "test/until.ts"]);
 
 /**
  * Why a test file under test/ with this source must run isolated, or undefined when it may share its worker: the

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { AccessLog, accessLine, lineSink, loggedUrl } from "./access-log.js";
+import { until } from "../../test/until.js";
 
 const T0 = Date.parse("2026-11-30T12:00:00.000Z");
 
@@ -86,7 +87,7 @@ describe("AccessLog", () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-log-")), "access.log");
     const log = new AccessLog(path);
     log.record(T0, "GET", "/crl/13-sig.crl", 304, 0.01, "127.0.0.1", "anonymous");
-    for (let i = 0; i < 100 && !(existsSync(path) && readFileSync(path, "utf8").length > 0); i++) await new Promise((r) => setTimeout(r, 20));
+    await until(() => existsSync(path) && readFileSync(path, "utf8").length > 0, "the thread's first line");
     expect(readFileSync(path, "utf8")).toContain('"url":"/crl/13-sig.crl"');
     await log.close();
   });

@@ -306,6 +306,15 @@ describe("verifier fetch records", () => {
 describe("verifier fetch records with jpki serve's store watchdog (each batch a watched call)", () => {
   const WAIT = 30;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  // The watchdog's clock, moved by the test: on the wall clock, a host that took this process off the CPU for more
+  // than WAIT between two flushes let the second through as a probe where the test expected it refused.
+  const clock = { t: 0 };
+  /** `flush()` while the bound passes: the write it sends is declared late at the watchdog's next sweep */
+  const flushPastBound = async (a: { flush(): Promise<unknown> }) => {
+    const flushed = a.flush();
+    clock.t += WAIT;
+    await flushed;
+  };
   const late = (lateCall: string) => new JpkiError("ERR_STORE_UNRESPONSIVE", "cut", { details: { lateCall } });
 
   it("a write past the bound is abandoned, not waited for; its own outcome says where its records count: written once, retried when never sent, never retried when its connection was closed (it may have committed)", async () => {
@@ -317,21 +326,22 @@ describe("verifier fetch records with jpki serve's store watchdog (each batch a 
       calls.push(batch.map((f) => f.path));
       return new Promise<void>((resolve, reject) => outcomes.push({ resolve: () => (store.written.push([...batch]), resolve()), reject }));
     };
-    const dog = new StoreWatchdog({ waitMs: WAIT });
+    const dog = new StoreWatchdog({ waitMs: WAIT, now: () => clock.t });
     // no re-read of the registrations meanwhile: it could be the stall's probe
     const { a, fetch, errors } = await access(store, { t: 0 }, { watchdog: dog, refreshMs: 3_600_000 });
     /** a flush, after a bound's wait: the one call let through while stalled (the probe) is this one */
     const probe = async () => {
-      await sleep(WAIT * 1.5);
-      await a.flush();
+      clock.t += WAIT * 1.5;
+      await flushPastBound(a);
     };
     try {
       fetch("/crl/a.crl", 200, TOKEN_A);
-      await a.flush(); // settles at the bound, the write in flight
+      await flushPastBound(a); // settles at the bound, the write in flight
       expect(a.fetchRecords).toMatchObject({ recorded: 0, queued: 0, unknown: 1 });
       // refused while stalled: nothing sent, kept
       fetch("/crl/b.crl", 200, TOKEN_A);
-      await a.flush();
+      // (a refused flush ends at once; one that sent the write would wait for a bound the clock does not reach here)
+      await Promise.race([a.flush(), sleep(10_000)]);
       expect(calls).toEqual([["/crl/a.crl"]]);
       expect(a.fetchRecords).toMatchObject({ queued: 1, unknown: 1 });
       // the late write lands after all: written, once
@@ -360,7 +370,7 @@ describe("verifier fetch records with jpki serve's store watchdog (each batch a 
       expect(a.fetchRecords).toMatchObject({ recorded: 1, queued: 0, unknown: 3 });
       // the store answers again: d is written, and b and c are not sent again
       fetch("/crl/d.crl", 200, TOKEN_A);
-      await sleep(WAIT * 1.5);
+      clock.t += WAIT * 1.5;
       const flushed = a.flush();
       outcomes[4]!.resolve();
       await flushed;
@@ -379,6 +389,7 @@ describe("verifier fetch records with jpki serve's store watchdog (each batch a 
       expect(errors).toEqual(["recording verifier fetches (kept, retried)"]);
     } finally {
       store.recordVerifierFetches = async () => undefined;
+      clock.t += WAIT; // a write a failed assertion left in flight goes late: the close does not wait on the stopped clock
       await a.close();
       dog.close();
     }

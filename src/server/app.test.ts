@@ -37,6 +37,7 @@ import { AdmittedRequest, VerifierAccess } from "./access.js";
 import { serveHttp } from "./serve.js";
 import { STAT_TTL_MS } from "./published.js";
 import { loopbackTls } from "../../test/loopback-tls.js";
+import { until } from "../../test/until.js";
 
 const clock = new FixedClock(new Date());
 let ws: Workspace;
@@ -572,7 +573,7 @@ describe("clients that would hold the server", () => {
       await whole.arrayBuffer();
       const received = await cutAfter256KiB(Number(new URL(server).port), `GET /ca/47-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
       const logged = () => lines.map((l) => JSON.parse(l) as { url: string; status: number; aborted?: boolean; verifier: string });
-      for (let i = 0; i < 100 && !logged().some((l) => l.url === "/ca/47-sig.crt"); i++) await new Promise((r) => setTimeout(r, 20));
+      await until(() => logged().some((l) => l.url === "/ca/47-sig.crt"), "the cut answer's line");
       expect(received).toBeLessThan(BIG);
       expect(logged().filter((l) => l.url === "/ca/47-sig.crt")).toEqual([expect.objectContaining({ status: 200, aborted: true, verifier: verifierId })]);
       expect(logged().filter((l) => l.url === "/crl/13-sig.crl")).toEqual([expect.not.objectContaining({ aborted: expect.anything() })]);
@@ -594,7 +595,7 @@ describe("clients that would hold the server", () => {
     try {
       const received = await cutAfter256KiB(Number(new URL(server).port), `GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n`);
       const logged = () => lines.map((l) => JSON.parse(l) as { url: string; status: number; aborted?: boolean });
-      for (let i = 0; i < 100 && !logged().some((l) => l.url === "/metrics"); i++) await new Promise((r) => setTimeout(r, 20));
+      await until(() => logged().some((l) => l.url === "/metrics"), "the cut answer's line");
       expect(received).toBeLessThan(BIG);
       expect(logged().filter((l) => l.url === "/metrics")).toEqual([expect.objectContaining({ status: 200, aborted: true })]);
       metrics.registry.removeSingleMetric("test_padding");
@@ -622,7 +623,7 @@ describe("clients that would hold the server", () => {
       expect(endedInTime).toBe(true);
       expect(stalled.received()).toBeLessThan(BIG);
       const logged = () => lines.map((l) => JSON.parse(l) as { method: string; url: string; status: number; aborted?: boolean });
-      for (let i = 0; i < 100 && !logged().some((l) => l.method === "GET"); i++) await new Promise((r) => setTimeout(r, 20));
+      await until(() => logged().some((l) => l.method === "GET"), "the cut answer's line");
       expect(logged().filter((l) => l.method === "GET" && l.url === "/metrics")).toEqual([expect.objectContaining({ status: 200, aborted: true })]);
       metrics.registry.removeSingleMetric("test_padding");
       expect(await abortedCount("metrics", 200, server)).toBe(1);
@@ -2318,11 +2319,7 @@ async function cutAfter256KiB(port: number, request: string): Promise<number> {
 
 /** Waits until a server counts n open connections (accepting is asynchronous to the client's connect). */
 async function connectionsReach(server: { getConnections(cb: (e: Error | null, n: number) => void): unknown }, n: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if ((await new Promise<number>((resolve) => server.getConnections((_e, c) => resolve(c)))) === n) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`the server never had ${n} connections`);
+  await until(async () => (await new Promise<number>((resolve) => server.getConnections((_e, c) => resolve(c)))) === n, `the server to have ${n} connections`);
 }
 
 describe("a cap on concurrent connections (attack round 2)", () => {

@@ -10,6 +10,7 @@ import { errorResponse } from "../ocsp/response.js";
 import type { OcspAnswer, OcspResponder } from "../ocsp/responder.js";
 import { FixedClock } from "../pki/clock.js";
 import { ocspGetRoute } from "./ocsp.js";
+import { until } from "../../test/until.js";
 
 const clock = new FixedClock(new Date("2026-12-05T00:00:00Z"));
 /** What the stand-in responder was asked: CA and request DER. */
@@ -123,8 +124,11 @@ describe("ocspGetRoute, a client that leaves", () => {
     } as unknown as OcspResponder;
     const reports: Array<{ status: number; aborted: boolean }> = [];
     const route = ocspGetRoute({ prefix: "", responder: () => slow, clock, maxAgeSeconds: 300, count: () => undefined, onResponse: (_req, status, _t, aborted) => reports.push({ status, aborted }) });
+    // the server's side of the connection: closed once the server has seen the reset
+    let serverSideClosed!: Promise<void>;
     const arrived = new Promise<void>((resolve) => {
       const server = createServer((req, res) => {
+        serverSideClosed = new Promise((closed) => req.socket.once("close", () => closed()));
         resolve();
         if (!route(req, res)) res.writeHead(404).end();
       });
@@ -137,9 +141,10 @@ describe("ocspGetRoute, a client that leaves", () => {
       });
     });
     await arrived;
-    await new Promise((r) => setTimeout(r, 300)); // the reset reaches the server
+    // the reset has reached the server (a fixed 300 ms stood for it: a loaded host can take longer)
+    await serverSideClosed;
     release();
-    for (let i = 0; i < 100 && !reports.length; i++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => reports.length > 0, "the answer's report");
     expect(reports).toEqual([{ status: 200, aborted: true }]);
   });
 

@@ -68,7 +68,10 @@ describe("the disclosure log's group commit", () => {
 
 describe("the disclosure log under a store that does not answer (store/watchdog.ts)", () => {
   it("fails the group in flight and the records queued behind it past the bound, withdraws the queued ones, refuses new ones at once while the write hangs, and writes again once it settles", async () => {
-    const dog = new StoreWatchdog({ waitMs: 50 });
+    // The watchdog's clock is the test's: on the wall clock a host that took the process off the CPU for more than
+    // the 50 ms bound after the stall let record 4 through as the stall's probe, where it must be refused.
+    const clock = { t: 0 };
+    const dog = new StoreWatchdog({ waitMs: 50, now: () => clock.t });
     let release!: () => void;
     const hang = new Promise<void>((r) => (release = r));
     const calls: Array<{ serials: string[]; deadline: number | undefined }> = [];
@@ -84,6 +87,7 @@ describe("the disclosure log under a store that does not answer (store/watchdog.
       const inFlight = [log.record(rec(1)), log.record(rec(2))].map((p) => p.then(() => "answered", (e: { code?: string }) => e.code));
       await vi.waitFor(() => expect(calls).toHaveLength(1));
       const queued = log.record(rec(3)).then(() => "answered", (e: { code?: string }) => e.code);
+      clock.t += 50; // the bound passes: the next sweep declares the write late
       expect(await Promise.all([...inFlight, queued])).toEqual(["ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE"]);
       // the write was told when it had to be done by (SQLite does not write past it)
       expect(calls[0]!.deadline).toEqual(expect.any(Number));

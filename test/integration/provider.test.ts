@@ -20,6 +20,7 @@ import { buildServer } from "../../src/server/app.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { spawn } from "node:child_process";
 import { slowly } from "../slow-body.js";
+import { until } from "../until.js";
 import { buildCrl, crlDer } from "../../src/crl/builder.js";
 import { cardKey, cli, MAIN, openWorkspace, sh, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
@@ -244,7 +245,8 @@ describe("jpki provider", () => {
       child.stderr!.on("data", (b: Buffer) => (err += b.toString()));
       const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
       stopChild = () => void (child.exitCode === null && child.kill("SIGKILL")); // a failed test leaves no process behind
-      for (let i = 0; i < 400 && !hits.length; i++) await new Promise((r) => setTimeout(r, 25));
+      // a process starting the CLI: seconds on a loaded host (10 s of asking was once the margin; the test took 6.4 s in CI)
+      await until(() => hits.length > 0 || child.exitCode !== null, "the follow process's download", { timeoutMs: 40_000 }).catch(() => undefined);
       expect(hits, `${err}${out}`).toEqual(["/crl/13-sig.crl"]);
       await new Promise((r) => setTimeout(r, 500)); // some of the body has come
       child.kill("SIGTERM");
@@ -1015,7 +1017,7 @@ describe("jpki provider across a rollover whose successor is not g+1 (13-sig →
     try {
       // the server re-stats its files every 250 ms: served once it has seen the change
       const served = async () => (await fetch(`${pubBase}/ca/index.json`, { headers: { authorization: `Bearer ${readFileSync(pubToken, "utf8").trim()}` } })).text();
-      for (let i = 0; i < 40 && (await served()) !== text; i++) await new Promise((res) => setTimeout(res, 100));
+      await until(async () => (await served()) === text, "the server to serve the changed index", { everyMs: 100 });
       await body();
     } finally {
       writeFileSync(indexFile, good);
