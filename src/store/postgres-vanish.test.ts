@@ -191,10 +191,33 @@ async function lockRig(): Promise<{ store: PostgresStore; admin: pg.Client; dog:
   };
 }
 
+/**
+ * The watchdog's clock: the wall's, but held where it is from the moment the first stall begins until `release()`.
+ * The tests below expect the call right after a stall to be refused at once; on the wall clock that held only if
+ * this process ran again within the bound (WAIT_MS), and a loaded host that took it off the CPU longer let that call
+ * through as the stall's probe (the same race test/flake hunting found in access, disclosure-log and responder
+ * tests). What follows — probes a bound apart, the host back — runs on the wall clock again.
+ */
+function firstStallHeld(): { now: () => number; onStalled: () => void; release: () => void } {
+  let held: number | undefined;
+  let armed = true;
+  return {
+    now: () => held ?? performance.now(),
+    onStalled: () => {
+      if (armed) held = performance.now();
+      armed = false;
+    },
+    release: () => {
+      held = undefined;
+    },
+  };
+}
+
 describe("a PostgreSQL host that vanishes without a word and comes back (store/watchdog.ts, postgres.ts)", () => {
   it("probes past the bound while it is gone give their connections up, so once it is back a probe gets a fresh connection and the store answers again within a few bounds", async () => {
     const { proxy, store } = await throughProxy();
-    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const clock = firstStallHeld();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS, now: clock.now, onStalled: clock.onStalled });
     // The validation API's owner read: the reads of one turn are gathered into one query (coalesce.ts), which is
     // tied to their call all the same.
     let sent = 0;
@@ -221,6 +244,7 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
       const before = sent;
       await expect(read()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       expect(sent).toBe(before);
+      clock.release();
       // More probes than the pool has connections: each went late on one (or waited for one). Before, each kept
       // its connection hung until TCP keepalive ended it, which the proxy's live end never does; now once the pool
       // has none to give, the one a late call has held longest is cut.
@@ -423,7 +447,8 @@ describe("a watched call of several store reads (server/crl-records.ts: the /met
 describe("the OCSP responder's poll and reload (ocsp/responder.ts), watched as the routes' reads are", () => {
   it("hung on the vanished host, a poll fails at the bound (before, every later poll joined it until TCP gave up: no pre-produced answer meanwhile, a connection lost), says nothing per poll, and once the host is back a poll reads anew", async () => {
     const { proxy, store } = await throughProxy();
-    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const clock = firstStallHeld();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS, now: clock.now, onStalled: clock.onStalled });
     const errors: unknown[] = [];
     const responder = new OcspResponder({ store, clock: systemClock, passphrase: "ocsp-pw", watchdog: dog, onError: (e) => errors.push(e) });
     try {
@@ -437,6 +462,7 @@ describe("the OCSP responder's poll and reload (ocsp/responder.ts), watched as t
       // refused while stalled, not sent: a poll a second does not take the pool's connections one by one
       await responder.refresh();
       expect(reloads).toHaveBeenCalledTimes(1);
+      clock.release();
       proxy.back();
       await vi.waitFor(
         async () => {
@@ -497,7 +523,8 @@ describe("the verifier fetch records' flush (server/access.ts), watched as the r
     const { proxy, store } = await throughProxy();
     const token = "jpkiv_" + "A".repeat(43);
     await store.putVerifier({ id: "v-1", name: "v", kind: "government", tokenSha256: tokenSha256(token), certSha256: undefined, certNotAfter: undefined, createdAt: new Date(0), revokedAt: undefined });
-    const dog = new StoreWatchdog({ waitMs: WAIT_MS });
+    const clock = firstStallHeld();
+    const dog = new StoreWatchdog({ waitMs: WAIT_MS, now: clock.now, onStalled: clock.onStalled });
     const errors: string[] = [];
     const access = new VerifierAccess(store, { prefix: "", openRoutes: [], rateLimit: { perSecond: 0, burst: 0 }, refreshMs: 3_600_000, flushMs: 3_600_000, watchdog: dog, onError: (_e, what) => errors.push(what) });
     await access.start();
@@ -525,6 +552,7 @@ describe("the verifier fetch records' flush (server/access.ts), watched as the r
       await access.flush();
       expect(writes).toHaveBeenCalledTimes(2);
       expect(access.fetchRecords).toMatchObject({ recorded: 1, queued: 1, unknown: 1 });
+      clock.release();
       // flushes a bound apart, each the stall's probe, until the pool has no connection to give and the first
       // abandoned write's is cut
       await vi.waitFor(
