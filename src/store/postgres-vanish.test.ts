@@ -13,6 +13,7 @@ import { describe, expect, it, vi } from "vitest";
 import { usePostgres } from "../../test/use-postgres.js";
 import { PostgresStore } from "./postgres.js";
 import { StoreWatchdog } from "./watchdog.js";
+import { firstStallHeld } from "../../test/stall-clock.js";
 import { DisclosureLog } from "../verifier/disclosure-log.js";
 import { crlIndexRecords, everyCrl } from "../server/crl-records.js";
 import { VerifierValidationService } from "../verifier/validation-service.js";
@@ -187,28 +188,6 @@ async function lockRig(): Promise<{ store: PostgresStore; admin: pg.Client; dog:
       dog.close();
       await admin.end();
       await store.close();
-    },
-  };
-}
-
-/**
- * The watchdog's clock: the wall's, but held where it is from the moment the first stall begins until `release()`.
- * The tests below expect the call right after a stall to be refused at once; on the wall clock that held only if
- * this process ran again within the bound (WAIT_MS), and a loaded host that took it off the CPU longer let that call
- * through as the stall's probe (the same race test/flake hunting found in access, disclosure-log and responder
- * tests). What follows — probes a bound apart, the host back — runs on the wall clock again.
- */
-function firstStallHeld(): { now: () => number; onStalled: () => void; release: () => void } {
-  let held: number | undefined;
-  let armed = true;
-  return {
-    now: () => held ?? performance.now(),
-    onStalled: () => {
-      if (armed) held = performance.now();
-      armed = false;
-    },
-    release: () => {
-      held = undefined;
     },
   };
 }

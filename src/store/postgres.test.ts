@@ -15,6 +15,7 @@ import { keyed, nextSequenceDecider } from "./contract.js";
 import { ADVISORY_LOCKS, PostgresStore } from "./postgres.js";
 import type { Store } from "./types.js";
 import { StoreWatchdog } from "./watchdog.js";
+import { firstStallHeld } from "../../test/stall-clock.js";
 import { auditHash, type AuditRecord } from "./audit-log.js";
 import { verifyAuditLog } from "../audit/verify.js";
 import { DisclosureLog } from "../verifier/disclosure-log.js";
@@ -758,7 +759,8 @@ describe("the disclosure log on PostgreSQL when the server does not answer (stor
     const url = await server.createDatabase(await migratedTemplate());
     const s = await PostgresStore.open(url, { create: true });
     const a = await admin(url);
-    const dog = new StoreWatchdog({ waitMs: 200 });
+    const clock = firstStallHeld();
+    const dog = new StoreWatchdog({ waitMs: 200, now: clock.now, onStalled: clock.onStalled });
     const log = new DisclosureLog(s, { watchdog: dog });
     const rec = (serial: string) => ({ verifierId: "v-1", serial, issuer: "13-sig", residentCode: "12345678906", purpose: "signature" as const, legalBasis: undefined, at: new Date(1000), validationTime: new Date(1000), answer: "valid", itemsDisclosed: false });
     try {
@@ -767,6 +769,7 @@ describe("the disclosure log on PostgreSQL when the server does not answer (stor
       // without the bound this waited as long as the lock was held
       await expect(log.record(rec("01"))).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       await expect(log.record(rec("02"))).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      clock.release();
       await a.query("ROLLBACK");
       await vi.waitFor(() => expect(dog.stalled).toBe(false), { timeout: 10_000 });
       await log.record(rec("03"));
