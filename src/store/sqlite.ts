@@ -2186,7 +2186,7 @@ export class SqliteStore implements Store {
           st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter, rec.registrySequence ?? null);
           // 発行情報 registered with the registry side in this same transaction: nothing is issued without it.
           if (st.registerCertified.run(rec.notBefore.getTime(), rec.residentCode, rec.serial).changes !== 1) {
-            throw new Error(`certificate ${rec.serial}: its issuance information was not registered with the registry side`);
+            throw new JpkiError("ERR_INTERNAL", `certificate ${rec.serial}: its issuance information was not registered with the registry side (no certified row to copy it from): nothing of the group was committed`);
           }
           const scope = `${rec.caId}/${rec.municipalityCode}`;
           if (!scopes.has(scope)) {
