@@ -320,6 +320,20 @@ export async function withWorkspace<T>(ctx: Context, f: (ws: Workspace) => Promi
 }
 
 /**
+ * withWorkspace, with what the command runs (`load`: its part of the library) loading while the store opens instead
+ * of before: a PostgreSQL open waits on the server — connecting, its statements — with the main thread idle, and
+ * loading the modules is main-thread work (≈ 27 ms for `crl generate`'s). Begun after the open, so the store's own
+ * modules and connection go first. An open that fails first raises its own error; `load` is then left unawaited.
+ */
+export async function withWorkspaceLoading<L, T>(ctx: Context, load: () => Promise<L>, f: (ws: Workspace, loaded: L) => Promise<T>): Promise<T> {
+  let loading: Promise<L> | undefined;
+  const done = withWorkspace(ctx, async (ws) => f(ws, await loading!));
+  loading = load();
+  loading.catch(() => undefined);
+  return done;
+}
+
+/**
  * What a batch command (notices ingest, registry import and sweep) says when a stop came while its store was still
  * opening: nothing was read or done. `{"stopped": true}` in --json, as its own document says a stop.
  */

@@ -2,7 +2,7 @@
 import { Command, Option } from "commander";
 import type { CertificateType, PublishedCrl } from "../../index.js";
 import { JpkiError, crlLibrary } from "../lib.js";
-import { Context, withWorkspace } from "../context.js";
+import { Context, withWorkspaceLoading } from "../context.js";
 import type { Io } from "../output.js";
 import { entriesText } from "../output.js";
 
@@ -53,10 +53,9 @@ Examples:
     )
     .action(async (o: { prefecture?: string; ca?: string; purpose: string; partitions?: true | "due" | "all"; delta?: boolean }, cmd: Command) => {
       const ctx = Context.of(io, cmd);
-      const { generateCrls } = await crlLibrary();
       if (!o.prefecture === !o.ca) throw new JpkiError("ERR_USAGE", "say which CRLs: --prefecture CODES or --ca ID");
       const passphrase = await ctx.caPassphrase();
-      await withWorkspace(ctx, async (ws) => {
+      await withWorkspaceLoading(ctx, crlLibrary, async (ws, { generateCrls }) => {
         const purposes: CertificateType[] = o.purpose === "both" ? ["signature", "authentication"] : [o.purpose as CertificateType];
         const partitions = o.partitions === undefined ? "none" : o.partitions === true ? "due" : o.partitions;
         // What landed is reported also when a CA then fails: generateCrls raises the first failure after every CA
