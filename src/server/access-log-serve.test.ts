@@ -382,6 +382,43 @@ describe("a request node's parser refuses, pipelined behind requests still to be
   }, 60_000);
 });
 
+describe("a request whose body node's parser refuses, queued behind an answer still to come", () => {
+  it("is logged and counted as itself (method, target, verifier, route), answered after the answer ahead, the connection closed: it was logged with no method, no target and no verifier under \"other\", and its refusal held until the client left", async () => {
+    const { app, port, log, path, metrics } = await serverWithLog();
+    const { release, restore } = holdCrlStatus();
+    let got: string;
+    try {
+      const refused = new Promise((resolve) => app.server.once("clientError", resolve));
+      const answers = exchange(
+        port,
+        `GET /crl/index.json HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[0]}\r\n\r\n` + // held
+          // its headers read and admitted (verifier b), its response queued; a chunk size that is no number
+          `POST /v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[1]}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{"\r\nzz\r\n`,
+        // the server closes the connection after the refusal; this only ends a hang
+        { endAfterMs: 30_000 },
+      );
+      await refused;
+      release();
+      got = await answers;
+      const text = await metrics.registry.metrics();
+      expect(text).toMatch(/^jpki_http_requests_total\{route="status",status="400"\} 1$/m);
+      expect(text).not.toMatch(/^jpki_http_requests_total\{route="other"/m);
+    } finally {
+      restore();
+      await app.close();
+      await log.close();
+    }
+    expect(statuses(got)).toEqual([200, 400]);
+    expect(got).toContain('"code":"bad-request"');
+    expect(cutLines(path)).toEqual([
+      { url: "/crl/index.json", status: 200, aborted: undefined, remote: "127.0.0.1", verifier: ids[0] },
+      { url: "/v1/status", status: 400, aborted: undefined, remote: "127.0.0.1", verifier: ids[1] },
+    ]);
+    const methods = readFileSync(path, "utf8").trimEnd().split("\n").map((l) => (JSON.parse(l) as Logged).method);
+    expect(methods).toEqual(["GET", "POST"]);
+  }, 60_000);
+});
+
 describe("access log over mutual TLS", () => {
   it("names the verifier a client certificate authenticates, and anonymous for a certificate the verifier CA did not issue", async () => {
     const reg = await registerVerifier(ws, { name: "log attack mtls", kind: "government", token: false, certificate: { generateKey: true }, passphrase: "pw" });
@@ -421,3 +458,4 @@ describe("access log over mutual TLS", () => {
     expect(written).not.toContain("log attack");
   }, 60_000);
 });
+
