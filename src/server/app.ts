@@ -736,13 +736,13 @@ export async function buildServer(
     access.record(req, status);
     countRefused(req, access.scopeOfRequest(req), status, startedAt);
   };
+  // Per connection, the response of the last request handed to the handler (requestBeingRead): one map write per request.
+  const handed = new WeakMap<Socket, ServerResponse>();
+  const beingRead = (socket: Socket) => requestBeingRead(handed, socket);
   // The refused bucket a parser refusal takes from (429 once it is empty): the admitted request's client address (its
   // headers were read, so behind a trusted proxy X-Forwarded-For's), else the peer's, and none when the peer is a
   // trusted proxy: that refusal is no known client's, and charged to the proxy it would get every client behind it
   // 429 (access.ts says more).
-  // Per connection, the response of the last request handed to the handler (requestBeingRead): one map write per request.
-  const handed = new WeakMap<Socket, ServerResponse>();
-  const beingRead = (socket: Socket) => requestBeingRead(handed, socket);
   const parserRefusalWait = (socket: Socket): number => {
     const req = beingRead(socket);
     return req ? access.refuseAdmitted(req) : access.refuseUnparsed(socket.remoteAddress ?? "");
