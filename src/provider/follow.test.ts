@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { runInProcess } from "../../test/cli-in-process.js";
 import { slowly } from "../../test/slow-body.js";
+import { until } from "../../test/until.js";
 import { assembleCertificate, encodeTbs } from "../ca/certificate.js";
 import { buildCrl, crlDer, type CrlEntryInput } from "../crl/builder.js";
 import { deltaCrlIndicator } from "../crl/delta.js";
@@ -428,13 +429,14 @@ describe("provider follow over a real socket", () => {
     const crlBefore = readFileSync(paths.crl);
     // a steady trickle of hours: never idle for the inactivity timeout, far inside the 10-minute total
     const body = await crl(5, [BOB_REVOKED]);
-    const slow = await serve(slowly(body, { pieces: 100_000, everyMs: 100 }));
+    let sent = 0;
+    const slow = await serve(slowly(body, { pieces: 100_000, everyMs: 100, onPiece: (n) => (sent = n) }));
     writeFileSync(paths.config, JSON.stringify({ ...JSON.parse(readFileSync(paths.config, "utf8")), endpoint: slow.url }));
     const stop = new AbortController();
     const passes: Awaited<ReturnType<typeof followPublicCrls>>[] = [];
     const watching = watchPublicCrls({ dir: d, passphrase: PASS, clock: new FixedClock(new Date(T0 + HOUR)), bearerToken: "tok", intervalMs: 60_000, signal: stop.signal, onPass: (r) => passes.push(r) });
-    while (!slow.hits.length) await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 300)); // some of the body has come
+    // some of the body has gone out (a fixed 300 ms after the request stood for it: on a loaded host, none had)
+    await until(() => sent >= 3, "three pieces of the body sent");
     stop.abort();
     await watching;
     expect(passes).toEqual([expect.objectContaining({ stopped: true, crls: [{ caId: "13-sig", url: `${slow.url}/crl/13-sig.crl`, status: "stopped" }], revoked: [] })]);

@@ -497,6 +497,8 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
  */
 function clientErrorHandler(o: {
   readonly refusalWait: (socket: Socket) => number;
+  /** the request the parser was reading on this connection, if it reached the server's handler (requestBeingRead) */
+  readonly requestBeingRead: (socket: Socket) => IncomingMessage | undefined;
   /** `req`: the request the refusal answers, when its headers had been read (requestBeingRead) */
   readonly onRefused: (socket: Socket, req: IncomingMessage | undefined, status: number, startedAt: number) => void;
 }) {
@@ -510,19 +512,21 @@ function clientErrorHandler(o: {
     const wait = o.refusalWait(socket);
     const code = PARSER_ERROR_CODES.get(err.code ?? "") ?? "bad-request";
     const status = wait > 0 ? 429 : PARSER_REFUSALS[code].status;
-    const req = requestBeingRead(socket);
+    const req = o.requestBeingRead(socket);
     if (answerUnderWay(socket)) {
       socket.destroy(err);
       return afterAnswers(socket, () => o.onRefused(socket, req, status, startedAt));
     }
     const refuse = () => {
-      if (socket.writable) socket.write(wait > 0 ? tooManyRefusals(status, wait) : parserRefusal(status, code));
+      // Not after an answer of the refused request's own, begun while it waited queued (a route answering before
+      // its body ended): the refusal would follow it on the wire as a second answer. Cut, as answerUnderWay's.
+      if (socket.writable && !attached(socket)?.headersSent) socket.write(wait > 0 ? tooManyRefusals(status, wait) : parserRefusal(status, code));
       o.onRefused(socket, req, status, startedAt);
       socket.destroy(err);
     };
     if (!answersAhead(socket)) return refuse();
     holding.add(socket);
-    afterAnswers(socket, refuse);
+    afterAnswers(socket, refuse, req);
   };
 }
 
@@ -561,12 +565,14 @@ function answersAhead(socket: Socket): boolean {
  * Calls `then` once every answer on this connection is written or cut, and the routes have reported each (on its
  * "finish" or "close"): each response attached in turn is waited for until it has closed, then a turn of the event
  * loop. node attaches the next queued one in its own "finish" listener, which runs first; on a connection destroyed
- * the one attached is the last (the queued ones are never written).
+ * the one attached is the last (the queued ones are never written). `own`, the refused request (queued behind the
+ * others while its body was read): its response is where the waiting ends, the refusal being its answer. Waited
+ * for, it never came (its body never ends), and the refusal was held until the client left.
  */
-function afterAnswers(socket: Socket, then: () => void): void {
+function afterAnswers(socket: Socket, then: () => void, own?: IncomingMessage): void {
   const next = (): void => {
     const res = attached(socket);
-    if (!res || res.closed) return then();
+    if (!res || res.closed || (own !== undefined && res.req === own)) return then();
     let done = false;
     const ended = () => {
       if (done) return;
@@ -606,13 +612,16 @@ function answerUnderWay(socket: Socket): boolean {
 
 /**
  * The request node's parser was reading on this connection when it failed, if that request had reached the server's
- * handler (access.admit ran on it) and no answer to it is under way: its body had not ended. node attaches the
- * response of the request it hands to the handler to the socket (`_httpMessage`, answerUnderWay says why it is read)
- * and the response names its request (`res.req`, documented); a request complete before (one pipelined ahead, its
- * answer still to come) is not the one refused. undefined when the failure came before any request's headers ended.
+ * handler (access.admit ran on it) and no answer to it is under way: its body had not ended. `handed` holds, per
+ * connection, the response of the last request node handed to the handler (node hands each as soon as its headers
+ * are read, pipelined ones too, their responses queued behind the answers ahead), which names its request
+ * (`res.req`, documented); a request complete before (one pipelined ahead, its answer still to come) is not the one
+ * refused. undefined when the failure came before any request's headers ended. The response attached to the socket
+ * stood for it: a request queued behind an answer still to come was not found, and its refusal was logged as one
+ * with no method, no target and no verifier, under "other".
  */
-function requestBeingRead(socket: Socket): IncomingMessage | undefined {
-  const res = attached(socket);
+function requestBeingRead(handed: WeakMap<Socket, ServerResponse>, socket: Socket): IncomingMessage | undefined {
+  const res = handed.get(socket);
   return res && !res.headersSent && !res.req.complete ? res.req : undefined;
 }
 
@@ -727,12 +736,15 @@ export async function buildServer(
     access.record(req, status);
     countRefused(req, access.scopeOfRequest(req), status, startedAt);
   };
+  // Per connection, the response of the last request handed to the handler (requestBeingRead): one map write per request.
+  const handed = new WeakMap<Socket, ServerResponse>();
+  const beingRead = (socket: Socket) => requestBeingRead(handed, socket);
   // The refused bucket a parser refusal takes from (429 once it is empty): the admitted request's client address (its
   // headers were read, so behind a trusted proxy X-Forwarded-For's), else the peer's, and none when the peer is a
   // trusted proxy: that refusal is no known client's, and charged to the proxy it would get every client behind it
   // 429 (access.ts says more).
   const parserRefusalWait = (socket: Socket): number => {
-    const req = requestBeingRead(socket);
+    const req = beingRead(socket);
     return req ? access.refuseAdmitted(req) : access.refuseUnparsed(socket.remoteAddress ?? "");
   };
   const access = new VerifierAccess(ws.store, {
@@ -913,6 +925,7 @@ export async function buildServer(
         if (!published(req, res) && !ocspGet(req, res) && !validateFast?.(req, res) && !refuseMethod(req, res) && !refuseCoding(req, res)) handler(req, res);
       };
       const h = (req: IncomingMessage, res: ServerResponse) => {
+        handed.set(req.socket, res);
         if (stopping) return refuseStopping(req, res);
         // one walk of the header names for both repeats (access.ts repeatedFields)
         const repeated = repeatedFields(req.rawHeaders);
@@ -923,6 +936,7 @@ export async function buildServer(
       // refused 401. Now only an admitted request is invited; a refused one gets its answer instead, and node ends
       // the connection after it (the body it did not ask for is not awaited).
       const checkContinue = (req: IncomingMessage, res: ServerResponse) => {
+        handed.set(req.socket, res);
         if (stopping) return refuseStopping(req, res);
         const repeated = repeatedFields(req.rawHeaders);
         if (repeated & REPEATED_HOST) return refuseRepeatedHost(req, res);
@@ -986,7 +1000,7 @@ export async function buildServer(
     // fastify's default, set here so that the answer past it names the number it enforces
     bodyLimit: DEFAULT_BODY_LIMIT,
     return503OnClosing: true,
-    clientErrorHandler: clientErrorHandler({ refusalWait: parserRefusalWait, onRefused: countParserRefusal }),
+    clientErrorHandler: clientErrorHandler({ refusalWait: parserRefusalWait, requestBeingRead: beingRead, onRefused: countParserRefusal }),
   });
   app.addHook("onRoute", (r) => {
     const methods = new Set(Array.isArray(r.method) ? r.method : [r.method]);

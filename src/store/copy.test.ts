@@ -14,6 +14,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { verifyAuditLog } from "../audit/verify.js";
+import { until } from "../../test/until.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { isJpkiError, JpkiError } from "../errors.js";
 import { decodeEntries } from "../profile/crl-entry.js";
@@ -639,14 +640,26 @@ describe("copyStore", () => {
     const waiter = await PostgresStore.open(url, { lockTimeoutMs: 30_000 });
     const t3 = newSqlite();
     let pending: Promise<unknown> | undefined;
-    await copyStore(p, t3, {
-      retireSource: "moved for the test",
-      beforeRelease: async () => {
-        pending = waiter.revoke({ serial: "0a05", revokedAt: new Date(T), reason: 1, source: "manual" });
-        pending.catch(() => undefined);
-        await new Promise((res) => setTimeout(res, 300)); // the revoke is now waiting for the lock
-      },
-    });
+    // Whether the revoke is waiting on the dump's locks: seen by PostgreSQL itself, not assumed after a pause (a
+    // fixed 300 ms stood for it; on a loaded host the revoke could arrive after the retirement and fail on the
+    // trigger alone, the waiting writer this test is about never tested). Asked outside a transaction: inside one,
+    // pg_stat_activity is a snapshot.
+    const watch = new pg.Client({ connectionString: url });
+    await watch.connect();
+    const revokeWaiting = async () =>
+      (await watch.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n > 0;
+    try {
+      await copyStore(p, t3, {
+        retireSource: "moved for the test",
+        beforeRelease: async () => {
+          pending = waiter.revoke({ serial: "0a05", revokedAt: new Date(T), reason: 1, source: "manual" });
+          pending.catch(() => undefined);
+          await until(revokeWaiting, "the revoke to wait for the dump's lock");
+        },
+      });
+    } finally {
+      await watch.end();
+    }
     await expect(pending).rejects.toSatisfy(retired);
     expect((await waiter.getCertificate("0a05"))?.revocation).toBeUndefined();
     await expect(waiter.reserveCrl("13-sig", new Date(T), new Date(T + 1))).rejects.toSatisfy(retired);

@@ -107,12 +107,12 @@ function application(name: string, content: "csr" | "form" = "csr", form = "申�
 async function regenerateCrl() {
   const before = (await fetch(`${base}/crl/13-sig.crl`, { headers: { authorization: `Bearer ${readFileSync(tokenFile, "utf8").trim()}` } })).headers.get("etag");
   await ok([...w(), "crl", "generate", "--prefecture", "13"]);
-  for (let i = 0; i < 100; i++) {
-    const etag = (await fetch(`${base}/crl/13-sig.crl`, { headers: { authorization: `Bearer ${readFileSync(tokenFile, "utf8").trim()}` } })).headers.get("etag");
-    if (etag !== before) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("the server never served the regenerated CRL");
+  // (100 × 50 ms was the bound: 5 s, tight for a server re-statting every 250 ms on a loaded host)
+  await until(
+    async () => (await fetch(`${base}/crl/13-sig.crl`, { headers: { authorization: `Bearer ${readFileSync(tokenFile, "utf8").trim()}` } })).headers.get("etag") !== before,
+    "the server to serve the regenerated CRL",
+    { everyMs: 50 },
+  );
 }
 
 const opensslVerify = (cert: string) =>
@@ -229,7 +229,8 @@ describe("jpki provider", () => {
     const copy = join(dir, "bank-sigterm");
     cpSync(prov, copy, { recursive: true });
     const hits: string[] = [];
-    const trickle = slowly(readFileSync(join(ws, "crl", "13-sig.crl")), { pieces: 1_000_000, everyMs: 200 })!;
+    let sent = 0;
+    const trickle = slowly(readFileSync(join(ws, "crl", "13-sig.crl")), { pieces: 1_000_000, everyMs: 200, onPiece: (n) => (sent = n) })!;
     const slow = createServer((q, res) => (hits.push(q.url ?? ""), trickle(q, res)));
     await new Promise<void>((r) => slow.listen(0, "127.0.0.1", r));
     let stopChild = () => {};
@@ -248,7 +249,8 @@ describe("jpki provider", () => {
       // a process starting the CLI: seconds on a loaded host (10 s of asking was once the margin; the test took 6.4 s in CI)
       await until(() => hits.length > 0 || child.exitCode !== null, "the follow process's download", { timeoutMs: 40_000 }).catch(() => undefined);
       expect(hits, `${err}${out}`).toEqual(["/crl/13-sig.crl"]);
-      await new Promise((r) => setTimeout(r, 500)); // some of the body has come
+      // some of the body has gone out (a fixed 500 ms after the request stood for it: on a loaded host, none had)
+      await until(() => sent >= 3, "three pieces of the body sent");
       child.kill("SIGTERM");
       // without the stop reaching the download it runs on to the 10-minute total: given up on long before, and killed
       expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r("still running 30 s after SIGTERM"), 30_000))])).toBe(0);
@@ -416,10 +418,8 @@ describe("jpki provider", () => {
     await ok([...w(), "revoke", "--serial", certs.erin!.serial, "--reason", "theft"]);
     const der = (f: string) => pemOrDer(readFileSync(f), ["CERTIFICATE"], "certificate");
     const client = new OcspClient({ url: `${base}/ocsp/13-sig`, bearerToken: readFileSync(tokenFile, "utf8").trim() });
-    for (let i = 0; i < 100; i++) {
-      if ((await client.check({ certificate: der(certs.erin!.pem), issuer: der(join(ws, "ca", "13-sig.pem")) }, new Date())).status === "revoked") break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    // (100 × 50 ms was the bound, then on regardless: on a loaded host the enrol below met a responder not yet told)
+    await until(async () => (await client.check({ certificate: der(certs.erin!.pem), issuer: der(join(ws, "ca", "13-sig.pem")) }, new Date())).status === "revoked", "the responder to say erin's certificate revoked", { everyMs: 50 });
     const refused = await cli(["--json", "provider", "enrol", ...p(), "--request", application("erin"), "--ocsp", "--token-file", tokenFile], { cwd: dir });
     expect(refused.code).toBe(16);
     expect(JSON.parse(refused.stderr).error).toMatchObject({ code: "ERR_PROVIDER_PUBLIC_CERT_INVALID", details: { status: "revoked", source: "ocsp" } });
@@ -741,7 +741,7 @@ describe("jpki provider across a key rollover of the public CA (13-sig → 13-si
     const etag = async () => (await fetch(`${rolledBase}/crl/${caId}.crl`, { headers: { authorization: `Bearer ${readFileSync(rolledToken, "utf8").trim()}` } })).headers.get("etag");
     const before = await etag();
     await ok([...r(), "crl", "generate", "--prefecture", "13"]);
-    for (let i = 0; i < 100 && (await etag()) === before; i++) await new Promise((res) => setTimeout(res, 50));
+    await until(async () => (await etag()) !== before, `the server to serve ${caId}'s new CRL`, { everyMs: 50 });
   }
 
   beforeAll(async () => {
