@@ -406,6 +406,35 @@ describe("check what you sign", () => {
   });
 });
 
+describe("check what you sign: the fields", () => {
+  // A self-verifying signer's certificates are not verified again, so these comparisons are all that stands
+  // between a certificate that is not the one meant (another issuer, key or serial) and the store.
+  it("refuses a certificate that does not carry the CA's name as issuer, the key meant, or the serial meant", async () => {
+    const { CertificationAuthority } = await import("./authority.js");
+    const { SoftwareSigner } = await import("../pki/signer.js");
+    const { decryptPrivateKey } = await import("../pki/keys.js");
+    const { certificateParts } = await import("../pki/der.js");
+    const rec = (await ws.store.getCa("13-sig"))!;
+    const ca = CertificationAuthority.withSigner(rec, new SoftwareSigner(decryptPrivateKey(rec.encryptedKeyPem, "pw", "the CA key")), ws.config);
+    const key = spki();
+    const c = await ca.certify({ type: "signature", municipalityCode: "131016", municipalityRomaji: "Chiyoda-ku", fourItems: takahashi.fourItems, spki: key, requestedAt: clock.now(), counterId: "131016000", notAfter: new Date("2030-01-01T00:00:00Z") });
+    await expect(ca.assertIssued(c, key)).resolves.toBeUndefined();
+    const refused = expect.objectContaining({ code: "ERR_PROFILE_VIOLATION" });
+    await expect(ca.assertIssued(c, spki()), "another key").rejects.toEqual(refused);
+    const serial = Buffer.from(c.serial);
+    serial[serial.length - 1]! ^= 1;
+    await expect(ca.assertIssued({ ...c, serial }, key), "another serial").rejects.toEqual(refused);
+    await expect(ca.assertIssued({ ...c, serial: Buffer.concat([Buffer.from([1]), c.serial]) }, key), "a longer serial").rejects.toEqual(refused);
+    // One octet of the issuer name changed in the DER (its last, inside the CN's value)
+    const parts = certificateParts(c.der);
+    const at = c.der.indexOf(parts.issuer) + parts.issuer.length - 1;
+    const otherIssuer = Buffer.from(c.der);
+    otherIssuer[at]! ^= 1;
+    await expect(ca.assertIssued({ ...c, der: otherIssuer }, key), "another issuer").rejects.toEqual(refused);
+    await expect(ca.assertIssued({ ...c, der: c.der.subarray(0, 200) }, key), "truncated").rejects.toEqual(refused);
+  });
+});
+
 describe("a clock outside the CA's validity (stepped back before the CA was made, or ahead past its end)", () => {
   it("is refused with a typed error: no certificate that starts before its CA or ends before it starts", async () => {
     const jumpy = new FixedClock("2026-04-01T00:00:00Z");

@@ -1,7 +1,7 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { explicit, integer, seq } from "./der.js";
+import { explicit, integer, readHeader, seq } from "./der.js";
 import { isWholeTlv, storedTbsIs, subjectPublicKeyInfoOf, tbsCertificateOf } from "./tbs.js";
 
 describe("tbsCertificateOf", () => {
@@ -74,5 +74,62 @@ describe("subjectPublicKeyInfoOf", () => {
     expect(subjectPublicKeyInfoOf(seq(seq(integer(5), seq(), name, seq(), name, integer(1)), seq()))).toBeUndefined();
     expect(subjectPublicKeyInfoOf(der.subarray(0, 200))).toBeUndefined();
     expect(subjectPublicKeyInfoOf(Buffer.alloc(0))).toBeUndefined();
+  });
+  it("answers as the walk through readHeader and tbsCertificateOf for every truncation and many corruptions of a certificate", () => {
+    // The walk as written before it read headers in place: the stores' key-in-use check must find what it always did.
+    const reference = (d: Uint8Array): Buffer | undefined => {
+      const tbs = tbsCertificateOf(d);
+      if (!tbs) return undefined;
+      const at = (o: number) => {
+        try {
+          return readHeader(tbs, o);
+        } catch {
+          return undefined;
+        }
+      };
+      let offset = at(0)!.headerLength;
+      for (let field = 0; field < 7; field++) {
+        const h = at(offset);
+        if (!h || offset + h.headerLength + h.length > tbs.length) return undefined;
+        if (field === 0 && h.tag !== 0xa0) field++;
+        if (field === 6) return h.tag === 0x30 ? tbs.subarray(offset, offset + h.headerLength + h.length) : undefined;
+        offset += h.headerLength + h.length;
+      }
+      return undefined;
+    };
+    const cases: Buffer[] = [];
+    for (let n = 0; n <= der.length; n++) cases.push(der.subarray(0, n));
+    // every octet of the headers up to the key (and a little past), set to values that change the length form
+    const spkiAt = der.indexOf(subjectPublicKeyInfoOf(der)!);
+    for (let i = 0; i < spkiAt + 8; i++) {
+      for (const v of [0x00, 0x01, 0x30, 0x7f, 0x80, 0x81, 0x82, 0x84, 0x85, 0xa0, 0xff, der[i]! ^ 1]) {
+        const d = Buffer.from(der);
+        d[i] = v;
+        cases.push(d);
+      }
+    }
+    // lengths in the long forms readHeader takes (not DER's shortest): the outer SEQUENCE's in four octets, the
+    // TBS's in three and four
+    const outerLen = readHeader(der).length;
+    const long4 = Buffer.concat([Buffer.from([0x30, 0x84, 0, 0, outerLen >> 8, outerLen & 255]), der.subarray(readHeader(der).headerLength)]);
+    cases.push(long4);
+    const tbsAt = readHeader(der).headerLength;
+    const t = readHeader(der, tbsAt);
+    for (const lenOctets of [[0x83, 0, t.length >> 8, t.length & 255], [0x84, 0, 0, t.length >> 8, t.length & 255]]) {
+      const body = Buffer.concat([Buffer.from([0x30, ...lenOctets]), der.subarray(tbsAt + t.headerLength)]);
+      cases.push(Buffer.concat([Buffer.from([0x30, 0x82, body.length >> 8, body.length & 255]), body]));
+    }
+    // the certificate inside a larger buffer, as a view
+    const inside = Buffer.concat([Buffer.from([1, 2, 3]), der, Buffer.from([4])]).subarray(3, 3 + der.length);
+    cases.push(inside);
+    let found = 0;
+    for (const d of cases) {
+      const want = reference(d);
+      expect(subjectPublicKeyInfoOf(d), d.toString("hex").slice(0, 64)).toEqual(want);
+      if (want) found++;
+    }
+    expect(found).toBeGreaterThan(100);
+    expect(subjectPublicKeyInfoOf(inside)).toEqual(reference(der));
+    for (const d of cases.slice(-4, -1)) expect(subjectPublicKeyInfoOf(d)).toEqual(reference(der));
   });
 });

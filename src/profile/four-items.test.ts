@@ -174,6 +174,16 @@ describe("encodeFourItems", () => {
     expect([...encodeFourItems({ ...yamada, address: "𠮷".repeat(200) }).address].length).toBe(200);
   });
 
+  it("flags each unsubstituted text with one 0 per character, whatever lengths came before (the flags are shared per length)", () => {
+    for (const n of [3, 1, 40, 3, 255, 256, 300, 2]) {
+      const name = `${"山".repeat(Math.max(1, Math.floor(n / 2)))}　${"太".repeat(Math.max(1, n - 1 - Math.max(1, Math.floor(n / 2))))}`;
+      const e = encodeFourItems({ ...yamada, name, address: "東".repeat(Math.min(n, 200)) });
+      expect(e.nameSubstituteFlags).toBe("0".repeat(name.length));
+      expect(e.addressSubstituteFlags).toBe("0".repeat(Math.min(n, 200)));
+    }
+    expect(substituteText("ｶﾞ1").flags).toBe("00");
+  });
+
   it("validateFourItems checks the true form", () => {
     expect(() => validateFourItems({ ...yamada, name: "髙橋　一郎" })).not.toThrow();
     expectInvalid(() => validateFourItems({ ...yamada, birthDate: "2023-02-30" }), "birthDate");

@@ -151,8 +151,12 @@ export function toFullWidth(s: string): string {
  * `1` where a substitute was used.
  */
 export function substituteText(s: string): { text: string; flags: string } {
-  const full = toFullWidth(s);
-  if (allJisX0208(full)) return { text: full, flags: "0".repeat(full.length) };
+  return substituteFullWidth(toFullWidth(s));
+}
+
+/** substituteText of text already through toFullWidth. */
+function substituteFullWidth(full: string): { text: string; flags: string } {
+  if (allJisX0208(full)) return { text: full, flags: noSubstitutes(full.length) };
   let text = "";
   let flags = "";
   for (const ch of full) {
@@ -166,6 +170,13 @@ export function substituteText(s: string): { text: string; flags: string } {
   }
   return { text, flags };
 }
+
+/** "0" × n, the flags of text that needed no substitute: made once per length (names and addresses are short). */
+function noSubstitutes(n: number): string {
+  if (n >= ZEROS.length) return "0".repeat(n);
+  return (ZEROS[n] ??= "0".repeat(n));
+}
+const ZEROS: Array<string | undefined> = new Array(256);
 
 // ---------------------------------------------------------------------------------------------------
 // Gender 性別
@@ -271,8 +282,9 @@ const CONTROL = /[\u0000-\u001F\u007F-\u009F]/;
 
 function checkName(name: string): void {
   if (CONTROL.test(name)) throw invalid("name", "contains a control character");
-  const parts = name.split(IDEOGRAPHIC_SPACE);
-  if (parts.length !== 2 || parts[0] === "" || parts[1] === "") {
+  // Exactly one separator, with text on both sides (split into two non-empty parts, without the array).
+  const sep = name.indexOf(IDEOGRAPHIC_SPACE);
+  if (sep <= 0 || sep === name.length - 1 || name.indexOf(IDEOGRAPHIC_SPACE, sep + 1) !== -1) {
     throw invalid("name", "must be a family name and a given name separated by exactly one full-width space (U+3000)");
   }
 }
@@ -290,25 +302,35 @@ function checkAddress(address: string): void {
  * the field.
  */
 export function validateFourItems(items: FourItems): void {
+  checkedFourItems(items);
+}
+
+/**
+ * validateFourItems' checks, in its order, returning what they computed on the way: encodeFourItems runs for every
+ * certificate issued, and redid the full-width conversions and the birth date's encoding after validating.
+ */
+function checkedFourItems(items: FourItems): { fullName: string; fullAddress: string; birthDate: string; gender: GenderCode } {
   if (typeof items?.name !== "string") throw invalid("name", "is missing");
   if (typeof items.address !== "string") throw invalid("address", "is missing");
   if (typeof items.birthDate !== "string") throw invalid("birthDate", "is missing");
-  checkName(toFullWidth(items.name));
-  checkAddress(toFullWidth(items.address));
-  encodeBirthDate(items.birthDate);
-  encodeGender(items.gender);
+  const fullName = toFullWidth(items.name);
+  checkName(fullName);
+  const fullAddress = toFullWidth(items.address);
+  checkAddress(fullAddress);
+  const birthDate = encodeBirthDate(items.birthDate);
+  return { fullName, fullAddress, birthDate, gender: encodeGender(items.gender) };
 }
 
 /** The four items as the certificate carries them; validates first. */
 export function encodeFourItems(items: FourItems): EncodedFourItems {
-  validateFourItems(items);
-  const name = substituteText(items.name);
-  const address = substituteText(items.address);
+  const checked = checkedFourItems(items);
+  const name = substituteFullWidth(checked.fullName);
+  const address = substituteFullWidth(checked.fullAddress);
   return Object.freeze({
     name: name.text,
     nameSubstituteFlags: name.flags,
-    gender: encodeGender(items.gender),
-    birthDate: encodeBirthDate(items.birthDate),
+    gender: checked.gender,
+    birthDate: checked.birthDate,
     address: address.text,
     addressSubstituteFlags: address.flags,
   });

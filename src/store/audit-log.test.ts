@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { auditFields, auditHash, auditHashTail, canonicalJson, CanonicalJsonText, GENESIS_HASH, sealAudit } from "./audit-log.js";
-import { noticeBatchAudit } from "./audit-ops.js";
-import type { NoticeCommit } from "./types.js";
+import { issuanceAudit, noticeBatchAudit } from "./audit-ops.js";
+import { keyed } from "./contract.js";
+import type { IssuanceCommitResult, NoticeCommit } from "./types.js";
 import { hash } from "node:crypto";
 
 describe("canonicalJson", () => {
@@ -87,5 +88,35 @@ describe("noticeBatchAudit", () => {
     const sealed = sealAudit(entry, { seq: 7, hash: "ab".repeat(32) }, new Date(5000), "os:jpki");
     expect(sealed.hash).toBe(auditHash({ ...sealed, detail: canonicalJson(plain) }));
     expect(hash("sha256", `["${sealed.prevHash}",${auditHashTail(sealed)}`, "hex")).toBe(sealed.hash);
+  });
+});
+
+describe("issuanceAudit", () => {
+  it("records the same detail, and so the same chain hashes, as canonicalJson of the plain certificate and revocation records", () => {
+    const records = [keyed("0a01", "r1", 1000, "k1"), keyed("0a02", "r2", 1000, "k2", "authentication"), keyed("0a03", "r3", 1000, "k3")];
+    const results: IssuanceCommitResult[] = [
+      { status: "committed" as const, superseded: ["09ff", "09fe"] },
+      { status: "stale" as const, why: "registry-changed" as const },
+      { status: "committed" as const, superseded: [] },
+    ];
+    const entry = issuanceAudit(records, results)!;
+    const fields = auditFields(entry, new Date(5000), "os:jpki");
+    // the bytes as written before CanonicalJsonText (and as verified by every chain already stored)
+    expect(fields.detail).toBe(
+      `{"certificates":[{"ca":"13-sig","serial":"0a01","type":"signature"},{"ca":"13-sig","serial":"0a03","type":"signature"}],"refused":1,` +
+        `"revoked":[{"reason":4,"serial":"09ff","source":"superseded:0a01"},{"reason":4,"serial":"09fe","source":"superseded:0a01"}]}`,
+    );
+    const plain = {
+      refused: 1,
+      revoked: [
+        { source: "superseded:0a01", serial: "09ff", reason: 4 },
+        { source: "superseded:0a01", serial: "09fe", reason: 4 },
+      ],
+      certificates: [records[0]!, records[2]!].map((r) => ({ type: r.type, serial: r.serial, ca: r.caId })),
+    };
+    expect(fields.detail).toBe(canonicalJson(plain));
+    const sealed = sealAudit(entry, { seq: 7, hash: "ab".repeat(32) }, new Date(5000), "os:jpki");
+    expect(sealed.hash).toBe(auditHash({ ...sealed, detail: canonicalJson(plain) }));
+    expect(issuanceAudit([records[1]!], [results[1]!])).toBeUndefined();
   });
 });

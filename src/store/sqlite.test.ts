@@ -1006,6 +1006,38 @@ describe("SqliteStore bulk writes", () => {
       await s.close();
     }
   });
+  it("copies a batch's issuances back on the checkpointer's thread every 2,000 certificates, not after each group", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const s = SqliteStore.open(path, { create: true });
+    // In WAL mode only a checkpoint writes the database file: its size says what has been copied back.
+    const dbSize = () => statSync(path).size;
+    const group = (g: number) => Array.from({ length: 500 }, (_, i) => keyed((0x10000 + g * 500 + i).toString(16), `r${g * 500 + i}`, 1000, `key-${g}-${i}`));
+    try {
+      await s.putCa({ id: "13-sig", prefectureCode: "13", purpose: "signature", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", keyId: Buffer.alloc(20, 1), createdAt: new Date(0) });
+      const four = keyed("0a", "r0", 1000, "k").fourItems;
+      await s.upsertResidents(Array.from({ length: 2000 }, (_, i) => ({ residentCode: `r${i}`, municipalityCode: "131016", fourItems: four, status: "active" as const })));
+      // The writer's own automatic checkpoint runs at 16384 frames, far above what this writes.
+      const before = dbSize();
+      for (let g = 0; g < 3; g++) expect((await s.commitIssuances(group(g))).every((r) => r.status === "committed")).toBe(true);
+      // A checkpoint asked for after each group would have copied three groups back by now.
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(dbSize()).toBe(before);
+      expect((await s.commitIssuances(group(3))).every((r) => r.status === "committed")).toBe(true);
+      // The fourth group makes 2,000: the thread copies them back.
+      const deadline = Date.now() + 10_000;
+      while (dbSize() <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(dbSize()).toBeGreaterThan(before + 500 * 1024);
+    } finally {
+      await s.close();
+    }
+    const again = SqliteStore.open(path);
+    try {
+      expect((await again.getCertificate((0x10000 + 1999).toString(16)))?.residentCode).toBe("r1999");
+    } finally {
+      await again.close();
+    }
+  });
+
   it("keeps the WAL of back-to-back notice batches bounded: past settleFrames the writer waits for the checkpointer, and the WAL starts over", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
     // 256 frames (1 MiB) instead of SETTLE_FRAMES (32768), so a few megabytes of batches show it.

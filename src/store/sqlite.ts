@@ -984,6 +984,18 @@ const SETTLE_FRAMES = 32_768;
  */
 const BULK_ISSUANCE_GROUP = 64;
 
+/**
+ * Certificates committed in bulk between two checkpoints on the checkpointer's thread (four groups of 500). A
+ * checkpoint copies each page once however many commits since the last one wrote it (the tables' right-hand pages,
+ * the indexes' upper levels, and every leaf that took a key in more than one of those groups), then syncs the
+ * database file once. Measured (issue bench, 4,000 certificates a round): the checkpointer's thread took ≈ 18 µs of
+ * CPU a certificate checkpointing after every group of 500 (≈ 600–900 frames each), ≈ 8 µs after every fourth,
+ * ≈ 7 µs after every eighth. What it waits for is already durable: the writer syncs the WAL before a caller hears
+ * of its certificate (syncCommitted), so this only moves when the WAL is copied back. The WAL holds four groups'
+ * frames more at most (≈ 15 MB), far below SETTLE_FRAMES, which still bounds it.
+ */
+const ISSUANCES_PER_CHECKPOINT = 2000;
+
 /** Audit records per page read (auditRecords). */
 const AUDIT_PAGE = 500;
 
@@ -1245,6 +1257,8 @@ export class SqliteStore implements Store {
   /** Started by the first bulk write (a notice batch); most commands never need it. */
   #checkpointer: WalCheckpointer | undefined;
   #appendCommits = 0;
+  /** Certificates committed in bulk since the checkpointer was last asked to copy them back. */
+  #issuedSinceKick = 0;
   #settleFrames = SETTLE_FRAMES;
   #markScopesDue: Database.Statement | undefined;
   #markArlDue: Database.Statement | undefined;
@@ -2139,7 +2153,11 @@ export class SqliteStore implements Store {
     const bulk = records.length >= BULK_ISSUANCE_GROUP;
     if (bulk) await this.#beforeBulk();
     const done = await this.#commitIssuances(records);
-    if (bulk) this.#afterBulk();
+    // Copied back every ISSUANCES_PER_CHECKPOINT certificates, not after each group: see there why.
+    if (bulk && (this.#issuedSinceKick += records.length) >= ISSUANCES_PER_CHECKPOINT) {
+      this.#issuedSinceKick = 0;
+      this.#afterBulk();
+    }
     return done;
   }
 
