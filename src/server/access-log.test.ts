@@ -278,7 +278,16 @@ describe("AccessLog on a pipe", () => {
     const log = new AccessLog(f.path);
     const n = 5000; // far more than the pipe holds (64 KB)
     for (let i = 0; i < n; i++) log.record(T0, "GET", `/crl/${i}/${"x".repeat(100)}`, 304, 0, "10.0.0.1", "anonymous");
-    await new Promise((r) => setTimeout(r, 300)); // the thread meets a full pipe
+    // The thread meets a full pipe before anything is read: the lines it has written (about 430 of these fill the
+    // 64 KB) stop growing. A 300 ms pause stood for that, and a host that ran the thread late started the reader
+    // first: the test then passed without a stall to wait out.
+    let seen = -1;
+    await until(() => {
+      const written = n - log.waiting;
+      const stalled = written > 0 && written === seen;
+      seen = written;
+      return stalled;
+    }, "the thread to stop at a full pipe", { everyMs: 50 });
     const reading = setInterval(() => f.read(), 5);
     await log.close();
     clearInterval(reading);
