@@ -263,8 +263,11 @@ describe("AccessLog.reopen, the process's standard error", () => {
       }
       log.record(T0, "GET", "/crl/13-sig.crl", 304, 0.1, "10.0.0.1", "anonymous");
       await log.close();
-      // the worker's standard error reaches this process's through a stream: give it a moment
-      await new Promise((r) => setTimeout(r, 200));
+      // The thread's standard error comes through a stream piped to this process's: node hands it every chunk the
+      // thread wrote before it emits the exit close() waited for. A chunk still held there (process.stderr asked
+      // to wait: backpressure) is written once it drains. No 200 ms pause: a loaded host could take longer.
+      while (process.stderr.writableNeedDrain) await new Promise((r) => process.stderr.once("drain", r));
+      await new Promise((r) => setImmediate(r));
     } finally {
       spy.mockRestore();
     }
