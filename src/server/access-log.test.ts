@@ -263,8 +263,11 @@ describe("AccessLog.reopen, the process's standard error", () => {
       }
       log.record(T0, "GET", "/crl/13-sig.crl", 304, 0.1, "10.0.0.1", "anonymous");
       await log.close();
-      // the worker's standard error reaches this process's through a stream: give it a moment
-      await new Promise((r) => setTimeout(r, 200));
+      // The thread's standard error comes through a stream piped to this process's: node hands it every chunk the
+      // thread wrote before it emits the exit close() waited for. A chunk still held there (process.stderr asked
+      // to wait: backpressure) is written once it drains. No 200 ms pause: a loaded host could take longer.
+      while (process.stderr.writableNeedDrain) await new Promise((r) => process.stderr.once("drain", r));
+      await new Promise((r) => setImmediate(r));
     } finally {
       spy.mockRestore();
     }
@@ -278,7 +281,16 @@ describe("AccessLog on a pipe", () => {
     const log = new AccessLog(f.path);
     const n = 5000; // far more than the pipe holds (64 KB)
     for (let i = 0; i < n; i++) log.record(T0, "GET", `/crl/${i}/${"x".repeat(100)}`, 304, 0, "10.0.0.1", "anonymous");
-    await new Promise((r) => setTimeout(r, 300)); // the thread meets a full pipe
+    // The thread meets a full pipe before anything is read: the lines it has written (about 430 of these fill the
+    // 64 KB) stop growing. A 300 ms pause stood for that, and a host that ran the thread late started the reader
+    // first: the test then passed without a stall to wait out.
+    let seen = -1;
+    await until(() => {
+      const written = n - log.waiting;
+      const stalled = written > 0 && written === seen;
+      seen = written;
+      return stalled;
+    }, "the thread to stop at a full pipe", { everyMs: 50 });
     const reading = setInterval(() => f.read(), 5);
     await log.close();
     clearInterval(reading);

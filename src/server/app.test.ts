@@ -38,6 +38,7 @@ import { serveHttp } from "./serve.js";
 import { STAT_TTL_MS } from "./published.js";
 import { loopbackTls } from "../../test/loopback-tls.js";
 import { until } from "../../test/until.js";
+import { firstStallHeld } from "../../test/stall-clock.js";
 
 const clock = new FixedClock(new Date());
 let ws: Workspace;
@@ -1109,8 +1110,11 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
    * A server whose store calls are bound by `storeWaitMs`, listening on loopback, with what the watchdog tests ask
    * of it: a validation of a stored signature certificate (a disclosure write) and /healthz.
    */
-  async function watchedServer(storeWaitMs: number) {
-    const { app: api } = await buildServer(ws, { storeWaitMs, access: { onError: () => undefined } });
+  async function watchedServer(storeWaitMs: number, o: { now?: () => number; quiet?: boolean } = {}) {
+    // quiet: no re-read of the registrations, no flush of the fetch counts (an hour apart). Each is a store call the
+    // watchdog may let through as a stall's probe (one per bound), and one that answers in time ends the stall.
+    const background = o.quiet ? { refreshMs: 3_600_000, flushMs: 3_600_000 } : {};
+    const { app: api } = await buildServer(ws, { storeWaitMs, ...(o.now ? { storeNow: o.now } : {}), access: { onError: () => undefined, ...background } });
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
@@ -1123,8 +1127,11 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
   }
 
   it("a kind of call the watchdog holds (the store answers others in time, as with a lock on one table): /metrics says it held and counts its calls refused, /healthz says the store degraded with the kind and stays 200; released, both say so", async () => {
-    // a bound of 1 s: the held kind's probe is out that long, in which the next validation is refused
-    const { api, at, validate, health } = await watchedServer(1_000);
+    // a bound of 1 s: the held kind's probe is out that long, in which the next validation is refused. The watchdog's
+    // clock stands still from just before that probe until the validation after it is refused: on the wall's, a host
+    // that took this test off the CPU for a bound between the two let the second through as the kind's next probe.
+    let frozen: number | undefined;
+    const { api, at, validate, health } = await watchedServer(1_000, { now: () => frozen ?? performance.now() });
     const scrape = async () => (await fetch(`${at}/metrics`, { headers: auth, signal: AbortSignal.timeout(15_000) })).text();
     const value = (m: string, line: string) => Number(new RegExp(`^${line.replace(/[{}]/g, "\\$&")} (\\d+)$`, "m").exec(m)?.[1]);
     const HELD = 'jpki_store_held{kind="recording disclosures"}';
@@ -1142,10 +1149,13 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       expect(m).toMatch(/^# HELP jpki_store_refused_calls_total .+/m);
       expect(value(m, HELD)).toBe(1);
       // the held kind's probe goes to the store and hangs; a validation meanwhile is refused without asking it
+      frozen = performance.now();
       const probe = validate();
       await vi.waitFor(() => expect(hung).toHaveBeenCalledTimes(2), { timeout: 10_000, interval: 10 });
       expect((await validate()).status).toBe(503);
       expect(hung).toHaveBeenCalledTimes(2);
+      // the wall's clock again, never behind it: the stores' write deadlines are on it (store/watchdog.ts)
+      frozen = undefined;
       expect((await probe).status).toBe(503);
       expect(value(await scrape(), REFUSED)).toBeGreaterThanOrEqual(1);
       // the lock is gone: the next probe answers in time, and the hold ends
@@ -1163,7 +1173,10 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
   });
 
   it("while the watchdog is stalled (a call past the bound unsettled, its probes hanging too) /healthz says the store stalled, with nothing held, and stays 200 as its own read answers; once the hung calls settle it says ok", async () => {
-    const { api, at, validate, health } = await watchedServer(200);
+    // Quiet: the registrations' re-read (every 1 s) and the fetch counts' flush answer, and either, let through as the
+    // stall's probe once a bound had passed (a host that took this test off the CPU that long), ended the stall:
+    // /healthz then said "ok" where this test asks "stalled". With nothing else sent, the probes are the watchdog's own.
+    const { api, at, validate, health } = await watchedServer(200, { quiet: true });
     // the disclosure writes hang, and so does the watchdog's own probe (Store.ping): nothing it sends answers in
     // time, so the stall does not end a bound later as it does when the probe answers (the held kind above)
     const { hung, release } = hangUntilReleased("appendDisclosures");
@@ -1203,7 +1216,16 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
 
   it("GET /crl/index.json and /v1/overview answer 503 store-unresponsive with Retry-After when a store read never returns, refuse the next at once, and answer once the store does; /metrics answers without its CRL gauges and says jpki_store_responsive 0", async () => {
     const reported: Array<{ code: string | undefined; what: string }> = [];
-    const { app: api } = await buildServer(ws, { storeWaitMs: 200, overviewCacheMs: 0, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what }) } });
+    // The watchdog's clock is held from the stall's start until the store is back: on the wall's, a host that took
+    // this test off the CPU for a bound (200 ms) let the next read through as the stall's probe, or the watchdog's
+    // own probe (Store.ping, which answers here) ended the stall, and the hung store was asked again.
+    const clock = firstStallHeld();
+    const onError = (e: unknown, what: string) => {
+      const code = (e as { code?: string }).code;
+      if (code === "ERR_STORE_UNRESPONSIVE") clock.onStalled(); // the stall's report: once per stall
+      reported.push({ code, what });
+    };
+    const { app: api } = await buildServer(ws, { storeWaitMs: 200, overviewCacheMs: 0, storeNow: clock.now, access: { onError } });
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const routes = ["/crl/index.json", "/v1/overview"];
@@ -1229,6 +1251,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       expect(hung).toHaveBeenCalledTimes(1);
       // the operator is told once per stall, not once per request
       expect(reported.filter((r) => r.code === "ERR_STORE_UNRESPONSIVE")).toHaveLength(1);
+      clock.release();
       release();
       for (const path of routes) await vi.waitFor(async () => expect((await ask(path)).status, path).toBe(200), { timeout: 10_000, interval: 50 });
       const after = await (await ask("/metrics")).text();
