@@ -134,6 +134,15 @@ describe("AccessLog", () => {
     expect(log.dropped).toBe(0);
   });
 
+  it("writes each duration as accessLine does, its text made once per hundredth of a millisecond and reused", async () => {
+    // Pairs that share tenths but not hundredths, repeats (the kept text), the last kept hundredth and the first
+    // past it, rounding up and down, a negative zero, and what is not kept at all (long, negative, not a number).
+    const ms = [1.234, 1.21, 1.234, 1.2349, 1.235, 0.004, 0.005, 0, -0.001, 163.83, 163.834, 163.84, 163.85, 5000.126, -3, 12, 12.001, NaN, Infinity, 1.21];
+    const { written, expected } = await roundTrip(ms.map((m, i): Args => [T0 + i, "GET", "/crl/13-sig.crl", 304, m, "10.0.0.1", "v-1"]));
+    expect(written).toBe(expected);
+    expect(written.match(/"ms":[^,]*/g)).toEqual(["1.23", "1.21", "1.23", "1.23", "1.24", "0", "0.01", "0", "0", "163.83", "163.83", "163.84", "163.85", "5000.13", "-3", "12", "12", "null", "null", "1.21"].map((t) => `"ms":${t}`));
+  });
+
   it("cuts a very long URL (after redacting it), and logs a flood of them right", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-log-")), "access.log");
     const log = new AccessLog(path);
