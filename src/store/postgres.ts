@@ -1184,6 +1184,55 @@ export function restoreIncomplete(note: string): JpkiError {
 const AUDIT_PAGE = 500;
 
 /**
+ * PostgresStore.open's first message: the migration lock, then meta as the full open reads it (only when the table
+ * is ours: text columns key and value), sent as one simple-protocol Query. PostgreSQL runs a message's statements as
+ * one transaction and, in READ COMMITTED, gives each its own snapshot: meta is read after the lock is granted, as the
+ * full open reads it, and the lock goes when the message ends. One round trip where the full open takes six (BEGIN,
+ * the lock, three reads, COMMIT): ≈ 10–40 ms of every PostgreSQL command on a loaded host.
+ */
+const OPEN_READ = `SELECT pg_advisory_xact_lock(${MIGRATION_LOCK}, 0) AS migration_lock;
+  SELECT key, value FROM meta WHERE (SELECT count(*) FROM pg_attribute WHERE attrelid = 'meta'::regclass AND attname IN ('key', 'value') AND atttypid = 'text'::regtype AND NOT attisdropped) = 2`;
+
+/**
+ * Whether the store opens as it is, read in one round trip (OPEN_READ): a jpki store at this jpki's schema version
+ * with no mark that refuses this opener — exactly the stores on which the full open would change nothing and
+ * succeed. Anything else (no meta, another application's, an older or newer version, a mark) is false, and the full
+ * open then decides under the lock as before: it migrates, refuses with its own error, or creates.
+ *
+ * A lock wait past lock_timeout fails as the full open's does: on the migration lock, as an upgrade in progress; on
+ * meta itself (a load holds it exclusively), as the store's generic ERR_WORKSPACE_LOCKED. Which of the two waited is
+ * told by the lock statement's row, received only once the lock is granted.
+ */
+async function opensAsIs(c: ClientBase, opts: Pick<PostgresStoreOptions, "loadTarget" | "restoring">): Promise<boolean> {
+  const { Query } = loadPg();
+  const q = new Query(OPEN_READ);
+  let locked = false;
+  const meta = new Map<string, string>();
+  q.on("row", (row: Record<string, string>) => {
+    if ("migration_lock" in row) locked = true;
+    else meta.set(row.key!, row.value!);
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      q.once("end", () => resolve());
+      q.once("error", reject);
+      c.query(q);
+    });
+  } catch (e) {
+    if (pgCode(e) === PG.lockNotAvailable && !locked) throw upgradeInProgress(undefined, PG_SCHEMA_VERSION, safeCause(e));
+    // no table meta, or one without those columns, or none we may read: the full open reads the same and says what it is
+    if (isServerError(e) && pgCode(e).startsWith("42")) return false;
+    throw e;
+  }
+  return (
+    meta.get("application") === "jpki" &&
+    Number(meta.get("schema_version") ?? 0) === PG_SCHEMA_VERSION &&
+    (!meta.has(UNVERIFIED_COPY) || opts.loadTarget === true) &&
+    (!meta.has(RESTORE_PENDING) || opts.restoring === true)
+  );
+}
+
+/**
  * A stop during PostgresStore.open: `during` runs one wait on the server (connecting, the migration lock) and a
  * stop that comes meanwhile, or came before it, calls its `end` (pg-stop.ts), after which the open rejects with the
  * signal's reason instead of the error the ended wait gave. Outside those waits a stop is left to the caller.
@@ -2146,6 +2195,11 @@ export class PostgresStore implements Store {
     // idle_in_transaction_session_timeout, 57P01 of a shutdown) fails its next statement with node-postgres's
     // "not queryable", and the report says why from the server's own error (endedBy).
     pool.on("connect", (client) => client.on("error", (e: unknown) => isServerError(e) && SERVER_ENDED.set(client, e)));
+    const opened = () => {
+      // keepAlive: a lock connection idles while its holder works on pooled ones; TCP keepalive finds a server gone meanwhile
+      const sessionClient = (applicationName: string) => new TimedClient({ connectionString, application_name: applicationName, types: int8AsBigint(types), keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS });
+      return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient, opts.presenceRetryMs ?? 5000, opts.closeWaitMs ?? CLOSE_WAIT_MS);
+    };
     try {
       const c = await stop.during(
         () => connecting?.forEach(dropConnection),
@@ -2156,14 +2210,18 @@ export class PostgresStore implements Store {
       let sessionLocked = false;
       let broken: Error | undefined;
       try {
+        // A stop ends a wait on the server (the server cancels it): the lock's, or a read's — nothing is written
+        // before the lock is held, and the first message only reads.
+        const endWait = () => {
+          stop.cancelling = sendCancelRequest(c);
+          dropConnection(c);
+        };
+        // The usual case, a store at this version, in one round trip; any other goes through the full open below.
+        if (await stop.during(endWait, () => opensAsIs(c, opts))) return opened();
         // Two processes opening a new database at once: one migrates, the other then sees the result. One that
         // opens it while another upgrades waits here (lockTimeoutMs), and is told so if that is not enough.
-        // A stop ends the wait (the server cancels it); nothing is written before the lock is held.
         await stop.during(
-          () => {
-            stop.cancelling = sendCancelRequest(c);
-            dropConnection(c);
-          },
+          endWait,
           async () => {
             await c.query("BEGIN");
             try {
@@ -2229,9 +2287,7 @@ export class PostgresStore implements Store {
         // a connection whose unlock failed is closed, which drops the lock
         c.release(broken);
       }
-      // keepAlive: a lock connection idles while its holder works on pooled ones; TCP keepalive finds a server gone meanwhile
-      const sessionClient = (applicationName: string) => new TimedClient({ connectionString, application_name: applicationName, types: int8AsBigint(types), keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS });
-      return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient, opts.presenceRetryMs ?? 5000, opts.closeWaitMs ?? CLOSE_WAIT_MS);
+      return opened();
     } catch (e) {
       connecting?.forEach(dropConnection);
       await pool.end().catch(() => undefined);
