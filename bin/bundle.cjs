@@ -21,6 +21,14 @@
  * those it carried in turn: a process outlives one build under it, and the directory stays one build plus the
  * changed chunks of the one before. `node bin/bundle.cjs [OUTDIR]` (OUTDIR for the test of this file).
  *
+ * node-postgres, the one package a PostgreSQL command loads (its connection, every statement), is bundled too, into a
+ * CommonJS file of its own beside the chunks (PG_BUNDLE, dist/bundle/pg.cjs) that src/store/postgres.ts loadPg
+ * requires when it runs from a chunk here: its 32 files (pg, pg-protocol, pg-pool, pg-types and their small
+ * dependencies) each cost Node a resolution, a read and a compile, ≈ 20 ms of every PostgreSQL command against ≈ 10
+ * for the one file (measured on this 2-core host, chrt -f 10). Not imported by the chunks: a SQLite command never
+ * loads it, and loadPg keeps its stand-in for the runtime probe around the require. Its optional native binding
+ * (pg-native) and Cloudflare's socket stay outside, resolved from node_modules if ever asked for.
+ *
  * The bundle says which tsc build it was made from: an empty file named after dist/.tsbuildinfo's size and time
  * (bin/entry.cjs recordMark), which the launcher looks for. A record that changed while esbuild read dist/src (a tsc
  * writing it meanwhile: two builds in one checkout) drops this bundle (the other build makes its own) and says so.
@@ -36,6 +44,8 @@ const RECORD = join(ROOT, "dist", ".tsbuildinfo");
 /** The file in a bundle that lists the chunks its own build made (not those carried over from the build before). */
 const OWN = "chunks.json";
 const CHUNK = /^chunk-[A-Z0-9]+\.js$/;
+/** node-postgres in one file, beside the chunks (loadPg in src/store/postgres.ts names it the same). */
+const PG_BUNDLE = "pg.cjs";
 /** `new URL("./x.js", import.meta.url)`, as tsc emits it from our sources. */
 const THREAD_ENTRY = /new URL\("(\.\.?\/[^"]+\.js)", import\.meta\.url\)/g;
 
@@ -112,6 +122,21 @@ async function bundle(outdir = join(ROOT, "dist", "bundle")) {
   const staging = options.outdir;
   rmSync(staging, { recursive: true, force: true });
   await esbuild.build({ ...options, entryPoints: [MAIN, ...threads] });
+  await esbuild.build({
+    stdin: { contents: 'module.exports = require("pg");\n', resolveDir: ROOT, sourcefile: "pg-bundle-entry.cjs", loader: "js" },
+    outdir: staging,
+    entryNames: PG_BUNDLE.replace(/\.cjs$/, ""),
+    outExtension: { ".js": ".cjs" },
+    absWorkingDir: ROOT,
+    bundle: true,
+    format: "cjs",
+    platform: "node",
+    target: "node20",
+    external: ["pg-native", "pg-cloudflare"],
+    sourcemap: "linked",
+    sourcesContent: false,
+    logLevel: "warning",
+  });
   // every thread the bundle starts has its entry beside it: a missing one would run its work in the calling thread,
   // silently slower (the starters check that the file exists)
   for (const f of readdirSync(staging).filter((f) => f.endsWith(".js"))) {

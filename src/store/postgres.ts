@@ -1339,6 +1339,19 @@ export function connectTimeoutOf(connectionString: string, env: NodeJS.ProcessEn
 let pgModule: typeof import("pg") | undefined;
 
 /**
+ * node-postgres in one file (bin/bundle.cjs PG_BUNDLE), when this module runs from the start-up bundle, which holds
+ * it beside its chunks: ≈ 10 ms of a PostgreSQL command's start-up less than its 32 files from node_modules. From
+ * dist/src (the library, the tests) there is none, and pg comes from node_modules.
+ */
+function bundledPg(load: NodeJS.Require): string | undefined {
+  try {
+    return load.resolve("./pg.cjs");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * node-postgres, loaded once. Its load probes for Cloudflare Workers (lib/stream.js): without a global
  * `navigator` (Node 20 has none; 21 and later do) it constructs a fetch Response, which loads undici — about
  * 18 ms of every PostgreSQL command's start-up, a tenth of `jpki crl generate`'s fixed cost. A navigator
@@ -1351,7 +1364,8 @@ function loadPg(): typeof import("pg") {
   const standIn = g.navigator === undefined;
   if (standIn) Object.defineProperty(g, "navigator", { value: { userAgent: "Node.js" }, configurable: true, writable: true });
   try {
-    pgModule = createRequire(import.meta.url)("pg") as typeof import("pg");
+    const load = createRequire(import.meta.url);
+    pgModule = load(bundledPg(load) ?? "pg") as typeof import("pg");
   } finally {
     if (standIn) delete g.navigator;
   }

@@ -90,6 +90,8 @@ interface Loaded {
   commands: string[];
   /** Which build of the program it ran: the start-up bundle (dist/bundle/) or the modules (dist/src/). */
   ran: { bundle: boolean; modules: boolean };
+  /** Whether it loaded node-postgres from the bundle's one file (bin/bundle.cjs PG_BUNDLE) rather than node_modules. */
+  bundledPg: boolean;
 }
 
 /**
@@ -108,7 +110,7 @@ function loadedBy(args: string[], name: string, root = ROOT, { bundle = false, e
   const packages = new Set(urls.map(packageOf).filter((p): p is string => p !== undefined));
   const commands = [...new Set(urls.filter((u) => u.includes("/dist/src/cli/commands/")).map((u) => u.split("/").at(-1)!))].sort();
   const ran = { bundle: urls.some((u) => u.includes("/dist/bundle/")), modules: urls.some((u) => u.includes("/dist/src/")) };
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, packages, program: urls.some((u) => u.includes("/dist/")), commands, ran };
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, packages, program: urls.some((u) => u.includes("/dist/")), commands, ran, bundledPg: urls.some((u) => u.endsWith("/dist/bundle/pg.cjs")) };
 }
 
 /** The same arguments through the program itself (--run-module skips the launcher's answers). */
@@ -269,7 +271,7 @@ describe("start-up loads the library only when a command needs it", () => {
 
 describe("a PostgreSQL workspace", () => {
   const server = usePostgres();
-  it("jpki crl generate loads no SQLite driver: pg and commander only", async () => {
+  it("jpki crl generate loads no SQLite driver: pg and commander only (the bundle: its own pg file and commander)", async () => {
     const env = { JPKI_STORE: await server.createDatabase() };
     const ws = join(dir, "crl-pg-ws");
     const init = await cli(["--workspace", ws, "ca", "init", "--prefecture", "13", "--store", "postgres"], { cwd: dir, env: { JPKI_PASSPHRASE: "x", ...env } });
@@ -278,6 +280,12 @@ describe("a PostgreSQL workspace", () => {
       const r = loadedBy(["--workspace", ws, "crl", "generate", "--ca", "13-sig"], `crl-generate-pg-${bundle}`, ROOT, { bundle, env });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toContain(`CRL 13-sig #${bundle ? 2 : 1}`);
+      expect(r.bundledPg).toBe(bundle);
+      if (bundle) {
+        // node-postgres and its dependencies in the bundle's one file (bin/bundle.cjs PG_BUNDLE): of node_modules, commander alone
+        expect([...r.packages]).toEqual(["commander"]);
+        continue;
+      }
       expect(r.packages).toContain("pg");
       // node-postgres and its own small dependencies (pg-*, postgres-* type parsers, split2 for pgpass), commander
       for (const p of r.packages) expect(p, p).toMatch(/^(pg|pg-.+|pgpass|postgres-.+|split2|xtend|commander)$/);
