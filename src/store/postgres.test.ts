@@ -603,6 +603,26 @@ describe("PostgresStore specifics", () => {
     }
   });
 
+  it("CRL status per scope (every crl generate reads it) is one statement sent alone: one message, no BEGIN and COMMIT around it", async () => {
+    const s = await PostgresStore.open(await server.createDatabase(await migratedTemplate()));
+    try {
+      await s.putCa(ca);
+      const spy = vi.spyOn(pg.Client.prototype, "query");
+      let messages: number;
+      let status: Awaited<ReturnType<PostgresStore["crlScopeStatus"]>>;
+      try {
+        status = await s.crlScopeStatus();
+        messages = spy.mock.calls.length;
+      } finally {
+        spy.mockRestore();
+      }
+      expect(messages).toBe(1);
+      expect(status.map((x) => [x.caId, x.scope, x.dirty])).toContainEqual([ca.id, "arl", false]);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("a notice batch whose numbers are not integers (a reason of 1.5, a count of NaN) is refused as ours (ERR_INTERNAL), not stored cut to 1 or 0", async () => {
     // Its arrays travel in binary (pg-binary.ts), where Buffer's int4 writer would cut them silently.
     const s = await PostgresStore.open(await server.createDatabase(), { create: true });
