@@ -31,19 +31,33 @@ import { scratchDatabase, type Backend } from "./backends.js";
 import { gc } from "./gc.js";
 import type { BenchResult } from "./issue.js";
 import { profiled } from "./profile.js";
+import { processCpuSeconds, sectionThreads, threadTicks } from "./threads.js";
 
 /** The absolute goal for notice ingestion (notices/s on the reference machine). */
 const GOAL_PER_SECOND = 20_000;
 
-/** Counts the time spent regenerating CRLs (mid-run and at the end) inside the timed run. */
+/** The main thread's CPU seconds so far (/proc, 10 ms ticks); 0 off Linux. */
+const mainCpu = () => (threadTicks()?.get(process.pid) ?? 0) / 100;
+
+/**
+ * Counts the time spent regenerating CRLs (mid-run and at the end) inside the timed run, and the CPU spent meanwhile:
+ * the main thread's and the whole process's (what overlaps from other threads counted too: after the last batch
+ * nothing else runs but the checkpointer and GC helpers).
+ */
 class TimedCrlUpdater extends CrlUpdater {
   seconds = 0;
+  mainCpu = 0;
+  processCpu = 0;
   override async regenerate(caIds: readonly string[]): Promise<PublishedCrl[]> {
     const t0 = process.hrtime.bigint();
+    const m0 = mainCpu();
+    const p0 = processCpuSeconds();
     try {
       return await super.regenerate(caIds);
     } finally {
       this.seconds += Number(process.hrtime.bigint() - t0) / 1e9;
+      this.mainCpu += mainCpu() - m0;
+      this.processCpu += processCpuSeconds() - p0;
     }
   }
 }
@@ -100,6 +114,22 @@ function rawInsertsPerSecond(path: string, rows: ReadonlyArray<readonly [string,
   } finally {
     db.close();
   }
+}
+
+/**
+ * The timed run's CPU per notice by thread (µs): is the second core busy, and with what? The main thread commits and
+ * publishes the CRLs; "reader" is the CPU of threads that ended in the run (the notice reader thread); the others are
+ * listed largest first (born in the run, or there before it: GC helpers, libuv's pool, the WAL checkpointer).
+ */
+function threadsLine(t: ReturnType<typeof sectionThreads>, notices: number, secs: number, updater: TimedCrlUpdater): string {
+  const us = (s: number) => ((s * 1e6) / notices).toFixed(1);
+  const rest = t.others.slice(0, 4).map((o) => `${us(o.seconds)}${o.born ? "*" : ""}`);
+  const small = t.others.slice(4).reduce((s, o) => s + o.seconds, 0);
+  return (
+    `threads   µs CPU a notice: all ${us(t.total)} (${(t.total / secs).toFixed(2)} cores over ${secs.toFixed(2)} s), main ${us(t.main)} ` +
+    `(of it CRL rounds ${us(updater.mainCpu)}; process during them ${us(updater.processCpu)}), reader (ended) ${us(t.ended)}, ` +
+    `others ${rest.join(" ")}${small ? ` +${us(small)}` : ""} (* born in the run)`
+  );
 }
 
 export async function benchNotices(backend: Backend, opts: { residents?: number; notices?: number } = {}): Promise<BenchResult> {
@@ -226,6 +256,7 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
     const rssBefore = process.memoryUsage().rss;
 
     // --- timed -------------------------------------------------------------------------------------------
+    const before = { ticks: threadTicks(), cpu: processCpuSeconds() };
     t0 = process.hrtime.bigint();
     const r = await profiled(`notices-${backend.name}`, () =>
       runIngest(ws, {
@@ -238,6 +269,7 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
       }),
     );
     const secs = since(t0);
+    const after = { ticks: threadTicks(), cpu: processCpuSeconds() };
 
     // --- light correctness check -------------------------------------------------------------------------
     if (r.rejected > 0) throw new Error(`bench notices: ${r.rejected} of ${r.read} notices rejected (see ${r.rejectFile})`);
@@ -257,6 +289,7 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
       `run       ${r.read} read, ${r.applied} applied, ${r.held} held, ${r.duplicates} duplicates, ${r.rejected} rejected in ${secs.toFixed(2)} s`,
       `revoked   ${r.revocations}${reasons ? ` (${reasons})` : ""}`,
       `CRLs      ${r.crls.length} regenerated over ${new Set(r.crls.map((c) => c.ca)).size} CAs (${crlEntries} entries in all) in ${updater.seconds.toFixed(2)} s of the ${secs.toFixed(2)} s`,
+      ...(before.ticks && after.ticks ? [threadsLine(sectionThreads({ ticks: before.ticks, cpu: before.cpu }, { ticks: after.ticks, cpu: after.cpu }), r.read, secs, updater)] : []),
       `memory    RSS ${mb(usage.rss)} at the end (${mb(rssBefore)} before the timed run, ${mb(rssAtStart)} before the setup), process peak ${mb(process.resourceUsage().maxRSS * 1024)}${peakAtStart > rssAtStart * 1.5 ? ` (${mb(peakAtStart)} already before this section)` : ""} (heap used ${mb(usage.heapUsed)})`,
     ].join("\n");
     return {

@@ -75,3 +75,38 @@ export function cpuByGroup(section: ReadonlyMap<number, number>, mainTid: number
   }
   return { main: main / 100, signing: sign / 100, other: other / 100 };
 }
+
+/** CPU seconds (user + system) of the whole process so far, threads that have ended included. */
+export function processCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/**
+ * A timed section's CPU by thread for the notice bench: the main thread (which commits), the threads that were there
+ * before the section and are still there (V8's GC helpers, libuv's pool, the WAL checkpointer when a setup write
+ * started it), the threads born in it that are still there, and the CPU of threads that ended in it (the notice
+ * reader thread, ended with its input) — the process's own count less what the living threads account for.
+ */
+export interface SectionThreads {
+  readonly main: number;
+  /** each living thread other than main, seconds, largest first, with whether it was born in the section */
+  readonly others: ReadonlyArray<{ readonly tid: number; readonly seconds: number; readonly born: boolean }>;
+  /** threads that ended during the section */
+  readonly ended: number;
+  readonly total: number;
+}
+
+export function sectionThreads(before: { ticks: ThreadTicks; cpu: number }, after: { ticks: ThreadTicks; cpu: number }): SectionThreads {
+  const d = ticksBetween(before.ticks, after.ticks);
+  const main = (d.get(process.pid) ?? 0) / 100;
+  const others = [...d]
+    .filter(([tid]) => tid !== process.pid)
+    .map(([tid, t]) => ({ tid, seconds: t / 100, born: !before.ticks.has(tid) }))
+    .filter((o) => o.seconds > 0)
+    .sort((a, b) => b.seconds - a.seconds);
+  const total = after.cpu - before.cpu;
+  const living = main + others.reduce((s, o) => s + o.seconds, 0);
+  // Ticks are 10 ms a thread: a few threads' rounding can put the living above the process's own count.
+  return { main, others, ended: Math.max(0, total - living), total };
+}

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, sign } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { cpuByGroup, signingThreads, threadTicks, ticksBetween } from "../bench/threads.js";
+import { cpuByGroup, sectionThreads, signingThreads, threadTicks, ticksBetween } from "../bench/threads.js";
 
 describe("bench/threads: CPU per thread group (issue bench)", () => {
   const MAIN = 100;
@@ -46,3 +46,24 @@ describe("bench/threads: CPU per thread group (issue bench)", () => {
     expect(g.main).toBeGreaterThanOrEqual(0.1);
   });
 });
+
+describe("bench/threads: a section's CPU by thread (notice bench)", () => {
+  it("counts the main thread, the living others largest first (born in the section or not), and what threads that ended took", () => {
+    const main = process.pid;
+    // 201, 202: there before (GC helpers); 203: born in the section (the checkpointer); the reader thread ended in it,
+    // so it is in no snapshot after: only the process's own count has its CPU
+    const before = { ticks: new Map([[main, 1000], [201, 50], [202, 40]]), cpu: 20 };
+    const after = { ticks: new Map([[main, 1300], [201, 70], [202, 40], [203, 30]]), cpu: 25.5 };
+    const t = sectionThreads(before, after);
+    expect(t.main).toBe(3);
+    expect(t.others).toEqual([
+      { tid: 203, seconds: 0.3, born: true },
+      { tid: 201, seconds: 0.2, born: false },
+    ]);
+    expect(t.total).toBe(5.5);
+    expect(t.ended).toBeCloseTo(2, 9);
+    // ticks rounded up past the process's count: nothing ended, never a negative share
+    expect(sectionThreads(before, { ...after, cpu: 23 }).ended).toBe(0);
+  });
+});
+

@@ -12,6 +12,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Workspace as WorkspaceType } from "../workspace/workspace.js";
 
 const fail = vi.hoisted(() => ({ code: undefined as string | undefined, link: undefined as string | undefined, open: undefined as string | undefined }));
+/** Every directory sync the publisher asked for (staging.ts syncDir), in order. */
+const dirSyncs = vi.hoisted(() => [] as string[]);
 // The history link (<file>.<number>): a directory that cannot take one more entry fails it with ENOSPC.
 vi.mock("node:fs", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:fs")>();
@@ -27,6 +29,10 @@ vi.mock("../store/staging.js", async (importOriginal) => {
   const real = await importOriginal<typeof import("../store/staging.js")>();
   return {
     ...real,
+    syncDir: (dir: string) => {
+      dirSyncs.push(dir);
+      real.syncDir(dir);
+    },
     openStagingFile: (...args: Parameters<typeof real.openStagingFile>) => {
       if (fail.open) throw Object.assign(new Error(`${fail.open}: simulated, open`), { code: fail.open, syscall: "open", path: join(dirname(args[0]), `.${basename(args[0])}.tmp`) });
       const f = real.openStagingFile(...args);
@@ -87,6 +93,25 @@ afterEach(async () => {
   fail.link = undefined;
   fail.open = undefined;
   for (const ws of open.splice(0)) await ws.close();
+});
+
+describe("CrlPublisher: a CA's partitions", () => {
+  it("are installed and recorded in one store transaction, with one sync of their directory (not one a CRL)", async () => {
+    const ws = await withPartitions(["131016", "131024", "131032"]);
+    const publishCrls = vi.spyOn(ws.store, "publishCrls");
+    const publishCrl = vi.spyOn(ws.store, "publishCrl");
+    dirSyncs.length = 0;
+    const out = await generateCrls(ws, { ca: "13-sig", passphrase: "pw", partitions: "all" });
+    const partitions = out.filter((c) => /^\d{6}$/.test(c.scope)).map((c) => c.scope);
+    expect(partitions.sort()).toEqual(["131016", "131024", "131032"]);
+    expect(publishCrls).toHaveBeenCalledTimes(1);
+    expect(publishCrls.mock.calls[0]![0].map((c) => c.rec.scope)).toEqual(["131016", "131024", "131032"]);
+    // the full CRL and the ARL one each, as before
+    expect(publishCrl.mock.calls.map((c) => c[0].scope ?? "")).toEqual(["", "arl"]);
+    expect(dirSyncs.filter((d) => d === join(ws.paths.crlDir, "13-sig"))).toHaveLength(1);
+    for (const m of ["131016", "131024", "131032"]) expect(existsSync(join(ws.paths.crlDir, "13-sig", `${m}.crl`))).toBe(true);
+    expect(await ws.store.crlScopeStatus()).toEqual(expect.not.arrayContaining([expect.objectContaining({ caId: "13-sig", dirty: true })]));
+  });
 });
 
 describe("CrlPublisher on a CRL directory that cannot be written", () => {

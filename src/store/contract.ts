@@ -1115,6 +1115,50 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("publishes several CRLs in one transaction: each as publishCrl would, the settling step once after every install, a failed install holding back none of the others", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("a"), { ...resident("b"), municipalityCode: "131024" }, { ...resident("c"), municipalityCode: "131032" }]);
+      const inMuni = (c: IssuanceRecord, m: string): IssuanceRecord => ({ ...c, municipalityCode: m });
+      await s.commitIssuances([cert("0e01", "a", 1000), inMuni(cert("0e02", "b", 1000), "131024"), inMuni(cert("0e03", "c", 1000), "131032")]);
+      for (const serial of ["0e01", "0e02", "0e03"]) await s.revoke({ serial, revokedAt: new Date(Date.UTC(2025, 0, 1)), reason: 1, source: "manual" });
+      const t = new Date(0), n = new Date(1000);
+      const scopes = async () => (await s.crlScopeStatus()).map((x) => `${x.scope || "full"}:${x.dirty ? "dirty" : "clean"}:${x.latest?.number ?? "-"}`);
+      expect(await scopes()).toEqual(["131016:dirty:-", "131024:dirty:-", "131032:dirty:-", "arl:clean:-"]);
+      const [p1, p2, p3] = [await s.reserveCrl("13-sig", t, n, "131016"), await s.reserveCrl("13-sig", t, n, "131024"), await s.reserveCrl("13-sig", t, n, "131032")];
+      const rec = (number: bigint, scope: string) => ({ caId: "13-sig", number, entries: 1, path: `crl/13-sig/${scope}.crl`, sha256: "ab", scope });
+      const events: string[] = [];
+      const full = new Error("no space left on device");
+      const out = await s.publishCrls(
+        [
+          { rec: rec(p1.number, "131016"), install: () => void events.push("install 131016") },
+          { rec: rec(p2.number, "131024"), install: () => (events.push("install 131024"), (() => { throw full; })()) },
+          { rec: rec(p3.number, "131032"), install: () => void events.push("install 131032") },
+        ],
+        () => void events.push("settle"),
+      );
+      expect(out).toEqual([true, { error: full }, true]);
+      expect(events).toEqual(["install 131016", "install 131024", "install 131032", "settle"]);
+      // the failed one stays due, its reservation open; the others are published and clean
+      expect(await scopes()).toEqual(["131016:clean:1", "131024:dirty:-", "131032:clean:3", "arl:clean:-"]);
+      // a settling step that throws records none of them
+      const [q2, q3, q3b] = [await s.reserveCrl("13-sig", t, n, "131024"), await s.reserveCrl("13-sig", t, n, "131032"), await s.reserveCrl("13-sig", t, n, "131032")];
+      await expect(
+        s.publishCrls([{ rec: rec(q2.number, "131024"), install: () => undefined }, { rec: rec(q3b.number, "131032"), install: () => undefined }], () => {
+          throw new Error("EIO");
+        }),
+      ).rejects.toBeTruthy();
+      expect(await scopes()).toEqual(["131016:clean:1", "131024:dirty:-", "131032:dirty:3", "arl:clean:-"]);
+      expect(await s.publishCrls([{ rec: rec(q2.number, "131024"), install: () => undefined }, { rec: rec(q3b.number, "131032"), install: () => undefined }], () => undefined)).toEqual([true, true]);
+      expect(await scopes()).toEqual(["131016:clean:1", "131024:clean:4", "131032:clean:6", "arl:clean:-"]);
+      // superseded (a higher number of its scope published): not installed, false in its place
+      expect(await s.publishCrls([{ rec: rec(q3.number, "131032"), install: () => void events.push("never") }], () => undefined)).toEqual([false]);
+      expect(events).not.toContain("never");
+      // a store failure (a reservation of another scope) fails the whole call
+      await expect(s.publishCrls([{ rec: rec(q3b.number, "131024"), install: () => undefined }], () => undefined)).rejects.toSatisfy((e: unknown) => isJpkiError(e, "ERR_INTERNAL"));
+      await s.close();
+    });
+
     it("builds delta CRLs: on the latest full CRL, from the CA's one number sequence, listing what its base may miss, marking nothing clean", async () => {
       const s = await make();
       await s.putCa(ca());

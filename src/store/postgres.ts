@@ -139,7 +139,7 @@ import type {
   WriteDeadline,
   SharedCertifiedKey,
 } from "./types.js";
-import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus, type KnownBlocks } from "./types.js";
+import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, CrlInstallFailed, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, guardedInstall, sweepBatchSize, type PublishedCrlRecord, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus, type KnownBlocks } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
 import { activeCompromiseMessage, auditDigest, caCompromisedAudit, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { FILL_PAGE_ROWS, fillMarkKey, pageRowsOf, upgradeInProgress, type UpgradeOptions } from "./upgrade.js";
@@ -3455,30 +3455,50 @@ export class PostgresStore implements Store {
     );
   }
 
-  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string; scope?: CrlScope }, install: () => void): Promise<boolean> {
-    const scope = rec.scope ?? FULL_SCOPE;
-    return this.#tx("recording a published CRL", async (c) => {
-      // The CA's crl_state row locked, the reservation checked, and one superseded meanwhile marked so (migration 24).
-      const row = (
-        await c.query<{ o_state: string | null; o_revision: bigint | null; o_restore: string | null }>({
-          name: "jpki_crl_publish_check",
-          text: "SELECT * FROM jpki_crl_publish_check($1, $2, $3)",
-          values: [rec.caId, rec.number, scope],
-        })
-      ).rows[0]!;
-      if (row.o_restore !== null) throw restoreIncomplete(row.o_restore);
-      if (row.o_state === "unreserved") throw new JpkiError("ERR_INTERNAL", `CRL ${rec.caId} #${rec.number} was not reserved for this scope`);
-      if (row.o_state === "superseded") return false;
-      // The files go into place while this transaction holds the CA's crl_state row, so two publishers of
-      // one CA cannot interleave their renames: the file on disk only ever moves to a higher number.
-      install();
-      await c.query({
-        name: "jpki_crl_publish_finish",
-        text: `SELECT jpki_crl_publish_finish($7, $8, $9, $10, $11, $12, $13, ${AUDIT_APPEND_ARGS})`,
-        values: [...this.#auditColumns([crlAudit(rec, scope)]), rec.caId, rec.number, scope, row.o_revision, rec.entries, rec.path, rec.sha256],
-      });
-      return true;
+  publishCrl(rec: PublishedCrlRecord, install: () => void): Promise<boolean> {
+    return this.#tx("recording a published CRL", (c) => this.#publishOne(c, rec, install));
+  }
+
+  publishCrls(crls: ReadonlyArray<{ readonly rec: PublishedCrlRecord; readonly install: () => void }>, settle: () => void): Promise<Array<boolean | { readonly error: unknown }>> {
+    return this.#tx("recording published CRLs", async (c) => {
+      const out: Array<boolean | { readonly error: unknown }> = [];
+      // An install that throws comes before its CRL's record is written (#publishOne): the others go on.
+      for (const { rec, install } of crls) {
+        try {
+          out.push(await this.#publishOne(c, rec, guardedInstall(install)));
+        } catch (e) {
+          if (!(e instanceof CrlInstallFailed)) throw e;
+          out.push({ error: e.error });
+        }
+      }
+      settle();
+      return out;
     });
+  }
+
+  /** One CRL's publication, in the caller's transaction (publishCrl, publishCrls). */
+  async #publishOne(c: PoolClient, rec: PublishedCrlRecord, install: () => void): Promise<boolean> {
+    const scope = rec.scope ?? FULL_SCOPE;
+    // The CA's crl_state row locked, the reservation checked, and one superseded meanwhile marked so (migration 24).
+    const row = (
+      await c.query<{ o_state: string | null; o_revision: bigint | null; o_restore: string | null }>({
+        name: "jpki_crl_publish_check",
+        text: "SELECT * FROM jpki_crl_publish_check($1, $2, $3)",
+        values: [rec.caId, rec.number, scope],
+      })
+    ).rows[0]!;
+    if (row.o_restore !== null) throw restoreIncomplete(row.o_restore);
+    if (row.o_state === "unreserved") throw new JpkiError("ERR_INTERNAL", `CRL ${rec.caId} #${rec.number} was not reserved for this scope`);
+    if (row.o_state === "superseded") return false;
+    // The files go into place while this transaction holds the CA's crl_state row, so two publishers of
+    // one CA cannot interleave their renames: the file on disk only ever moves to a higher number.
+    install();
+    await c.query({
+      name: "jpki_crl_publish_finish",
+      text: `SELECT jpki_crl_publish_finish($7, $8, $9, $10, $11, $12, $13, ${AUDIT_APPEND_ARGS})`,
+      values: [...this.#auditColumns([crlAudit(rec, scope)]), rec.caId, rec.number, scope, row.o_revision, rec.entries, rec.path, rec.sha256],
+    });
+    return true;
   }
 
   syncCommitted(): Promise<void> {

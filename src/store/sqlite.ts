@@ -115,7 +115,7 @@ import type {
   WriteDeadline,
   SharedCertifiedKey,
 } from "./types.js";
-import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, sweepBatchSize, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope, type KnownBlocks } from "./types.js";
+import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, CrlInstallFailed, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, guardedInstall, sweepBatchSize, type PublishedCrlRecord, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope, type KnownBlocks } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
 import { storedTbsIs } from "../pki/tbs.js";
 import { WalCheckpointer } from "./checkpointer.js";
@@ -2552,31 +2552,50 @@ export class SqliteStore implements Store {
     );
   }
 
-  publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string; scope?: CrlScope }, install: () => void): Promise<boolean> {
-    const scope = rec.scope ?? FULL_SCOPE;
-    return this.#run("recording a published CRL", () =>
+  publishCrl(rec: PublishedCrlRecord, install: () => void): Promise<boolean> {
+    return this.#run("recording a published CRL", () => this.#db.transaction(() => this.#publishOne(rec, install)).immediate());
+  }
+
+  publishCrls(crls: ReadonlyArray<{ readonly rec: PublishedCrlRecord; readonly install: () => void }>, settle: () => void): Promise<Array<boolean | { readonly error: unknown }>> {
+    return this.#run("recording published CRLs", () =>
       this.#db.transaction(() => {
-        const st = this.#stmts;
-        const row = st.crlRow.get(rec.caId, rec.number) as { revision: bigint; state: string; scope: string } | undefined;
-        if (!row || row.state !== "reserved" || row.scope !== scope) throw new JpkiError("ERR_INTERNAL", `CRL ${rec.caId} #${rec.number} was not reserved for this scope`);
-        const latest = (
-          scope === FULL_SCOPE ? st.maxPublished.get(rec.caId) : scope === DELTA_SCOPE ? st.maxPublishedIn.get(rec.caId, scope) : st.scopePublished.get(rec.caId, scope)
-        ) as bigint | null | undefined;
-        if (latest !== null && latest !== undefined && latest >= rec.number) {
-          st.supersedeCrl.run(rec.caId, rec.number);
-          return false;
-        }
-        // The files go into place while this transaction holds the write lock, so two publishers of one CA
-        // cannot interleave their renames: the file on disk only ever moves to a higher number.
-        install();
-        st.publishCrl.run(rec.entries, rec.path, rec.sha256, rec.caId, rec.number);
-        // A delta marks nothing clean: the CA stays due for its next complete CRL.
-        if (scope === FULL_SCOPE) st.markPublished.run(rec.caId, Number(row.revision));
-        else if (scope !== DELTA_SCOPE) st.markScopePublished.run(rec.caId, scope, Number(row.revision), rec.number);
-        this.#appendAudit(crlAudit(rec, scope));
-        return true;
+        // An install that throws has written nothing of its CRL here (#publishOne only reads before it): the others go on.
+        const out = crls.map(({ rec, install }) => {
+          try {
+            return this.#publishOne(rec, guardedInstall(install));
+          } catch (e) {
+            if (!(e instanceof CrlInstallFailed)) throw e;
+            return { error: e.error };
+          }
+        });
+        settle();
+        return out;
       }).immediate(),
     );
+  }
+
+  /** One CRL's publication, in the caller's write transaction (publishCrl, publishCrls). */
+  #publishOne(rec: PublishedCrlRecord, install: () => void): boolean {
+    const scope = rec.scope ?? FULL_SCOPE;
+    const st = this.#stmts;
+    const row = st.crlRow.get(rec.caId, rec.number) as { revision: bigint; state: string; scope: string } | undefined;
+    if (!row || row.state !== "reserved" || row.scope !== scope) throw new JpkiError("ERR_INTERNAL", `CRL ${rec.caId} #${rec.number} was not reserved for this scope`);
+    const latest = (
+      scope === FULL_SCOPE ? st.maxPublished.get(rec.caId) : scope === DELTA_SCOPE ? st.maxPublishedIn.get(rec.caId, scope) : st.scopePublished.get(rec.caId, scope)
+    ) as bigint | null | undefined;
+    if (latest !== null && latest !== undefined && latest >= rec.number) {
+      st.supersedeCrl.run(rec.caId, rec.number);
+      return false;
+    }
+    // The files go into place while this transaction holds the write lock, so two publishers of one CA
+    // cannot interleave their renames: the file on disk only ever moves to a higher number.
+    install();
+    st.publishCrl.run(rec.entries, rec.path, rec.sha256, rec.caId, rec.number);
+    // A delta marks nothing clean: the CA stays due for its next complete CRL.
+    if (scope === FULL_SCOPE) st.markPublished.run(rec.caId, Number(row.revision));
+    else if (scope !== DELTA_SCOPE) st.markScopePublished.run(rec.caId, scope, Number(row.revision), rec.number);
+    this.#appendAudit(crlAudit(rec, scope));
+    return true;
   }
 
   syncCommitted(): Promise<void> {

@@ -701,6 +701,32 @@ export interface KnownBlocks {
   take(id: string, length: number, digest: Buffer): Buffer | undefined;
 }
 
+/** A CRL install's own failure inside Store.publishCrls (guardedInstall), told apart from the store's. */
+export class CrlInstallFailed {
+  constructor(readonly error: unknown) {}
+}
+
+/** `install` with its failure thrown as CrlInstallFailed: what the stores' publishCrls run for each CRL. */
+export function guardedInstall(install: () => void): () => void {
+  return () => {
+    try {
+      install();
+    } catch (e) {
+      throw new CrlInstallFailed(e);
+    }
+  };
+}
+
+/** What a publication records of a reserved CRL (Store.publishCrl, publishCrls). */
+export interface PublishedCrlRecord {
+  readonly caId: string;
+  readonly number: bigint;
+  readonly entries: number;
+  readonly path: string;
+  readonly sha256: string;
+  readonly scope?: CrlScope;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   close(): Promise<void>;
@@ -913,6 +939,14 @@ export interface Store {
    * revision. A delta CRL marks nothing clean: only a complete CRL covers a revocation for good.
    */
   publishCrl(rec: { caId: string; number: bigint; entries: number; path: string; sha256: string; scope?: CrlScope }, install: () => void): Promise<boolean>;
+  /**
+   * Publishes several reserved CRLs in one write transaction, each as {@link publishCrl} would, in order, then runs
+   * `settle` once before the transaction commits (the directory syncs their installs need: one per directory, not one
+   * per CRL). An install that throws records nothing of its CRL (its reservation stays open, its scope due) and the
+   * others are still published; its error comes back in its place. A store failure, or `settle` throwing, records
+   * none of them. Returns for each: true (published), false (superseded), or the error its install threw.
+   */
+  publishCrls(crls: ReadonlyArray<{ readonly rec: PublishedCrlRecord; readonly install: () => void }>, settle: () => void): Promise<Array<boolean | { readonly error: unknown }>>;
   /**
    * Makes every commit so far survive a power cut, every writer's. Called before a CRL's file is installed: the
    * revocations it lists must not be lost while the file stays, or the next CRL would drop them. SQLite syncs its
