@@ -453,6 +453,33 @@ describe("a request whose body node's parser refuses, queued behind an answer st
       { url: "/crl/13-sig.crl", status: 304 },
     ]);
   }, 60_000);
+
+  it("answered whole before its bad chunk came (nothing ahead of it), it gets no second answer: a 400 followed its 200 on the wire", async () => {
+    const { app, port, log } = await serverWithLog();
+    let got = "";
+    try {
+      const s: Socket = connect({ port, host: "127.0.0.1" });
+      s.on("error", () => undefined);
+      const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
+      s.on("data", (c: Buffer) => (got += c.toString("latin1")));
+      // the GET's route answers at once, not reading the chunked body its headers announce
+      s.write(`GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[0]}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      await until(() => statuses(got).length === 1 && got.length > got.indexOf("\r\n\r\n") + 4, "the CRL's answer");
+      const refused = new Promise((resolve) => app.server.once("clientError", resolve));
+      // then a chunk size that is no number, and a request the parser never reaches
+      s.write(`zz\r\nGET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[0]}\r\n\r\n`);
+      await refused;
+      // the server closes the connection; this only ends a hang
+      const hang = setTimeout(() => s.destroy(), 30_000);
+      await closed;
+      clearTimeout(hang);
+    } finally {
+      await app.close();
+      await log.close();
+    }
+    expect(statuses(got)).toEqual([200]);
+    expect(got).not.toContain('"code":"bad-request"');
+  }, 60_000);
 });
 
 describe("access log over mutual TLS", () => {

@@ -515,9 +515,10 @@ function clientErrorHandler(o: {
     const code = PARSER_ERROR_CODES.get(err.code ?? "") ?? "bad-request";
     const status = wait > 0 ? 429 : PARSER_REFUSALS[code].status;
     const req = o.requestBeingRead(socket);
-    // Its route answered it before its body ended, while it sat queued behind the answers ahead: that answer is
-    // written in its turn, and a refusal after it would be a second answer, which the client reads as the answer to
-    // its next request (never read by the server). Its own answer made, it is cut as answerUnderWay's is.
+    // Its route answered it before its body ended — while it sat queued behind the answers ahead, or whole before the
+    // bad bytes came: that answer is (or was) written in its turn, and a refusal after it would be a second answer,
+    // which the client reads as the answer to its next request (never read by the server). It is cut instead, as
+    // answerUnderWay's is.
     const answered = o.answeredBeforeItsBody(socket);
     if (answerUnderWay(socket)) {
       socket.destroy(err);
