@@ -44,6 +44,11 @@ describe("usage errors commander finds are ERR_USAGE, as an unknown command is",
     [["issue", "--resident", "12345678903", "--public-key", "k.pem", "--resident", "22345678909"], "option '-r, --resident <code>' is given more than once", "jpki issue"],
     [["counter", "death", "--resident=12345678903", "--resident=22345678909"], "option '--resident <code>' is given more than once", "jpki counter death"],
     [["--workspace", "a", "--workspace", "b", "ca", "list"], "option '-w, --workspace <dir>' is given more than once", "jpki"],
+    // a command group without its command: commander showed the group's help and run exited 0, having done nothing
+    // (`jpki crl $WHAT` with WHAT unset passed in a script; under --json stdout stayed empty, stderr was help text)
+    [["crl"], "missing command for 'jpki crl'", "jpki crl"],
+    [["--workspace", "w", "store"], "missing command for 'jpki store'", "jpki store"],
+    [["ca", "--passphrase-file", "p"], "missing command for 'jpki ca'", "jpki ca"],
   ];
 
   it("under --json: the error document on stderr, nothing on stdout, exit 2", async () => {

@@ -211,7 +211,8 @@ function namedCommand(root: Command, args: readonly string[]): string | undefine
  * The first command-line word that names no command, checked before commander parses: commander shows help
  * for `jpki no-such-command --help` and exits 0, so a typo in a script would pass silently. Walks the command
  * tree the way commander does (options of the command and its parents, with their values, are skipped;
- * `help X` checks X) and stops at the first command without subcommands, whose words are its arguments.
+ * `help X` checks X) and stops at the first command without subcommands, whose words are its arguments. A group
+ * left without its command is refused too.
  */
 function unknownCommand(program: Command, args: readonly string[]): JpkiError | undefined {
   const find = (c: Command, name: string) => c.commands.find((s) => s.name() === name || s.aliases().includes(name));
@@ -247,6 +248,16 @@ function unknownCommand(program: Command, args: readonly string[]): JpkiError | 
     }
     cmd = sub;
     scope = [...scope, sub];
+  }
+  // A command group named without one of its commands (`jpki crl`): commander shows the group's help as an error
+  // (its exit 1), which run passed as help, exit 0 — a script's `jpki crl "$WHAT"` with WHAT unset did nothing and
+  // succeeded. Asked for with --help or -h, the help is no error.
+  if (cmd !== program && cmd.commands.length > 0) {
+    const end = args.indexOf("--");
+    if (!(end < 0 ? args : args.slice(0, end)).some((a) => a === "--help" || a === "-h")) {
+      const where = scope.map((c) => c.name()).join(" ");
+      return new JpkiError("ERR_USAGE", `missing command for '${where}': one of ${cmd.commands.map((c) => c.name()).join(", ")} (see '${where} --help')`);
+    }
   }
   return undefined;
 }

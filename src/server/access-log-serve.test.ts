@@ -417,6 +417,69 @@ describe("a request whose body node's parser refuses, queued behind an answer st
     const methods = readFileSync(path, "utf8").trimEnd().split("\n").map((l) => (JSON.parse(l) as Logged).method);
     expect(methods).toEqual(["GET", "POST"]);
   }, 60_000);
+
+  it("answered already by its route (a GET that does not read its body), its refusal is never written after that answer: the client read the 400 as the answer to its next request, which the server never read", async () => {
+    const { app, port, log, path } = await serverWithLog();
+    const { release, restore } = holdCrlStatus();
+    let got: string;
+    try {
+      const tag = (await fetch(`http://127.0.0.1:${port}/crl/13-sig.crl`, { headers: { authorization: `Bearer ${tokens[0]}` } })).headers.get("etag")!;
+      const as = `Authorization: Bearer ${tokens[0]}\r\n`;
+      const refused = new Promise((resolve) => app.server.once("clientError", resolve));
+      const answers = exchange(
+        port,
+        `GET /crl/index.json HTTP/1.1\r\nHost: x\r\n${as}\r\n` + // held
+          // answered (304) as soon as its headers are read, its answer queued behind the index's; then a chunk size
+          // that is no number
+          `GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\n${as}If-None-Match: ${tag}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n` +
+          // never read: the parser stopped at the bad chunk
+          `GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\n${as}\r\n`,
+        // the server closes the connection; this only ends a hang
+        { endAfterMs: 30_000 },
+      );
+      await refused;
+      release();
+      got = await answers;
+    } finally {
+      restore();
+      await app.close();
+      await log.close();
+    }
+    // as when nothing is ahead of it: its own answer, then the connection closed, nothing after
+    expect(statuses(got)).toEqual([200, 304]);
+    expect(got).not.toContain('"code":"bad-request"');
+    expect(cutLines(path).slice(1, 3).map(({ url, status }) => ({ url, status }))).toEqual([
+      { url: "/crl/index.json", status: 200 },
+      { url: "/crl/13-sig.crl", status: 304 },
+    ]);
+  }, 60_000);
+
+  it("answered whole before its bad chunk came (nothing ahead of it), it gets no second answer: a 400 followed its 200 on the wire", async () => {
+    const { app, port, log } = await serverWithLog();
+    let got = "";
+    try {
+      const s: Socket = connect({ port, host: "127.0.0.1" });
+      s.on("error", () => undefined);
+      const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
+      s.on("data", (c: Buffer) => (got += c.toString("latin1")));
+      // the GET's route answers at once, not reading the chunked body its headers announce
+      s.write(`GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[0]}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      await until(() => statuses(got).length === 1 && got.length > got.indexOf("\r\n\r\n") + 4, "the CRL's answer");
+      const refused = new Promise((resolve) => app.server.once("clientError", resolve));
+      // then a chunk size that is no number, and a request the parser never reaches
+      s.write(`zz\r\nGET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[0]}\r\n\r\n`);
+      await refused;
+      // the server closes the connection; this only ends a hang
+      const hang = setTimeout(() => s.destroy(), 30_000);
+      await closed;
+      clearTimeout(hang);
+    } finally {
+      await app.close();
+      await log.close();
+    }
+    expect(statuses(got)).toEqual([200]);
+    expect(got).not.toContain('"code":"bad-request"');
+  }, 60_000);
 });
 
 describe("access log over mutual TLS", () => {

@@ -499,6 +499,8 @@ function clientErrorHandler(o: {
   readonly refusalWait: (socket: Socket) => number;
   /** the request the parser was reading on this connection, if it reached the server's handler (requestBeingRead) */
   readonly requestBeingRead: (socket: Socket) => IncomingMessage | undefined;
+  /** whether the request the parser was reading has an answer of its own already (answeredBeforeItsBody) */
+  readonly answeredBeforeItsBody: (socket: Socket) => boolean;
   /** `req`: the request the refusal answers, when its headers had been read (requestBeingRead) */
   readonly onRefused: (socket: Socket, req: IncomingMessage | undefined, status: number, startedAt: number) => void;
 }) {
@@ -513,6 +515,11 @@ function clientErrorHandler(o: {
     const code = PARSER_ERROR_CODES.get(err.code ?? "") ?? "bad-request";
     const status = wait > 0 ? 429 : PARSER_REFUSALS[code].status;
     const req = o.requestBeingRead(socket);
+    // Its route answered it before its body ended — while it sat queued behind the answers ahead, or whole before the
+    // bad bytes came: that answer is (or was) written in its turn, and a refusal after it would be a second answer,
+    // which the client reads as the answer to its next request (never read by the server). It is cut instead, as
+    // answerUnderWay's is.
+    const answered = o.answeredBeforeItsBody(socket);
     if (answerUnderWay(socket)) {
       socket.destroy(err);
       return afterAnswers(socket, () => o.onRefused(socket, req, status, startedAt));
@@ -520,7 +527,7 @@ function clientErrorHandler(o: {
     const refuse = () => {
       // Not after an answer of the refused request's own, begun while it waited queued (a route answering before
       // its body ended): the refusal would follow it on the wire as a second answer. Cut, as answerUnderWay's.
-      if (socket.writable && !attached(socket)?.headersSent) socket.write(wait > 0 ? tooManyRefusals(status, wait) : parserRefusal(status, code));
+      if (socket.writable && !answered && !attached(socket)?.headersSent) socket.write(wait > 0 ? tooManyRefusals(status, wait) : parserRefusal(status, code));
       o.onRefused(socket, req, status, startedAt);
       socket.destroy(err);
     };
@@ -623,6 +630,17 @@ function answerUnderWay(socket: Socket): boolean {
 function requestBeingRead(handed: WeakMap<Socket, ServerResponse>, socket: Socket): IncomingMessage | undefined {
   const res = handed.get(socket);
   return res && !res.headersSent && !res.req.complete ? res.req : undefined;
+}
+
+/**
+ * Whether the request node's parser was reading on this connection when it failed had been answered already by its
+ * route (the last one handed to the handler, its body not ended, its answer's head made): a route that does not read
+ * a body (a GET's, a method refused) answers as soon as the headers are read, into a response queued behind the
+ * answers ahead when it was pipelined. requestBeingRead leaves it out: it has its answer, the refusal cannot be it.
+ */
+function answeredBeforeItsBody(handed: WeakMap<Socket, ServerResponse>, socket: Socket): boolean {
+  const res = handed.get(socket);
+  return res !== undefined && res.headersSent && !res.req.complete;
 }
 
 function parserRefusalBody(code: keyof typeof PARSER_REFUSALS): string {
@@ -1004,7 +1022,12 @@ export async function buildServer(
     // fastify's default, set here so that the answer past it names the number it enforces
     bodyLimit: DEFAULT_BODY_LIMIT,
     return503OnClosing: true,
-    clientErrorHandler: clientErrorHandler({ refusalWait: parserRefusalWait, requestBeingRead: beingRead, onRefused: countParserRefusal }),
+    clientErrorHandler: clientErrorHandler({
+      refusalWait: parserRefusalWait,
+      requestBeingRead: beingRead,
+      answeredBeforeItsBody: (socket) => answeredBeforeItsBody(handed, socket),
+      onRefused: countParserRefusal,
+    }),
   });
   app.addHook("onRoute", (r) => {
     const methods = new Set(Array.isArray(r.method) ? r.method : [r.method]);
