@@ -1450,8 +1450,11 @@ export class SqliteStore implements Store {
       ),
       // 発行情報 copied from the certified row the same commit has just inserted: the four items and the rest bound once,
       // not twice (better-sqlite3 converts each text bound to UTF-8 through V8's API, ≈ 1 K instructions a value).
+      // OR FAIL, not the default ABORT: an INSERT … SELECT that may abort runs with a statement journal, a copy of every
+      // page it is about to change (its two B-trees' leaves, ≈ 8 KB a certificate), kept to undo the statement alone;
+      // the one row it writes is checked before anything is written, and a failure rolls the whole group back anyway.
       registerCertified: db.prepare(
-        `INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after)
+        `INSERT OR FAIL INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after)
          SELECT serial, resident_code, ca_id, type, name, address, birth_date, gender, ?, not_after FROM certified WHERE resident_code = ? AND serial = ?`,
       ),
       deleteRegistered: db.prepare("DELETE FROM registry_issuances WHERE serial = ?"),
