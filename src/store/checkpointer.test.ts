@@ -1,9 +1,10 @@
 import Database from "better-sqlite3";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { after, WalCheckpointer } from "./checkpointer.js";
+import { pbkdf2 } from "node:crypto";
+import { after, ThreadGone, WalCheckpointer } from "./checkpointer.js";
 import { SqliteStore } from "./sqlite.js";
 
 /** A WAL-mode database with a table to write into, closed by the caller. */
@@ -21,6 +22,18 @@ function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms)));
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Fills libuv's pool with `n` key derivations queued at once (each a few tens of ms); `pending()` says how many have
+ * not finished, `done` settles when all have. A batch's signatures hold the pool like this.
+ */
+function busyPool(n: number): { pending(): number; done: Promise<void> } {
+  let left = n;
+  const done = Promise.all(
+    Array.from({ length: n }, () => new Promise<void>((resolve, reject) => pbkdf2("p", "s", 100_000, 32, "sha256", (e) => (left--, e ? reject(e) : resolve())))),
+  ).then(() => undefined);
+  return { pending: () => left, done };
 }
 
 describe("WalCheckpointer", () => {
@@ -81,6 +94,61 @@ describe("WalCheckpointer", () => {
       expect(db.pragma("integrity_check", { simple: true })).toBe("ok");
     } finally {
       db.close();
+    }
+  });
+
+  it("syncs the WAL on its own thread: a sync asked while libuv's pool is full answers before the pool's queue drains", async () => {
+    const { path, db } = walDatabase();
+    const cp = new WalCheckpointer(path);
+    try {
+      db.prepare("INSERT INTO t VALUES (randomblob(3000))").run();
+      await within(10_000, cp.syncWal(), "the first syncWal()"); // the thread started
+      const queued = 64;
+      const pool = busyPool(queued);
+      db.prepare("INSERT INTO t VALUES (randomblob(3000))").run();
+      await within(30_000, cp.syncWal(), "syncWal()");
+      // node:fs's open would have waited for every derivation queued before it (a few were still running after it,
+      // on the pool's other threads): this one answers with most of the queue still there.
+      expect(pool.pending()).toBeGreaterThan(queued / 2);
+      await pool.done;
+    } finally {
+      await within(5000, cp.close(), "close()");
+      db.close();
+    }
+  });
+
+  it("answers a sync of a WAL that is not there (every frame checkpointed, the file gone) as done", async () => {
+    const { path, db } = walDatabase();
+    const cp = new WalCheckpointer(path);
+    try {
+      db.close();
+      rmSync(`${path}-wal`, { force: true }); // as SQLite deletes it when its last connection closes
+      await within(10_000, cp.syncWal(), "syncWal()");
+    } finally {
+      await within(5000, cp.close(), "close()");
+    }
+  });
+
+  it("rejects a sync with ThreadGone when the thread ended without answering, so the caller syncs another way", async () => {
+    const cp = new WalCheckpointer(join(mkdtempSync(join(tmpdir(), "jpki-ckpt-")), "gone.db"));
+    await expect(within(10_000, cp.syncWal(), "syncWal()")).rejects.toBeInstanceOf(ThreadGone);
+    await expect(within(1000, cp.syncWal(), "syncWal() after the thread failed")).rejects.toBeInstanceOf(ThreadGone);
+    await within(1000, cp.close(), "close()");
+  });
+
+  it("reports the sync's own error, not a success and not ThreadGone", async () => {
+    const { path, db } = walDatabase();
+    const cp = new WalCheckpointer(path);
+    try {
+      db.prepare("INSERT INTO t VALUES (1)").run();
+      await within(10_000, cp.syncWal(), "the first syncWal()");
+      // A WAL the thread cannot open (a symbolic link to itself where the file was): its error comes back.
+      db.close();
+      rmSync(`${path}-wal`, { force: true });
+      symlinkSync(`${path}-wal`, `${path}-wal`);
+      await expect(within(10_000, cp.syncWal(), "syncWal()")).rejects.toMatchObject({ code: "ELOOP" });
+    } finally {
+      await within(5000, cp.close(), "close()");
     }
   });
 

@@ -79,6 +79,29 @@ describe("SqliteStore durability (synchronous=NORMAL)", () => {
     }
   });
 
+  it("syncs on the checkpointer's thread once a batch has started it (not on libuv's pool, behind the signatures)", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-durable-")), "jpki.db");
+    const s = SqliteStore.open(path, { create: true });
+    try {
+      await s.putCa(ca);
+      await s.upsertResidents(Array.from({ length: 2000 }, (_, i) => ({ residentCode: `r${i}`, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      // Before the thread: the pool's sync, as for a lone command.
+      calls.events.length = 0;
+      await s.syncCommitted();
+      expect(calls.events).toEqual([`sync ${path}-wal`]);
+      // A batch's groups, 2,000 certificates: the checkpointer's thread starts (sqlite.ts ISSUANCES_PER_CHECKPOINT).
+      for (let g = 0; g < 4; g++) {
+        const group = Array.from({ length: 500 }, (_, i) => ({ ...cert((0x10000 + g * 500 + i).toString(16)), residentCode: `r${g * 500 + i}` }));
+        expect((await s.commitIssuances(group)).every((r) => r.status === "committed")).toBe(true);
+      }
+      calls.events.length = 0;
+      await s.syncCommitted();
+      expect(calls.events).toEqual([]); // synced by the thread (checkpointer.test.ts), not through node:fs/promises
+    } finally {
+      await s.close();
+    }
+  });
+
   it("an in-memory store has no WAL to sync", async () => {
     const s = SqliteStore.open(":memory:", { create: true });
     try {

@@ -54,6 +54,36 @@ describe("SqliteStore specifics", () => {
     await s.close();
   });
 
+  it("rolls a whole group back when a certificate's issuance information row conflicts (the serial already held on the registry side)", async () => {
+    // registerCertified runs OR FAIL (no statement journal): the group's transaction, not the statement, is what
+    // undoes it, and a looser conflict clause (IGNORE, REPLACE) must not let the group through.
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    const s = SqliteStore.open(path, { create: true });
+    try {
+      await s.putCa({ id: "13-sig", prefectureCode: "13", purpose: "signature", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", keyId: Buffer.alloc(20, 1), createdAt: new Date(0) });
+      const a = keyed("0b01", "r1", 1000, "key-a");
+      const b = keyed("0b02", "r2", 1000, "key-b");
+      await s.upsertResidents(["r1", "r2"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: a.fourItems, status: "active" as const })));
+      const db = new Database(path);
+      try {
+        db.prepare("INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after) VALUES ('0b02', 'r9', '13-sig', 'signature', 'x', 'x', 'x', 'x', 0, 0)").run();
+      } finally {
+        db.close();
+      }
+      await expect(s.commitIssuances([a, b])).rejects.toMatchObject({ code: "ERR_STORE" });
+      expect(await s.getCertificate("0b01")).toBeUndefined();
+      expect(await s.getCertificate("0b02")).toBeUndefined();
+      const check = new Database(path, { readonly: true });
+      try {
+        expect(check.prepare("SELECT serial, resident_code FROM registry_issuances ORDER BY serial").raw().all()).toEqual([["0b02", "r9"]]);
+      } finally {
+        check.close();
+      }
+    } finally {
+      await s.close();
+    }
+  });
+
   it("stores an issued certificate's two lookup keys as the octets the other writers compute (bound as hex, unhex()ed)", async () => {
     // The issuing commit binds the keys as hex text. Migrations 23 and 29, restores and PostgreSQL compute them as
     // octets (derIdKey, certifiedKeyOf): a lookup by certificate id or by key must find what either wrote.

@@ -118,7 +118,7 @@ import type {
 import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, CrlInstallFailed, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, guardedInstall, sweepBatchSize, type PublishedCrlRecord, type SweepOptions, type CrlScope, type DeltaCrlReservation, type DeltaCrlStatus, type CrlScopeStatus, type DumpCrlScope, type KnownBlocks } from "./types.js";
 import { DumpStreamCheck } from "./dump.js";
 import { storedTbsIs } from "../pki/tbs.js";
-import { WalCheckpointer } from "./checkpointer.js";
+import { ThreadGone, WalCheckpointer } from "./checkpointer.js";
 import { Coalescer } from "./coalesce.js";
 import { activeCompromiseMessage, auditDigest, caCompromisedAudit, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
@@ -1450,8 +1450,11 @@ export class SqliteStore implements Store {
       ),
       // 発行情報 copied from the certified row the same commit has just inserted: the four items and the rest bound once,
       // not twice (better-sqlite3 converts each text bound to UTF-8 through V8's API, ≈ 1 K instructions a value).
+      // OR FAIL, not the default ABORT: an INSERT … SELECT that may abort runs with a statement journal, a copy of every
+      // page it is about to change (its two B-trees' leaves, ≈ 8 KB a certificate), kept to undo the statement alone;
+      // the one row it writes is checked before anything is written, and a failure rolls the whole group back anyway.
       registerCertified: db.prepare(
-        `INSERT INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after)
+        `INSERT OR FAIL INTO registry_issuances (serial, resident_code, ca_id, type, name, address, birth_date, gender, not_before, not_after)
          SELECT serial, resident_code, ca_id, type, name, address, birth_date, gender, ?, not_after FROM certified WHERE resident_code = ? AND serial = ?`,
       ),
       deleteRegistered: db.prepare("DELETE FROM registry_issuances WHERE serial = ?"),
@@ -1765,18 +1768,23 @@ export class SqliteStore implements Store {
 
   /** After a bulk commit: the checkpointer thread copies it back, not this thread (started on first use). */
   #afterBulk(): void {
+    this.#startCheckpointer()?.kick();
+  }
+
+  /** The checkpointer's thread, started if need be; undefined in memory or when no thread can be made. */
+  #startCheckpointer(): WalCheckpointer | undefined {
     if (!this.#checkpointer) {
-      if (this.#path === "" || this.#path === ":memory:") return;
+      if (this.#path === "" || this.#path === ":memory:") return undefined;
       try {
         this.#checkpointer = new WalCheckpointer(this.#path);
         // This connection's own checkpoints only bound the WAL now, should the thread lag or fail.
         this.#db.pragma(`wal_autocheckpoint = ${BULK_AUTOCHECKPOINT}`);
       } catch {
         this.#path = ""; // no thread: this connection checkpoints as before
-        return;
+        return undefined;
       }
     }
-    this.#checkpointer.kick();
+    return this.#checkpointer;
   }
 
   putCa(ca: CaRecord): Promise<void> {
@@ -2610,7 +2618,11 @@ export class SqliteStore implements Store {
           return this.syncCommitted();
         }));
     }
-    const sync = syncWalFile(this.#file)
+    // On the checkpointer's thread while it runs (store/checkpointer.ts: not behind libuv's queue of signatures),
+    // else on libuv's pool; a thread that ended without answering leaves the sync to the pool.
+    const cp = this.#checkpointer;
+    const file = this.#file;
+    const sync = (cp ? cp.syncWal().catch((e: unknown) => (e instanceof ThreadGone ? syncWalFile(file) : Promise.reject(e))) : syncWalFile(file))
       .catch((e: unknown) => Promise.reject(storeError(e, "syncing the workspace database")))
       .finally(() => {
         this.#walSync = undefined;
