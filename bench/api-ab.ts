@@ -10,10 +10,17 @@
  * on the kept workspace (AB_WORKERS: its --workers, default 1), warms it with one run, then measures one
  * (AB_SECONDS, default 5; AB_ROUNDS, default 6) and prints answers/s and the server's CPU per answer (all its threads, /proc): the CPU figure moves less with
  * the host than the rate. Needs wrk. Not part of `npm run bench`.
+ *
+ * The CPU is also split by thread (the main thread, the busiest other — the engine's —, the rest) and, on a
+ * PostgreSQL workspace (JPKI_STORE set, as the bench printed it: run the bench with JPKI_BENCH_PG naming a server
+ * that outlives it), PostgreSQL's processes on this host (that server's only) and the disclosure groups' mean size:
+ * disclosure rows over audit records written in the run (a group with one verifier writes one audit record).
  */
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import pg from "pg";
+import { postmasterOfBackend, serverCpu } from "../test/postgres-server.js";
 import { freePort, start, stop } from "./serve.js";
 
 /** The fields of a /proc stat line after the command name (state is [0], ppid [1], utime [11], stime [12]). */
@@ -24,6 +31,46 @@ function statFields(path: string): string[] | undefined {
   } catch {
     return undefined; // ended meanwhile
   }
+}
+
+/** CPU seconds so far of each thread of `pid`, by thread id. */
+function threadCpu(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tasks) {
+    const f = statFields(`/proc/${pid}/task/${t}/stat`);
+    if (f) out.set(Number(t), (Number(f[11]) + Number(f[12])) / 100);
+  }
+  return out;
+}
+
+/** The main thread, the busiest other (the engine's) and the rest, µs per answer, between two threadCpu samples. */
+function split(pid: number, a: Map<number, number>, b: Map<number, number>, answers: number): { main: number; engine: number; rest: number } {
+  const used = [...b].map(([tid, s]) => ({ tid, us: ((s - (a.get(tid) ?? 0)) / answers) * 1e6 }));
+  const main = used.find((t) => t.tid === pid)?.us ?? 0;
+  const others = used.filter((t) => t.tid !== pid).sort((x, y) => y.us - x.us);
+  return { main, engine: others[0]?.us ?? 0, rest: others.slice(1).reduce((t, x) => t + x.us, 0) };
+}
+
+/** The PostgreSQL server JPKI_STORE names, when it runs on this host: its postmaster, and a client for the counts. */
+async function postgresOf(url: string | undefined): Promise<{ pm: number | undefined; counts(): Promise<{ rows: number; groups: number }>; close(): Promise<void> } | undefined> {
+  if (!url || !/^postgres(ql)?:/.test(url)) return undefined;
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  const pm = postmasterOfBackend((await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid);
+  return {
+    pm,
+    async counts() {
+      const r = await c.query<{ rows: string; groups: string }>("SELECT (SELECT count(*) FROM disclosures) AS rows, (SELECT count(*) FROM audit_log) AS groups");
+      return { rows: Number(r.rows[0]!.rows), groups: Number(r.rows[0]!.groups) };
+    },
+    close: () => c.end(),
+  };
 }
 
 /** CPU seconds so far of every thread of `pid` and of its child processes (the workers of --workers N). */
@@ -71,7 +118,8 @@ async function main(): Promise<void> {
   const rounds = Number(process.env.AB_ROUNDS ?? 6);
   const seconds = Number(process.env.AB_SECONDS ?? 5);
   const workers = process.env.AB_WORKERS ?? "1";
-  const results = new Map<string, Array<{ rps: number; us: number }>>(builds.map((b) => [b, []]));
+  const results = new Map<string, Array<{ rps: number; us: number; main: number; engine: number; rest: number; db: number; group: number }>>(builds.map((b) => [b, []]));
+  const pgs = await postgresOf(process.env.JPKI_STORE);
   for (let r = 0; r < rounds; r++) {
     for (const build of builds) {
       const [dir, vars = ""] = build.split("|");
@@ -80,19 +128,32 @@ async function main(): Promise<void> {
       const child = await start([join(dir!, "bin/jpki.cjs"), "--workspace", join(kept, "ws"), "serve", "--listen", `127.0.0.1:${port}`, "--workers", workers, "--access-log", join(kept, "ab-access.log")], env);
       try {
         await wrk(join(kept, "load.lua"), port, seconds); // warm-up: the JIT, the engine's CRL index
+        const counts0 = await pgs?.counts();
+        const db0 = pgs?.pm ? serverCpu(pgs.pm) : undefined;
+        const threads0 = threadCpu(child.pid!);
         const cpu0 = processCpu(child.pid!);
         const t0 = performance.now();
         const rps = await wrk(join(kept, "load.lua"), port, seconds);
-        const us = ((processCpu(child.pid!) - cpu0) / (rps * ((performance.now() - t0) / 1000))) * 1e6;
-        results.get(build)!.push({ rps, us });
-        console.log(`round ${r + 1} ${build}: ${rps.toFixed(0)} answers/s, server ${us.toFixed(0)} µs of CPU per answer`);
+        const answers = rps * ((performance.now() - t0) / 1000);
+        const us = ((processCpu(child.pid!) - cpu0) / answers) * 1e6;
+        const parts = split(child.pid!, threads0, threadCpu(child.pid!), answers);
+        const db1 = pgs?.pm ? serverCpu(pgs.pm) : undefined;
+        const counts1 = await pgs?.counts();
+        const db = db0 && db1 ? ((db1.backends + db1.background - db0.backends - db0.background) / answers) * 1e6 : NaN;
+        const group = counts0 && counts1 ? (counts1.rows - counts0.rows) / Math.max(1, counts1.groups - counts0.groups) : NaN;
+        results.get(build)!.push({ rps, us, ...parts, db, group });
+        const pgPart = Number.isNaN(db) ? "" : `; PostgreSQL ${db.toFixed(0)} µs, ${group.toFixed(1)} answers a group`;
+        console.log(`round ${r + 1} ${build}: ${rps.toFixed(0)} answers/s, server ${us.toFixed(0)} µs of CPU per answer (main ${parts.main.toFixed(0)}, engine ${parts.engine.toFixed(0)}, rest ${parts.rest.toFixed(0)})${pgPart}`);
       } finally {
         await stop(child);
       }
     }
   }
+  await pgs?.close();
   for (const [build, rs] of results) {
-    console.log(`${build}: median ${median(rs.map((x) => x.rps)).toFixed(0)}/s, best ${Math.max(...rs.map((x) => x.rps)).toFixed(0)}/s, median ${median(rs.map((x) => x.us)).toFixed(0)} µs per answer`);
+    const m = (f: (x: (typeof rs)[number]) => number) => median(rs.map(f)).toFixed(0);
+    const pgPart = pgs ? `, PostgreSQL ${m((x) => x.db)} µs, ${median(rs.map((x) => x.group)).toFixed(1)} answers a group` : "";
+    console.log(`${build}: median ${m((x) => x.rps)}/s (${Math.min(...rs.map((x) => x.rps)).toFixed(0)}–${Math.max(...rs.map((x) => x.rps)).toFixed(0)}), median ${m((x) => x.us)} µs per answer (main ${m((x) => x.main)}, engine ${m((x) => x.engine)}, rest ${m((x) => x.rest)})${pgPart}`);
   }
 }
 

@@ -46,9 +46,11 @@ const BATCHES_OUT = 2;
  * they are ready, not in one at the end. Answered all at once, the serving thread waited idle while the thread
  * worked through a message, then had the whole lot to write while the thread waited for the next: the two took
  * turns and the machine stood ≈ 22 % idle under the bench's load. In messages of 8 it stood ≈ 14 % idle, and
- * answered 7–23 % more a second (bench api, 8 interleaved 5 s pairs, one better each).
+ * answered 7–23 % more a second (bench api, 8 interleaved 5 s pairs, one better each). 16 since the disclosure log's
+ * groups wait for the answers in flight (disclosure-log.ts): with messages of 8 they grew from ≈ 13 to ≈ 16 answers
+ * on PostgreSQL, with messages of 16 to ≈ 18–25 (bench/api-ab.js, 2026-12-07).
  */
-export const ANSWERS_PER_MESSAGE = 8;
+export const ANSWERS_PER_MESSAGE = 16;
 
 /** One validation asked of the thread. */
 export interface EngineQuestion {

@@ -165,11 +165,13 @@ export class VerifierValidationService {
   readonly #watchdog: StoreWatchdog | undefined;
   /** the store's reads of a reload, while one runs: reloads after a late one share it rather than queue another */
   #storeRead: Promise<Buffer[]> | undefined;
+  /** validations under way whose record is not in the disclosure log's hands yet: what its groups wait for (disclosure-log.ts) */
+  #coming = 0;
 
   constructor(ws: Workspace, o: ValidationServiceOptions = {}) {
     this.#ws = ws;
     this.#watchdog = o.watchdog;
-    this.#log = new DisclosureLog(ws.store, o.watchdog ? { watchdog: o.watchdog } : {});
+    this.#log = new DisclosureLog(ws.store, { ...(o.watchdog ? { watchdog: o.watchdog } : {}), coming: () => this.#coming });
     this.#recheckMs = o.recheckMs ?? 1000;
     this.#now = o.now ?? (() => performance.now());
     const module = o.engineThread instanceof URL ? o.engineThread : o.engineThread ? ENGINE_THREAD : undefined;
@@ -395,6 +397,23 @@ export class VerifierValidationService {
   async validate(verifier: VerifierRecord, q: ValidationQuery): Promise<ValidationAnswer> {
     checkLegalBasis(q.legalBasis, verifier.kind);
     if (this.#closed) throw closedError();
+    this.#coming++;
+    let counted = true;
+    const arrived = () => {
+      if (counted) {
+        counted = false;
+        this.#coming--;
+      }
+    };
+    try {
+      return await this.#validate(verifier, q, arrived);
+    } finally {
+      arrived();
+    }
+  }
+
+  /** validate()'s work; `arrived` is called as the answer's record is handed to the disclosure log (#coming) */
+  async #validate(verifier: VerifierRecord, q: ValidationQuery, arrived: () => void): Promise<ValidationAnswer> {
     const { certificate } = q;
     const at = q.at ?? this.#ws.clock.now();
     const trust = await this.#current();
@@ -417,6 +436,7 @@ export class VerifierValidationService {
       const view = governmentView(result, { at, serial, issuer, legalBasis: q.legalBasis });
       const resident = ours ? await this.#watched("reading the resident", () => this.#ws.store.getResident(ours.residentCode)) : undefined;
       const answer: GovernmentView = resident ? { ...view, currentItems: resident.fourItems } : { ...view, itemsWithheld: ours ? "no-registry-record" : "certificate-not-ours" };
+      arrived();
       await this.#log.record({
         verifierId: verifier.id,
         serial,
@@ -437,6 +457,7 @@ export class VerifierValidationService {
     // government view's status is the engine's (views.ts). Plain literals, no spreads: an object spread after
     // other properties takes V8's slow path, and these two were ≈ 3 µs of the serving thread per answer.
     const privateAnswer = verifier.kind === "government" ? undefined : privateView(result, at);
+    arrived();
     const owner = await this.#log.record({
       verifierId: verifier.id,
       serial,
