@@ -1,8 +1,8 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { explicit, integer, readHeader, seq } from "./der.js";
-import { isWholeTlv, storedTbsIs, subjectPublicKeyInfoOf, tbsCertificateOf } from "./tbs.js";
+import { explicit, integer, isWholeTlv, readHeader, seq } from "./der.js";
+import { storedTbsIs, subjectPublicKeyInfoOf, tbsCertificateOf } from "./tbs.js";
 
 describe("tbsCertificateOf", () => {
   const tbs = Buffer.from([0x30, 0x03, 0x02, 0x01, 0x07]);

@@ -36,7 +36,7 @@ import type { Client, ClientBase, Connection, CustomTypesConfig, Pool, PoolClien
 import { JpkiError } from "../errors.js";
 import { Coalescer } from "./coalesce.js";
 import { parsePostgresUrl } from "./postgres-url.js";
-import { isWholeTlv } from "../pki/tbs.js";
+import { isWholeTlv } from "../pki/der.js";
 import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray } from "./pg-binary.js";
 import { decodeEntries, type CrlEntryInput, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
