@@ -17,7 +17,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { JpkiError } from "../errors.js";
-import { HEAD_FAULT_MESSAGE, HEAD_LENGTH_TRUNCATED, head, headAt, headerLengthAt, TAG } from "../pki/der.js";
+import { HEAD_LENGTH_TRUNCATED, head, headAt, headerLengthAt, TAG } from "../pki/der.js";
 import { signatureOfDigestVerifies } from "../pki/signer.js";
 import type { WrittenMac } from "./written-mac.js";
 
@@ -198,7 +198,7 @@ class StagedCrlReader {
       this.#fill(this.pos + head.headerLength);
       fault = headAt(this.#buf, this.pos - this.#base, this.#buf.length, true);
     }
-    if (fault) this.#fail(`${HEAD_FAULT_MESSAGE[fault]} at byte ${this.pos}`);
+    if (fault) this.#fail(`${fault} at byte ${this.pos}`);
     return { tag: head.tag, hl: head.headerLength, len: head.length };
   }
 

@@ -6,7 +6,7 @@
  * recursively; the contents of OCTET STRINGs and primitive context tags are opaque here. SET OF ordering
  * (§11.6) is not checked. Headers are der.ts headAt's, with its `der` rules.
  */
-import { HEAD_FAULT_MESSAGE, head, headAt } from "./der.js";
+import { head, headAt } from "./der.js";
 
 /** Throws a RangeError naming the first DER rule broken; returns when the whole input is one DER value. */
 export function assertDer(buf: Uint8Array): void {
@@ -19,7 +19,7 @@ const MAX_DEPTH = 32;
 /** Checks the TLV at `off` (which must end by `limit`) and everything inside it; returns the offset after it. */
 function tlv(buf: Uint8Array, off: number, limit: number, depth: number): number {
   const fault = headAt(buf, off, limit, true);
-  if (fault) throw new RangeError(HEAD_FAULT_MESSAGE[fault]);
+  if (fault) throw new RangeError(fault);
   const tag = head.tag;
   const hdr = head.headerLength;
   const len = head.length;

@@ -317,33 +317,32 @@ export function headAt(b: Uint8Array, offset: number, limit: number, der = false
   return HEAD_OK;
 }
 
-/** What headAt says of a header: HEAD_OK (0, so a fault is truthy), or the rule it breaks. */
-export type HeadFault = number;
-export const HEAD_OK = 0;
+/**
+ * What headAt says of a header: HEAD_OK (the empty string, so a fault is truthy), or the rule it breaks in the words
+ * every reader refuses it with (prefixed with where it was): the fault is its own message, one table.
+ */
+export const HEAD_OK = "";
 /** fewer than the two octets of a tag and a length before the limit */
-export const HEAD_TRUNCATED = 1;
+export const HEAD_TRUNCATED = "truncated DER header";
 /** the length octets run past the limit (head.headerLength says how many the header needs) */
-export const HEAD_LENGTH_TRUNCATED = 2;
-export const HEAD_INDEFINITE = 3;
-export const HEAD_TOO_LONG = 4;
+export const HEAD_LENGTH_TRUNCATED = "truncated DER length";
+export const HEAD_INDEFINITE = "indefinite length (BER, not DER)";
+export const HEAD_TOO_LONG = "length too large (over four octets)";
 /** `der` only */
-export const HEAD_HIGH_TAG = 5;
+export const HEAD_HIGH_TAG = "high tag numbers are not used here";
 /** `der` only: a long-form length with a leading zero octet (§10.1) */
-export const HEAD_LEADING_ZERO = 6;
+export const HEAD_LEADING_ZERO = "length with a leading zero octet (not minimal)";
 /** `der` only: a long-form length below 128, which the short form holds (§10.1) */
-export const HEAD_NOT_SHORT = 7;
-
-/** Why a header is refused, by HeadFault: the one wording, which callers prefix with where they were. */
-export const HEAD_FAULT_MESSAGE: readonly string[] = [
-  "",
-  "truncated DER header",
-  "truncated DER length",
-  "indefinite length (BER, not DER)",
-  "length too large (over four octets)",
-  "high tag numbers are not used here",
-  "length with a leading zero octet (not minimal)",
-  "long-form length where the short form fits",
-];
+export const HEAD_NOT_SHORT = "long-form length where the short form fits";
+export type HeadFault =
+  | typeof HEAD_OK
+  | typeof HEAD_TRUNCATED
+  | typeof HEAD_LENGTH_TRUNCATED
+  | typeof HEAD_INDEFINITE
+  | typeof HEAD_TOO_LONG
+  | typeof HEAD_HIGH_TAG
+  | typeof HEAD_LEADING_ZERO
+  | typeof HEAD_NOT_SHORT;
 
 /** What headAt read last: tag, header length (tag and length octets) and content length. Synchronous callers only. */
 export interface Head {
@@ -357,7 +356,7 @@ export const head: Head = scratch;
 /** Reads the outer TLV at `offset`: tag, header length and content length (headAt's lenient rules). Throws RangeError on bad DER. */
 export function readHeader(buf: Uint8Array, offset = 0): { tag: number; headerLength: number; length: number } {
   const fault = headAt(buf, offset, buf.length);
-  if (fault) throw new RangeError(HEAD_FAULT_MESSAGE[fault]);
+  if (fault) throw new RangeError(fault);
   return { tag: scratch.tag, headerLength: scratch.headerLength, length: scratch.length };
 }
 
@@ -369,7 +368,7 @@ export function isWholeTlv(b: Uint8Array): boolean {
 /** The header length of the TLV at `offset` (headAt's lenient rules); throws RangeError on bad DER. */
 export function headerLengthAt(buf: Uint8Array, offset = 0): number {
   const fault = headAt(buf, offset, buf.length);
-  if (fault) throw new RangeError(HEAD_FAULT_MESSAGE[fault]);
+  if (fault) throw new RangeError(fault);
   return scratch.headerLength;
 }
 
@@ -397,7 +396,7 @@ export function children(buf: Uint8Array, offset = 0): Buffer[] {
  */
 function tlvEnd(buf: Uint8Array, offset: number): number {
   const fault = headAt(buf, offset, buf.length);
-  if (fault) throw new RangeError(HEAD_FAULT_MESSAGE[fault]);
+  if (fault) throw new RangeError(fault);
   return offset + scratch.headerLength + scratch.length;
 }
 

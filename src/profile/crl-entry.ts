@@ -5,7 +5,7 @@
  */
 import { reasonName } from "../crl/reason.js";
 import { JpkiError } from "../errors.js";
-import { enumerated, extension, generalizedTime, HEAD_FAULT_MESSAGE, head, headAt, headerLengthAt, integerFromUnsigned, seq, time } from "../pki/der.js";
+import { enumerated, extension, generalizedTime, head, headAt, headerLengthAt, integerFromUnsigned, seq, time } from "../pki/der.js";
 import { EXT_OID } from "./oids.js";
 
 export interface CrlEntryInput {
@@ -85,7 +85,7 @@ export function encodeEntry(e: CrlEntryInput): Buffer {
 /** The byte length of the DER element starting at `at` (header included); throws RangeError on a bad header (der.ts headAt). */
 export function elementLength(buf: Uint8Array, at: number): number {
   const fault = headAt(buf, at, buf.length);
-  if (fault) throw new RangeError(`DER element at ${at}: ${HEAD_FAULT_MESSAGE[fault]}`);
+  if (fault) throw new RangeError(`DER element at ${at}: ${fault}`);
   return head.headerLength + head.length;
 }
 

@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import { closeSync, readSync } from "node:fs";
 import { JpkiError } from "../errors.js";
 import { NOT_REGULAR, openRegularFile } from "../pki/regular-file.js";
-import { children, HEAD_FAULT_MESSAGE, HEAD_LENGTH_TRUNCATED, HEAD_TRUNCATED, head, headAt, oid, readHeader, seq, TAG } from "../pki/der.js";
+import { children, HEAD_LENGTH_TRUNCATED, HEAD_TRUNCATED, head, headAt, oid, readHeader, seq, TAG } from "../pki/der.js";
 import { assertDer } from "../pki/der-strict.js";
 import { CrlEntryCheck, type CrlEntryFacts, type Violation } from "./check.js";
 import { EXT_OID } from "./oids.js";
@@ -132,7 +132,7 @@ const H = { start: 0, end: 0 };
 function tlv(b: Uint8Array, off: number, fail: (why: string) => never): number {
   const fault = headAt(b, off, b.length, true);
   if (fault === HEAD_TRUNCATED || fault === HEAD_LENGTH_TRUNCATED) return -1;
-  if (fault) fail(HEAD_FAULT_MESSAGE[fault]!);
+  if (fault) fail(fault);
   H.start = off + head.headerLength;
   H.end = H.start + head.length;
   return head.tag;

@@ -3,7 +3,7 @@
  * re-encoding them, so signatures are checked over the exact bytes received and names are compared as sent.
  * Any structural error throws RangeError; the callers turn that into a validation result.
  */
-import { HEAD_FAULT_MESSAGE, head, headAt } from "../pki/der.js";
+import { head, headAt } from "../pki/der.js";
 import { civilFieldsValid, daysFromCivil } from "./civil-time.js";
 
 export interface Tlv {
@@ -52,7 +52,7 @@ class Span implements Tlv {
  */
 export function spanAt(b: Buffer, offset: number, limit: number): Span {
   const fault = headAt(b, offset, limit);
-  if (fault) throw new RangeError(HEAD_FAULT_MESSAGE[fault]);
+  if (fault) throw new RangeError(fault);
   const tag = head.tag;
   const start = offset + head.headerLength;
   const len = head.length;
