@@ -75,6 +75,7 @@ import {
   verifierValues,
   wellFormedCertificateIds,
   carriedMunicipality,
+  certificateIdKey,
   certifiedKeyOf,
   keyInUse,
   sameCertifiedKey,
@@ -3927,7 +3928,7 @@ export class PostgresStore implements Store {
       "reading certificates for a liveness check",
       `SELECT * FROM certificates WHERE serial = ANY($1::text[])
          OR (substring(sha256(der) from 1 for 8) = ANY($2::bytea[]) AND encode(sha256(der), 'hex') = ANY($3::text[]))`,
-      [q.serials, ids.map((id) => Buffer.from(id.slice(0, 16), "hex")), ids],
+      [q.serials, ids.map((id) => certificateIdKey(id, "buffer")), ids],
     );
     return rows.map(toCertRow);
   }
