@@ -6,6 +6,7 @@
  */
 import { createHash, publicDecrypt, constants, X509Certificate } from "node:crypto";
 import { JpkiError } from "../errors.js";
+import { head as derHead, headAt } from "../pki/der.js";
 import { SHA256_WITH_RSA, type Signer } from "../pki/signer.js";
 import { CommandApdu, parseResponse, type CommandApduParams, type ResponseApdu } from "./apdu.js";
 import { CERTIFICATE_SLOTS, digestInfo, JPKI_AID, JPKI_EF, tokenLabelOf, type CertificateSlot } from "./jpki-app.js";
@@ -141,12 +142,7 @@ export class JpkiCardClient {
 
 /** The length of the DER element starting in these bytes (from its first 2–4 bytes), if it is a SEQUENCE. */
 function derLength(b: Uint8Array): number | undefined {
-  if (b[0] !== 0x30 || b.length < 2) return undefined;
-  const l = b[1]!;
-  if (l < 0x80) return 2 + l;
-  if (l === 0x81 && b.length >= 3) return 3 + b[2]!;
-  if (l === 0x82 && b.length >= 4) return 4 + ((b[2]! << 8) | b[3]!);
-  return undefined;
+  return b[0] === 0x30 && !headAt(b, 0, b.length) ? derHead.headerLength + derHead.length : undefined;
 }
 
 export interface CardSignerParams {

@@ -32,7 +32,7 @@ import { join } from "node:path";
 import { caUrls } from "../ca/ids.js";
 import { prefecture } from "../ca/prefectures.js";
 import { JpkiError } from "../errors.js";
-import { children, extension, oid, seq } from "../pki/der.js";
+import { children, extension, headerLengthAt, oid, seq } from "../pki/der.js";
 import { crlDistributionPoints } from "../profile/extensions.js";
 import { crlPartitionName, encodeName } from "../profile/names.js";
 import { EXT_OID } from "../profile/oids.js";
@@ -149,6 +149,5 @@ export function certificateExtension(certDer: Buffer, extOid: string): Buffer | 
 
 /** The contents of a primitive or constructed TLV (after its header). */
 function contentOf(tlv: Buffer): Buffer {
-  const len = tlv[1]! < 0x80 ? 2 : 2 + (tlv[1]! & 0x7f);
-  return tlv.subarray(len);
+  return tlv.subarray(headerLengthAt(tlv));
 }

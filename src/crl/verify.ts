@@ -17,7 +17,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { JpkiError } from "../errors.js";
-import { TAG } from "../pki/der.js";
+import { HEAD_LENGTH_TRUNCATED, head, headAt, headerLengthAt, TAG } from "../pki/der.js";
 import { signatureOfDigestVerifies } from "../pki/signer.js";
 import type { WrittenMac } from "./written-mac.js";
 
@@ -187,22 +187,19 @@ class StagedCrlReader {
     }
   }
 
-  /** The TLV header at pos: tag, header length, content length (pos unchanged). */
+  /**
+   * The TLV header at pos: tag, header length, content length (pos unchanged). der.ts headAt's `der` rules, over what
+   * the window holds: two octets first, then the length octets it says the header needs.
+   */
   #header(): { tag: number; hl: number; len: number } {
     this.#fill(this.pos + 2);
-    const i = this.pos - this.#base;
-    const b = this.#buf;
-    const tag = b[i]!;
-    const first = b[i + 1]!;
-    if (first < 0x80) return { tag, hl: 2, len: first };
-    const n = first & 0x7f;
-    if (n === 0 || n > 4) this.#fail(`bad length at byte ${this.pos}`);
-    this.#fill(this.pos + 2 + n);
-    const j = this.pos - this.#base;
-    let len = 0;
-    for (let k = 0; k < n; k++) len = len * 256 + this.#buf[j + 2 + k]!;
-    if (len < 0x80 || (n > 1 && this.#buf[j + 2] === 0)) this.#fail(`non-minimal length at byte ${this.pos}`); // DER
-    return { tag, hl: 2 + n, len };
+    let fault = headAt(this.#buf, this.pos - this.#base, this.#buf.length, true);
+    if (fault === HEAD_LENGTH_TRUNCATED) {
+      this.#fill(this.pos + head.headerLength);
+      fault = headAt(this.#buf, this.pos - this.#base, this.#buf.length, true);
+    }
+    if (fault) this.#fail(`${fault} at byte ${this.pos}`);
+    return { tag: head.tag, hl: head.headerLength, len: head.length };
   }
 
   /** The whole element at pos (copied out: small elements only), pos moved past it. */
@@ -269,7 +266,7 @@ class StagedCrlReader {
     if (!this.#element([TAG.SEQUENCE], "signatureAlgorithm").equals(this.#exp.algorithmIdentifier)) this.#fail("signatureAlgorithm differs from signature");
     const sig = this.#element([TAG.BIT_STRING], "signatureValue");
     if (this.pos !== this.#size) this.#fail("bytes after the signature");
-    const hl = sig[1]! < 0x80 ? 2 : 2 + (sig[1]! & 0x7f);
+    const hl = headerLengthAt(sig);
     if (sig[hl] !== 0) this.#fail("signature BIT STRING with unused bits");
     if (!signatureOfDigestVerifies(this.#exp.issuerKey, this.tbsDigest(), sig.subarray(hl + 1))) this.#fail("the signature does not verify with the CA's public key");
     if (this.#read !== this.#size) this.#fail(`${this.#read} bytes read back, ${this.#size} built`);

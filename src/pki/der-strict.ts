@@ -4,8 +4,9 @@
  * low tag numbers only, universal string types primitive (§10.2), BOOLEAN 00/FF (§11.1), INTEGER minimal
  * (§8.3.2), BIT STRING unused bits 0–7 and zero (§11.2.1), NULL empty. Constructed values are checked
  * recursively; the contents of OCTET STRINGs and primitive context tags are opaque here. SET OF ordering
- * (§11.6) is not checked.
+ * (§11.6) is not checked. Headers are der.ts headAt's, with its `der` rules.
  */
+import { head, headAt } from "./der.js";
 
 /** Throws a RangeError naming the first DER rule broken; returns when the whole input is one DER value. */
 export function assertDer(buf: Uint8Array): void {
@@ -17,26 +18,11 @@ const MAX_DEPTH = 32;
 
 /** Checks the TLV at `off` (which must end by `limit`) and everything inside it; returns the offset after it. */
 function tlv(buf: Uint8Array, off: number, limit: number, depth: number): number {
-  if (off + 2 > limit) throw new RangeError("truncated DER header");
-  const tag = buf[off]!;
-  if ((tag & 0x1f) === 0x1f) throw new RangeError("high tag numbers are not used here");
-  const first = buf[off + 1]!;
-  let len: number;
-  let hdr: number;
-  if (first < 0x80) {
-    len = first;
-    hdr = 2;
-  } else {
-    const n = first & 0x7f;
-    if (n === 0) throw new RangeError("indefinite length (BER, not DER)");
-    if (n > 4) throw new RangeError("length too large");
-    if (off + 2 + n > limit) throw new RangeError("truncated DER length");
-    if (buf[off + 2] === 0) throw new RangeError("length with a leading zero byte (not minimal)");
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + buf[off + 2 + i]!;
-    if (len < 0x80) throw new RangeError("long-form length where the short form suffices");
-    hdr = 2 + n;
-  }
+  const fault = headAt(buf, off, limit, true);
+  if (fault) throw new RangeError(fault);
+  const tag = head.tag;
+  const hdr = head.headerLength;
+  const len = head.length;
   const start = off + hdr;
   const next = start + len;
   if (next > limit) throw new RangeError("DER value overruns its container");

@@ -281,18 +281,95 @@ export function extension(id: string, critical: boolean, value: Uint8Array | Tre
 
 const BOOL_TRUE = Buffer.from([TAG.BOOLEAN, 1, 0xff]);
 
-/** Reads the outer TLV at `offset`: tag, header length and content length. Throws RangeError on bad DER. */
-export function readHeader(buf: Uint8Array, offset = 0): { tag: number; headerLength: number; length: number } {
-  if (offset + 2 > buf.length) throw new RangeError("truncated DER header");
-  const tag = buf[offset]!;
-  const first = buf[offset + 1]!;
-  if (first < 0x80) return { tag, headerLength: 2, length: first };
+/**
+ * The TLV header reader (X.690 §8.1.2–8.1.3) every parser in src builds on, so its rules live here once: one
+ * low-number tag octet; a definite length, short or long form, of at most four length octets (2³² − 1 is past
+ * any input we take); the indefinite form (0x80) refused. Lenient (the default) takes BER's non-shortest lengths
+ * (30 83 00 01 00): the validation API must know a certificate re-encoded that way; `der` also refuses them, and
+ * high tag numbers (none of the structures we read has one), as X.690 §10.1 and our DER-only readers require.
+ *
+ * It reads into {@link head}, not a new object: issuance re-parses every certificate it signs and the SQLite commit
+ * reads each one's key, and an object per header was ≈ 0.6 KB of young generation a certificate (heap sampling,
+ * issue bench). Only the header is read: whether the content fits its container is the caller's to check.
+ */
+export function headAt(b: Uint8Array, offset: number, limit: number, der = false): HeadFault {
+  if (offset + 2 > limit) return HEAD_TRUNCATED;
+  const tag = b[offset]!;
+  if (der && (tag & 0x1f) === 0x1f) return HEAD_HIGH_TAG;
+  const first = b[offset + 1]!;
+  scratch.tag = tag;
+  if (first < 0x80) {
+    scratch.headerLength = 2;
+    scratch.length = first;
+    return HEAD_OK;
+  }
   const n = first & 0x7f;
-  if (n === 0 || n > 4) throw new RangeError("unsupported DER length form");
-  if (offset + 2 + n > buf.length) throw new RangeError("truncated DER length");
+  if (n === 0) return HEAD_INDEFINITE;
+  if (n > 4) return HEAD_TOO_LONG;
+  // headerLength before the check: a streaming reader (crl/verify.ts) learns how many octets to fetch
+  scratch.headerLength = 2 + n;
+  if (offset + 2 + n > limit) return HEAD_LENGTH_TRUNCATED;
+  if (der && b[offset + 2] === 0) return HEAD_LEADING_ZERO;
   let len = 0;
-  for (let i = 0; i < n; i++) len = len * 256 + buf[offset + 2 + i]!;
-  return { tag, headerLength: 2 + n, length: len };
+  for (let i = 0; i < n; i++) len = len * 256 + b[offset + 2 + i]!;
+  if (der && len < 0x80) return HEAD_NOT_SHORT;
+  scratch.length = len;
+  return HEAD_OK;
+}
+
+/**
+ * What headAt says of a header: HEAD_OK (the empty string, so a fault is truthy), or the rule it breaks in the words
+ * every reader refuses it with (prefixed with where it was): the fault is its own message, one table.
+ */
+export const HEAD_OK = "";
+/** fewer than the two octets of a tag and a length before the limit */
+export const HEAD_TRUNCATED = "truncated DER header";
+/** the length octets run past the limit (head.headerLength says how many the header needs) */
+export const HEAD_LENGTH_TRUNCATED = "truncated DER length";
+export const HEAD_INDEFINITE = "indefinite length (BER, not DER)";
+export const HEAD_TOO_LONG = "length too large (over four octets)";
+/** `der` only */
+export const HEAD_HIGH_TAG = "high tag numbers are not used here";
+/** `der` only: a long-form length with a leading zero octet (§10.1) */
+export const HEAD_LEADING_ZERO = "length with a leading zero octet (not minimal)";
+/** `der` only: a long-form length below 128, which the short form holds (§10.1) */
+export const HEAD_NOT_SHORT = "long-form length where the short form fits";
+export type HeadFault =
+  | typeof HEAD_OK
+  | typeof HEAD_TRUNCATED
+  | typeof HEAD_LENGTH_TRUNCATED
+  | typeof HEAD_INDEFINITE
+  | typeof HEAD_TOO_LONG
+  | typeof HEAD_HIGH_TAG
+  | typeof HEAD_LEADING_ZERO
+  | typeof HEAD_NOT_SHORT;
+
+/** What headAt read last: tag, header length (tag and length octets) and content length. Synchronous callers only. */
+export interface Head {
+  readonly tag: number;
+  readonly headerLength: number;
+  readonly length: number;
+}
+const scratch = { tag: 0, headerLength: 0, length: 0 };
+export const head: Head = scratch;
+
+/** Reads the outer TLV at `offset`: tag, header length and content length (headAt's lenient rules). Throws RangeError on bad DER. */
+export function readHeader(buf: Uint8Array, offset = 0): { tag: number; headerLength: number; length: number } {
+  const fault = headAt(buf, offset, buf.length);
+  if (fault) throw new RangeError(fault);
+  return { tag: scratch.tag, headerLength: scratch.headerLength, length: scratch.length };
+}
+
+/** Whether `b` is exactly one TLV with a definite length (headAt's lenient rules): no octet missing, none after it. */
+export function isWholeTlv(b: Uint8Array): boolean {
+  return !headAt(b, 0, b.length) && scratch.headerLength + scratch.length === b.length;
+}
+
+/** The header length of the TLV at `offset` (headAt's lenient rules); throws RangeError on bad DER. */
+export function headerLengthAt(buf: Uint8Array, offset = 0): number {
+  const fault = headAt(buf, offset, buf.length);
+  if (fault) throw new RangeError(fault);
+  return scratch.headerLength;
 }
 
 /** The child TLVs of the constructed TLV at `offset`, as subarrays (no copying). */
@@ -313,23 +390,14 @@ export function children(buf: Uint8Array, offset = 0): Buffer[] {
   return out;
 }
 
-/** tlvEnd's header length of the TLV it read last (synchronous callers only). */
-let lastHeaderLength = 0;
-
 /**
- * The end offset of the TLV at `offset`, read and checked as readHeader reads it, without allocating: issuance
- * re-parses every certificate it signs, and readHeader's object per TLV was ≈ 600 bytes per certificate.
+ * The end offset of the TLV at `offset`, read and checked as readHeader reads it, without allocating (headAt);
+ * head.headerLength is its header's length.
  */
 function tlvEnd(buf: Uint8Array, offset: number): number {
-  if (offset + 2 > buf.length) throw new RangeError("truncated DER header");
-  const first = buf[offset + 1]!;
-  if (first < 0x80) return offset + (lastHeaderLength = 2) + first;
-  const n = first & 0x7f;
-  if (n === 0 || n > 4) throw new RangeError("unsupported DER length form");
-  if (offset + 2 + n > buf.length) throw new RangeError("truncated DER length");
-  let len = 0;
-  for (let i = 0; i < n; i++) len = len * 256 + buf[offset + 2 + i]!;
-  return offset + (lastHeaderLength = 2 + n) + len;
+  const fault = headAt(buf, offset, buf.length);
+  if (fault) throw new RangeError(fault);
+  return offset + scratch.headerLength + scratch.length;
 }
 
 /** Start and end offsets of up to `max` child TLVs (validated as children() does), into `out`; returns how many there are. */
@@ -337,7 +405,7 @@ function childOffsets(b: Uint8Array, offset: number, max: number, out: Int32Arra
   const end = tlvEnd(b, offset);
   if (end > b.length) throw new RangeError("truncated DER");
   let n = 0;
-  let off = offset + lastHeaderLength;
+  let off = offset + scratch.headerLength;
   while (off < end) {
     const next = tlvEnd(b, off);
     if (next > end) throw new RangeError("DER child overruns its parent");

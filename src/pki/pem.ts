@@ -1,5 +1,6 @@
 /** PEM (RFC 7468) encoding and decoding. OpenSSL wants the label "X509 CRL" for CRLs, not "CRL". */
 import { JpkiError } from "../errors.js";
+import { isWholeTlv } from "./der.js";
 
 export type PemLabel = "CERTIFICATE" | "X509 CRL" | "CMS" | "PUBLIC KEY" | "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" | "ENCRYPTED PRIVATE KEY" | "PRIVATE KEY";
 
@@ -137,12 +138,5 @@ function lines(bytes: Buffer): Buffer {
 
 /** A DER SEQUENCE (0x30) with a definite length whose header and contents are exactly `bytes`. */
 function isWholeDerSequence(bytes: Uint8Array): boolean {
-  if (bytes.length < 2 || bytes[0] !== 0x30) return false;
-  const first = bytes[1]!;
-  if (first < 0x80) return 2 + first === bytes.length;
-  const n = first & 0x7f;
-  if (n === 0 || n > 4 || bytes.length < 2 + n) return false;
-  let len = 0;
-  for (let i = 0; i < n; i++) len = len * 256 + bytes[2 + i]!;
-  return 2 + n + len === bytes.length;
+  return bytes[0] === 0x30 && isWholeTlv(bytes);
 }

@@ -29,7 +29,7 @@ import type {
   UserNotice,
 } from "./asn1.js";
 import { assertDer } from "../pki/der-strict.js";
-import { children, readHeader, TAG } from "../pki/der.js";
+import { children, headerLengthAt, readHeader, TAG } from "../pki/der.js";
 
 /** Not in the form this reader answers for: the caller falls back to asn1-x509. */
 class Unread extends Error {}
@@ -59,7 +59,7 @@ export function readNameDer(name: Name): Buffer | undefined {
   return NAME_DER.get(name);
 }
 
-const content = (tlv: Buffer): Buffer => tlv.subarray(readHeader(tlv, 0).headerLength);
+const content = (tlv: Buffer): Buffer => tlv.subarray(headerLengthAt(tlv));
 
 /** A copy of the bytes as its own ArrayBuffer (asn1-schema's values never share the input's memory). */
 const arrayBuffer = (b: Buffer): ArrayBuffer => {

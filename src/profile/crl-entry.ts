@@ -5,7 +5,7 @@
  */
 import { reasonName } from "../crl/reason.js";
 import { JpkiError } from "../errors.js";
-import { enumerated, extension, generalizedTime, integerFromUnsigned, seq, time } from "../pki/der.js";
+import { enumerated, extension, generalizedTime, head, headAt, headerLengthAt, integerFromUnsigned, seq, time } from "../pki/der.js";
 import { EXT_OID } from "./oids.js";
 
 export interface CrlEntryInput {
@@ -82,16 +82,11 @@ export function encodeEntry(e: CrlEntryInput): Buffer {
   return seq(...parts);
 }
 
-/** The byte length of the DER element starting at `at` (header included); throws on a truncated header. */
+/** The byte length of the DER element starting at `at` (header included); throws RangeError on a bad header (der.ts headAt). */
 export function elementLength(buf: Uint8Array, at: number): number {
-  const first = buf[at + 1];
-  if (first === undefined) throw new RangeError(`DER element at ${at}: truncated header`);
-  if (first < 0x80) return 2 + first;
-  const n = first & 0x7f;
-  if (n === 0 || n > 4 || at + 2 + n > buf.length) throw new RangeError(`DER element at ${at}: unsupported length`);
-  let len = 0;
-  for (let i = 0; i < n; i++) len = len * 256 + buf[at + 2 + i]!;
-  return 2 + n + len;
+  const fault = headAt(buf, at, buf.length);
+  if (fault) throw new RangeError(`DER element at ${at}: ${fault}`);
+  return head.headerLength + head.length;
 }
 
 /** Byte offsets of the consecutive entries in `der` (one more than the count: the end). */
@@ -115,15 +110,15 @@ export function decodeEntries(der: Uint8Array): CrlEntryInput[] {
   const out: CrlEntryInput[] = [];
   for (let i = 0; i + 1 < offsets.length; i++) {
     const start = offsets[i]!;
-    const inner = start + headerLength(buf, start);
+    const inner = start + headerLengthAt(buf, start);
     // serial INTEGER
     const sLen = elementLength(buf, inner);
-    const sHdr = headerLength(buf, inner);
+    const sHdr = headerLengthAt(buf, inner);
     let serial = buf.subarray(inner + sHdr, inner + sLen);
     if (serial.length > 1 && serial[0] === 0) serial = serial.subarray(1);
     // revocationDate: UTCTime (0x17) or GeneralizedTime (0x18)
     const tAt = inner + sLen;
-    const tHdr = headerLength(buf, tAt);
+    const tHdr = headerLengthAt(buf, tAt);
     const tLen = elementLength(buf, tAt);
     const text = buf.toString("latin1", tAt + tHdr, tAt + tLen);
     const full = buf[tAt] === 0x17 ? (Number(text.slice(0, 2)) >= 50 ? "19" : "20") + text : text;
@@ -136,9 +131,4 @@ export function decodeEntries(der: Uint8Array): CrlEntryInput[] {
     out.push({ serial: serial.toString("hex"), revokedAt, reason });
   }
   return out;
-}
-
-function headerLength(buf: Uint8Array, at: number): number {
-  const first = buf[at + 1]!;
-  return first < 0x80 ? 2 : 2 + (first & 0x7f);
 }

@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import { closeSync, readSync } from "node:fs";
 import { JpkiError } from "../errors.js";
 import { NOT_REGULAR, openRegularFile } from "../pki/regular-file.js";
-import { children, oid, readHeader, seq, TAG } from "../pki/der.js";
+import { children, HEAD_LENGTH_TRUNCATED, HEAD_TRUNCATED, head, headAt, oid, readHeader, seq, TAG } from "../pki/der.js";
 import { assertDer } from "../pki/der-strict.js";
 import { CrlEntryCheck, type CrlEntryFacts, type Violation } from "./check.js";
 import { EXT_OID } from "./oids.js";
@@ -125,31 +125,17 @@ const malformed = (what: string) => new JpkiError("ERR_DER_MALFORMED", `CRL: ${w
 const H = { start: 0, end: 0 };
 
 /**
- * Parses the DER header at `off` of `b` strictly (low tag number, definite length in its shortest form, at most
- * four length octets): returns the tag and leaves where the content starts and ends in H; -1 when `b` ends inside
- * the header. Throws (via `fail`) on bad DER.
+ * Parses the DER header at `off` of `b` strictly (der.ts headAt with its `der` rules: low tag number, definite
+ * length in its shortest form, at most four length octets): returns the tag and leaves where the content starts
+ * and ends in H; -1 when `b` ends inside the header (the stream reader then reads on). Throws (via `fail`) on bad DER.
  */
 function tlv(b: Uint8Array, off: number, fail: (why: string) => never): number {
-  if (off + 2 > b.length) return -1;
-  const tag = b[off]!;
-  if ((tag & 0x1f) === 0x1f) fail("a high tag number");
-  const first = b[off + 1]!;
-  if (first < 0x80) {
-    H.start = off + 2;
-    H.end = off + 2 + first;
-    return tag;
-  }
-  const n = first & 0x7f;
-  if (n === 0) fail("an indefinite length (BER, not DER)");
-  if (n > 4) fail("a length over four octets");
-  if (off + 2 + n > b.length) return -1;
-  if (b[off + 2] === 0) fail("a length with a leading zero octet");
-  let len = 0;
-  for (let i = 0; i < n; i++) len = len * 256 + b[off + 2 + i]!;
-  if (len < 0x80) fail("a long-form length where the short form fits");
-  H.start = off + 2 + n;
-  H.end = off + 2 + n + len;
-  return tag;
+  const fault = headAt(b, off, b.length, true);
+  if (fault === HEAD_TRUNCATED || fault === HEAD_LENGTH_TRUNCATED) return -1;
+  if (fault) fail(fault);
+  H.start = off + head.headerLength;
+  H.end = H.start + head.length;
+  return head.tag;
 }
 
 const OID_TEXT = new Map<string, string>();

@@ -9,7 +9,7 @@
  * in DER order (a SET OF is sorted by its encodings, X.690 §11.6), the signer's certificate included.
  */
 import { createHash } from "node:crypto";
-import { certificateParts, explicit, integer, oid, octetString, seq, set, tlv, time } from "../pki/der.js";
+import { certificateParts, explicit, headerLengthAt, integer, oid, octetString, seq, set, tlv, time } from "../pki/der.js";
 import type { Signer } from "../pki/signer.js";
 import { ALG_OID } from "../profile/oids.js";
 import { CMS_OID } from "../validation/cms.js";
@@ -43,7 +43,7 @@ export async function signApplication(p: SignApplicationParams): Promise<Buffer>
   ]);
   // §5.4: the signature is over the DER of the SET OF attributes; in the SignerInfo they go under [0] IMPLICIT.
   const signature = await p.signer.sign(attrs);
-  const signedAttrs = tlv(0xa0, attrs.subarray(attrs[1]! < 0x80 ? 2 : 2 + (attrs[1]! & 0x7f)));
+  const signedAttrs = tlv(0xa0, attrs.subarray(headerLengthAt(attrs)));
   const signerInfo = seq(
     integer(1),
     seq(Buffer.from(parts.issuer), Buffer.from(parts.serial)),

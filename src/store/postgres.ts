@@ -36,7 +36,7 @@ import type { Client, ClientBase, Connection, CustomTypesConfig, Pool, PoolClien
 import { JpkiError } from "../errors.js";
 import { Coalescer } from "./coalesce.js";
 import { parsePostgresUrl } from "./postgres-url.js";
-import { isWholeTlv } from "../pki/tbs.js";
+import { isWholeTlv } from "../pki/der.js";
 import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray } from "./pg-binary.js";
 import { decodeEntries, type CrlEntryInput, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
@@ -75,6 +75,7 @@ import {
   verifierValues,
   wellFormedCertificateIds,
   carriedMunicipality,
+  certificateIdKey,
   certifiedKeyOf,
   keyInUse,
   sameCertifiedKey,
@@ -4014,7 +4015,7 @@ export class PostgresStore implements Store {
       "reading certificates for a liveness check",
       `SELECT * FROM certificates WHERE serial = ANY($1::text[])
          OR (substring(sha256(der) from 1 for 8) = ANY($2::bytea[]) AND encode(sha256(der), 'hex') = ANY($3::text[]))`,
-      [q.serials, ids.map((id) => Buffer.from(id.slice(0, 16), "hex")), ids],
+      [q.serials, ids.map((id) => certificateIdKey(id, "buffer")), ids],
     );
     return rows.map(toCertRow);
   }

@@ -89,26 +89,51 @@ export function sameItems(a: FourItems, b: FourItems): boolean {
 }
 
 /**
- * The key a certified public key is looked up by (SQLite version 29, PostgreSQL 26): the first 8 octets of the
- * SHA-256 of the certificate's subjectPublicKeyInfo — one key is certified to one resident, so every issuance asks
- * who holds it. 8 octets, as the certificate id's index (migration 23 says why): a lookup compares the whole key of
- * each row it finds (sameCertifiedKey). null for bytes with no key to read (never one of ours).
+ * How the stores' lookup keys are made: the first 8 octets of a SHA-256 (the certificate id's, derIdKey; a certified
+ * public key's, certifiedKeyOf). 8 octets, not the 32: each issuance puts an index entry at a random place, and the
+ * shorter entry kept those indexes a fraction of the size (SQLite migration 23 says by how much); a lookup compares
+ * the whole of each row it finds, so two rows sharing a key are told apart. PostgreSQL's index on the certificate id
+ * (`substring(sha256(der) from 1 for 8)`) is the same key computed in SQL.
  */
-export function certifiedKeyOf(der: Uint8Array): Buffer | null {
-  const spki = subjectPublicKeyInfoOf(der);
-  // crypto.hash: one native call (createHash/update/digest made three objects: 2.6 µs a certificate against ≈ 1)
-  return spki ? hash("sha256", spki, "buffer").subarray(0, 8) : null;
+const KEY_OCTETS = 8;
+
+/** A key as the octets the stores keep, or as their hexadecimal digits (for statements that bind text and unhex() it). */
+export type KeyEncoding = "buffer" | "hex";
+type KeyIn<E extends KeyEncoding> = E extends "hex" ? string : Buffer;
+
+/** The lookup key of `bytes` (KEY_OCTETS of their SHA-256) in `encoding`; crypto.hash: one native call (createHash/update/digest made three objects: 2.6 µs a certificate against ≈ 1). */
+function keyOf<E extends KeyEncoding>(bytes: Uint8Array, encoding: E): KeyIn<E> {
+  return (encoding === "hex" ? hash("sha256", bytes, "hex").slice(0, 2 * KEY_OCTETS) : hash("sha256", bytes, "buffer").subarray(0, KEY_OCTETS)) as KeyIn<E>;
 }
 
 /**
- * certifiedKeyOf as 16 hexadecimal digits, for the issuing commit. node gives a digest asked for as a Buffer back as a
- * Buffer made in C++ (and certifiedKeyOf then takes a view of it): for a 294-octet key, 16.7 K instructions a call
- * against 13.1 K as hex (callgrind, the call alone; ≈ 3.5 against ≈ 1 µs timed natively on a loaded host), on the
- * thread that feeds the signers. SQLite binds the text and unhex()es it (≈ 1 K), so the commit saves less than that.
+ * The key a certificate id (hex SHA-256 of the DER, what a verifier names in a liveness check) is looked up by:
+ * the digest's first 8 octets (SQLite `der_sha256_prefix`, migration 23; PostgreSQL's index on the same).
  */
-export function certifiedKeyHexOf(der: Uint8Array): string | null {
+export function derIdKey<E extends KeyEncoding = "buffer">(der: Uint8Array, encoding: E = "buffer" as E): KeyIn<E> {
+  return keyOf(der, encoding);
+}
+
+/** derIdKey of the certificate whose id (64 hexadecimal digits, well formed) is `id`, without its bytes. */
+export function certificateIdKey<E extends KeyEncoding>(id: string, encoding: E): KeyIn<E> {
+  const hex = id.slice(0, 2 * KEY_OCTETS);
+  return (encoding === "hex" ? hex : Buffer.from(hex, "hex")) as KeyIn<E>;
+}
+
+/**
+ * The key a certified public key is looked up by (SQLite version 29, PostgreSQL 26): the first 8 octets of the
+ * SHA-256 of the certificate's subjectPublicKeyInfo — one key is certified to one resident, so every issuance asks
+ * who holds it. A lookup compares the whole key of each row it finds (sameCertifiedKey). null for bytes with no key
+ * to read (never one of ours).
+ *
+ * As "hex" for the SQLite issuing commit: node gives a digest asked for as a Buffer back as a Buffer made in C++ (and
+ * a view of it is taken): for a 294-octet key, 16.7 K instructions a call against 13.1 K as hex (callgrind, the call
+ * alone; ≈ 3.5 against ≈ 1 µs timed natively on a loaded host), on the thread that feeds the signers. SQLite binds
+ * the text and unhex()es it (≈ 1 K), so the commit saves less than that.
+ */
+export function certifiedKeyOf<E extends KeyEncoding = "buffer">(der: Uint8Array, encoding: E = "buffer" as E): KeyIn<E> | null {
   const spki = subjectPublicKeyInfoOf(der);
-  return spki ? hash("sha256", spki, "hex").slice(0, 16) : null;
+  return spki ? keyOf(spki, encoding) : null;
 }
 
 /** A live certificate of a key held by more than one certificate, as Store.sharedCertifiedKeys reads it. */

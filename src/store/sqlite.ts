@@ -45,8 +45,9 @@ import {
   verifierValues,
   wellFormedCertificateIds,
   carriedMunicipality,
-  certifiedKeyHexOf,
+  certificateIdKey,
   certifiedKeyOf,
+  derIdKey,
   keyInUse,
   sameCertifiedKey,
   type CertRowDb,
@@ -343,21 +344,8 @@ const REGISTER_UNREVOKED = `
     FROM certified k JOIN certificates c ON c.serial = k.serial WHERE k.revoked_at IS NULL ORDER BY k.serial;`;
 
 /**
- * The key a certificate id (hex SHA-256 of the DER, what a verifier names in a liveness check) is looked up by:
- * the digest's first 8 octets. Migration 23 indexes these instead of the 64-character hex text.
- */
-function derIdKey(der: Uint8Array): Buffer {
-  return hash("sha256", der, "buffer").subarray(0, 8);
-}
-
-/** derIdKey as 16 hexadecimal digits, which the issuing commit binds as text and unhex()es (rows.ts certifiedKeyHexOf says why). */
-function derIdKeyHex(der: Uint8Array): string {
-  return hash("sha256", der, "hex").slice(0, 16);
-}
-
-/**
  * Version 23 (issue 8). `certificates.der_sha256` (64 hex characters, indexed) becomes `der_sha256_prefix`, the
- * digest's first 8 octets (derIdKey): each issuance put an entry on a random page of that index — the digest
+ * digest's first 8 octets (rows.ts derIdKey): each issuance put an entry on a random page of that index — the digest
  * is random — and at ≈ 80 bytes an entry, the index grew a leaf page per 50 certificates (a 200M-certificate
  * store: ≈ 16 GB of index against ≈ 3 GB now). Measured on the issuance commit: 0.9 → ≈ 0.3 WAL pages per
  * certificate at the bench's size. A lookup compares the whole digest of each row it finds (certificatesForStatus),
@@ -1509,12 +1497,12 @@ export class SqliteStore implements Store {
       logTotal: db.prepare("SELECT coalesce(sum(length(der)), 0), coalesce(sum(entries), 0) FROM revocation_log WHERE ca_id = ? AND id > ? AND id <= ? AND min_not_after >= ?").raw(),
       logPartial: db.prepare("SELECT id, entries, min_not_after, der, meta FROM revocation_log WHERE ca_id = ? AND id > ? AND id <= ? AND min_not_after < ? ORDER BY id LIMIT ?").raw(),
       insertCert: db.prepare(
-        // The two keys as hex text (derIdKeyHex, certifiedKeyHexOf), stored as the octets unhex() makes of it: '' is the
+        // The two keys as hex text (rows.ts derIdKey, certifiedKeyOf), stored as the octets unhex() makes of it: '' is the
         // empty blob, NO_CERTIFIED_KEY.
         "INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, not_before, not_after, issued_at, der, application_id, der_sha256_prefix, certified_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, unhex(?), unhex(?))",
       ),
       // The certificates of one public key (migration 29), revoked or not, with their revocation reason; the key as
-      // hex text (certifiedKeyHexOf).
+      // hex text (certifiedKeyOf).
       certificatesOfKey: db.prepare(
         "SELECT c.serial, c.resident_code, c.type, c.der, k.reason FROM certificates c JOIN certified k ON k.resident_code = c.resident_code AND k.serial = c.serial WHERE c.certified_key = unhex(?) ORDER BY c.serial",
       ).raw(),
@@ -2191,7 +2179,7 @@ export class SqliteStore implements Store {
           if (check !== ISSUANCE_CHECK.current) return { status: "stale", why: "registry-changed" };
           // One key, one resident and type: inside the transaction that commits, so two processes (or two records
           // of this group, the first already inserted) certifying one key cannot both succeed.
-          const certifiedKey = certifiedKeyHexOf(rec.der);
+          const certifiedKey = certifiedKeyOf(rec.der, "hex");
           if (certifiedKey) {
             for (const [serial, residentCode, type, der, reason] of st.certificatesOfKey.all(certifiedKey) as Array<[string, string, CertificateType, Buffer, number | null]>) {
               const why = sameCertifiedKey(der, rec.der) ? keyInUse(rec, { residentCode, type, reason }, (code) => (st.successorOf.get(code) as string | null | undefined) ?? undefined) : undefined;
@@ -2208,7 +2196,7 @@ export class SqliteStore implements Store {
             for (const ca of cas) st.bumpRevision.run(ca);
           }
           const notAfter = rec.notAfter.getTime();
-          st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, derIdKeyHex(rec.der), certifiedKey ?? "");
+          st.insertCert.run(rec.serial, rec.caId, rec.type, rec.residentCode, rec.municipalityCode, rec.notBefore.getTime(), notAfter, rec.issuedAt.getTime(), rec.der, rec.applicationId ?? null, derIdKey(rec.der, "hex"), certifiedKey ?? "");
           st.insertCertified.run(rec.residentCode, rec.serial, rec.caId, rec.type, rec.municipalityCode, items.name, items.address, items.birthDate, items.gender, notAfter, rec.registrySequence ?? null);
           // 発行情報 registered with the registry side in this same transaction: nothing is issued without it.
           if (st.registerCertified.run(rec.notBefore.getTime(), rec.residentCode, rec.serial).changes !== 1) {
@@ -3088,7 +3076,7 @@ export class SqliteStore implements Store {
       // one of them only if its whole digest is.
       const ids = new Set(wellFormedCertificateIds(q.certificateIds));
       const serials = new Set(q.serials);
-      const rows = st.all(JSON.stringify(q.serials), JSON.stringify([...ids].map((id) => id.slice(0, 16)))) as CertRowDb[];
+      const rows = st.all(JSON.stringify(q.serials), JSON.stringify([...ids].map((id) => certificateIdKey(id, "hex")))) as CertRowDb[];
       return rows.filter((r) => serials.has(r.serial) || ids.has(hash("sha256", r.der, "hex"))).map(toCertRow);
     });
   }

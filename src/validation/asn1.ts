@@ -3,6 +3,7 @@
  * re-encoding them, so signatures are checked over the exact bytes received and names are compared as sent.
  * Any structural error throws RangeError; the callers turn that into a validation result.
  */
+import { head, headAt } from "../pki/der.js";
 import { civilFieldsValid, daysFromCivil } from "./civil-time.js";
 
 export interface Tlv {
@@ -46,26 +47,15 @@ class Span implements Tlv {
 }
 
 /**
- * The TLV at `offset`, which must end by `limit` (X.690 §8.1: definite lengths, as DER requires). Read in place:
+ * The TLV at `offset`, which must end by `limit` (der.ts headAt's lenient rules: definite lengths). Read in place:
  * crl-index.ts walks a million CRL entries with it.
  */
 export function spanAt(b: Buffer, offset: number, limit: number): Span {
-  if (offset + 2 > limit) throw new RangeError("truncated DER header");
-  const tag = b[offset]!;
-  const first = b[offset + 1]!;
-  let len: number;
-  let start: number;
-  if (first < 0x80) {
-    len = first;
-    start = offset + 2;
-  } else {
-    const n = first & 0x7f;
-    if (n === 0 || n > 4) throw new RangeError("unsupported DER length form");
-    if (offset + 2 + n > limit) throw new RangeError("truncated DER length");
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + b[offset + 2 + i]!;
-    start = offset + 2 + n;
-  }
+  const fault = headAt(b, offset, limit);
+  if (fault) throw new RangeError(fault);
+  const tag = head.tag;
+  const start = offset + head.headerLength;
+  const len = head.length;
   const end = start + len;
   if (end > limit) throw new RangeError(limit === b.length ? "truncated DER" : "DER child overruns its parent");
   return new Span(b, tag, offset, start, end);
