@@ -33,7 +33,7 @@ const KEY = Symbol.for("jpki.early-stop");
  * it would never be taken: it would be ignored until the pass ended). The start-up stop of watch, serve and
  * notices ingest is tested end to end (test/integration/daemon-start.test.ts).
  */
-const STOPPING_COMMANDS = Object.freeze(["watch", "serve", "card serve", "notices ingest", "registry import", "registry sweep", "provider follow --watch"]);
+const STOPPING_COMMANDS = Object.freeze(["watch", "serve", "card serve", "notices ingest", "registry import", "registry sweep", "provider follow --watch", "issue --batch"]);
 const SIGNALS = ["SIGTERM", "SIGINT"];
 // Signals a command handles by itself without stopping: ignored, not held, until its handler is set.
 const IGNORED = new Map([["serve", ["SIGHUP"]]]);
@@ -47,7 +47,7 @@ function isStopping(o) {
     const option = words[words.length - 1].startsWith("--") ? words.pop() : undefined;
     if (words[0] !== o.command) return false;
     if (words.length > 1 && words[1] !== o.subcommand) return false;
-    return option === undefined || o.options.includes(option);
+    return option === undefined || o.options.some((given) => given === option || given.startsWith(`${option}=`));
   });
 }
 

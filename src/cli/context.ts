@@ -353,6 +353,15 @@ function earlyStop(): EarlyStop | undefined {
   return (globalThis as { [k: symbol]: EarlyStop | undefined })[Symbol.for("jpki.early-stop")];
 }
 
+export interface StopOptions {
+  /**
+   * What a signal after the first does. Unset, nothing (a daemon: see withStopSignal). "kill": node's default, at
+   * once — for a job run by a person or a script, not a service manager (`issue --batch`), where a second Ctrl-C
+   * means "now": what the job committed stays committed, what the stop would have finished is cut short.
+   */
+  readonly repeated?: "kill";
+}
+
 /**
  * Runs a long job with a stop signal wired to SIGTERM and SIGINT: the job finishes the batch in progress and
  * returns, so a daemon or a long ingestion ends cleanly and can be resumed. Once a signal came, the process is
@@ -363,17 +372,37 @@ function earlyStop(): EarlyStop | undefined {
  * signals every process of the unit, so each `jpki serve --workers` worker got one from systemd and one from
  * its primary. A stop that hangs is ended by SIGKILL (the --workers primary sends it after its deadline).
  * `command` names the caller as bin/early-stop.cjs STOPPING_COMMANDS does (a literal: the test reads it).
+ * `stoppedBy` names the first signal (or the one the launcher held): `issue --batch` exits with it (128 + n).
  */
-export async function withStopSignal<T>(command: string, f: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withStopSignal<T>(
+  command: string,
+  f: (signal: AbortSignal, stoppedBy: () => NodeJS.Signals | undefined) => Promise<T>,
+  opts: StopOptions = {},
+): Promise<T> {
   const controller = new AbortController();
-  const stop = () => controller.abort();
+  let by: NodeJS.Signals | undefined;
+  const stop = (name: NodeJS.Signals) => {
+    if (by && opts.repeated === "kill") {
+      // Let go and meet the signal again with node's default: the process ends as it would have without handlers.
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+      process.kill(process.pid, name);
+      return;
+    }
+    by ??= name;
+    controller.abort();
+  };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
   // A signal the launcher held since the start (bin/early-stop.cjs): the job is told at once, and stops as it would
   // have a moment later. Taken after this function's handlers are set, so none falls between the two.
-  if (earlyStop()?.take()) controller.abort();
+  const held = earlyStop()?.take();
+  if (held) {
+    by = held;
+    controller.abort();
+  }
   try {
-    return await f(controller.signal);
+    return await f(controller.signal, () => by);
   } finally {
     // Unsignalled (a job that ended by itself, or a test running the CLI in-process): let go, as before.
     if (!controller.signal.aborted) {

@@ -1,11 +1,12 @@
 /** `jpki issue`: one application, or a batch file of them, becomes certificates. */
 import { lstatSync } from "node:fs";
+import { constants } from "node:os";
 import { join } from "node:path";
 import { Command, Option } from "commander";
 import type { IssuanceApplication, IssuedCertificate } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputDir, checkOutputFile, library, readInputFile } from "../lib.js";
-import { Context, withWorkspace } from "../context.js";
-import { commandExitCodes } from "../exit-codes.js";
+import { Context, withStopSignal, withWorkspace } from "../context.js";
+import { VerdictExit, commandExitCodes } from "../exit-codes.js";
 import { batchStdin, caNamed, fileProgress, type Io } from "../output.js";
 import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
 import { checkRecordFile } from "../record-argument.js";
@@ -92,6 +93,10 @@ ${commandExitCodes({
   ],
 })}
 ${nothingAppliedHelp("applications of a --batch")}
+A --batch stopped by SIGTERM or SIGINT reads no further line, finishes the certificates in flight (signed,
+committed, written to --out-dir), prints what it did, says on stderr after which line it stopped, and exits
+128 + the signal (143 SIGTERM, 130 SIGINT): the batch is not done. A second signal ends it at once: what was
+committed stays in the store, and a re-run with the same applicationIds writes those certificates again.
 
 Examples:
   jpki issue --resident 12345678903 --public-key card.pub.pem -o cert.pem
@@ -192,48 +197,81 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
   const { IssuanceService, readRecords, sweepStaleTemps, toPem, writeFileAtomic } = await library();
   if (outDir) sweepStaleTemps(outDir); // files half-written by a killed earlier run
   const passphrase = await ctx.caPassphrase();
-  await withWorkspace(ctx, async (ws) => {
-    const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
-    const started = Date.now();
-    const progress = fileProgress(source);
-    // CSV refuses a header naming a column twice, as JSON Lines here refuses a record naming a field twice:
-    // which value decides who gets a certificate must never be a guess.
-    const format = o.batch === "-" && o.format === "auto" ? "jsonl" : o.format;
-    const res = await service.issueBatch(readRecords(source, { format, rejectDuplicateKeys: true, onBytes: progress.onBytes }), {
-      ...(concurrency ? { concurrency } : {}),
-      onProgress: (p) => {
-        const rate = p.issued / Math.max(0.001, (Date.now() - started) / 1000);
-        ctx.out.progress(`${progress.bar()}issued ${p.issued}  failed ${p.failed}  read ${p.read}  (${rate.toFixed(0)}/s)`);
-      },
-      onIssued: outDir ? (c) => writeFileAtomic(join(outDir, `${c.serial}.pem`), toPem(c.der, "CERTIFICATE")) : undefined,
-    });
-    ctx.out.progressDone();
-    const seconds = (Date.now() - started) / 1000;
-    ctx.out.result({ ...res, seconds }, () =>
-      [
-        `read ${res.read}, issued ${res.issued}, already issued ${res.alreadyIssued}, failed ${res.failed}, superseded ${res.superseded} in ${seconds.toFixed(1)} s`,
-        ...Object.entries(res.byCa).map(([ca, n]) => `  ${ca}: ${n}`),
-        ...res.errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`),
-        ...(res.errors.length > 50 ? [`  … and ${res.errors.length - 50} more (use --json for all)`] : []),
-        ...(outDir ? [`certificates written to ${outDir}`] : []),
-      ].join("\n"),
-    );
-    // A CA key that does not open is the batch's failure, not each line's: its own code and exit (5, 19),
-    // and the auth.failure audit record withWorkspace writes for it. Lines for other CAs may have issued.
-    const locked = res.errors.find((e) => UNLOCK_FAILURES.has(e.code));
-    if (locked) {
-      throw new JpkiError(locked.code, `${locked.message.replace(/^line \d+: /, "")}: ${res.failed} of ${res.read} applications were not issued${res.issued + res.alreadyIssued > 0 ? `, ${res.issued + res.alreadyIssued} were` : ""}`, { details: { reported: true } });
-    }
-    if (res.failed > 0) {
-      // What became of the others, as counted: a re-run issues nothing new for applications done before.
-      const others = [res.issued ? `${res.issued} issued` : "", res.alreadyIssued ? `${res.alreadyIssued} already issued before` : ""].filter(Boolean).join(", ");
-      throw batchFailure({
-        failed: res.errors,
-        applied: res.issued + res.alreadyIssued > 0,
-        partial: `${res.failed} of ${res.read} applications failed${others ? `; ${others}` : ""}`,
-        none: `none of the ${res.read} applications was issued`,
-        details: { reported: true },
+  // SIGTERM or SIGINT: no line read after it, the certificates in flight finished and written (they were committed
+  // and then lost with the process: the operator learnt of them only from a re-run), then the stop's exit.
+  await withStopSignal("issue --batch", (signal, stoppedBy) =>
+    withWorkspace(ctx, async (ws) => {
+      const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
+      const started = Date.now();
+      const progress = fileProgress(source);
+      // CSV refuses a header naming a column twice, as JSON Lines here refuses a record naming a field twice:
+      // which value decides who gets a certificate must never be a guess.
+      const format = o.batch === "-" && o.format === "auto" ? "jsonl" : o.format;
+      const res = await service.issueBatch(readRecords(source, { format, rejectDuplicateKeys: true, onBytes: progress.onBytes }), {
+        ...(concurrency ? { concurrency } : {}),
+        onProgress: (p) => {
+          const rate = p.issued / Math.max(0.001, (Date.now() - started) / 1000);
+          ctx.out.progress(`${progress.bar()}issued ${p.issued}  failed ${p.failed}  read ${p.read}  (${rate.toFixed(0)}/s)`);
+        },
+        onIssued: outDir ? (c) => writeFileAtomic(join(outDir, `${c.serial}.pem`), toPem(c.der, "CERTIFICATE")) : undefined,
+        signal,
       });
-    }
-  });
+      ctx.out.progressDone();
+      const seconds = (Date.now() - started) / 1000;
+      const { stopped, ...counts } = res;
+      const by = stopped ? (stoppedBy() ?? "SIGTERM") : undefined;
+      ctx.out.result({ ...counts, seconds, ...(stopped ? { stopped: true, signal: by, lastLineRead: stopped.lastLine } : {}) }, () =>
+        [
+          `read ${res.read}, issued ${res.issued}, already issued ${res.alreadyIssued}, failed ${res.failed}, superseded ${res.superseded} in ${seconds.toFixed(1)} s`,
+          ...Object.entries(res.byCa).map(([ca, n]) => `  ${ca}: ${n}`),
+          ...res.errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`),
+          ...(res.errors.length > 50 ? [`  … and ${res.errors.length - 50} more (use --json for all)`] : []),
+          ...(outDir ? [`certificates written to ${outDir}`] : []),
+        ].join("\n"),
+      );
+      if (stopped) {
+        ctx.out.info(stoppedEarly(by!, stopped.lastLine, res, outDir));
+        // Before a locked CA key or a failed line: the batch is not done, which is what a script must learn first.
+        throw new VerdictExit(signalExit(by!));
+      }
+      // A CA key that does not open is the batch's failure, not each line's: its own code and exit (5, 19),
+      // and the auth.failure audit record withWorkspace writes for it. Lines for other CAs may have issued.
+      const locked = res.errors.find((e) => UNLOCK_FAILURES.has(e.code));
+      if (locked) {
+        throw new JpkiError(locked.code, `${locked.message.replace(/^line \d+: /, "")}: ${res.failed} of ${res.read} applications were not issued${res.issued + res.alreadyIssued > 0 ? `, ${res.issued + res.alreadyIssued} were` : ""}`, { details: { reported: true } });
+      }
+      if (res.failed > 0) {
+        // What became of the others, as counted: a re-run issues nothing new for applications done before.
+        const others = [res.issued ? `${res.issued} issued` : "", res.alreadyIssued ? `${res.alreadyIssued} already issued before` : ""].filter(Boolean).join(", ");
+        throw batchFailure({
+          failed: res.errors,
+          applied: res.issued + res.alreadyIssued > 0,
+          partial: `${res.failed} of ${res.read} applications failed${others ? `; ${others}` : ""}`,
+          none: `none of the ${res.read} applications was issued`,
+          details: { reported: true },
+        });
+      }
+    }, {
+      signal,
+      stopped: () => {
+        ctx.out.result({ read: 0, issued: 0, alreadyIssued: 0, failed: 0, errors: [], superseded: 0, byCa: {}, stopped: true, signal: stoppedBy(), lastLineRead: 0 }, "stopped by a signal while the store was opening: nothing was read or issued");
+        throw new VerdictExit(signalExit(stoppedBy() ?? "SIGTERM"));
+      },
+    }),
+    { repeated: "kill" },
+  );
+}
+
+/** What a stopped batch's exit is: the shell's 128 + the signal's number, as when a signal kills a command. */
+function signalExit(by: NodeJS.Signals): number {
+  return 128 + constants.signals[by];
+}
+
+/** The stderr note of a batch stopped by a signal: how far it got, and how to go on without issuing anything twice. */
+function stoppedEarly(by: NodeJS.Signals, lastLine: number, res: { issued: number; alreadyIssued: number; failed: number }, outDir: string | undefined): string {
+  return [
+    `jpki: issue --batch stopped by ${by} after line ${lastLine}: ${res.issued} issued, ${res.alreadyIssued} already issued, ${res.failed} failed${outDir ? `, every certificate written to ${outDir}` : ""}; the lines after ${lastLine} were not read.`,
+    `To go on, run the batch again: a line with an applicationId is not issued twice (its certificate is returned and written again);`,
+    `a line without one is issued anew, superseding (revoking) the certificate issued now — give such a file from line ${lastLine + 1} on.`,
+  ].join("\n");
 }
