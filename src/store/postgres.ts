@@ -1260,6 +1260,16 @@ export interface PostgresStoreOptions {
   readonly connectTimeoutMs?: number;
   /** how long after losing it (the server restarted) holdPresence's connection is opened again, ms (default 5000) */
   readonly presenceRetryMs?: number;
+  /**
+   * Called each time holdPresence's connection has ended, with whether it is to be opened again (false once the
+   * store is closed): for a test to wait on that decision instead of a pause; nothing in jpki sets it.
+   */
+  readonly onPresenceEnded?: (reopening: boolean) => void;
+  /**
+   * Called as the store makes each connection to the server (the pool's, holdPresence's, a session lock's), just
+   * before it connects: for a test to see an attempt made, or none, without a pause; nothing in jpki sets it.
+   */
+  readonly onConnecting?: () => void;
   /** how long close() waits for connections still checked out before it cuts them, ms (default CLOSE_WAIT_MS; tests shorten it) */
   readonly closeWaitMs?: number;
   /** progress of an upgrade that fills a column for every certificate (store/upgrade.ts) */
@@ -2079,9 +2089,11 @@ export class PostgresStore implements Store {
 
   readonly #presenceRetryMs: number;
 
+  readonly #onPresenceEnded: ((reopening: boolean) => void) | undefined;
+
   readonly #closeWaitMs: number;
 
-  private constructor(pool: Pool, maxLocks: number, sessionClient: (applicationName: string) => Client, presenceRetryMs: number, closeWaitMs: number) {
+  private constructor(pool: Pool, maxLocks: number, sessionClient: (applicationName: string) => Client, presenceRetryMs: number, closeWaitMs: number, onPresenceEnded?: (reopening: boolean) => void) {
     this.#pool = pool;
     pool.on("acquire", (c) => this.#checkedOut.add(c));
     pool.on("release", (_e, c) => {
@@ -2093,6 +2105,7 @@ export class PostgresStore implements Store {
     this.#maxLocks = maxLocks;
     this.#sessionClient = sessionClient;
     this.#presenceRetryMs = presenceRetryMs;
+    this.#onPresenceEnded = onPresenceEnded;
     this.#closeWaitMs = closeWaitMs;
   }
 
@@ -2114,6 +2127,7 @@ export class PostgresStore implements Store {
       constructor(config?: ConstructorParameters<typeof Client>[0]) {
         super({ ...(typeof config === "object" ? config : {}), connectionTimeoutMillis });
         connecting?.push(this);
+        opts.onConnecting?.();
       }
     }
     const stop = new OpenStop(opts.signal);
@@ -2231,7 +2245,7 @@ export class PostgresStore implements Store {
       }
       // keepAlive: a lock connection idles while its holder works on pooled ones; TCP keepalive finds a server gone meanwhile
       const sessionClient = (applicationName: string) => new TimedClient({ connectionString, application_name: applicationName, types: int8AsBigint(types), keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS });
-      return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient, opts.presenceRetryMs ?? 5000, opts.closeWaitMs ?? CLOSE_WAIT_MS);
+      return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient, opts.presenceRetryMs ?? 5000, opts.closeWaitMs ?? CLOSE_WAIT_MS, opts.onPresenceEnded);
     } catch (e) {
       connecting?.forEach(dropConnection);
       await pool.end().catch(() => undefined);
@@ -2433,6 +2447,7 @@ export class PostgresStore implements Store {
     c.on("end", () => {
       if (this.#presence === c) this.#presence = undefined;
       this.#retryPresence();
+      this.#onPresenceEnded?.(this.#presenceRetry !== undefined);
     });
   }
 
@@ -2451,6 +2466,7 @@ export class PostgresStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#presenceRetry);
+    this.#presenceRetry = undefined;
     const presence = this.#presence;
     this.#presence = undefined;
     await presence?.end().catch(() => undefined);
