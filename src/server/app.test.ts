@@ -1409,6 +1409,49 @@ describe("POST /v1/validate on bare node:http (validateFastPath) and through fas
     expect((await metric()) - before.count).toBe(4);
   });
 
+  it("stamps a verifier's access-log line with its fetch record's time, on bare node:http, through fastify's routes and in a refusal before any route", async () => {
+    // The fetch records' wall clock stands still, years from the real one: a line stamped with a reading of its own
+    // (fastify's routes and the refusals took Date.now()) is told apart from one stamped with its record's time.
+    const AT = Date.UTC(2031, 4, 6, 7, 8, 9, 123);
+    const lines: string[] = [];
+    const { app: s, access } = await buildServer(ws, { access: { wallClock: () => new Date(AT), refreshMs: 3_600_000, flushMs: 3_600_000 }, accessLog: lineSink((l) => lines.push(l)) });
+    await s.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
+    try {
+      const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+      const body = JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" });
+      const asked = [
+        { method: "POST", path: "/v1/validate", status: 200 }, // bare node:http (validateFastPath)
+        { method: "POST", path: "/v1/validate?via=fastify", status: 200 }, // fastify's route
+        { method: "GET", path: "/crl/index.json", status: 200 }, // a fastify GET route
+        { method: "PATCH", path: "/v1/overview", status: 405 }, // refused before any route (refuseMethod), recorded for its verifier
+      ];
+      for (const a of asked) {
+        const r = await fetch(`${at}${a.path}`, { method: a.method, headers: { ...auth, ...(a.method === "POST" ? { "content-type": "application/json" } : {}) }, ...(a.method === "POST" ? { body } : {}), signal: AbortSignal.timeout(15_000) });
+        await r.arrayBuffer();
+        expect(r.status, a.path).toBe(a.status);
+      }
+      await until(() => lines.length >= asked.length, "a line for each request");
+      const logged = lines.map((l) => JSON.parse(l) as { time: string; method: string; url: string; status: number; verifier: string });
+      expect(logged.map((l) => [l.method, l.status])).toEqual(asked.map((a) => [a.method, a.status]));
+      for (const l of logged) expect(l.time, `${l.method} ${l.url}`).toBe(new Date(AT).toISOString());
+      // and the records those lines stand for were counted at that time
+      await access.flush();
+      const records = await ws.store.listVerifierFetches({ verifierId: logged[0]!.verifier, newest: true, limit: 100 });
+      const mine = records.filter((r) => r.at.getTime() === AT);
+      expect(mine.map((r) => [r.path, r.status]).sort()).toEqual(
+        [
+          ["/crl/index.json", 200],
+          ["/v1/overview", 405],
+          ["/v1/validate", 200],
+        ].sort(),
+      );
+      expect(mine.find((r) => r.path === "/v1/validate")?.count).toBe(2);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("answers a client that half-closes once its request is sent (shutdown(SHUT_WR), as nc -N does), on both paths", async () => {
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
     const body = JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" });
