@@ -88,7 +88,9 @@ describe("PostgresStore specifics", () => {
     await until(async () => ((now = await named()), now.length === 1 && now[0] !== first[0]), "the presence connection opened again");
     expect(ended).toEqual([true]);
     await s.close();
-    // the close ended it, and the store decided not to open it again: no retry is pending, so none can open it later
+    // The close ended it, and the store decided not to open it again: no retry is pending, so none can open it later.
+    // (The backend is in pg_stat_activity before the store has the connection as its presence: a close then ends
+    // it where the reopen finishes, and says so the same way.)
     await until(() => ended.length >= 2, "the presence connection's end at the close");
     expect(ended).toEqual([true, false]);
     await until(async () => (await named()).length === 0, "the presence connection gone from pg_stat_activity");

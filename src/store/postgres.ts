@@ -2440,7 +2440,9 @@ export class PostgresStore implements Store {
       throw e;
     }
     if (this.#closed) {
+      // closed while it connected: ended here, and not to be opened again (as an end after the close says)
       await c.end().catch(() => undefined);
+      this.#onPresenceEnded?.(false);
       return;
     }
     this.#presence = c;
