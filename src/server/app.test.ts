@@ -898,8 +898,11 @@ describe("the list of registered verifiers after a read that never answers (refr
 
 describe("the verifier API while the store does not answer (store/watchdog.ts)", () => {
   it("POST /v1/validate answers 503 store-unresponsive with Retry-After while another process holds SQLite's write lock, on both paths; the refused answers never reach the disclosure log, even once the lock is free", async () => {
-    const reported: Array<string | undefined> = [];
-    const { app: api } = await buildServer(ws, { storeWaitMs: 200, access: { onError: (e) => reported.push((e as { code?: string }).code) } });
+    const reported: Array<{ code: string | undefined; what: string }> = [];
+    // Quiet (no registrations re-read, no fetch-count flush, an hour apart): the flush is a write too, and one that
+    // came while the lock was held (a host that took this test off the CPU for its 1 s interval) waited out the
+    // bound and was reported as a third stall; a re-read, admitted as a stall's probe, ended the stall early.
+    const { app: api } = await buildServer(ws, { storeWaitMs: 200, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what }), refreshMs: 3_600_000, flushMs: 3_600_000 } });
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
@@ -908,6 +911,8 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     const body = JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature", legalBasis: "pension" });
     // Without the bound, each waited SQLite's busy timeout (20 s) and then answered store-unavailable.
     const post = (path: string) => fetch(`${at}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body, signal: AbortSignal.timeout(15_000) });
+    // the store's own writes, passed through: what became of each is read from its outcome, not from a pause
+    const writes = vi.spyOn(ws.store, "appendDisclosures");
     const other = new Database(ws.paths.db);
     other.exec("BEGIN IMMEDIATE");
     try {
@@ -920,19 +925,31 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
         expect(JSON.parse(text), path).toMatchObject({ error: "unavailable", code: "store-unresponsive" });
         expect(text).not.toMatch(/山田|千代田/);
       }
-      // the operator is told (by the watchdog, or the write that gave up at its deadline), not once per request
-      expect(reported.filter((c) => c === "ERR_STORE_UNRESPONSIVE").length).toBeGreaterThan(0);
-      expect(reported.filter((c) => c === "ERR_STORE_UNRESPONSIVE").length).toBeLessThanOrEqual(2);
+      // The operator is told, by the watchdog (the sweep saw the write late) or by the write SQLite gave up at its
+      // deadline, whichever came first; only of the store, never of anything else. Not once per stall as
+      // onStalled says: a write given up at its own deadline has settled, so no stall begins, and the next
+      // request waits the bound again and is reported again (at most once per request, then).
+      const stalls = reported.filter((r) => r.code === "ERR_STORE_UNRESPONSIVE");
+      expect(stalls.length).toBeGreaterThan(0);
+      expect(stalls.length).toBeLessThanOrEqual(2);
+      expect(reported).toEqual(stalls);
+      for (const r of stalls) expect(r.what).toMatch(/^the store \(/);
+      // every write sent under the lock is over before it is freed, failed: given up at its deadline, nothing
+      // written (the second request's, if it was refused while the first was out, was never sent)
+      expect(writes.mock.calls.length).toBeGreaterThan(0);
+      const under = await Promise.allSettled(writes.mock.results.map((w) => w.value as Promise<unknown>));
+      for (const w of under) expect(w).toMatchObject({ status: "rejected", reason: { code: "ERR_STORE_UNRESPONSIVE" } });
     } finally {
       other.exec("ROLLBACK");
       other.close();
     }
     try {
-      // The lock is free: an answer is given, and recorded — the one record of the three requests. The writes of
-      // the two refused were given up at their deadline, not made once the lock was free.
+      // The lock is free: an answer is given, and recorded — the one record of the three requests.
       await vi.waitFor(async () => expect((await post("/v1/validate")).status).toBe(200), { timeout: 10_000, interval: 100 });
+      await Promise.allSettled(writes.mock.results.map((w) => w.value as Promise<unknown>));
       expect((await disclosures()) - before).toBe(1);
     } finally {
+      writes.mockRestore();
       await api.close();
     }
   });
@@ -1390,6 +1407,49 @@ describe("POST /v1/validate on bare node:http (validateFastPath) and through fas
     expect(log.length - before.lines).toBe(2 * bodies.length + 2);
     expect(log.slice(-2).map((l) => JSON.parse(l).url)).toEqual(expect.arrayContaining(["/v1/validate", "/v1/validate?via=[redacted]"]));
     expect((await metric()) - before.count).toBe(4);
+  });
+
+  it("stamps a verifier's access-log line with its fetch record's time, on bare node:http, through fastify's routes and in a refusal before any route", async () => {
+    // The fetch records' wall clock stands still, years from the real one: a line stamped with a reading of its own
+    // (fastify's routes and the refusals took Date.now()) is told apart from one stamped with its record's time.
+    const AT = Date.UTC(2031, 4, 6, 7, 8, 9, 123);
+    const lines: string[] = [];
+    const { app: s, access } = await buildServer(ws, { access: { wallClock: () => new Date(AT), refreshMs: 3_600_000, flushMs: 3_600_000 }, accessLog: lineSink((l) => lines.push(l)) });
+    await s.listen({ host: "127.0.0.1", port: 0 });
+    const at = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
+    try {
+      const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
+      const body = JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" });
+      const asked = [
+        { method: "POST", path: "/v1/validate", status: 200 }, // bare node:http (validateFastPath)
+        { method: "POST", path: "/v1/validate?via=fastify", status: 200 }, // fastify's route
+        { method: "GET", path: "/crl/index.json", status: 200 }, // a fastify GET route
+        { method: "PATCH", path: "/v1/overview", status: 405 }, // refused before any route (refuseMethod), recorded for its verifier
+      ];
+      for (const a of asked) {
+        const r = await fetch(`${at}${a.path}`, { method: a.method, headers: { ...auth, ...(a.method === "POST" ? { "content-type": "application/json" } : {}) }, ...(a.method === "POST" ? { body } : {}), signal: AbortSignal.timeout(15_000) });
+        await r.arrayBuffer();
+        expect(r.status, a.path).toBe(a.status);
+      }
+      await until(() => lines.length >= asked.length, "a line for each request");
+      const logged = lines.map((l) => JSON.parse(l) as { time: string; method: string; url: string; status: number; verifier: string });
+      expect(logged.map((l) => [l.method, l.status])).toEqual(asked.map((a) => [a.method, a.status]));
+      for (const l of logged) expect(l.time, `${l.method} ${l.url}`).toBe(new Date(AT).toISOString());
+      // and the records those lines stand for were counted at that time
+      await access.flush();
+      const records = await ws.store.listVerifierFetches({ verifierId: logged[0]!.verifier, newest: true, limit: 100 });
+      const mine = records.filter((r) => r.at.getTime() === AT);
+      expect(mine.map((r) => [r.path, r.status]).sort()).toEqual(
+        [
+          ["/crl/index.json", 200],
+          ["/v1/overview", 405],
+          ["/v1/validate", 200],
+        ].sort(),
+      );
+      expect(mine.find((r) => r.path === "/v1/validate")?.count).toBe(2);
+    } finally {
+      await s.close();
+    }
   });
 
   it("answers a client that half-closes once its request is sent (shutdown(SHUT_WR), as nc -N does), on both paths", async () => {

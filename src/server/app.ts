@@ -732,13 +732,14 @@ export async function buildServer(
   const tlsOptions = (ca: Buffer | undefined) => ({ cert: tls!.cert, key: tls!.key, requestCert: true, rejectUnauthorized: false, ...(ca ? { ca: toPem(ca, "CERTIFICATE") } : {}) });
   let httpsServer: ReturnType<typeof createHttpsServer> | undefined;
   const refusedCounters = new Map<string, (status: number) => void>();
-  // A request refused before any route (access control, or the stop): counted under its route and logged.
-  const countRefused = (req: IncomingMessage, scope: RouteScope, status: number, startedAt: number) => {
+  // A request refused before any route (access control, or the stop): counted under its route and logged. `at`: its
+  // fetch record's time (access.record's answer) when it was recorded for its verifier, which its line then carries.
+  const countRefused = (req: IncomingMessage, scope: RouteScope, status: number, startedAt: number, at: number | undefined) => {
     const route = ROUTE_OF_SCOPE[scope];
     let count = refusedCounters.get(route);
     if (!count) refusedCounters.set(route, (count = counter(route)));
     count(status);
-    accessLine?.(req, status, performance.now() - startedAt, false, undefined, access.callerOf(req));
+    accessLine?.(req, status, performance.now() - startedAt, false, at, access.callerOf(req));
   };
   // Requests of fastify routes already logged (answered, cut, refused by the parser, or abandoned): each gets one line.
   const gone = new WeakSet<IncomingMessage>();
@@ -751,11 +752,10 @@ export async function buildServer(
   // and what was read of them is not repeated), from the peer address (no header at hand, so no X-Forwarded-For to
   // honour), by no verifier, under the route "other". Which refused bucket it took from is parserRefusalWait's.
   const countParserRefusal = (socket: Socket, req: IncomingMessage | undefined, status: number, startedAt: number) => {
-    if (!req) return countRefused({ method: "", url: "", headers: {}, socket } as unknown as IncomingMessage, "other", status, startedAt);
+    if (!req) return countRefused({ method: "", url: "", headers: {}, socket } as unknown as IncomingMessage, "other", status, startedAt, undefined);
     // its answer: not again as abandoned when the connection, destroyed after it, aborts the request (onRequestAbort)
     gone.add(req);
-    access.record(req, status);
-    countRefused(req, access.scopeOfRequest(req), status, startedAt);
+    countRefused(req, access.scopeOfRequest(req), status, startedAt, access.record(req, status));
   };
   // Per connection, the response of the last request handed to the handler (requestBeingRead): one map write per request.
   const handed = new WeakMap<Socket, ServerResponse>();
@@ -776,7 +776,7 @@ export async function buildServer(
     refusedRateLimit: ws.config.refusedRateLimit,
     clientAddress,
     trustedProxy: trustedProxyOf(ws.config.trustedProxies),
-    onRefused: (req, status, startedAt) => countRefused(req, access.scopeOfRequest(req), status, startedAt),
+    onRefused: (req, status, startedAt) => countRefused(req, access.scopeOfRequest(req), status, startedAt, undefined),
     watchdog: storeWatchdog,
     // A verifier CA made after the start: trusted for client certificates from the next handshake on.
     ...(tls && !verifierCa ? { onVerifierCa: (der: Buffer) => httpsServer?.setSecureContext(tlsOptions(der)) } : {}),
@@ -855,7 +855,7 @@ export async function buildServer(
     const startedAt = performance.now();
     res.writeHead(STOPPING_ERROR.status, { ...JSON_TYPE, "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(STOPPING_BODY), Connection: "close" });
     res.end(req.method === "HEAD" ? undefined : STOPPING_BODY);
-    countRefused(req, access.scopeOfTarget(req), STOPPING_ERROR.status, startedAt);
+    countRefused(req, access.scopeOfTarget(req), STOPPING_ERROR.status, startedAt, undefined);
   };
   // Two Host lines: RFC 9112 §3.2 says a server MUST answer 400. node keeps the first and drops the other, so a
   // proxy in front that reads the other one routes or logs the request under another name than ours (found by a
@@ -867,7 +867,7 @@ export async function buildServer(
     const status = PARSER_REFUSALS["bad-request"].status;
     res.writeHead(status, { ...JSON_TYPE, "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(repeatedHostBody), Connection: "close" });
     res.end(req.method === "HEAD" ? undefined : repeatedHostBody);
-    countRefused(req, access.scopeOfTarget(req), status, startedAt);
+    countRefused(req, access.scopeOfTarget(req), status, startedAt, undefined);
   };
   // The connections open now: a stop ends each once its answer in flight is given (preClose, below).
   const connections = new Set<Socket>();
@@ -886,8 +886,7 @@ export async function buildServer(
     const startedAt = performance.now();
     res.writeHead(METHOD_NOT_ALLOWED.status, { Allow: allow, ...JSON_TYPE, "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(METHOD_NOT_ALLOWED.body) });
     res.end(METHOD_NOT_ALLOWED.body);
-    access.record(req, METHOD_NOT_ALLOWED.status);
-    countRefused(req, access.scopeOfRequest(req), METHOD_NOT_ALLOWED.status, startedAt);
+    countRefused(req, access.scopeOfRequest(req), METHOD_NOT_ALLOWED.status, startedAt, access.record(req, METHOD_NOT_ALLOWED.status));
     return true;
   };
   // The asterisk-form target (RFC 9112 §3.2.4) names the server as a whole, and only OPTIONS may use it; fastify's
@@ -916,8 +915,7 @@ export async function buildServer(
       res.writeHead(status, { ...JSON_TYPE, "Cache-Control": "no-store", "Content-Length": Buffer.byteLength(asteriskBody) });
       res.end(req.method === "HEAD" ? undefined : asteriskBody);
     }
-    access.record(req, status);
-    countRefused(req, access.scopeOfRequest(req), status, startedAt);
+    countRefused(req, access.scopeOfRequest(req), status, startedAt, access.record(req, status));
     return true;
   };
   // A body in a content coding (gzip, deflate, br…) goes to no route: each read it as plain. Refused 415 before
@@ -936,8 +934,7 @@ export async function buildServer(
       "Content-Length": Buffer.byteLength(codingBody),
     });
     res.end(codingBody);
-    access.record(req, UNSUPPORTED_CONTENT_ENCODING.status);
-    countRefused(req, access.scopeOfRequest(req), UNSUPPORTED_CONTENT_ENCODING.status, startedAt);
+    countRefused(req, access.scopeOfRequest(req), UNSUPPORTED_CONTENT_ENCODING.status, startedAt, access.record(req, UNSUPPORTED_CONTENT_ENCODING.status));
     return true;
   };
   const app = Fastify({
@@ -987,12 +984,12 @@ export async function buildServer(
       // control never ran: a credential they carry is neither checked nor written).
       server.on("connect", (req: IncomingMessage, socket: Duplex) => {
         const startedAt = performance.now();
-        if (refuseConnect(req, socket)) countRefused(req, access.scopeOfTarget(req), METHOD_NOT_ALLOWED.status, startedAt);
+        if (refuseConnect(req, socket)) countRefused(req, access.scopeOfTarget(req), METHOD_NOT_ALLOWED.status, startedAt, undefined);
       });
       server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
         const startedAt = performance.now();
         refuseExpectation(req, res);
-        countRefused(req, access.scopeOfTarget(req), PARSER_REFUSALS["expectation-failed"].status, startedAt);
+        countRefused(req, access.scopeOfTarget(req), PARSER_REFUSALS["expectation-failed"].status, startedAt, undefined);
       });
       server.on("checkContinue", checkContinue);
       // Over TLS the HTTP parser reads the TLS socket, not the TCP one the "connection" event gives.
@@ -1124,8 +1121,10 @@ export async function buildServer(
       gone.add(req.raw);
       count(reply.statusCode, aborted);
       const caller = access.callerOf(req.raw);
-      access.recordFor(req.raw, caller, reply.statusCode);
-      accessLine?.(req.raw, reply.statusCode, reply.elapsedTime, aborted, undefined, caller);
+      // the line carries its fetch record's time, as the bare routes' (rawOnResponse): it took Date.now(), another
+      // reading of another clock, so one request was logged at two times
+      const at = access.recordFor(req.raw, caller, reply.statusCode);
+      accessLine?.(req.raw, reply.statusCode, reply.elapsedTime, aborted, at, caller);
       done();
     };
   };
@@ -1140,7 +1139,7 @@ export async function buildServer(
     setImmediate(() => {
       if (gone.has(req.raw)) return;
       gone.add(req.raw);
-      countRefused(req.raw, access.scopeOfRequest(req.raw), CLIENT_CLOSED_REQUEST, NaN);
+      countRefused(req.raw, access.scopeOfRequest(req.raw), CLIENT_CLOSED_REQUEST, NaN, undefined);
     });
     done();
   });
@@ -1297,7 +1296,7 @@ export async function buildServer(
     onAbandoned: (req) => {
       if (gone.has(req)) return;
       gone.add(req);
-      countRefused(req, "validate", CLIENT_CLOSED_REQUEST, NaN);
+      countRefused(req, "validate", CLIENT_CLOSED_REQUEST, NaN, undefined);
     },
     ...(opts.access?.onError ? { onError: opts.access.onError } : {}),
   });

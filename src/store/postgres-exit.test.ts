@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { admin } from "../../test/postgres-store-kit.js";
+import { until } from "../../test/until.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { PostgresStore } from "./postgres.js";
 
@@ -27,7 +28,8 @@ describe("PostgreSQL store connections and the process's exit", () => {
       await locker.query("BEGIN");
       await locker.query("LOCK TABLE cas IN ACCESS EXCLUSIVE MODE");
       const listing = s.listCas();
-      for (let i = 0; i < 100 && heldSockets() === before; i++) await new Promise((r) => setTimeout(r, 10));
+      // (asked until it holds: 100 × 10 ms and then an assertion failed a host that took longer to send it)
+      await until(() => heldSockets() !== before, "the statement's connection to hold the process");
       expect(heldSockets()).toBe(before + 1);
       await locker.query("COMMIT");
       expect(await listing).toEqual([]);

@@ -1310,6 +1310,16 @@ export interface PostgresStoreOptions {
   readonly connectTimeoutMs?: number;
   /** how long after losing it (the server restarted) holdPresence's connection is opened again, ms (default 5000) */
   readonly presenceRetryMs?: number;
+  /**
+   * Called each time holdPresence's connection has ended, with whether it is to be opened again (false once the
+   * store is closed): for a test to wait on that decision instead of a pause; nothing in jpki sets it.
+   */
+  readonly onPresenceEnded?: (reopening: boolean) => void;
+  /**
+   * Called as the store makes each connection to the server (the pool's, holdPresence's, a session lock's), just
+   * before it connects: for a test to see an attempt made, or none, without a pause; nothing in jpki sets it.
+   */
+  readonly onConnecting?: () => void;
   /** how long close() waits for connections still checked out before it cuts them, ms (default CLOSE_WAIT_MS; tests shorten it) */
   readonly closeWaitMs?: number;
   /** progress of an upgrade that fills a column for every certificate (store/upgrade.ts) */
@@ -2143,9 +2153,11 @@ export class PostgresStore implements Store {
 
   readonly #presenceRetryMs: number;
 
+  readonly #onPresenceEnded: ((reopening: boolean) => void) | undefined;
+
   readonly #closeWaitMs: number;
 
-  private constructor(pool: Pool, maxLocks: number, sessionClient: (applicationName: string) => Client, presenceRetryMs: number, closeWaitMs: number) {
+  private constructor(pool: Pool, maxLocks: number, sessionClient: (applicationName: string) => Client, presenceRetryMs: number, closeWaitMs: number, onPresenceEnded?: (reopening: boolean) => void) {
     this.#pool = pool;
     pool.on("acquire", (c) => this.#checkedOut.add(c));
     pool.on("release", (_e, c) => {
@@ -2157,6 +2169,7 @@ export class PostgresStore implements Store {
     this.#maxLocks = maxLocks;
     this.#sessionClient = sessionClient;
     this.#presenceRetryMs = presenceRetryMs;
+    this.#onPresenceEnded = onPresenceEnded;
     this.#closeWaitMs = closeWaitMs;
   }
 
@@ -2178,6 +2191,7 @@ export class PostgresStore implements Store {
       constructor(config?: ConstructorParameters<typeof Client>[0]) {
         super({ ...(typeof config === "object" ? config : {}), connectionTimeoutMillis });
         connecting?.push(this);
+        opts.onConnecting?.();
       }
     }
     const stop = new OpenStop(opts.signal);
@@ -2213,7 +2227,7 @@ export class PostgresStore implements Store {
     const opened = () => {
       // keepAlive: a lock connection idles while its holder works on pooled ones; TCP keepalive finds a server gone meanwhile
       const sessionClient = (applicationName: string) => new TimedClient({ connectionString, application_name: applicationName, types: int8AsBigint(types), keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS });
-      return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient, opts.presenceRetryMs ?? 5000, opts.closeWaitMs ?? CLOSE_WAIT_MS);
+      return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient, opts.presenceRetryMs ?? 5000, opts.closeWaitMs ?? CLOSE_WAIT_MS, opts.onPresenceEnded);
     };
     try {
       const c = await stop.during(
@@ -2497,13 +2511,16 @@ export class PostgresStore implements Store {
       throw e;
     }
     if (this.#closed) {
+      // closed while it connected: ended here, and not to be opened again (as an end after the close says)
       await c.end().catch(() => undefined);
+      this.#onPresenceEnded?.(false);
       return;
     }
     this.#presence = c;
     c.on("end", () => {
       if (this.#presence === c) this.#presence = undefined;
       this.#retryPresence();
+      this.#onPresenceEnded?.(this.#presenceRetry !== undefined);
     });
   }
 
@@ -2522,6 +2539,7 @@ export class PostgresStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#presenceRetry);
+    this.#presenceRetry = undefined;
     const presence = this.#presence;
     this.#presence = undefined;
     await presence?.end().catch(() => undefined);
