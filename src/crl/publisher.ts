@@ -193,6 +193,21 @@ export function publicationDir(root: string, dir: string, what: string): void {
   }
 }
 
+/**
+ * What CrlPublisher #stage builds: the CA, the scope, its reserved number, the times, the entries, a delta's base CRL
+ * number, whether deltas are made (default: the workspace's cadence says so), a callback given the CRL's layout.
+ */
+type StageArgs = [
+  ca: CrlIssuer,
+  scope: CrlScope,
+  number: bigint,
+  t: { thisUpdate: Date; nextUpdate: Date },
+  entries: CrlParams["entries"],
+  baseNumber?: bigint,
+  deltas?: boolean,
+  onLayout?: (layout: CrlLayout) => void,
+];
+
 /** A CRL built, written, synced and checked, waiting for its install (CrlPublisher #stage, #install). */
 interface StagedCrl {
   /** what the publication returns once installed */
@@ -376,17 +391,9 @@ export class CrlPublisher {
     return out;
   }
 
-  async #publishReserved(
-    ca: CrlIssuer,
-    scope: CrlScope,
-    number: bigint,
-    t: { thisUpdate: Date; nextUpdate: Date },
-    entries: CrlParams["entries"],
-    baseNumber?: bigint,
-    deltas = deltaCadence(this.#config) !== undefined,
-    onLayout?: (layout: CrlLayout) => void,
-  ): Promise<PublishedCrl> {
-    const [r] = await this.#install(ca, [await this.#stage(ca, scope, number, t, entries, baseNumber, deltas, onLayout)]);
+  /** One reserved CRL staged and installed on its own (#stage's arguments). */
+  async #publishReserved(...args: StageArgs): Promise<PublishedCrl> {
+    const [r] = await this.#install(args[0], [await this.#stage(...args)]);
     if ("error" in r!) throw r.error;
     return r!;
   }
@@ -395,16 +402,8 @@ export class CrlPublisher {
    * Builds a reserved CRL into a staged file (and its PEM copy), synced and checked against what was written: ready
    * to install. A failure leaves nothing staged (the reservation stays open, so the CA or scope stays due).
    */
-  async #stage(
-    ca: CrlIssuer,
-    scope: CrlScope,
-    number: bigint,
-    t: { thisUpdate: Date; nextUpdate: Date },
-    entries: CrlParams["entries"],
-    baseNumber?: bigint,
-    deltas = deltaCadence(this.#config) !== undefined,
-    onLayout?: (layout: CrlLayout) => void,
-  ): Promise<StagedCrl> {
+  async #stage(...args: StageArgs): Promise<StagedCrl> {
+    const [ca, scope, number, t, entries, baseNumber, deltas = deltaCadence(this.#config) !== undefined, onLayout] = args;
     const { thisUpdate, nextUpdate } = t;
     const derPath = this.#path(ca.id, scope);
     const pemPath = `${derPath}.pem`;
