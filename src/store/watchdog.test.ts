@@ -218,6 +218,48 @@ describe("StoreWatchdog", () => {
       dog.close();
     }
   });
+  it("holds the kind of a call the store gave up at its own deadline (SQLite's WriteDeadline under another process's write lock): the next calls of it are refused at once but one probe per bound, the stall is reported once, and a probe answered in time ends the hold", async () => {
+    let now = 0;
+    const stalls: string[] = [];
+    const dog = new StoreWatchdog({ waitMs: 40, now: () => now, onStalled: (e) => stalls.push(e.code) });
+    let writes = 0;
+    let reads = 0;
+    // the store's own refusal at the deadline: the call settles failed, never late
+    const givenUp = () => Promise.reject(new JpkiError("ERR_STORE_UNRESPONSIVE", "the store's write lock was held elsewhere past the deadline"));
+    const write = (f: () => Promise<unknown>) => dog.run("recording verifier fetches", () => (writes++, f()));
+    const read = () => dog.run("reading the registered verifiers", async () => ++reads);
+    try {
+      await expect(write(givenUp)).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE"]);
+      expect(dog.stalled).toBe(false);
+      expect(dog.heldKinds).toEqual(["recording verifier fetches"]);
+      // the next write, within the bound, is refused without being made (before: made, waited the bound, reported)
+      now = 10;
+      await expect(write(async () => "no")).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(writes).toBe(1);
+      expect(dog.refusals.get("recording verifier fetches")).toEqual({ stalled: 0, held: 1 });
+      // other kinds are answered
+      expect(await read()).toBe(1);
+      // a bound after the first, one write goes as the kind's probe; given up again, it says nothing new
+      now = 40;
+      await expect(write(givenUp)).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(writes).toBe(2);
+      expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE"]);
+      await expect(write(async () => "no")).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(writes).toBe(2);
+      // the lock gone: the next probe answers and the hold ends
+      now = 80;
+      expect(await write(async () => "written")).toBe("written");
+      expect(dog.heldKinds).toEqual([]);
+      expect(await write(async () => "again")).toBe("again");
+      // given up again later: a new stall of that kind, reported afresh
+      await expect(write(givenUp)).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
+      expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE", "ERR_STORE_UNRESPONSIVE"]);
+    } finally {
+      dog.close();
+    }
+  });
+
   it("a kind is a /metrics label (jpki_store_held, jpki_store_refused_calls_total), so only the fixed table's: the type refuses a kind built from a request, and one that reaches the watchdog anyway (a cast, a plain-JS caller) is refused, counted and held as an unnamed call", async () => {
     let now = 0;
     const dog = new StoreWatchdog({ waitMs: 40, now: () => now });

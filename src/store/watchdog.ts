@@ -274,7 +274,15 @@ export class StoreWatchdog {
     if (call.wasLate && failure !== undefined && letGoFailure(failure)) return;
     this.#calls.delete(call);
     const held = call.kind !== undefined && this.#held.has(call.kind);
-    if (!call.wasLate && !held && this.#late === 0 && (failure as { code?: unknown } | undefined)?.code === "ERR_STORE_UNRESPONSIVE") this.#onStalled?.(failure as JpkiError);
+    if (!call.wasLate && this.#late === 0 && (failure as { code?: unknown } | undefined)?.code === "ERR_STORE_UNRESPONSIVE") {
+      if (!held) this.#onStalled?.(failure as JpkiError);
+      // Given up by the store at its own deadline, before the sweep saw it late (SQLite: another process holds the
+      // write lock), the call settled and nothing stalled: every call of its kind admitted after it waited the whole
+      // bound too, and each was reported (one log line per request under the lock, measured: app.test's write-lock
+      // test). Its kind is held as a late call's is once a stall ends: refused at once but one probe per bound, the
+      // first a bound from now (a locked store is not asked again at once), reported once, ended by a probe in time.
+      if (!held && call.kind !== undefined && call.kind !== OWN_PROBE) this.#held.set(call.kind, { probeAt: this.now() + this.waitMs });
+    }
     if (call.wasLate) {
       call.wasLate = false;
       this.#late--;
