@@ -50,6 +50,30 @@ function spied(s: Store, limits: number[]): Store {
   });
 }
 
+describe("NoticeIngestor: a stop signal", () => {
+  it("begins no batch that came after the stop (a pipe's lines sent after the signal): nothing read, applied or rejected, and the run says it stopped", async () => {
+    const codes = ["0000000001", "0000000002"].map(makeResidentCode);
+    const s = await storeWith(codes);
+    try {
+      const stop = new AbortController();
+      const rejects: unknown[] = [];
+      // the input waits; the signal comes; then a good line and a malformed one arrive
+      async function* late() {
+        await new Promise((r) => setImmediate(r));
+        stop.abort();
+        yield { line: 1, value: notice("S-1", codes[0]!, 1) };
+        yield { line: 2, value: { not: "a notice" } };
+      }
+      const r = await new NoticeIngestor({ store: s, clock }).ingest(late(), { signal: stop.signal, batchSize: 10, onReject: (x) => rejects.push(x) });
+      expect(r).toMatchObject({ stopped: true, read: 0, applied: 0, rejected: 0 });
+      expect(rejects).toEqual([]);
+      expect(await s.getNotice("S-1")).toBeUndefined();
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe("NoticeIngestor.release: every held notice", () => {
   it("reads the held notices a page at a time (never more than the page size) and releases them all", async () => {
     const codes = ["0000000001", "0000000002", "0000000003"].map(makeResidentCode);

@@ -204,6 +204,13 @@ export class NoticeIngestor {
     };
     let stopped = false;
     for await (const b of batches) {
+      // A batch that came after the stop is not begun: the run ends after the batch in progress, not the next one —
+      // an input that made the run wait (a pipe, a spool's next lines) would otherwise have its lines sent after the
+      // signal read, applied or rejected. Those lines are not counted read: a rerun reads them.
+      if (opts.signal?.aborted) {
+        stopped = true;
+        break;
+      }
       t.read += b.read;
       for (const r of b.rejects) reject(r);
       if (!b.notices.length) continue;
