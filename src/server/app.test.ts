@@ -961,7 +961,14 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     // second call. Once released it runs again, a bound on: the stores' write deadlines are on it (store/watchdog.ts).
     let frozen: number | undefined = performance.now();
     let offset = 0;
-    const { app: api } = await buildServer(ws, { storeWaitMs: 200, storeNow: () => frozen ?? performance.now() + offset, access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what }) } });
+    // Quiet (no re-read of the registrations, no flush of the fetch counts): such a background call, begun before the
+    // stall and answered in time during it, ended the stall (the store answers), so the second request was sent to
+    // the hung store and, the clock frozen, never answered (CI 2026-12-07: fetch timed out at the second request).
+    const { app: api } = await buildServer(ws, {
+      storeWaitMs: 200,
+      storeNow: () => frozen ?? performance.now() + offset,
+      access: { onError: (e, what) => reported.push({ code: (e as { code?: string }).code, what }), refreshMs: 3_600_000, flushMs: 3_600_000 },
+    });
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;

@@ -6,7 +6,7 @@
  * stops as it does later on: exit 0, the workspace's lock released, so the next start runs.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, readdirSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { cli, freePort, MAIN, storeEnv, tempDir, tokyoWorkspace } from "./helpers.js";
@@ -29,14 +29,10 @@ beforeAll(async () => {
 type Moment = (m: { readonly started: Promise<void>; readonly firstLine: Promise<void> }) => Promise<void>;
 
 /** Starts `jpki COMMAND…` on the workspace, sends SIGTERM at `moment`, and says how it ended. */
-async function stopAt(
-  command: string[],
-  moment: Moment,
-  input?: string,
-): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }> {
+async function stopAt(command: string[], moment: Moment): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }> {
   const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...command], {
     env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${JSON.stringify(PROBE)}` },
-    stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe", "pipe"],
+    stdio: ["ignore", "pipe", "pipe", "pipe"],
   });
   let stdout = "";
   let stderr = "";
@@ -47,8 +43,6 @@ async function stopAt(
   // a start that ended by itself (it failed) is not waited for: the assertions below say what it said
   await Promise.race([moment({ started, firstLine }), exited]);
   child.kill("SIGTERM");
-  // `input` is held back until the signal is sent: the command cannot have read it before, however fast it started
-  child.stdin?.end(input);
   return { ...(await exited), stdout, stderr };
 }
 
@@ -101,20 +95,22 @@ describe("SIGTERM at any moment of a daemon's start-up", () => {
     expect(audit.code, audit.stderr).toBe(0);
   }, 120_000);
   it("jpki notices ingest exits 0 likewise (a job cancelled as it starts: before, 143), stopped before it read a line: nothing applied, nothing rejected", async () => {
-    // A line that, read, would be rejected: a reject file and a failing exit would say the run had begun. Given on
-    // stdin only once the signal is sent: read from a file, a quick host had finished the whole run within 500 ms
-    // (exit 8, the line rejected) before the signal of the "500 ms after" moment came.
-    const line = '{"not":"a notice"}\n';
+    // A line that, read, would be rejected: a reject file and a failing exit would say the run had begun.
+    const file = join(dir, "notices.jsonl");
+    writeFileSync(file, '{"not":"a notice"}\n');
     const rejects = () => {
       try {
-        return readdirSync(join(ws, "rejects")).filter((f) => f.startsWith("stdin"));
+        return readdirSync(join(ws, "rejects")).filter((f) => f.startsWith("notices.jsonl"));
       } catch {
         return [];
       }
     };
-    // its start is the program, the passphrase and the library (no first stderr line: it prints none before its result)
-    for (const [when, moment] of MOMENTS.filter(([w]) => w === "as jpki's first line has run" || w === "150 ms after" || w === "500 ms after")) {
-      const r = await stopAt(["--json", "notices", "ingest", "-"], moment, line);
+    // its start is the program, the passphrase and the library (no first stderr line: it prints none before its result).
+    // Not "500 ms after": on a quick host (2026-12-07) the whole run of this one-line file had ended by then (exit 8,
+    // the line rejected), so that moment was no longer its start-up. A batch that comes after the stop is not begun
+    // (src/ca/notices.test.ts says so where no timing decides it).
+    for (const [when, moment] of MOMENTS.filter(([w]) => w === "as jpki's first line has run" || w === "150 ms after")) {
+      const r = await stopAt(["--json", "notices", "ingest", file], moment);
       expect({ when, code: r.code, signal: r.signal }, r.stderr).toEqual({ when, code: 0, signal: null });
       expect(r.stderr, when).not.toMatch(/ERR_|error/i);
       expect(JSON.parse(r.stdout), when).toMatchObject({ stopped: true, read: 0, applied: 0, rejected: 0 });
