@@ -5,7 +5,7 @@
  * or is past the bound, is refused with its own error.
  */
 import { describe, expect, test } from "vitest";
-import { BodyLengthMismatch, BodyTooLarge, boundedBody } from "./download-clock.js";
+import { BodyLengthMismatch, BodyTooLarge, DownloadTimeout, boundedBody, clockedFetch } from "./download-clock.js";
 
 /** A response whose body is `pieces`, one per read, recording whether the reader cancelled it. */
 function pieced(pieces: readonly Uint8Array[], headers: Record<string, string>) {
@@ -93,5 +93,60 @@ describe("boundedBody: a body not the length it says, or past the bound", () => 
     await expect(boundedBody(undeclared.res, WHOLE.length - 1, "the CRL", a.alloc)).rejects.toThrow(new BodyTooLarge("the CRL", WHOLE.length - 1));
     expect(undeclared.seen.cancelled).toBe(true);
     expect(a.made).toEqual([]);
+  });
+});
+
+/**
+ * The clocks end a download whatever the source does with the signal: undici 6 has races in which an abort leaves a
+ * body it is still receiving readable (a read in CI waited minutes on a trickle past a 500 ms total). These sources
+ * never heed the signal, so only the clocks' own ending of the read (and of the fetch) can stop them.
+ */
+describe("clockedFetch: the clocks end a source that does not heed its signal", () => {
+  /** A fetch whose answer comes after `answerMs` and whose body is a byte every 20 ms, `bytes` of them; the signal is ignored. */
+  function deaf(answerMs: number, bytes: number) {
+    let answered!: () => void;
+    const seen = { cancelled: false, sent: 0, answered: new Promise<void>((r) => (answered = r)) };
+    const fetch = (async () => {
+      await new Promise((r) => setTimeout(r, answerMs));
+      answered();
+      const body = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          await new Promise((r) => setTimeout(r, 20));
+          if (seen.sent++ < bytes) c.enqueue(Uint8Array.of(0x30));
+          else c.close();
+        },
+        cancel() {
+          seen.cancelled = true;
+        },
+      });
+      return new Response(body, { status: 200 });
+    }) as unknown as typeof globalThis.fetch;
+    return { fetch, seen };
+  }
+
+  test("a body that keeps coming is given up at the total, and its source cancelled", async () => {
+    const { fetch, seen } = deaf(0, 200); // ~4 s of bytes, never 200 ms apart
+    const res = await clockedFetch(fetch, "http://x/", {}, { inactivityMs: 1000, totalMs: 150 });
+    const err = await boundedBody(res, MAX, "the CRL").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DownloadTimeout);
+    expect(err).toMatchObject({ kind: "total", ms: 150 });
+    expect(seen.cancelled).toBe(true);
+    expect(seen.sent).toBeLessThan(200);
+  });
+
+  test("an answer that comes after the timeout is not waited for, and its body is cancelled when it comes", async () => {
+    const { fetch, seen } = deaf(400, 5);
+    const err = await clockedFetch(fetch, "http://x/", {}, { inactivityMs: 100, totalMs: 10_000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ kind: "inactivity", ms: 100 });
+    expect(seen.cancelled).toBe(false);
+    await seen.answered;
+    await new Promise((r) => setImmediate(r)); // the late answer's promise handlers have run
+    expect(seen.cancelled).toBe(true);
   });
 });

@@ -8,7 +8,7 @@
  * another origin drops it for the rest of the chain (as the Fetch standard does), and a chain that loops or runs
  * past MAX_TOKEN_REDIRECTS is given up (RedirectRefused).
  */
-import { clocked, downloadClock, type DownloadTimeouts } from "./download-clock.js";
+import { clocked, downloadClock, fetchUntilAborted, type DownloadTimeouts } from "./download-clock.js";
 
 /** Hops followed at most: jpki serve redirects never; a CDN or a moved endpoint a few. Fetch's own bound is 20. */
 export const MAX_TOKEN_REDIRECTS = 5;
@@ -42,7 +42,7 @@ export async function fetchWithToken(fetch: typeof globalThis.fetch, url: string
   const visited = new Set<string>([url]);
   try {
     for (let hops = 0; ; hops++) {
-      const res = await fetch(at, { headers: h, redirect: "manual", signal: clock.signal });
+      const res = await fetchUntilAborted(fetch(at, { headers: h, redirect: "manual", signal: clock.signal }), clock.signal);
       // a fetch that followed although told not to: the token went wherever it led, and it must be told
       if (res.redirected) {
         await res.body?.cancel().catch(() => undefined);
