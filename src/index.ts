@@ -144,6 +144,7 @@ export {
   type WorkspaceStoreCopyOptions,
   type WorkspaceStoreCopyReport,
 } from "./store/copy.js";
+export { DirectoryWriter } from "./store/directory-writer.js";
 export { writeFailure, writeFileAtomic, writeFileNew } from "./store/files.js";
 export { sweepStaleTemps } from "./store/staging.js";
 export { Workspace, workspacePaths, type WorkspaceOpenOptions } from "./workspace/workspace.js";

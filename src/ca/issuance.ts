@@ -364,7 +364,12 @@ export class IssuanceService {
       concurrency?: number;
       commitEvery?: number;
       onProgress?: (p: BatchProgress) => void;
-      onIssued?: (c: IssuedCertificate) => void;
+      /**
+       * Each certificate committed (or found issued before). A promise it returns holds the certificate's place in
+       * the commit window until it settles (so a slow consumer — `--out-dir` on a slow disk — holds the batch back
+       * rather than piling certificates up), and its rejection is the line's error.
+       */
+      onIssued?: (c: IssuedCertificate) => unknown;
       /**
        * A stop (`issue --batch` on SIGTERM or SIGINT): no line is read after it, the applications already read are
        * signed and committed and each reaches onIssued, and the summary says where the batch stopped (`stopped`).
@@ -422,7 +427,8 @@ export class IssuanceService {
         superseded += out.superseded.length;
         byCa[out.caId] = (byCa[out.caId] ?? 0) + 1;
       }
-      opts.onIssued?.(out);
+      const r = opts.onIssued?.(out);
+      return r instanceof Promise ? (r as Promise<void>) : undefined;
     };
     // Submitted synchronously, in the order drainOne hands them over: the group commits keep input order.
     // A chain of then() rather than an async function with catch() and finally(): three promises and their
@@ -464,7 +470,14 @@ export class IssuanceService {
         fail(next.line, e);
         return;
       }
-      if ("alreadyIssued" in r) return counted(r);
+      if ("alreadyIssued" in r) {
+        try {
+          await counted(r);
+        } catch (e) {
+          fail(next.line, e);
+        }
+        return;
+      }
       while (committing.size >= maxCommitting) await new Promise<void>((res) => (wake = res));
       commit(next.line, next.app, r);
     };

@@ -194,7 +194,7 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
   // Paths first, then the passphrase: nothing is signed for a batch whose input or output cannot be used.
   const source = o.batch === "-" ? batchStdin(io, { command: "issue --batch -", items: "applications" }) : checkRecordFile(o.batch!, "batch file --batch", { cwd: io.cwd, pipe: "write it to a file, or pipe it in: jpki issue --batch - < FILE" });
   const outDir = o.outDir ? checkOutputDir(o.outDir, "output directory --out-dir", { create: true, cwd: io.cwd }) : undefined;
-  const { IssuanceService, readRecords, sweepStaleTemps, toPem, writeFileAtomic } = await library();
+  const { DirectoryWriter, IssuanceService, readRecords, sweepStaleTemps, toPem, writeFailure } = await library();
   if (outDir) sweepStaleTemps(outDir); // files half-written by a killed earlier run
   const passphrase = await ctx.caPassphrase();
   // SIGTERM or SIGINT: no line read after it, the certificates in flight finished and written (they were committed
@@ -204,6 +204,8 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
       const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
       const started = Date.now();
       const progress = fileProgress(source);
+      // the certificates' files written off this thread, the directory synced once per group (store/directory-writer.ts)
+      const certs = outDir ? new DirectoryWriter(outDir) : undefined;
       // CSV refuses a header naming a column twice, as JSON Lines here refuses a record naming a field twice:
       // which value decides who gets a certificate must never be a guess.
       const format = o.batch === "-" && o.format === "auto" ? "jsonl" : o.format;
@@ -213,9 +215,14 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
           const rate = p.issued / Math.max(0.001, (Date.now() - started) / 1000);
           ctx.out.progress(`${progress.bar()}issued ${p.issued}  failed ${p.failed}  read ${p.read}  (${rate.toFixed(0)}/s)`);
         },
-        onIssued: outDir ? (c) => writeFileAtomic(join(outDir, `${c.serial}.pem`), toPem(c.der, "CERTIFICATE")) : undefined,
+        onIssued: certs
+          ? (c) =>
+              certs.write(`${c.serial}.pem`, toPem(c.der, "CERTIFICATE")).catch((e: unknown) => {
+                throw writeFailure(e, `certificate ${c.serial}.pem`, outDir!, "the certificate is issued and kept in the store, its file not written") ?? e;
+              })
+          : undefined,
         signal,
-      });
+      }).finally(() => certs?.close());
       ctx.out.progressDone();
       const seconds = (Date.now() - started) / 1000;
       const { stopped, ...counts } = res;
