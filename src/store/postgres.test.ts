@@ -860,13 +860,23 @@ describe("PostgresStore under limits the server's settings set", () => {
   });
 
   /** A new store whose database has `setting` (ALTER DATABASE … SET), opened after it, with the CA in it; and an admin session. */
-  async function storeWithDatabaseSetting(setting: string): Promise<{ s: PostgresStore; a: pg.Client }> {
+  /**
+   * A store on a database whose `setting` every session of the store opened after `prepare` has: what the test
+   * sets up is written before the setting applies, so a short timeout meets only the step the test is about (a
+   * setup transaction paused past 100 ms by a loaded host failed with the very error the test expects later: CI).
+   */
+  async function storeWithDatabaseSetting(setting: string, prepare: (s: PostgresStore) => Promise<void> = async () => undefined): Promise<{ s: PostgresStore; a: pg.Client }> {
     const url = await server.createDatabase();
-    await (await PostgresStore.open(url, { create: true })).close();
+    const before = await PostgresStore.open(url, { create: true });
+    try {
+      await before.putCa(ca);
+      await prepare(before);
+    } finally {
+      await before.close();
+    }
     const a = await admin(url);
     await a.query(`ALTER DATABASE ${pg.escapeIdentifier(decodeURIComponent(new URL(url).pathname.slice(1)))} SET ${setting}`);
     const s = await PostgresStore.open(url);
-    await s.putCa(ca);
     return { s, a };
   }
 
@@ -890,11 +900,12 @@ describe("PostgresStore under limits the server's settings set", () => {
   });
 
   it("an idle_in_transaction_session_timeout shorter than a pause inside a transaction (a CRL's consumer signing and writing a page): ERR_STORE naming the setting", async () => {
-    const { s, a } = await storeWithDatabaseSetting("idle_in_transaction_session_timeout = '100ms'");
-    try {
+    const { s, a } = await storeWithDatabaseSetting("idle_in_transaction_session_timeout = '100ms'", async (s) => {
       await s.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" as const }]);
       await s.commitIssuances([{ serial: "0a01", caId: ca.id, type: "signature", residentCode: "r1", municipalityCode: "131016", fourItems: items, notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]) }]);
       await s.revoke({ serial: "0a01", revokedAt: new Date(1000), reason: 1, source: "manual" });
+    });
+    try {
       // The stream's snapshot transaction idles while its consumer works on a page; the server ends the session.
       const e = await (async () => {
         for await (const chunk of s.crlEntries(ca.id, { expiredBefore: new Date(0) })) {
