@@ -4,11 +4,11 @@
  * nothing.
  */
 import { isMainThread, parentPort } from "node:worker_threads";
-import { toThreadError } from "../errors.js";
+import { toThreadError, type ThreadError } from "../errors.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki } from "../validation/jpki.js";
 import { viewedPart } from "./views.js";
-import { ANSWERS_PER_MESSAGE, ENGINE_CRL_CACHE, decodeQuestions, type EngineAnswer, type EngineRequest, type EngineThreadMessage } from "./engine-thread.js";
+import { ANSWERS_PER_MESSAGE, ENGINE_CRL_CACHE, decodeQuestions, putAnswer, type EngineRequest, type EngineThreadMessage } from "./engine-thread.js";
 
 function main(port: NonNullable<typeof parentPort>): void {
   const index = new CrlIndexCache(ENGINE_CRL_CACHE);
@@ -37,7 +37,17 @@ function main(port: NonNullable<typeof parentPort>): void {
       port.close();
       return;
     }
-    const answers: EngineAnswer[] = [];
+    // The results as one flat list (putAnswer), the errors beside them.
+    let answers: unknown[] = [];
+    let errors: Array<{ id: number; error: ThreadError }> | undefined;
+    let count = 0;
+    const message = (partial: boolean): EngineThreadMessage => {
+      const out = { answers, ...(errors ? { errors } : {}), ...(partial ? { partial: true as const } : {}) };
+      answers = [];
+      errors = undefined;
+      count = 0;
+      return out;
+    };
     const questions = decodeQuestions(m.questions);
     for (const [i, q] of questions.entries()) {
       try {
@@ -50,14 +60,14 @@ function main(port: NonNullable<typeof parentPort>): void {
           crlIndex: index,
           at: new Date(q.at),
         });
-        answers.push({ id: q.id, result: viewedPart(result) });
+        putAnswer(answers, q.id, viewedPart(result));
       } catch (e) {
-        answers.push({ id: q.id, error: toThreadError(e) });
+        (errors ??= []).push({ id: q.id, error: toThreadError(e) });
       }
       // Answered as they are ready (ANSWERS_PER_MESSAGE), the serving thread writes them while this one goes on.
-      if (answers.length >= ANSWERS_PER_MESSAGE && i < questions.length - 1) post({ answers: answers.splice(0), partial: true });
+      if (++count >= ANSWERS_PER_MESSAGE && i < questions.length - 1) post(message(true));
     }
-    post({ answers });
+    post(message(false));
   });
   post({ ready: true });
 }

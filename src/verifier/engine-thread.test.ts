@@ -9,11 +9,12 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { deserialize, serialize } from "node:v8";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PKITS_AT, pkitsCert, pkitsCrl } from "../../test/pkits.js";
 import { CrlIndexCache } from "../validation/crl-index-cache.js";
 import { validateJpki } from "../validation/jpki.js";
-import { ANSWERS_PER_MESSAGE, decodeQuestions, encodeQuestions, EngineThread, engineThreadAvailable, sharedBytes, type EngineTrust } from "./engine-thread.js";
+import { ANSWERS_PER_MESSAGE, decodeQuestions, encodeQuestions, EngineThread, engineThreadAvailable, putAnswer, sharedBytes, takeAnswers, type EngineResult, type EngineTrust } from "./engine-thread.js";
 import { viewedPart } from "./views.js";
 
 const MODULE = new URL("../../dist/src/verifier/engine-thread-main.js", import.meta.url);
@@ -50,6 +51,32 @@ describe("encodeQuestions / decodeQuestions", () => {
     );
     // one ArrayBuffer of its own, so it can be transferred (a pooled Buffer's would carry node's other small buffers)
     expect(bytes.byteLength).toBe(3 * 14 + 4 * 5 + CASES[0]!.length + GOOD_CA.length + TA.length + 3);
+  });
+});
+
+describe("putAnswer / takeAnswers", () => {
+  it("carry each result as the structured clone of its objects did: every field, in order, nested too", () => {
+    const ee = { subject: "C=JP, CN=高木 \ud800", issuer: "C=JP, O=JPKI", serial: "01a2" };
+    const ca = { subject: "C=JP, O=JPKI", issuer: "C=JP, O=JPKI root", serial: "02" };
+    const revocation = { time: new Date(Date.UTC(2026, 11, 7, 8, 45, 5, 123)), reason: "keyCompromise" as const, invalidityDate: new Date(NaN), source: "crl" as const };
+    const results: EngineResult[] = [
+      { id: 0, result: { purpose: "signature", chain: [ee], status: "valid" } },
+      { id: 1, result: { purpose: "authentication", status: "valid" } },
+      { id: 0xffffffff, result: { purpose: "signature", chain: [ee], status: "revoked", reason: "revoked", index: 0, message: "revoked", revocation } },
+      { id: 3, result: { purpose: "signature", chain: [ee, ca], status: "untrusted", reason: "no-trust-anchor", index: 1, message: "no anchor" } },
+      { id: 4, result: { purpose: "signature", chain: [], status: "profile-violation", reason: "not-jpki-issuer", index: -1, message: undefined as unknown as string } },
+      { id: 5, result: { purpose: "signature", status: "expired", reason: "expired", index: 0, message: "expired" } },
+    ];
+    const list: unknown[] = [];
+    for (const r of results) putAnswer(list, r.id, r.result);
+    const [sent] = deserialize(serialize([list])) as [unknown[]];
+    const back = takeAnswers(sent);
+    const cloned = deserialize(serialize(results)) as EngineResult[];
+    // the same keys in the same order (a JSON of the views follows the order its objects were built in), present even when undefined
+    const keys = (x: unknown): unknown => (x instanceof Date ? ["Date", x.getTime()] : Array.isArray(x) ? x.map(keys) : x && typeof x === "object" ? Object.entries(x).map(([k, v]) => [k, keys(v)]) : x);
+    expect(keys(back)).toEqual(keys(cloned));
+    expect(back).toEqual(cloned);
+    expect(takeAnswers([])).toEqual([]);
   });
 });
 
