@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { isJpkiError } from "../errors.js";
+import { tlvOf } from "../pki/der.js";
 import { decodeEntries, isEntriesTotal, type CrlEntryInput, type EntriesTotal } from "../profile/crl-entry.js";
 import { GroupCommitter } from "../ca/group-commit.js";
 import { applyNoticesToRegistry } from "../registry/apply.js";
@@ -48,11 +49,7 @@ function cert(serial: string, residentCode: string, issuedAt: number, notAfter =
  * v1 tbsCertificate with the serial, empty names and validity, enough for the key to be read (pki/tbs.ts).
  */
 export function keyed(serial: string, residentCode: string, issuedAt: number, key: string, type: "signature" | "authentication" = "signature"): IssuanceRecord {
-  const tlv = (tag: number, ...parts: Buffer[]) => {
-    const body = Buffer.concat(parts);
-    const len = body.length < 128 ? Buffer.from([body.length]) : Buffer.from([0x82, body.length >> 8, body.length & 255]);
-    return Buffer.concat([Buffer.from([tag]), len, body]);
-  };
+  const tlv = (tag: number, ...parts: Buffer[]) => tlvOf(tag, parts);
   const spki = tlv(0x30, tlv(0x30, Buffer.from([0x06, 0x01, 0x2a])), tlv(0x03, Buffer.from([0]), Buffer.from(key)));
   const tbs = tlv(0x30, tlv(0x02, Buffer.from(serial, "hex")), tlv(0x30), tlv(0x30), tlv(0x30), tlv(0x30), spki);
   return { ...cert(serial, residentCode, issuedAt), type, caId: type === "signature" ? "13-sig" : "13-auth", der: tlv(0x30, tbs, tlv(0x30), tlv(0x03, Buffer.from([0]))) };

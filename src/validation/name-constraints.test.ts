@@ -2,7 +2,7 @@ import { describe, expect, test } from "vitest";
 import { implicitPrimitive, oid, printable, seq, set, utf8 } from "../pki/der.js";
 import { tlvAt } from "./asn1.js";
 import { addConstraints, checkCertificateNames, checkName, dnsWithin, ipWithin, rfc822Within, UNCONSTRAINED, uriWithin } from "./name-constraints.js";
-import { nameEquals, parseGeneralName, parseName, type GeneralName, type Name } from "./name.js";
+import { appendRdn, nameEquals, parseGeneralName, parseName, type GeneralName, type Name } from "./name.js";
 
 const C = "2.5.4.6";
 const O = "2.5.4.10";
@@ -20,6 +20,16 @@ describe("name comparison, RFC 5280 §7.1", () => {
     expect(nameEquals(dn([C, "US"], [O, "Test  Certificates"]), dn([C, "us"], [O, " test certificates ", "u"]))).toBe(true);
     expect(nameEquals(dn([C, "US"], [O, "A"]), dn([C, "US"], [O, "B"]))).toBe(false);
     expect(nameEquals(dn([C, "US"], [O, "A"]), dn([O, "A"], [C, "US"]))).toBe(false);
+  });
+});
+
+describe("a distribution point's name relative to the CRL issuer, §4.2.1.13", () => {
+  test("is the issuer's name with the RDN appended, at any length (one over 65,535 octets had its length cut)", () => {
+    for (const size of [10, 200, 70_000]) {
+      const long = "x".repeat(size);
+      const rdn = tlvAt(set(seq(oid(CN), utf8(long))));
+      expect(nameEquals(appendRdn(dn([C, "JP"], [O, "JPKI"]), rdn), dn([C, "JP"], [O, "JPKI"], [CN, long, "u"]))).toBe(true);
+    }
   });
 });
 

@@ -6,6 +6,7 @@
  * of white space collapsed to one, case folded — so a PrintableString and a UTF8String of the same text match
  * (the "rollover" of §4.1.2.6). Other value types are compared octet for octet.
  */
+import { tlvOf } from "../pki/der.js";
 import { ByteTable, contextNumber, decodeOid, items, tlvAt, type Tlv } from "./asn1.js";
 
 export interface Attribute {
@@ -122,10 +123,8 @@ export function dnWithin(name: Name, base: Name): boolean {
 
 /** A name appended with one RDN (a distributionPoint nameRelativeToCRLIssuer, §4.2.1.13). */
 export function appendRdn(base: Name, rdn: Tlv): Name {
-  const body = Buffer.concat([...base.rdns.length ? items(tlvAt(base.der)).map((r) => r.der) : [], rdn.der]);
-  const len = body.length;
-  const lenBytes = len < 0x80 ? Buffer.from([len]) : len < 0x100 ? Buffer.from([0x81, len]) : Buffer.from([0x82, len >> 8, len & 0xff]);
-  return parseName(tlvAt(Buffer.concat([Buffer.from([0x30]), lenBytes, body])));
+  // der.ts encodes the length: a hand-written one here wrapped past 65,535 octets (0x82 and two bytes, the high one cut)
+  return parseName(tlvAt(tlvOf(0x30, [...(base.rdns.length ? items(tlvAt(base.der)).map((r) => r.der) : []), rdn.der])));
 }
 
 /** Formatted names, once per Name object (names are shared through NAMES; a revocation message formats one each time). */
