@@ -243,7 +243,7 @@ async function runPgFill(c: ClientBase, v: number, fill: PgFill, opts: UpgradeOp
   // An estimate (the planner's row count, -1 before the table was ever analyzed), read once: count(*) would scan it.
   const estimate = Number((await c.query<{ n: number }>("SELECT reltuples::float8 AS n FROM pg_class WHERE oid = to_regclass($1)", [fill.table])).rows[0]?.n ?? 0);
   for (let page = 1; ; page++) {
-    await c.query("BEGIN");
+    await c.query("BEGIN ISOLATION LEVEL READ COMMITTED");
     const mark = (await readMark())!;
     const p = await fill.page(c, mark.after, pageRows);
     if (!p) break;
@@ -1187,7 +1187,8 @@ const AUDIT_PAGE = 500;
 /**
  * PostgresStore.open's first message: the migration lock, then meta as the full open reads it (only when the table
  * is ours: text columns key and value), sent as one simple-protocol Query. PostgreSQL runs a message's statements as
- * one transaction and, in READ COMMITTED, gives each its own snapshot: meta is read after the lock is granted, as the
+ * one transaction and, in READ COMMITTED (every session of the store's, READ_COMMITTED_OPTION, whatever the database's
+ * default), gives each its own snapshot: meta is read after the lock is granted, as the
  * full open reads it, and the lock goes when the message ends. One round trip where the full open takes six (BEGIN,
  * the lock, three reads, COMMIT): ≈ 10–40 ms of every PostgreSQL command on a loaded host.
  */
@@ -1381,6 +1382,32 @@ function loadPg(): typeof import("pg") {
     if (standIn) delete g.navigator;
   }
   return pgModule;
+}
+
+/**
+ * The startup option that makes READ COMMITTED every session's default isolation, whatever the database's or role's
+ * default_transaction_isolation (a DBA's `ALTER DATABASE … SET default_transaction_isolation = 'repeatable read'`).
+ * The store's single-message transactions read after waiting on a lock and count on a snapshot taken after the
+ * wait, which only READ COMMITTED gives (a repeatable-read snapshot is the first statement's, taken before it
+ * waits): the open's one message (OPEN_READ: the migration lock, then meta), a CRL reservation (jpki_crl_reserve:
+ * the CA's crl_state row, then its highest number) and a disclosure group (its audit-head UPDATE re-reads the head
+ * another group moved, where repeatable read fails it as a serialization failure). They are one statement or one
+ * message so as to cost one round trip; a BEGIN ISOLATION LEVEL around each would cost two more, and a SET SESSION
+ * CHARACTERISTICS after connecting one more per connection (a command opens one), where the startup packet costs
+ * none. Transactions that begin explicitly name their level too (#tx, the open's full path, a fill's pages).
+ */
+const READ_COMMITTED_OPTION = "-c default_transaction_isolation=read\\ committed";
+
+/**
+ * Adds {@link READ_COMMITTED_OPTION} after the options `c` was given (the connection string's `options`, else
+ * PGOPTIONS, as node-postgres resolved them): the last -c of a setting is the one the server keeps. Set on pg's
+ * resolved parameters, read when the client connects: the connection string's own `options` would replace one
+ * passed beside it in the config.
+ */
+function readCommittedByDefault(c: import("pg").Client): void {
+  const params = (c as unknown as { connectionParameters?: { options?: string } }).connectionParameters;
+  if (typeof params !== "object") throw new JpkiError("ERR_INTERNAL", "node-postgres has no connectionParameters: the store cannot set its sessions' isolation");
+  params.options = params.options ? `${params.options} ${READ_COMMITTED_OPTION}` : READ_COMMITTED_OPTION;
 }
 
 /** int8 as bigint: CRL numbers need all 64 bits; the other columns are converted with Number() where read. */
@@ -2190,6 +2217,7 @@ export class PostgresStore implements Store {
     class TimedClient extends Client {
       constructor(config?: ConstructorParameters<typeof Client>[0]) {
         super({ ...(typeof config === "object" ? config : {}), connectionTimeoutMillis });
+        readCommittedByDefault(this);
         connecting?.push(this);
         opts.onConnecting?.();
       }
@@ -2252,7 +2280,8 @@ export class PostgresStore implements Store {
         await stop.during(
           endWait,
           async () => {
-            await c.query("BEGIN");
+            // READ COMMITTED named (as READ_COMMITTED_OPTION makes it anyway): meta is read after the lock's wait
+            await c.query("BEGIN ISOLATION LEVEL READ COMMITTED");
             try {
               await c.query("SELECT pg_advisory_xact_lock($1, 0)", [MIGRATION_LOCK]);
             } catch (e) {
@@ -3381,7 +3410,8 @@ export class PostgresStore implements Store {
   async reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date, scope: CrlScope = FULL_SCOPE): Promise<CrlReservation> {
     // Every scope of a CA numbers from one sequence, serialized by the CA's crl_state row (crl/scope.ts).
     if (scope === DELTA_SCOPE) throw new JpkiError("ERR_INTERNAL", "a delta CRL is reserved with reserveDeltaCrl");
-    // One statement, its own transaction (migration 24 says what it does).
+    // One statement, its own transaction (migration 24 says what it does), READ COMMITTED (READ_COMMITTED_OPTION):
+    // the highest number is read after the wait for the CA's crl_state row.
     const [r] = await this.#query<{ o_number: bigint | null; o_revision: bigint; o_restore: string | null }>(
       "reserving a CRL number",
       { name: "jpki_crl_reserve", text: "SELECT * FROM jpki_crl_reserve($1, $2, $3, $4)" },
