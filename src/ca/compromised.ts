@@ -8,12 +8,17 @@
  */
 import { X509Certificate } from "node:crypto";
 import { certificateParts } from "../pki/der.js";
-import type { CaCompromiseRecord, Store } from "../store/types.js";
+import type { CaCompromiseRecord, CaLinkRecord, Store } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
 import { parseCaId } from "./ids.js";
 
 export async function compromisedCaIds(store: Pick<Store, "listCaLinks">): Promise<Set<string>> {
-  return new Set((await compromiseTimes(store)).keys());
+  return compromisedIn(await store.listCaLinks());
+}
+
+/** {@link compromisedCaIds} of links already read (one read serves a caller that needs them for more). */
+export function compromisedIn(links: readonly CaLinkRecord[]): Set<string> {
+  return new Set(compromiseTimesIn(links).keys());
 }
 
 /**
@@ -22,8 +27,12 @@ export async function compromisedCaIds(store: Pick<Store, "listCaLinks">): Promi
  * OCSP responder answers every serial of such a CA revoked (cACompromise) from that time (ocsp/responder.ts).
  */
 export async function compromiseTimes(store: Pick<Store, "listCaLinks">): Promise<Map<string, Date>> {
+  return compromiseTimesIn(await store.listCaLinks());
+}
+
+function compromiseTimesIn(links: readonly CaLinkRecord[]): Map<string, Date> {
   const m = new Map<string, Date>();
-  for (const l of await store.listCaLinks()) {
+  for (const l of links) {
     if (l.compromisedAt) m.set(l.oldCaId, l.compromisedAt);
     else if (!l.oldWithNew && !l.newWithOld) m.set(l.oldCaId, l.createdAt);
   }

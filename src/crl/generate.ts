@@ -9,7 +9,8 @@
  */
 import { existsSync, lstatSync } from "node:fs";
 import { join } from "node:path";
-import { compromisedCaIds, createAuditCheckpoint } from "../audit/checkpoint.js";
+import { createAuditCheckpoint } from "../audit/checkpoint.js";
+import { compromisedIn } from "../ca/compromised.js";
 import { writeCaIndex } from "../ca/generation-index.js";
 import { writeFailure } from "../store/files.js";
 import { caGeneration, caId, isRetired, parseCaId } from "../ca/ids.js";
@@ -151,11 +152,13 @@ export async function generateCrls(
   const landed = (crl: PublishedCrl) => (out.push(crl), opts.onPublished?.(crl));
   let first: CrlIssuer | undefined;
   const all = await ws.store.listCas();
-  const compromised = await compromisedCaIds(ws.store); // never the checkpoint's signer
+  // One read of the links for what the run decides before it publishes (the publisher reads them again after each
+  // reservation: crl/publisher.ts #linkEntries).
+  const links = await ws.store.listCaLinks();
+  const compromised = compromisedIn(links); // never the checkpoint's signer
   // An ARL that lists revoked link certificates (a retired key declared compromised: crl/arl.ts) and has not been
   // published since goes out with the full CRLs, --partitions or not: until it does, the link keeps vouching for
   // the stolen key. (Other ARLs list nothing and are left to --partitions and the schedule.)
-  const links = await ws.store.listCaLinks();
   const arlDue = (id: string) => {
     const der = all.find((c) => c.id === id)?.certificateDer;
     return scopes.some((s) => s.caId === id && s.scope === ARL_SCOPE && s.dirty) && der !== undefined && arlEntries(links, id, der).length > 0;

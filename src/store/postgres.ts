@@ -243,7 +243,7 @@ async function runPgFill(c: ClientBase, v: number, fill: PgFill, opts: UpgradeOp
   // An estimate (the planner's row count, -1 before the table was ever analyzed), read once: count(*) would scan it.
   const estimate = Number((await c.query<{ n: number }>("SELECT reltuples::float8 AS n FROM pg_class WHERE oid = to_regclass($1)", [fill.table])).rows[0]?.n ?? 0);
   for (let page = 1; ; page++) {
-    await c.query("BEGIN");
+    await c.query("BEGIN ISOLATION LEVEL READ COMMITTED");
     const mark = (await readMark())!;
     const p = await fill.page(c, mark.after, pageRows);
     if (!p) break;
@@ -1187,7 +1187,8 @@ const AUDIT_PAGE = 500;
 /**
  * PostgresStore.open's first message: the migration lock, then meta as the full open reads it (only when the table
  * is ours: text columns key and value), sent as one simple-protocol Query. PostgreSQL runs a message's statements as
- * one transaction and, in READ COMMITTED, gives each its own snapshot: meta is read after the lock is granted, as the
+ * one transaction and, in READ COMMITTED (every session of the store's, READ_COMMITTED_OPTION, whatever the database's
+ * default), gives each its own snapshot: meta is read after the lock is granted, as the
  * full open reads it, and the lock goes when the message ends. One round trip where the full open takes six (BEGIN,
  * the lock, three reads, COMMIT): ≈ 10–40 ms of every PostgreSQL command on a loaded host.
  */
@@ -1381,6 +1382,32 @@ function loadPg(): typeof import("pg") {
     if (standIn) delete g.navigator;
   }
   return pgModule;
+}
+
+/**
+ * The startup option that makes READ COMMITTED every session's default isolation, whatever the database's or role's
+ * default_transaction_isolation (a DBA's `ALTER DATABASE … SET default_transaction_isolation = 'repeatable read'`).
+ * The store's single-message transactions read after waiting on a lock and count on a snapshot taken after the
+ * wait, which only READ COMMITTED gives (a repeatable-read snapshot is the first statement's, taken before it
+ * waits): the open's one message (OPEN_READ: the migration lock, then meta), a CRL reservation (jpki_crl_reserve:
+ * the CA's crl_state row, then its highest number) and a disclosure group (its audit-head UPDATE re-reads the head
+ * another group moved, where repeatable read fails it as a serialization failure). They are one statement or one
+ * message so as to cost one round trip; a BEGIN ISOLATION LEVEL around each would cost two more, and a SET SESSION
+ * CHARACTERISTICS after connecting one more per connection (a command opens one), where the startup packet costs
+ * none. Transactions that begin explicitly name their level too (#tx, the open's full path, a fill's pages).
+ */
+const READ_COMMITTED_OPTION = "-c default_transaction_isolation=read\\ committed";
+
+/**
+ * Adds {@link READ_COMMITTED_OPTION} after the options `c` was given (the connection string's `options`, else
+ * PGOPTIONS, as node-postgres resolved them): the last -c of a setting is the one the server keeps. Set on pg's
+ * resolved parameters, read when the client connects: the connection string's own `options` would replace one
+ * passed beside it in the config.
+ */
+function readCommittedByDefault(c: import("pg").Client): void {
+  const params = (c as unknown as { connectionParameters?: { options?: string } }).connectionParameters;
+  if (typeof params !== "object") throw new JpkiError("ERR_INTERNAL", "node-postgres has no connectionParameters: the store cannot set its sessions' isolation");
+  params.options = params.options ? `${params.options} ${READ_COMMITTED_OPTION}` : READ_COMMITTED_OPTION;
 }
 
 /** int8 as bigint: CRL numbers need all 64 bits; the other columns are converted with Number() where read. */
@@ -1902,6 +1929,32 @@ async function logTotal(c: ClientBase, caId: string, cutoff: number): Promise<En
   }
 }
 
+/**
+ * logTotal from the heads knownBlockEntries read, in the same snapshot: their sizes and entry counts are the
+ * octet_length(der) and entries logTotal sums, so only the blocks holding a certificate expired before the cutoff
+ * are read (in pages of 16, as logTotal reads them) — none, usually, where logTotal took two round trips (its sums,
+ * and a page that found no such block) on every `crl generate`.
+ */
+async function headsTotal(c: ClientBase, caId: string, cutoff: number, heads: readonly LogBlockHead[]): Promise<EntriesTotal> {
+  let totalBytes = 0;
+  let totalCount = 0;
+  const partial: bigint[] = [];
+  for (const h of heads) {
+    if (h.minNotAfter >= cutoff) (totalBytes += h.length), (totalCount += h.entries);
+    else partial.push(h.id);
+  }
+  for (let i = 0; i < partial.length; i += 16) {
+    const ids = partial.slice(i, i + 16);
+    const rows = await readLogBlocks(c, caId, cutoff, ids);
+    if (rows.length !== ids.length) throw new JpkiError("ERR_STORE", `reading the revocation log: blocks of CA ${caId} are gone from the snapshot that listed them`);
+    for (const r of rows) {
+      const kept = blockEntries(r.der, r.entries, r.minNotAfter, r.meta, cutoff);
+      if (kept) (totalBytes += kept.der.length), (totalCount += kept.count);
+    }
+  }
+  return { totalBytes, totalCount };
+}
+
 /** A SQL string literal (standard_conforming_strings, PostgreSQL's default since 9.1): COPY takes no parameters. */
 function sqlLiteral(v: string): string {
   return v.includes("\\") ? `E'${v.replace(/\\/g, "\\\\").replace(/'/g, "''")}'` : `'${v.replace(/'/g, "''")}'`;
@@ -2032,7 +2085,7 @@ async function* knownBlockEntries(c: ClientBase, caId: string, cutoff: number, k
   const held = heads.map((h) => h.minNotAfter >= cutoff && known.has(String(h.id), h.length));
   if (withTotal) {
     // Whole blocks count as stored; those holding an expired certificate as they will be listed (logTotal's rule).
-    const t = await guard(logTotal(c, caId, cutoff));
+    const t = await guard(headsTotal(c, caId, cutoff, heads));
     yield t;
   }
   // The blocks to read, in pages of about LOG_PAGE_ENTRIES entries.
@@ -2190,6 +2243,7 @@ export class PostgresStore implements Store {
     class TimedClient extends Client {
       constructor(config?: ConstructorParameters<typeof Client>[0]) {
         super({ ...(typeof config === "object" ? config : {}), connectionTimeoutMillis });
+        readCommittedByDefault(this);
         connecting?.push(this);
         opts.onConnecting?.();
       }
@@ -2252,7 +2306,8 @@ export class PostgresStore implements Store {
         await stop.during(
           endWait,
           async () => {
-            await c.query("BEGIN");
+            // READ COMMITTED named (as READ_COMMITTED_OPTION makes it anyway): meta is read after the lock's wait
+            await c.query("BEGIN ISOLATION LEVEL READ COMMITTED");
             try {
               await c.query("SELECT pg_advisory_xact_lock($1, 0)", [MIGRATION_LOCK]);
             } catch (e) {
@@ -2461,14 +2516,18 @@ export class PostgresStore implements Store {
     }
   }
 
-  putAuditCheckpoint(cp: AuditCheckpoint): Promise<void> {
-    return this.#tx("recording an audit checkpoint", async (c) => {
-      // As in SQLite: a head another process checkpointed first is checkpointed, once.
-      const put = await c.query("INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (seq) DO NOTHING", [
-        cp.seq, cp.hash, cp.at.getTime(), cp.caId, cp.certificateDer, cp.signature,
-      ]);
-      if (put.rowCount) await this.#appendAudits(c, [checkpointAudit(cp)]);
-    });
+  async putAuditCheckpoint(cp: AuditCheckpoint): Promise<void> {
+    // As in SQLite: a head another process checkpointed first is checkpointed, once. One statement, its own
+    // transaction (READ COMMITTED, READ_COMMITTED_OPTION): the checkpoint inserted, and its audit record appended
+    // only when it was (the function runs once per row the insert returns), after the insert as before — four
+    // round trips less (BEGIN, the insert, the append, COMMIT) on every `crl generate`.
+    await this.#query("recording an audit checkpoint", {
+      name: "jpki_audit_checkpoint_put",
+      text: `WITH put AS (
+               INSERT INTO audit_checkpoints (seq, hash, at, ca_id, cert_der, signature) VALUES ($7, $8, $9, $10, $11, $12) ON CONFLICT (seq) DO NOTHING
+               RETURNING 1)
+             SELECT jpki_audit_append(${AUDIT_APPEND_ARGS}) FROM put`,
+    }, [...this.#auditColumns([checkpointAudit(cp)]), cp.seq, cp.hash, cp.at.getTime(), cp.caId, cp.certificateDer, cp.signature]);
   }
 
   async auditCheckpoints(): Promise<AuditCheckpoint[]> {
@@ -3381,7 +3440,8 @@ export class PostgresStore implements Store {
   async reserveCrl(caId: string, thisUpdate: Date, nextUpdate: Date, scope: CrlScope = FULL_SCOPE): Promise<CrlReservation> {
     // Every scope of a CA numbers from one sequence, serialized by the CA's crl_state row (crl/scope.ts).
     if (scope === DELTA_SCOPE) throw new JpkiError("ERR_INTERNAL", "a delta CRL is reserved with reserveDeltaCrl");
-    // One statement, its own transaction (migration 24 says what it does).
+    // One statement, its own transaction (migration 24 says what it does), READ COMMITTED (READ_COMMITTED_OPTION):
+    // the highest number is read after the wait for the CA's crl_state row.
     const [r] = await this.#query<{ o_number: bigint | null; o_revision: bigint; o_restore: string | null }>(
       "reserving a CRL number",
       { name: "jpki_crl_reserve", text: "SELECT * FROM jpki_crl_reserve($1, $2, $3, $4)" },
