@@ -489,12 +489,14 @@ export function parseNotice(obj: unknown, opts: ParseNoticeOptions): ChangeNotic
     }
   }
 
+  // In the order of NOTICE_FIELDS, as the canonical record writes them: its JSON (ca/notices.ts canonical) is then
+  // the line itself when the line already is canonical, and the reader takes the line as it is.
   return Object.freeze({
     noticeId, residentCode, kind, effectiveDate, sequence, municipalityCode,
-    ...(after ? { after: after.items } : {}),
-    ...(before ? { before: before.items } : {}),
     ...(newMunicipalityCode !== undefined ? { newMunicipalityCode } : {}),
     ...(newResidentCode !== undefined ? { newResidentCode } : {}),
+    ...(after ? { after: after.items } : {}),
+    ...(before ? { before: before.items } : {}),
   });
 }
 
@@ -507,8 +509,10 @@ export function noticeInNormalForm(n: ChangeNotice): ChangeNotice {
   const items = (i: FourItems): FourItems => Object.freeze({
     name: normaliseRegistryText(i.name), address: normaliseRegistryText(i.address), birthDate: normaliseRegistryText(i.birthDate), gender: i.gender,
   });
-  // spread over the notice: the keys keep their places, so its canonical JSON is what parseNotice's would be
-  return Object.freeze({ ...n, ...(n.after ? { after: items(n.after) } : {}), ...(n.before ? { before: items(n.before) } : {}) });
+  // Rebuilt in the order of NOTICE_FIELDS, as parseNotice gives them: its canonical JSON is then what parseNotice's
+  // would be, also for a body an earlier version stored in another order (after and before first).
+  const o = noticeToInput(n);
+  return Object.freeze({ ...o, ...(o.after ? { after: items(o.after) } : {}), ...(o.before ? { before: items(o.before) } : {}) });
 }
 
 // ---------------------------------------------------------------------------------------------------------
