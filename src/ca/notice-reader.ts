@@ -25,7 +25,7 @@ export interface ReaderOptions {
 
 /** What the thread posts: one batch per request, then the end or the error that ended the reading. */
 export type ReaderMessage =
-  | { readonly type: "batch"; readonly bytes: number; readonly read: number; readonly notices: readonly (ReadNotice & { record: string })[]; readonly rejects: readonly RejectedNotice[] }
+  | { readonly type: "batch"; readonly bytes: number; readonly read: number; readonly notices: readonly (ReadNotice & { record?: string })[]; readonly rejects: readonly RejectedNotice[] }
   | { readonly type: "end"; readonly bytes: number }
   | { readonly type: "error"; readonly error: { code?: ErrorCode; message: string; details?: Record<string, unknown>; stack?: string } };
 
@@ -37,7 +37,7 @@ let scratch = Buffer.allocUnsafeSlow(0);
  * to the ingesting thread without a copy: that thread binds them as they are, where a string cost it a conversion to
  * UTF-8 per notice (≈ 12k instructions), and a two-byte string copied across besides. The record goes as JSON text:
  * a string crosses as one copy, where an object would be rebuilt property by property on the other side; it is
- * parsed again only for a reject.
+ * parsed again only for a reject. A line that was the canonical body already goes once, as the body.
  */
 export function batchMessage(b: ReadBatch, bytes: number): { message: ReaderMessage; transfer: ArrayBuffer[] } {
   const bodies = b.notices.map((n) => n.body);
@@ -53,7 +53,9 @@ export function batchMessage(b: ReadBatch, bytes: number): { message: ReaderMess
   const buf = Buffer.allocUnsafeSlow(at);
   scratch.copy(buf, 0, 0, at);
   const views = ends.map((end, i) => new Uint8Array(buf.buffer, i ? ends[i - 1]! : 0, end - (i ? ends[i - 1]! : 0)));
-  const notices = b.notices.map((n, i) => ({ line: n.line, notice: n.notice, body: views[i]!, record: typeof n.record === "string" ? n.record : JSON.stringify(n.record) }));
+  const notices = b.notices.map((n, i) =>
+    n.record === undefined ? { line: n.line, notice: n.notice, body: views[i]! } : { line: n.line, notice: n.notice, body: views[i]!, record: typeof n.record === "string" ? n.record : JSON.stringify(n.record) },
+  );
   return { message: { type: "batch", bytes, read: b.read, rejects: b.rejects, notices }, transfer: [buf.buffer as ArrayBuffer] };
 }
 

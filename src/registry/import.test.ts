@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { generateResidents } from "./fixtures.js";
-import { MAX_JSON_DEPTH, describeJsonError, formatFromPath, readRecords, repeatedKey, type ReadRecordsOptions, type RecordResult } from "./import.js";
+import { MAX_JSON_DEPTH, describeJsonError, formatFromPath, namesAFieldTwice, readRecords, repeatedKey, type ReadRecordsOptions, type RecordResult } from "./import.js";
 
 type Simple = { line: number; value?: Record<string, unknown>; error?: string; message?: string; problem?: unknown };
 
@@ -406,6 +406,60 @@ describe("repeated field names (rejectDuplicateKeys)", () => {
     expect(repeatedKey('{"a":{"x":1,"x":2},"b":[{"a":1}]}')).toBeUndefined();
     expect(repeatedKey('{"a":"\\",\\"a\\":","b":"{\\"a\\":1}"}')).toBeUndefined();
     expect(repeatedKey('{"a":1,"b":{"c":[1,{"d":2}]},"c":3}')).toBeUndefined();
+  });
+
+  it("finds what a walk of every character finds (and namesAFieldTwice whether it finds one), in lines of strings with quotes, backslashes and brackets", () => {
+    // The walk it replaced (one character at a time, strings included): the reference.
+    const walk = (text: string): string | undefined => {
+      const seen = new Set<string>();
+      let depth = 0;
+      let expectKey = false;
+      for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i);
+        if (c === 0x22) {
+          let j = i + 1;
+          let escaped = false;
+          for (; j < text.length; j++) {
+            const d = text.charCodeAt(j);
+            if (d === 0x5c) (escaped = true), j++;
+            else if (d === 0x22) break;
+          }
+          if (depth === 1 && expectKey) {
+            const key = escaped ? (JSON.parse(text.slice(i, j + 1)) as string) : text.slice(i + 1, j);
+            if (seen.has(key)) return key;
+            seen.add(key);
+            expectKey = false;
+          }
+          i = j;
+        } else if (c === 0x7b || c === 0x5b) depth++, depth === 1 && (expectKey = true);
+        else if (c === 0x7d || c === 0x5d) depth--;
+        else if (c === 0x2c && depth === 1) expectKey = true;
+      }
+      return undefined;
+    };
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 69069 + 1) % 2 ** 32), Math.floor((seed / 2 ** 32) * n));
+    const pieces = ["a", "b", "ab", '"', "\\", "\\\\", "{", "}", "[", "]", ",", ":", "小", "\u0061", "\"", " "];
+    const str = () => Array.from({ length: rnd(5) }, () => pieces[rnd(pieces.length)]).join("");
+    const key = () => ["a", "b", "ab", '\\u0061', "a\\\\", '\\"'][rnd(6)]!;
+    const value = (d: number): string => {
+      const k = rnd(d > 2 ? 3 : 5);
+      if (k === 0) return String(rnd(100));
+      if (k === 1) return JSON.stringify(str());
+      if (k === 2) return "null";
+      if (k === 3) return `[${Array.from({ length: rnd(3) }, () => value(d + 1)).join(",")}]`;
+      return `{${Array.from({ length: rnd(3) }, () => `"${key()}" : ${value(d + 1)}`).join(" ,")}}`;
+    };
+    let found = 0;
+    for (let n = 0; n < 3000; n++) {
+      const line = `{${Array.from({ length: 1 + rnd(4) }, () => `"${key()}":${value(1)}`).join(",")}}`;
+      JSON.parse(line); // well-formed, as repeatedKey is given
+      const want = walk(line);
+      if (want !== undefined) found++;
+      expect(repeatedKey(line), line).toBe(want);
+      expect(namesAFieldTwice(line, JSON.parse(line) as object), line).toBe(want !== undefined);
+    }
+    expect(found).toBeGreaterThan(500); // both answers were asked for
   });
 
   it("only when asked: the line is reported as duplicate-key and reading goes on", async () => {

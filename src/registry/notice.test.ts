@@ -218,6 +218,23 @@ describe("parseNotice: defects name code, field and line, never a value", () => 
     it(what, () => expectFailure(obj, code, field, problem));
   }
 
+  // parseNotice remembers the last effective date and birth date it found real (most of a feed shares them): each bad
+  // or absent value right after a good one is still refused, and so is one that was never seen good.
+  it("refuses a bad or absent date right after a good one", () => {
+    const later = (over: Record<string, unknown>): Record<string, unknown> => (parseNotice(base(), { now, line: 1 }), base(over));
+    expectFailure(later({ effectiveDate: "2023-02-30" }), "ERR_NOTICE_MALFORMED", "effectiveDate", "not-a-date");
+    expectFailure(later({ effectiveDate: "" }), "ERR_NOTICE_MALFORMED", "effectiveDate", "missing");
+    expectFailure(later({ effectiveDate: undefined }), "ERR_NOTICE_MALFORMED", "effectiveDate", "missing");
+    const items = (birthDate: string) => ({ name: NAME, address: ADDRESS, birthDate, gender: "male" });
+    expectFailure(later({ after: items("2005-02-30") }), "ERR_NOTICE_MALFORMED", "after.birthDate", "not-a-date");
+    expectFailure(later({ before: items("1867-12-31") }), "ERR_NOTICE_MALFORMED", "before.birthDate", "too-early");
+    expectFailure(later({ after: items("2099-01-01") }), "ERR_NOTICE_MALFORMED", "after.birthDate", "future");
+    // a good date remembered is still bounded by each call's now
+    const born = base({ before: items("2025-03-01"), after: items("2025-03-01") });
+    parseNotice(born, { now, line: 1 });
+    expect(() => parseNotice(born, { now: new Date("2025-02-01T00:00:00Z"), line: 1 })).toThrow(expect.objectContaining({ details: expect.objectContaining({ problem: "future" }) }));
+  });
+
   it("does not quote a kind that is not identifier-like, and lists the accepted kinds", () => {
     const e = failure(base({ kind: "小野　隆" }));
     expect(e.code).toBe("ERR_NOTICE_KIND_UNKNOWN");

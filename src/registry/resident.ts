@@ -204,8 +204,23 @@ function checkAddress(address: string, w: Where): Prefecture {
   return pref;
 }
 
+/**
+ * The last birth date found a real date from 1868 on: a notice's `before` and `after` nearly always give the same one,
+ * and the check cost ≈ 0.4 µs each. Starts at a date that passes, so no other input can skip the check.
+ */
+let lastRealBirthDate = "2000-01-01";
+
 /** 生年月日: a real Gregorian date YYYY-MM-DD, from 1868 on, not after today in Japan. */
 function checkBirthDate(s: string, now: Date, w: Where): void {
+  if (s !== lastRealBirthDate) checkBirthCalendar(s, w);
+  if (Number.isNaN(now.getTime())) throw new JpkiError("ERR_INTERNAL", "parseResidentRecord: opts.now is an invalid Date");
+  // "Today" for a birth date is the Japanese calendar day.
+  const todayJst = jstDay(now);
+  // ISO dates of equal width compare correctly as strings.
+  if (s > todayJst) fail("ERR_RESIDENT_INVALID", "birthDate", "future", "is in the future", w);
+}
+
+function checkBirthCalendar(s: string, w: Where): void {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
   if (!m) fail("ERR_RESIDENT_INVALID", "birthDate", "format", "is not an ISO date YYYY-MM-DD", w);
   const y = Number(m[1]), mo = Number(m[2]), d = Number(m[3]);
@@ -217,11 +232,7 @@ function checkBirthDate(s: string, now: Date, w: Where): void {
   if (y < EARLIEST_BIRTH_YEAR) {
     fail("ERR_RESIDENT_INVALID", "birthDate", "too-early", `is before ${EARLIEST_BIRTH_YEAR}, which the certificate's era digit cannot express`, w);
   }
-  if (Number.isNaN(now.getTime())) throw new JpkiError("ERR_INTERNAL", "parseResidentRecord: opts.now is an invalid Date");
-  // "Today" for a birth date is the Japanese calendar day.
-  const todayJst = jstDay(now);
-  // ISO dates of equal width compare correctly as strings.
-  if (s > todayJst) fail("ERR_RESIDENT_INVALID", "birthDate", "future", "is in the future", w);
+  lastRealBirthDate = s;
 }
 
 function parseGender(v: unknown, w: Where): Gender {
