@@ -298,13 +298,34 @@ export class CertificationAuthority {
    * signature already (Signer.selfVerifying), so it is not verified twice.
    */
   async assertIssued(c: Certified, spki: Buffer): Promise<void> {
+    this.assertCarries(c, spki);
+    if (this.signer.selfVerifying) return;
     let ok = false;
     try {
-      ok = certificateCarries(c.der, this.subjectName, spki, c.serial) && (this.signer.selfVerifying || (await this.#verifies(c.der)));
+      ok = await this.#verifies(c.der);
     } catch {
       ok = false;
     }
-    if (!ok) throw new JpkiError("ERR_PROFILE_VIOLATION", `the certificate signed by CA ${this.id} did not re-parse or verify: nothing was stored; check the CA key`);
+    if (!ok) throw this.#notIssued();
+  }
+
+  /**
+   * assertIssued's field comparisons alone, synchronous: all of assertIssued for a self-verifying signer. Issuance
+   * calls it for those signers instead of awaiting assertIssued: an async call's promise and a turn of the microtask
+   * queue less per certificate, on the thread that feeds the signers.
+   */
+  assertCarries(c: Certified, spki: Buffer): void {
+    let ok = false;
+    try {
+      ok = certificateCarries(c.der, this.subjectName, spki, c.serial);
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw this.#notIssued();
+  }
+
+  #notIssued(): JpkiError {
+    return new JpkiError("ERR_PROFILE_VIOLATION", `the certificate signed by CA ${this.id} did not re-parse or verify: nothing was stored; check the CA key`);
   }
 
   /** Whether a certificate's signature verifies with this CA's key (split out only when the signer does not check its own). */

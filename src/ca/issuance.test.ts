@@ -2,7 +2,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { cardKeyVariant } from "../../test/card-fixtures.js";
 import { FixedClock } from "../pki/clock.js";
 import { checkCertificate } from "../profile/check.js";
@@ -432,6 +432,34 @@ describe("check what you sign: the fields", () => {
     otherIssuer[at]! ^= 1;
     await expect(ca.assertIssued({ ...c, der: otherIssuer }, key), "another issuer").rejects.toEqual(refused);
     await expect(ca.assertIssued({ ...c, der: c.der.subarray(0, 200) }, key), "truncated").rejects.toEqual(refused);
+    // assertCarries, what issuance calls for a self-verifying signer instead of awaiting assertIssued: the same verdicts, thrown
+    expect(() => ca.assertCarries(c, key)).not.toThrow();
+    expect(() => ca.assertCarries(c, spki()), "another key").toThrow(refused);
+    expect(() => ca.assertCarries({ ...c, serial }, key), "another serial").toThrow(refused);
+    expect(() => ca.assertCarries({ ...c, serial: Buffer.concat([Buffer.from([1]), c.serial]) }, key), "a longer serial").toThrow(refused);
+    expect(() => ca.assertCarries({ ...c, der: otherIssuer }, key), "another issuer").toThrow(refused);
+    expect(() => ca.assertCarries({ ...c, der: c.der.subarray(0, 200) }, key), "truncated").toThrow(refused);
+  });
+
+  it("is made on every certificate a self-verifying signer signs, before anything is stored (issuance calls assertCarries, not assertIssued)", async () => {
+    const { CertificationAuthority } = await import("./authority.js");
+    const { JpkiError } = await import("../errors.js");
+    const code = makeResidentCode("0000000342");
+    await ws.store.upsertResidents([{ ...takahashi, residentCode: code }]);
+    const s = new IssuanceService({ store: ws.store, config: ws.config, clock, passphrase: "pw" });
+    expect((await s.authority("13", "signature")).signer.selfVerifying).toBe(true);
+    const spy = vi.spyOn(CertificationAuthority.prototype, "assertCarries").mockImplementation(() => {
+      throw new JpkiError("ERR_PROFILE_VIOLATION", "refused by the test");
+    });
+    try {
+      await expect(s.issue({ residentCode: code, type: "signature", publicKey: spki() })).rejects.toMatchObject({ code: "ERR_PROFILE_VIOLATION" });
+      const batch = await s.issueBatch((async function* () { yield { line: 1, value: { residentCode: code, type: "signature", publicKey: spki().toString("base64") } }; })());
+      expect(batch).toMatchObject({ issued: 0, failed: 1, errors: [{ line: 1, code: "ERR_PROFILE_VIOLATION" }] });
+      expect(spy).toHaveBeenCalledTimes(2);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await ws.store.findCertificates({ residentCode: code })).toEqual([]);
   });
 });
 

@@ -4,6 +4,19 @@ import { notAfterFor } from "./validity.js";
 const caNotAfter = new Date("2036-01-01T14:59:59Z");
 
 describe("validity (shared/spec/JPKI.md Eras)", () => {
+  it("reads each instant's own JST day, whatever was asked before (the last day's answer is kept)", () => {
+    const at = (iso: string) => notAfterFor({ rule: "3y", issuedAt: new Date(iso), birthDate: "1980-01-01", caNotAfter }).toISOString();
+    // 14:59:59.999Z is 23:59:59.999 JST on the 1st; 15:00Z is midnight JST on the 2nd: back and forth across it
+    for (let i = 0; i < 2; i++) {
+      expect(at("2026-04-01T14:59:59.999Z")).toBe("2029-04-01T14:59:59.000Z");
+      expect(at("2026-04-01T15:00:00.000Z")).toBe("2029-04-02T14:59:59.000Z");
+      expect(at("2026-04-01T15:00:00.001Z")).toBe("2029-04-02T14:59:59.000Z");
+    }
+    expect(at("2025-04-02T15:00:00.000Z")).toBe("2028-04-03T14:59:59.000Z"); // a year earlier, the same time of day
+    expect(() => at("invalid")).toThrow(RangeError); // an invalid instant as before: an invalid notAfter
+    expect(at("2026-04-01T15:00:00.000Z")).toBe("2029-04-02T14:59:59.000Z");
+  });
+
   it("3y: three years from the JST issuance day, ending 23:59:59 JST", () => {
     // 2026-11-25 20:00Z is already 2026-11-26 in Japan
     expect(notAfterFor({ rule: "3y", issuedAt: new Date("2026-11-25T20:00:00Z"), birthDate: "1980-01-01", caNotAfter }).toISOString()).toBe("2029-11-26T14:59:59.000Z");

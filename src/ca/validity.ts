@@ -4,13 +4,23 @@
  * like J-LIS's certificates, and never outlive the issuing CA.
  */
 import type { ValidityRule } from "../workspace/config.js";
-import { asJst } from "../pki/jst.js";
+import { asJst, JST_OFFSET_MS } from "../pki/jst.js";
 
-/** The JST calendar date of an instant. */
-function jstDate(d: Date): { y: number; m: number; day: number } {
-  const j = asJst(d);
-  return { y: j.getUTCFullYear(), m: j.getUTCMonth(), day: j.getUTCDate() };
+/** The JST calendar date of an instant (the object is shared: read it, do not keep or change it). */
+function jstDate(d: Date): { readonly y: number; readonly m: number; readonly day: number } {
+  // Issuance asks for every certificate, nearly always about the same day: the last day's answer is kept (a Date and
+  // an object less a certificate). An invalid Date's day is NaN, never equal to itself: computed each time, as before.
+  const dayIndex = Math.floor((d.getTime() + JST_OFFSET_MS) / 86_400_000);
+  if (dayIndex !== lastDayIndex) {
+    const j = asJst(d);
+    lastDate = { y: j.getUTCFullYear(), m: j.getUTCMonth(), day: j.getUTCDate() };
+    lastDayIndex = dayIndex;
+  }
+  return lastDate;
 }
+
+let lastDayIndex = NaN;
+let lastDate: { readonly y: number; readonly m: number; readonly day: number } = { y: NaN, m: NaN, day: NaN };
 
 /** 23:59:59 JST of a calendar date; Feb 29 in a common year becomes Feb 28. */
 export function endOfJstDay(y: number, m: number, day: number): Date {

@@ -41,7 +41,8 @@ export function timeOrderedSerial(at: Date): Buffer {
 
 /** Lower-case hex without separators, the form the store and CLI use. */
 export function serialHex(serial: Uint8Array): string {
-  return Buffer.from(serial).toString("hex");
+  // A view, not a copy (issuance names every certificate it signs by this).
+  return (Buffer.isBuffer(serial) ? serial : Buffer.from(serial.buffer, serial.byteOffset, serial.byteLength)).toString("hex");
 }
 
 /** Normalises user input: accepts hex with optional 0x, colons or spaces; strips leading zero octets. */

@@ -101,6 +101,47 @@ describe("birth date and era", () => {
     expectInvalid(() => encodeBirthDate(iso), "birthDate");
   });
 
+  it("encodes and refuses exactly what the regular-expression encoder did (every day of 1800–2100, and strings near a date)", () => {
+    // The encoder before it read characters one by one (2026-12-07), kept here as the reference.
+    const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    const STARTS = [["1868-10-23", 1], ["1912-07-30", 2], ["1926-12-25", 3], ["1989-01-08", 4], ["2019-05-01", 5]] as const;
+    const reference = (iso: string): string | undefined => {
+      const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(iso);
+      if (!m) return undefined;
+      const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+      if (y < 1 || mo < 1 || mo > 12 || d < 1) return undefined;
+      const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+      if (d > (mo === 2 && leap ? 29 : DAYS[mo - 1]!)) return undefined;
+      let era = 0;
+      for (const [start, code] of STARTS) if (iso >= start) era = code;
+      return `${era}${iso.replace(/-/g, "")}`;
+    };
+    const ours = (iso: string): string | undefined => {
+      try {
+        return encodeBirthDate(iso);
+      } catch (e) {
+        expect(isJpkiError(e) && e.code).toBe("ERR_FOUR_ITEMS_INVALID");
+        return undefined;
+      }
+    };
+    const p2 = (n: number) => String(n).padStart(2, "0");
+    let dates = 0;
+    for (let y = 1800; y <= 2100; y++) {
+      for (let mo = 0; mo <= 13; mo++) {
+        for (let d = 0; d <= 32; d++) {
+          const iso = `${y}-${p2(mo)}-${p2(d)}`;
+          const want = reference(iso);
+          if (want !== undefined) dates++;
+          if (ours(iso) !== want) expect.fail(`${iso}: ${ours(iso)} against ${want}`);
+        }
+      }
+    }
+    expect(dates).toBe(109_938); // 301 years of days: every real date was encoded, none refused
+    const near = ["0000-01-01", "0001-01-01", "9999-12-31", "1980-1-01", "1980-01-1", "1980/01/01", "1980-01-01 ", " 1980-01-01", "1980-01-01\n",
+      "198a-01-01", "1980-0a-01", "1980-01-0a", "1980-01-0:", "198/-01-01", "1980-0/-01", "1980--1-01", "+980-01-01", "1980-01-01x", "１９８０-01-01", "1980－01－01", "19800101", "", "1980-02-29", "2000-02-29", "2100-02-29", "1600-02-29"];
+    for (const iso of near) expect(ours(iso), JSON.stringify(iso)).toBe(reference(iso));
+  });
+
   it("accepts era 0 (unknown) for any date, and rejects an era that does not match", () => {
     expect(decodeBirthDate("019801231")).toEqual({ iso: "1980-12-31", era: 0 });
     expectInvalid(() => decodeBirthDate("419801231"), "birthDate");

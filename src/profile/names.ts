@@ -92,8 +92,18 @@ export function crlPartitionName(prefectureRomaji: string, municipalityRomaji: s
  * counter id. It identifies the issuance, never the person.
  */
 export function opaqueId(requestedAt: Date, sequence: number, counterId: string): string {
-  const jst = asJst(requestedAt);
-  const p = (n: number, w = 2) => String(n).padStart(w, "0");
-  const ts = `${jst.getUTCFullYear()}${p(jst.getUTCMonth() + 1)}${p(jst.getUTCDate())}${p(jst.getUTCHours())}${p(jst.getUTCMinutes())}${p(jst.getUTCSeconds())}`;
-  return `${ts}${p(sequence % 100000, 5)}${counterId.padEnd(9, "0").slice(0, 9)}`;
+  const second = Math.floor(requestedAt.getTime() / 1000);
+  if (second !== stampSecond) {
+    const jst = asJst(requestedAt);
+    const p = (n: number) => String(n).padStart(2, "0");
+    stamp = `${jst.getUTCFullYear()}${p(jst.getUTCMonth() + 1)}${p(jst.getUTCDate())}${p(jst.getUTCHours())}${p(jst.getUTCMinutes())}${p(jst.getUTCSeconds())}`;
+    stampSecond = second;
+  }
+  return `${stamp}${String(sequence % 100000).padStart(5, "0")}${counterId.padEnd(9, "0").slice(0, 9)}`;
 }
+
+// The last second opaqueId wrote and its YYYYMMDDhhmmss: an issuing batch names hundreds of certificates a second,
+// and the timestamp's Date and its dozen small strings were ≈ 0.3 KB of garbage each (heap sampling, issue bench).
+// An invalid Date's second is NaN, never equal to itself: written each time, as before.
+let stampSecond = NaN;
+let stamp = "";
