@@ -8,7 +8,8 @@
  * default and ended them 143, which a service manager or a scheduler takes for a failure. The launcher now catches
  * the two signals for such a command from its first line and keeps the first; withStopSignal, once it is set, takes
  * it over (`take`) and the command stops as it would have a moment later: nothing begun, the workspace closed and
- * its lock released, its clean stop's exit (0). A `serve --workers` worker runs this launcher too, so holds its own.
+ * its lock released, its clean stop's exit (0; 128 + n for a batch whose input is then unread — issue --batch,
+ * registry import, notices ingest — which says so). A `serve --workers` worker runs this launcher too, so holds its own.
  *
  * Before the command could wait for ever while a signal is held — the passphrase prompt on a terminal — it lets go
  * (`release`): a signal held is then delivered as node's default (143, nothing is open yet), and so is one that

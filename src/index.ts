@@ -56,6 +56,7 @@ export { residentCodeCheckDigit, isValidResidentCode, assertResidentCode, makeRe
 export { municipality, MUNICIPALITIES, assertMunicipalityCode, type Municipality } from "./registry/municipality.js";
 export { parseResidentRecord, type Resident, type ResidentInput } from "./registry/resident.js";
 export { readRecords, type RecordResult } from "./registry/import.js";
+export { releaseStream, untilStopped, type StoppableInput } from "./registry/reading-stop.js";
 export { generateResidents, generateNotices, createRandom } from "./registry/fixtures.js";
 export { parseNotice, MAX_SEQUENCE_JUMP, NOTICE_KINDS, type ChangeNotice, type ChangeNoticeInput, type NoticeKind } from "./registry/notice.js";
 export { NOTICE_RULES, decideRevocations, type RevocationDecision, type NoticeRule } from "./registry/notice-rules.js";

@@ -13,6 +13,7 @@ import type { PublishedCrl } from "../crl/publisher.js";
 import type { CrlUpdater } from "../crl/updater.js";
 import { JpkiError, type ErrorCode } from "../errors.js";
 import { readRecords } from "../registry/import.js";
+import { releaseStream } from "../registry/reading-stop.js";
 import { installNew, sweepStaleTemps, tempPathFor } from "../store/staging.js";
 import { checkOutputDir } from "../workspace/paths.js";
 import type { Workspace } from "../workspace/workspace.js";
@@ -140,6 +141,10 @@ export interface IngestRunOptions {
   readonly crlIntervalMs: number;
   /** publishes CRLs; without one the CAs stay due and the next run or `crl generate` publishes */
   readonly updater: CrlUpdater | undefined;
+  /**
+   * Stops the run after the batch in progress (`stopped`, `lastLine`); a stream given as the source is destroyed when
+   * the stop comes while it waits for its next lines (a pipe), so the stop does not wait for them
+   */
   readonly signal?: AbortSignal;
   /** bytes read from the input, for a progress bar */
   readonly onBytes?: (n: number) => void;
@@ -213,6 +218,8 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
     summary = await ingestor.ingestBatches(batches, {
       batchSize: o.batchSize,
       ...(o.signal ? { signal: o.signal } : {}),
+      // a stream (a pipe) may wait for ever for its next lines: a stop then destroys it (a file never waits long)
+      ...(o.signal && typeof o.source !== "string" ? { release: releaseStream(o.source) } : {}),
       onReject: (r) => {
         byCode[r.code] = (byCode[r.code] ?? 0) + 1;
         if (!firstReject || r.line < firstReject.line) firstReject = { line: r.line, code: r.code };

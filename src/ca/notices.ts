@@ -12,6 +12,7 @@ import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
 import { CRL_REASON, reasonName } from "../crl/reason.js";
 import type { RecordResult } from "../registry/import.js";
+import { untilStopped } from "../registry/reading-stop.js";
 import { MAX_SEQUENCE_JUMP, NOTICE_ITEM_FIELDS, noticeInNormalForm, notYetEffective, parseNotice, type ChangeNotice } from "../registry/notice.js";
 import type { FourItems } from "../profile/types.js";
 import { decideRevocations, endsRecord, noticeSource } from "../registry/notice-rules.js";
@@ -53,6 +54,11 @@ export interface IngestSummary extends IngestProgress {
   readonly revocationsByCa: Readonly<Record<string, number>>;
   /** true when a stop signal ended the run before the input did */
   readonly stopped: boolean;
+  /**
+   * Stopped: the line of the last notice taken (applied, held, a duplicate or rejected; 0: none). The lines after it
+   * were not taken — read ahead into a batch not begun, or not read.
+   */
+  readonly lastLine?: number;
 }
 
 /** A held notice an operator release left held: it is more than MAX_SEQUENCE_JUMP after its resident's last. */
@@ -76,6 +82,12 @@ export interface IngestOptions {
   readonly onBatchCommitted?: (cas: readonly string[]) => Promise<void> | void;
   /** stop cleanly after the batch in progress */
   readonly signal?: AbortSignal;
+  /**
+   * What lets go of the input when the stop comes while the next batch waits for it (a pipe: releaseStream), so the
+   * stop need not wait for lines or an end that may never come. Without it, the stop is acted on between batches:
+   * right for a file, which never waits long.
+   */
+  readonly release?: () => void;
 }
 
 /** A notice read and checked, waiting for its batch: what the read stage hands to the committing stage. */
@@ -262,15 +274,15 @@ export class NoticeIngestor {
       opts.onReject?.(r);
     };
     let stopped = false;
-    for await (const b of batches) {
-      // A batch that came after the stop is not begun: the run ends after the batch in progress, not the next one —
-      // an input that made the run wait (a pipe, a spool's next lines) would otherwise have its lines sent after the
-      // signal read, applied or rejected. Those lines are not counted read: a rerun reads them.
-      if (opts.signal?.aborted) {
-        stopped = true;
-        break;
-      }
+    let lastLine = 0;
+    // A batch that came after the stop is not begun: the run ends after the batch in progress, not the next one —
+    // an input that made the run wait (a pipe, a spool's next lines) would otherwise have its lines sent after the
+    // signal read, applied or rejected. Those lines are not counted read: a rerun reads them. With `release`, a wait
+    // for the next batch ends at the stop too (untilStopped): a pipe with nothing to send held the stop until it had.
+    const input = untilStopped(batches, opts.signal, opts.release);
+    for await (const b of input) {
       t.read += b.read;
+      lastLine = Math.max(lastLine, b.notices.at(-1)?.line ?? 0, b.rejects.at(-1)?.line ?? 0);
       for (const r of b.rejects) reject(r);
       if (!b.notices.length) continue;
       await this.#commit(b.notices, t, reject, opts);
@@ -279,7 +291,8 @@ export class NoticeIngestor {
         break;
       }
     }
-    return { ...t.progress(), released: t.released, revocationsByReason: t.byReason, revocationsByCa: t.byCa, stopped };
+    stopped ||= input.stopped;
+    return { ...t.progress(), released: t.released, revocationsByReason: t.byReason, revocationsByCa: t.byCa, stopped, ...(stopped ? { lastLine } : {}) };
   }
 
   /**

@@ -334,8 +334,9 @@ export async function withWorkspaceLoading<L, T>(ctx: Context, load: () => Promi
 }
 
 /**
- * What a batch command (notices ingest, registry import and sweep) says when a stop came while its store was still
- * opening: nothing was read or done. `{"stopped": true}` in --json, as its own document says a stop.
+ * What `registry sweep` says when a stop came while its store was still opening: nothing was read or done.
+ * `{"stopped": true}` in --json, as its own document says a stop. (The batches that read an input say it as any of
+ * their stops: batch-outcome.ts stoppedBatch.)
  */
 export function stoppedWhileOpening(ctx: Context, again: string): void {
   ctx.out.result({ stopped: true }, `stopped by a signal while the store was opening: nothing was read or changed; ${again}`);
@@ -372,7 +373,8 @@ export interface StopOptions {
  * signals every process of the unit, so each `jpki serve --workers` worker got one from systemd and one from
  * its primary. A stop that hangs is ended by SIGKILL (the --workers primary sends it after its deadline).
  * `command` names the caller as bin/early-stop.cjs STOPPING_COMMANDS does (a literal: the test reads it).
- * `stoppedBy` names the first signal (or the one the launcher held): `issue --batch` exits with it (128 + n).
+ * `stoppedBy` names the first signal (or the one the launcher held): a batch stopped with input unread (`issue
+ * --batch`, `registry import`, `notices ingest`) exits with it (128 + n: batch-outcome.ts stoppedBatch).
  */
 export async function withStopSignal<T>(
   command: string,

@@ -28,12 +28,13 @@ export const EXIT_KEYS_SHARED = 22;
 /**
  * What the process exits with when a signal ends it: the shell's 128 + the signal's number. Node's default for
  * SIGINT and SIGTERM; the long-running commands (bin/early-stop.cjs STOPPING_COMMANDS: serve, watch, card serve,
- * notices ingest, registry import and sweep, provider follow --watch) catch both and stop cleanly instead
- * (context.ts withStopSignal), from the launcher's first line on (but in node's own start, and at a passphrase prompt).
- * `issue --batch` stops cleanly as well, then exits 128 + n all the same: a batch stopped is a batch not done.
+ * registry sweep, provider follow --watch) catch both and stop cleanly instead (context.ts withStopSignal), from the
+ * launcher's first line on (but in node's own start, and at a passphrase prompt). The batches that read their input
+ * as they go (`issue --batch`, `registry import`, `notices ingest`) stop cleanly as well, then exit 128 + n all the
+ * same (batch-outcome.ts stoppedBatch): a batch stopped with input unread is a batch not done.
  */
 const SIGNALLED =
-  "killed by signal n (130 SIGINT, 143 SIGTERM, 137 SIGKILL); serve, watch, card serve, provider follow --watch, notices ingest, registry import and registry sweep stop cleanly on SIGINT or SIGTERM instead, with their own exit code, also in their first moments; issue --batch stops cleanly too (what it committed written, where it stopped said) and then exits 128+n: its batch is not done";
+  "killed by signal n (130 SIGINT, 143 SIGTERM, 137 SIGKILL); serve, watch, card serve, provider follow --watch and registry sweep stop cleanly on SIGINT or SIGTERM instead, with their own exit code, also in their first moments; issue --batch, registry import and notices ingest stop cleanly too (what they committed kept, where they stopped said) and then exit 128+n: their input is not done";
 
 /** The top-level help's exit codes: every value jpki exits with, each error code under its value. */
 export function exitCodesHelp(): string {

@@ -33,6 +33,7 @@ import { JpkiError, isJpkiError, type ErrorCode } from "../errors.js";
 import { registryLoadAudit } from "../store/audit-ops.js";
 import type { ResidentRecord, Store } from "../store/types.js";
 import { readRecords, type ImportFormat } from "./import.js";
+import { releaseStream, untilStopped } from "./reading-stop.js";
 import { normaliseRegistryText, parseResidentRecord } from "./resident.js";
 import { isValidResidentCode } from "./resident-code.js";
 
@@ -238,6 +239,8 @@ export interface ResidentFileImportSummary {
    * file imported again takes the rest (the lines committed now are then unchanged).
    */
   readonly stopped: boolean;
+  /** the line of the last record read (0: none): stopped, the lines after it were not read */
+  readonly lastLine: number;
 }
 
 export interface ResidentFileImportOptions {
@@ -249,7 +252,10 @@ export interface ResidentFileImportOptions {
   readonly batchSize?: number;
   /** called after each committed batch */
   readonly onProgress?: (p: ResidentFileImportProgress) => void;
-  /** stop after the records already read are committed (SIGTERM, SIGINT) */
+  /**
+   * stop after the records already read are committed (SIGTERM, SIGINT); a stream given as the source is destroyed
+   * when the stop comes while it waits for its next line (releaseStream), so the stop does not wait for one
+   */
   readonly signal?: AbortSignal;
 }
 
@@ -267,7 +273,7 @@ export async function importResidentFile(store: Store, source: NodeJS.ReadableSt
   const errors: ResidentFileImportError[] = [];
   const seen = new ImportedCodes();
   let read = 0, inserted = 0, updated = 0, unchanged = 0;
-  let stopped = false;
+  let lastLine = 0;
   let batch: ResidentRecord[] = [];
   let lines: number[] = [];
   const flush = async () => {
@@ -285,14 +291,13 @@ export async function importResidentFile(store: Store, source: NodeJS.ReadableSt
   };
   // A field named twice is refused (JSON.parse keeps the last; the exporter's own tools may mean the first): the
   // record decides the four items certificates certify, and its status whether the resident is alive.
-  for await (const item of readRecords(source, { format: opts.format ?? "auto", rejectDuplicateKeys: true })) {
-    // Checked before each record rather than when a batch is full: a file of bad lines fills no batch, and a stop
-    // must not wait for its end. The record in hand is left undecided and uncounted, as the rest of the input.
-    if (signal?.aborted) {
-      stopped = true;
-      break;
-    }
+  // The stop is checked before each record rather than when a batch is full: a file of bad lines fills no batch, and
+  // a stop must not wait for its end. The record in hand is left undecided and uncounted, as the rest of the input.
+  // A stream's wait for its next line (a pipe) ends at the stop too: the stream is destroyed, the rest unread.
+  const records = untilStopped(readRecords(source, { format: opts.format ?? "auto", rejectDuplicateKeys: true }), signal, typeof source === "string" ? undefined : releaseStream(source));
+  for await (const item of records) {
     read++;
+    lastLine = item.line;
     if ("error" in item) {
       errors.push({ line: item.line, code: item.error.code, message: item.error.message });
       continue;
@@ -311,5 +316,5 @@ export async function importResidentFile(store: Store, source: NodeJS.ReadableSt
   // The batch in progress is committed, stopped or not: every record counted in `read` is decided.
   await flush();
   errors.sort((a, b) => a.line - b.line);
-  return { read, inserted, updated, unchanged, errors, stopped };
+  return { read, inserted, updated, unchanged, errors, stopped: records.stopped, lastLine };
 }

@@ -448,15 +448,18 @@ describe("a request whose body node's parser refuses, queued behind an answer st
     // as when nothing is ahead of it: its own answer, then the connection closed, nothing after
     expect(statuses(got)).toEqual([200, 304]);
     expect(got).not.toContain('"code":"bad-request"');
-    expect(cutLines(path).slice(1, 3).map(({ url, status }) => ({ url, status }))).toEqual([
+    // one line a request: the refusal of its body is no request of its own (it was logged again, as an anonymous 400)
+    expect(cutLines(path).map(({ url, status }) => ({ url, status }))).toEqual([
+      { url: "/crl/13-sig.crl", status: 200 }, // the fetch of its ETag
       { url: "/crl/index.json", status: 200 },
       { url: "/crl/13-sig.crl", status: 304 },
     ]);
   }, 60_000);
 
-  it("answered whole before its bad chunk came (nothing ahead of it), it gets no second answer: a 400 followed its 200 on the wire", async () => {
-    const { app, port, log } = await serverWithLog();
+  it("answered whole before its bad chunk came (nothing ahead of it), it gets no second answer (a 400 followed its 200 on the wire), nor a second access-log line or count (an anonymous 400 under \"other\")", async () => {
+    const { app, port, log, path, metrics } = await serverWithLog();
     let got = "";
+    let text = "";
     try {
       const s: Socket = connect({ port, host: "127.0.0.1" });
       s.on("error", () => undefined);
@@ -473,12 +476,50 @@ describe("a request whose body node's parser refuses, queued behind an answer st
       const hang = setTimeout(() => s.destroy(), 30_000);
       await closed;
       clearTimeout(hang);
+      text = await metrics.registry.metrics();
     } finally {
       await app.close();
       await log.close();
     }
     expect(statuses(got)).toEqual([200]);
     expect(got).not.toContain('"code":"bad-request"');
+    expect(cutLines(path)).toEqual([{ url: "/crl/13-sig.crl", status: 200, aborted: undefined, remote: "127.0.0.1", verifier: ids[0] }]);
+    expect(text).not.toMatch(/^jpki_http_requests_total\{route="other"/m);
+  }, 60_000);
+
+  it("its own answer still being written (a download whose route does not read the body announced): the download is cut, and logged once, as cut (its refusal was a second, anonymous 400 line)", async () => {
+    const big = join(ws.paths.caDir, "46-sig.crt");
+    writeFileSync(big, randomBytes(32 << 20));
+    const { app, port, log, path, expected, metrics } = await serverWithLog();
+    let text = "";
+    try {
+      const s: Socket = connect({ port, host: "127.0.0.1" });
+      s.on("error", () => undefined);
+      let received = 0;
+      const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
+      await new Promise<void>((resolve) => {
+        s.on("data", (c: Buffer) => {
+          received += c.length;
+          if (received >= 64 << 10) resolve();
+        });
+        s.write(`GET /ca/46-sig.crt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens[1]}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      });
+      const refused = new Promise((resolve) => app.server.once("clientError", resolve));
+      s.write("zz\r\n"); // a chunk size that is no number, while the download is under way
+      await refused;
+      await closed;
+      expect(received).toBeLessThan(32 << 20);
+      await until(() => expected.length >= 1, "the download's line");
+      // the refusal's line came a turn of the event loop after the download's (afterAnswers): give it two
+      for (let i = 0; i < 2; i++) await new Promise((r) => setImmediate(r));
+      text = await metrics.registry.metrics();
+    } finally {
+      await app.close();
+      await log.close();
+      rmSync(big, { force: true });
+    }
+    expect(cutLines(path).map(({ url, status, aborted }) => ({ url, status, aborted }))).toEqual([{ url: "/ca/46-sig.crt", status: 200, aborted: true }]);
+    expect(text).not.toMatch(/^jpki_http_requests_total\{route="other"/m);
   }, 60_000);
 });
 

@@ -470,7 +470,8 @@ const ROUTE_OF_SCOPE: Readonly<Record<RouteScope, string>> = {
  * timeout) is answered here, before any route: the status node's own answer gives, with the typed `code` every
  * error body of the server carries. No request object exists, so neither access control nor a route sees it:
  * `onRefused` counts and logs each refusal (buildServer), once — a socket already destroyed (reset by the client,
- * or refused before) is neither answered nor counted.
+ * or refused before) is neither answered nor counted, nor is a request its route answered before its body ended
+ * (answeredBeforeItsBody): its answer is its line.
  *
  * Each is a refusal of the connection's peer address as a credential's is (access.ts, refusedRateLimit; of the
  * client address an admitted request came from, and of no one from a trusted proxy: access.ts says why):
@@ -520,15 +521,18 @@ function clientErrorHandler(o: {
     // which the client reads as the answer to its next request (never read by the server). It is cut instead, as
     // answerUnderWay's is.
     const answered = o.answeredBeforeItsBody(socket);
+    // Nor is it logged or counted: the request has its line and its count from its own answer (or, that answer cut,
+    // from its close), and one request is one line. It was logged a second time, as an anonymous 400 under "other".
+    const refused = answered ? () => undefined : () => o.onRefused(socket, req, status, startedAt);
     if (answerUnderWay(socket)) {
       socket.destroy(err);
-      return afterAnswers(socket, () => o.onRefused(socket, req, status, startedAt));
+      return afterAnswers(socket, refused);
     }
     const refuse = () => {
       // Not after an answer of the refused request's own, begun while it waited queued (a route answering before
       // its body ended): the refusal would follow it on the wire as a second answer. Cut, as answerUnderWay's.
       if (socket.writable && !answered && !attached(socket)?.headersSent) socket.write(wait > 0 ? tooManyRefusals(status, wait) : parserRefusal(status, code));
-      o.onRefused(socket, req, status, startedAt);
+      refused();
       socket.destroy(err);
     };
     if (!answersAhead(socket)) return refuse();

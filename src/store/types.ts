@@ -14,6 +14,7 @@
 import type { EncodedEntries, EntriesTotal } from "../profile/crl-entry.js";
 import type { CertificateType, FourItems } from "../profile/types.js";
 import type { AuditCheckpoint, AuditEntry, AuditQuery, AuditRecord } from "./audit-log.js";
+import { JpkiError, isJpkiError } from "../errors.js";
 
 export type ResidentStatus = "active" | "deceased" | "removed";
 
@@ -701,9 +702,20 @@ export interface KnownBlocks {
   take(id: string, length: number, digest: Buffer): Buffer | undefined;
 }
 
-/** A CRL install's own failure inside Store.publishCrls (guardedInstall), told apart from the store's. */
-export class CrlInstallFailed {
-  constructor(readonly error: unknown) {}
+/**
+ * A CRL install's own failure inside Store.publishCrls (guardedInstall), told apart from the store's. Caught inside the
+ * stores, which return `error` (the install's own error) for its CRL; a proper error all the same, so that one that
+ * escaped says what failed: a plain object read "undefined" as a message, and had no code, no stack. Its code and
+ * message are the install's (a JpkiError's, such as ERR_FILE_UNUSABLE), ERR_INTERNAL for anything else.
+ */
+export class CrlInstallFailed extends JpkiError {
+  constructor(readonly error: unknown) {
+    super(isJpkiError(error) ? error.code : "ERR_INTERNAL", `a CRL could not be installed: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+      ...(isJpkiError(error) && error.details ? { details: { ...error.details } } : {}),
+    });
+    this.name = "CrlInstallFailed";
+  }
 }
 
 /** `install` with its failure thrown as CrlInstallFailed: what the stores' publishCrls run for each CRL. */

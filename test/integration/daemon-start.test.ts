@@ -2,8 +2,9 @@
  * `jpki watch`, `jpki serve` and `jpki notices ingest` stopped by SIGTERM at any moment of their start-up (slow:
  * spawns the built CLI through its launcher). Their handlers were set only once the program and the library had loaded and the
  * passphrase was read: a SIGTERM in their first ≈ 1.5–2 s (a service manager's restart right after a start) met
- * node's default and ended them 143. Now the launcher holds it from its first line (bin/early-stop.cjs), and each
- * stops as it does later on: exit 0, the workspace's lock released, so the next start runs.
+ * node's default and ended them 143, killed. Now the launcher holds it from its first line (bin/early-stop.cjs), and each
+ * stops as it does later on: the daemons exit 0, notices ingest 143 as any stop of a run with input unread (its
+ * result printed, nothing begun), the workspace's lock released, so the next start runs.
  */
 import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
@@ -94,7 +95,7 @@ describe("SIGTERM at any moment of a daemon's start-up", () => {
     const audit = await cli(["--workspace", ws, "audit", "verify"], { cwd: dir });
     expect(audit.code, audit.stderr).toBe(0);
   }, 120_000);
-  it("jpki notices ingest exits 0 likewise (a job cancelled as it starts: before, 143), stopped before it read a line: nothing applied, nothing rejected", async () => {
+  it("jpki notices ingest stops likewise (a job cancelled as it starts: before, killed by node's default), before it read a line: its result says so, nothing applied, nothing rejected, exit 143 as any stop with its input unread", async () => {
     // A line that, read, would be rejected: a reject file and a failing exit would say the run had begun.
     const file = join(dir, "notices.jsonl");
     writeFileSync(file, '{"not":"a notice"}\n');
@@ -111,9 +112,11 @@ describe("SIGTERM at any moment of a daemon's start-up", () => {
     // (src/ca/notices.test.ts says so where no timing decides it).
     for (const [when, moment] of MOMENTS.filter(([w]) => w === "as jpki's first line has run" || w === "150 ms after")) {
       const r = await stopAt(["--json", "notices", "ingest", file], moment);
-      expect({ when, code: r.code, signal: r.signal }, r.stderr).toEqual({ when, code: 0, signal: null });
+      // exited, not killed: a killed process has a signal and no result
+      expect({ when, code: r.code, signal: r.signal }, r.stderr).toEqual({ when, code: 143, signal: null });
       expect(r.stderr, when).not.toMatch(/ERR_|error/i);
-      expect(JSON.parse(r.stdout), when).toMatchObject({ stopped: true, read: 0, applied: 0, rejected: 0 });
+      expect(r.stderr, when).toMatch(/^jpki: notices ingest stopped by SIGTERM (while the store was opening|before it took a line): nothing was/m);
+      expect(JSON.parse(r.stdout), when).toMatchObject({ stopped: true, signal: "SIGTERM", lastLineRead: 0, read: 0, applied: 0, rejected: 0 });
       expect(rejects(), when).toEqual([]);
     }
     const audit = await cli(["--workspace", ws, "audit", "verify"], { cwd: dir });

@@ -2,8 +2,8 @@
  * SIGTERM while a daemon's start-up waits on PostgreSQL (slow: spawns the built CLI). A server that accepts the
  * connection and never answers held the open for the connect timeout (15 s), another process's upgrade for the lock
  * timeout (20 s): the stop was acted on only then, and the command exited with the open's error
- * (ERR_STORE_UNREACHABLE, ERR_WORKSPACE_LOCKED) instead of its clean stop's 0. Now the wait ends at the signal
- * (src/store/pg-stop.ts) and the command stops as it does later on.
+ * (ERR_STORE_UNREACHABLE, ERR_WORKSPACE_LOCKED) instead of its clean stop's exit (0; notices ingest 143, its input
+ * unread). Now the wait ends at the signal (src/store/pg-stop.ts) and the command stops as it does later on.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
@@ -46,21 +46,22 @@ afterAll(async () => {
 });
 
 describe("SIGTERM while a daemon's start-up waits on PostgreSQL", () => {
-  it("a server that never answers: watch, serve and notices ingest stop at once with their clean stop's exit 0, not ERR_STORE_UNREACHABLE after the connect timeout", async () => {
+  it("a server that never answers: watch, serve and notices ingest stop at once with their clean stop's exit (0; notices ingest 143, its input unread), not ERR_STORE_UNREACHABLE after the connect timeout", async () => {
     const port = await freePort();
     // what each says of its stop: as when stopped before it began
-    const runs: Array<[string[], (stdout: string) => void]> = [
-      [["watch", spool, "--poll", "50"], (out) => expect(out).toMatch(/^processed 0 files \(0 failed\), published 0 CRLs, stopped by signal$/m)],
-      [["--json", "notices", "ingest", notices], (out) => expect(JSON.parse(out)).toMatchObject({ stopped: true, read: 0, applied: 0, rejected: 0, rejectFile: null })],
-      [["serve", "--no-schedule", "--no-ocsp", "--listen", `127.0.0.1:${port}`], (out) => expect(out).toBe("")],
+    const runs: Array<[string[], number, (stdout: string) => void]> = [
+      [["watch", spool, "--poll", "50"], 0, (out) => expect(out).toMatch(/^processed 0 files \(0 failed\), published 0 CRLs, stopped by signal$/m)],
+      [["--json", "notices", "ingest", notices], 143, (out) => expect(JSON.parse(out)).toMatchObject({ stopped: true, signal: "SIGTERM", lastLineRead: 0, read: 0, applied: 0, rejected: 0, rejectFile: null })],
+      [["serve", "--no-schedule", "--no-ocsp", "--listen", `127.0.0.1:${port}`], 0, (out) => expect(out).toBe("")],
     ];
-    for (const [command, says] of runs) {
+    for (const [command, exit, says] of runs) {
       const before = accepted.length;
       // the wait goes on: the signal comes in the middle of it, not as it began
       const r = await stopWhileWaiting(ws, command, { env: { JPKI_STORE: silentUrl }, waiting: () => accepted.length > before, settleMs: 300 });
-      expect({ command, code: r.code }, r.stderr).toEqual({ command, code: 0 });
+      expect({ command, code: r.code }, r.stderr).toEqual({ command, code: exit });
       expect(r.afterSignalMs, command.join(" ")).toBeLessThan(1_000);
       expect(r.stderr, command.join(" ")).not.toMatch(/ERR_/);
+      if (exit) expect(r.stderr).toMatch(/^jpki: notices ingest stopped by SIGTERM while the store was opening: nothing was read or changed\.$/m);
       says(r.stdout);
     }
   }, 60_000);

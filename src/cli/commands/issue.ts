@@ -1,14 +1,13 @@
 /** `jpki issue`: one application, or a batch file of them, becomes certificates. */
 import { lstatSync } from "node:fs";
-import { constants } from "node:os";
 import { join } from "node:path";
 import { Command, Option } from "commander";
 import type { IssuanceApplication, IssuedCertificate } from "../../index.js";
 import { JpkiError, checkInputFile, checkOutputDir, checkOutputFile, library, readInputFile } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
-import { VerdictExit, commandExitCodes } from "../exit-codes.js";
+import { commandExitCodes } from "../exit-codes.js";
 import { batchStdin, caNamed, fileProgress, type Io } from "../output.js";
-import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
+import { batchFailure, nothingAppliedHelp, stoppedBatch, stoppedExitsHelp, stoppedFields } from "../batch-outcome.js";
 import { checkRecordFile } from "../record-argument.js";
 
 interface IssueOptions {
@@ -84,6 +83,7 @@ other type, or revoked for key compromise is refused (ERR_KEY_IN_USE); renewing 
 
 ${commandExitCodes({
   ok: "issued (or, for an applicationId seen before, the certificate issued then)",
+  verdicts: stoppedExitsHelp("--batch: the certificates in flight finished and written, the rest not read"),
   errors: [
     ["ERR_OUTPUT_EXISTS", "the -o file exists (and no --force): nothing was issued"],
     [["ERR_RESIDENT_UNKNOWN", "ERR_RESIDENT_CODE_INVALID", "ERR_RESIDENT_NOT_ELIGIBLE"], "no such resident, an invalid code, or a record that allows no issuance"],
@@ -93,10 +93,11 @@ ${commandExitCodes({
   ],
 })}
 ${nothingAppliedHelp("applications of a --batch")}
-A --batch stopped by SIGTERM or SIGINT reads no further line, finishes the certificates in flight (signed,
-committed, written to --out-dir), prints what it did, says on stderr after which line it stopped, and exits
-128 + the signal (143 SIGTERM, 130 SIGINT): the batch is not done. A second signal ends it at once: what was
-committed stays in the store, and a re-run with the same applicationIds writes those certificates again.
+A --batch stopped by SIGTERM or SIGINT reads no further line (also while it waits for the next one on stdin),
+finishes the certificates in flight (signed, committed, written to --out-dir), prints what it did ("stopped",
+"signal" and "lastLineRead" in --json), says on stderr after which line it stopped, and exits 128 + the signal
+(143 SIGTERM, 130 SIGINT): the batch is not done. A second signal ends it at once: what was committed stays in
+the store, and a re-run with the same applicationIds writes those certificates again.
 
 Examples:
   jpki issue --resident 12345678903 --public-key card.pub.pem -o cert.pem
@@ -192,9 +193,10 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
     throw new JpkiError("ERR_USAGE", "--concurrency must be a whole number from 1 to 4096");
   }
   // Paths first, then the passphrase: nothing is signed for a batch whose input or output cannot be used.
-  const source = o.batch === "-" ? batchStdin(io, { command: "issue --batch -", items: "applications" }) : checkRecordFile(o.batch!, "batch file --batch", { cwd: io.cwd, pipe: "write it to a file, or pipe it in: jpki issue --batch - < FILE" });
+  const stdin = o.batch === "-" ? batchStdin(io, { command: "issue --batch -", items: "applications" }) : undefined;
+  const source = stdin ?? checkRecordFile(o.batch!, "batch file --batch", { cwd: io.cwd, pipe: "write it to a file, or pipe it in: jpki issue --batch - < FILE" });
   const outDir = o.outDir ? checkOutputDir(o.outDir, "output directory --out-dir", { create: true, cwd: io.cwd }) : undefined;
-  const { DirectoryWriter, IssuanceService, readRecords, sweepStaleTemps, toPem, writeFailure } = await library();
+  const { DirectoryWriter, IssuanceService, readRecords, releaseStream, sweepStaleTemps, toPem, writeFailure } = await library();
   if (outDir) sweepStaleTemps(outDir); // files half-written by a killed earlier run
   const passphrase = await ctx.caPassphrase();
   // SIGTERM or SIGINT: no line read after it, the certificates in flight finished and written (they were committed
@@ -222,12 +224,14 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
               })
           : undefined,
         signal,
+        // stdin may wait for ever for its next line: the stop ends that wait (the applications read are finished)
+        ...(stdin ? { release: releaseStream(stdin) } : {}),
       }).finally(() => certs?.close());
       ctx.out.progressDone();
       const seconds = (Date.now() - started) / 1000;
       const { stopped, ...counts } = res;
       const by = stopped ? (stoppedBy() ?? "SIGTERM") : undefined;
-      ctx.out.result({ ...counts, seconds, ...(stopped ? { stopped: true, signal: by, lastLineRead: stopped.lastLine } : {}) }, () =>
+      ctx.out.result({ ...counts, seconds, ...(stopped ? stoppedFields({ by: by!, lastLine: stopped.lastLine }) : {}) }, () =>
         [
           `read ${res.read}, issued ${res.issued}, already issued ${res.alreadyIssued}, failed ${res.failed}, superseded ${res.superseded} in ${seconds.toFixed(1)} s`,
           ...Object.entries(res.byCa).map(([ca, n]) => `  ${ca}: ${n}`),
@@ -237,9 +241,14 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
         ].join("\n"),
       );
       if (stopped) {
-        ctx.out.info(stoppedEarly(by!, stopped.lastLine, res, outDir));
         // Before a locked CA key or a failed line: the batch is not done, which is what a script must learn first.
-        throw new VerdictExit(signalExit(by!));
+        throw stoppedBatch(ctx, {
+          command: "issue --batch",
+          by: by!,
+          lastLine: stopped.lastLine,
+          done: `${res.issued} issued, ${res.alreadyIssued} already issued, ${res.failed} failed${outDir ? `, every certificate written to ${outDir}` : ""}`,
+          goOn: goOn(stopped.lastLine),
+        });
       }
       // A CA key that does not open is the batch's failure, not each line's: its own code and exit (5, 19),
       // and the auth.failure audit record withWorkspace writes for it. Lines for other CAs may have issued.
@@ -261,23 +270,18 @@ async function runBatch(ctx: Context, o: IssueOptions): Promise<void> {
     }, {
       signal,
       stopped: () => {
-        ctx.out.result({ read: 0, issued: 0, alreadyIssued: 0, failed: 0, errors: [], superseded: 0, byCa: {}, stopped: true, signal: stoppedBy(), lastLineRead: 0 }, "stopped by a signal while the store was opening: nothing was read or issued");
-        throw new VerdictExit(signalExit(stoppedBy() ?? "SIGTERM"));
+        const by = stoppedBy() ?? "SIGTERM";
+        ctx.out.result({ read: 0, issued: 0, alreadyIssued: 0, failed: 0, errors: [], superseded: 0, byCa: {}, ...stoppedFields({ by, lastLine: 0 }) }, "stopped by a signal while the store was opening: nothing was read or issued");
+        throw stoppedBatch(ctx, { command: "issue --batch", by, lastLine: undefined, done: "", goOn: "Run the batch again." });
       },
     }),
     { repeated: "kill" },
   );
 }
 
-/** What a stopped batch's exit is: the shell's 128 + the signal's number, as when a signal kills a command. */
-function signalExit(by: NodeJS.Signals): number {
-  return 128 + constants.signals[by];
-}
-
-/** The stderr note of a batch stopped by a signal: how far it got, and how to go on without issuing anything twice. */
-function stoppedEarly(by: NodeJS.Signals, lastLine: number, res: { issued: number; alreadyIssued: number; failed: number }, outDir: string | undefined): string {
+/** How to go on after a batch stopped after `lastLine`, without issuing anything twice. */
+function goOn(lastLine: number): string {
   return [
-    `jpki: issue --batch stopped by ${by} after line ${lastLine}: ${res.issued} issued, ${res.alreadyIssued} already issued, ${res.failed} failed${outDir ? `, every certificate written to ${outDir}` : ""}; the lines after ${lastLine} were not read.`,
     `To go on, run the batch again: a line with an applicationId is not issued twice (its certificate is returned and written again);`,
     `a line without one is issued anew, superseding (revoking) the certificate issued now — give such a file from line ${lastLine + 1} on.`,
   ].join("\n");

@@ -6,11 +6,12 @@ import { JpkiError, checkInputFile, checkOutputFile, library } from "../lib.js";
 import { Context, withStopSignal, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
 import { checkRecordFile } from "../record-argument.js";
-import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
+import { batchFailure, nothingAppliedHelp, stoppedBatch, stoppedExitsHelp, stoppedFields } from "../batch-outcome.js";
 import { DEFAULT_NOTICE_BATCH } from "../../ca/notice-batch.js";
 import { crlLabel, fileProgress, type Io } from "../output.js";
 
-export function formatIngest(r: IngestRunResult): string {
+/** The text of an ingestion's result; `sayStopped` false leaves the stop to the caller's own note (stoppedBatch). */
+export function formatIngest(r: IngestRunResult, sayStopped = true): string {
   const nothing = r.applied === 0 && r.held === 0 && r.rejected === 0 && r.duplicates === r.read && r.read > 0;
   return [
     nothing
@@ -26,7 +27,7 @@ export function formatIngest(r: IngestRunResult): string {
     `revocations ${r.revocations}${Object.keys(r.revocationsByReason).length ? ": " + Object.entries(r.revocationsByReason).map(([k, v]) => `${k} ${v}`).join(", ") : ""}`,
     ...(r.crls.length ? [`CRLs regenerated: ${r.crls.map((c) => `${crlLabel(c)} #${c.number} (${c.entries})`).join(", ")}`] : []),
     ...(r.rejectFile ? [`rejected notices written to ${r.rejectFile}`] : []),
-    ...(r.stopped ? ["stopped before the end of the input: run the same command again to resume"] : []),
+    ...(r.stopped && sayStopped ? ["stopped before the end of the input: run the same command again to resume"] : []),
   ].join("\n");
 }
 
@@ -76,9 +77,12 @@ nothing; a killed run resumes where it stopped: the rerun skips what the earlier
 Some notices rejected and the others taken is ERR_PARTIAL (see the exit codes below).
 ${nothingAppliedHelp("notices")}
 SIGINT (Ctrl-C) or
-SIGTERM stops the run after the batch in progress, and it exits 0 saying "stopped before the end of the input"
-("stopped": true in --json): a script must check that, not the exit code alone, before it moves the file away.
-One in its first moments, while it loads, stops it likewise before it reads a line (it exited 143 there).
+SIGTERM stops the run after the batch in progress — also while it waits for more lines on stdin — prints what it
+did ("stopped", "signal" and "lastLineRead" in --json), says on stderr after which line it stopped, and exits
+128 + the signal (143 SIGTERM, 130 SIGINT): the file is not done, and a script that moves it away on exit 0 does
+not move it. One in its first moments, while it loads, stops it likewise before it reads a line. Notices read
+ahead into a batch not begun are not taken (the line says where it stopped): the same command again resumes.
+A CRL that cannot be published after the last batch is said with its own error and exit, even when stopped.
 
 A reject file is never replaced or added to: it may be the only record of which notices were refused and
 why. Each run's default one is new: when another run (on this host or another sharing the workspace) took
@@ -88,7 +92,8 @@ name another. Should another process create it during the run, the rejects go to
 the result's rejectFile always says where they went.
 
 ${commandExitCodes({
-  ok: "every notice taken (applied, held, or already seen); or stopped by SIGINT/SIGTERM before the end (says so)",
+  ok: "every notice taken (applied, held, or already seen)",
+  verdicts: stoppedExitsHelp("the batches begun were committed, the rest not taken; run it again to resume"),
   errors: [
     ["ERR_REJECT_FILE_EXISTS", "the --reject-file exists: nothing ingested"],
     ["ERR_PARTIAL", "some notices were rejected (into the reject file), the others taken"],
@@ -113,9 +118,15 @@ Examples:
       const { CrlUpdater, checkRejectFileFree, runIngest } = await library();
       if (o.rejectFile) checkRejectFileFree(rejectTarget); // before the passphrase prompt; runIngest checks again
       const passphrase = o.crl ? await ctx.caPassphrase() : undefined;
-      const report = (result: IngestRunResult) => ctx.out.result(result, () => formatIngest(result));
-      // SIGINT/SIGTERM end the run after the batch in progress; running the command again resumes.
-      await withStopSignal("notices ingest", (signal) =>
+      const goOn = "To go on, run the same command again: what this run took is skipped as duplicates (nothing applied or revoked twice).";
+      // "signal" and "lastLineRead" (not the library's lastLine) when it stopped, as issue --batch and registry import say it
+      const report = (result: IngestRunResult, by: NodeJS.Signals | undefined) => {
+        const { lastLine, ...rest } = result;
+        ctx.out.result(by ? { ...rest, ...stoppedFields({ by, lastLine }) } : rest, () => formatIngest(result, false));
+      };
+      // SIGINT/SIGTERM end the run after the batch in progress, and it exits 128 + n (stoppedBatch); running the
+      // command again resumes.
+      await withStopSignal("notices ingest", (signal, stoppedBy) =>
         withWorkspace(ctx, async (ws) => {
           const updater = passphrase ? new CrlUpdater(ws, passphrase) : undefined;
           await updater?.preflight(signal);
@@ -145,8 +156,13 @@ Examples:
           });
           ctx.out.progressDone();
           const { crlFailure, ...result } = r;
-          report(result);
+          const by = r.stopped ? (stoppedBy() ?? "SIGTERM") : undefined;
+          report(result, by);
+          const stop = by ? stoppedBatch(ctx, { command: "notices ingest", by, lastLine: r.lastLine ?? 0, done: `applied ${r.applied}, held ${r.held}, duplicates ${r.duplicates}, rejected ${r.rejected}`, rest: "were not taken", goOn }) : undefined;
+          // A CRL not published needs the operator: its error and exit come first, the stop said above.
           if (crlFailure) throw crlFailure;
+          // Before the rejects' ERR_PARTIAL: the run is not done, which is what a script must learn first.
+          if (stop) throw stop;
           if (r.rejected > 0) {
             throw batchFailure({
               failed: r.firstRejectCode ? { first: r.firstRejectCode, counts: r.rejectedByCode } : undefined,
@@ -155,7 +171,14 @@ Examples:
               none: `none of the ${r.read} notices was taken: all rejected (see ${r.rejectFile})`,
             });
           }
-        }, { signal, stopped: () => report(STOPPED_UNREAD) }),
+        }, {
+          signal,
+          stopped: () => {
+            const by = stoppedBy() ?? "SIGTERM";
+            report(STOPPED_UNREAD, by);
+            throw stoppedBatch(ctx, { command: "notices ingest", by, lastLine: undefined, done: "", goOn });
+          },
+        }),
       );
     });
 

@@ -19,7 +19,7 @@ const lines = Array.from({ length: RESIDENT_FILE_BATCH + 3 }, (_, i) =>
 );
 
 describe("jpki registry import", () => {
-  it("stops on SIGTERM once the lines read are committed, says so and exits 0; the same input again takes the rest", async () => {
+  it("stops on SIGTERM once the lines read are committed, says on stderr after which line, and exits 143 (it exited 0); the same input again takes the rest", async () => {
     const root = join(mkdtempSync(join(tmpdir(), "jpki-import-cli-")), "ws");
     await Workspace.create(root).close();
     const before = { SIGTERM: process.rawListeners("SIGTERM"), SIGINT: process.rawListeners("SIGINT") };
@@ -28,12 +28,14 @@ describe("jpki registry import", () => {
       const stdin = new PassThrough();
       stdin.end(lines.slice(0, RESIDENT_FILE_BATCH).join(""), "utf8");
       let stdout = "";
+      let stderr = "";
       let signalled = false;
       const io: Io = {
         stdout: { write: (s: string) => (stdout += s) },
         stderr: {
           isTTY: true, // where progress lines go
           write: (s: string) => {
+            stderr += s;
             if (!signalled && s.includes(`imported ${RESIDENT_FILE_BATCH},`)) {
               signalled = true;
               for (const l of added("SIGTERM")) (l as (s: string) => void)("SIGTERM");
@@ -49,11 +51,12 @@ describe("jpki registry import", () => {
           yield Buffer.from(lines.slice(RESIDENT_FILE_BATCH).join(""));
         })()),
       };
-      expect(await run(["--workspace", root, "registry", "import", "-"], io)).toBe(0);
+      expect(await run(["--workspace", root, "registry", "import", "-"], io)).toBe(143);
       expect(signalled).toBe(true);
-      expect(stdout).toBe(
-        `read ${RESIDENT_FILE_BATCH}, imported ${RESIDENT_FILE_BATCH} (${RESIDENT_FILE_BATCH} new, 0 replaced), unchanged 0, rejected 0\n` +
-          "stopped by a signal before the end of the input: import the same file again for the rest (what was imported now then counts as unchanged)\n",
+      expect(stdout).toBe(`read ${RESIDENT_FILE_BATCH}, imported ${RESIDENT_FILE_BATCH} (${RESIDENT_FILE_BATCH} new, 0 replaced), unchanged 0, rejected 0\n`);
+      expect(stderr).toContain(
+        `jpki: registry import stopped by SIGTERM after line ${RESIDENT_FILE_BATCH}: ${RESIDENT_FILE_BATCH} imported, 0 unchanged, 0 rejected; the lines after ${RESIDENT_FILE_BATCH} were not read.\n` +
+          "To go on, import the same input again: what was imported now then counts as unchanged.\n",
       );
 
       let again = "";

@@ -9,7 +9,7 @@ import { JpkiError, checkInputFile, library, type Library } from "../lib.js";
 import { checkRecordFile } from "../record-argument.js";
 import { Context, stoppedWhileOpening, withStopSignal, withWorkspace } from "../context.js";
 import { commandExitCodes } from "../exit-codes.js";
-import { batchFailure, nothingAppliedHelp } from "../batch-outcome.js";
+import { batchFailure, nothingAppliedHelp, stoppedBatch, stoppedExitsHelp, stoppedFields } from "../batch-outcome.js";
 import { caNamed, type Io } from "../output.js";
 
 export function makeRegistryCommand(io: Io): Command {
@@ -36,11 +36,14 @@ A resident code is listed once per file: a later line with the same code is refu
 first was refused as malformed (its code still readable): fix that line and import the file again.
 Good lines are imported even when others are bad (then ERR_PARTIAL).
 ${nothingAppliedHelp("lines")}
-SIGTERM or SIGINT stops the import once
-the lines read so far are committed ("stopped" in --json); import the same file again for the rest.
+SIGTERM or SIGINT stops the import once the lines read so far are committed — also while it waits for the
+next line on stdin — says on stderr after which line it stopped ("stopped", "signal" and "lastLineRead" in
+--json), and exits 128 + the signal (143 SIGTERM, 130 SIGINT): the import is not done. Import the same file
+again for the rest (what was imported now then counts as unchanged).
 
 ${commandExitCodes({
-  ok: "every line imported or unchanged; or stopped by SIGINT/SIGTERM before the end (says so, \"stopped\" in --json)",
+  ok: "every line imported or unchanged",
+  verdicts: stoppedExitsHelp("the lines read were committed, the rest not read; import it again for the rest"),
   errors: [
     ["ERR_IMPORT_FORMAT", "a CSV header row that cannot be read: nothing imported"],
     ["ERR_PARTIAL", "some lines were refused (each reported by number, with its own code), the good ones imported"],
@@ -55,20 +58,21 @@ Examples:
       const ctx = Context.of(io, cmd);
       const { importResidentFile } = await library();
       const source = file === "-" ? (io.stdin ?? process.stdin) : checkRecordFile(file, "input file", { cwd: io.cwd, pipe: "write it to a file, or pipe it in: jpki registry import - < FILE" });
-      const report = (r: ResidentFileImportSummary) => {
+      const goOn = `To go on, import the same ${file === "-" ? "input" : "file"} again: what was imported now then counts as unchanged.`;
+      // "stopped" (with its signal and last line) only when it did: the document of a run to the end stays as it was.
+      const report = (r: ResidentFileImportSummary, by: NodeJS.Signals | undefined) => {
         const { read, inserted, updated, unchanged, errors } = r;
-        // "stopped" only when it did: the document of a run to the end stays as it was.
-        ctx.out.result({ read, imported: inserted + updated, inserted, updated, unchanged, rejected: errors.length, errors, ...(r.stopped ? { stopped: true } : {}) }, () =>
+        ctx.out.result({ read, imported: inserted + updated, inserted, updated, unchanged, rejected: errors.length, errors, ...(by ? stoppedFields({ by, lastLine: r.lastLine }) : {}) }, () =>
           [
             `read ${read}, imported ${inserted + updated} (${inserted} new, ${updated} replaced), unchanged ${unchanged}, rejected ${errors.length}`,
             ...errors.slice(0, 50).map((e) => `  error [${e.code}] ${e.message}`),
             ...(errors.length > 50 ? [`  … and ${errors.length - 50} more (use --json for all)`] : []),
-            ...(r.stopped ? ["stopped by a signal before the end of the input: import the same file again for the rest (what was imported now then counts as unchanged)"] : []),
           ].join("\n"),
         );
       };
-      // SIGINT/SIGTERM end the import once the lines read so far are committed; running it again takes the rest.
-      await withStopSignal("registry import", (signal) =>
+      // SIGINT/SIGTERM end the import once the lines read so far are committed, and it exits 128 + n (stoppedBatch);
+      // running it again takes the rest.
+      await withStopSignal("registry import", (signal, stoppedBy) =>
         withWorkspace(ctx, async (ws) => {
           const r = await importResidentFile(ws.store, source, {
             now: ws.clock.now(),
@@ -77,8 +81,19 @@ Examples:
             onProgress: (p) => ctx.out.progress(`imported ${p.inserted + p.updated}, unchanged ${p.unchanged}, rejected ${p.rejected}`),
           });
           ctx.out.progressDone();
-          report(r);
+          const by = r.stopped ? (stoppedBy() ?? "SIGTERM") : undefined;
+          report(r, by);
           const { read, inserted, updated, unchanged, errors } = r;
+          // Before the rejected lines' ERR_PARTIAL: the import is not done, which is what a script must learn first.
+          if (by) {
+            throw stoppedBatch(ctx, {
+              command: "registry import",
+              by,
+              lastLine: r.lastLine,
+              done: `${inserted + updated} imported, ${unchanged} unchanged, ${errors.length} rejected`,
+              goOn,
+            });
+          }
           if (errors.length) {
             throw batchFailure({
               failed: errors,
@@ -87,7 +102,14 @@ Examples:
               none: `none of the ${read} records was imported`,
             });
           }
-        }, { signal, stopped: () => report({ read: 0, inserted: 0, updated: 0, unchanged: 0, errors: [], stopped: true }) }),
+        }, {
+          signal,
+          stopped: () => {
+            const by = stoppedBy() ?? "SIGTERM";
+            report({ read: 0, inserted: 0, updated: 0, unchanged: 0, errors: [], stopped: true, lastLine: 0 }, by);
+            throw stoppedBatch(ctx, { command: "registry import", by, lastLine: undefined, done: "", goOn });
+          },
+        }),
       );
     });
 
