@@ -74,7 +74,8 @@ describe("SIGTERM while a daemon's start-up waits for another process's upgrade 
       const r = await stopWhileWaiting(ws, command, { waiting: hasStoreOpen, settleMs: 500 });
       expect(r.endedBeforeSignal, r.stderr).toBe(false);
       expect({ command, code: r.code }, r.stderr).toEqual({ command, code: 0 });
-      expect(r.afterSignalMs, command.join(" ")).toBeLessThan(1_000);
+      // not the 20 s lock timeout, which ends in ERR_WORKSPACE_LOCKED (checked below); 1 s could be missed by a loaded host
+      expect(r.afterSignalMs, command.join(" ")).toBeLessThan(10_000);
       expect(r.stderr, command.join(" ")).not.toMatch(/ERR_/);
       says(r.stdout);
     }
