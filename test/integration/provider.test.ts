@@ -535,6 +535,8 @@ describe("jpki provider", () => {
 
   // On the old code a fetch deaf to its signal hung the enrolment for ever: vitest's timeout ends that. The
   // answer's problem, "timeout", is the client's own timer's doing (the fetch never settles): no bound on the time.
+  // The timeout, 10 s, is the CRL download's inactivity timeout too (the OCSP exchange gets the smaller of the two):
+  // at 500 ms a loaded host's serve sent no byte of the CRL in time (ERR_PUBLIC_CRL_UNAVAILABLE, seen at load 15).
   it("with --ocsp, a responder whose transport hangs, deaf to the abort signal, is given up after the timeout (ERR_PUBLIC_OCSP_UNAVAILABLE), not waited for", async () => {
     const request = readFileSync(application("dave"));
     const asked: string[] = [];
@@ -543,7 +545,7 @@ describe("jpki provider", () => {
       asked.push(String(u));
       return new Promise<Response>(() => undefined);
     };
-    await expect(enrolCustomer({ dir: prov, passphrase: "correct horse", clock: systemClock, request, bearerToken: readFileSync(tokenFile, "utf8").trim(), ocsp: true, fetch, timeoutMs: 500 })).rejects.toMatchObject({
+    await expect(enrolCustomer({ dir: prov, passphrase: "correct horse", clock: systemClock, request, bearerToken: readFileSync(tokenFile, "utf8").trim(), ocsp: true, fetch, timeoutMs: 10_000 })).rejects.toMatchObject({
       code: "ERR_PUBLIC_OCSP_UNAVAILABLE",
       details: { problem: "timeout" },
     });
