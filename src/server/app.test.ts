@@ -619,9 +619,10 @@ describe("clients that would hold the server", () => {
     short.server.once("connection", (sock: Socket) => (ended = new Promise((resolve) => sock.once("close", () => resolve(true)))));
     try {
       const stalled = await stalledDownload(Number(new URL(server).port), "/metrics");
-      const endedInTime = await Promise.race([ended, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000))]);
+      // ended by the server while the client still holds it (a 5 s race stood for "in time": a loaded host can pass
+      // any bound; one held for good meets vitest's timeout)
+      expect(await ended).toBe(true);
       stalled.socket.destroy();
-      expect(endedInTime).toBe(true);
       expect(stalled.received()).toBeLessThan(BIG);
       const logged = () => lines.map((l) => JSON.parse(l) as { method: string; url: string; status: number; aborted?: boolean });
       await until(() => logged().some((l) => l.method === "GET"), "the cut answer's line");
