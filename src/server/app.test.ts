@@ -619,9 +619,10 @@ describe("clients that would hold the server", () => {
     short.server.once("connection", (sock: Socket) => (ended = new Promise((resolve) => sock.once("close", () => resolve(true)))));
     try {
       const stalled = await stalledDownload(Number(new URL(server).port), "/metrics");
-      const endedInTime = await Promise.race([ended, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000))]);
+      // ended by the server while the client still holds it (a 5 s race stood for "in time": a loaded host can pass
+      // any bound; one held for good meets vitest's timeout)
+      expect(await ended).toBe(true);
       stalled.socket.destroy();
-      expect(endedInTime).toBe(true);
       expect(stalled.received()).toBeLessThan(BIG);
       const logged = () => lines.map((l) => JSON.parse(l) as { method: string; url: string; status: number; aborted?: boolean });
       await until(() => logged().some((l) => l.method === "GET"), "the cut answer's line");
@@ -1880,11 +1881,13 @@ describe("bodies that never end (slowloris)", () => {
   it("are cut with a typed 408 once the request bound passes, whatever the route and framing; other clients are answered meanwhile", async () => {
     const { app: short } = await buildServer(ws, { timeouts: { idleMs: 300, headersMs: 300, requestMs: 600 } });
     await short.listen({ host: "127.0.0.1", port: 0 });
+    // The bound that cuts them is the one given, not node's default (300 s, past vitest's timeout): node's, set from
+    // timeouts.requestMs. No bound on the time the cut takes: a loaded host can pass any.
+    expect(short.server.requestTimeout).toBe(600);
     const port = (short.server.address() as AddressInfo).port;
     const { trickle, stop } = tricklers(port);
     const a = `Authorization: ${auth.authorization}\r\nHost: x\r\n`;
     try {
-      const started = performance.now();
       const answers = [
         trickle(`POST /v1/status HTTP/1.1\r\n${a}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`, "1\r\n{\r\n", "1\r\n \r\n"),
         trickle(`POST /v1/verify-signature HTTP/1.1\r\n${a}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`, "1\r\n{\r\n", "1\r\n \r\n"),
@@ -1898,8 +1901,6 @@ describe("bodies that never end (slowloris)", () => {
         expect(r.status, text.slice(0, 80)).toBe(408);
         expect(JSON.parse(r.body)).toMatchObject({ code: "timeout" });
       }
-      // requestMs plus node's once-a-second check of the bound, with room
-      expect(performance.now() - started).toBeLessThan(3000);
     } finally {
       stop();
       await short.close();
@@ -2111,12 +2112,16 @@ describe("requests node's parser refuses before any request exists (clientErrorH
         expect(r.status, text.slice(0, 80)).toBe(408);
         expect(r.headers).toMatchObject({ "content-type": "application/json; charset=utf-8", "cache-control": "no-store", connection: "close" });
       }
-      // after the sockets closed: anything the routes might count for the cut requests is counted by now
-      await new Promise((r) => setTimeout(r, 100));
-      const m = await (await fetch(`${server}/metrics`)).text();
-      const counted = [...m.matchAll(/jpki_http_requests_total\{route="([^"]+)",status="(\d+)"\} (\d+)/g)].map((x) => `${x[1]} ${x[2]} ${x[3]}`);
-      expect(counted.sort()).toEqual(["other 408 1", "status 408 1", "validate 408 1"]);
-      const logged = lines.map((l) => JSON.parse(l) as Line).filter((l) => l.url !== "/metrics");
+      // after the sockets closed, the server may count a cut request a turn of its loop later: wait until the three
+      // are counted (a fixed 100 ms stood for it), then once more, so a count that came twice would show
+      const counts = async () => {
+        const m = await (await fetch(`${server}/metrics`)).text();
+        return [...m.matchAll(/jpki_http_requests_total\{route="([^"]+)",status="(\d+)"\} (\d+)/g)].filter((x) => x[1] !== "metrics").map((x) => `${x[1]} ${x[2]} ${x[3]}`).sort();
+      };
+      const cut = () => lines.map((l) => JSON.parse(l) as Line).filter((l) => l.url !== "/metrics");
+      await until(async () => (await counts()).length >= 3 && cut().length >= 3, "the three cut requests to be counted and logged");
+      expect(await counts()).toEqual(["other 408 1", "status 408 1", "validate 408 1"]);
+      const logged = cut();
       expect(logged).toHaveLength(3);
       expect(logged).toEqual(
         expect.arrayContaining([
@@ -2424,8 +2429,6 @@ describe("a cap on concurrent connections (attack round 2)", () => {
     const port = (capped.server.address() as AddressInfo).port;
     const held: Socket[] = [];
     const serverHas = (n: number) => connectionsReach(capped.server, n);
-    /** what a connection got until the server closed it, or "still open" after 2 s */
-    const within2s = (answer: Promise<string>) => Promise.race([answer, new Promise<string>((r) => setTimeout(() => r("still open"), 2000).unref())]);
     try {
       for (let i = 0; i < 2; i++) {
         const s = connect(port, "127.0.0.1");
@@ -2433,11 +2436,11 @@ describe("a cap on concurrent connections (attack round 2)", () => {
         held.push(s);
       }
       await serverHas(2);
-      const started = performance.now();
+      // What the connection got until the server closed it: the cap's own typed 503, which it ends the connection
+      // with as it writes it (no bound on the time: under the cap the request would get the CRL, not a 503).
       const over = rawClient(port);
       over.socket.write(`GET /crl/13-sig.crl HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n\r\n`);
-      const text = await within2s(over.answer);
-      expect(performance.now() - started).toBeLessThan(1500);
+      const text = await over.answer;
       const a = parseAnswer(text);
       expect(a.status, text).toBe(503);
       expect(a.headers["cache-control"]).toBe("no-store");
@@ -2465,7 +2468,7 @@ describe("a cap on concurrent connections over TLS (attack round 2)", () => {
     const port = (capped.server.address() as AddressInfo).port;
     const held: TLSSocket[] = [];
     const serverHas = (n: number) => connectionsReach(capped.server, n);
-    /** a TLS client: "secure" once its handshake is done, else how it ended ("closed: <error code>"), or "still open" after 2 s */
+    /** a TLS client: "secure" once its handshake is done, else how it ended ("closed: <error code>") */
     const handshake = (): { socket: TLSSocket; outcome: Promise<string> } => {
       const socket = tlsConnect({ port, host: "127.0.0.1", ca: cert });
       let error = "";
@@ -2473,7 +2476,6 @@ describe("a cap on concurrent connections over TLS (attack round 2)", () => {
       const outcome = Promise.race([
         new Promise<string>((r) => socket.once("secureConnect", () => r("secure"))),
         new Promise<string>((r) => socket.once("close", () => r(`closed: ${error}`))),
-        new Promise<string>((r) => setTimeout(() => r("still open"), 2000).unref()),
       ]);
       return { socket, outcome };
     };
@@ -2496,12 +2498,11 @@ describe("a cap on concurrent connections over TLS (attack round 2)", () => {
       }
       await serverHas(2);
       // a TCP client that sends nothing: under the cap it would wait for the handshake timeout (10 s); over it, it
-      // is closed at once and gets not one byte (the plain-HTTP 503 would be clear text on a TLS port)
-      const started = performance.now();
+      // is closed at once and gets not one byte (the plain-HTTP 503 would be clear text on a TLS port). That the
+      // cap closed it, not that timeout, is the refusal it counts (the metrics below: 2, this one and the next), not
+      // the time it took, which a loaded host can stretch past any bound.
       const silent = rawClient(port);
-      const got = await Promise.race([silent.answer, new Promise<string>((r) => setTimeout(() => r("still open"), 2000).unref())]);
-      expect(performance.now() - started).toBeLessThan(1500);
-      expect(got).toBe("");
+      expect(await silent.answer).toBe("");
       // a TLS client over the cap never completes its handshake: the connection is gone before the server's hello
       const over = handshake();
       expect(await over.outcome).toMatch(/^closed: (ECONNRESET|EPIPE)$/);

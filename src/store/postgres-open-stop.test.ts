@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { admin, atSchema } from "../../test/postgres-store-kit.js";
+import { until } from "../../test/until.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore } from "./postgres.js";
 
@@ -13,13 +14,6 @@ const server = usePostgres();
 
 /** The backends of `url`'s database waiting on a lock (an opener waiting for the migration lock). */
 const WAITING = "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
-
-async function until(ok: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; !(await ok()); i++) {
-    if (i > 250) throw new Error(`waited 5 s for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("PostgresStore.open stopped while another process upgrades", () => {
   it("a stop during the wait for the migration lock ends the open at once, the server's wait cancelled, nothing applied; the next open upgrades", async () => {
@@ -35,18 +29,17 @@ describe("PostgresStore.open stopped while another process upgrades", () => {
       const waiting = async () => (await holder.query<{ n: number }>(WAITING)).rows[0]!.n;
 
       const stop = new AbortController();
-      const opening = PostgresStore.open(url, { lockTimeoutMs: 15_000, signal: stop.signal }).then(
+      // A lock timeout of 10 min, past the test's own: the open's end and the server's, seen within the test, can only
+      // be the stop's doing (the stop's reason, the CancelRequest), not that timeout's — no bound on the time taken.
+      const opening = PostgresStore.open(url, { lockTimeoutMs: 600_000, signal: stop.signal }).then(
         () => "opened",
         (e: unknown) => e,
       );
       await until(async () => (await waiting()) === 1, "the opener to wait on the lock");
-      const stopped = Date.now();
       stop.abort();
       expect(await opening).toBe(stop.signal.reason);
-      expect(Date.now() - stopped).toBeLessThan(1_000);
       // the server stops waiting too (a CancelRequest): its backend held a connection slot until lock_timeout otherwise
       await until(async () => (await waiting()) === 0, "the server to cancel the opener's lock wait");
-      expect(Date.now() - stopped).toBeLessThan(2_000);
       expect(await version()).toBe(String(older));
 
       await holder.query("SELECT pg_advisory_unlock($1, 0)", [ADVISORY_LOCKS.migration]);
@@ -56,7 +49,7 @@ describe("PostgresStore.open stopped while another process upgrades", () => {
     } finally {
       await holder.end();
     }
-  }, 30_000);
+  }, 90_000);
 
   it("a stop once the lock is held changes nothing: the upgrade runs to its end and the store opens", async () => {
     // before the last fill migration (it reports progress, where the stop comes)

@@ -450,10 +450,9 @@ describe("PostgresStore specifics", () => {
     const watch = watchCaKeysTries();
     try {
       let runs = 0;
-      const started = performance.now();
       const refused = await s.withCaKeysLock(async () => ++runs).catch((e: unknown) => e);
-      // the tries follow one another with no wait: bounded by five round trips, not by a timeout
-      expect(performance.now() - started).toBeLessThan(5000);
+      // at once: five try-locks (the statements watched, which never wait on the lock), not a lock wait ended by a
+      // timeout — counted, not timed (a loaded host's round trips can pass any bound)
       expect(refused).toSatisfy((e: unknown) => isJpkiError(e, "ERR_WORKSPACE_LOCKED"));
       expect((refused as Error).message).toMatch(/^another jpki process is working on the CA keys of this PostgreSQL store .*: nothing was done; retry when it finishes$/);
       expect(runs).toBe(0);

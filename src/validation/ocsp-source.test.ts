@@ -207,18 +207,18 @@ describe("OcspClient reading an answer", () => {
     expect(pulled).toBeLessThan(1024 * 1024);
   });
 
-  // A vitest timeout of its own: on the old code (the timeout only a signal handed to the fetch) these hung.
-  it("holds an injected fetch that never answers, nor heeds its signal, to timeoutMs", { timeout: 3000 }, async () => {
+  // On the old code (the timeout only a signal handed to the fetch) these hung: vitest's timeout ends that. Neither
+  // has a bound on the time taken (a loaded host's turn of the loop can pass one): the fetch and the body never
+  // settle, so an answer at all, saying the timeout, is the client's own timer's doing.
+  it("holds an injected fetch that never answers, nor heeds its signal, to timeoutMs", async () => {
     let signal: AbortSignal | undefined;
     const client = new OcspClient({ url: "http://ocsp.test/", timeoutMs: 200, fetch: (_u, init) => ((signal = init?.signal ?? undefined), new Promise<Response>(() => undefined)) });
-    const t = Date.now();
     const r = await client.check({ certificate: ee.der, issuer: ca.der }, AT);
     expect(r).toMatchObject({ status: "no-answer", problem: "timeout", detail: expect.stringContaining("no answer within 200 ms") });
-    expect(Date.now() - t).toBeLessThan(2000);
     expect(signal?.aborted).toBe(true); // and a fetch that heeds it was told
   });
 
-  it("holds an injected fetch whose answer's body never ends to timeoutMs, and lets the body go", { timeout: 3000 }, async () => {
+  it("holds an injected fetch whose answer's body never ends to timeoutMs, and lets the body go", async () => {
     let cancelled = false;
     const body = new ReadableStream<Uint8Array>({ pull: () => new Promise<void>(() => undefined), cancel: () => void (cancelled = true) });
     const client = new OcspClient({ url: "http://ocsp.test/", timeoutMs: 200, fetch: async () => new Response(body, { status: 200 }) });

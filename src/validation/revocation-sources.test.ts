@@ -140,11 +140,16 @@ describe("CrlCache: an inactivity timeout plus a total", () => {
   const der = crlDer(T0, T0 + DAY);
 
   test("a CRL that comes slowly but steadily, for longer than the timeout, is downloaded", async () => {
-    // ~1 s of download, a piece every 50 ms; the timeout, 400 ms, once bounded the whole of it
-    const url = await serve(slowly(der, { pieces: 20, everyMs: 50 }));
-    const t = Date.now();
-    const r = await new CrlCache({ clock: new FixedClock(T0 + 1000), timeoutMs: 400, totalTimeoutMs: 10_000 }).get(url);
-    expect(Date.now() - t).toBeGreaterThan(800);
+    // Pieces of ⌈size/30⌉ bytes, one every 50 ms (a timer never fires early): 27 of them for this CRL of ~80 bytes, the
+    // last ≥ 1300 ms after the first, longer than the 1000 ms timeout, which once bounded the whole of it. The pieces
+    // counted out, not a clock read, say the body took that long. (A 400 ms timeout left a loaded host 350 ms of
+    // slack between two pieces: too little.)
+    const pieces = Math.ceil(der.length / Math.ceil(der.length / 30));
+    expect(pieces * 50).toBeGreaterThan(1000 + 50);
+    let sent = 0;
+    const url = await serve(slowly(der, { pieces: 30, everyMs: 50, onPiece: (n) => (sent = n) }));
+    const r = await new CrlCache({ clock: new FixedClock(T0 + 1000), timeoutMs: 1000, totalTimeoutMs: 600_000 }).get(url);
+    expect(sent).toBe(pieces);
     expect(r.status).toBe("downloaded");
     expect(r.der!.equals(der)).toBe(true);
   });
@@ -153,23 +158,23 @@ describe("CrlCache: an inactivity timeout plus a total", () => {
     const clock = new FixedClock(T0 + 1000);
     let stall = false;
     const steady = slowly(der, { pieces: 20, everyMs: 20 });
-    // steady for ~500 ms (longer than the timeout), then nothing, the connection left open
-    const stalling = slowly(der, { pieces: 20, everyMs: 50, stallAfter: 10 });
+    // steady for 25 pieces, one every 50 ms (≥ 1200 ms, longer than the timeout), then nothing, the connection left open
+    let sent = 0;
+    const stalling = slowly(der, { pieces: 40, everyMs: 50, stallAfter: 25, onPiece: (n) => (sent = n) });
     const url = await serve((q, res) => (stall ? stalling : steady)!(q, res));
-    const cache = new CrlCache({ clock, timeoutMs: 400, totalTimeoutMs: 60_000 });
-    const t = Date.now();
+    const cache = new CrlCache({ clock, timeoutMs: 1000, totalTimeoutMs: 600_000 });
     stall = true;
     const failed = await cache.get(url);
-    const took = Date.now() - t;
-    expect(failed).toMatchObject({ status: "failed", error: `GET ${url}: no byte from the endpoint for 400 ms` });
-    expect(took).toBeGreaterThanOrEqual(800); // the stall begins after ~500 ms and lasts 400 ms before it counts
-    expect(took).toBeLessThan(10_000);
+    // the inactivity timeout's message (the total's names itself), and only once the stall began: every piece before
+    // it went out, over longer than the timeout, so it is the stall, not the time the download had run, that counted
+    expect(failed).toMatchObject({ status: "failed", error: `GET ${url}: no byte from the endpoint for 1000 ms` });
+    expect(sent).toBe(25);
     stall = false;
     expect((await cache.get(url)).status).toBe("downloaded");
     clock.set(T0 + DAY + 1); // past nextUpdate: asked again unconditionally
     stall = true;
     const stale = await cache.get(url);
-    expect(stale).toMatchObject({ status: "stale", error: expect.stringContaining("no byte from the endpoint for 400 ms") });
+    expect(stale).toMatchObject({ status: "stale", error: expect.stringContaining("no byte from the endpoint for 1000 ms") });
     expect(stale.der!.equals(der)).toBe(true);
     expect(cache.stats.failures).toBe(2);
   });
@@ -181,10 +186,9 @@ describe("CrlCache: an inactivity timeout plus a total", () => {
       const i = setInterval(() => res.write(Buffer.from([0])), 50);
       res.on("close", () => clearInterval(i));
     });
-    const t = Date.now();
-    const r = await new CrlCache({ clock: new FixedClock(T0), timeoutMs: 400, totalTimeoutMs: 1000 }).get(url);
+    // the total's message: only the total ends a trickle (vitest's timeout ends a hang)
+    const r = await new CrlCache({ clock: new FixedClock(T0), timeoutMs: 60_000, totalTimeoutMs: 1000 }).get(url);
     expect(r).toMatchObject({ status: "failed", error: expect.stringContaining("not complete within 1000 ms") });
-    expect(Date.now() - t).toBeLessThan(5000);
     for (const bad of [{ timeoutMs: 0 }, { totalTimeoutMs: -1 }, { totalTimeoutMs: Number.NaN }]) {
       expect(() => new CrlCache(bad)).toThrow(expect.objectContaining({ code: "ERR_USAGE" }));
     }

@@ -533,8 +533,11 @@ describe("jpki provider", () => {
     expect(real.asked).toHaveLength(2);
   });
 
-  // vitest's timeout well under the CRL's: on the old code a fetch deaf to its signal hung the enrolment for ever
-  it("with --ocsp, a responder whose transport hangs, deaf to the abort signal, is given up after the timeout (ERR_PUBLIC_OCSP_UNAVAILABLE), not waited for", { timeout: 15_000 }, async () => {
+  // On the old code a fetch deaf to its signal hung the enrolment for ever: vitest's timeout ends that. The
+  // answer's problem, "timeout", is the client's own timer's doing (the fetch never settles): no bound on the time.
+  // The timeout, 10 s, is the CRL download's inactivity timeout too (the OCSP exchange gets the smaller of the two):
+  // at 500 ms a loaded host's serve sent no byte of the CRL in time (ERR_PUBLIC_CRL_UNAVAILABLE, seen at load 15).
+  it("with --ocsp, a responder whose transport hangs, deaf to the abort signal, is given up after the timeout (ERR_PUBLIC_OCSP_UNAVAILABLE), not waited for", async () => {
     const request = readFileSync(application("dave"));
     const asked: string[] = [];
     const fetch: typeof globalThis.fetch = async (u, init) => {
@@ -542,12 +545,10 @@ describe("jpki provider", () => {
       asked.push(String(u));
       return new Promise<Response>(() => undefined);
     };
-    const t = Date.now();
-    await expect(enrolCustomer({ dir: prov, passphrase: "correct horse", clock: systemClock, request, bearerToken: readFileSync(tokenFile, "utf8").trim(), ocsp: true, fetch, timeoutMs: 500 })).rejects.toMatchObject({
+    await expect(enrolCustomer({ dir: prov, passphrase: "correct horse", clock: systemClock, request, bearerToken: readFileSync(tokenFile, "utf8").trim(), ocsp: true, fetch, timeoutMs: 10_000 })).rejects.toMatchObject({
       code: "ERR_PUBLIC_OCSP_UNAVAILABLE",
       details: { problem: "timeout" },
     });
-    expect(Date.now() - t).toBeLessThan(10_000);
     expect(asked).toHaveLength(1);
   });
 

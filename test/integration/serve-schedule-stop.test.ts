@@ -53,11 +53,10 @@ describe("jpki serve stopped in the middle of its CRL schedule's start-up round"
       if (i > 1_500 || s.child.exitCode !== null) throw new Error(`the round never began: ${s.stderr()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
-    const signalled = Date.now();
     s.child.kill("SIGTERM");
     expect(await s.exited, s.stderr()).toBe(0);
-    // a CA's CRLs take milliseconds; a thread left running would hold the exit until the 30 s stop bound
-    expect(Date.now() - signalled).toBeLessThan(5_000);
+    // A thread left running would hold the exit until the 30 s stop bound and be ended there, saying so ("did not
+    // finish its round"): the words, not the time to the exit, which a loaded host can stretch past any bound.
     expect(s.stderr()).not.toMatch(/ERR_|did not finish its round|schedule thread/);
     // stopped in the middle: some CAs renewed, not all 94 (those are due again at the next start)
     const done = renewed();
