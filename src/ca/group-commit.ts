@@ -75,8 +75,26 @@ export class GroupCommitter {
     this.#kick();
   }
 
+  /**
+   * Commits the records waiting now, a group short of full among them, then waits for full groups again: a batch's
+   * input that has paused (a feeder sending one application at a time) must not hold what is signed until `maxGroup`
+   * more come.
+   */
+  commitWaiting(): void {
+    this.#short = true;
+    this.#kick();
+  }
+
+  /** set by commitWaiting: groups short of full commit until the queue is empty */
+  #short = false;
+
+  #due(): boolean {
+    return this.#queue.length >= (this.#fullGroups && !this.#short ? this.#maxGroup : 1);
+  }
+
   #kick(): void {
-    if (!this.#running && this.#queue.length >= (this.#fullGroups ? this.#maxGroup : 1)) void this.#run();
+    if (!this.#running && this.#due()) void this.#run();
+    else if (!this.#running) this.#short = false;
   }
 
   async #run(): Promise<void> {
@@ -84,12 +102,13 @@ export class GroupCommitter {
     try {
       // One turn of the microtask queue first: records submitted in the same tick go in the first group too.
       await null;
-      while (this.#queue.length >= (this.#fullGroups ? this.#maxGroup : 1)) {
+      while (this.#due()) {
         const group = this.#queue.splice(0, this.#maxGroup);
         await this.#commitGroup(group);
       }
     } finally {
       this.#running = false;
+      this.#short = false;
     }
   }
 

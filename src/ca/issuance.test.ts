@@ -122,6 +122,29 @@ describe("IssuanceService", () => {
     expect(valid.map((c) => c.serial)).toEqual([serials.at(-1)]);
   });
 
+  it("a feeder that sends the next application only once the last is issued gets each one (the input's pause commits what is signed)", async () => {
+    // A counter piping one application at a time into `issue --batch -`: each certificate waited for 512 more lines
+    // (the window) and 500 more signatures (the group), so this feeder and the batch waited on each other for ever.
+    const key = spki().toString("base64");
+    let issuedOne: () => void = () => undefined;
+    async function* feeder() {
+      for (let i = 1; i <= 3; i++) {
+        const told = new Promise<void>((r) => (issuedOne = r));
+        yield { line: i, value: { applicationId: `one-at-a-time-${i}`, residentCode: takahashi.residentCode, type: "signature", publicKey: key } };
+        await told;
+      }
+    }
+    const serials: string[] = [];
+    const res = await service.issueBatch(feeder(), {
+      onIssued: (c) => {
+        serials.push(c.serial);
+        issuedOne();
+      },
+    });
+    expect(res).toMatchObject({ read: 3, issued: 3, failed: 0 });
+    expect(new Set(serials).size).toBe(3);
+  });
+
   it("takes every line once and in order through a signing window smaller than the batch", async () => {
     // concurrency 3: the window is refilled and its taken slots compacted away many times over 20 lines
     const key = spki().toString("base64");

@@ -408,7 +408,7 @@ export class IssuanceService {
     // The signing window, a queue taken from `head`: Array.prototype.shift moved the whole window down each time
     // (≈ 6 K instructions a certificate with 512 in flight, callgrind: V8 cannot trim an array's front in place while
     // the collector marks or sweeps). Taken slots are cleared, and compacted away once a window's worth is taken.
-    const window: Array<{ line: number; app: IssuanceApplication; p: Promise<IssuanceRecord | IssuedCertificate> } | undefined> = [];
+    const window: Array<WindowSlot | undefined> = [];
     let head = 0;
     const idsInBatch = new Map<string, number>();
     // Keyed by the resident code the line already holds, one map per type: a "code/type" key was a new string per
@@ -498,49 +498,76 @@ export class IssuanceService {
     // lastLine says so. With `release`, a wait for the next line ends at the stop too (a stdin with nothing to read
     // held the stop until it had: untilStopped).
     const lines = untilStopped(input, opts.signal, opts.release);
-    for await (const item of lines) {
-      if (storeLost) break;
-      read++;
-      lastLine = item.line;
-      if ("error" in item) {
-        fail(item.line, item.error);
-        continue;
-      }
-      let app: IssuanceApplication;
-      try {
-        app = parseApplication(item.value, item.line);
-      } catch (e) {
-        fail(item.line, e);
-        continue;
-      }
-      if (app.applicationId) {
-        const first = idsInBatch.get(app.applicationId);
-        if (first !== undefined) {
-          fail(item.line, invalid(`applicationId ${app.applicationId} repeats line ${first}`, item.line));
+    const paused = new InputPause();
+    const source = lines[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const pending = source.next();
+        let r = await paused.race(pending);
+        // The input has paused with work in hand (a feeder sending one application at a time): what is signed goes on
+        // to its commit and its caller now, not once 512 more lines have come. Only what is signed already: waiting
+        // here for a signature would empty the window of a file-fed batch whose read queued behind the signatures
+        // (hundreds of ms on libuv's pool). And a group short of full only once the window is empty: such a batch,
+        // its window still signing, keeps its groups of 500.
+        while (r === PAUSED) {
+          while (window.length - head && window[head]!.signed) await drainOne();
+          if (window.length - head === 0) committer.commitWaiting();
+          r = await paused.race(pending);
+        }
+        if (r.done) break;
+        const item = r.value;
+        if (storeLost) {
+          await source.return?.(undefined); // as a for-await's break: the input is closed
+          break;
+        }
+        read++;
+        lastLine = item.line;
+        if ("error" in item) {
+          fail(item.line, item.error);
           continue;
         }
-        idsInBatch.set(app.applicationId, item.line);
-      } else {
-        // The same resident and type twice without application ids is a file given twice (two days' files
-        // concatenated, a re-run appended): the later line would supersede — revoke — the certificate the earlier
-        // one just issued. Two applications of one day (a card lost after the morning's) carry their ids.
-        const lines = unnamedInBatch[app.type];
-        const first = lines.get(app.residentCode);
-        if (first !== undefined) {
-          fail(item.line, invalid(`resident ${app.residentCode}'s ${app.type} certificate repeats line ${first}: nothing issued for this line (a batch issues one per resident and type; to issue both, the later superseding the earlier, give each line its own applicationId)`, item.line));
+        let app: IssuanceApplication;
+        try {
+          app = parseApplication(item.value, item.line);
+        } catch (e) {
+          fail(item.line, e);
           continue;
         }
-        lines.set(app.residentCode, item.line);
+        if (app.applicationId) {
+          const first = idsInBatch.get(app.applicationId);
+          if (first !== undefined) {
+            fail(item.line, invalid(`applicationId ${app.applicationId} repeats line ${first}`, item.line));
+            continue;
+          }
+          idsInBatch.set(app.applicationId, item.line);
+        } else {
+          // The same resident and type twice without application ids is a file given twice (two days' files
+          // concatenated, a re-run appended): the later line would supersede — revoke — the certificate the earlier
+          // one just issued. Two applications of one day (a card lost after the morning's) carry their ids.
+          const lines = unnamedInBatch[app.type];
+          const first = lines.get(app.residentCode);
+          if (first !== undefined) {
+            fail(item.line, invalid(`resident ${app.residentCode}'s ${app.type} certificate repeats line ${first}: nothing issued for this line (a batch issues one per resident and type; to issue both, the later superseding the earlier, give each line its own applicationId)`, item.line));
+            continue;
+          }
+          lines.set(app.residentCode, item.line);
+        }
+        // Without an application id there is nothing issued before to look up (two promises less per certificate).
+        const p: Promise<IssuanceRecord | IssuedCertificate> = app.applicationId
+          ? this.#alreadyIssued(app).then<IssuanceRecord | IssuedCertificate>((done) => done ?? this.prepare(app))
+          : this.prepare(app);
+        const slot: WindowSlot = { line: item.line, app, p, signed: false };
+        p.then(
+          () => (slot.signed = true),
+          () => (slot.signed = true), // the rejection is handled in order by drainOne
+        );
+        window.push(slot);
+        // Refilled in chunks, not one by one as each signature finishes: the chunk's registry reads then reach
+        // the store together (one query on PostgreSQL), while the rest of the window keeps the signers busy.
+        if (window.length - head >= concurrency) while (window.length - head > concurrency - refill) await drainOne();
       }
-      // Without an application id there is nothing issued before to look up (two promises less per certificate).
-      const p: Promise<IssuanceRecord | IssuedCertificate> = app.applicationId
-        ? this.#alreadyIssued(app).then<IssuanceRecord | IssuedCertificate>((done) => done ?? this.prepare(app))
-        : this.prepare(app);
-      p.catch(() => undefined); // handled in order by drainOne
-      window.push({ line: item.line, app, p });
-      // Refilled in chunks, not one by one as each signature finishes: the chunk's registry reads then reach
-      // the store together (one query on PostgreSQL), while the rest of the window keeps the signers busy.
-      if (window.length - head >= concurrency) while (window.length - head > concurrency - refill) await drainOne();
+    } finally {
+      paused.stop();
     }
     while (window.length - head) await drainOne();
     committer.flush();
@@ -653,5 +680,61 @@ function registryBehind(residentCode: string, caSequence?: number, registrySeque
 function assertEligible(r: ResidentRecord): void {
   if (r.status !== "active") {
     throw new JpkiError("ERR_RESIDENT_NOT_ELIGIBLE", `resident ${r.residentCode} is ${r.status} in the registry: no certificate can be issued`);
+  }
+}
+
+/** A line in the signing window: its application, its signature on the way, and whether that has settled. */
+interface WindowSlot {
+  readonly line: number;
+  readonly app: IssuanceApplication;
+  readonly p: Promise<IssuanceRecord | IssuedCertificate>;
+  signed: boolean;
+}
+
+const PAUSED = Symbol("paused");
+
+/**
+ * How long a batch waits for its next line before it commits what is signed (and tells its callers: `--out-dir`
+ * writes the files). Long beside a file's read queued behind the batch's signatures on libuv's pool (tens of ms),
+ * short for a counter waiting on its resident's certificate.
+ */
+export const INPUT_PAUSE_MS = 200;
+
+/**
+ * Tells a batch's loop that its input has paused: `race(next)` is the next line, or PAUSED once the loop has waited
+ * for it INPUT_PAUSE_MS. One timer for the batch, looking at whether the loop is waiting and since when: a timer per
+ * line would cost more than the line's other bookkeeping.
+ */
+class InputPause {
+  #since: number | undefined;
+  #fire: (() => void) | undefined;
+  #pause: Promise<typeof PAUSED> | undefined;
+  readonly #timer = setInterval(() => {
+    if (this.#since !== undefined && Date.now() - this.#since >= INPUT_PAUSE_MS) this.#fire?.();
+  }, INPUT_PAUSE_MS / 2).unref();
+
+  #fired = false;
+
+  async race<T>(next: Promise<T>): Promise<T | typeof PAUSED> {
+    // A pause that fired (even as the line came: both settled, whichever the race took) is not the next wait's.
+    if (this.#fired || !this.#pause) {
+      this.#fired = false;
+      this.#pause = new Promise<typeof PAUSED>((resolve) => {
+        this.#fire = () => {
+          this.#fired = true;
+          resolve(PAUSED);
+        };
+      });
+    }
+    this.#since = Date.now();
+    try {
+      return await Promise.race([next, this.#pause]);
+    } finally {
+      this.#since = undefined;
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
   }
 }

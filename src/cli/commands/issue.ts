@@ -98,6 +98,8 @@ finishes the certificates in flight (signed, committed, written to --out-dir), p
 "signal" and "lastLineRead" in --json), says on stderr after which line it stopped, and exits 128 + the signal
 (143 SIGTERM, 130 SIGINT): the batch is not done. A second signal ends it at once: what was committed stays in
 the store, and a re-run with the same applicationIds writes those certificates again.
+Certificates are signed many at once and committed in groups; when the input pauses (a feeder on stdin sending
+one application at a time) for 200 ms, what is signed is committed and written then, not once more lines come.
 
 Examples:
   jpki issue --resident 12345678903 --public-key card.pub.pem -o cert.pem
