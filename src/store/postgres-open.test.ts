@@ -7,6 +7,7 @@
 import pg from "pg";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { admin, atSchema, migratedTemplate } from "../../test/postgres-store-kit.js";
+import { until } from "../../test/until.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { isJpkiError, type JpkiError } from "../errors.js";
 import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, RESTORE_PENDING, UNVERIFIED_COPY } from "./postgres.js";
@@ -35,12 +36,6 @@ async function opened(open: () => Promise<PostgresStore>): Promise<{ outcome: "o
 /** Backends of the database waiting on a lock. */
 const WAITING = "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
 
-async function until(ok: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; !(await ok()); i++) {
-    if (i > 250) throw new Error(`waited 5 s for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("PostgresStore.open of a store at this version", () => {
   afterEach(() => vi.restoreAllMocks());
