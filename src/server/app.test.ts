@@ -978,11 +978,23 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     // a database server that stopped answering: the read never returns until released
     const { hung, release } = hangUntilReleased("certificatesForStatus");
     try {
+      const stalled = () => reported.some((r) => r.code === "ERR_STORE_UNRESPONSIVE");
       for (let i = 0; i < 2; i++) {
         const answer = post();
         // the first is answered once the bound has passed on the watchdog's clock; the second at once
-        if (i === 0) (await vi.waitFor(() => expect(hung).toHaveBeenCalled(), { timeout: 10_000, interval: 10 }), (frozen! += 200));
-        const r = await answer;
+        if (i === 0) {
+          await vi.waitFor(() => expect(hung).toHaveBeenCalled(), { timeout: 10_000, interval: 10 });
+          // A bound at a time until the sweep declares the stall (said at once: onStalled): one step was not always
+          // enough (CI at 481 s: the first request was never answered — its call's start read after the step, it
+          // seems), and no step after the stall, which would make the next request the stall's probe.
+          while (!stalled()) {
+            frozen! += 200;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+        const r = await answer.catch((e: unknown) => {
+          throw new Error(`request ${i + 1} not answered (${String(e)}): the hung read called ${hung.mock.calls.length}×, reported ${JSON.stringify(reported)}`);
+        });
         expect(r.status).toBe(503);
         expect(r.headers.get("retry-after")).toBe("5");
         expect(await r.json()).toMatchObject({ error: "unavailable", code: "store-unresponsive" });
