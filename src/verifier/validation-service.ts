@@ -171,7 +171,13 @@ export class VerifierValidationService {
   constructor(ws: Workspace, o: ValidationServiceOptions = {}) {
     this.#ws = ws;
     this.#watchdog = o.watchdog;
-    this.#log = new DisclosureLog(ws.store, { ...(o.watchdog ? { watchdog: o.watchdog } : {}), coming: () => this.#coming });
+    // The groups wait for the answers in flight on PostgreSQL only, whose statement has a fixed cost worth sharing
+    // (disclosure-log.ts). On SQLite the wait cost a third of the rate: measured 2026-12-07 11:00 (bench/api-ab.js, one
+    // kept workspace, a quiet host, 4 ABBA rounds), 5,776/s with it against 8,913/s without (every pair faster,
+    // 5,170–7,212 against 6,513–10,465), the server's CPU an answer the same or lower: the engine and the serving
+    // thread stood idle while a group waited for ¾ of the answers, the rest of them waiting on the engine.
+    const coming = ws.store.kind === "postgres" ? { coming: () => this.#coming } : {};
+    this.#log = new DisclosureLog(ws.store, { ...(o.watchdog ? { watchdog: o.watchdog } : {}), ...coming });
     this.#recheckMs = o.recheckMs ?? 1000;
     this.#now = o.now ?? (() => performance.now());
     const module = o.engineThread instanceof URL ? o.engineThread : o.engineThread ? ENGINE_THREAD : undefined;
