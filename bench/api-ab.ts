@@ -22,6 +22,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { postmasterOfBackend, serverCpu } from "../test/postgres-server.js";
 import { freePort, start, stop } from "./serve.js";
+import { statusesOf } from "./wrk-load.js";
 
 /** The fields of a /proc stat line after the command name (state is [0], ppid [1], utime [11], stime [12]). */
 function statFields(path: string): string[] | undefined {
@@ -92,7 +93,7 @@ function processCpu(pid: number): number {
   return ticks / 100;
 }
 
-/** wrk's answers per second for one run of the kept script. */
+/** wrk's answers per second for one run of the kept script; a run with any answer not 2xx fails, naming the statuses. */
 function wrk(script: string, port: number, seconds: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn("wrk", ["-t1", "-c32", `-d${seconds}s`, "-s", script, `http://127.0.0.1:${port}/v1/validate`], { stdio: ["ignore", "pipe", "inherit"] });
@@ -101,7 +102,13 @@ function wrk(script: string, port: number, seconds: number): Promise<number> {
     child.on("error", reject);
     child.on("exit", (code) => {
       const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
-      if (code !== 0 || !m || /Non-2xx/.test(out)) reject(new Error(`wrk exited ${code} or got answers other than 200: ${out.slice(-300)}`));
+      const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+      if (code !== 0 || !m) reject(new Error(`wrk exited ${code}: ${out.slice(-300)}`));
+      else if (non2xx)
+        statusesOf(readFileSync(script, "utf8"), "127.0.0.1", port).then(
+          (what) => reject(new Error(`the server answered ${non2xx[1]} of wrk's requests with a status other than 2xx: ${what}`)),
+          (e: Error) => reject(new Error(`the server answered ${non2xx[1]} of wrk's requests with a status other than 2xx (asking again failed: ${e.message})`)),
+        );
       else resolve(Number(m[1]));
     });
   });
@@ -120,36 +127,39 @@ async function main(): Promise<void> {
   const workers = process.env.AB_WORKERS ?? "1";
   const results = new Map<string, Array<{ rps: number; us: number; main: number; engine: number; rest: number; db: number; group: number }>>(builds.map((b) => [b, []]));
   const pgs = await postgresOf(process.env.JPKI_STORE);
-  for (let r = 0; r < rounds; r++) {
-    for (const build of builds) {
-      const [dir, vars = ""] = build.split("|");
-      const env = { ...process.env, JPKI_PASSPHRASE: "bench", ...Object.fromEntries(vars.split(",").filter(Boolean).map((v) => [v.slice(0, v.indexOf("=")), v.slice(v.indexOf("=") + 1)])) };
-      const port = await freePort();
-      const child = await start([join(dir!, "bin/jpki.cjs"), "--workspace", join(kept, "ws"), "serve", "--listen", `127.0.0.1:${port}`, "--workers", workers, "--access-log", join(kept, "ab-access.log")], env);
-      try {
-        await wrk(join(kept, "load.lua"), port, seconds); // warm-up: the JIT, the engine's CRL index
-        const counts0 = await pgs?.counts();
-        const db0 = pgs?.pm ? serverCpu(pgs.pm) : undefined;
-        const threads0 = threadCpu(child.pid!);
-        const cpu0 = processCpu(child.pid!);
-        const t0 = performance.now();
-        const rps = await wrk(join(kept, "load.lua"), port, seconds);
-        const answers = rps * ((performance.now() - t0) / 1000);
-        const us = ((processCpu(child.pid!) - cpu0) / answers) * 1e6;
-        const parts = split(child.pid!, threads0, threadCpu(child.pid!), answers);
-        const db1 = pgs?.pm ? serverCpu(pgs.pm) : undefined;
-        const counts1 = await pgs?.counts();
-        const db = db0 && db1 ? ((db1.backends + db1.background - db0.backends - db0.background) / answers) * 1e6 : NaN;
-        const group = counts0 && counts1 ? (counts1.rows - counts0.rows) / Math.max(1, counts1.groups - counts0.groups) : NaN;
-        results.get(build)!.push({ rps, us, ...parts, db, group });
-        const pgPart = Number.isNaN(db) ? "" : `; PostgreSQL ${db.toFixed(0)} µs, ${group.toFixed(1)} answers a group`;
-        console.log(`round ${r + 1} ${build}: ${rps.toFixed(0)} answers/s, server ${us.toFixed(0)} µs of CPU per answer (main ${parts.main.toFixed(0)}, engine ${parts.engine.toFixed(0)}, rest ${parts.rest.toFixed(0)})${pgPart}`);
-      } finally {
-        await stop(child);
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const build of builds) {
+        const [dir, vars = ""] = build.split("|");
+        const env = { ...process.env, JPKI_PASSPHRASE: "bench", ...Object.fromEntries(vars.split(",").filter(Boolean).map((v) => [v.slice(0, v.indexOf("=")), v.slice(v.indexOf("=") + 1)])) };
+        const port = await freePort();
+        const child = await start([join(dir!, "bin/jpki.cjs"), "--workspace", join(kept, "ws"), "serve", "--listen", `127.0.0.1:${port}`, "--workers", workers, "--access-log", join(kept, "ab-access.log")], env);
+        try {
+          await wrk(join(kept, "load.lua"), port, seconds); // warm-up: the JIT, the engine's CRL index
+          const counts0 = await pgs?.counts();
+          const db0 = pgs?.pm ? serverCpu(pgs.pm) : undefined;
+          const threads0 = threadCpu(child.pid!);
+          const cpu0 = processCpu(child.pid!);
+          const t0 = performance.now();
+          const rps = await wrk(join(kept, "load.lua"), port, seconds);
+          const answers = rps * ((performance.now() - t0) / 1000);
+          const us = ((processCpu(child.pid!) - cpu0) / answers) * 1e6;
+          const parts = split(child.pid!, threads0, threadCpu(child.pid!), answers);
+          const db1 = pgs?.pm ? serverCpu(pgs.pm) : undefined;
+          const counts1 = await pgs?.counts();
+          const db = db0 && db1 ? ((db1.backends + db1.background - db0.backends - db0.background) / answers) * 1e6 : NaN;
+          const group = counts0 && counts1 ? (counts1.rows - counts0.rows) / Math.max(1, counts1.groups - counts0.groups) : NaN;
+          results.get(build)!.push({ rps, us, ...parts, db, group });
+          const pgPart = Number.isNaN(db) ? "" : `; PostgreSQL ${db.toFixed(0)} µs, ${group.toFixed(1)} answers a group`;
+          console.log(`round ${r + 1} ${build}: ${rps.toFixed(0)} answers/s, server ${us.toFixed(0)} µs of CPU per answer (main ${parts.main.toFixed(0)}, engine ${parts.engine.toFixed(0)}, rest ${parts.rest.toFixed(0)})${pgPart}`);
+        } finally {
+          await stop(child);
+        }
       }
     }
+  } finally {
+    await pgs?.close(); // after a failed round too: its open client would hold the process up
   }
-  await pgs?.close();
   for (const [build, rs] of results) {
     const m = (f: (x: (typeof rs)[number]) => number) => median(rs.map(f)).toFixed(0);
     const pgPart = pgs ? `, PostgreSQL ${m((x) => x.db)} µs, ${median(rs.map((x) => x.group)).toFixed(1)} answers a group` : "";
@@ -157,4 +167,9 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Said here, not by the launcher: its "cannot start … run 'npm run build' first" is for a module that would not load,
+// and read as that, a server's 500s sent the reader to rebuild.
+await main().catch((e: unknown) => {
+  console.error(`api-ab: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+});

@@ -7,6 +7,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import { request } from "node:http";
 import type { LoadResult, LoadSpec } from "./http-load.js";
 
 /** Whether wrk can be run here. */
@@ -21,9 +22,12 @@ function lua(s: string): string {
   return JSON.stringify(s);
 }
 
-/** Runs wrk with `spec` (its script written to `scriptFile`); the CPU is wrk's own, from the shell's `times`. */
-export function runWrk(spec: LoadSpec, scriptFile: string): Promise<LoadResult> {
-  const script = [
+/**
+ * wrk's Lua script for `spec`: the headers, then the bodies as one list of string literals (one a line), each
+ * request built once. statusesOf reads it back.
+ */
+export function wrkScript(spec: Omit<LoadSpec, "host" | "port" | "connections" | "seconds">): string {
+  return [
     "wrk.method = \"POST\"",
     ...Object.entries(spec.headers).map(([k, v]) => `wrk.headers[${lua(k)}] = ${lua(v)}`),
     `local bodies = {${spec.bodies.map(lua).join(",\n")}}`,
@@ -36,7 +40,42 @@ export function runWrk(spec: LoadSpec, scriptFile: string): Promise<LoadResult> 
     '  io.write(string.format("WRK %d %d %d %d\\n", s.requests, s.duration, e.status, e.connect + e.read + e.write + e.timeout))',
     "end",
   ].join("\n");
-  writeFileSync(scriptFile, script);
+}
+
+/**
+ * The statuses a server gives a script's requests, each sent once (wrk counts the answers that are not 2xx, not
+ * which they are: bench/api-ab.js said only "answers other than 200"), and the first such answer's body (the API's
+ * typed error: a code and a fixed message, never a resident's items).
+ */
+export async function statusesOf(script: string, host: string, port: number): Promise<string> {
+  const literal = String.raw`("(?:[^"\\]|\\.)*")`;
+  const headers = Object.fromEntries([...script.matchAll(new RegExp(String.raw`^wrk\.headers\[${literal}\] = ${literal}$`, "gm"))].map((m) => [JSON.parse(m[1]!), JSON.parse(m[2]!)]));
+  const list = /^local bodies = \{([\s\S]*?)\}$/m.exec(script);
+  const path = new RegExp(String.raw`wrk\.format\("POST", ${literal}`).exec(script);
+  if (!list || !path) return "(not a script wrkScript wrote)";
+  const bodies = JSON.parse(`[${list[1]}]`) as string[];
+  const counts = new Map<number, number>();
+  let first: string | undefined;
+  for (const body of bodies) {
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request({ host, port, path: JSON.parse(path[1]!) as string, method: "POST", headers }, (res) => {
+        let s = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (s += c));
+        res.on("end", () => resolve({ status: res.statusCode!, text: s }));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+    counts.set(answer.status, (counts.get(answer.status) ?? 0) + 1);
+    if (answer.status !== 200) first ??= `${answer.status} ${answer.text.slice(0, 200)}`;
+  }
+  return `${[...counts].map(([s, n]) => `${s} ×${n}`).join(", ")} for its ${bodies.length} bodies sent once each${first ? `; the first not 200: ${first}` : ""}`;
+}
+
+/** Runs wrk with `spec` (its script written to `scriptFile`); the CPU is wrk's own, from the shell's `times`. */
+export function runWrk(spec: LoadSpec, scriptFile: string): Promise<LoadResult> {
+  writeFileSync(scriptFile, wrkScript(spec));
   const url = `http://${spec.host}:${spec.port}${spec.path}`;
   // `times` after wrk prints the shell's children's user and system time: wrk's CPU, which node cannot read of a child.
   const args = ["-c", 'wrk "$@" && times', "wrk", "-t1", `-c${spec.connections}`, `-d${spec.seconds}s`, "-s", scriptFile, url];
