@@ -52,6 +52,11 @@ export interface BenchResult {
   readonly target: number;
   /** extra lines printed under the ratio (absolute goals, breakdowns) */
   readonly note?: string;
+  /**
+   * why the ratio should not be read as the machine's (a baseline sampled on a loaded host): printed as a warning
+   * beside "met" or "MISSED", and the summary marks the ratio suspect; the target is still counted as it came out
+   */
+  readonly caveat?: string;
   /** absolute goals beside the ratio (printed in the note), counted with the targets */
   readonly goals?: ReadonlyArray<{ readonly label: string; readonly ok: boolean }>;
   /** µs per unit of work (per notice, per CRL entry): what scale mode compares across sizes */

@@ -99,8 +99,9 @@ function printRate(r: BenchResult): void {
   if (!ok) missed++;
   for (const g of r.goals ?? []) if (!g.ok) missed++;
   console.log(
-    `${r.name}\n  ours      ${rate(r.ours)} ${r.unit}\n  baseline  ${rate(r.baseline)} ${r.baselineName}\n  ratio     ${ratio.toFixed(2)} (target ≥ ${r.target}) ${ok ? "met" : "MISSED"}`,
+    `${r.name}\n  ours      ${rate(r.ours)} ${r.unit}\n  baseline  ${rate(r.baseline)} ${r.baselineName}\n  ratio     ${ratio.toFixed(2)} (target ≥ ${r.target}) ${ok ? "met" : "MISSED"}${r.caveat ? " — SUSPECT" : ""}`,
   );
+  if (r.caveat) console.log(`  WARNING   ${r.caveat}`);
   if (r.note) console.log(r.note.replace(/^/gm, "  "));
 }
 
@@ -142,7 +143,7 @@ if (storeBenches.length && backends.length) {
     if (r instanceof Error) return "FAILED";
     const ratio = r.ours / r.baseline;
     const goals = (r.goals ?? []).map((g) => `, ${g.label} ${g.ok ? "met" : "MISSED"}`).join("");
-    return `${r.ours >= 100 ? r.ours.toFixed(0) : r.ours.toPrecision(3)} ${r.unit}, ${ratio.toFixed(2)}× ${ratio >= r.target ? "met" : "MISSED"}${goals}`;
+    return `${r.ours >= 100 ? r.ours.toFixed(0) : r.ours.toPrecision(3)} ${r.unit}, ${ratio.toFixed(2)}× ${ratio >= r.target ? "met" : "MISSED"}${r.caveat ? " (suspect: see the WARNING)" : ""}${goals}`;
   };
   const rows = storeBenches.map((s) => {
     const any = backends.map((b) => results.get(key(s, b.name))).find((r): r is BenchResult => !!r && !(r instanceof Error));
