@@ -35,34 +35,6 @@ describe("the disclosure log's group commit", () => {
     expect(log.written).toBe(6);
   });
 
-  it("a group waits for the records still coming (answers in flight), until it holds three quarters of them", async () => {
-    const { store, calls } = fakeStore(() => false);
-    let coming = 3;
-    const log = new DisclosureLog(store, { coming: () => coming });
-    const done: Array<Promise<unknown>> = [];
-    const arrive = (n: number) => {
-      coming--;
-      done.push(log.record(rec(n)));
-    };
-    arrive(1);
-    // The others arrive in later turns of the event loop, each as one more answer is worked out.
-    for (const n of [2, 3, 4]) {
-      await new Promise((r) => setImmediate(r));
-      await new Promise((r) => setImmediate(r));
-      arrive(n);
-    }
-    await Promise.all(done);
-    // 3 of the 4 in flight gathered before the first write; without the wait, record 1 went alone.
-    expect(calls.map((c) => c.map((r) => r.serial))).toEqual([["1", "2", "3"], ["4"]]);
-  });
-
-  it("a group waits for records coming only so long: one whose answers never come is written all the same", async () => {
-    const { store, calls } = fakeStore(() => false);
-    const log = new DisclosureLog(store, { coming: () => 5 }); // five answers that never reach the log
-    await log.record(rec(1));
-    expect(calls).toEqual([[rec(1)]]);
-  });
-
   it("a write that fails rejects every record of its group (no answer is given for them); the next group is written", async () => {
     let failing = true;
     const { store, calls } = fakeStore(() => failing);

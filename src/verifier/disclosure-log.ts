@@ -11,12 +11,11 @@
  * share of one commit, not one commit each. A store that fails the write fails every caller of that group:
  * the route answers 503 and discloses nothing.
  *
- * A group also waits, up to GATHER_MS, for the answers still being worked out (`coming`: the service's validations
- * that have not reached record() yet) until it holds GATHER of those in flight: written as soon as the last write
- * ended, a group was whatever the engine's last message had brought (a PostgreSQL statement of ≈ 13 answers in the
- * bench, many of 1–2 after each lull), and the statement's fixed cost (≈ 300 µs of the server's CPU and as much of
- * node-postgres's, measured apart) was shared by that few. Nothing waits when nothing else is in flight, so a
- * lone request is recorded at once.
+ * A group does not wait for the answers still being worked out. It did, until it held ¾ of those in flight or 5 ms
+ * had passed (2026-12-07), to share a PostgreSQL statement's fixed cost (≈ 300 µs of the server's CPU and as much
+ * of node-postgres's) among more answers: the groups grew from ≈ 10 to ≈ 30, and the validation API lost a third of
+ * its rate on either store — the engine and the serving thread stood idle while answers waited in a group
+ * (validation-service.ts says what was measured). A lone request is recorded at once.
  *
  * A store that does not answer (a hung database server, a SQLite write lock held elsewhere) is bounded by the
  * watchdog (store/watchdog.ts), one entry per group write: past the bound, every caller of the group in flight
@@ -39,10 +38,6 @@
 import { DISCLOSURE_WRITES, storeUnresponsive, type StoreWatchdog, type WatchedCall } from "../store/watchdog.js";
 import { UnknownWrites } from "../store/write-outcome.js";
 import type { DisclosureAppend, DisclosureOwner, Store } from "../store/types.js";
-
-/** The share of the answers in flight a group waits for (see the header), and how long at most (ms). */
-const GATHER = 3 / 4;
-const GATHER_MS = 5;
 
 interface Waiting {
   readonly rec: DisclosureAppend;
@@ -72,39 +67,11 @@ export class DisclosureLog {
    */
   readonly #unknown = new UnknownWrites();
 
-  /** how many records are on their way (answers being worked out that will be recorded): see the header */
-  readonly #coming: (() => number) | undefined;
-  /** ends a group's wait for the records coming (#gather), once enough have joined */
-  #gathered: (() => void) | undefined;
-
-  /**
-   * `watchdog`: bound each write (none: a write is waited for as long as the store takes); `coming`: how many records
-   * are on their way, which a group waits for (none: a group is whatever is queued when the last write ends)
-   */
-  constructor(store: Store, opts: { readonly maxGroup?: number; readonly watchdog?: StoreWatchdog; readonly coming?: () => number } = {}) {
+  /** `watchdog`: bound each write (none: a write is waited for as long as the store takes) */
+  constructor(store: Store, opts: { readonly maxGroup?: number; readonly watchdog?: StoreWatchdog } = {}) {
     this.#store = store;
     this.#maxGroup = opts.maxGroup ?? 1000;
     this.#watchdog = opts.watchdog;
-    this.#coming = opts.coming;
-  }
-
-  /** Whether the queue holds less than GATHER of the records in flight (queued and coming), short of a full group. */
-  #short(): boolean {
-    const coming = this.#coming?.() ?? 0;
-    const queued = this.#queue.length;
-    return coming > 0 && queued < this.#maxGroup && queued < GATHER * (queued + coming);
-  }
-
-  /** Waits until the queue is not #short (a record() ends the wait) or GATHER_MS have passed. */
-  #gather(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.#gathered?.(), GATHER_MS);
-      this.#gathered = () => {
-        clearTimeout(timer);
-        this.#gathered = undefined;
-        resolve();
-      };
-    });
   }
 
   /**
@@ -130,7 +97,6 @@ export class DisclosureLog {
     return new Promise<DisclosureOwner | undefined>((resolve, reject) => {
       this.#queue.push({ rec, resolve, reject });
       if (!this.#running) this.#running = this.#drain();
-      else if (this.#gathered && !this.#short()) this.#gathered();
     });
   }
 
@@ -138,7 +104,6 @@ export class DisclosureLog {
     // Let the records of requests answered in this turn of the event loop join the first group.
     await new Promise<void>((r) => setImmediate(r));
     while (this.#queue.length) {
-      if (this.#short()) await this.#gather();
       const group: Group = { waiting: this.#queue.splice(0, this.#maxGroup), abandoned: false };
       const dog = this.#watchdog;
       if (!dog) {

@@ -47,8 +47,8 @@ const BATCHES_OUT = 2;
  * worked through a message, then had the whole lot to write while the thread waited for the next: the two took
  * turns and the machine stood ≈ 22 % idle under the bench's load. In messages of 8 it stood ≈ 14 % idle, and
  * answered 7–23 % more a second (bench api, 8 interleaved 5 s pairs, one better each). 16 since the disclosure log's
- * groups wait for the answers in flight (disclosure-log.ts): with messages of 8 they grew from ≈ 13 to ≈ 16 answers
- * on PostgreSQL, with messages of 16 to ≈ 18–25 (bench/api-ab.js, 2026-12-07).
+ * groups waited for the answers in flight (with messages of 8 they grew from ≈ 13 to ≈ 16 answers on PostgreSQL,
+ * with messages of 16 to ≈ 18–25: bench/api-ab.js, 2026-12-07); they no longer wait (disclosure-log.ts).
  */
 export const ANSWERS_PER_MESSAGE = 16;
 

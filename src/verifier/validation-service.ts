@@ -165,19 +165,19 @@ export class VerifierValidationService {
   readonly #watchdog: StoreWatchdog | undefined;
   /** the store's reads of a reload, while one runs: reloads after a late one share it rather than queue another */
   #storeRead: Promise<Buffer[]> | undefined;
-  /** validations under way whose record is not in the disclosure log's hands yet: what its groups wait for (disclosure-log.ts) */
-  #coming = 0;
 
   constructor(ws: Workspace, o: ValidationServiceOptions = {}) {
     this.#ws = ws;
     this.#watchdog = o.watchdog;
-    // The groups wait for the answers in flight on PostgreSQL only, whose statement has a fixed cost worth sharing
-    // (disclosure-log.ts). On SQLite the wait cost a third of the rate: measured 2026-12-07 11:00 (bench/api-ab.js, one
-    // kept workspace, a quiet host, 4 ABBA rounds), 5,776/s with it against 8,913/s without (every pair faster,
-    // 5,170–7,212 against 6,513–10,465), the server's CPU an answer the same or lower: the engine and the serving
-    // thread stood idle while a group waited for ¾ of the answers, the rest of them waiting on the engine.
-    const coming = ws.store.kind === "postgres" ? { coming: () => this.#coming } : {};
-    this.#log = new DisclosureLog(ws.store, { ...(o.watchdog ? { watchdog: o.watchdog } : {}), ...coming });
+    // The groups do not wait for the answers in flight (disclosure-log.ts `coming`), on either store: a group is what
+    // queued while the last write ran. The wait for ¾ of them cost a third of the rate on SQLite (2026-12-07 11:00,
+    // bench/api-ab.js, a quiet host, 4 ABBA rounds: 5,776/s with it against 8,913/s without, every pair faster) and
+    // on PostgreSQL too (12:06, the runs under `chrt -f 10` on a host at load 15–18, 3 rounds A B C C B A: median
+    // 4,855/s with it against 7,171/s without, all 6 runs with it below all 10 without; groups 30 → 10 answers,
+    // PostgreSQL's CPU 42 → 51 µs an answer): the engine and the serving thread stood idle while a group waited, the
+    // rest of the answers waiting on the engine. A wait for one engine message at most (groups of 16) measured no
+    // different from none (medians 7,679 and 7,337/s against 7,171 and 8,209/s in two such sessions).
+    this.#log = new DisclosureLog(ws.store, o.watchdog ? { watchdog: o.watchdog } : {});
     this.#recheckMs = o.recheckMs ?? 1000;
     this.#now = o.now ?? (() => performance.now());
     const module = o.engineThread instanceof URL ? o.engineThread : o.engineThread ? ENGINE_THREAD : undefined;
@@ -403,23 +403,11 @@ export class VerifierValidationService {
   async validate(verifier: VerifierRecord, q: ValidationQuery): Promise<ValidationAnswer> {
     checkLegalBasis(q.legalBasis, verifier.kind);
     if (this.#closed) throw closedError();
-    this.#coming++;
-    let counted = true;
-    const arrived = () => {
-      if (counted) {
-        counted = false;
-        this.#coming--;
-      }
-    };
-    try {
-      return await this.#validate(verifier, q, arrived);
-    } finally {
-      arrived();
-    }
+    return this.#validate(verifier, q);
   }
 
-  /** validate()'s work; `arrived` is called as the answer's record is handed to the disclosure log (#coming) */
-  async #validate(verifier: VerifierRecord, q: ValidationQuery, arrived: () => void): Promise<ValidationAnswer> {
+  /** validate()'s work */
+  async #validate(verifier: VerifierRecord, q: ValidationQuery): Promise<ValidationAnswer> {
     const { certificate } = q;
     const at = q.at ?? this.#ws.clock.now();
     const trust = await this.#current();
@@ -442,7 +430,6 @@ export class VerifierValidationService {
       const view = governmentView(result, { at, serial, issuer, legalBasis: q.legalBasis });
       const resident = ours ? await this.#watched("reading the resident", () => this.#ws.store.getResident(ours.residentCode)) : undefined;
       const answer: GovernmentView = resident ? { ...view, currentItems: resident.fourItems } : { ...view, itemsWithheld: ours ? "no-registry-record" : "certificate-not-ours" };
-      arrived();
       await this.#log.record({
         verifierId: verifier.id,
         serial,
@@ -463,7 +450,6 @@ export class VerifierValidationService {
     // government view's status is the engine's (views.ts). Plain literals, no spreads: an object spread after
     // other properties takes V8's slow path, and these two were ≈ 3 µs of the serving thread per answer.
     const privateAnswer = verifier.kind === "government" ? undefined : privateView(result, at);
-    arrived();
     const owner = await this.#log.record({
       verifierId: verifier.id,
       serial,
