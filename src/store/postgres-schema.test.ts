@@ -295,9 +295,58 @@ describe("PostgresStore schema and upgrades", () => {
       expect(before).toContain("certificates_ca_id_fkey");
       const s = await PostgresStore.open(url);
       await s.close();
-      // (and the writer guard arrives with version 29)
-      expect(await constraints()).toEqual([...before.filter((n) => n !== "certificates_ca_id_fkey"), PG_WRITER_GUARD_CONSTRAINT].sort());
+      // (and the writer guard arrives with version 29; the application ids' constraint becomes a partial index with 33)
+      expect(await constraints()).toEqual([...before.filter((n) => n !== "certificates_ca_id_fkey" && n !== "certificates_application_id_key"), PG_WRITER_GUARD_CONSTRAINT].sort());
       expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-32 store: application ids stay unique through a partial index, which a certificate without one takes no entry in and every lookup by id uses (33)", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await atSchema(c, 32);
+      const insert = (rec: ReturnType<typeof keyed>, applicationId: string | null) =>
+        c.query(
+          `INSERT INTO certificates (serial, ca_id, type, resident_code, municipality_code, name, address, birth_date, gender, not_before, not_after, issued_at, der, certified_key, application_id)
+           VALUES ($1, '13-sig', 'signature', $2, '131016', 'n', 'a', '1980-01-01', 'male', 0, 9999999999999, 0, $3, $4, $5)`,
+          [rec.serial, rec.residentCode, rec.der, certifiedKeyOf(rec.der as Buffer), applicationId],
+        );
+      const withId = keyed("0c01", "r1", 0, "key 1");
+      await insert(withId, "app-1");
+      await insert(keyed("0c02", "r2", 0, "key 2"), null);
+      await insert(keyed("0c03", "r3", 0, "key 3"), null);
+      const s = await PostgresStore.open(url);
+      try {
+        const indexes = (await c.query<{ name: string; def: string }>("SELECT indexname AS name, indexdef AS def FROM pg_indexes WHERE tablename = 'certificates' AND indexdef LIKE '%(application_id)%'")).rows;
+        expect(indexes).toEqual([{ name: "certificates_application", def: "CREATE UNIQUE INDEX certificates_application ON public.certificates USING btree (application_id) WHERE (application_id IS NOT NULL)" }]);
+        expect((await c.query("SELECT conname FROM pg_constraint WHERE conrelid = 'certificates'::regclass AND contype = 'u'")).rows).toEqual([]);
+        // The index holds the one certificate with an id, not the two without (a B-tree's tuples, read by a scan
+        // of the index alone; with the constraint's index it held three).
+        await c.query("VACUUM certificates");
+        expect((await c.query<{ n: number }>("SELECT reltuples::int AS n FROM pg_class WHERE relname = 'certificates_application'")).rows[0]!.n).toBe(1);
+        // Every statement that looks an id up can use the index, with a generic plan too (no value known to prove the
+        // index's predicate from); sequential scans off, or a three-row table is read whole.
+        await c.query("SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan");
+        await c.query("PREPARE one(text) AS SELECT * FROM certificates WHERE application_id = $1; PREPARE many(text[]) AS SELECT * FROM certificates WHERE application_id = ANY($1::text[])");
+        for (const q of ["EXPLAIN EXECUTE one('app-1')", "EXPLAIN EXECUTE many(ARRAY['app-1', 'app-2'])"]) {
+          expect((await c.query<{ "QUERY PLAN": string }>(q)).rows[0]!["QUERY PLAN"], q).toMatch(/^Index Scan using certificates_application on certificates/);
+        }
+        // Unique as before: the store answers with the certificate issued for the id; a second row with it is refused.
+        expect((await s.getCertificateByApplication("app-1"))?.serial).toBe("0c01");
+        await s.putCa(ca);
+        await s.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" }]);
+        const again = await s.commitIssuances([{ ...keyed("0d01", "r1", 1000, "key 4"), applicationId: "app-1" }]);
+        expect(again).toMatchObject([{ status: "duplicate-application", existing: { serial: "0c01" } }]);
+        const dup = await insert(keyed("0d02", "r9", 0, "key 5"), "app-1").then(() => undefined, (e: unknown) => e);
+        expect(dup).toMatchObject({ code: "23505", constraint: "certificates_application" });
+        await insert(keyed("0d03", "r9", 0, "key 6"), null);
+        expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+      } finally {
+        await s.close();
+      }
     } finally {
       await c.end();
     }

@@ -918,6 +918,19 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   END
   $fn$;
   `,
+  // 33: application ids unique among the certificates that carry one, as SQLite's index has been since its version 5:
+  // a partial unique index instead of the column's UNIQUE constraint. PostgreSQL's B-trees index NULL, so the
+  // constraint's index took an entry for every certificate issued without an application id — an insert and its
+  // WAL record per issuance for a key nothing looks up (every lookup is application_id = $1 or = ANY($1), which the
+  // partial index serves, tested with generic plans too), and at national scale an index of hundreds of millions
+  // of NULLs. Measured (INSERT … SELECT groups of 500 into the issuance's two tables, after 10,000 rows, three
+  // alternated pairs): the backend's CPU 1.0–2.0 µs and WAL 52–83 bytes a certificate less, every pair. Uniqueness
+  // of the ids given is unchanged (NULLs never collided). Building it reads the table once, as version 17's index
+  // did; the constraint's index goes with the constraint.
+  `
+  CREATE UNIQUE INDEX certificates_application ON certificates (application_id) WHERE application_id IS NOT NULL;
+  ALTER TABLE certificates DROP CONSTRAINT IF EXISTS certificates_application_id_key;
+  `,
 ];
 
 /**
