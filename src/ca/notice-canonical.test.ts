@@ -5,8 +5,12 @@
 import { describe, expect, it } from "vitest";
 import { NOTICE_FIELDS, noticeInNormalForm, parseNotice, type ChangeNotice } from "../registry/notice.js";
 import { makeResidentCode } from "../registry/resident-code.js";
-import { canonical, isCanonicalText, readBatches } from "./notices.js";
+import { canonical, canonicalBodyOf, isCanonicalText, NoticeIngestor, readBatches } from "./notices.js";
 import { FixedClock } from "../pki/clock.js";
+import { SqliteStore } from "../store/sqlite.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const now = new Date("2026-06-01T00:00:00Z");
 const CODE = makeResidentCode("5988656848");
@@ -28,14 +32,22 @@ const byKind: Record<string, Record<string, unknown>> = {
   "resident-code-change": { ...head("resident-code-change", 7), newResidentCode: NEW_CODE, before },
 };
 
-/** Whether the quick answer is the true one (the line equals the body written out), and what that is. */
+/**
+ * Whether the quick answer is the true one (the line equals the body written out), and what that is. A body found
+ * from a line (canonicalBodyOf) is always the one written out, the line itself or not.
+ */
 function verdict(line: string): boolean {
   const value = JSON.parse(line) as Record<string, unknown>;
   const n = parseNotice(value, { now });
+  const found = canonicalBodyOf(line, value, n);
+  if (found) expect(found.body, line).toBe(canonical(n));
   const quick = isCanonicalText(line, value, n);
   if (quick) expect(canonical(n), line).toBe(line);
   return quick;
 }
+
+/** A relocation as real feeds may write it: without newMunicipalityCode, which parseNotice defaults. */
+const { newMunicipalityCode: _omitted, ...bareRelocation } = byKind["relocation"]!;
 
 describe("isCanonicalText", () => {
   it("knows every kind's canonical line, and parseNotice gives the fields in the canonical order", () => {
@@ -77,10 +89,73 @@ describe("isCanonicalText", () => {
         );
       }
     }
-    // a relocation without its municipality after: parseNotice adds it
-    const { newMunicipalityCode: _, ...bare } = byKind["relocation"]!;
-    lines.push(JSON.stringify(bare));
+    // a relocation without its municipality after: parseNotice adds it (the body is the line with it: below)
+    lines.push(JSON.stringify(bareRelocation));
     for (const line of lines) expect(verdict(line), line).toBe(false);
+  });
+
+  it("a relocation without newMunicipalityCode: the body is the line with the defaulted field put in its place", () => {
+    const line = JSON.stringify(bareRelocation);
+    const value = JSON.parse(line) as Record<string, unknown>;
+    const n = parseNotice(value, { now });
+    const found = canonicalBodyOf(line, value, n);
+    expect(found).toEqual({ body: canonical(n), added: "newMunicipalityCode" });
+    // the same body as when the field is given: one normal form, whether given or defaulted
+    expect(found!.body).toBe(JSON.stringify(byKind["relocation"]));
+    // so also without its before, and with the field given the line itself is the body
+    const { before: _b, ...noBefore } = bareRelocation;
+    expect(verdict(JSON.stringify(noBefore))).toBe(false);
+    expect(canonicalBodyOf(JSON.stringify(noBefore), noBefore, parseNotice(noBefore, { now }))).toMatchObject({ added: "newMunicipalityCode" });
+    expect(verdict(JSON.stringify(byKind["relocation"]))).toBe(true);
+  });
+
+  it("refuses every bare relocation line that differs from the body less the defaulted field", () => {
+    const line = JSON.stringify(bareRelocation);
+    const b = bareRelocation["before"] as typeof items;
+    const lines = [
+      JSON.stringify(bareRelocation, null, 1),
+      `${line} `,
+      line.replace('":', '": '),
+      line.replace('"sequence":1', '"sequence":1.0'),
+      line.replace('"municipalityCode":"271004"', '"municipalityCode":"27100\\u0034"'),
+      JSON.stringify(Object.fromEntries(Object.entries(bareRelocation).reverse())),
+      JSON.stringify({ ...bareRelocation, newMunicipalityCode: "" }), // given empty: absent to parseNotice, but in the line
+      JSON.stringify({ ...bareRelocation, newMunicipalityCode: null }),
+      JSON.stringify({ ...bareRelocation, before: { ...b, gender: "1" } }),
+      JSON.stringify({ ...bareRelocation, before: { ...b, address: `${b.address} ` } }),
+    ];
+    for (const l of lines) {
+      const value = JSON.parse(l) as Record<string, unknown>;
+      expect(canonicalBodyOf(l, value, parseNotice(value, { now })), l).toBeUndefined();
+    }
+    // another kind leaves out a field it must carry: parseNotice refuses it, no default is put in
+    const { newMunicipalityCode: _m, ...bareMoveOut } = byKind["move-out"]!;
+    expect(() => parseNotice(bareMoveOut, { now })).toThrow(/newMunicipalityCode/);
+  });
+
+  it("a bare relocation read and then rejected goes to the reject file as read, without the field the body added", async () => {
+    const line = JSON.stringify(bareRelocation); // its resident is unknown to this store: rejected at commit
+    async function* records() {
+      yield { line: 1, value: JSON.parse(line) as Record<string, unknown>, text: line };
+    }
+    const [batch] = await (async () => {
+      const got = [];
+      for await (const x of readBatches(records(), new FixedClock(now), 10)) got.push(x);
+      return got;
+    })();
+    expect(batch!.notices[0]).toMatchObject({ body: JSON.stringify(byKind["relocation"]), added: "newMunicipalityCode" });
+    expect(batch!.notices[0]!.record).toBeUndefined();
+    const s = SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-canon-")), "jpki.db"), { create: true });
+    try {
+      const rejects: { code: string; record?: Record<string, unknown> }[] = [];
+      async function* batches() {
+        yield batch!;
+      }
+      await new NoticeIngestor({ store: s, clock: new FixedClock(now) }).ingestBatches(batches(), { onReject: (r) => rejects.push(r) });
+      expect(rejects).toEqual([expect.objectContaining({ code: "ERR_RESIDENT_UNKNOWN", record: JSON.parse(line) as unknown })]);
+    } finally {
+      await s.close();
+    }
   });
 
   it("takes the line itself as the body when it is canonical, with no record besides; writes it otherwise", async () => {

@@ -37,7 +37,8 @@ let scratch = Buffer.allocUnsafeSlow(0);
  * to the ingesting thread without a copy: that thread binds them as they are, where a string cost it a conversion to
  * UTF-8 per notice (≈ 12k instructions), and a two-byte string copied across besides. The record goes as JSON text:
  * a string crosses as one copy, where an object would be rebuilt property by property on the other side; it is
- * parsed again only for a reject. A line that was the canonical body already goes once, as the body.
+ * parsed again only for a reject. A line that was the canonical body already (but perhaps for a defaulted field, then
+ * named as `added`) goes once, as the body.
  */
 export function batchMessage(b: ReadBatch, bytes: number): { message: ReaderMessage; transfer: ArrayBuffer[] } {
   const bodies = b.notices.map((n) => n.body);
@@ -54,7 +55,11 @@ export function batchMessage(b: ReadBatch, bytes: number): { message: ReaderMess
   scratch.copy(buf, 0, 0, at);
   const views = ends.map((end, i) => new Uint8Array(buf.buffer, i ? ends[i - 1]! : 0, end - (i ? ends[i - 1]! : 0)));
   const notices = b.notices.map((n, i) =>
-    n.record === undefined ? { line: n.line, notice: n.notice, body: views[i]! } : { line: n.line, notice: n.notice, body: views[i]!, record: typeof n.record === "string" ? n.record : JSON.stringify(n.record) },
+    n.record !== undefined
+      ? { line: n.line, notice: n.notice, body: views[i]!, record: typeof n.record === "string" ? n.record : JSON.stringify(n.record) }
+      : n.added !== undefined
+        ? { line: n.line, notice: n.notice, body: views[i]!, added: n.added }
+        : { line: n.line, notice: n.notice, body: views[i]! },
   );
   return { message: { type: "batch", bytes, read: b.read, rejects: b.rejects, notices }, transfer: [buf.buffer as ArrayBuffer] };
 }

@@ -101,6 +101,11 @@ export interface ReadNotice {
    * the canonical body itself
    */
   readonly record?: Record<string, unknown> | string;
+  /**
+   * with no record: the field the body has and the line had not, parseNotice's default ({@link canonicalBodyOf}):
+   * the record as read is the body without it
+   */
+  readonly added?: string;
 }
 
 /** The notices of one transaction, with the records rejected while reading them (in input order). */
@@ -117,54 +122,72 @@ export function canonical(n: ChangeNotice): string {
 }
 
 /**
- * Whether `text`, the line `value` was parsed from, already is the canonical JSON of `n` (parseNotice of `value`),
- * found without writing it: then the line is the body as it is. A feed written as the canonical record (the
- * registry's, the generators') has most lines so, and writing each again cost the reader thread ≈ 1.5 µs a notice.
+ * The canonical body of `n` (parseNotice of `value`) found from `text`, the line `value` was parsed from, without
+ * writing it: the line itself when it already is the canonical JSON, or the line with the one field parseNotice
+ * defaults put in (a relocation without newMunicipalityCode, which is its municipalityCode: real feeds may leave it
+ * out, a third of the bench's) — so the body is canonical(n) either way, one normal form whether the field was given
+ * or defaulted. Undefined when in any doubt: the body is then written as before. A feed written as the canonical
+ * record (the registry's, the generators') has most lines so, and writing each again cost the reader thread
+ * ≈ 1.5 µs a notice.
  *
  * Why it suffices: without a backslash, every string of the line is its value between quotes, as JSON.stringify
  * writes it (JSON.parse takes no raw control character, and UTF-8 text holds no lone surrogate). When the value
- * has the notice's keys in its order with the same values, the line has the canonical JSON's tokens in its order;
- * each token is as short as it can be but the number, which is checked to be as JSON.stringify writes it; so a line
- * of the canonical length has no whitespace either, and is the canonical JSON. Any doubt answers false: the body is
- * then written as before.
+ * has the notice's keys in its order with the same values (less the defaulted one), the line has the canonical
+ * JSON's tokens of that value in its order; each token is as short as it can be but the number, which is checked to
+ * be as JSON.stringify writes it; so a line of that canonical length has no whitespace either, and is the canonical
+ * JSON of the value. The defaulted field then goes where canonical(n) has it: right after the field before it.
  */
-export function isCanonicalText(text: string, value: Record<string, unknown>, n: ChangeNotice): boolean {
-  if (text.includes("\\")) return false;
+export function canonicalBodyOf(text: string, value: Record<string, unknown>, n: ChangeNotice): { body: string; added?: string } | undefined {
+  if (text.includes("\\")) return undefined;
   const keys = Object.keys(n) as (keyof ChangeNotice)[];
   const given = Object.keys(value);
-  if (given.length !== keys.length) return false;
-  let length = 1 + keys.length; // the braces and the commas between the fields
-  for (let k = 0; k < keys.length; k++) {
+  // Only relocation's newMunicipalityCode is ever filled in by parseNotice (NOTICE_KINDS: optional, defaulted).
+  const defaulted = n.kind === "relocation" && n.newMunicipalityCode === n.municipalityCode && !("newMunicipalityCode" in value) ? "newMunicipalityCode" : undefined;
+  if (given.length !== keys.length - (defaulted ? 1 : 0)) return undefined;
+  let length = 1; // the opening brace; then each field with the comma before it (the last one's place: the closing brace)
+  let insertAt = -1;
+  for (let k = 0, g = 0; k < keys.length; k++) {
     const key = keys[k]!;
-    if (given[k] !== key) return false;
+    if (key === defaulted) {
+      insertAt = length - 1; // after the field before it (there is one: municipalityCode), before its comma or brace
+      continue;
+    }
+    if (given[g++] !== key) return undefined;
     const want = n[key];
     const got = value[key];
-    length += key.length + 3; // the quoted key and its colon
+    length += key.length + 4; // the quoted key, its colon, and the comma after the field (or the closing brace)
     if (typeof want === "string") {
-      if (got !== want) return false;
+      if (got !== want) return undefined;
       length += want.length + 2;
     } else if (typeof want === "number") {
-      if (got !== want) return false;
+      if (got !== want) return undefined;
       // Written otherwise, the number is longer (1.0, 10e-1: the length tells) or starts otherwise (1e3 for 1000).
       const digits = String(want);
       const at = text.indexOf('"sequence":');
-      if (key !== "sequence" || at < 0 || !text.startsWith(digits, at + 11)) return false;
+      if (key !== "sequence" || at < 0 || !text.startsWith(digits, at + 11)) return undefined;
       length += digits.length;
     } else {
       const items = want as FourItems;
       const o = got as Record<string, unknown> | null;
-      if (typeof o !== "object" || o === null) return false;
+      if (typeof o !== "object" || o === null) return undefined;
       const fields = Object.keys(o);
-      if (fields.length !== 4) return false;
+      if (fields.length !== 4) return undefined;
       length += 5; // the braces and three commas
       for (let f = 0; f < 4; f++) {
         const field = NOTICE_ITEM_FIELDS[f]!; // the order parseNotice gives them in
-        if (fields[f] !== field || o[field] !== items[field]) return false;
+        if (fields[f] !== field || o[field] !== items[field]) return undefined;
         length += field.length + 3 + items[field].length + 2;
       }
     }
   }
-  return text.length === length;
+  if (text.length !== length) return undefined;
+  if (!defaulted) return { body: text };
+  return { body: `${text.slice(0, insertAt)},"${defaulted}":"${n[defaulted]}"${text.slice(insertAt)}`, added: defaulted };
+}
+
+/** Whether `text` (the line `value` was parsed from) already is the canonical JSON of `n` ({@link canonicalBodyOf}). */
+export function isCanonicalText(text: string, value: Record<string, unknown>, n: ChangeNotice): boolean {
+  return canonicalBodyOf(text, value, n)?.body === text;
 }
 
 /** A canonical body as text: decoded only where a notice is compared with one seen before (a duplicate). */
@@ -201,9 +224,12 @@ export async function* readBatches(records: AsyncIterable<RecordResult>, clock: 
         if (early) throw early;
         // The line as read where there is one: the reader thread passes the record on as text, and serialising
         // the parsed value again cost it ≈ 5 µs a notice (a quarter of its work). A line that is the canonical body
-        // is both: the body, and no record besides (recordOf reads it from the body).
+        // (but perhaps for a defaulted field) is both: the body, and no record besides (recordOf reads it from the
+        // body, less the field added).
         const text = item.text;
-        if (text !== undefined && isCanonicalText(text, item.value, notice)) notices.push({ line: item.line, notice, body: text });
+        const found = text !== undefined ? canonicalBodyOf(text, item.value, notice) : undefined;
+        if (found?.added !== undefined) notices.push({ line: item.line, notice, body: found.body, added: found.added });
+        else if (found) notices.push({ line: item.line, notice, body: found.body });
         else notices.push({ line: item.line, notice, body: canonical(notice), record: text ?? item.value });
       } catch (e) {
         if (!isJpkiError(e)) throw e;
@@ -222,7 +248,11 @@ export async function* readBatches(records: AsyncIterable<RecordResult>, clock: 
 
 /** The record of a notice as read, for the reject file. */
 function recordOf(n: ReadNotice): Record<string, unknown> {
-  if (n.record === undefined) return JSON.parse(bodyText(n.body)) as Record<string, unknown>;
+  if (n.record === undefined) {
+    const r = JSON.parse(bodyText(n.body)) as Record<string, unknown>;
+    if (n.added !== undefined) delete r[n.added];
+    return r;
+  }
   return typeof n.record === "string" ? (JSON.parse(n.record) as Record<string, unknown>) : n.record;
 }
 

@@ -32,6 +32,8 @@ let template: string;
 let feed: string;
 /** the conflicting duplicate's line: its reject carries the record as read */
 let conflict: string;
+/** the same, a relocation without newMunicipalityCode (its body has the defaulted field, its record not) */
+let bareConflict: string;
 
 beforeAll(async () => {
   lib = await load<Lib>("index.js");
@@ -74,6 +76,7 @@ beforeAll(async () => {
     // stages reject or hold, spread over several batches.
     const good = [...generateNotices({ residents: residents.slice(0, 250), count: 400, seed: "reader", startDate: "2026-05-01" })].map((x) => JSON.stringify(x));
     const first = JSON.parse(good[0]!) as Record<string, unknown>;
+    const relocation = JSON.parse(good.find((l) => l.includes('"kind":"relocation"') && !l.includes("newMunicipalityCode"))!) as Record<string, unknown>;
     const later = residents[260]!;
     const odd = [
       good[3]!, // a duplicate, same body
@@ -86,6 +89,7 @@ beforeAll(async () => {
       JSON.stringify({ ...first, noticeId: "X-extra", surprise: 1 }),
       // Nested 100,000 levels: once a RangeError writing its reject (here) or posting it (on the thread).
       `{"noticeId":"X-deep","after":${'{"a":'.repeat(100_000)}1${"}".repeat(100_000)}}`,
+      (bareConflict = JSON.stringify({ ...relocation, effectiveDate: "2026-05-02" })),
     ];
     const lines = [...good.slice(0, 150), ...odd, ...good.slice(150), ...odd.slice(0, 4)];
     feed = join(dir, "feed.jsonl");
@@ -116,12 +120,13 @@ describe("notice ingestion with a reader thread", () => {
   it("gives the same summary, rejects and revocations as reading in the ingesting thread", async () => {
     const here = await ingest(false);
     const thread = await ingest(true);
-    expect(here.summary.read).toBe(413);
-    expect(here.summary.rejected).toBe(10);
+    expect(here.summary.read).toBe(414);
+    expect(here.summary.rejected).toBe(11);
     expect(here.rejects).toContain('"code":"ERR_IMPORT_FORMAT","reason":"line 159: field \\"after\\" nests objects and arrays more than 512 levels deep"');
     expect(here.summary.held).toBe(1);
     // Rejected when committing, after the thread passed its record on as text.
     expect(thread.rejects).toContain(`"record":${conflict}}`);
+    expect(thread.rejects).toContain(`"record":${bareConflict}}`);
     expect(here.revoked.length).toBeGreaterThan(100);
     expect(thread.summary).toEqual(here.summary);
     expect(thread.rejects).toBe(here.rejects);
@@ -130,6 +135,10 @@ describe("notice ingestion with a reader thread", () => {
     expect(here.stored.length).toBe(401);
     expect(thread.stored.every((n) => typeof n.body === "string")).toBe(true);
     expect(thread.stored).toEqual(here.stored);
+    // a relocation's body has its municipality after, given or not (parseNotice's default): one normal form
+    const relocations = here.stored.filter((n) => n.kind === "relocation");
+    expect(relocations.length).toBeGreaterThan(10);
+    expect(relocations.every((n) => (JSON.parse(n.body as string) as Record<string, unknown>)["newMunicipalityCode"] !== undefined)).toBe(true);
   });
 
   it("reports a file-level problem found on the thread with its code, as in the ingesting thread", async () => {
