@@ -40,7 +40,12 @@ const AUTOCANNON = join(ROOT, "node_modules", "autocannon", "autocannon.js");
  */
 let AUTH: Record<string, string> = {};
 
-const BARE = `
+/** The verifier token every request of the bench's loads carries from now on (bench/ocsp-ab.ts sets its own). */
+export function useToken(token: string): void {
+  AUTH = { authorization: `Bearer ${token}` };
+}
+
+export const BARE = `
 const http = require("node:http");
 const body = require("node:fs").readFileSync(process.argv[2]);
 const etag = '"bare"';
@@ -85,7 +90,7 @@ export async function stop(child: ChildProcess): Promise<void> {
   });
 }
 
-interface Load {
+export interface Load {
   readonly rps: number;
   readonly bytesPerSec: number;
   readonly non2xx: number;
@@ -93,7 +98,7 @@ interface Load {
   readonly statuses: Record<string, number>;
 }
 
-function autocannon(url: string, o: { seconds: number; connections: number; headers?: Record<string, string> }): Promise<Load> {
+export function autocannon(url: string, o: { seconds: number; connections: number; headers?: Record<string, string> }): Promise<Load> {
   const args = [AUTOCANNON, "-j", "-c", String(o.connections), "-d", String(o.seconds), ...Object.entries({ ...AUTH, ...o.headers }).flatMap(([k, v]) => ["-H", `${k}=${v}`]), url];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "ignore"] });
@@ -158,7 +163,7 @@ async function downloads(url: string, o: { seconds: number; parallel: number }):
 }
 
 /** One full GET: status, ETag and the body's size, to check what the load hits. */
-function head(url: string): Promise<{ status: number; etag: string; size: number }> {
+export function head(url: string): Promise<{ status: number; etag: string; size: number }> {
   return new Promise((resolve, reject) => {
     request(url, { headers: AUTH }, (res) => {
       let size = 0;
@@ -174,7 +179,7 @@ function head(url: string): Promise<{ status: number; etag: string; size: number
  * One signature certificate issued by 13-sig, and two OCSP requests for it made by openssl: without a nonce
  * (answered from the pre-produced cache) and with one (signed fresh each time).
  */
-async function ocspRequests(ws: Workspace, dir: string): Promise<void> {
+export async function ocspRequests(ws: Workspace, dir: string): Promise<void> {
   const [resident] = [...generateResidents({ count: 1, seed: "bench-serve", prefectures: ["13"] })].map((r) => parseResidentRecord(r, { now: ws.clock.now() }));
   await ws.store.upsertResidents([resident!]);
   const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase: "bench" });
@@ -237,7 +242,7 @@ export async function benchServe(backend: Backend, opts: { seconds?: number; con
       await initCas(ws, { prefectures: [prefecture("13")], purposes: ["signature", "authentication"], passphrase: "bench" });
       await generateCrls(ws, { prefecture: "13", passphrase: "bench" });
       const token = (await registerVerifier(ws, { name: "bench", kind: "government" })).token!;
-      AUTH = { authorization: `Bearer ${token}` };
+      useToken(token);
       bigBytes = await bigCrl(ws, 50);
       await ocspRequests(ws, dir);
     } finally {

@@ -40,7 +40,7 @@
 import { createHash, X509Certificate } from "node:crypto";
 import { isJpkiError } from "../errors.js";
 import { certificateParts, readHeader } from "../pki/der.js";
-import type { Clock } from "../pki/clock.js";
+import { clockMs, type Clock } from "../pki/clock.js";
 import { unlockPrivateKey } from "../pki/keys.js";
 import { compromiseTimes } from "../ca/compromised.js";
 import { ocspSignerIssuedFrom } from "../ca/ocsp-signer.js";
@@ -180,6 +180,8 @@ function caHashes(certificateDer: Buffer): CaHashes {
 
 export class OcspResponder {
   readonly #o: OcspResponderOptions;
+  /** the clock in ms without a Date made for it (clock.ts clockMs): preProducedFor reads it on every GET */
+  readonly #nowMs: () => number;
   readonly #validityMs: number;
   readonly #refreshAfterMs: number;
   readonly #pollMs: number;
@@ -220,6 +222,7 @@ export class OcspResponder {
 
   constructor(o: OcspResponderOptions) {
     this.#o = o;
+    this.#nowMs = clockMs(o.clock);
     this.#validityMs = o.responseValidityMs ?? 3600_000;
     this.#refreshAfterMs = o.refreshAfterMs ?? Math.floor(this.#validityMs / 2);
     this.#pollMs = o.pollMs ?? 1000;
@@ -391,7 +394,7 @@ export class OcspResponder {
     if (key === undefined) return undefined;
     const hit = this.#cache.get(key);
     if (!hit) return undefined;
-    const now = this.#o.clock.now().getTime();
+    const now = this.#nowMs();
     const responder = this.#responders.get(caId);
     if (!responder || responder.notAfter.getTime() <= now || !this.#usable(caId, hit, now)) return undefined;
     this.#touch(key, hit, now);

@@ -15,8 +15,8 @@ import { performance } from "node:perf_hooks"; // not the global: app.ts says wh
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { errorResponse } from "../ocsp/response.js";
 import { MAX_REQUEST_BYTES } from "../ocsp/request.js";
-import type { OcspAnswer, OcspResponder } from "../ocsp/responder.js";
-import type { Clock } from "../pki/clock.js";
+import type { AnswerCache, OcspAnswer, OcspResponder } from "../ocsp/responder.js";
+import { clockMs, type Clock } from "../pki/clock.js";
 import { originForm } from "./access.js";
 import { reportWhenSent, type AnswerReport } from "./answer-outcome.js";
 import { noneMatchHolds } from "./http-cache.js";
@@ -100,6 +100,18 @@ export function registerOcsp(app: FastifyInstance, o: OcspRouteOptions): void {
   });
 }
 
+/** What a GET of one pre-produced answer sends, made once (ocspGetRoute). */
+interface Prepared {
+  /** until when (ms) the full max-age is what Cache-Control says */
+  readonly fullUntil: number;
+  /** the headers of a 200, and of a 304 (RFC 9110 §15.4.5: the validators and caching headers a 200 would carry) */
+  // not readonly for node's types; never changed (writeHead reads an array, ours alone: no setHeader runs before it)
+  readonly ok: string[];
+  readonly notModified: string[];
+  /** the DER, one octet a character */
+  readonly body: string;
+}
+
 export interface OcspGetRouteOptions {
   readonly prefix: string;
   /** the responder, once it is running (undefined: no OCSP here, the request goes on to fastify's 404) */
@@ -137,6 +149,28 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
   const fullCacheControl = `${visibility}, max-age=${o.maxAgeSeconds}, no-transform, must-revalidate`;
   const malformed = (): OcspAnswer => ({ der: errorResponse("malformedRequest"), responseStatus: "malformedRequest", statuses: [], preProduced: false });
 
+  // Every GET of a pre-produced answer reads the clock for its max-age: a Date made for it is an allocation a poll.
+  const nowMs = clockMs(o.clock);
+  // A pre-produced answer is served many times: its header array (with the full max-age) and its body as a latin1
+  // string are made once, on its first GET, and kept as long as the answer object is (the responder drops it when it
+  // is replaced: a revocation seen, a refresh). Node joins a latin1 string body to the header text in one string
+  // (OutgoingMessage._send), where a Buffer goes to the socket's writev as a chunk of its own.
+  const prepared = new WeakMap<OcspAnswer, Prepared>();
+  const prepare = (a: OcspAnswer, c: AnswerCache): Prepared => {
+    let p = prepared.get(a);
+    if (!p) {
+      p = {
+        // max-age at its fullest until then (ms): past it, the time left to nextUpdate caps it (RFC 5019 §6.2)
+        fullUntil: c.nextUpdate.getTime() - o.maxAgeSeconds * 1000,
+        ok: ["Cache-Control", fullCacheControl, "ETag", c.etag, "Last-Modified", c.producedAtHttp, "Expires", c.nextUpdateHttp, "Content-Type", OCSP_RESPONSE_TYPE, "Content-Length", String(a.der.length)],
+        notModified: ["Cache-Control", fullCacheControl, "ETag", c.etag, "Last-Modified", c.producedAtHttp, "Expires", c.nextUpdateHttp],
+        body: a.der.toString("latin1"),
+      };
+      prepared.set(a, p);
+    }
+    return p;
+  };
+
   function send(req: IncomingMessage, res: ServerResponse, a: OcspAnswer, startedAt: number): void {
     count(a);
     const c = a.cache;
@@ -146,11 +180,20 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
       reportWhenSent(req, res, 200, startedAt, o.onResponse);
       return;
     }
-    const untilNext = Math.floor((c.nextUpdate.getTime() - o.clock.now().getTime()) / 1000);
-    const cacheControl = untilNext >= o.maxAgeSeconds ? fullCacheControl : `${visibility}, max-age=${Math.max(0, untilNext)}, no-transform, must-revalidate`;
+    const now = nowMs();
     // The same comparison as the published files' (http-cache.ts): weak tags and "*" match too.
     const inm = req.headers["if-none-match"];
-    if (typeof inm === "string" && noneMatchHolds(inm, c.etag)) {
+    const notModified = typeof inm === "string" && noneMatchHolds(inm, c.etag);
+    const p = a.preProduced ? prepare(a, c) : undefined;
+    if (p && now <= p.fullUntil) {
+      res.writeHead(notModified ? 304 : 200, notModified ? p.notModified : p.ok);
+      res.end(notModified ? undefined : p.body, "latin1");
+      reportWhenSent(req, res, notModified ? 304 : 200, startedAt, o.onResponse);
+      return;
+    }
+    const untilNext = Math.floor((c.nextUpdate.getTime() - now) / 1000);
+    const cacheControl = untilNext >= o.maxAgeSeconds ? fullCacheControl : `${visibility}, max-age=${Math.max(0, untilNext)}, no-transform, must-revalidate`;
+    if (notModified) {
       res.writeHead(304, ["Cache-Control", cacheControl, "ETag", c.etag, "Last-Modified", c.producedAtHttp, "Expires", c.nextUpdateHttp]);
       res.end();
       reportWhenSent(req, res, 304, startedAt, o.onResponse);
@@ -168,6 +211,10 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
     reportWhenSent(req, res, 200, startedAt, o.onResponse);
   }
 
+  // A poll repeats its URL: the parts of the last one are kept, so a repeat is neither cut up nor its request part
+  // hashed again for the responder's lookup (the same string, its hash computed once).
+  let last: { readonly url: string; readonly ca: string | undefined; readonly encoded: string } = { url: "", ca: undefined, encoded: "" };
+
   return (req, res) => {
     // HEAD as GET (RFC 9110 §9.3.2): node sends the headers, Content-Length included, and no body.
     if (req.method !== "GET" && req.method !== "HEAD") return false;
@@ -177,15 +224,23 @@ export function ocspGetRoute(o: OcspGetRouteOptions): (req: IncomingMessage, res
     const responder = o.responder();
     if (!responder) return false;
     const startedAt = performance.now();
-    // The raw path, never a decoded one: base64 holds '/' and '+', which must survive as sent.
-    const q = url.indexOf("?");
-    const path = q < 0 ? url : url.slice(0, q);
-    const slash = path.indexOf("/", base.length);
-    const rawCa = slash < 0 ? "" : path.slice(base.length, slash);
-    const encoded = slash < 0 ? "" : path.slice(slash + 1);
-    // The CA's segment percent-decoded, as fastify decodes the POST route's :ca: "13%2Dsig" was no CA for a GET
-    // (unauthorized) and CA 13-sig for a POST. Found by a helper. Only this segment: the request part keeps its '/'.
-    const ca = segmentValue(rawCa);
+    let ca: string | undefined;
+    let encoded: string;
+    if (url === last.url) {
+      ca = last.ca;
+      encoded = last.encoded;
+    } else {
+      // The raw path, never a decoded one: base64 holds '/' and '+', which must survive as sent.
+      const q = url.indexOf("?");
+      const path = q < 0 ? url : url.slice(0, q);
+      const slash = path.indexOf("/", base.length);
+      const rawCa = slash < 0 ? "" : path.slice(base.length, slash);
+      encoded = slash < 0 ? "" : path.slice(slash + 1);
+      // The CA's segment percent-decoded, as fastify decodes the POST route's :ca: "13%2Dsig" was no CA for a GET
+      // (unauthorized) and CA 13-sig for a POST. Found by a helper. Only this segment: the request part keeps its '/'.
+      ca = segmentValue(rawCa);
+      last = { url, ca, encoded };
+    }
     if (ca === undefined) {
       send(req, res, malformed(), startedAt);
       return true;
