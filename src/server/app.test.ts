@@ -113,7 +113,7 @@ afterAll(async () => {
 /** A store method that stops answering until released (a database server that hangs): its spy and the release. */
 /** The value of jpki_unknown_write_records for `writer` and `state` on the server at `at` (NaN when it is not there). */
 async function unknownWriteRecords(at: string, writer: string, state: string): Promise<number> {
-  const m = await (await fetch(`${at}/metrics`, { headers: auth, signal: AbortSignal.timeout(15_000) })).text();
+  const m = await (await fetch(`${at}/metrics`, { headers: auth, signal: AbortSignal.timeout(60_000) })).text();
   expect(m).toMatch(/^# HELP jpki_unknown_write_records .+/m);
   return Number(new RegExp(`^jpki_unknown_write_records\\{writer="${writer}",state="${state}"\\} (\\d+)$`, "m").exec(m)?.[1]);
 }
@@ -805,7 +805,7 @@ describe("the list of registered verifiers while the store does not answer (fail
     const { app: s } = await buildServer(ws, { access: { refreshMs: 20, maxListAgeMs: 60_000, now: () => now } });
     await s.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
-    const crl = () => fetch(`${at}/crl/13-sig.crl`, { headers: auth, signal: AbortSignal.timeout(15_000) });
+    const crl = () => fetch(`${at}/crl/13-sig.crl`, { headers: auth, signal: AbortSignal.timeout(60_000) });
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const real = ws.store.listVerifiers.bind(ws.store);
@@ -817,7 +817,7 @@ describe("the list of registered verifiers while the store does not answer (fail
         return real();
       });
       // a refresh is under way, and hangs: the list's age now grows with the clock
-      await vi.waitFor(() => expect(hung!).toHaveBeenCalled(), { timeout: 10_000, interval: 10 });
+      await vi.waitFor(() => expect(hung!).toHaveBeenCalled(), { timeout: 30_000, interval: 10 });
       now += 59_000;
       expect((await crl()).status).toBe(200); // within the bound: the list read a minute ago still counts
       now += 2_000;
@@ -833,7 +833,7 @@ describe("the list of registered verifiers while the store does not answer (fail
       expect(m).toMatch(/^jpki_verifier_list_age_seconds 61$/m);
       expect(m).toMatch(/^jpki_verifier_list_max_age_seconds 60$/m);
       release();
-      await vi.waitFor(async () => expect((await crl()).status).toBe(200), { timeout: 10_000, interval: 20 });
+      await vi.waitFor(async () => expect((await crl()).status).toBe(200), { timeout: 30_000, interval: 20 });
       expect(((await (await fetch(`${at}/healthz`)).json()) as { verifierList: { ageSeconds: number } }).verifierList.ageSeconds).toBeLessThan(60);
     } finally {
       release();
@@ -851,7 +851,7 @@ describe("the list of registered verifiers after a read that never answers (refr
     const { app: s } = await buildServer(ws, { access: { refreshMs: 20, refreshWaitMs: 50, maxListAgeMs: 60_000, now: () => now } });
     await s.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
-    const crl = (headers: Record<string, string>) => fetch(`${at}/crl/13-sig.crl`, { headers, signal: AbortSignal.timeout(15_000) });
+    const crl = (headers: Record<string, string>) => fetch(`${at}/crl/13-sig.crl`, { headers, signal: AbortSignal.timeout(60_000) });
     const other = await registerVerifier(ws, { name: "revoked while a read hung", kind: "private" });
     const otherAuth = { authorization: `Bearer ${other.token!}` };
     let release!: () => void;
@@ -911,7 +911,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     const before = await disclosures();
     const body = JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature", legalBasis: "pension" });
     // Without the bound, each waited SQLite's busy timeout (20 s) and then answered store-unavailable.
-    const post = (path: string) => fetch(`${at}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body, signal: AbortSignal.timeout(15_000) });
+    const post = (path: string) => fetch(`${at}${path}`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body, signal: AbortSignal.timeout(60_000) });
     // the store's own writes, passed through: what became of each is read from its outcome, not from a pause
     const writes = vi.spyOn(ws.store, "appendDisclosures");
     const other = new Database(ws.paths.db);
@@ -946,7 +946,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     }
     try {
       // The lock is free: an answer is given, and recorded — the one record of the three requests.
-      await vi.waitFor(async () => expect((await post("/v1/validate")).status).toBe(200), { timeout: 10_000, interval: 100 });
+      await vi.waitFor(async () => expect((await post("/v1/validate")).status).toBe(200), { timeout: 30_000, interval: 100 });
       await Promise.allSettled(writes.mock.results.map((w) => w.value as Promise<unknown>));
       expect((await disclosures()) - before).toBe(1);
     } finally {
@@ -974,7 +974,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
     const body = JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }] });
-    const post = () => fetch(`${at}/v1/status`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body, signal: AbortSignal.timeout(15_000) });
+    const post = () => fetch(`${at}/v1/status`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body, signal: AbortSignal.timeout(60_000) });
     // a database server that stopped answering: the read never returns until released
     const { hung, release } = hangUntilReleased("certificatesForStatus");
     try {
@@ -983,10 +983,13 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
         const answer = post();
         // the first is answered once the bound has passed on the watchdog's clock; the second at once
         if (i === 0) {
-          await vi.waitFor(() => expect(hung).toHaveBeenCalled(), { timeout: 10_000, interval: 10 });
-          // A bound at a time until the sweep declares the stall (said at once: onStalled): one step was not always
-          // enough (CI at 481 s: the first request was never answered — its call's start read after the step, it
-          // seems), and no step after the stall, which would make the next request the stall's probe.
+          await vi.waitFor(() => expect(hung).toHaveBeenCalled(), { timeout: 30_000, interval: 10 });
+          // A bound at a time until the sweep declares the stall (said at once: onStalled), and no step after the
+          // stall, which would make the next request the stall's probe. One step was not always enough (CI at 481 s:
+          // the first request was never answered): the clock is performance.now(), a float, and F + 200 - F is short
+          // of 200 by a rounding when F + 200 crosses a power of two (F within 200 ms under 2^18 ms, 262 s into the
+          // worker, about one start in four; ≈ 1 in 1,000 starts over a run's first ten minutes), so the call was
+          // never late and the clock never moved again. Reproduced with the watchdog alone, frozen 193 ms under 2^18 ms.
           while (!stalled()) {
             frozen! += 200;
             await new Promise((r) => setTimeout(r, 100));
@@ -1007,7 +1010,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       // a bound later: the next call goes through as the stall's probe
       offset = Math.max(0, frozen! + 200 - performance.now());
       frozen = undefined;
-      await vi.waitFor(async () => expect((await post()).status).toBe(200), { timeout: 10_000, interval: 50 });
+      await vi.waitFor(async () => expect((await post()).status).toBe(200), { timeout: 30_000, interval: 50 });
     } finally {
       release();
       hung.mockRestore();
@@ -1026,7 +1029,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       new JpkiError("ERR_STORE_UNREACHABLE", "the PostgreSQL server cannot be reached (ECONNRESET) while recording disclosures: … (the statement was sent before the connection was lost: the server may have carried it out)", { details: { reason: "network", code: "ECONNRESET", connectionLost: "after-sending" } }),
     );
     try {
-      const r = await fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
+      const r = await fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(60_000) });
       expect(r.status).toBe(503);
       // seen while the server runs, not only in the stop's line
       expect(await unknownWriteRecords(at, "disclosures", "lost")).toBe(1);
@@ -1047,7 +1050,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
-    const post = () => fetch(`${at}/v1/status`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }] }), signal: AbortSignal.timeout(15_000) });
+    const post = () => fetch(`${at}/v1/status`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ items: [{ caId: cert.caId, serial: cert.serial }] }), signal: AbortSignal.timeout(60_000) });
     // as PostgreSQL reports an ECONNRESET under COMMIT (postgres.ts lostAfterSending)
     const lost = vi.spyOn(ws.store, "recordStatusChecks").mockRejectedValueOnce(
       new JpkiError("ERR_STORE_UNREACHABLE", "the PostgreSQL server cannot be reached (ECONNRESET) while recording liveness checks", { details: { reason: "network", code: "ECONNRESET", connectionLost: "after-sending" } }),
@@ -1082,7 +1085,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     // the write never returns until released (PostgreSQL cannot take back a statement it was sent: no deadline there)
     const { hung, release } = hangUntilReleased("appendDisclosures");
     try {
-      const r = await fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
+      const r = await fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(60_000) });
       expect(r.status).toBe(503);
       expect(hung).toHaveBeenCalledTimes(1);
       // the abandoned write is counted while the server runs, as long as it has not settled
@@ -1106,12 +1109,12 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     const { app: api } = await buildServer(ws, { storeWaitMs: 200, ocsp: { passphrase: "ocsp-pw" }, access: { onError: () => undefined } });
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
-    const validate = () => fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
+    const validate = () => fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(60_000) });
     const certId = ocspCertId(parseCertificate(cert.der), parseCertificate(caRecord.certificateDer));
     // a nonce: answered from the store's status read, never from a pre-produced answer
     const ocspStatus = async () => {
       const nonce = randomBytes(16);
-      const r = await fetch(`${at}/ocsp/${cert.caId}`, { method: "POST", headers: { ...auth, "content-type": "application/ocsp-request" }, body: buildOcspRequest({ certId, nonce }), signal: AbortSignal.timeout(15_000) });
+      const r = await fetch(`${at}/ocsp/${cert.caId}`, { method: "POST", headers: { ...auth, "content-type": "application/ocsp-request" }, body: buildOcspRequest({ certId, nonce }), signal: AbortSignal.timeout(60_000) });
       const response = Buffer.from(await r.arrayBuffer());
       return checkOcspResponse({ response, issuer: parseCertificate(caRecord.certificateDer), certId, nonce, at: clock.now(), skewMs: 300_000, url: at }).status;
     };
@@ -1155,9 +1158,9 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const cert = (await ws.store.findCertificates({ type: "signature" }))[0]!;
-    const validate = () => fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(15_000) });
+    const validate = () => fetch(`${at}/v1/validate`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ certificate: cert.der.toString("base64"), purpose: "signature" }), signal: AbortSignal.timeout(60_000) });
     const health = async () => {
-      const r = await fetch(`${at}/healthz`, { headers: auth, signal: AbortSignal.timeout(15_000) });
+      const r = await fetch(`${at}/healthz`, { headers: auth, signal: AbortSignal.timeout(60_000) });
       return { status: r.status, body: (await r.json()) as { status: string; store: string; held: string[] } };
     };
     return { api, at, validate, health };
@@ -1169,7 +1172,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     // that took this test off the CPU for a bound between the two let the second through as the kind's next probe.
     let frozen: number | undefined;
     const { api, at, validate, health } = await watchedServer(1_000, { now: () => frozen ?? performance.now() });
-    const scrape = async () => (await fetch(`${at}/metrics`, { headers: auth, signal: AbortSignal.timeout(15_000) })).text();
+    const scrape = async () => (await fetch(`${at}/metrics`, { headers: auth, signal: AbortSignal.timeout(60_000) })).text();
     const value = (m: string, line: string) => Number(new RegExp(`^${line.replace(/[{}]/g, "\\$&")} (\\d+)$`, "m").exec(m)?.[1]);
     const HELD = 'jpki_store_held{kind="recording disclosures"}';
     const REFUSED = 'jpki_store_refused_calls_total{kind="recording disclosures",why="held"}';
@@ -1179,7 +1182,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       expect(await health()).toMatchObject({ status: 200, body: { store: "ok", held: [] } });
       expect((await validate()).status).toBe(503);
       // the watchdog's own probe answers a bound later: the store answers, but not that kind, which is held
-      await vi.waitFor(async () => expect((await health()).body.store).toBe("degraded"), { timeout: 10_000, interval: 50 });
+      await vi.waitFor(async () => expect((await health()).body.store).toBe("degraded"), { timeout: 30_000, interval: 50 });
       expect(await health()).toEqual({ status: 200, body: expect.objectContaining({ status: "ok", store: "degraded", held: ["recording disclosures"] }) });
       const m = await scrape();
       expect(m).toMatch(/^# HELP jpki_store_held .+/m);
@@ -1188,7 +1191,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       // the held kind's probe goes to the store and hangs; a validation meanwhile is refused without asking it
       frozen = performance.now();
       const probe = validate();
-      await vi.waitFor(() => expect(hung).toHaveBeenCalledTimes(2), { timeout: 10_000, interval: 10 });
+      await vi.waitFor(() => expect(hung).toHaveBeenCalledTimes(2), { timeout: 30_000, interval: 10 });
       expect((await validate()).status).toBe(503);
       expect(hung).toHaveBeenCalledTimes(2);
       // the wall's clock again, never behind it: the stores' write deadlines are on it (store/watchdog.ts)
@@ -1197,7 +1200,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       expect(value(await scrape(), REFUSED)).toBeGreaterThanOrEqual(1);
       // the lock is gone: the next probe answers in time, and the hold ends
       release();
-      await vi.waitFor(async () => expect((await validate()).status).toBe(200), { timeout: 10_000, interval: 100 });
+      await vi.waitFor(async () => expect((await validate()).status).toBe(200), { timeout: 30_000, interval: 100 });
       expect(await health()).toMatchObject({ status: 200, body: { store: "ok", held: [] } });
       const after = await scrape();
       expect(value(after, HELD)).toBe(0);
@@ -1231,17 +1234,17 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       expect(await first.json()).toMatchObject({ code: "store-unresponsive" });
       expect(await health()).toEqual({ status: 200, body: expect.objectContaining({ status: "ok", store: "stalled", held: [] }) });
       // past a few bounds: the watchdog's probes went out and hang, so it is still stalled, and still said so
-      await vi.waitFor(() => expect(pings.mock.calls.length).toBeGreaterThanOrEqual(2), { timeout: 10_000, interval: 50 });
+      await vi.waitFor(() => expect(pings.mock.calls.length).toBeGreaterThanOrEqual(2), { timeout: 30_000, interval: 50 });
       expect(await health()).toEqual({ status: 200, body: expect.objectContaining({ status: "ok", store: "stalled", held: [] }) });
       // the write settles, but the probes still hang past the bound: still stalled
       release();
-      await vi.waitFor(() => expect(hung.mock.results.length).toBe(1), { timeout: 10_000, interval: 50 });
+      await vi.waitFor(() => expect(hung.mock.results.length).toBe(1), { timeout: 30_000, interval: 50 });
       // (failed: SQLite gives a write up past its deadline, nothing written)
       await Promise.resolve(hung.mock.results[0]!.value).catch(() => undefined);
       expect((await health()).body.store).toBe("stalled");
       // the probes answer: nothing late is left unsettled, and the store is ok again
       releasePing();
-      await vi.waitFor(async () => expect(await health()).toMatchObject({ status: 200, body: { store: "ok", held: [] } }), { timeout: 10_000, interval: 50 });
+      await vi.waitFor(async () => expect(await health()).toMatchObject({ status: 200, body: { store: "ok", held: [] } }), { timeout: 30_000, interval: 50 });
     } finally {
       release();
       releasePing();
@@ -1266,7 +1269,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
     await api.listen({ host: "127.0.0.1", port: 0 });
     const at = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
     const routes = ["/crl/index.json", "/v1/overview"];
-    const ask = (path: string) => fetch(`${at}${path}`, { headers: auth, signal: AbortSignal.timeout(15_000) });
+    const ask = (path: string) => fetch(`${at}${path}`, { headers: auth, signal: AbortSignal.timeout(60_000) });
     // a database server that stopped answering: every route here reads the CRL records
     const { hung, release } = hangUntilReleased("crlStatus");
     try {
@@ -1290,7 +1293,7 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       expect(reported.filter((r) => r.code === "ERR_STORE_UNRESPONSIVE")).toHaveLength(1);
       clock.release();
       release();
-      for (const path of routes) await vi.waitFor(async () => expect((await ask(path)).status, path).toBe(200), { timeout: 10_000, interval: 50 });
+      for (const path of routes) await vi.waitFor(async () => expect((await ask(path)).status, path).toBe(200), { timeout: 30_000, interval: 50 });
       const after = await (await ask("/metrics")).text();
       expect(after).toMatch(/^jpki_store_responsive 1$/m);
       expect(after).toMatch(/^jpki_crl_age_seconds\{ca="13-sig",scope="full"\} [\d.]+$/m);
@@ -1447,7 +1450,7 @@ describe("POST /v1/validate on bare node:http (validateFastPath) and through fas
         { method: "PATCH", path: "/v1/overview", status: 405 }, // refused before any route (refuseMethod), recorded for its verifier
       ];
       for (const a of asked) {
-        const r = await fetch(`${at}${a.path}`, { method: a.method, headers: { ...auth, ...(a.method === "POST" ? { "content-type": "application/json" } : {}) }, ...(a.method === "POST" ? { body } : {}), signal: AbortSignal.timeout(15_000) });
+        const r = await fetch(`${at}${a.path}`, { method: a.method, headers: { ...auth, ...(a.method === "POST" ? { "content-type": "application/json" } : {}) }, ...(a.method === "POST" ? { body } : {}), signal: AbortSignal.timeout(60_000) });
         await r.arrayBuffer();
         expect(r.status, a.path).toBe(a.status);
       }

@@ -1,9 +1,11 @@
 import Database from "better-sqlite3";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, mkdtempSync, openSync, rmSync, symlinkSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { pbkdf2 } from "node:crypto";
+import { until } from "../../test/until.js";
 import { after, ThreadGone, WalCheckpointer } from "./checkpointer.js";
 import { SqliteStore } from "./sqlite.js";
 
@@ -17,7 +19,13 @@ function walDatabase(): { path: string; db: Database.Database } {
   return { path, db };
 }
 
-/** Fails the test instead of hanging it: a writer stuck in settled() is the failure looked for. */
+/**
+ * Fails the test instead of hanging it: a writer stuck in settled() is the failure looked for. The bound is for that
+ * hang, not a measure of speed: a thread's start, a checkpoint and an fsync on a loaded host (load 20, a GC pause,
+ * a slow disk) took seconds where they take milliseconds on a quiet one, so every bound here is a minute, and a
+ * passing wait costs no more for it (test/until.ts says the same of waits by asking).
+ */
+const HANG_MS = 60_000;
 function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms)));
@@ -25,15 +33,43 @@ function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
 }
 
 /**
- * Fills libuv's pool with `n` key derivations queued at once (each a few tens of ms); `pending()` says how many have
- * not finished, `done` settles when all have. A batch's signatures hold the pool like this.
+ * Every thread of libuv's pool held until `release()`, and `n` more calls queued behind them: each is an open of a
+ * FIFO for reading, which blocks its pool thread until a writer opens the FIFO. A batch's signatures hold the pool
+ * like this. `pending()` says how many of the opens have not finished: none can before the release, however slow the
+ * host, so what answers meanwhile did not go through the pool. (Key derivations filling the pool for a while were
+ * raced against instead: an fsync slower than their queue — a loaded disk — found it drained.)
  */
-function busyPool(n: number): { pending(): number; done: Promise<void> } {
-  let left = n;
-  const done = Promise.all(
-    Array.from({ length: n }, () => new Promise<void>((resolve, reject) => pbkdf2("p", "s", 100_000, 32, "sha256", (e) => (left--, e ? reject(e) : resolve())))),
-  ).then(() => undefined);
-  return { pending: () => left, done };
+function heldPool(n: number): { pending(): number; release(): Promise<void> } {
+  const dir = mkdtempSync(join(tmpdir(), "jpki-ckpt-pool-"));
+  const threads = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  const fifos = Array.from({ length: threads + n }, (_, i) => {
+    const path = join(dir, `f${i}`);
+    execFileSync("mkfifo", [path]);
+    const f = { path, opened: false, writer: undefined as number | undefined, read: open(path, "r") };
+    void f.read.then(() => (f.opened = true), () => (f.opened = true));
+    return f;
+  });
+  return {
+    pending: () => fifos.filter((f) => !f.opened).length,
+    release: async () => {
+      // A writer's open without blocking succeeds once the reader is in its open (ENXIO before: still queued).
+      await until(() => {
+        for (const f of fifos) {
+          if (f.writer !== undefined) continue;
+          try {
+            f.writer = openSync(f.path, constants.O_WRONLY | constants.O_NONBLOCK);
+          } catch (e) {
+            if ((e as { code?: string }).code !== "ENXIO") throw e;
+          }
+        }
+        return fifos.every((f) => f.opened);
+      }, "the pool's held opens to finish", { timeoutMs: HANG_MS });
+      for (const f of fifos) {
+        await (await f.read).close();
+        closeSync(f.writer!);
+      }
+    },
+  };
 }
 
 describe("WalCheckpointer", () => {
@@ -45,11 +81,11 @@ describe("WalCheckpointer", () => {
       cp.kick();
       await Promise.resolve();
     }
-    await within(5000, cp.settled(), "settled()");
+    await within(HANG_MS, cp.settled(), "settled()");
     // … and every later wait returns at once
     cp.kick();
-    await within(1000, cp.settled(), "settled() after the thread failed");
-    await within(1000, cp.close(), "close()");
+    await within(HANG_MS, cp.settled(), "settled() after the thread failed");
+    await within(HANG_MS, cp.close(), "close()");
   });
 
   it("reports the WAL's frames after a checkpoint, and 0 after a wait until the thread's next report", async () => {
@@ -61,19 +97,18 @@ describe("WalCheckpointer", () => {
         for (let i = 0; i < 200; i++) insert.run();
       })();
       cp.kick();
-      const deadline = Date.now() + 10_000;
-      while (cp.walFrames === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      await until(() => cp.walFrames > 0, "the thread's first report", { timeoutMs: HANG_MS, everyMs: 5 });
       expect(cp.walFrames).toBeGreaterThanOrEqual(200);
-      await within(10_000, cp.settled(), "settled()");
+      await within(HANG_MS, cp.settled(), "settled()");
       // The next write transaction starts the WAL over: what was reported before the wait no longer counts.
       expect(cp.walFrames).toBe(0);
       insert.run();
       cp.kick();
-      await within(10_000, cp.settled(), "settled()");
+      await within(HANG_MS, cp.settled(), "settled()");
       const [c] = db.pragma("wal_checkpoint(PASSIVE)") as Array<{ log: number }>;
       expect(c!.log).toBeLessThan(200); // started over
     } finally {
-      await within(5000, cp.close(), "close()");
+      await within(HANG_MS, cp.close(), "close()");
       db.close();
     }
   });
@@ -87,8 +122,8 @@ describe("WalCheckpointer", () => {
         for (let i = 0; i < 2000; i++) insert.run();
       })();
       cp.kick();
-      await within(10_000, cp.close(), "close()");
-      await within(1000, cp.close(), "a second close()");
+      await within(HANG_MS, cp.close(), "close()");
+      await within(HANG_MS, cp.close(), "a second close()");
       // whatever the thread copied or not, the database reads whole
       expect(db.prepare("SELECT count(*) FROM t").pluck().get()).toBe(2000);
       expect(db.pragma("integrity_check", { simple: true })).toBe("ok");
@@ -97,22 +132,24 @@ describe("WalCheckpointer", () => {
     }
   });
 
-  it("syncs the WAL on its own thread: a sync asked while libuv's pool is full answers before the pool's queue drains", async () => {
+  it("syncs the WAL on its own thread: a sync asked while every thread of libuv's pool is held answers before any of them is free", async () => {
     const { path, db } = walDatabase();
     const cp = new WalCheckpointer(path);
     try {
       db.prepare("INSERT INTO t VALUES (randomblob(3000))").run();
-      await within(10_000, cp.syncWal(), "the first syncWal()"); // the thread started
-      const queued = 64;
-      const pool = busyPool(queued);
-      db.prepare("INSERT INTO t VALUES (randomblob(3000))").run();
-      await within(30_000, cp.syncWal(), "syncWal()");
-      // node:fs's open would have waited for every derivation queued before it (a few were still running after it,
-      // on the pool's other threads): this one answers with most of the queue still there.
-      expect(pool.pending()).toBeGreaterThan(queued / 2);
-      await pool.done;
+      await within(HANG_MS, cp.syncWal(), "the first syncWal()"); // the thread started
+      const queued = 8;
+      const pool = heldPool(queued);
+      try {
+        db.prepare("INSERT INTO t VALUES (randomblob(3000))").run();
+        // node:fs's open would wait for the pool, which frees no thread until the release below: it would never answer
+        await within(HANG_MS, cp.syncWal(), "syncWal() with libuv's pool held");
+        expect(pool.pending()).toBe(Number(process.env.UV_THREADPOOL_SIZE || 4) + queued);
+      } finally {
+        await pool.release();
+      }
     } finally {
-      await within(5000, cp.close(), "close()");
+      await within(HANG_MS, cp.close(), "close()");
       db.close();
     }
   });
@@ -123,17 +160,17 @@ describe("WalCheckpointer", () => {
     try {
       db.close();
       rmSync(`${path}-wal`, { force: true }); // as SQLite deletes it when its last connection closes
-      await within(10_000, cp.syncWal(), "syncWal()");
+      await within(HANG_MS, cp.syncWal(), "syncWal()");
     } finally {
-      await within(5000, cp.close(), "close()");
+      await within(HANG_MS, cp.close(), "close()");
     }
   });
 
   it("rejects a sync with ThreadGone when the thread ended without answering, so the caller syncs another way", async () => {
     const cp = new WalCheckpointer(join(mkdtempSync(join(tmpdir(), "jpki-ckpt-")), "gone.db"));
-    await expect(within(10_000, cp.syncWal(), "syncWal()")).rejects.toBeInstanceOf(ThreadGone);
-    await expect(within(1000, cp.syncWal(), "syncWal() after the thread failed")).rejects.toBeInstanceOf(ThreadGone);
-    await within(1000, cp.close(), "close()");
+    await expect(within(HANG_MS, cp.syncWal(), "syncWal()")).rejects.toBeInstanceOf(ThreadGone);
+    await expect(within(HANG_MS, cp.syncWal(), "syncWal() after the thread failed")).rejects.toBeInstanceOf(ThreadGone);
+    await within(HANG_MS, cp.close(), "close()");
   });
 
   it("reports the sync's own error, not a success and not ThreadGone", async () => {
@@ -141,14 +178,14 @@ describe("WalCheckpointer", () => {
     const cp = new WalCheckpointer(path);
     try {
       db.prepare("INSERT INTO t VALUES (1)").run();
-      await within(10_000, cp.syncWal(), "the first syncWal()");
+      await within(HANG_MS, cp.syncWal(), "the first syncWal()");
       // A WAL the thread cannot open (a symbolic link to itself where the file was): its error comes back.
       db.close();
       rmSync(`${path}-wal`, { force: true });
       symlinkSync(`${path}-wal`, `${path}-wal`);
-      await expect(within(10_000, cp.syncWal(), "syncWal()")).rejects.toMatchObject({ code: "ELOOP" });
+      await expect(within(HANG_MS, cp.syncWal(), "syncWal()")).rejects.toMatchObject({ code: "ELOOP" });
     } finally {
-      await within(5000, cp.close(), "close()");
+      await within(HANG_MS, cp.close(), "close()");
     }
   });
 

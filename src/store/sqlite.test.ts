@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -9,6 +9,7 @@ import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed, seedSweepFixtu
 import { auditContract } from "./audit-contract.js";
 import Database from "better-sqlite3";
 import { MIGRATIONS, pageCacheKiB, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
+import { WalCheckpointer } from "./checkpointer.js";
 import { copyStore } from "./copy.js";
 import { certifiedKeyOf } from "./rows.js";
 import { WRITER_GUARD_MESSAGE } from "./writer-guard.js";
@@ -1055,9 +1056,8 @@ describe("SqliteStore bulk writes", () => {
         const at = new Date(n);
         await s.recordStatusChecks([{ verifierId: "v-1", at, caId: "13-sig", serial: "0a", certificateId: undefined, status: "unknown", reason: undefined, revokedAt: undefined, replacedBy: undefined }], Array.from({ length: 20 }, () => rec(n++)));
       }
-      const deadline = Date.now() + 10_000;
-      while (dbSize() <= before + 64 * 4096 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      expect(dbSize()).toBeGreaterThan(before + 64 * 4096);
+      // (asked until it holds: the checkpoint on a loaded host, with its fsyncs, took seconds)
+      await until(() => dbSize() > before + 64 * 4096, "the checkpointer's copy of the appends");
       expect((await s.listDisclosures({ residentCode: rec(n - 1).residentCode, limit: 100_000 })).length).toBeGreaterThan(0);
     } finally {
       await s.close();
@@ -1069,6 +1069,9 @@ describe("SqliteStore bulk writes", () => {
     // In WAL mode only a checkpoint writes the database file: its size says what has been copied back.
     const dbSize = () => statSync(path).size;
     const group = (g: number) => Array.from({ length: 500 }, (_, i) => keyed((0x10000 + g * 500 + i).toString(16), `r${g * 500 + i}`, 1000, `key-${g}-${i}`));
+    // The checkpoints asked of the thread, counted: a copy asked for after a group would come when the thread runs,
+    // and a pause of a second after three groups (then "the file has not grown") let a late one pass unseen.
+    const kicks = vi.spyOn(WalCheckpointer.prototype, "kick");
     try {
       await s.putCa({ id: "13-sig", prefectureCode: "13", purpose: "signature", certificateDer: Buffer.from([0x30, 0]), encryptedKeyPem: "pem", keyId: Buffer.alloc(20, 1), createdAt: new Date(0) });
       const four = keyed("0a", "r0", 1000, "k").fourItems;
@@ -1076,15 +1079,15 @@ describe("SqliteStore bulk writes", () => {
       // The writer's own automatic checkpoint runs at 16384 frames, far above what this writes.
       const before = dbSize();
       for (let g = 0; g < 3; g++) expect((await s.commitIssuances(group(g))).every((r) => r.status === "committed")).toBe(true);
-      // A checkpoint asked for after each group would have copied three groups back by now.
-      await new Promise((r) => setTimeout(r, 1000));
+      expect(kicks).not.toHaveBeenCalled();
       expect(dbSize()).toBe(before);
       expect((await s.commitIssuances(group(3))).every((r) => r.status === "committed")).toBe(true);
-      // The fourth group makes 2,000: the thread copies them back.
-      const deadline = Date.now() + 10_000;
-      while (dbSize() <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      expect(dbSize()).toBeGreaterThan(before + 500 * 1024);
+      // The fourth group makes 2,000: one checkpoint asked, and the thread copies them back (asked until the file
+      // holds them: a copy under way had grown it by part of them, which "grew at all, then more than 500 KiB" raced).
+      expect(kicks).toHaveBeenCalledTimes(1);
+      await until(() => dbSize() > before + 500 * 1024, "the checkpointer's copy of 2,000 certificates");
     } finally {
+      kicks.mockRestore();
       await s.close();
     }
     const again = SqliteStore.open(path);
@@ -1095,11 +1098,22 @@ describe("SqliteStore bulk writes", () => {
     }
   });
 
-  it("keeps the WAL of back-to-back notice batches bounded: past settleFrames the writer waits for the checkpointer, and the WAL starts over", async () => {
+  it("keeps the WAL of back-to-back notice batches bounded: past settleFrames the writer waits for the checkpointer, and the WAL starts over after each wait", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
     // 256 frames (1 MiB) instead of SETTLE_FRAMES (32768), so a few megabytes of batches show it.
     const s = SqliteStore.open(path, { create: true, settleFrames: 256 });
-    const walSize = () => statSync(`${path}-wal`).size;
+    /** The WAL header's checkpoint sequence number (https://sqlite.org/fileformat.html#wal_file_format): one more each time the WAL starts over. */
+    const startsOver = () => {
+      const fd = openSync(`${path}-wal`, "r");
+      try {
+        const header = Buffer.alloc(32);
+        readSync(fd, header, 0, 32, 0);
+        return header.readUInt32BE(12);
+      } finally {
+        closeSync(fd);
+      }
+    };
+    const waits = vi.spyOn(WalCheckpointer.prototype, "settled");
     try {
       // Batches of ≈ 40 pages, committed one after the other as ingestion does: from microtasks, with no turn of the
       // event loop between them (the checkpointer's progress must reach the writer all the same).
@@ -1116,16 +1130,20 @@ describe("SqliteStore bulk writes", () => {
         }));
       // The thread starts with the first bulk commit: the WAL grows until it runs.
       for (let k = 0; k < 50; k++) await batch(k);
-      await new Promise((r) => setTimeout(r, 500));
-      const started = walSize();
-      // 250 batches more: the WAL starts over each time it passes 256 frames, so its file barely grows past where it
-      // was. Without the waits it grows by what they write (measured: 8.8 → 42.6 MB). How far it may go before a
-      // wait is not a constant: the writer learns the WAL's length from the checkpointer thread's latest pass,
-      // and on a starved machine that pass comes late (seen: 8.8 → 13.7 MB at load 8 with a whole suite beside it,
-      // where "never past where it was" failed). Half of what the batches write tells the two apart.
+      const before = { startsOver: startsOver(), waits: waits.mock.calls.length };
+      // 250 batches more (≈ 10,000 frames): the writer waits whenever the thread's latest report puts the WAL past 256
+      // frames, and the WAL starts over after each wait. Counted, not measured: how far the WAL's file grows between
+      // two waits depends on how late the thread's reports come (a starved host's came late: 8.8 → 13.7 MB at load 8,
+      // where a bound of "never past where it was" failed, and a bound in bytes only moves the line).
       for (let k = 50; k < 300; k++) await batch(k);
-      expect(walSize() - started).toBeLessThan(16 * 1024 * 1024);
+      const waited = waits.mock.calls.length - before.waits;
+      // Without the waits none (and the file grew by what the batches wrote, measured: 8.8 → 42.6 MB); the thread's
+      // reports reach the writer from its shared memory, so it sees one past 256 frames while its microtasks run.
+      expect(waited).toBeGreaterThan(0);
+      // each wait was for a checkpoint of everything committed: the next batch began the WAL again
+      expect(startsOver() - before.startsOver).toBeGreaterThanOrEqual(waited);
     } finally {
+      waits.mockRestore();
       await s.close();
     }
     const again = SqliteStore.open(path);

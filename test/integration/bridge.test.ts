@@ -23,6 +23,7 @@ import { CrlUpdater } from "../../src/crl/updater.js";
 import { Workspace } from "../../src/workspace/workspace.js";
 import { withCaKeysLock } from "../../src/ca/manage.js";
 import { MAIN, cli, runDemo, sh, storeEnv, tempDir, unrevoked, workspaceStore, type DemoRun } from "./helpers.js";
+import { until } from "../until.js";
 
 let demo: DemoRun;
 let dir: string;
@@ -252,7 +253,9 @@ describe("jpki ca bridge: the operator's side", () => {
     expect(arlNumber()).toBe(before + 1n);
     // A `jpki ca bridge` holding the lock (a live process) makes the Bridge part fail with ERR_WORKSPACE_LOCKED,
     // which the schedule reports without holding back the CAs' own CRLs; a lock whose process is gone is taken over.
-    const holder = spawn("sleep", ["30"]);
+    // (an hour, not 30 s: a loaded host that took longer than its sleep to reach the tick found its lock's process
+    // gone by itself, and the tick took the lock over where the test asks for ERR_WORKSPACE_LOCKED)
+    const holder = spawn("sleep", ["3600"]);
     const due = new Date(Date.now() + 70 * 3600_000); // the +40 h ARL is within the margin again
     try {
       writeFileSync(join(ws, "bridge", ".lock"), String(holder.pid));
@@ -262,11 +265,11 @@ describe("jpki ca bridge: the operator's side", () => {
     }
     // SIGKILL takes effect when the process next runs: right after kill() its state is still "sleeping" (199 of 200
     // times here), and on a loaded machine it could still be so when the lock is checked. Dead means a zombie or gone.
-    for (let t = Date.now(); ; await new Promise((r) => setTimeout(r, 5))) {
+    const dead = () => {
       const state = existsSync(`/proc/${holder.pid}/stat`) ? readFileSync(`/proc/${holder.pid}/stat`, "utf8").replace(/^.*\) /s, "")[0] : undefined;
-      if (state === undefined || state === "Z" || state === "X") break;
-      if (Date.now() - t > 10_000) throw new Error(`the lock holder ${holder.pid} did not die (state ${state})`);
-    }
+      return state === undefined || state === "Z" || state === "X";
+    };
+    await until(dead, `the lock holder ${holder.pid}'s death`, { everyMs: 5 });
     expect(await tick(due)).toEqual([{ caId: "bridge", number: before + 2n }]);
     expect(existsSync(join(ws, "bridge", ".lock"))).toBe(false);
 

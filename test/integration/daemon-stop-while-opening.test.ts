@@ -59,9 +59,8 @@ describe("SIGTERM while a daemon's start-up waits on PostgreSQL", () => {
       // the wait goes on: the signal comes in the middle of it, not as it began
       const r = await stopWhileWaiting(ws, command, { env: { JPKI_STORE: silentUrl }, waiting: () => accepted.length > before, settleMs: 300 });
       expect({ command, code: r.code }, r.stderr).toEqual({ command, code: exit });
-      // the clean exit and no ERR_ say the signal ended the wait; the bound is only "not the 15 s connect timeout"
-      // (1 s could be missed by a loaded CI host's process exit)
-      expect(r.afterSignalMs, command.join(" ")).toBeLessThan(10_000);
+      // the clean exit and no ERR_ say the signal ended the wait (the 15 s connect timeout ends it in
+      // ERR_STORE_UNREACHABLE); how long the stop took is not asserted: a loaded CI host's process exit took seconds
       expect(r.stderr, command.join(" ")).not.toMatch(/ERR_/);
       if (exit) expect(r.stderr).toMatch(/^jpki: notices ingest stopped by SIGTERM while the store was opening: nothing was read or changed\.$/m);
       says(r.stdout);
@@ -75,7 +74,7 @@ describe("SIGTERM while a daemon's start-up waits on PostgreSQL", () => {
       const waiters = async () => (await holder.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n;
       const r = await stopWhileWaiting(ws, ["watch", spool, "--poll", "50"], { env: { JPKI_STORE: url }, waiting: async () => (await waiters()) > 0, settleMs: 300 });
       expect(r.code, r.stderr).toBe(0);
-      expect(r.afterSignalMs).toBeLessThan(10_000); // not the 20 s lock timeout (the exit says which ended the wait)
+      // the exit 0 and no ERR_ say the signal ended the wait, not the 20 s lock timeout (ERR_WORKSPACE_LOCKED)
       expect(r.stderr).not.toMatch(/ERR_/);
       expect(r.stdout).toMatch(/stopped by signal/);
       expect(await waiters()).toBe(0); // cancelled before the process exited, not left waiting for lock_timeout

@@ -74,8 +74,8 @@ describe("SIGTERM while a daemon's start-up waits for another process's upgrade 
       const r = await stopWhileWaiting(ws, command, { waiting: hasStoreOpen, settleMs: 500 });
       expect(r.endedBeforeSignal, r.stderr).toBe(false);
       expect({ command, code: r.code }, r.stderr).toEqual({ command, code: 0 });
-      // not the 20 s lock timeout, which ends in ERR_WORKSPACE_LOCKED (checked below); 1 s could be missed by a loaded host
-      expect(r.afterSignalMs, command.join(" ")).toBeLessThan(10_000);
+      // the exit 0 and no ERR_ (below) say the signal ended the wait, not the 20 s lock timeout (ERR_WORKSPACE_LOCKED);
+      // how long the stop took is not asserted: a loaded host's process exit took seconds
       expect(r.stderr, command.join(" ")).not.toMatch(/ERR_/);
       says(r.stdout);
     }
@@ -114,9 +114,12 @@ describe("SIGTERM while a daemon upgrades its SQLite store itself", () => {
     const ders = before.prepare("SELECT serial, der FROM certificates ORDER BY serial").all() as Array<{ serial: string; der: Buffer }>;
     before.close();
     expect(ders).toHaveLength(800);
-    // Pages of 20 rows, each holding its transaction 20 ms longer (as a page of 10,000 does): each fill takes ≈ 40
-    // pages, ≈ 0.8 s or more; without a stop between pages the rest of the upgrade (both fills) ran after the signal.
-    const testing = { upgrade: { pageRows: 20, pageHoldMs: 20 } };
+    // Pages of 20 rows, each holding its transaction 100 ms longer (as a page of 10,000 does): each fill takes ≈ 40
+    // pages, ≈ 4 s or more; without a stop between pages the rest of the upgrade (both fills) ran after the signal,
+    // which the version and the mark below say (the fill recorded done). The pages left after the two the test waits
+    // for are its margin: at 20 ms (0.8 s) a test process taken off the CPU for longer (a GC pause, load 20) signalled
+    // after the fill had ended.
+    const testing = { upgrade: { pageRows: 20, pageHoldMs: 100 } };
     const env = { JPKI_PASSPHRASE: V6_PASSPHRASE };
     const port = await freePort();
     const runs: Array<{ command: string[]; fill: number; says: (stdout: string) => void }> = [
@@ -128,7 +131,8 @@ describe("SIGTERM while a daemon upgrades its SQLite store itself", () => {
       const r = await stopWhileWaiting(ws, command, { env, testing, settleMs: 0, waiting: () => (fillState(db, fill).done ?? 0) >= 40 });
       expect(r.endedBeforeSignal, r.stderr).toBe(false);
       expect({ command, code: r.code }, r.stderr).toEqual({ command, code: 0 });
-      expect(r.afterSignalMs, command.join(" ")).toBeLessThan(1_000);
+      // stopped before the fill's next page, told by where the fill stands (below), not by the time the stop took
+      // (under 1 s was asserted: a loaded host's process exit alone can take that)
       expect(r.stderr, command.join(" ")).not.toMatch(/ERR_/);
       says(r.stdout);
       // stopped within the fill: its version not recorded, its mark where the last committed page left it
@@ -154,5 +158,5 @@ describe("SIGTERM while a daemon upgrades its SQLite store itself", () => {
     } finally {
       after.close();
     }
-  }, 60_000);
+  }, 120_000);
 });

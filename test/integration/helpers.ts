@@ -333,11 +333,17 @@ export async function stopWhileWaiting(
   let stderr = "";
   child.stdout.on("data", (d) => (stdout += d));
   child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  // "close", not "exit": what it says last (its stop's line), which the callers check, may be read after the exit is seen
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
   let ended = false;
   void exited.then(() => (ended = true));
-  for (let i = 0; !ended && !(await o.waiting(child.pid!)); i++) {
-    if (i > 500) throw new Error(`it never waited: ${stderr}`);
+  // A minute to reach the wait (it was 500 × 20 ms and the checks between: a CLI's start on a loaded host takes seconds)
+  const givenUp = performance.now() + 60_000;
+  while (!ended && !(await o.waiting(child.pid!))) {
+    if (performance.now() > givenUp) {
+      child.kill("SIGKILL");
+      throw new Error(`it never waited: ${stderr}`);
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
   await new Promise((r) => setTimeout(r, o.settleMs));
