@@ -114,30 +114,6 @@ describe("CrlPublisher: a CA's partitions", () => {
   });
 });
 
-describe("CrlUpdater: a round's full CRLs", () => {
-  it("are installed and recorded in one store transaction across the CAs, with one sync of crl/ (not one a CA)", async () => {
-    const ws = await casWorkspace(["01", "13", "27"], ["signature"]);
-    open.push(ws);
-    const ids = (await ws.store.listCas()).map((c) => c.id).sort();
-    const publishCrls = vi.spyOn(ws.store, "publishCrls");
-    const publishCrl = vi.spyOn(ws.store, "publishCrl");
-    dirSyncs.length = 0;
-    const updater = new CrlUpdater(ws, "pw");
-    const out = await updater.publishDue(ids.map((caId) => ({ caId, why: "missing" as const })));
-    expect(out.map((c) => `${c.caId}/${c.scope}`)).toEqual(ids.map((id) => `${id}/`));
-    expect(publishCrl).not.toHaveBeenCalled();
-    expect(publishCrls).toHaveBeenCalledTimes(1);
-    // in CA order: PostgreSQL locks each CA's crl_state row as its CRL is recorded
-    expect(publishCrls.mock.calls[0]![0].map((c) => `${c.rec.caId}/${c.rec.scope ?? ""}`)).toEqual(ids.map((id) => `${id}/`));
-    expect(dirSyncs.filter((d) => d === ws.paths.crlDir)).toHaveLength(1);
-    for (const id of ids) {
-      expect(await ws.store.latestCrl(id), id).toMatchObject({ caId: id, number: out.find((c) => c.caId === id)!.number });
-      expect(existsSync(join(ws.paths.crlDir, `${id}.crl`))).toBe(true);
-    }
-    expect(await ws.store.dirtyCas()).toEqual([]);
-  });
-});
-
 describe("CrlPublisher on a CRL directory that cannot be written", () => {
   it.each(["ENOSPC", "EDQUOT", "EROFS"])("%s: ERR_FILE_UNUSABLE naming crl/, the CA stays due, nothing left behind, the next run publishes", async (code) => {
     const ws = await casWorkspace(["13"], ["signature"]);

@@ -208,16 +208,6 @@ type StageArgs = [
   onLayout?: (layout: CrlLayout) => void,
 ];
 
-/** A CA's full CRL staged (CrlPublisher.stageFull), waiting for installFull. */
-export interface StagedFullCrl {
-  readonly ca: CrlIssuer;
-  readonly staged: StagedCrl;
-  /** the previous CRL's blocks used again (crl/reuse.ts), for the publication's report */
-  readonly reused: ReuseStats;
-  /** records the installed CRL's block layout, for the next one to reuse */
-  save(byteLength: number): void;
-}
-
 /** A CRL built, written, synced and checked, waiting for its install (CrlPublisher #stage, #install). */
 interface StagedCrl {
   /** what the publication returns once installed */
@@ -285,16 +275,6 @@ export class CrlPublisher {
    * last, expired delta on an older base.
    */
   async publish(ca: CrlIssuer, opts: { readonly deltas?: boolean } = {}): Promise<PublishedCrl> {
-    const [r] = await this.installFull([await this.stageFull(ca, opts)]);
-    if ("error" in r!) throw r.error;
-    return r!;
-  }
-
-  /**
-   * The first half of {@link publish}: the CA's full CRL reserved, built, written, synced and checked, waiting for
-   * {@link installFull}. A failure leaves nothing staged (the reservation stays open, so the CA stays due).
-   */
-  async stageFull(ca: CrlIssuer, opts: { readonly deltas?: boolean } = {}): Promise<StagedFullCrl> {
     const t = this.#times([(await this.#store.latestCrl(ca.id))?.thisUpdate]);
     const { number } = await this.#store.reserveCrl(ca.id, t.thisUpdate, t.nextUpdate);
     // With their total first, the entries stream from the store to the staged file as they are read (streamCrl);
@@ -308,37 +288,12 @@ export class CrlPublisher {
     let entriesOffset = 0;
     try {
       const entries = recorder.wrap(this.#store.crlEntries(ca.id, { expiredBefore: t.expiredBefore, withTotal: true, known: held }));
-      const staged = await this.#stage(ca, FULL_SCOPE, number, t, withLinkEntries(entries, links), undefined, deltas, (l) => (entriesOffset = l.entriesOffset));
-      const reused = { ...held.stats };
-      return { ca, staged, reused, save: (byteLength) => recorder.save(this.#root, ca.id, number, byteLength, entriesOffset) };
+      const crl = await this.#publishReserved(ca, FULL_SCOPE, number, t, withLinkEntries(entries, links), undefined, deltas, (l) => (entriesOffset = l.entriesOffset));
+      if (!crl.superseded) recorder.save(this.#root, ca.id, number, crl.byteLength, entriesOffset);
+      return { ...crl, reused: { ...held.stats } };
     } finally {
       held.close();
     }
-  }
-
-  /**
-   * Installs staged full CRLs ({@link stageFull}), of one CA or several, in one store transaction with one sync of
-   * crl/, where they all go: installed one by one, each CA's transaction synced crl/ on this thread (≈ 3–5 ms on
-   * this host's disk, 94 of them after a notice run, in turn). Returns for each, in the order given, the CRL as
-   * published (superseded when a higher number of its CA was published meanwhile: nothing of it installed) or the
-   * error that kept it out; one failing holds back none of the others. A store failure is thrown, nothing recorded.
-   */
-  async installFull(list: readonly StagedFullCrl[]): Promise<Array<PublishedCrl | { readonly error: unknown }>> {
-    // In CA order: on PostgreSQL each CA's crl_state row is locked as its CRL is recorded, so two publishers of
-    // several CAs lock them in one order (one that locks a single CA cannot wait in a cycle with either).
-    const order = list.map((_, i) => i).sort((a, b) => (list[a]!.ca.id < list[b]!.ca.id ? -1 : list[a]!.ca.id > list[b]!.ca.id ? 1 : 0));
-    const results = await this.#install(order.map((i) => ({ ca: list[i]!.ca, s: list[i]!.staged })));
-    const out: Array<PublishedCrl | { readonly error: unknown }> = new Array(list.length);
-    for (const [k, i] of order.entries()) {
-      const r = results[k]!;
-      const f = list[i]!;
-      if ("error" in r) out[i] = r;
-      else {
-        if (!r.superseded) f.save(r.byteLength);
-        out[i] = { ...r, reused: f.reused };
-      }
-    }
-    return out;
   }
 
   /**
@@ -424,7 +379,7 @@ export class CrlPublisher {
       for (const s of staged) s.discard();
       throw e;
     }
-    for (const r of await this.#install(staged.map((s) => ({ ca, s })))) {
+    for (const r of await this.#install(ca, staged)) {
       if ("error" in r) {
         failure ??= { e: r.error };
         continue;
@@ -438,7 +393,7 @@ export class CrlPublisher {
 
   /** One reserved CRL staged and installed on its own (#stage's arguments). */
   async #publishReserved(...args: StageArgs): Promise<PublishedCrl> {
-    const [r] = await this.#install([{ ca: args[0], s: await this.#stage(...args) }]);
+    const [r] = await this.#install(args[0], [await this.#stage(...args)]);
     if ("error" in r!) throw r.error;
     return r!;
   }
@@ -598,7 +553,7 @@ export class CrlPublisher {
    * first) or the error that kept it out; one failing holds back none of the others. A store failure is thrown,
    * with nothing recorded (the reservations stay open, the scopes due).
    */
-  async #install(list: ReadonlyArray<{ readonly ca: CrlIssuer; readonly s: StagedCrl }>): Promise<Array<PublishedCrl | { readonly error: unknown }>> {
+  async #install(ca: CrlIssuer, list: readonly StagedCrl[]): Promise<Array<PublishedCrl | { readonly error: unknown }>> {
     if (!list.length) return [];
     const prunings: Promise<void>[] = [];
     const dirs = new Set<string>();
@@ -606,7 +561,7 @@ export class CrlPublisher {
     try {
       // The revocations these CRLs list were committed before they were built: durable before they are installed.
       await this.#store.syncCommitted();
-      const crls = list.map(({ ca, s }) => ({
+      const crls = list.map((s) => ({
         rec: { caId: ca.id, number: s.published.number, entries: s.published.entries, path: relative(this.#root, s.published.derPath), sha256: s.published.sha256, ...(s.published.scope === FULL_SCOPE ? {} : { scope: s.published.scope }) },
         install: () => {
           const pruning = this.#installOne(ca, s);
@@ -630,12 +585,12 @@ export class CrlPublisher {
         results = await this.#store.publishCrls(crls, settle);
       }
     } catch (e) {
-      for (const { s } of list) s.discard();
+      for (const s of list) s.discard();
       await Promise.all(prunings);
       throw e;
     }
     const out: Array<PublishedCrl | { readonly error: unknown }> = [];
-    for (const [i, { ca, s }] of list.entries()) {
+    for (const [i, s] of list.entries()) {
       const r = results[i]!;
       if (r !== true) s.discard();
       if (r === true || r === false) {

@@ -16,7 +16,7 @@ import { bridgeArlPublished, refreshBridgeArl } from "../ca/bridge.js";
 import { JpkiError } from "../errors.js";
 import { ARL_SCOPE, DELTA_SCOPE, FULL_SCOPE, type CaRecord } from "../store/types.js";
 import type { Workspace } from "../workspace/workspace.js";
-import { CrlPublisher, sweepCrlTemps, type PublishedCrl, type StagedFullCrl } from "./publisher.js";
+import { CrlPublisher, sweepCrlTemps, type PublishedCrl } from "./publisher.js";
 import { deltaCadence } from "./delta.js";
 import { CrlSchedule, pendingGoesTo, refreshMarginMs, type DueCrl } from "./schedule.js";
 import { retiredAndDone } from "./generate.js";
@@ -32,14 +32,6 @@ interface DueOfCa {
   changed: boolean;
   /** the ARL likewise */
   arlChanged: boolean;
-}
-
-/** One CA's work in a publishDue round: its CA, what is due, its staged full CRL, its first failure. */
-interface CaPlan {
-  readonly ca: CertificationAuthority;
-  readonly e: DueOfCa;
-  staged?: StagedFullCrl;
-  failure?: { e: unknown };
 }
 
 /** CAs whose CRLs one publishDue round builds at once (see publishDue). */
@@ -174,65 +166,23 @@ export class CrlUpdater {
     // transactions of one CA overlap the building and signing of another's. One after the other, the ≈ 700
     // CRLs of 94 CAs after a notice run spent most of their time waiting for the disk. Landed in CA order,
     // also when a CA failed (what the others published is published), then the first failure is raised.
-    // In two passes: every CA's full CRL staged, then all installed in one store transaction with one sync of crl/
-    // (CrlPublisher.installFull; one per CA was ≈ 3–5 ms of this thread each); then each CA's delta (on the base just
-    // installed), partitions and ARL.
     const byIndex: PublishedCrl[][] = work.map(() => []);
-    const plans: Array<CaPlan | undefined> = work.map(() => undefined);
+    let next = 0;
     // A failing CA does not stop the round: the CAs after it in the queue are published too. It used to (the
     // workers stopped taking CAs), and a failure that lasts — one CA's crl/ entry unusable, its key damaged —
     // came back every tick, so those CAs' revocations never went out and their CRLs expired under a running watch.
     let failure: { e: unknown } | undefined;
-    // Each CA of `work` through `each`, PUBLISH_CONCURRENCY at a time, those `begin` lets begin.
-    const pool = async (each: (i: number) => Promise<void>, begin: () => boolean) => {
-      let next = 0;
-      const worker = async () => {
-        while (next < work.length) {
-          const i = next++;
-          if (!begin()) continue;
-          try {
-            await each(i);
-          } catch (e) {
-            failure ??= { e };
-          }
+    const worker = async () => {
+      while (next < work.length && !signal?.aborted) {
+        const i = next++;
+        try {
+          await this.#publishCa(work[i]![0], work[i]![1], all, byIndex[i]!, fullDirty);
+        } catch (e) {
+          failure ??= { e };
         }
-      };
-      await Promise.all(Array.from({ length: Math.min(PUBLISH_CONCURRENCY, work.length) }, worker));
+      }
     };
-    // Once `signal` is aborted no CA is begun: those begun (staged) finish, the rest stay due.
-    await pool(async (i) => {
-      const plan = await this.#planCa(work[i]![0], work[i]![1], all, fullDirty);
-      plans[i] = plan;
-      if (!plan?.e.full) return;
-      try {
-        // a done generation's full CRL names no delta (none follows it)
-        plan.staged = await this.#publisher.stageFull(plan.ca, this.#done.has(plan.ca.id) ? { deltas: false } : {});
-      } catch (err) {
-        plan.failure = { e: err };
-      }
-    }, () => !signal?.aborted);
-    const staged = plans.flatMap((p, i) => (p?.staged ? [{ i, s: p.staged }] : []));
-    if (staged.length) {
-      try {
-        const installed = await this.#publisher.installFull(staged.map((x) => x.s));
-        for (const [k, r] of installed.entries()) {
-          const plan = plans[staged[k]!.i]!;
-          if ("error" in r) plan.failure ??= { e: r.error };
-          else byIndex[staged[k]!.i]!.push(r);
-        }
-      } catch (err) {
-        for (const { i } of staged) plans[i]!.failure ??= { e: err };
-      }
-    }
-    await pool(async (i) => {
-      const plan = plans[i];
-      if (!plan) return;
-      try {
-        await this.#publishRest(plan, byIndex[i]!);
-      } finally {
-        if (plan.failure) failure ??= plan.failure;
-      }
-    }, () => true);
+    await Promise.all(Array.from({ length: Math.min(PUBLISH_CONCURRENCY, work.length) }, worker));
     const out = byIndex.flat();
     this.published.push(...out);
     // Each one said also when the round then raises: serve and watch log what this goes to, and a round that
@@ -250,16 +200,15 @@ export class CrlUpdater {
     return out;
   }
 
-  /**
-   * What one CA publishes in a publishDue round (undefined: nothing), its CA opened. A retired key generation
-   * (ca/rollover.ts) whose certificates have all expired publishes no delta and no partition, but keeps its full CRL
-   * and ARL current while a link certificate they cover is in force (crl/retired.ts): the links are checked against
-   * them, and one left to expire failed every such verifier closed — also the full CRL listing the links revoked
-   * after a compromise (crl/arl.ts). Remembered: nothing new is issued under a retired key, so it stays done (the
-   * store is not scanned again), and a term, once run out, never comes back (links only expire).
-   */
-  async #planCa(id: string, e: DueOfCa, all: readonly CaRecord[], fullDirty: (id: string) => Promise<boolean>): Promise<CaPlan | undefined> {
-    if (this.#finished.has(id)) return undefined;
+  /** One CA's CRLs of a publishDue round, in order, each put into `landed` once published. */
+  async #publishCa(id: string, e: DueOfCa, all: readonly CaRecord[], landed: PublishedCrl[], fullDirty: (id: string) => Promise<boolean>): Promise<void> {
+    // A retired key generation (ca/rollover.ts) whose certificates have all expired publishes no delta and no
+    // partition, but keeps its full CRL and ARL current while a link certificate they cover is in force
+    // (crl/retired.ts): the links are checked against them, and one left to expire failed every such verifier
+    // closed — also the full CRL listing the links revoked after a compromise (crl/arl.ts). Remembered: nothing
+    // new is issued under a retired key, so it stays done (the store is not scanned again), and a term, once run
+    // out, never comes back (links only expire).
+    if (this.#finished.has(id)) return;
     if (this.#done.has(id) || (await retiredAndDone(this.#ws, all, id))) {
       this.#done.add(id);
       // The full CRL is asked for, or a delta with news (the base it would go on is this full CRL). A done
@@ -267,50 +216,45 @@ export class CrlUpdater {
       // revoked since — is the full CRL's dirty flag, not the delta's reason.
       if (!e.full && e.delta && !e.changed) e.changed = await fullDirty(id);
       const wantsFull = e.full || (e.delta && e.changed);
-      if (!wantsFull && !e.arl) return undefined;
+      if (!wantsFull && !e.arl) return;
       const record = all.find((c) => c.id === id) ?? (await this.#ca(id)).record; // none: #ca says ERR_CA_UNKNOWN
       const term = retiredCrlTerm(record, await this.#ws.store.listCaLinks(), this.#ws.clock.now());
       if (!term.full && !term.arl) {
         this.#finished.add(id);
-        return undefined;
+        return;
       }
       e.full = wantsFull && retiredCrlWanted(term.full, await this.#ws.store.latestCrl(id), e.changed);
       e.arl = e.arl && retiredCrlWanted(term.arl, await this.#ws.store.latestCrl(id, ARL_SCOPE), e.arlChanged);
       e.delta = false;
       e.partitions = [];
-      if (!e.full && !e.arl) return undefined;
+      if (!e.full && !e.arl) return;
     }
-    return { ca: await this.#ca(id), e };
-  }
-
-  /**
-   * One CA's CRLs of a publishDue round after its full CRL (installed with the others' by then), in order, each put
-   * into `landed` once published. The partitions (what a certificate's distribution point names) and the ARL do not
-   * depend on the full CRL: one that cannot be published holds none of them back; the CA's first failure goes to
-   * `plan.failure`.
-   */
-  async #publishRest(plan: CaPlan, landed: PublishedCrl[]): Promise<void> {
-    const { ca, e } = plan;
+    const ca = await this.#ca(id);
+    // The partitions (what a certificate's distribution point names) and the ARL do not depend on the full CRL:
+    // one that cannot be published holds none of them back; the first failure is raised after them.
+    let failure: { e: unknown } | undefined;
     try {
-      // on the base just installed; none when the full CRL failed (publishDelta finds no base or the older one)
-      if (e.delta && !(e.full && plan.failure)) {
+      // a done generation's full CRL names no delta (none follows it)
+      if (e.full) landed.push(await this.#publisher.publish(ca, this.#done.has(id) ? { deltas: false } : {}));
+      if (e.delta) {
         const delta = await this.#publisher.publishDelta(ca);
         if (delta) landed.push(delta);
       }
     } catch (err) {
-      plan.failure ??= { e: err };
+      failure = { e: err };
     }
     try {
       // each one as it lands: what was published is reported also when a later partition fails
       await this.#publisher.publishPartitions(ca, e.partitions, (crl) => landed.push(crl));
     } catch (err) {
-      plan.failure ??= { e: err };
+      failure ??= { e: err };
     }
     try {
       if (e.arl) landed.push(await this.#publisher.publishArl(ca));
     } catch (err) {
-      plan.failure ??= { e: err };
+      failure ??= { e: err };
     }
+    if (failure) throw failure.e;
   }
 
   /**
