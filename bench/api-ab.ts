@@ -22,33 +22,8 @@ import { join } from "node:path";
 import pg from "pg";
 import { postmasterOfBackend, serverCpu } from "../test/postgres-server.js";
 import { freePort, start, stop } from "./serve.js";
+import { statFields, threadCpu } from "./threads.js";
 import { statusesOf } from "./wrk-load.js";
-
-/** The fields of a /proc stat line after the command name (state is [0], ppid [1], utime [11], stime [12]). */
-function statFields(path: string): string[] | undefined {
-  try {
-    const s = readFileSync(path, "utf8");
-    return s.slice(s.lastIndexOf(") ") + 2).split(" ");
-  } catch {
-    return undefined; // ended meanwhile
-  }
-}
-
-/** CPU seconds so far of each thread of `pid`, by thread id. */
-function threadCpu(pid: number): Map<number, number> {
-  const out = new Map<number, number>();
-  let tasks: string[] = [];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const t of tasks) {
-    const f = statFields(`/proc/${pid}/task/${t}/stat`);
-    if (f) out.set(Number(t), (Number(f[11]) + Number(f[12])) / 100);
-  }
-  return out;
-}
 
 /** The main thread, the busiest other (the engine's) and the rest, µs per answer, between two threadCpu samples. */
 function split(pid: number, a: Map<number, number>, b: Map<number, number>, answers: number): { main: number; engine: number; rest: number } {

@@ -18,7 +18,7 @@
  */
 import "reflect-metadata";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initCas } from "../src/ca/manage.js";
@@ -28,35 +28,10 @@ import { registerVerifier } from "../src/verifier/registration.js";
 import { openBackends } from "./backends.js";
 import { fileURLToPath } from "node:url";
 import { BARE, freePort, head, ocspRequests, start, stop, useToken, type Load } from "./serve.js";
+import { threadCpu } from "./threads.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url)); // dist/bench/ → the package root
 let auth: Record<string, string> = {};
-
-/** The fields of a /proc stat line after the command name (utime is [11], stime [12]). */
-function statFields(path: string): string[] | undefined {
-  try {
-    const s = readFileSync(path, "utf8");
-    return s.slice(s.lastIndexOf(") ") + 2).split(" ");
-  } catch {
-    return undefined; // ended meanwhile
-  }
-}
-
-/** CPU seconds so far of each thread of `pid`, by thread id. */
-function threadCpu(pid: number): Map<number, number> {
-  const out = new Map<number, number>();
-  let tasks: string[] = [];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const t of tasks) {
-    const f = statFields(`/proc/${pid}/task/${t}/stat`);
-    if (f) out.set(Number(t), (Number(f[11]) + Number(f[12])) / 100);
-  }
-  return out;
-}
 
 interface Measured {
   readonly rps: number;

@@ -110,3 +110,29 @@ export function sectionThreads(before: { ticks: ThreadTicks; cpu: number }, afte
   // Ticks are 10 ms a thread: a few threads' rounding can put the living above the process's own count.
   return { main, others, ended: Math.max(0, total - living), total };
 }
+
+/** The fields of a /proc stat line after the command name (state is [0], ppid [1], utime [11], stime [12]). */
+export function statFields(path: string): string[] | undefined {
+  try {
+    const s = readFileSync(path, "utf8");
+    return s.slice(s.lastIndexOf(") ") + 2).split(" ");
+  } catch {
+    return undefined; // ended meanwhile
+  }
+}
+
+/** CPU seconds so far of each thread of another process `pid`, by thread id (the A/B benches' servers). */
+export function threadCpu(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tasks) {
+    const f = statFields(`/proc/${pid}/task/${t}/stat`);
+    if (f) out.set(Number(t), (Number(f[11]) + Number(f[12])) / 100);
+  }
+  return out;
+}
