@@ -98,7 +98,7 @@ async function ingestTogether(ws: string, files: string[]): Promise<Ran[]> {
         child.stdout.on("data", (d) => (stdout += d));
         child.stderr.on("data", (d) => (stderr += d));
         child.stdin.on("error", () => {}); // one that failed early: its exit code says why
-        child.on("exit", (code) => resolve({ code, stdout, stderr }));
+        child.on("close", (code) => resolve({ code, stdout, stderr })); // after the last of stdout, which "exit" may precede
       }),
   );
   const ticks = (): number[] => runs.map((c) => (c.exitCode === null && c.signalCode === null ? safeTicks(c.pid!) : -1));

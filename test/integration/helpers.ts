@@ -312,7 +312,8 @@ export async function jpkiProcess(ws: string, args: string[], env: Record<string
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+    // "close", not "exit": the last of stdout can still be in its pipe when the process has exited
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
 
