@@ -27,7 +27,7 @@ import { generateCrls } from "../src/crl/generate.js";
 import { registerVerifier } from "../src/verifier/registration.js";
 import { openBackends } from "./backends.js";
 import { fileURLToPath } from "node:url";
-import { BARE, freePort, head, ocspRequests, start, stop, useToken, type Load } from "./serve.js";
+import { autocannonApi, BARE, freePort, head, ocspRequests, start, stop, useToken, type Load } from "./serve.js";
 import { threadCpu } from "./threads.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url)); // dist/bench/ → the package root
@@ -44,34 +44,9 @@ interface Measured {
   readonly client: number;
 }
 
-/**
- * autocannon as the serve bench runs it (its own process, the same options), through its API so that the load
- * generator's own CPU per answer comes back too: with a 2-core host shared with it, what the client spends on an
- * answer (parsing a 200's body) is taken from the server's share.
- */
+/** autocannon with the serve bench's options, with the load generator's CPU per answer (serve.ts autocannonApi). */
 function loadWithClientCpu(url: string, o: { seconds: number; connections: number; headers?: Record<string, string> }): Promise<Load & { clientUs: number }> {
-  const script = `
-    const autocannon = require(${JSON.stringify(join(ROOT, "node_modules", "autocannon"))});
-    const c0 = process.cpuUsage();
-    autocannon({ url: ${JSON.stringify(url)}, headers: ${JSON.stringify({ ...auth, ...o.headers })}, connections: ${o.connections}, duration: ${o.seconds} },
-      (e, r) => { if (e) { console.error(e); process.exit(1); } const c = process.cpuUsage(c0); console.log(JSON.stringify({ r, cpu: c.user + c.system })); });`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.on("exit", (code) => {
-      if (code !== 0) return reject(new Error(`autocannon exited ${code}`));
-      const { r, cpu } = JSON.parse(out) as { cpu: number; r: { requests: { average: number; total: number }; throughput: { average: number }; non2xx: number; errors: number; statusCodeStats?: Record<string, { count: number }> } };
-      resolve({
-        rps: r.requests.average,
-        bytesPerSec: r.throughput.average,
-        non2xx: r.non2xx,
-        errors: r.errors,
-        statuses: Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count])),
-        clientUs: cpu / Math.max(1, r.requests.total),
-      });
-    });
-  });
+  return autocannonApi({ url, seconds: o.seconds, connections: o.connections, headers: { ...auth, ...o.headers } });
 }
 
 /**

@@ -119,26 +119,43 @@ export function autocannon(url: string, o: { seconds: number; connections: numbe
 }
 
 /**
- * autocannon POSTing one binary body (an OCSP request) over and over, through its API in a child process (the
- * CLI's -i reads the body as text). Also returns the mean response size, so an error answer (small, unsigned)
- * cannot pass for a signed one.
+ * autocannon through its API in a child process: for what the CLI cannot send (a binary body: its -i reads the body
+ * as text) and for what it does not report (its own CPU). Returns the mean answer size too, so an error answer
+ * (small, unsigned) cannot pass for a signed one, and the load generator's CPU per answer in µs: on a 2-core host it
+ * shares with the server, what the client spends on an answer is taken from the server's share.
  */
-function autocannonPost(url: string, body: Buffer, o: { seconds: number; connections: number }): Promise<Load & { meanBytes: number }> {
+export function autocannonApi(o: { url: string; seconds: number; connections: number; headers: Record<string, string>; method?: string; body?: Buffer }): Promise<Load & { meanBytes: number; clientUs: number }> {
+  const { seconds, body, ...options } = o;
   const script = `
     const autocannon = require(${JSON.stringify(join(ROOT, "node_modules", "autocannon"))});
-    autocannon({ url: ${JSON.stringify(url)}, method: "POST", body: Buffer.from(${JSON.stringify(body.toString("base64"))}, "base64"),
-      headers: { "content-type": "application/ocsp-request", ...${JSON.stringify(AUTH)} }, connections: ${o.connections}, duration: ${o.seconds} },
-      (e, r) => { if (e) { console.error(e); process.exit(1); } console.log(JSON.stringify(r)); });`;
+    const o = ${JSON.stringify({ ...options, duration: seconds })};
+    ${body ? `o.body = Buffer.from(${JSON.stringify(body.toString("base64"))}, "base64");` : ""}
+    const c0 = process.cpuUsage();
+    autocannon(o, (e, r) => { if (e) { console.error(e); process.exit(1); } const c = process.cpuUsage(c0); console.log(JSON.stringify({ r, cpu: c.user + c.system })); });`;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "ignore"] });
+    const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
-    child.on("exit", (code) => {
+    child.on("close", (code) => {
       if (code !== 0) return reject(new Error(`autocannon exited ${code}`));
-      const r = JSON.parse(out) as { requests: { average: number; total: number }; throughput: { average: number; total: number }; non2xx: number; errors: number };
-      resolve({ rps: r.requests.average, bytesPerSec: r.throughput.average, non2xx: r.non2xx, errors: r.errors, statuses: {}, meanBytes: r.throughput.total / Math.max(1, r.requests.total) });
+      const { r, cpu } = JSON.parse(out) as { cpu: number; r: { requests: { average: number; total: number }; throughput: { average: number; total: number }; non2xx: number; errors: number; statusCodeStats?: Record<string, { count: number }> } };
+      const total = Math.max(1, r.requests.total);
+      resolve({
+        rps: r.requests.average,
+        bytesPerSec: r.throughput.average,
+        non2xx: r.non2xx,
+        errors: r.errors,
+        statuses: Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count])),
+        meanBytes: r.throughput.total / total,
+        clientUs: cpu / total,
+      });
     });
   });
+}
+
+/** autocannon POSTing one binary body (an OCSP request) over and over. */
+function autocannonPost(url: string, body: Buffer, o: { seconds: number; connections: number }): Promise<Load & { meanBytes: number }> {
+  return autocannonApi({ url, method: "POST", body, headers: { "content-type": "application/ocsp-request", ...AUTH }, ...o });
 }
 
 /**
