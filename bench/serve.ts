@@ -104,18 +104,31 @@ export function autocannon(url: string, o: { seconds: number; connections: numbe
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "ignore"] });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
-    child.on("exit", (code) => {
+    // 'close', not 'exit': the JSON parsed next can still be in the pipe when the exit is seen.
+    child.on("close", (code) => {
       if (code !== 0) return reject(new Error(`autocannon exited ${code}`));
-      const r = JSON.parse(out) as { requests: { average: number }; throughput: { average: number }; non2xx: number; errors: number; statusCodeStats?: Record<string, { count: number }> };
-      resolve({
-        rps: r.requests.average,
-        bytesPerSec: r.throughput.average,
-        non2xx: r.non2xx,
-        errors: r.errors,
-        statuses: Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count])),
-      });
+      resolve(loadOf(JSON.parse(out) as AutocannonResult));
     });
   });
+}
+
+/** The part of autocannon's result (CLI -j or API) the benches read. */
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  throughput: { average: number; total: number };
+  non2xx: number;
+  errors: number;
+  statusCodeStats?: Record<string, { count: number }>;
+}
+
+function loadOf(r: AutocannonResult): Load {
+  return {
+    rps: r.requests.average,
+    bytesPerSec: r.throughput.average,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    statuses: Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count])),
+  };
 }
 
 /**
@@ -138,17 +151,9 @@ export function autocannonApi(o: { url: string; seconds: number; connections: nu
     child.stdout.on("data", (d) => (out += d));
     child.on("close", (code) => {
       if (code !== 0) return reject(new Error(`autocannon exited ${code}`));
-      const { r, cpu } = JSON.parse(out) as { cpu: number; r: { requests: { average: number; total: number }; throughput: { average: number; total: number }; non2xx: number; errors: number; statusCodeStats?: Record<string, { count: number }> } };
+      const { r, cpu } = JSON.parse(out) as { cpu: number; r: AutocannonResult };
       const total = Math.max(1, r.requests.total);
-      resolve({
-        rps: r.requests.average,
-        bytesPerSec: r.throughput.average,
-        non2xx: r.non2xx,
-        errors: r.errors,
-        statuses: Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count])),
-        meanBytes: r.throughput.total / total,
-        clientUs: cpu / total,
-      });
+      resolve({ ...loadOf(r), meanBytes: r.throughput.total / total, clientUs: cpu / total });
     });
   });
 }
