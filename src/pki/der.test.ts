@@ -10,6 +10,7 @@ import {
   children,
   encodeLength,
   HEAD_HIGH_TAG,
+  HEAD_TAG_TOO_LONG,
   HEAD_INDEFINITE,
   HEAD_LEADING_ZERO,
   HEAD_LENGTH_TRUNCATED,
@@ -182,7 +183,11 @@ const HOSTILE: ReadonlyArray<{ what: string; bytes: Buffer; lenient: HeadFault; 
   { what: "a long form where the short fits", bytes: Buffer.from("308103020105", "hex"), lenient: HEAD_OK, der: HEAD_NOT_SHORT },
   { what: "a length with a leading zero", bytes: Buffer.from("30820003020105", "hex"), lenient: HEAD_OK, der: HEAD_LEADING_ZERO },
   { what: "four length octets, leading zeros", bytes: Buffer.from("308400000003020105", "hex"), lenient: HEAD_OK, der: HEAD_LEADING_ZERO },
-  { what: "a high tag number", bytes: Buffer.from("3f03020105", "hex"), lenient: HEAD_OK, der: HEAD_HIGH_TAG },
+  { what: "a high tag number ([31], two tag octets)", bytes: Buffer.from("bf1f03020105", "hex"), lenient: HEAD_OK, der: HEAD_HIGH_TAG },
+  { what: "a high tag number of three tag octets", bytes: Buffer.from("bf817f03020105", "hex"), lenient: HEAD_OK, der: HEAD_HIGH_TAG },
+  { what: "a high tag number cut short", bytes: Buffer.from("bf81", "hex"), lenient: HEAD_TRUNCATED, der: HEAD_HIGH_TAG },
+  { what: "a high tag number without its length", bytes: Buffer.from("bf1f", "hex"), lenient: HEAD_TRUNCATED, der: HEAD_HIGH_TAG },
+  { what: "a high tag number of five octets after the first", bytes: Buffer.from("bf818181810103020105", "hex"), lenient: HEAD_TAG_TOO_LONG, der: HEAD_HIGH_TAG },
   { what: "a short form (well-formed)", bytes: Buffer.from("3003020105", "hex"), lenient: HEAD_OK, der: HEAD_OK },
   { what: "the shortest long form (well-formed)", bytes: Buffer.concat([Buffer.from("308180", "hex"), Buffer.alloc(126).fill(Buffer.from("020105", "hex")), Buffer.from("0500", "hex")]), lenient: HEAD_OK, der: HEAD_OK },
 ];
@@ -196,6 +201,7 @@ describe("hostile headers: every reader in pki/ gives headAt's verdict", () => {
       expect(headAt(b, 0, b.length, true)).toBe(c.der);
       expect(c.lenient === HEAD_OK).toBe(asn1jsHead(b, 0, b.length, false) !== undefined);
       expect(c.der === HEAD_OK).toBe(asn1jsHead(b, 0, b.length, true) !== undefined);
+      if (c.lenient === HEAD_OK) expect(ours(b, 0, b.length, false)).toEqual(asn1jsHead(b, 0, b.length, false));
       const whole = c.lenient === HEAD_OK && head.headerLength + head.length === b.length;
       const fits = c.lenient === HEAD_OK && head.headerLength + head.length <= b.length;
       if (c.lenient) {

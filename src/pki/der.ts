@@ -282,11 +282,16 @@ export function extension(id: string, critical: boolean, value: Uint8Array | Tre
 const BOOL_TRUE = Buffer.from([TAG.BOOLEAN, 1, 0xff]);
 
 /**
- * The TLV header reader (X.690 §8.1.2–8.1.3) every parser in src builds on, so its rules live here once: one
- * low-number tag octet; a definite length, short or long form, of at most four length octets (2³² − 1 is past
- * any input we take); the indefinite form (0x80) refused. Lenient (the default) takes BER's non-shortest lengths
- * (30 83 00 01 00): the validation API must know a certificate re-encoded that way; `der` also refuses them, and
- * high tag numbers (none of the structures we read has one), as X.690 §10.1 and our DER-only readers require.
+ * The TLV header reader (X.690 §8.1.2–8.1.3) every parser in src builds on, so its rules live here once: a tag; a
+ * definite length, short or long form, of at most four length octets (2³² − 1 is past any input we take); the
+ * indefinite form (0x80) refused. Lenient (the default) takes BER's non-shortest lengths (30 83 00 01 00): the
+ * validation API must know a certificate re-encoded that way; `der` also refuses them, and high tag numbers (none
+ * of the structures we read has one), as X.690 §10.1 and our DER-only readers require.
+ *
+ * Lenient reads a high tag number's octets (§8.1.2.4: bit 8 set on all but the last) as part of the header, up to
+ * four of them, so that an element we only step over (inside an otherName, an unknown extension's structure) is
+ * stepped over whole: reading its second tag octet as the length put every later boundary in the wrong place.
+ * head.tag stays the first octet (its low five bits all set, so it equals no tag a reader looks for).
  *
  * It reads into {@link head}, not a new object: issuance re-parses every certificate it signs and the SQLite commit
  * reads each one's key, and an object per header was ≈ 0.6 KB of young generation a certificate (heap sampling,
@@ -295,11 +300,22 @@ const BOOL_TRUE = Buffer.from([TAG.BOOLEAN, 1, 0xff]);
 export function headAt(b: Uint8Array, offset: number, limit: number, der = false): HeadFault {
   if (offset + 2 > limit) return HEAD_TRUNCATED;
   const tag = b[offset]!;
-  if (der && (tag & 0x1f) === 0x1f) return HEAD_HIGH_TAG;
-  const first = b[offset + 1]!;
+  // at: the length's first octet
+  let at = offset + 1;
+  if ((tag & 0x1f) === 0x1f) {
+    if (der) return HEAD_HIGH_TAG;
+    let more = true;
+    while (more) {
+      if (at >= limit) return HEAD_TRUNCATED;
+      more = (b[at++]! & 0x80) !== 0;
+      if (at - offset > 5) return HEAD_TAG_TOO_LONG;
+    }
+    if (at >= limit) return HEAD_TRUNCATED;
+  }
+  const first = b[at]!;
   scratch.tag = tag;
   if (first < 0x80) {
-    scratch.headerLength = 2;
+    scratch.headerLength = at + 1 - offset;
     scratch.length = first;
     return HEAD_OK;
   }
@@ -307,11 +323,11 @@ export function headAt(b: Uint8Array, offset: number, limit: number, der = false
   if (n === 0) return HEAD_INDEFINITE;
   if (n > 4) return HEAD_TOO_LONG;
   // headerLength before the check: a streaming reader (crl/verify.ts) learns how many octets to fetch
-  scratch.headerLength = 2 + n;
-  if (offset + 2 + n > limit) return HEAD_LENGTH_TRUNCATED;
-  if (der && b[offset + 2] === 0) return HEAD_LEADING_ZERO;
+  scratch.headerLength = at + 1 - offset + n;
+  if (at + 1 + n > limit) return HEAD_LENGTH_TRUNCATED;
+  if (der && b[at + 1] === 0) return HEAD_LEADING_ZERO;
   let len = 0;
-  for (let i = 0; i < n; i++) len = len * 256 + b[offset + 2 + i]!;
+  for (let i = 1; i <= n; i++) len = len * 256 + b[at + i]!;
   if (der && len < 0x80) return HEAD_NOT_SHORT;
   scratch.length = len;
   return HEAD_OK;
@@ -330,6 +346,8 @@ export const HEAD_INDEFINITE = "indefinite length (BER, not DER)";
 export const HEAD_TOO_LONG = "length too large (over four octets)";
 /** `der` only */
 export const HEAD_HIGH_TAG = "high tag numbers are not used here";
+/** lenient only: a high tag number of more than four octets (2²⁸ tag numbers is past any structure we read) */
+export const HEAD_TAG_TOO_LONG = "tag number too large (over four octets)";
 /** `der` only: a long-form length with a leading zero octet (§10.1) */
 export const HEAD_LEADING_ZERO = "length with a leading zero octet (not minimal)";
 /** `der` only: a long-form length below 128, which the short form holds (§10.1) */
@@ -341,6 +359,7 @@ export type HeadFault =
   | typeof HEAD_INDEFINITE
   | typeof HEAD_TOO_LONG
   | typeof HEAD_HIGH_TAG
+  | typeof HEAD_TAG_TOO_LONG
   | typeof HEAD_LEADING_ZERO
   | typeof HEAD_NOT_SHORT;
 
