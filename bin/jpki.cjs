@@ -31,7 +31,10 @@ if (target === undefined) return;
 // The CA keys' PBKDF2 runs on the thread pool while the program loads (bin/early-kek.cjs).
 if (args[0] !== "--run-module") require("./early-kek.cjs").startEarlyKek(args, process.env);
 import(pathToFileURL(target).href).catch((e) => {
-  process.stderr.write(`jpki: cannot start (${e && e.message}); run 'npm run build' first\n`);
+  // The build hint only where a module is missing (no dist/, or a chunk of an older build): a --run-module file
+  // (a bench, a harness) that throws while it runs says what it threw, or a failing bench reads as a missing build.
+  const missing = !e || e.code === "ERR_MODULE_NOT_FOUND" || args[0] !== "--run-module";
+  process.stderr.write(missing ? `jpki: cannot start (${e && e.message}); run 'npm run build' first\n` : `jpki: ${target} failed: ${(e && e.stack) || e}\n`);
   process.exitCode = 70;
 });
 

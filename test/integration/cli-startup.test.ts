@@ -140,6 +140,16 @@ describe("start-up loads the library only when a command needs it", () => {
     }
     const allowed = spawnSync(process.execPath, [join(ROOT, "bin", "jpki.cjs"), "--run-module", outside], { cwd: dir, encoding: "utf8", env: { ...process.env, JPKI_RUN_ANY_MODULE: "1" } });
     expect(allowed.stdout).toBe("ran outside\n");
+    // a module that throws says what it threw (exit 70), not that the build is missing; a missing one says that
+    const throwing = join(dir, "throws.mjs");
+    writeFileSync(throwing, 'throw new Error("the bench broke");\n');
+    const threw = spawnSync(process.execPath, [join(ROOT, "bin", "jpki.cjs"), "--run-module", throwing], { cwd: dir, encoding: "utf8", env: { ...process.env, JPKI_RUN_ANY_MODULE: "1" } });
+    expect(threw.status).toBe(70);
+    expect(threw.stderr).toContain("the bench broke");
+    expect(threw.stderr).not.toContain("npm run build");
+    const missing = spawnSync(process.execPath, [join(ROOT, "bin", "jpki.cjs"), "--run-module", join(dir, "no-such.mjs")], { cwd: dir, encoding: "utf8", env: { ...process.env, JPKI_RUN_ANY_MODULE: "1" } });
+    expect(missing.status).toBe(70);
+    expect(missing.stderr).toContain("run 'npm run build' first");
     // the package's own program runs as before
     expect(byProgram(["--version"], "run-module-own").stdout).toBe(`${VERSION}\n`);
   });
