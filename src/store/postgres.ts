@@ -119,6 +119,7 @@ import type {
   NoticeContext,
   NoticeContextKeys,
   NoticeStatus,
+  RegistryDecide,
   ResidentForIssuance,
   ResidentRecord,
   OutboxNotice,
@@ -2938,20 +2939,7 @@ export class PostgresStore implements Store {
     return this.#residentLookups.get(residentCode);
   }
 
-  applyToRegistry<T>(
-    decide: (
-      read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined,
-      registered: (residentCode: string) => readonly RegisteredIssuance[],
-    ) => {
-      readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
-      readonly remove: readonly string[];
-      readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
-      readonly enqueue?: readonly OutboxNotice[];
-      /** the audit record, when not the generic "registry.change" (a bulk import is "registry.load") */
-      readonly audit?: AuditEntry;
-      readonly result: T;
-    },
-  ): Promise<T> {
+  applyToRegistry<T>(decide: RegistryDecide<T>): Promise<T> {
     // `decide` reads synchronously and names its codes only as it reads them: it runs against the records
     // loaded so far, and while it asks for others, those are locked and loaded and it runs again (it is pure).
     return this.#residentTx("updating residents", [], async (c, locks) => {

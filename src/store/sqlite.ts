@@ -92,6 +92,7 @@ import type {
   CrlStatus,
   IssuanceCommitResult,
   NoticeContextKeys,
+  RegistryDecide,
   ResidentForIssuance,
   IssuanceRecord,
   ResidentRecord,
@@ -2006,20 +2007,7 @@ export class SqliteStore implements Store {
     );
   }
 
-  applyToRegistry<T>(
-    decide: (
-      read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined,
-      registered: (residentCode: string) => readonly RegisteredIssuance[],
-    ) => {
-      readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
-      readonly remove: readonly string[];
-      readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
-      readonly enqueue?: readonly OutboxNotice[];
-      /** the audit record, when not the generic "registry.change" (a bulk import is "registry.load") */
-      readonly audit?: AuditEntry;
-      readonly result: T;
-    },
-  ): Promise<T> {
+  applyToRegistry<T>(decide: RegistryDecide<T>): Promise<T> {
     return this.#run("updating residents", () =>
       this.#db.transaction(() => {
         const read = (code: string) => {

@@ -185,6 +185,23 @@ export interface OutboxNotice {
 export const COUNTER_NOTICE_ID_KEY = "counter.notice_id_key";
 
 /** What issuance reads about a resident: the registry record and how far each side of the link has got. */
+/**
+ * What a registry change decides ({@link Store.applyToRegistry}), given readers of the current records and of the
+ * issuance information registered under a code (expired or not), both read inside the write transaction.
+ */
+export type RegistryDecide<T> = (
+  read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined,
+  registered: (residentCode: string) => readonly RegisteredIssuance[],
+) => {
+  readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
+  readonly remove: readonly string[];
+  readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
+  readonly enqueue?: readonly OutboxNotice[];
+  /** the audit record, when not the generic "registry.change" (a bulk import is "registry.load") */
+  readonly audit?: AuditEntry;
+  readonly result: T;
+};
+
 export interface ResidentForIssuance {
   readonly record: ResidentRecord;
   /** the sequence of the last change notice the registry applied to this record (0: none) */
@@ -844,19 +861,7 @@ export interface Store {
    * ({@link OutboxNotice}) in that same transaction: the record changes if and only if its notice is kept for
    * delivery. A notice id already in the outbox fails the whole call (ERR_STORE, nothing written).
    */
-  applyToRegistry<T>(decide: (
-    read: (residentCode: string) => (ResidentRecord & { readonly noticeSequence: number }) | undefined,
-    /** the issuance information registered under a code, expired or not, read in the same transaction */
-    registered: (residentCode: string) => readonly RegisteredIssuance[],
-  ) => {
-    readonly put: ReadonlyArray<ResidentRecord & { readonly noticeSequence: number }>;
-    readonly remove: readonly string[];
-    readonly relink?: ReadonlyArray<{ readonly from: string; readonly to: string }>;
-    readonly enqueue?: readonly OutboxNotice[];
-    /** the audit record, when not the generic "registry.change" (a bulk import is "registry.load") */
-    readonly audit?: AuditEntry;
-    readonly result: T;
-  }): Promise<T>;
+  applyToRegistry<T>(decide: RegistryDecide<T>): Promise<T>;
   /**
    * The outbox's notices not acknowledged yet, at most `limit`, in the order they were enqueued: oldest first,
    * and so a resident's in sequence order (its enqueuing transactions are serialized by the resident's record).
