@@ -42,8 +42,7 @@ import { assembleCertificate, encodeTbs, writeCertificate, writeEndEntityTbs } f
 import { freshestCrlFor } from "../crl/delta.js";
 import { caId, caUrls, type CaUrls } from "./ids.js";
 import { prefecture, type Prefecture } from "./prefectures.js";
-import { endOfJstDay } from "./validity.js";
-import { asJst } from "../pki/jst.js";
+import { caValidity } from "./validity.js";
 
 export { PURPOSE_SUFFIX, caId, caUrls, parseCaId, type CaUrls } from "./ids.js";
 export { assertCaCertificate } from "../profile/ca-check.js";
@@ -99,9 +98,7 @@ export async function createCaRecord(opts: {
   }
   const keyId = keyIdentifier(signer.spki);
   const name = encodeName(caSubject(pref.romaji, opts.purpose));
-  const nb = new Date(Math.floor(opts.now.getTime() / 1000) * 1000);
-  const jst = asJst(nb);
-  const notAfter = endOfJstDay(jst.getUTCFullYear() + opts.config.caValidityYears, jst.getUTCMonth(), jst.getUTCDate());
+  const { notBefore: nb, notAfter } = caValidity(opts.now, opts.config.caValidityYears);
   const tbs = encodeTbs({
     serial: randomSerial(),
     signatureAlgorithm: signer.algorithmIdentifier,

@@ -58,10 +58,9 @@ import { readCrlFile } from "../validation/crl.js";
 import { assembleCertificate, encodeTbs } from "./certificate.js";
 import { compromisedCaIds } from "./compromised.js";
 import { caUrls } from "./ids.js";
-import { endOfJstDay } from "./validity.js";
+import { caValidity } from "./validity.js";
 
 import { BRIDGE_ID, MAX_ARL_NUMBER, parseStateArlNumber } from "./bridge-id.js";
-import { asJst } from "../pki/jst.js";
 
 export { BRIDGE_ID };
 
@@ -345,14 +344,13 @@ async function openOrCreateBridge(
   const key = await generateRsaKey(2048);
   const signer = new SoftwareSigner(key);
   const name = encodeName(BRIDGE_SUBJECT);
-  const nb = new Date(Math.floor(ws.clock.now().getTime() / 1000) * 1000);
-  const jst = asJst(nb);
+  const { notBefore: nb, notAfter } = caValidity(ws.clock.now(), ws.config.caValidityYears);
   const tbs = encodeTbs({
     serial: randomSerial(),
     signatureAlgorithm: signer.algorithmIdentifier,
     issuer: name,
     notBefore: nb,
-    notAfter: endOfJstDay(jst.getUTCFullYear() + ws.config.caValidityYears, jst.getUTCMonth(), jst.getUTCDate()),
+    notAfter,
     subject: name,
     spki: signer.spki,
     extensions: [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { notAfterFor } from "./validity.js";
+import { caValidity, notAfterFor } from "./validity.js";
 
 const caNotAfter = new Date("2036-01-01T14:59:59Z");
 
@@ -37,5 +37,13 @@ describe("validity (shared/spec/JPKI.md Eras)", () => {
   it("never outlives the issuing CA", () => {
     const early = new Date("2027-01-01T14:59:59Z");
     expect(notAfterFor({ rule: "3y", issuedAt: new Date("2026-01-01T00:00:00Z"), birthDate: "1990-06-15", caNotAfter: early })).toEqual(early);
+  });
+
+  it("a CA's validity starts at the second and ends at 23:59:59 JST of its JST date, years on (Feb 29 → Feb 28)", () => {
+    // 15:30Z on Feb 28 is 00:30 JST on Mar 1: the JST date counts, not the UTC one
+    const v = caValidity(new Date("2026-02-28T15:30:00.750Z"), 10);
+    expect(v.notBefore.toISOString()).toBe("2026-02-28T15:30:00.000Z");
+    expect(v.notAfter.toISOString()).toBe("2036-03-01T14:59:59.000Z");
+    expect(caValidity(new Date("2028-02-29T03:00:00Z"), 10).notAfter.toISOString()).toBe("2038-02-28T14:59:59.000Z");
   });
 });

@@ -28,6 +28,16 @@ export function endOfJstDay(y: number, m: number, day: number): Date {
   return new Date(Date.UTC(y, m, Math.min(day, last), 14, 59, 59));
 }
 
+/**
+ * A CA certificate's validity (prefecture CAs, the Bridge CA, a provider's CA): from `now` to the second (DER
+ * times carry no fraction) to 23:59:59 JST of the same calendar date `years` on.
+ */
+export function caValidity(now: Date, years: number): { notBefore: Date; notAfter: Date } {
+  const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  const { y, m, day } = jstDate(notBefore);
+  return { notBefore, notAfter: endOfJstDay(y + years, m, day) };
+}
+
 export function notAfterFor(opts: { rule: ValidityRule; issuedAt: Date; birthDate: string; caNotAfter: Date }): Date {
   const { y, m, day } = jstDate(opts.issuedAt);
   let end: Date;

@@ -32,7 +32,7 @@ import { buildCrl } from "../crl/builder.js";
 import { CRL_REASON, parseReason, type CrlReasonName } from "../crl/reason.js";
 import { JpkiError, type ErrorCode } from "../errors.js";
 import { assembleCertificate, encodeTbs } from "../ca/certificate.js";
-import { endOfJstDay } from "../ca/validity.js";
+import { caValidity } from "../ca/validity.js";
 import type { Clock } from "../pki/clock.js";
 import { certificateParts, children, extension, readHeader } from "../pki/der.js";
 import { decryptPrivateKey, encryptPrivateKey, generateRsaKey } from "../pki/keys.js";
@@ -48,7 +48,6 @@ import { sweepStaleTemps, syncDir } from "../store/staging.js";
 import { caId, parseCaId } from "../ca/ids.js";
 import { describeJpkiAnchor } from "../validation/jpki.js";
 import { readCrlFile } from "../validation/crl.js";
-import { asJst } from "../pki/jst.js";
 
 export interface ProviderPaths {
   readonly root: string;
@@ -588,14 +587,13 @@ export async function initProvider(o: InitProviderOptions): Promise<ProviderInit
     const key = await generateRsaKey(2048);
     const signer = new SoftwareSigner(key);
     const name = encodeName(providerCaName(config.name));
-    const nb = new Date(Math.floor(o.clock.now().getTime() / 1000) * 1000);
-    const jst = asJst(nb);
+    const { notBefore: nb, notAfter } = caValidity(o.clock.now(), o.caValidityYears ?? 10);
     const tbs = encodeTbs({
       serial: randomSerial(),
       signatureAlgorithm: signer.algorithmIdentifier,
       issuer: name,
       notBefore: nb,
-      notAfter: endOfJstDay(jst.getUTCFullYear() + (o.caValidityYears ?? 10), jst.getUTCMonth(), jst.getUTCDate()),
+      notAfter,
       subject: name,
       spki: signer.spki,
       extensions: [
