@@ -28,6 +28,7 @@ import { registerVerifier } from "../src/verifier/registration.js";
 import type { Workspace } from "../src/workspace/workspace.js";
 import type { Backend } from "./backends.js";
 import type { BenchResult } from "./issue.js";
+import { threadCpu } from "./threads.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url)); // dist/bench/ → the package root
 const BIN = join(ROOT, "bin", "jpki.cjs");
@@ -308,12 +309,31 @@ export async function benchServe(backend: Backend, opts: { seconds?: number; con
     // Alternate ours, the OCSP GETs and the baseline three times each, so a load change on the machine touches all
     // alike; the GETs' ratio is best against best, as the 304s' is (one GET run against the best of three bare runs
     // swung 0.21–0.82× for one build on a loaded host: h-ocsp, 2026-12-07).
-    const runs304: Array<{ ours: Load; bare: Load; get: Load }> = [];
+    // Each 304 run's CPU per answer: the server's (all its threads; ours also its main thread's) and, on PostgreSQL,
+    // the database server's over ours' run. A 304 touches nothing of the store (the fetch records go in one write a
+    // second, access.ts), so a ratio that differs by backend with equal CPU per 304 is the host's, not the server's.
+    const cpuOf = async (pid: number, run: () => Promise<Load>) => {
+      const t0 = threadCpu(pid);
+      const db0 = backend.serverCpu?.();
+      const load = await run();
+      const t1 = threadCpu(pid);
+      const db1 = backend.serverCpu?.();
+      const answers = load.rps * seconds;
+      const sum = (m: Map<number, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+      const us = (s: number) => (s / answers) * 1e6;
+      return {
+        load,
+        us: us(sum(t1) - sum(t0)),
+        mainUs: us((t1.get(pid) ?? 0) - (t0.get(pid) ?? 0)),
+        dbUs: db0 && db1 ? us(db1.backends + db1.background - db0.backends - db0.background) : undefined,
+      };
+    };
+    const runs304: Array<{ ours: Load; bare: Load; get: Load; oursCpu: { us: number; mainUs: number; dbUs: number | undefined }; bareUs: number }> = [];
     for (let i = 0; i < 3; i++) {
-      const bare304 = await autocannon(bareUrl, { seconds, connections, headers: { "if-none-match": bareEtag } });
-      const ours304 = await autocannon(crlUrl, { seconds, connections, headers: { "if-none-match": etag } });
+      const b = await cpuOf(bare.pid!, () => autocannon(bareUrl, { seconds, connections, headers: { "if-none-match": bareEtag } }));
+      const o = await cpuOf(ours1.child.pid!, () => autocannon(crlUrl, { seconds, connections, headers: { "if-none-match": etag } }));
       const get = await autocannon(ocspGet, { seconds, connections });
-      runs304.push({ ours: ours304, bare: bare304, get });
+      runs304.push({ ours: o.load, bare: b.load, get, oursCpu: o, bareUs: b.us });
     }
     const ours304 = Math.max(...runs304.map((r) => r.ours.rps));
     const bare304 = Math.max(...runs304.map((r) => r.bare.rps));
@@ -333,6 +353,7 @@ export async function benchServe(backend: Backend, opts: { seconds?: number; con
     const mbps = (b: number) => (b / 1e6).toFixed(0);
     const note = [
       `runs      304s: ours ${runs304.map((r) => r.ours.rps.toFixed(0)).join(", ")} /s, bare ${runs304.map((r) => r.bare.rps.toFixed(0)).join(", ")} /s (${seconds} s each, ${connections} connections, best of each)${not304 ? ` — ${not304} runs had errors or no 304s` : ""}`,
+      `cpu       per 304, each run: ours ${runs304.map((r) => `${r.oursCpu.us.toFixed(1)} µs (main ${r.oursCpu.mainUs.toFixed(1)})`).join(", ")}; bare ${runs304.map((r) => r.bareUs.toFixed(1)).join(", ")} µs${runs304[0]!.oursCpu.dbUs === undefined ? "" : `; PostgreSQL's processes ${runs304.map((r) => r.oursCpu.dbUs!.toFixed(2)).join(", ")} µs over ours' runs`}`,
       `workers   --workers 2: ${w2.rps.toFixed(0)} 304s/s = ${(w2.rps / bare304).toFixed(2)}× the bare single-process server (2 cores shared with the load generator)`,
       `full 200  small CRL (${small.length} bytes): ours ${full200.rps.toFixed(0)} /s, bare node:http from memory ${bare200.rps.toFixed(0)} /s (${(full200.rps / bare200.rps).toFixed(2)}×)`,
       `OCSP GET  pre-produced answers (no nonce): ${ocspPre.rps.toFixed(0)} /s = ${(ocspPre.rps / bare304).toFixed(2)}× the bare 304 rate (target ≥ 0.5: ${ocspPre.rps / bare304 >= 0.5 ? "met" : "MISSED"}; best of ${runs304.map((r) => r.get.rps.toFixed(0)).join(", ")} /s; first answer ${ocspCheck.status}, ${ocspCheck.size} bytes${ocspPre.non2xx || ocspPre.errors ? `; ${ocspPre.non2xx} non-2xx, ${ocspPre.errors} errors` : ""})`,
