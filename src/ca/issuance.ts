@@ -705,33 +705,46 @@ export const INPUT_PAUSE_MS = 200;
  * for it INPUT_PAUSE_MS. One timer for the batch, looking at whether the loop is waiting and since when: a timer per
  * line would cost more than the line's other bookkeeping.
  */
-class InputPause {
+export class InputPause {
   #since: number | undefined;
+  /** Settles the race in progress with PAUSED; undefined between races. */
   #fire: (() => void) | undefined;
-  #pause: Promise<typeof PAUSED> | undefined;
   readonly #timer = setInterval(() => {
     if (this.#since !== undefined && Date.now() - this.#since >= INPUT_PAUSE_MS) this.#fire?.();
   }, INPUT_PAUSE_MS / 2).unref();
 
-  #fired = false;
-
-  async race<T>(next: Promise<T>): Promise<T | typeof PAUSED> {
-    // A pause that fired (even as the line came: both settled, whichever the race took) is not the next wait's.
-    if (this.#fired || !this.#pause) {
-      this.#fired = false;
-      this.#pause = new Promise<typeof PAUSED>((resolve) => {
-        this.#fire = () => {
-          this.#fired = true;
-          resolve(PAUSED);
-        };
-      });
-    }
-    this.#since = Date.now();
-    try {
-      return await Promise.race([next, this.#pause]);
-    } finally {
-      this.#since = undefined;
-    }
+  /**
+   * The next line, or PAUSED. A promise of its own for each wait, not Promise.race against one pause promise kept for
+   * the batch: each race left a reaction on that promise (which settles only if the input pauses), and through it
+   * the race's promise and the line it resolved to — so every line a batch read stayed reachable until the batch
+   * ended: 1–2 KB a line promoted to the old generation and collected only by full collections (issue bench), and a
+   * million-line batch would have held every line in memory. A pause that fires is this wait's only.
+   */
+  race<T>(next: Promise<T>): Promise<T | typeof PAUSED> {
+    return new Promise<T | typeof PAUSED>((resolve, reject) => {
+      const done = () => {
+        if (this.#fire === fire) {
+          this.#fire = undefined;
+          this.#since = undefined;
+        }
+      };
+      const fire = () => {
+        done();
+        resolve(PAUSED);
+      };
+      this.#fire = fire;
+      this.#since = Date.now();
+      next.then(
+        (v) => {
+          done();
+          resolve(v);
+        },
+        (e: unknown) => {
+          done();
+          reject(e);
+        },
+      );
+    });
   }
 
   stop(): void {

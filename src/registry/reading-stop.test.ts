@@ -4,6 +4,7 @@
  * record or the end came, which could be never.
  */
 import { PassThrough } from "node:stream";
+import { setFlagsFromString } from "node:v8";
 import { describe, expect, it } from "vitest";
 import { readRecords } from "./import.js";
 import { releaseStream, untilStopped } from "./reading-stop.js";
@@ -90,6 +91,20 @@ describe("untilStopped", () => {
     const { source, state } = waitingSource([1, 2, 3]);
     for await (const n of untilStopped(source, new AbortController().signal, () => undefined)) if (n === 2) break;
     expect(state.closed).toBe(true);
+  });
+
+  it("every call's items share one object shape: a reader optimised on one batch is not deoptimised by the next", async () => {
+    // A generator object's map is its generator function's: one made per call gave each batch's items a new map, and
+    // issueBatch, optimised on the last batch, was deoptimised at its first next() of each ("wrong map") and
+    // compiled again. %HaveSameMap needs --allow-natives-syntax, which applies to code compiled after it is set.
+    setFlagsFromString("--allow-natives-syntax");
+    const haveSameMap = new Function("a", "b", "return %HaveSameMap(a, b)") as (a: object, b: object) => boolean;
+    const items = () => untilStopped((async function* () { yield 1; })(), undefined)[Symbol.asyncIterator]();
+    const [a, b] = [items(), items()];
+    expect(haveSameMap(a, b)).toBe(true);
+    // and the check can tell: two generator functions' objects do not share one
+    expect(haveSameMap(a, (async function* () { yield 1; })())).toBe(false);
+    await Promise.all([a.return!(undefined), b.return!(undefined)]);
   });
 
   it("records read from a stream that waits (stdin, a pipe): the stop destroys the stream and the records read so far stand", async () => {

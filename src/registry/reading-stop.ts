@@ -26,51 +26,58 @@ const STOP = Symbol("stop");
  * Iterated once.
  */
 export function untilStopped<T>(source: AsyncIterable<T>, signal: AbortSignal | undefined, release?: () => void): StoppableInput<T> {
-  let stopped = false;
-  async function* items(): AsyncGenerator<T, void, undefined> {
-    const it = source[Symbol.asyncIterator]();
-    // ended: the source is done (its end, or it threw); abandoned: its read is pending, let go of by `release`
-    let ended = false;
-    let abandoned = false;
-    try {
-      for (;;) {
-        let r: IteratorResult<T> | typeof STOP;
-        try {
-          r = signal && release ? await orStop(it.next(), signal) : await it.next();
-        } catch (e) {
-          ended = true;
-          throw e;
-        }
-        if (r === STOP) {
-          stopped = true;
-          abandoned = true;
-          release!();
-          return;
-        }
-        if (r.done) {
-          ended = true;
-          return;
-        }
-        // After the read, not before it: an end that is there to be read (a file's) is the input's end, not a stop.
-        if (signal?.aborted) {
-          stopped = true;
-          return;
-        }
-        yield r.value;
-      }
-    } finally {
-      // Closed as a `for await` closes what it reads (readRecords then closes its file). Not awaited when its read
-      // is pending: a generator's return waits for that read to settle (the released stream's end, soon).
-      if (abandoned) void it.return?.()?.catch(() => undefined);
-      else if (!ended) await it.return?.();
-    }
-  }
+  const state = { stopped: false };
   return {
     get stopped() {
-      return stopped;
+      return state.stopped;
     },
-    [Symbol.asyncIterator]: items,
+    [Symbol.asyncIterator]: () => items(source, signal, release, state),
   };
+}
+
+/**
+ * untilStopped's items. One generator function for the module, not one made per call: a generator object's map is
+ * its function's, so each call's own function gave its items a new map, and the caller that reads them (issueBatch,
+ * optimised once hot) was deoptimised at its first `next()` of every batch ("wrong map") and compiled again — tens
+ * of ms of a V8 helper thread's CPU per batch for a function that size (--trace-deopt, issue bench).
+ */
+async function* items<T>(source: AsyncIterable<T>, signal: AbortSignal | undefined, release: (() => void) | undefined, state: { stopped: boolean }): AsyncGenerator<T, void, undefined> {
+  const it = source[Symbol.asyncIterator]();
+  // ended: the source is done (its end, or it threw); abandoned: its read is pending, let go of by `release`
+  let ended = false;
+  let abandoned = false;
+  try {
+    for (;;) {
+      let r: IteratorResult<T> | typeof STOP;
+      try {
+        r = signal && release ? await orStop(it.next(), signal) : await it.next();
+      } catch (e) {
+        ended = true;
+        throw e;
+      }
+      if (r === STOP) {
+        state.stopped = true;
+        abandoned = true;
+        release!();
+        return;
+      }
+      if (r.done) {
+        ended = true;
+        return;
+      }
+      // After the read, not before it: an end that is there to be read (a file's) is the input's end, not a stop.
+      if (signal?.aborted) {
+        state.stopped = true;
+        return;
+      }
+      yield r.value;
+    }
+  } finally {
+    // Closed as a `for await` closes what it reads (readRecords then closes its file). Not awaited when its read
+    // is pending: a generator's return waits for that read to settle (the released stream's end, soon).
+    if (abandoned) void it.return?.()?.catch(() => undefined);
+    else if (!ended) await it.return?.();
+  }
 }
 
 /**
