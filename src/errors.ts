@@ -136,6 +136,7 @@ export const ERROR_CODES = {
   ERR_SPOOL_CLAIM_LOST: { exit: 3, summary: "another watcher took over a spool file this one was ingesting (its heartbeat had stopped past the claim timeout): that one finishes it" },
   ERR_PARTIAL: { exit: 13, summary: "some records were applied and some rejected" },
   ERR_NOTICES_UNDELIVERED: { exit: 13, summary: "the counter changed the records, but their change notices could not be delivered yet: they wait in the registry's outbox for 'jpki counter deliver'" },
+  ERR_INSTALLATION_INCOMPLETE: { exit: 72, summary: "a file of jpki's own installation is missing or unreadable (the web page's public/ beside dist/): reinstall the package" },
   ERR_INTERNAL: { exit: 70, summary: "a bug: please report it" },
 } as const;
 

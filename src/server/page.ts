@@ -25,6 +25,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { JpkiError } from "../errors.js";
 
 /** The page's files and their types: only these are served (a fixed table, no path from the request touches the disk). */
 export const PAGE_FILES = Object.freeze({
@@ -62,16 +63,22 @@ export function publicDir(): string {
   for (;;) {
     if (existsSync(join(dir, "package.json"))) return join(dir, "public");
     const up = dirname(dir);
-    if (up === dir) throw new Error("jpki: the package's public/ directory was not found above " + fileURLToPath(import.meta.url));
+    if (up === dir) throw new JpkiError("ERR_INSTALLATION_INCOMPLETE", `no package.json above ${fileURLToPath(import.meta.url)}, so no public/ directory for the web page: reinstall jpki`);
     dir = up;
   }
 }
 
-/** Reads the page's files (a missing one fails the server's start, not the first visitor). */
+/**
+ * Reads the page's files (a missing one fails the server's start, not the first visitor): as the installation's
+ * fault, named, not as a bug (a build copied without public/ is the likely cause).
+ */
 export async function loadPage(dir = publicDir()): Promise<ReadonlyMap<PageFile, Asset>> {
   const out = new Map<PageFile, Asset>();
   for (const [name, type] of Object.entries(PAGE_FILES) as Array<[PageFile, string]>) {
-    const body = await readFile(join(dir, name));
+    const path = join(dir, name);
+    const body = await readFile(path).catch((e: NodeJS.ErrnoException) => {
+      throw new JpkiError("ERR_INSTALLATION_INCOMPLETE", `the web page's file ${path} cannot be read (${e.code ?? e.message}): jpki serve needs the package's public/ directory beside dist/; reinstall jpki`);
+    });
     out.set(name, { body, type, etag: `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"` });
   }
   return out;
