@@ -1846,10 +1846,10 @@ interface NoticeContextReads {
 /**
  * A notice batch's context reads over `codes` and `ids` (array literals), as one message of six statements (the
  * results in this order): the held notices, the applied resident-code changes, the notices already stored under
- * the batch's ids, the CA side's sequences, the unrevoked certificates and the codes that ever had a certificate.
+ * the batch's ids, the CA side's sequences, the unrevoked certificates (row-locked when committing: a manual
+ * revocation cannot slip in between this read and the batch's own) and the codes that ever had a certificate.
  * The four items only where a notice compares them (CertifiedRow): NULL, so never decoded, but on a signature
- * certificate. The certificates are not row-locked (commitNoticeBatch says why that is safe): FOR NO KEY UPDATE
- * wrote a lock into each of a batch's ≈ 2,000 rows, ≈ 3× the read's server time (EXPLAIN ANALYZE, 1M residents).
+ * certificate.
  */
 const noticeContextReads = Object.assign(
   (r: unknown): NoticeContextReads => {
@@ -1857,7 +1857,7 @@ const noticeContextReads = Object.assign(
     return { held, changes, ids, seqs, certified, ever } as unknown as NoticeContextReads;
   },
   {
-    text: (codes: string, ids: string): string =>
+    text: (codes: string, ids: string, lock: boolean): string =>
       [
         `SELECT * FROM notices WHERE status = 'held' AND resident_code = ANY(${codes}) ORDER BY resident_code, sequence`,
         `SELECT resident_code, body FROM notices WHERE kind = 'resident-code-change' AND status = 'applied' AND resident_code = ANY(${codes})`,
@@ -1865,7 +1865,7 @@ const noticeContextReads = Object.assign(
         `SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code = ANY(${codes})`,
         `SELECT serial, ca_id, type, resident_code, CASE WHEN type = 'signature' THEN name END AS name, CASE WHEN type = 'signature' THEN address END AS address,
            CASE WHEN type = 'signature' THEN birth_date END AS birth_date, CASE WHEN type = 'signature' THEN gender END AS gender, registry_sequence FROM certificates
-         WHERE revoked_at IS NULL AND resident_code = ANY(${codes}) ORDER BY resident_code, issued_at, serial`,
+         WHERE revoked_at IS NULL AND resident_code = ANY(${codes}) ORDER BY resident_code, issued_at, serial${lock ? " FOR NO KEY UPDATE" : ""}`,
         `SELECT DISTINCT resident_code FROM certificates WHERE resident_code = ANY(${codes})`,
       ].join(";\n"),
   },
@@ -1984,20 +1984,6 @@ interface RevokedRow {
  */
 async function appendRevoked(c: ClientBase, rows: readonly RevokedRow[]): Promise<void> {
   await appendBlocks(c, revocationBlocksOf(rows));
-}
-
-/** How many times one notice batch starts again for certificates revoked under it (commitNoticeBatch). */
-const REVOKED_MEANWHILE_RESTARTS = 8;
-
-/**
- * Whether a batch's planned revocations that its update did not take (`planned` less `done`) are of certificates
- * revoked since it read them. A serial the store does not hold, or holds revoked from before, is no reason to
- * start again (the update skips it as before): only one revoked meanwhile is.
- */
-async function revokedMeanwhile(c: ClientBase, planned: ReadonlyArray<{ readonly serial: string }>, done: readonly RevokedRow[]): Promise<boolean> {
-  const took = new Set(done.map((r) => r.serial));
-  const missed = planned.map((p) => p.serial).filter((serial) => !took.has(serial));
-  return (await c.query("SELECT 1 FROM certificates WHERE serial = ANY($1::text[]) AND revoked_at IS NOT NULL LIMIT 1", [textArray(missed)])).rowCount !== 0;
 }
 
 /** The revocation log blocks of revoked rows: one per CA in the order the call named them (`n`). */
@@ -3837,8 +3823,9 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Set-based: one statement per kind of fact for the whole batch, `= ANY(…)` over the keys. With `lock`
-   * (committing), codes found on the way are locked before they are read.
+   * Set-based: one statement per kind of fact for the whole batch, `= ANY($1)` over the keys. With `lock`
+   * (committing), codes found on the way are locked before they are read, and the unrevoked certificates are
+   * row-locked, so a manual revocation cannot slip in between this read and the batch's own.
    */
   async #noticeContext(c: PoolClient, keys: NoticeContextKeys, lock?: (codes: string[]) => Promise<void>): Promise<NoticeContext> {
     // A held resident-code change may be applied by this batch (its gap filled): the notices held under its
@@ -3857,7 +3844,7 @@ export class PostgresStore implements Store {
     let reads: NoticeContextReads;
     for (;;) {
       const codes = textArrayLiteral([...codeSet]);
-      reads = noticeContextReads(await c.query(noticeContextReads.text(codes, noticeIds)));
+      reads = noticeContextReads(await c.query(noticeContextReads.text(codes, noticeIds, lock !== undefined)));
       const next: string[] = [];
       for (const r of reads.held) {
         if (r.kind !== "resident-code-change") continue;
@@ -3917,8 +3904,7 @@ export class PostgresStore implements Store {
 
   commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }> {
     // The batch's resident codes are locked before its context is read, so no other writer can change what
-    // it decides from between the read and the commit (a manual revocation aside: see revokedMeanwhile below).
-    let restarts = 0;
+    // it decides from between the read and the commit.
     return this.#residentTx("committing a notice batch", keys.residentCodes, async (c, locks) => {
       const decided = decide(await this.#noticeContext(c, keys, (codes) => locks.extend(codes)));
       const b = decided.commit;
@@ -3969,16 +3955,6 @@ export class PostgresStore implements Store {
         );
         revoked = r.rowCount ?? 0;
         revokedIn = r.rows;
-        // The context read did not row-lock the certificates: everything else that writes them holds the
-        // residents' locks, but a manual revocation (revoke(), by serial) does not, and may have come in between
-        // that read and this update. The update took none of those, as it skips revoked rows, and the batch
-        // decided on a state that is gone (its notices' revocation counts, its audit record): it starts again
-        // from a fresh read. Each restart needs another revocation committed meanwhile; bounded all the same (a
-        // decision naming a certificate not in its context would otherwise start again for ever).
-        if (revoked < firstRevocations.length && restarts < REVOKED_MEANWHILE_RESTARTS && (await revokedMeanwhile(c, firstRevocations, revokedIn))) {
-          restarts++;
-          throw new LockRestart([]);
-        }
         // The revoked certificates' registered issuance information (発行情報) stays, as SQLite's notice batches
         // leave it: the reads filter it out (REGISTERED_UNREVOKED) and sweepRegisteredIssuances deletes it in key
         // order. Deleted here, each was a random heap page written (its first change after a checkpoint a full
