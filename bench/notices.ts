@@ -12,7 +12,7 @@
  * resident-code order in chunks of 50,000 residents (100,000 records) and logs its progress every ~10%.
  */
 import Database from "better-sqlite3";
-import { closeSync, cpSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, cpSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { caId } from "../src/ca/authority.js";
@@ -246,6 +246,16 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
       await ws.store.syncCommitted();
       cpSync(dir, save, { recursive: true });
       log(`workspace and feed copied to ${save}`);
+    }
+    // On PostgreSQL the store is a database, which cannot be copied while this process holds connections to it
+    // (CREATE DATABASE … TEMPLATE): the run stops after the setup instead, and the database stays with
+    // JPKI_BENCH_KEEP on a JPKI_BENCH_PG server (its name is printed). Each experiment then ingests into a copy
+    // (`CREATE DATABASE run TEMPLATE <kept>`, JPKI_STORE naming it) from a copy of <dir>/ws.
+    if (save && backend.name === "postgres") {
+      cpSync(dir, save, { recursive: true });
+      writeFileSync(join(save, "store-url"), `${storeEnv.JPKI_STORE}\n`);
+      log(`workspace and feed copied to ${save}, store ${storeEnv.JPKI_STORE}: setup only, no timed run`);
+      throw new Error(`bench notices: setup saved to ${save} (JPKI_BENCH_NOTICES_SAVE on PostgreSQL runs no timed run)`);
     }
 
     // The setup's garbage (a million generated residents, two million issuance records: ≈ 0.9 GB of old

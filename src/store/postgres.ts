@@ -1824,6 +1824,54 @@ function committedRow(rec: IssuanceRecord): CertificateRow {
   };
 }
 
+/**
+ * A text[] as an SQL literal (array_in's syntax, every element quoted), for the statements that travel several to a
+ * simple-protocol message, where nothing can be bound. A NUL would end the message's text there: refused.
+ */
+export function textArrayLiteral(values: readonly string[]): string {
+  for (const v of values) if (v.includes("\0")) throw new JpkiError("ERR_INTERNAL", "a NUL character cannot be sent to PostgreSQL in a text value");
+  return `${sqlLiteral(`{${values.map((v) => `"${v.replace(/[\\"]/g, "\\$&")}"`).join(",")}}`)}::text[]`;
+}
+
+interface NoticeContextReads {
+  readonly held: NoticeRowDb[];
+  readonly changes: Array<{ resident_code: string; body: string }>;
+  readonly ids: Array<{ notice_id: string; status: NoticeStatus; body: string; received_at: string | number | bigint; applied_at: string | number | bigint | null }>;
+  readonly seqs: Array<{ resident_code: string; last_sequence: bigint }>;
+  readonly certified: Array<
+    Pick<CertRowDb, "serial" | "ca_id" | "type" | "resident_code"> & { name: string | null; address: string | null; birth_date: string | null; gender: string | null; registry_sequence: bigint | null }
+  >;
+  readonly ever: Array<{ resident_code: string }>;
+}
+
+/**
+ * A notice batch's context reads over `codes` and `ids` (array literals), as one message of six statements (the
+ * results in this order): the held notices, the applied resident-code changes, the notices already stored under
+ * the batch's ids, the CA side's sequences, the unrevoked certificates (row-locked when committing: a manual
+ * revocation cannot slip in between this read and the batch's own) and the codes that ever had a certificate.
+ * The four items only where a notice compares them (CertifiedRow): NULL, so never decoded, but on a signature
+ * certificate.
+ */
+const noticeContextReads = Object.assign(
+  (r: unknown): NoticeContextReads => {
+    const [held, changes, ids, seqs, certified, ever] = (r as Array<{ rows: unknown[] }>).map((x) => x.rows);
+    return { held, changes, ids, seqs, certified, ever } as unknown as NoticeContextReads;
+  },
+  {
+    text: (codes: string, ids: string, lock: boolean): string =>
+      [
+        `SELECT * FROM notices WHERE status = 'held' AND resident_code = ANY(${codes}) ORDER BY resident_code, sequence`,
+        `SELECT resident_code, body FROM notices WHERE kind = 'resident-code-change' AND status = 'applied' AND resident_code = ANY(${codes})`,
+        `SELECT notice_id, status, body, received_at, applied_at FROM notices WHERE notice_id = ANY(${ids})`,
+        `SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code = ANY(${codes})`,
+        `SELECT serial, ca_id, type, resident_code, CASE WHEN type = 'signature' THEN name END AS name, CASE WHEN type = 'signature' THEN address END AS address,
+           CASE WHEN type = 'signature' THEN birth_date END AS birth_date, CASE WHEN type = 'signature' THEN gender END AS gender, registry_sequence FROM certificates
+         WHERE revoked_at IS NULL AND resident_code = ANY(${codes}) ORDER BY resident_code, issued_at, serial${lock ? " FOR NO KEY UPDATE" : ""}`,
+        `SELECT DISTINCT resident_code FROM certificates WHERE resident_code = ANY(${codes})`,
+      ].join(";\n"),
+  },
+);
+
 /** Sorted, without repeats: the order in which row locks are taken. */
 function sortedUnique(xs: Iterable<string>): string[] {
   return [...new Set(xs)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -1861,6 +1909,38 @@ const SQL = {
       AS u(ca, entries, min_not_after, der_at, der_len, meta_at, meta_len, n)
     ORDER BY u.n`,
 } as const;
+
+/**
+ * A notice batch's writes after its revocations, in one statement (commitNoticeBatch): the revoked rows' log blocks
+ * ($1–$9, as SQL.appendRevocationLog), the notices ($10 the time, $11–$17), the CA side's sequences ($18, $19) and
+ * the revisions of the CAs it dirtied ($20, sorted: SQL.bumpRevisions). Data-modifying WITH parts each run once and
+ * to completion, on four different tables, none reading another's rows; an empty array writes nothing.
+ */
+const NOTICE_BATCH_WRITES = `WITH
+  log AS (
+    INSERT INTO revocation_log (ca_id, entries, min_not_after, der, meta, digest)
+    SELECT u.ca, u.entries, u.min_not_after, substring($4::bytea FROM u.der_at FOR u.der_len), substring($7::bytea FROM u.meta_at FOR u.meta_len),
+      sha256(substring($4::bytea FROM u.der_at FOR u.der_len))
+    FROM unnest($1::text[], $2::int[], $3::bigint[], $5::int[], $6::int[], $8::int[], $9::int[]) WITH ORDINALITY
+      AS u(ca, entries, min_not_after, der_at, der_len, meta_at, meta_len, n)
+    ORDER BY u.n
+    RETURNING 1),
+  put AS (
+    INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
+    SELECT u.id, u.code, u.seq, u.kind, u.status, u.body, $10::bigint, CASE WHEN u.status = 'applied' THEN $10::bigint END, u.revocations
+    FROM unnest($11::text[], $12::text[], $13::bigint[], $14::text[], $15::text[], $16::text[], $17::int[]) AS u(id, code, seq, kind, status, body, revocations)
+    ON CONFLICT (notice_id) DO UPDATE SET status = excluded.status, applied_at = excluded.applied_at, revocations = excluded.revocations
+    WHERE notices.status = 'held'
+    RETURNING 1),
+  seqs AS (
+    INSERT INTO resident_sequences (resident_code, last_sequence) SELECT * FROM unnest($18::text[], $19::bigint[])
+    ON CONFLICT (resident_code) DO UPDATE SET last_sequence = greatest(resident_sequences.last_sequence, excluded.last_sequence)
+    RETURNING 1),
+  bumped AS (
+    INSERT INTO crl_state (ca_id, revision, published_revision) SELECT id, 1, 0 FROM unnest($20::text[]) AS id ORDER BY id
+    ON CONFLICT (ca_id) DO UPDATE SET revision = crl_state.revision + 1
+    RETURNING 1)
+  SELECT 1`;
 
 /**
  * What a revoking UPDATE … FROM unnest(…) WITH ORDINALITY AS u(…, n) returns: the row's values as it set them,
@@ -1904,11 +1984,16 @@ interface RevokedRow {
  * the order the call named them (as SQLite's log gets them), each with the values the row got.
  */
 async function appendRevoked(c: ClientBase, rows: readonly RevokedRow[]): Promise<void> {
+  await appendBlocks(c, revocationBlocksOf(rows));
+}
+
+/** The revocation log blocks of revoked rows: one per CA in the order the call named them (`n`). */
+function revocationBlocksOf(rows: readonly RevokedRow[]): RevocationBlock[] {
   const blocks = new RevocationBlocks();
   for (const r of [...rows].sort((a, b) => (a.n < b.n ? -1 : a.n > b.n ? 1 : 0))) {
     blocks.add(r.ca_id, r.serial, Number(r.revoked_at), r.reason, Number(r.not_after), r.municipality_code);
   }
-  await appendBlocks(c, blocks.take());
+  return blocks.take();
 }
 
 /** A revocation log block as crlEntries reads it: its metadata only when it holds an expired certificate. */
@@ -3731,8 +3816,6 @@ export class PostgresStore implements Store {
    * row-locked, so a manual revocation cannot slip in between this read and the batch's own.
    */
   async #noticeContext(c: PoolClient, keys: NoticeContextKeys, lock?: (codes: string[]) => Promise<void>): Promise<NoticeContext> {
-    const heldOf = (codes: readonly string[]) =>
-      c.query<NoticeRowDb>("SELECT * FROM notices WHERE status = 'held' AND resident_code = ANY($1::text[]) ORDER BY resident_code, sequence", [textArray(codes)]);
     // A held resident-code change may be applied by this batch (its gap filled): the notices held under its
     // new code must then be in the context too, or they would wait for ever. Follow such changes, locking
     // each new code before reading under it.
@@ -3740,60 +3823,48 @@ export class PostgresStore implements Store {
     const registryCodes = new Set(keys.registryCodes);
     // Applied changes are followed too (as the SQLite store: NoticeContext.codeChanges).
     const codeChanges = new Map<string, string>();
-    for (let frontier = [...codeSet]; frontier.length; ) {
+    const noticeIds = textArrayLiteral([...keys.noticeIds]);
+    // The reads go as one simple-protocol message (NOTICE_CONTEXT_READS), one round trip for what were eight,
+    // each statement still its own snapshot taken after the locks before it: the held notices and code changes
+    // that say whether more codes are to be locked, and the facts the decision reads. Usually no new code turns
+    // up and that is all (bar the registry records of a few); when one does, it is locked and every read is made
+    // again over the larger set (the unrevoked certificates already row-locked stay so, which changes nothing).
+    let reads: NoticeContextReads;
+    for (;;) {
+      const codes = textArrayLiteral([...codeSet]);
+      reads = noticeContextReads(await c.query(noticeContextReads.text(codes, noticeIds, lock !== undefined)));
       const next: string[] = [];
-      for (const r of (await heldOf(frontier)).rows) {
+      for (const r of reads.held) {
         if (r.kind !== "resident-code-change") continue;
         const to = (JSON.parse(r.body) as { newResidentCode?: string }).newResidentCode;
         registryCodes.add(r.resident_code);
         if (to) registryCodes.add(to);
         if (to && !codeSet.has(to)) (codeSet.add(to), next.push(to));
       }
-      const changes = await c.query<{ resident_code: string; body: string }>(
-        "SELECT resident_code, body FROM notices WHERE kind = 'resident-code-change' AND status = 'applied' AND resident_code = ANY($1::text[])",
-        [textArray(frontier)],
-      );
-      for (const r of changes.rows) {
+      for (const r of reads.changes) {
         const to = (JSON.parse(r.body) as { newResidentCode?: string }).newResidentCode;
         if (!to) continue;
         codeChanges.set(r.resident_code, to);
         if (!codeSet.has(to)) (codeSet.add(to), next.push(to));
       }
-      if (next.length && lock) await lock(next);
-      frontier = next;
+      if (!next.length) break;
+      if (lock) await lock(next);
     }
     const codes = [...codeSet];
     const known = new Map<string, { status: NoticeStatus; body: string; receivedAt: Date; appliedAt?: Date }>();
-    const ids = await c.query<{ notice_id: string; status: NoticeStatus; body: string; received_at: string | number | bigint; applied_at: string | number | bigint | null }>(
-      "SELECT notice_id, status, body, received_at, applied_at FROM notices WHERE notice_id = ANY($1::text[])",
-      [textArray([...keys.noticeIds])],
-    );
-    for (const r of ids.rows) {
+    for (const r of reads.ids) {
       known.set(r.notice_id, { status: r.status, body: r.body, receivedAt: new Date(Number(r.received_at)), ...(r.applied_at === null ? {} : { appliedAt: new Date(Number(r.applied_at)) }) });
     }
     const lastSequence = new Map<string, number>();
-    const seqs = await c.query<{ resident_code: string; last_sequence: bigint }>(
-      "SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code = ANY($1::text[])",
-      [textArray(codes)],
-    );
-    for (const r of seqs.rows) lastSequence.set(r.resident_code, Number(r.last_sequence));
+    for (const r of reads.seqs) lastSequence.set(r.resident_code, Number(r.last_sequence));
     const held = new Map<string, StoredNotice[]>();
-    for (const r of (await heldOf(codes)).rows) {
+    for (const r of reads.held) {
       const list = held.get(r.resident_code) ?? [];
       list.push(toStoredNotice(r));
       held.set(r.resident_code, list);
     }
     const certificates = new Map<string, CertifiedRow[]>();
-    // The four items only where a notice compares them (CertifiedRow): NULL, so never decoded, but on a signature certificate.
-    const certified = await c.query<
-      Pick<CertRowDb, "serial" | "ca_id" | "type" | "resident_code"> & { name: string | null; address: string | null; birth_date: string | null; gender: string | null; registry_sequence: bigint | null }
-    >(
-      `SELECT serial, ca_id, type, resident_code, CASE WHEN type = 'signature' THEN name END AS name, CASE WHEN type = 'signature' THEN address END AS address,
-         CASE WHEN type = 'signature' THEN birth_date END AS birth_date, CASE WHEN type = 'signature' THEN gender END AS gender, registry_sequence FROM certificates
-       WHERE revoked_at IS NULL AND resident_code = ANY($1::text[]) ORDER BY resident_code, issued_at, serial${lock ? " FOR NO KEY UPDATE" : ""}`,
-      [textArray(codes)],
-    );
-    for (const r of certified.rows) {
+    for (const r of reads.certified) {
       const list = certificates.get(r.resident_code) ?? [];
       // one shape per type, as the SQLite store builds them: issuedAtSequence there, undefined where not kept
       const seq = r.registry_sequence === null ? undefined : Number(r.registry_sequence);
@@ -3805,8 +3876,7 @@ export class PostgresStore implements Store {
       );
       certificates.set(r.resident_code, list);
     }
-    const ever = await c.query<{ resident_code: string }>("SELECT DISTINCT resident_code FROM certificates WHERE resident_code = ANY($1::text[])", [textArray(codes)]);
-    const everCertified = new Set(ever.rows.map((r) => r.resident_code));
+    const everCertified = new Set(reads.ever.map((r) => r.resident_code));
     // The registry's record only where the decision looks at it (as the SQLite store: NoticeContext.residents).
     const wanted = codes.filter((code) => registryCodes.has(code) || !(everCertified.has(code) || lastSequence.has(code)));
     const residentRows = wanted.length
@@ -3832,17 +3902,20 @@ export class PostgresStore implements Store {
         // Five statements for the batch's relinks, not five per relink: a notice run at 1M residents had ≈ 5,000
         // code changes per 100,000 notices, 25,000 round trips. Set-wise equals one by one only when no relink
         // feeds another (a code moved on again in the same batch) and no two share a code: relinksSetwise.
-        const from = textArray(b.relinks.map((r) => r.from));
-        const to = textArray(b.relinks.map((r) => r.to));
-        await c.query("UPDATE certificates c SET resident_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t) WHERE c.resident_code = u.f", [from, to]);
+        // The five go as one simple-protocol message (their arrays as literals): one round trip, each statement
+        // seeing the ones before it as before.
+        const from = textArrayLiteral(b.relinks.map((r) => r.from));
+        const to = textArrayLiteral(b.relinks.map((r) => r.to));
         await c.query(
-          `DELETE FROM resident_sequences s USING unnest($1::text[], $2::text[]) AS u(f, t)
-           WHERE s.resident_code = u.t AND EXISTS (SELECT 1 FROM resident_sequences o WHERE o.resident_code = u.f)`,
-          [from, to],
+          [
+            `UPDATE certificates c SET resident_code = u.t FROM unnest(${from}, ${to}) AS u(f, t) WHERE c.resident_code = u.f`,
+            `DELETE FROM resident_sequences s USING unnest(${from}, ${to}) AS u(f, t)
+             WHERE s.resident_code = u.t AND EXISTS (SELECT 1 FROM resident_sequences o WHERE o.resident_code = u.f)`,
+            `UPDATE resident_sequences s SET resident_code = u.t FROM unnest(${from}, ${to}) AS u(f, t) WHERE s.resident_code = u.f`,
+            `UPDATE notices n SET resident_code = u.t FROM unnest(${from}, ${to}) AS u(f, t) WHERE n.resident_code = u.f AND n.status = 'held'`,
+            `UPDATE disclosures d SET resident_code = u.t FROM unnest(${from}, ${to}) AS u(f, t) WHERE d.resident_code = u.f`,
+          ].join(";\n"),
         );
-        await c.query("UPDATE resident_sequences s SET resident_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t) WHERE s.resident_code = u.f", [from, to]);
-        await c.query("UPDATE notices n SET resident_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t) WHERE n.resident_code = u.f AND n.status = 'held'", [from, to]);
-        await c.query("UPDATE disclosures d SET resident_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t) WHERE d.resident_code = u.f", [from, to]);
       } else for (const r of b.relinks) {
         await c.query("UPDATE certificates SET resident_code = $1 WHERE resident_code = $2", [r.to, r.from]);
         // like SQLite's UPDATE OR REPLACE: the moved sequence replaces one already under the new code
@@ -3870,21 +3943,29 @@ export class PostgresStore implements Store {
         );
         revoked = r.rowCount ?? 0;
         revokedIn = r.rows;
-        await appendRevoked(c, revokedIn);
         // The revoked certificates' registered issuance information (発行情報) stays, as SQLite's notice batches
         // leave it: the reads filter it out (REGISTERED_UNREVOKED) and sweepRegisteredIssuances deletes it in key
         // order. Deleted here, each was a random heap page written (its first change after a checkpoint a full
         // page image in the WAL): ≈ 13 µs of server time per revocation (pg_stat_statements, 1M residents).
       }
       const notices = foldNotices(b.notices);
-      if (notices.length) {
-        await c.query(
-          `INSERT INTO notices (notice_id, resident_code, sequence, kind, status, body, received_at, applied_at, revocations)
-           SELECT u.id, u.code, u.seq, u.kind, u.status, u.body, $1::bigint, CASE WHEN u.status = 'applied' THEN $1::bigint END, u.revocations
-           FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int[]) AS u(id, code, seq, kind, status, body, revocations)
-           ON CONFLICT (notice_id) DO UPDATE SET status = excluded.status, applied_at = excluded.applied_at, revocations = excluded.revocations
-           WHERE notices.status = 'held'`,
-          [
+      const sequences = new Map<string, number>();
+      for (const q of b.sequences) sequences.set(q.residentCode, Math.max(q.last, sequences.get(q.residentCode) ?? q.last));
+      if (revokedIn.length || notices.length || sequences.size || b.dirtyCas.length) {
+        // The revoked rows' log blocks, the notices, the sequences and the CAs' revisions: one statement
+        // (NOTICE_BATCH_WRITES), where they were four in turn. Of the rows it locks only crl_state's are ever
+        // waited for by another writer (a CRL publication), and they are taken in key order as before, after the
+        // certificates' and before the partitions' (bumpScopes): the lock order publishCrl keeps.
+        const blocks = revocationBlocksOf(revokedIn);
+        await c.query({
+          name: "jpki_notice_batch_writes",
+          text: NOTICE_BATCH_WRITES,
+          values: [
+            blocks.map((x) => x.caId),
+            blocks.map((x) => x.entries),
+            blocks.map((x) => x.minNotAfter),
+            ...packed(blocks.map((x) => x.der)),
+            ...packed(blocks.map((x) => x.meta)),
             at,
             textArray(notices.map((n) => n.noticeId)),
             textArray(notices.map((n) => n.residentCode)),
@@ -3894,21 +3975,14 @@ export class PostgresStore implements Store {
             // each body is a notice's JSON: a text array escaped every one of its quotes
             textArray(notices.map((n) => n.body)),
             int4Array(notices.map((n) => n.revocations)),
+            textArray([...sequences.keys()]),
+            int8Array([...sequences.values()]),
+            textArray(sortedUnique(b.dirtyCas)),
           ],
-        );
-      }
-      const sequences = new Map<string, number>();
-      for (const q of b.sequences) sequences.set(q.residentCode, Math.max(q.last, sequences.get(q.residentCode) ?? q.last));
-      if (sequences.size) {
-        await c.query(
-          `INSERT INTO resident_sequences (resident_code, last_sequence) SELECT * FROM unnest($1::text[], $2::bigint[])
-           ON CONFLICT (resident_code) DO UPDATE SET last_sequence = greatest(resident_sequences.last_sequence, excluded.last_sequence)`,
-          [textArray([...sequences.keys()]), int8Array([...sequences.values()])],
-        );
+        });
       }
       // Lock order, as publishCrl takes them: the CA's crl_state row, then its crl_scopes rows (a partition's
       // revision bumped first here deadlocked against a publisher of the same CA).
-      if (b.dirtyCas.length) await c.query(SQL.bumpRevisions, [sortedUnique(b.dirtyCas)]);
       await bumpScopes(c, revokedIn);
       await this.#appendAudits(c, [noticeBatchAudit(b, revoked)]);
       return { ...decided, revoked };

@@ -1,0 +1,93 @@
+/**
+ * The messages one notice batch sends its PostgreSQL store (Client#query calls: a Query of several statements is
+ * one): each is a round trip, and on a loaded host a scheduling delay of the backend. The batch's context reads
+ * and its relinks travel as simple-protocol messages of several statements, their arrays written as literals
+ * (textArrayLiteral): those must reach the server as the values they were, whatever characters they hold.
+ */
+import pg from "pg";
+import { describe, expect, it, vi } from "vitest";
+import { admin, ca, items } from "../../test/postgres-store-kit.js";
+import { usePostgres } from "../../test/use-postgres.js";
+import { PostgresStore, textArrayLiteral } from "./postgres.js";
+
+const server = usePostgres();
+
+/** A message's text, its white space folded. */
+function label(arg: unknown): string {
+  const text = typeof arg === "string" ? arg : (arg as { text?: unknown }).text;
+  return String(text).replace(/\s+/g, " ");
+}
+
+/** The messages, for a failure's report: each one's first words. */
+const listed = (sent: readonly string[]) => sent.map((x) => x.slice(0, 100)).join("\n");
+
+describe("PostgreSQL notice batch messages", () => {
+  it("textArrayLiteral: a text[] literal the server reads back as the same strings, whatever they hold", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      const values = ["", "NULL", "null", "a,b", "{x}", '"quoted"', "back\\slash", "\\", "it's", "''", "tab\there", "line\nbreak", " spaced ", "山田　太郎", "😀", "E'x'", "$1", "a\\\"b"];
+      for (const standard of ["on", "off"]) {
+        await c.query(`SET standard_conforming_strings = ${standard}`);
+        const r = await c.query<{ a: string[] }>(`SELECT ${textArrayLiteral(values)} AS a`);
+        expect(r.rows[0]!.a, `standard_conforming_strings ${standard}`).toEqual(values);
+      }
+      expect((await c.query<{ a: string[] }>(`SELECT ${textArrayLiteral([])} AS a`)).rows[0]!.a).toEqual([]);
+      expect(() => textArrayLiteral(["a\0b"])).toThrow(/NUL/);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("a batch with a revocation and a resident-code change in 11 messages: its context reads in one, its relinks in one, its log, notices, sequences and revisions in one", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    try {
+      await s.putCa(ca);
+      const codes = ["r1", "r2"];
+      await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      await s.commitIssuances(codes.map((residentCode, i) => ({
+        serial: `0f0${i}`, caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
+        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
+      })));
+      const spy = vi.spyOn(pg.Client.prototype, "query");
+      let sent: string[];
+      let done: Awaited<ReturnType<typeof s.commitNoticeBatch>>;
+      try {
+        done = await s.commitNoticeBatch({ noticeIds: ["n1", "n2"], residentCodes: ["r1", "r2", "r2b"], registryCodes: ["r2", "r2b"] }, (ctx) => ({
+          commit: {
+            at: new Date(6000),
+            notices: [
+              { noticeId: "n1", residentCode: "r1", sequence: 1, kind: "death", body: '{"noticeId":"n1"}', status: "applied" as const, revocations: 1 },
+              { noticeId: "n2", residentCode: "r2", sequence: 1, kind: "resident-code-change", body: '{"noticeId":"n2","newResidentCode":"r2b"}', status: "applied" as const, revocations: 0 },
+            ],
+            sequences: [{ residentCode: "r1", last: 1 }, { residentCode: "r2b", last: 1 }],
+            revocations: (ctx.certificates.get("r1") ?? []).map((x) => ({ serial: x.serial, reason: 5, source: "notice:n1", residentCode: "r1" })),
+            relinks: [{ from: "r2", to: "r2b" }],
+            dirtyCas: ["13-sig"],
+          },
+        }));
+        sent = spy.mock.calls.map((c) => label(c[0]));
+      } finally {
+        spy.mockRestore();
+      }
+      expect(done.revoked).toBe(1);
+      // what was written: the revocation, the relink, the notices and sequences, the CA due
+      expect((await s.getCertificate("0f00"))?.revocation?.reason).toBe(5);
+      expect((await s.getCertificate("0f01"))?.residentCode).toBe("r2b");
+      expect((await s.getNotice("n1"))?.revocations).toBe(1);
+      expect((await s.getNotice("n2"))?.status).toBe("applied");
+      expect(await s.dirtyCas()).toEqual(["13-sig"]);
+      const ctx = await s.loadNoticeContext({ noticeIds: [], residentCodes: ["r1", "r2b"] });
+      expect(ctx.lastSequence).toEqual(new Map([["r1", 1], ["r2b", 1]]));
+      // BEGIN, the shared and the residents' locks, the context (one message), the registry records, the relinks (one
+      // message), the revocations, the log blocks + notices + sequences + revisions, the partitions, the audit, COMMIT
+      expect(sent.filter((x) => x.includes("FROM resident_sequences WHERE")), listed(sent)).toHaveLength(1);
+      expect(sent.filter((x) => x.includes("INSERT INTO notices") || x.includes("INSERT INTO revocation_log")), listed(sent)).toHaveLength(1);
+      expect(sent.filter((x) => x.includes("UPDATE certificates c SET resident_code")), listed(sent)).toHaveLength(1);
+      expect(sent, listed(sent)).toHaveLength(11);
+    } finally {
+      await s.close();
+    }
+  });
+});
