@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { admin, atSchema, ca, items, migrate } from "../../test/postgres-store-kit.js";
+import { childOutput } from "../../test/child-output.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { isJpkiError, type JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
@@ -503,11 +504,9 @@ describe("PostgresStore schema and upgrades", () => {
         await m.PostgresStore.open(process.argv[1], { upgrade: { pageRows: 5, inPage: (page, version) => { if (version === 26 && page === 3) process.kill(process.pid, "SIGKILL"); } } });
         console.log("finished without being killed");
       })`;
-      const child = spawn(process.execPath, ["--input-type=module", "-e", script, url], { stdio: ["ignore", "pipe", "inherit"] });
-      let out = "";
-      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-      expect(await new Promise((res) => child.on("exit", (_code, sig) => res(sig)))).toBe("SIGKILL");
-      expect(out).toBe("");
+      const child = childOutput(spawn(process.execPath, ["--input-type=module", "-e", script, url], { stdio: ["ignore", "pipe", "inherit"] }));
+      expect((await child.ended).signal).toBe("SIGKILL"); // once its stdout is read to the end (child-output.ts)
+      expect(child.stdout()).toBe("");
       expect(await state()).toEqual({ version: "25", marks: [["upgrade.26.fill", { after: serial(9), done: 10 }]], keys: certs.slice(0, 10).map((k) => k.serial) });
       // A key the committed pages filled, marked by hand: the next open must not compute it again.
       await c.query("UPDATE certificates SET certified_key = '\\x00' WHERE serial = $1", [serial(4)]);
