@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { admin, atSchema, ca, items, migrate } from "../../test/postgres-store-kit.js";
 import { childOutput } from "../../test/child-output.js";
 import { usePostgres } from "../../test/use-postgres.js";
+import { until } from "../../test/until.js";
 import { isJpkiError, type JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
 import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed } from "./contract.js";
@@ -191,7 +192,8 @@ describe("PostgresStore schema and upgrades", () => {
       // A backend reports its counts to the cumulative statistics when idle a while, or when it ends: end them.
       await s.close();
       let after = await stats();
-      for (let i = 0; i < 200 && Number(after.upd) - Number(before.upd) < 20; i++) (await new Promise((r) => setTimeout(r, 50)), (after = await stats()));
+      // a minute by the clock (200 × 50 ms and the queries were ≈ 10 s: the ended backends' reports, on a loaded host)
+      await until(async () => Number((after = await stats()).upd) - Number(before.upd) >= 20, "the updates reported to the statistics", { timeoutMs: 60_000, everyMs: 50 }).catch(() => undefined);
       const updated = Number(after.upd) - Number(before.upd);
       const hot = Number(after.hot) - Number(before.hot);
       expect(updated).toBeGreaterThanOrEqual(20);
