@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { AccessLog, accessLine, lineSink, loggedUrl } from "./access-log.js";
+import { filledItsDisk } from "../../test/full-disk.js";
 import { until } from "../../test/until.js";
 
 const T0 = Date.parse("2026-11-30T12:00:00.000Z");
@@ -223,14 +224,15 @@ describe("AccessLog.reopen on a full disk", () => {
       // 600 lines of 150-odd bytes: more than the disk holds, in a batch the kernel takes only part of
       const n = 600;
       for (let i = 0; i < n; i++) log.record(T0 + i, "GET", `/crl/13-sig-${i}.crl`, 304, 0.1, "10.0.0.1", "anonymous");
-      // until the disk is full and the thread has stopped at it
-      let size = -1;
-      for (let now = 0; (now = existsSync(path) ? statSync(path).size : 0) !== size || !now; size = now) await new Promise((r) => setTimeout(r, 300));
+      // until the disk is full: the file can take no more, what the thread wrote there is final
+      await until(() => filledItsDisk(path), "the log to fill its disk", { timeoutMs: 60_000 });
       const old = readFileSync(path, "latin1");
       // the scenario: the last write stopped inside a line
       expect(old.endsWith("\n")).toBe(false);
       const whole = parsed(old.slice(0, old.lastIndexOf("\n") + 1)).length;
-      // none dropped yet: they wait (the rest of the torn line, and every line after it), and say so
+      // none dropped yet: they wait (the rest of the torn line, and every line after it), and say so — once the
+      // thread has seen its write cut short and published what is left (a thread taken off the CPU in between: later)
+      await until(() => log.waiting === n - whole, "the lines not written whole to be waiting", { timeoutMs: 60_000 }).catch(() => undefined);
       expect(log.dropped).toBe(0);
       expect(log.waiting).toBe(n - whole);
       // the operator frees the disk by deleting the log, and signals: the space comes back only once it is closed
@@ -250,7 +252,7 @@ describe("AccessLog.reopen on a full disk", () => {
       await log.close();
       execFileSync("umount", ["-l", dir]); // lazily: a descriptor a failing run leaves open must not keep it
     }
-  }, 30_000);
+  }, 150_000);
 });
 
 describe("AccessLog.reopen, the process's standard error", () => {

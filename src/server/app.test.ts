@@ -466,11 +466,9 @@ describe("index, health and metrics", () => {
       // The log learns of a failed write asynchronously, one line after another: poll until all three CRL fetches
       // are counted (a scrape's own line may be counted by the next one), not until the first one is — that raced.
       const dropped = (m: string) => Number(/jpki_access_log_dropped_total (\d+)/.exec(m)?.[1] ?? 0);
+      // (a minute by the clock: 100 scrapes 50 ms apart were ≈ 5 s of a thread a loaded host may run late)
       let metrics = "";
-      for (let i = 0; i < 100 && dropped(metrics) < 3; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: auth })).text();
-      }
+      await until(async () => dropped((metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: auth })).text())) >= 3, "three lines counted dropped", { timeoutMs: 60_000, everyMs: 50 }).catch(() => undefined);
       expect(dropped(metrics)).toBeGreaterThanOrEqual(3);
     } finally {
       await other.close();
@@ -863,7 +861,7 @@ describe("the list of registered verifiers after a read that never answers (refr
     const real = ws.store.listVerifiers.bind(ws.store);
     let hung: MockInstance | undefined;
     try {
-      await vi.waitFor(async () => expect((await crl(otherAuth)).status).toBe(200), { timeout: 5_000, interval: 20 });
+      await vi.waitFor(async () => expect((await crl(otherAuth)).status).toBe(200), { timeout: 30_000, interval: 20 });
       const stale = await real(); // the list as it is before the revocation below
       let calls = 0;
       hung = vi.spyOn(ws.store, "listVerifiers").mockImplementation(async () => {
@@ -875,17 +873,17 @@ describe("the list of registered verifiers after a read that never answers (refr
         staleServed = true;
         return stale;
       });
-      await vi.waitFor(() => expect(hung!).toHaveBeenCalled(), { timeout: 5_000, interval: 10 });
+      await vi.waitFor(() => expect(hung!).toHaveBeenCalled(), { timeout: 30_000, interval: 10 });
       await ws.store.revokeVerifier(other.record.id, new Date());
       now += 61_000;
       // the next read, asked beside the hung one, answers: admitted again, the revoked verifier refused
-      await vi.waitFor(async () => expect((await crl(auth)).status).toBe(200), { timeout: 3_000, interval: 20 });
+      await vi.waitFor(async () => expect((await crl(auth)).status).toBe(200), { timeout: 30_000, interval: 20 });
       expect((await crl(otherAuth)).status).toBe(401);
       // the hung read ends with the list from before the revocation (and no read answers after it): a later one
       // was applied, it is not
       hangAll = true;
       release();
-      await vi.waitFor(() => expect(staleServed).toBe(true), { timeout: 3_000, interval: 10 });
+      await vi.waitFor(() => expect(staleServed).toBe(true), { timeout: 30_000, interval: 10 });
       await new Promise((r) => setTimeout(r, 100));
       expect((await crl(otherAuth)).status).toBe(401);
     } finally {
@@ -1136,8 +1134,8 @@ describe("the verifier API while the store does not answer (store/watchdog.ts)",
       expect(await first.json()).toMatchObject({ code: "store-unresponsive" });
       // refused at once while stalled, until a call let through as a probe answers: then both answer again,
       // though the first write still hangs (before: every call refused until it settled, ~10 min on PostgreSQL)
-      await vi.waitFor(async () => expect((await validate()).status).toBe(200), { timeout: 5_000, interval: 50 });
-      await vi.waitFor(async () => expect(await ocspStatus()).toBe("good"), { timeout: 5_000, interval: 50 });
+      await vi.waitFor(async () => expect((await validate()).status).toBe(200), { timeout: 30_000, interval: 50 });
+      await vi.waitFor(async () => expect(await ocspStatus()).toBe("good"), { timeout: 30_000, interval: 50 });
       expect(writes).toBeGreaterThan(1);
     } finally {
       release();

@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { admin, atSchema, ca, items, migrate } from "../../test/postgres-store-kit.js";
+import { childOutput } from "../../test/child-output.js";
 import { usePostgres } from "../../test/use-postgres.js";
+import { until } from "../../test/until.js";
 import { isJpkiError, type JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
 import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed } from "./contract.js";
@@ -190,7 +192,8 @@ describe("PostgresStore schema and upgrades", () => {
       // A backend reports its counts to the cumulative statistics when idle a while, or when it ends: end them.
       await s.close();
       let after = await stats();
-      for (let i = 0; i < 200 && Number(after.upd) - Number(before.upd) < 20; i++) (await new Promise((r) => setTimeout(r, 50)), (after = await stats()));
+      // a minute by the clock (200 × 50 ms and the queries were ≈ 10 s: the ended backends' reports, on a loaded host)
+      await until(async () => Number((after = await stats()).upd) - Number(before.upd) >= 20, "the updates reported to the statistics", { timeoutMs: 60_000, everyMs: 50 }).catch(() => undefined);
       const updated = Number(after.upd) - Number(before.upd);
       const hot = Number(after.hot) - Number(before.hot);
       expect(updated).toBeGreaterThanOrEqual(20);
@@ -503,11 +506,9 @@ describe("PostgresStore schema and upgrades", () => {
         await m.PostgresStore.open(process.argv[1], { upgrade: { pageRows: 5, inPage: (page, version) => { if (version === 26 && page === 3) process.kill(process.pid, "SIGKILL"); } } });
         console.log("finished without being killed");
       })`;
-      const child = spawn(process.execPath, ["--input-type=module", "-e", script, url], { stdio: ["ignore", "pipe", "inherit"] });
-      let out = "";
-      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-      expect(await new Promise((res) => child.on("exit", (_code, sig) => res(sig)))).toBe("SIGKILL");
-      expect(out).toBe("");
+      const child = childOutput(spawn(process.execPath, ["--input-type=module", "-e", script, url], { stdio: ["ignore", "pipe", "inherit"] }));
+      expect((await child.ended).signal).toBe("SIGKILL"); // once its stdout is read to the end (child-output.ts)
+      expect(child.stdout()).toBe("");
       expect(await state()).toEqual({ version: "25", marks: [["upgrade.26.fill", { after: serial(9), done: 10 }]], keys: certs.slice(0, 10).map((k) => k.serial) });
       // A key the committed pages filled, marked by hand: the next open must not compute it again.
       await c.query("UPDATE certificates SET certified_key = '\\x00' WHERE serial = $1", [serial(4)]);

@@ -236,7 +236,7 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
       // and that failure, the store's own, did not end the stall: only an answer in time does
       expect(dog.stalled).toBe(true);
       proxy.back();
-      await vi.waitFor(() => read(), { timeout: 15_000, interval: WAIT_MS / 4 });
+      await vi.waitFor(() => read(), { timeout: 30_000, interval: WAIT_MS / 4 });
       expect(dog.stalled).toBe(false);
       expect(await read()).toBeUndefined();
       expect(await dog.run("reading the CA certificates", () => store.listCas())).toEqual([]);
@@ -245,7 +245,7 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
       await store.close();
       await proxy.close();
     }
-  }, 60_000);
+  }, 180_000);
 
   it("a disclosure write past the bound: its callers get 503, its connection is cut once the pool needs it, and the stop still counts it as abandoned (it may have committed); once the host is back the log writes again", async () => {
     const { proxy, store } = await throughProxy();
@@ -259,7 +259,7 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
       await expect(log.record(rec("02"))).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       proxy.back();
       // probes a bound apart: those on the pool's dead connections go late too, until the pool is full and 02's is cut
-      await vi.waitFor(() => log.record(rec("03")), { timeout: 15_000, interval: WAIT_MS / 4 });
+      await vi.waitFor(() => log.record(rec("03")), { timeout: 30_000, interval: WAIT_MS / 4 });
       expect(dog.stalled).toBe(false);
       // 02's statement never reached the server (the proxy dropped it), nor did those of the probes that went out on
       // the pool's other dead connections; jpki cannot know that: each is abandoned (cut, or still hung: it may have
@@ -273,7 +273,7 @@ describe("a PostgreSQL host that vanishes without a word and comes back (store/w
       await store.close();
       await proxy.close();
     }
-  }, 60_000);
+  }, 180_000);
 });
 
 describe("one table locked by another session while the rest of the store answers (StoreWatchdog holds)", () => {
@@ -290,7 +290,7 @@ describe("one table locked by another session while the rest of the store answer
       await expect(write()).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       expect(dog.stalled).toBe(true);
       // no request: the watchdog's own probe (SELECT 1) answers, which the lock does not stop
-      await vi.waitFor(() => expect(dog.stalled).toBe(false), { timeout: 5_000, interval: WAIT_MS / 4 });
+      await vi.waitFor(() => expect(dog.stalled).toBe(false), { timeout: 30_000, interval: WAIT_MS / 4 });
       expect(dog.heldKinds).toEqual(["recording verifier fetches"]);
       // the held kind's probe waits on the lock; meanwhile another write is refused without being sent
       const probe = write();
@@ -304,7 +304,7 @@ describe("one table locked by another session while the rest of the store answer
       expect(await dog.run("reading the CA certificates", () => store.listCas())).toEqual([]);
       expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE"]);
       await admin.query("ROLLBACK");
-      await vi.waitFor(() => write(), { timeout: 5_000, interval: WAIT_MS / 4 });
+      await vi.waitFor(() => write(), { timeout: 30_000, interval: WAIT_MS / 4 });
       expect(dog.heldKinds).toEqual([]);
       await write();
       expect(stalls).toEqual(["ERR_STORE_UNRESPONSIVE"]);
@@ -312,7 +312,7 @@ describe("one table locked by another session while the rest of the store answer
       dog.close();
       await close();
     }
-  }, 30_000);
+  }, 180_000);
 });
 
 describe("the watchdog's own probe (StoreWatchdog probe: Store.ping)", () => {
@@ -327,14 +327,14 @@ describe("the watchdog's own probe (StoreWatchdog probe: Store.ping)", () => {
       expect(dog.stalled).toBe(true);
       proxy.back();
       // nobody asks anything from here on: before, the stall lasted until a request came to probe
-      await vi.waitFor(() => expect(dog.stalled).toBe(false), { timeout: 10_000, interval: WAIT_MS / 4 });
+      await vi.waitFor(() => expect(dog.stalled).toBe(false), { timeout: 30_000, interval: WAIT_MS / 4 });
       expect(await dog.run("reading the CA certificates", () => store.listCas())).toEqual([]);
     } finally {
       dog.close();
       await store.close();
       await proxy.close();
     }
-  }, 30_000);
+  }, 180_000);
 });
 
 describe("a watched call that gets a pooled connection only after its bound (postgres.ts #tie)", () => {
@@ -346,7 +346,7 @@ describe("a watched call that gets a pooled connection only after its bound (pos
       await admin.query("BEGIN");
       await admin.query("LOCK TABLE disclosures IN ACCESS EXCLUSIVE MODE");
       const holder = store.appendDisclosures([{ ...rec, serial: "00" }]);
-      await vi.waitFor(async () => expect((await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n).toBe(1), { timeout: 10_000, interval: 20 });
+      await vi.waitFor(async () => expect((await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n).toBe(1), { timeout: 30_000, interval: 20 });
       // a watched write waits for the connection past its bound
       let own!: Promise<unknown>;
       await expect(
@@ -364,7 +364,7 @@ describe("a watched call that gets a pooled connection only after its bound (pos
     } finally {
       await close();
     }
-  }, 60_000);
+  }, 180_000);
 });
 
 describe("a watched call of several store reads (server/crl-records.ts: the /metrics scrape's, /crl/index.json's)", () => {
@@ -385,20 +385,20 @@ describe("a watched call of several store reads (server/crl-records.ts: the /met
         expect(dog.stalled, which).toBe(true);
         // the pool's one connection is held by the late call's hung read: cut for the probe, which gets a fresh one
         // (before, a read begun after the call's first await was no call's: never cut, and the probe waited for it)
-        await vi.waitFor(() => dog.run("a probe of the store", () => store.ping()), { timeout: 3_000, interval: WAIT_MS / 4 });
+        await vi.waitFor(() => dog.run("a probe of the store", () => store.ping()), { timeout: 30_000, interval: WAIT_MS / 4 });
         expect(dog.stalled, which).toBe(false);
         await admin.query("ROLLBACK");
         // the late read's kind was held when the probe answered (StoreWatchdog admit): answered now, it is no longer,
         // so the next case's late read stalls the store again. Asked until it answers: on a loaded host (load 20) the
         // read on the probe's fresh connection took longer than the 200 ms bound once, which is the watchdog's to say.
-        await vi.waitFor(() => read(), { timeout: 5_000, interval: WAIT_MS / 4 });
+        await vi.waitFor(() => read(), { timeout: 30_000, interval: WAIT_MS / 4 });
         expect(dog.heldKinds, which).toEqual([]);
       }
-      expect(await vi.waitFor(() => crlIndexRecords(store, dog, async () => "more"), { timeout: 5_000, interval: WAIT_MS / 4 })).toEqual({ status: [], more: "more" });
+      expect(await vi.waitFor(() => crlIndexRecords(store, dog, async () => "more"), { timeout: 30_000, interval: WAIT_MS / 4 })).toEqual({ status: [], more: "more" });
     } finally {
       await close();
     }
-  }, 30_000);
+  }, 180_000);
 
   it("the validation API's reads of the CA certificates (the compromised generations, then the CAs) likewise", async () => {
     const { store, admin, dog, close } = await lockRig();
@@ -412,7 +412,7 @@ describe("a watched call of several store reads (server/crl-records.ts: the /met
       await admin.query("LOCK TABLE cas IN ACCESS EXCLUSIVE MODE");
       await expect(service.validate(verifier, { certificate: Buffer.from([0x30, 0x00]), purpose: "signature" })).rejects.toMatchObject({ code: "ERR_STORE_UNRESPONSIVE" });
       expect(dog.stalled).toBe(true);
-      await vi.waitFor(() => dog.run("a probe of the store", () => store.ping()), { timeout: 3_000, interval: WAIT_MS / 4 });
+      await vi.waitFor(() => dog.run("a probe of the store", () => store.ping()), { timeout: 30_000, interval: WAIT_MS / 4 });
       expect(dog.stalled).toBe(false);
       await admin.query("ROLLBACK");
     } finally {
@@ -420,7 +420,7 @@ describe("a watched call of several store reads (server/crl-records.ts: the /met
       await close();
       rmSync(root, { recursive: true, force: true });
     }
-  }, 30_000);
+  }, 180_000);
 });
 
 describe("the OCSP responder's poll and reload (ocsp/responder.ts), watched as the routes' reads are", () => {
@@ -449,7 +449,7 @@ describe("the OCSP responder's poll and reload (ocsp/responder.ts), watched as t
           expect(dog.stalled).toBe(false);
           expect(polls).toHaveBeenCalled();
         },
-        { timeout: 10_000, interval: WAIT_MS / 4 },
+        { timeout: 30_000, interval: WAIT_MS / 4 },
       );
       // the stall is the watchdog's to report (once, onStalled), not each poll's
       expect(errors).toEqual([]);
@@ -459,7 +459,7 @@ describe("the OCSP responder's poll and reload (ocsp/responder.ts), watched as t
       await store.close();
       await proxy.close();
     }
-  }, 30_000);
+  }, 180_000);
 });
 
 describe("the registered verifiers' re-reads (server/access.ts), watched as the routes' reads are", () => {
@@ -481,10 +481,10 @@ describe("the registered verifiers' re-reads (server/access.ts), watched as the 
     try {
       expect(access.listStale).toBe(false);
       proxy.vanish();
-      await vi.waitFor(() => expect(access.listStale).toBe(true), { timeout: 5_000, interval: WAIT_MS / 4 });
+      await vi.waitFor(() => expect(access.listStale).toBe(true), { timeout: 30_000, interval: WAIT_MS / 4 });
       await sleep(WAIT_MS * 3);
       proxy.back();
-      await vi.waitFor(() => expect(access.listStale).toBe(false), { timeout: 10_000, interval: WAIT_MS / 4 });
+      await vi.waitFor(() => expect(access.listStale).toBe(false), { timeout: 30_000, interval: WAIT_MS / 4 });
       expect(dog.stalled).toBe(false);
       // the stall is the watchdog's to report (once), not each refused re-read's
       expect(errors).toEqual([]);
@@ -494,7 +494,7 @@ describe("the registered verifiers' re-reads (server/access.ts), watched as the 
       await store.close();
       await proxy.close();
     }
-  }, 30_000);
+  }, 180_000);
 });
 
 describe("the verifier fetch records' flush (server/access.ts), watched as the registrations' re-reads are", () => {
@@ -540,7 +540,7 @@ describe("the verifier fetch records' flush (server/access.ts), watched as the r
           await access.flush();
           expect(await Promise.race([own(1), sleep(0).then(() => "pending")])).toMatchObject({ code: "ERR_STORE_UNRESPONSIVE", details: { lateCall: "connection-closed" } });
         },
-        { timeout: 15_000, interval: WAIT_MS / 2 },
+        { timeout: 30_000, interval: WAIT_MS / 2 },
       );
       proxy.back();
       await vi.waitFor(
@@ -548,7 +548,7 @@ describe("the verifier fetch records' flush (server/access.ts), watched as the r
           await access.flush();
           expect(access.fetchRecords.queued).toBe(0);
         },
-        { timeout: 15_000, interval: WAIT_MS / 2 },
+        { timeout: 30_000, interval: WAIT_MS / 2 },
       );
       const { recorded, unknown, dropped, queued } = access.fetchRecords;
       // every record is counted once: written, or in a write abandoned past the bound (it may have committed)
@@ -569,7 +569,7 @@ describe("the verifier fetch records' flush (server/access.ts), watched as the r
       await store.close();
       await proxy.close();
     }
-  }, 60_000);
+  }, 180_000);
 });
 
 describe("a write whose connection is lost right after it was sent (ECONNRESET: store/write-outcome.ts)", () => {
@@ -615,7 +615,7 @@ describe("a write whose connection is lost right after it was sent (ECONNRESET: 
           await access.flush();
           expect(access.fetchRecords.queued).toBe(0);
         },
-        { timeout: 10_000, interval: 50 },
+        { timeout: 30_000, interval: 50 },
       );
       expect(access.fetchRecords).toMatchObject({ recorded: 2, queued: 0, unknown: 1, dropped: 0 });
       // each fetch once: the record whose answer was lost is there, and was not written again
@@ -626,7 +626,7 @@ describe("a write whose connection is lost right after it was sent (ECONNRESET: 
       await store.close();
       await proxy.close();
     }
-  }, 30_000);
+  }, 180_000);
 
   it("the disclosure log answers its callers 503 and counts the write as lost at the stop (it may have committed), as one abandoned past the bound", async () => {
     const { proxy, store } = await throughCuttingProxy();
@@ -652,7 +652,7 @@ describe("a write whose connection is lost right after it was sent (ECONNRESET: 
       await store.close();
       await proxy.close();
     }
-  }, 30_000);
+  }, 180_000);
 
   it("a liveness-check write (one transaction): lost after COMMIT was sent, it says it may have committed (and did); lost before, it says nothing of the kind and nothing was written", async () => {
     const { proxy, store } = await throughCuttingProxy();
@@ -664,10 +664,10 @@ describe("a write whose connection is lost right after it was sent (ECONNRESET: 
       const before = await store.recordStatusChecks([check(2)], []).catch((e: unknown) => e);
       expect(before).toMatchObject({ code: "ERR_STORE_UNREACHABLE" });
       expect((before as { details?: object }).details).not.toHaveProperty("connectionLost");
-      await vi.waitFor(async () => expect((await store.listStatusChecks({ verifierId: "v-1" })).map((c) => c.serial)).toEqual(["0b1"]), { timeout: 5_000, interval: 50 });
+      await vi.waitFor(async () => expect((await store.listStatusChecks({ verifierId: "v-1" })).map((c) => c.serial)).toEqual(["0b1"]), { timeout: 30_000, interval: 50 });
     } finally {
       await store.close();
       await proxy.close();
     }
-  }, 30_000);
+  }, 180_000);
 });

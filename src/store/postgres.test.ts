@@ -909,7 +909,10 @@ describe("PostgresStore under limits the server's settings set", () => {
       const e = await (async () => {
         for await (const chunk of s.crlEntries(ca.id, { expiredBefore: new Date(0) })) {
           expect(chunk.count).toBe(1);
-          await new Promise((r) => setTimeout(r, 600));
+          // until the server has ended the session idle in it (600 ms stood for that, 6 × the setting: its timer
+          // runs in a backend a loaded host may run late, and the stream then committed unharmed)
+          const idle = async () => (await a.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'")).rows[0]!.n;
+          await until(async () => (await idle()) === 0, "the server to end the session idle in its transaction", { timeoutMs: 60_000 });
         }
       })().then(
         () => undefined,

@@ -15,6 +15,7 @@ import { certifiedKeyOf } from "./rows.js";
 import { WRITER_GUARD_MESSAGE } from "./writer-guard.js";
 import { JpkiError } from "../errors.js";
 import type { UpgradeProgress } from "./upgrade.js";
+import { childOutput } from "../../test/child-output.js";
 import { until } from "../../test/until.js";
 
 const fresh = () => Promise.resolve(SqliteStore.open(join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db"), { create: true }));
@@ -538,11 +539,9 @@ async function killedInUpgrade(path: string, o: { pageRows: number; version: num
     } } });
     console.log("finished without being killed");
   })`;
-  const child = spawn(process.execPath, ["--input-type=module", "-e", script, path], { stdio: ["ignore", "pipe", "inherit"] });
-  let out = "";
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  const signal = await new Promise<NodeJS.Signals | null>((res) => child.on("exit", (_code, sig) => res(sig)));
-  expect(out).toBe("");
+  const child = childOutput(spawn(process.execPath, ["--input-type=module", "-e", script, path], { stdio: ["ignore", "pipe", "inherit"] }));
+  const { signal } = await child.ended; // once its stdout is read to the end (child-output.ts)
+  expect(child.stdout()).toBe("");
   return signal;
 }
 
@@ -1234,13 +1233,11 @@ function asyncOpener(path: string, o: { pageRows: number; holdMs: number; killAt
     console.log("opened " + pages);
   }, (e) => { console.log("failed " + (e.code ?? e.message)); })`;
   const child = spawn(process.execPath, ["--input-type=module", "-e", script, path], { stdio: ["ignore", "pipe", "inherit"] });
-  let out = "";
-  child.stdout.on("data", (d: Buffer) => {
-    const was = out;
-    out += d.toString();
-    if (!/^ready$/m.test(was) && /^ready$/m.test(out)) o.onReady?.();
-  });
-  return new Promise<{ signal: NodeJS.Signals | null; code: number | null; out: string }>((res) => child.on("exit", (code, signal) => res({ code, signal, out: out.trim() })));
+  const out = childOutput(child);
+  let ready = false;
+  child.stdout.on("data", () => !ready && (ready = /^ready$/m.test(out.stdout())) && o.onReady?.());
+  // once its stdout is read to the end (child-output.ts): its last line ("opened N", "failed …") is what callers check
+  return out.ended.then(({ code, signal }) => ({ code, signal, out: out.stdout().trim() }));
 }
 
 describe("SqliteStore.openAsync by several processes at once during an upgrade that fills in pages", () => {

@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import type { Store } from "../../src/store/types.js";
+import { childOutput } from "../child-output.js";
 import { cardKeys, MAIN, cardKey, cli, copyWorkspace, expectedStore, jpkiProcess, listFiles, openWorkspace, setConfig, storeEnv, storeKindOf, tempDir, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -90,17 +91,11 @@ type Ran = { code: number | null; stdout: string; stderr: string };
 async function ingestTogether(ws: string, files: string[]): Promise<Ran[]> {
   const env = { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)) };
   const runs = files.map(() => spawn(process.execPath, [MAIN, "--workspace", ws, "notices", "ingest", "-", "--batch-size", "50", "--json"], { env }));
-  const results = runs.map(
-    (child) =>
-      new Promise<Ran>((resolve) => {
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (d) => (stdout += d));
-        child.stderr.on("data", (d) => (stderr += d));
-        child.stdin.on("error", () => {}); // one that failed early: its exit code says why
-        child.on("close", (code) => resolve({ code, stdout, stderr })); // after the last of stdout, which "exit" may precede
-      }),
-  );
+  const results = runs.map((child): Promise<Ran> => {
+    child.stdin.on("error", () => {}); // one that failed early: its exit code says why
+    const out = childOutput(child); // its end once the last of stdout is read, which "exit" may precede
+    return out.ended.then(({ code }) => ({ code, stdout: out.stdout(), stderr: out.stderr() }));
+  });
   const ticks = (): number[] => runs.map((c) => (c.exitCode === null && c.signalCode === null ? safeTicks(c.pid!) : -1));
   const safeTicks = (pid: number) => {
     try {

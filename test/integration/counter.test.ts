@@ -17,6 +17,7 @@ import { CrlUpdater } from "../../src/crl/updater.js";
 import type { ChangeNoticeInput } from "../../src/registry/notice.js";
 import type { ResidentInput } from "../../src/registry/resident.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
+import { childOutput } from "../child-output.js";
 import { cardKey, cardKeys, cli, MAIN, openWorkspace, settledSpool, storeEnv, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 type Type = "signature" | "authentication";
@@ -239,13 +240,12 @@ describe("jpki counter", () => {
       const child = spawn(process.execPath, [MAIN, "--workspace", ws, "counter", ...args], {
         env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), JPKI_TEST_COUNTER_HALT: halt },
       });
-      let stderr = "";
-      child.stderr.on("data", (d) => (stderr += d));
-      const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on("exit", (code, signal) => resolve(signal ?? code)));
+      const out = childOutput(child);
+      const exited = out.ended.then(({ code, signal }) => signal ?? code);
       let done = false;
       void exited.then(() => (done = true));
       while (!existsSync(halt) && !done) await new Promise((r) => setTimeout(r, 20));
-      expect(done, `the counter exited before it committed: ${stderr}`).toBe(false);
+      expect(done, `the counter exited before it committed: ${out.stderr()}`).toBe(false);
       child.kill("SIGKILL");
       expect(await exited).toBe("SIGKILL");
     };
@@ -319,17 +319,19 @@ describe("jpki counter", () => {
     const child = spawn(process.execPath, [MAIN, "--workspace", ws, "counter", "death", "--resident", holder!.code, "--spool", notADir], {
       env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), JPKI_TEST_COUNTER_HALT: halt },
     });
-    let stderr = "";
-    child.stderr.on("data", (d) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    // its end once its stderr is read (child-output.ts): the error checked next may come after the exit
+    const out = childOutput(child);
+    const exited = out.ended.then(({ code }) => code);
     let done = false;
     void exited.then(() => (done = true));
     while (!existsSync(halt) && !done) await new Promise((r) => setTimeout(r, 20));
-    expect(done, `the counter exited before it committed: ${stderr}`).toBe(false);
+    expect(done, `the counter exited before it committed: ${out.stderr()}`).toBe(false);
     rmSync(notADir, { recursive: true });
     writeJsonl(notADir, []);
     writeFileSync(`${halt}.release`, "");
-    expect(await exited, stderr).toBe(13);
+    const code = await exited;
+    const stderr = out.stderr();
+    expect(code, stderr).toBe(13);
     expect(stderr).toContain("ERR_NOTICES_UNDELIVERED");
     expect(stderr).toContain("jpki counter deliver");
     const s1 = await openWorkspace(ws);

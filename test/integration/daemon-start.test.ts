@@ -10,6 +10,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { childOutput } from "../child-output.js";
 import { cli, freePort, MAIN, storeEnv, tempDir, tokyoWorkspace } from "./helpers.js";
 
 const PROBE = join(import.meta.dirname, "started-probe.cjs");
@@ -35,16 +36,14 @@ async function stopAt(command: string[], moment: Moment): Promise<{ code: number
     env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${JSON.stringify(PROBE)}` },
     stdio: ["ignore", "pipe", "pipe", "pipe"],
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (d) => (stdout += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  // its end once its output is read (child-output.ts): its stop's line and --json result, checked next, may come after the exit
+  const out = childOutput(child);
   const started = new Promise<void>((resolve) => (child.stdio[3] as NodeJS.ReadableStream).once("data", () => resolve()));
-  const firstLine = new Promise<void>((resolve) => child.stderr!.on("data", (d) => ((stderr += d), stderr.includes("\n") && resolve())));
+  const firstLine = new Promise<void>((resolve) => child.stderr!.on("data", () => out.stderr().includes("\n") && resolve()));
   // a start that ended by itself (it failed) is not waited for: the assertions below say what it said
-  await Promise.race([moment({ started, firstLine }), exited]);
+  await Promise.race([moment({ started, firstLine }), out.ended]);
   child.kill("SIGTERM");
-  return { ...(await exited), stdout, stderr };
+  return { ...(await out.ended), stdout: out.stdout(), stderr: out.stderr() };
 }
 
 const after = (ms: number): Moment => async ({ started }) => {
@@ -131,19 +130,19 @@ describe("SIGHUP in jpki serve's start-up (logrotate's postrotate, a reload righ
         env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)), NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${JSON.stringify(PROBE)}` },
         stdio: ["ignore", "pipe", "pipe", "pipe"],
       });
-      let stderr = "";
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+      const out = childOutput(child);
+      const exited = out.ended;
       // it listens, or a worker died (the primary would replace it, a second later, then 2, 4 …)
-      const listening = new Promise<void>((resolve) => child.stderr!.on("data", (d) => ((stderr += d), /listening on|exited \(/.test(stderr) && resolve())));
+      const listening = new Promise<void>((resolve) => child.stderr!.on("data", () => /listening on|exited \(/.test(out.stderr()) && resolve()));
       await new Promise<void>((resolve) => (child.stdio[3] as NodeJS.ReadableStream).once("data", () => resolve()));
       // every 50 ms from jpki's first line until it says it listens: each moment of the start-up, the workers' too
       const hup = setInterval(() => child.kill("SIGHUP"), 50);
       const ended = await Promise.race([listening.then(() => undefined), exited]);
       clearInterval(hup);
-      expect({ extra, ended }, stderr).toEqual({ extra, ended: undefined });
+      expect({ extra, ended }, out.stderr()).toEqual({ extra, ended: undefined });
       child.kill("SIGTERM");
-      expect({ extra, ...(await exited) }, stderr).toEqual({ extra, code: 0, signal: null });
-      expect(stderr, extra.join(" ")).not.toMatch(/exited \(SIGHUP\)|ERR_|error/i);
+      expect({ extra, ...(await exited) }, out.stderr()).toEqual({ extra, code: 0, signal: null });
+      expect(out.stderr(), extra.join(" ")).not.toMatch(/exited \(SIGHUP\)|ERR_|error/i);
     }
   }, 120_000);
 

@@ -27,6 +27,7 @@ import { Workspace } from "../../src/workspace/workspace.js";
 import { workspaceDatabase, type DemoTemplate } from "../demo-template.js";
 import { connectionString } from "../postgres-server.js";
 import { CARD_KEY_POOL_ENV } from "../card-key-pool.js";
+import { childOutput } from "../child-output.js";
 
 /** The socket directory of the throwaway server, in the "postgres" project; undefined in "sqlite". */
 const pgSocket: string | undefined = inject("jpkiPostgres");
@@ -306,15 +307,9 @@ export function freePort(): Promise<number> {
 /** Runs the built CLI on a workspace as its own process, with the workspace's store and the CA passphrase. */
 export async function jpkiProcess(ws: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const full = { ...process.env, JPKI_PASSPHRASE: PROCESS_PASSPHRASE, ...(await storeEnv(ws)), ...env };
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, "--workspace", ws, ...args], { env: full });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    // "close", not "exit": the last of stdout can still be in its pipe when the process has exited
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  const out = childOutput(spawn(process.execPath, [MAIN, "--workspace", ws, ...args], { env: full }));
+  const { code } = await out.ended;
+  return { code, stdout: out.stdout(), stderr: out.stderr() };
 }
 
 /**
@@ -330,12 +325,9 @@ export async function stopWhileWaiting(
 ): Promise<{ code: number | null; afterSignalMs: number; endedBeforeSignal: boolean; stdout: string; stderr: string }> {
   const launch = o.testing === undefined ? [MAIN] : [MAIN, "--run-module", SERVE_BOUND, JSON.stringify(o.testing)];
   const child = spawn(process.execPath, [...launch, "--workspace", ws, ...command], { env: { ...process.env, JPKI_PASSPHRASE: PROCESS_PASSPHRASE, ...o.env }, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  // "close", not "exit": what it says last (its stop's line), which the callers check, may be read after the exit is seen
-  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  // its end once its output is read (child-output.ts): what it says last (its stop's line) the callers check
+  const out = childOutput(child);
+  const exited = out.ended.then(({ code }) => code);
   let ended = false;
   void exited.then(() => (ended = true));
   // A minute to reach the wait (it was 500 × 20 ms and the checks between: a CLI's start on a loaded host takes seconds)
@@ -343,7 +335,7 @@ export async function stopWhileWaiting(
   while (!ended && !(await o.waiting(child.pid!))) {
     if (performance.now() > givenUp) {
       child.kill("SIGKILL");
-      throw new Error(`it never waited: ${stderr}`);
+      throw new Error(`it never waited: ${out.stderr()}`);
     }
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -352,14 +344,15 @@ export async function stopWhileWaiting(
   const signalled = Date.now();
   child.kill("SIGTERM");
   const code = await exited;
-  return { code, afterSignalMs: Date.now() - signalled, endedBeforeSignal, stdout, stderr };
+  return { code, afterSignalMs: Date.now() - signalled, endedBeforeSignal, stdout: out.stdout(), stderr: out.stderr() };
 }
 
 export interface RunningServe {
   readonly child: ChildProcess;
   readonly url: string;
-  /** what it has written to stderr so far */
+  /** what it has written to stderr so far: all of it once `exited` has settled */
   readonly stderr: () => string;
+  /** its exit code, once it has exited and its output has been read to the end */
   readonly exited: Promise<number | null>;
 }
 
@@ -380,17 +373,17 @@ export async function startServe(ws: string, args: string[], env: Record<string,
   const child = spawn(process.execPath, [...launch, "--workspace", ws, "serve", ...(given >= 0 ? [] : ["--listen", listen]), ...args], {
     env: { ...process.env, JPKI_PASSPHRASE: PROCESS_PASSPHRASE, ...(await storeEnv(ws)), ...env },
   });
-  let stderr = "";
-  child.stderr!.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  // settled once its stderr is read to the end (child-output.ts): callers check what it said last after `exited`
+  const out = childOutput(child);
+  const exited = out.ended.then(({ code }) => code);
   await Promise.race([
     new Promise<void>((resolve) => {
-      const check = () => (/listening/.test(stderr) ? resolve() : setTimeout(check, 50));
+      const check = () => (/listening/.test(out.stderr()) ? resolve() : setTimeout(check, 50));
       check();
     }),
     exited,
   ]);
-  return { child, url: `http://127.0.0.1:${port}`, stderr: () => stderr, exited };
+  return { child, url: `http://127.0.0.1:${port}`, stderr: out.stderr, exited };
 }
 
 /** What `jpki demo --json` reports that the validation tests read: its workspace, certificates and revocations. */

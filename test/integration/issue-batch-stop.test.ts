@@ -10,6 +10,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateResidents } from "../../src/registry/fixtures.js";
+import { childOutput } from "../child-output.js";
 import { MAIN, cardKey, cardKeys, cli, openWorkspace, storeEnv, tempDir, tokyoWorkspace, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -53,20 +54,17 @@ describe("jpki issue --batch stopped by SIGTERM", () => {
       env: { ...process.env, JPKI_PASSPHRASE: "correct horse", ...(await storeEnv(ws)) },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on("close", (code, sig) => res({ code, signal: sig })));
+    const output = childOutput(child);
     // a condition, not a time: the first certificates are on disk, so the batch has begun committing
     const deadline = Date.now() + 120_000;
     while (Date.now() < deadline && child.exitCode === null && pems(out).length === 0) await new Promise((r) => setTimeout(r, 5));
-    expect(child.exitCode, stderr).toBeNull();
+    expect(child.exitCode, output.stderr()).toBeNull();
     child.kill("SIGTERM");
-    const end = await exited;
+    const end = await output.ended;
+    const stderr = output.stderr();
     expect(end, stderr).toEqual({ code: 143, signal: null });
 
-    const report = JSON.parse(stdout);
+    const report = JSON.parse(output.stdout());
     expect(report).toMatchObject({ stopped: true, signal: "SIGTERM", failed: 0, alreadyIssued: 0 });
     expect(report.issued).toBeGreaterThan(0);
     expect(report.read).toBeLessThan(LINES); // it really stopped mid-file

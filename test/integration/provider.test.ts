@@ -966,11 +966,11 @@ describe("jpki provider across a rollover for a compromised key (13-sig → 13-s
     // is not yet regenerated (or the public side lists no own certificate: a jpki before it did)
     await ok(["--json", "provider", "trust", "--dir", bank, join(pub, "ca", "13-sig-g2.pem")]);
     await ok([...w2(), "crl", "generate", "--ca", "13-sig-g2"]);
+    // asked again until the server has seen the new file (it re-stats its files every 250 ms): a minute by the clock,
+    // where 40 passes 100 ms apart (≈ 4 s) were too few for a server a loaded host ran late
     let blind = await follow();
-    for (let i = 0; i < 40 && blind.json().crls.some((c: { caId: string; status: string }) => c.caId === "13-sig-g2" && c.status === "failed"); i++) {
-      await new Promise((res) => setTimeout(res, 100)); // the server re-stats its files every 250 ms
-      blind = await follow();
-    }
+    const seesG2 = () => !blind.json().crls.some((c: { caId: string; status: string }) => c.caId === "13-sig-g2" && c.status === "failed");
+    await until(async () => seesG2() || ((blind = await follow()), seesG2()), "13-sig-g2's CRL served", { timeoutMs: 60_000, everyMs: 100 }).catch(() => undefined);
     expect(blind.code, blind.stderr).toBe(17);
     const check = blind.json().compromise;
     expect(check).toEqual([expect.objectContaining({ caId: "13-sig", successor: "13-sig-g2", status: "failed", error: expect.objectContaining({ code: "ERR_PUBLIC_CRL_UNAVAILABLE" }) })]);
@@ -981,10 +981,7 @@ describe("jpki provider across a rollover for a compromised key (13-sig → 13-s
     // the public side publishes 13-sig's CRL: it lists 13-sig's own certificate (crl/arl.ts ownCertificateEntry)
     await ok([...w2(), "crl", "generate", "--ca", "13-sig"]);
     let found = await follow();
-    for (let i = 0; i < 40 && found.json().revoked?.length === 0; i++) {
-      await new Promise((res) => setTimeout(res, 100)); // the server re-stats its files every 250 ms
-      found = await follow();
-    }
+    await until(async () => found.json().revoked?.length !== 0 || (found = await follow()).json().revoked?.length !== 0, "13-sig's new CRL served", { timeoutMs: 60_000, everyMs: 100 }).catch(() => undefined); // (as above)
     expect(found.code, found.stderr).toBe(17);
     expect(found.json().compromise).toEqual([expect.objectContaining({ caId: "13-sig", status: "compromised", own: true, error: expect.objectContaining({ code: "ERR_PUBLIC_CA_COMPROMISED" }) })]);
     expect(found.json().revoked).toEqual([expect.objectContaining({ serial: linked.serial, public: expect.objectContaining({ caId: "13-sig", reason: "cACompromise" }) })]);
@@ -1051,11 +1048,9 @@ describe("jpki provider across a rollover whose successor is not g+1 (13-sig →
       expect(f.code, f.stderr).toBe(17);
       expect(f.json().generationIndex).toMatchObject({ status: "unavailable", reason: expect.stringContaining("not an index"), error: { code: "ERR_PUBLIC_CA_INDEX_UNAVAILABLE" } });
     });
+    // asked again until the server serves the index again: a minute by the clock (40 passes 100 ms apart were ≈ 4 s)
     let back = await cli(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
-    for (let i = 0; i < 40 && back.code !== 0; i++) {
-      await new Promise((res) => setTimeout(res, 100));
-      back = await cli(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir });
-    }
+    await until(async () => back.code === 0 || (back = await cli(["--json", "provider", "follow", "--dir", bank, "--token-file", pubToken], { cwd: dir })).code === 0, "the index served again", { timeoutMs: 60_000, everyMs: 100 }).catch(() => undefined);
     expect(back.code, back.stderr).toBe(0);
     expect(back.json().generationIndex).toMatchObject({ status: "found" });
   }, 120_000);

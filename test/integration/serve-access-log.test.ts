@@ -5,9 +5,11 @@
  * the requests after it. The disk is a 64 KiB tmpfs of the test's own (mount: root only).
  */
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { filledItsDisk } from "../full-disk.js";
+import { until } from "../until.js";
 import { cli, startServe, tempDir, tokyoWorkspace } from "./helpers.js";
 
 let dir: string;
@@ -52,9 +54,9 @@ describe("jpki serve's access log on a full disk", () => {
     const before: number[] = [];
     for (let i = 0; i < 300; i++) before.push(await get());
     expect(before.every((c) => c === 200)).toBe(true);
-    // until the disk is full and the log's thread has stopped at it
-    let size = -1;
-    for (let now = 0; (now = existsSync(logFile) ? statSync(logFile).size : 0) !== size || !now; size = now) await new Promise((r) => setTimeout(r, 300));
+    // until the disk is full: the file can take no more, what the server wrote there is final (its size unchanged for
+    // 300 ms stood for it, and a server taken off the CPU that long on a loaded host was read before the disk filled)
+    await until(() => filledItsDisk(logFile), "the access log to fill its disk", { timeoutMs: 60_000 });
     const old = readFileSync(logFile, "latin1");
     const oldLines = entries(old.slice(0, old.lastIndexOf("\n") + 1)).length;
     expect(oldLines).toBeLessThan(300);
@@ -65,8 +67,10 @@ describe("jpki serve's access log on a full disk", () => {
     const after: number[] = [];
     for (let i = 0; i < 20; i++) after.push(await get());
     expect(after.every((c) => c === 200)).toBe(true);
-    // the lines that waited and those after the signal, in the new file (polled, no timing asserted)
-    for (let i = 0; i < 100 && !(existsSync(logFile) && entries(readFileSync(logFile, "utf8")).length >= 20); i++) await new Promise((r) => setTimeout(r, 100));
+    // the lines that waited and those after the signal, in the new file (polled, no timing asserted; counted by their
+    // ends, as one being written may be read in part). The thread counts the torn line lost as it switches files,
+    // before any line goes to the new one: `dropped` is final from then on.
+    await until(() => existsSync(logFile) && readFileSync(logFile, "latin1").split("\n").length > 20, "20 lines in the new log", { timeoutMs: 60_000 });
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     const dropped = Number(/^jpki_access_log_dropped_total (\d+)$/m.exec(metrics)?.[1]);
     s.child.kill("SIGTERM");

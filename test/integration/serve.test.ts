@@ -16,6 +16,7 @@ import { describeCrl } from "../../src/profile/describe.js";
 import { OcspClient } from "../../src/validation/ocsp-source.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import pg from "pg";
+import { until } from "../until.js";
 import { cardKey, cli, onPostgres, openWorkspace, startServe, tempDir, tokyoWorkspace, workspaceStore, writeJsonl } from "./helpers.js";
 
 let dir: string;
@@ -102,25 +103,25 @@ describe("jpki serve", () => {
     expect(s.stderr()).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+/);
     expect(s.stderr()).toMatch(/the status page at http:\/\/127\.0\.0\.1:\d+\//);
     // nothing was published before: the schedule publishes every CA's first CRL
+    // (asked for a minute by the clock: 100 times 100 ms apart were ≈ 10 s, a loaded host's first round can take longer)
     let crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth });
-    for (let i = 0; crl.status === 404 && i < 100; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth });
-    }
+    await until(async () => (crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth })).status !== 404, "the first CRL", { timeoutMs: 60_000, everyMs: 100 }).catch(() => undefined);
     expect(crl.status).toBe(200);
     const etag = crl.headers.get("etag")!;
     expect(describeCrl(Buffer.from(await crl.arrayBuffer())).entries.length).toBe(0);
     expect((await cli(["--workspace", ws, "revoke", "--serial", serial, "--reason", "keyCompromise"], { cwd: dir })).code).toBe(0);
     // a poller with the old ETag gets 304 until the new CRL is there, then the CRL listing the serial
+    // (asked for a minute by the clock: 100 times 100 ms apart, ≈ 10 s, were a loaded host's schedule round's margin)
     let listed = false;
-    for (let i = 0; !listed && i < 100; i++) {
+    const statuses = new Set<number>();
+    await until(async () => {
       const r = await fetch(`${s.url}/crl/13-sig.crl`, { headers: { ...auth, "if-none-match": etag } });
+      statuses.add(r.status);
       if (r.status === 200) listed = describeCrl(Buffer.from(await r.arrayBuffer())).entries.some((e) => e.serialNumber === serial);
-      else {
-        expect(r.status).toBe(304);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+      else await r.arrayBuffer();
+      return listed || r.status !== 304;
+    }, "the CRL listing the serial", { timeoutMs: 60_000, everyMs: 100 }).catch(() => undefined);
+    expect([...statuses].filter((c) => c !== 200 && c !== 304)).toEqual([]);
     expect(listed).toBe(true);
     // each CRL it published is named with its scope: a partition's line once read like the full CRL's
     expect(s.stderr()).toMatch(/CRL 13-sig #\d+ published/);
@@ -128,7 +129,7 @@ describe("jpki serve", () => {
     expect(s.stderr()).toMatch(/CRL 13-sig\/arl #\d+ published/);
     s.child.kill("SIGTERM");
     expect(await s.exited).toBe(0);
-  }, 60_000);
+  }, 180_000);
 
   it("shares one port between --workers 2 and stops them all on SIGTERM, sent as systemd sends it: to every process", async () => {
     const logFile = join(dir, "workers-access.jsonl");
@@ -151,12 +152,16 @@ describe("jpki serve", () => {
     // log by its name. Requests until a line reaches the new file (polled, no timing asserted).
     renameSync(logFile, `${logFile}.1`);
     s.child.kill("SIGHUP");
-    let after = 0;
-    for (let i = 0; i < 200 && !(existsSync(logFile) && readFileSync(logFile, "utf8").includes("/ca/13-sig.crt")); i++) {
-      expect((await fetch(`${s.url}/ca/13-sig.crt`, { headers: auth })).status).toBe(200);
-      after++;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    // A minute by the clock (200 requests 50 ms apart were ≈ 10 s: a signal passed on to loaded workers and their
+    // log threads' next round).
+    const afterCodes: number[] = [];
+    await until(async () => {
+      if (existsSync(logFile) && readFileSync(logFile, "utf8").includes("/ca/13-sig.crt")) return true;
+      afterCodes.push((await fetch(`${s.url}/ca/13-sig.crt`, { headers: auth })).status);
+      return false;
+    }, "a line in the reopened log", { timeoutMs: 60_000, everyMs: 50 }).catch(() => undefined);
+    expect(afterCodes.filter((c) => c !== 200)).toEqual([]);
+    const after = afterCodes.length;
     expect(readFileSync(logFile, "utf8")).toContain("/ca/13-sig.crt");
     // Each worker gets SIGTERM twice, from systemd and from its primary: the second used to kill it mid-stop.
     const workers = execFileSync("ps", ["-o", "pid=", "--ppid", String(s.child.pid)]).toString().trim().split(/\s+/).map(Number);
@@ -170,7 +175,7 @@ describe("jpki serve", () => {
     const logged = [`${logFile}.1`, logFile].flatMap((f) => readFileSync(f, "utf8").trim().split("\n")).filter((l) => l.includes("/ca/13-sig.crt"));
     expect(logged).toHaveLength(codes.length + 1 + after);
     expect(s.stderr()).not.toMatch(/exited \(SIGHUP\)|starting another/);
-  }, 60_000);
+  }, 180_000);
 
   it("--workers with JPKI_OCSP_PASSPHRASE: the workers facing the network hold neither the CA passphrase nor the token PIN", async () => {
     // The primary runs the schedule with the CA keys; its workers serve, OCSP under the responders' own passphrase.
@@ -187,25 +192,20 @@ describe("jpki serve", () => {
       expect(env).toContain("JPKI_OCSP_PASSPHRASE=correct horse");
     }
     // and they serve: the schedule publishes the first CRLs, which a worker hands out
+    // (asked for a minute by the clock: 100 times 100 ms apart were ≈ 10 s, a loaded host's first round can take longer)
     let crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth });
-    for (let i = 0; crl.status === 404 && i < 100; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth });
-    }
+    await until(async () => (crl = await fetch(`${s.url}/crl/13-sig.crl`, { headers: auth })).status !== 404, "the first CRL", { timeoutMs: 60_000, everyMs: 100 }).catch(() => undefined);
     expect(crl.status).toBe(200);
     // and answer OCSP with the responder keys the primary issued under JPKI_OCSP_PASSPHRASE
     const certificate = pemOrDer(Buffer.from(pem), ["CERTIFICATE"], "certificate");
     const issuer = pemOrDer(readFileSync(join(ws, "ca", "13-sig.pem")), ["CERTIFICATE"], "certificate");
     const ocsp = new OcspClient({ url: `${s.url}/ocsp/13-sig`, bearerToken: token });
     let answer = await ocsp.check({ certificate, issuer }, new Date());
-    for (let i = 0; answer.status === "no-answer" && i < 100; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      answer = await ocsp.check({ certificate, issuer }, new Date());
-    }
+    await until(async () => (answer = await ocsp.check({ certificate, issuer }, new Date())).status !== "no-answer", "an OCSP answer", { timeoutMs: 60_000, everyMs: 100 }).catch(() => undefined);
     expect(answer.status).not.toBe("no-answer");
     s.child.kill("SIGTERM");
     expect(await s.exited).toBe(0);
-  }, 60_000);
+  }, 180_000);
 
   it("answers registered verifiers only; refuses a verifier revoked while it runs; never logs a token", async () => {
     const logFile = join(dir, "access.jsonl");
@@ -226,12 +226,10 @@ describe("jpki serve", () => {
     expect((await get("/ca/13-sig.crt", auth)).status).toBe(200);
     const revoked = await cli(["--workspace", ws, "verifier", "revoke", id], { cwd: dir });
     expect(revoked.code, revoked.stderr).toBe(0);
-    // the running server re-reads the registrations every second: refused within that (polled, no timing asserted)
+    // the running server re-reads the registrations every second: refused within that (polled, no timing asserted:
+    // a minute by the clock, where 200 questions 50 ms apart were ≈ 10 s)
     let status = 200;
-    for (let i = 0; status === 200 && i < 200; i++) {
-      status = (await get("/ca/13-sig.crt", { authorization: `Bearer ${doomed}` })).status;
-      if (status === 200) await new Promise((r) => setTimeout(r, 50));
-    }
+    await until(async () => (status = (await get("/ca/13-sig.crt", { authorization: `Bearer ${doomed}` })).status) !== 200, "the revoked verifier refused", { timeoutMs: 60_000, everyMs: 50 }).catch(() => undefined);
     expect(status).toBe(401);
     expect((await get("/ca/13-sig.crt", auth)).status).toBe(200); // the others are unaffected
     const again = await cli(["--workspace", ws, "verifier", "revoke", id], { cwd: dir });
@@ -255,7 +253,7 @@ describe("jpki serve", () => {
       expect(s.stderr()).not.toContain(secret);
       expect(revoked.stderr + revoked.stdout + again.stderr).not.toContain(secret);
     }
-  }, 60_000);
+  }, 180_000);
 
   it("stops on SIGTERM under keep-alive load: the answer in flight is given and recorded, a request arriving then gets 503 stopping, a second SIGTERM changes nothing, exit 0", async () => {
     const s = await serve(["--no-schedule"]);

@@ -17,6 +17,8 @@ import { describeCrl } from "../../src/profile/describe.js";
 import { generateResidents } from "../../src/registry/fixtures.js";
 import { makeResidentCode } from "../../src/registry/resident-code.js";
 import { PostgresStore } from "../../src/store/postgres.js";
+import { childOutput } from "../child-output.js";
+import { until } from "../until.js";
 import { usePostgres } from "../use-postgres.js";
 import { cardKeys, cardKey, cli, tempDir, writeJsonl } from "./helpers.js";
 
@@ -40,14 +42,9 @@ function start(ws: string, args: string[], env: Record<string, string> = {}): Ch
 }
 
 function jpki(ws: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = start(ws, args, env);
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d) => (stdout += d));
-    child.stderr!.on("data", (d) => (stderr += d));
-    child.on("exit", (code) => resolve({ code, stdout, stderr, json: () => JSON.parse(stdout) }));
-  });
+  // its end once its output is read (child-output.ts): the --json result parsed next may come after the exit
+  const out = childOutput(start(ws, args, env));
+  return out.ended.then(({ code }) => ({ code, stdout: out.stdout(), stderr: out.stderr(), json: () => JSON.parse(out.stdout()) }));
 }
 
 /**
@@ -283,14 +280,13 @@ describe("jpki store copy", () => {
       await lock.query("LOCK TABLE meta IN EXCLUSIVE MODE"); // reads go on; the retirement's write to meta waits
       const child = start(ws, ["store", "copy", "--to", "sqlite"], env);
       const exited = new Promise((resolve) => child.on("exit", resolve));
+      // a minute by the clock (800 × 25 ms and the queries were ≈ 20 s: a process's start and copy on a loaded host)
       let retiring = false;
-      for (let i = 0; i < 800 && !retiring; i++) {
-        const r = await watch.query<{ n: number }>(
+      const retirement = async () =>
+        (retiring = (await watch.query<{ n: number }>(
           "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO meta%retired%'",
-        );
-        retiring = r.rows[0]!.n > 0;
-        if (!retiring) await new Promise((res) => setTimeout(res, 25));
-      }
+        )).rows[0]!.n > 0);
+      await until(async () => (await retirement()) || child.exitCode !== null, "the copy to reach the retirement", { timeoutMs: 60_000, everyMs: 25 }).catch(() => undefined);
       expect(retiring, "the copy reached the retirement").toBe(true);
       child.kill("SIGKILL");
       await exited;
@@ -330,14 +326,13 @@ describe("jpki store copy", () => {
       // one record per chunk: slow enough to be caught in the middle of the load
       const child = start(ws, ["store", "copy", "--to", "postgres", "--chunk-size", "1"], { JPKI_STORE: url });
       const exited = new Promise((resolve) => child.on("exit", resolve));
+      // a minute by the clock (400 × 25 ms and the queries were ≈ 10 s); it loads a record at a time until then
       let loading = false;
-      for (let i = 0; i < 400 && !loading; i++) {
-        const r = await watch.query<{ n: number }>(
+      const load = async () =>
+        (loading = (await watch.query<{ n: number }>(
           "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction' AND query LIKE 'INSERT INTO residents%'",
-        );
-        loading = r.rows[0]!.n > 0;
-        if (!loading) await new Promise((res) => setTimeout(res, 25));
-      }
+        )).rows[0]!.n > 0);
+      await until(async () => (await load()) || child.exitCode !== null, "the copy to reach the load", { timeoutMs: 60_000, everyMs: 25 }).catch(() => undefined);
       expect(loading, "the copy reached the load").toBe(true);
       child.kill("SIGKILL");
       await exited;
@@ -361,10 +356,9 @@ describe("jpki store copy", () => {
     const exited = new Promise((resolve) => child.on("exit", resolve));
     const staged = () => readdirSync(ws).filter((n) => /^\.jpki\.db\.\d+~@[0-9a-f]{16}\.[0-9a-f]{12}\.tmp(-wal)?$/.test(n));
     let writing = false;
-    for (let i = 0; i < 400 && !writing; i++) {
-      writing = staged().some((n) => n.endsWith("-wal") && statSync(join(ws, n)).size > 64 * 1024);
-      if (!writing) await new Promise((res) => setTimeout(res, 25));
-    }
+    const wal = () => (writing = staged().some((n) => n.endsWith("-wal") && statSync(join(ws, n)).size > 64 * 1024));
+    // a minute by the clock (400 × 25 ms were 10 s)
+    await until(() => wal() || child.exitCode !== null, "the copy to write its new file", { timeoutMs: 60_000, everyMs: 25 }).catch(() => undefined);
     expect(writing, "the copy reached the load").toBe(true);
     child.kill("SIGKILL");
     await exited;
