@@ -75,7 +75,7 @@ function wrk(script: string, port: number, seconds: number): Promise<number> {
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     child.on("error", reject);
-    child.on("exit", (code) => {
+    child.on("close", (code) => {
       const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
       const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
       if (code !== 0 || !m) reject(new Error(`wrk exited ${code}: ${out.slice(-300)}`));

@@ -60,7 +60,7 @@ function wrkLoad(url: string, o: { seconds: number; connections: number; headers
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     child.on("error", reject);
-    child.on("exit", (code) => {
+    child.on("close", (code) => {
       const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
       const n = /(\d+) requests in/.exec(out);
       const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);

@@ -79,7 +79,7 @@ function autocannonJson(url: string, bodiesFile: string, headers: Record<string,
     const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "ignore"] });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
-    child.on("exit", (code) => {
+    child.on("close", (code) => {
       if (code !== 0) return reject(new Error(`autocannon exited ${code}`));
       const r = JSON.parse(out) as { requests: { average: number; total: number }; errors: number; cpu: number; statusCodeStats?: Record<string, { count: number }> };
       resolve({ rps: r.requests.average, total: r.requests.total, loadCpu: r.cpu, errors: r.errors, statuses: Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count])) });
@@ -96,7 +96,7 @@ function rawLoad(url: string, bodies: readonly string[], headers: Record<string,
     const child = spawn(process.execPath, [fileURLToPath(new URL("./http-load.js", import.meta.url)), specFile], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
-    child.on("exit", (code) => {
+    child.on("close", (code) => {
       if (code !== 0) return reject(new Error(`http-load exited ${code}`));
       const r = JSON.parse(out) as LoadResult;
       resolve({ rps: r.rps, total: r.total, loadCpu: r.cpu, errors: r.errors, statuses: r.statuses });

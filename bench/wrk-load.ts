@@ -83,7 +83,7 @@ export function runWrk(spec: LoadSpec, scriptFile: string): Promise<LoadResult> 
     const child = spawn("bash", args, { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
-    child.on("exit", (code) => {
+    child.on("close", (code) => {
       const m = /^WRK (\d+) (\d+) (\d+) (\d+)$/m.exec(out);
       const t = /^\S+ \S+\n(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(out.trim().split("\n").slice(-2).join("\n"));
       if (code !== 0 || !m) return reject(new Error(`wrk exited ${code}: ${out.slice(-400)}`));
