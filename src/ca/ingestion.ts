@@ -6,7 +6,7 @@
  * The result tells the truth about what was applied: CRLs are published for every batch that committed,
  * also when the run then fails (an unreadable file, a store error) — the error is raised afterwards.
  */
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { scopeKind, type ScopeKind } from "../crl/scope.js";
 import type { PublishedCrl } from "../crl/publisher.js";
@@ -17,6 +17,7 @@ import { releaseStream } from "../registry/reading-stop.js";
 import { installNew, sweepStaleTemps, tempPathFor } from "../store/staging.js";
 import { checkOutputDir } from "../workspace/paths.js";
 import type { Workspace } from "../workspace/workspace.js";
+import { interimRoundDue } from "./interim-crl-round.js";
 import { readBatchesOnThread, readerThreadFits } from "./notice-reader.js";
 import { NoticeIngestor, readBatches, type IngestProgress, type IngestSummary, type ReadBatch, type RejectedNotice } from "./notices.js";
 
@@ -197,6 +198,14 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
   const crlsBefore = o.updater?.published.length ?? 0;
   let pendingCas = new Set<string>();
   let lastCrl = Date.now();
+  // How far through its input the run is, for the interim rounds (ca/interim-crl-round.ts): a file's size, and the
+  // bytes read of it so far.
+  const totalBytes = fileSize(o.source);
+  let bytesRead = 0;
+  const onBytes = (n: number) => {
+    bytesRead += n;
+    o.onBytes?.(n);
+  };
   let summary: IngestSummary;
   const byCode: Record<string, number> = {};
   let firstReject: { line: number; code: ErrorCode } | undefined;
@@ -209,11 +218,11 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
     const stoppedBefore = o.signal?.aborted === true;
     if (o.updater && !stoppedBefore) await o.updater.regenerateDirty().catch(() => undefined);
     const threaded = o.readerThread !== false && readerThreadFits(o.source, o.readerThread === true ? 0 : undefined);
-    const inThread = () => readBatches(readRecords(o.source, { format: o.format, rejectDuplicateKeys: true, ...(o.onBytes ? { onBytes: o.onBytes } : {}) }), ws.clock, o.batchSize);
+    const inThread = () => readBatches(readRecords(o.source, { format: o.format, rejectDuplicateKeys: true, onBytes }), ws.clock, o.batchSize);
     const batches = stoppedBefore
       ? noBatches()
       : threaded
-        ? readBatchesOnThread({ path: o.source as string, format: o.format, batchSize: o.batchSize, clock: ws.clock, ...(o.onBytes ? { onBytes: o.onBytes } : {}), inThread })
+        ? readBatchesOnThread({ path: o.source as string, format: o.format, batchSize: o.batchSize, clock: ws.clock, onBytes, inThread })
         : inThread();
     summary = await ingestor.ingestBatches(batches, {
       batchSize: o.batchSize,
@@ -228,7 +237,7 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
       onBatchCommitted: async (cas) => {
         for (const c of cas) pendingCas.add(c);
-        if (o.updater && Date.now() - lastCrl >= o.crlIntervalMs) {
+        if (o.updater && interimRoundDue({ now: Date.now(), started, lastRound: lastCrl, intervalMs: o.crlIntervalMs, bytesRead, totalBytes })) {
           // As above: a CA whose CRL cannot be published stays due for the publication after the last batch, and
           // the notices after this batch are still applied (they were not: the run stopped half-way through its file).
           await o.updater.regenerate([...pendingCas]).catch(() => undefined);
@@ -271,6 +280,17 @@ export async function runIngest(ws: Workspace, o: IngestRunOptions): Promise<Ing
   const rejectFile = rejects.close() ?? null;
   const crls = publishedCrls(o.updater?.published.slice(crlsBefore) ?? []);
   return { ...summary, rejectFile, rejectedByCode: byCode, firstRejectCode: firstReject?.code ?? null, crls, seconds: (Date.now() - started) / 1000, ...(crlFailure ? { crlFailure: crlFailure.e } : {}) };
+}
+
+/** The size of a regular file given as the input; undefined for a stream or anything else. */
+function fileSize(source: string | NodeJS.ReadableStream): number | undefined {
+  if (typeof source !== "string") return undefined;
+  try {
+    const st = statSync(source);
+    return st.isFile() ? st.size : undefined;
+  } catch {
+    return undefined; // the read stage reports an unreadable file, with its usual error
+  }
 }
 
 /**
