@@ -1486,6 +1486,21 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
         { caId: "13-sig", residentCode: "32345678901" },
         { caId: "13-sig", residentCode: "32345678901" },
       ]);
+      // the most length octets the rule reads (127, after 0xff), and DER over 2 KB (PostgreSQL keeps it out of line,
+      // and reads only its head: postgres.ts DISCLOSURES_APPEND_CTES): judged by the same octets
+      // (octets that do not compress: 64 SHA-256 digests, so the value cannot shrink back under the threshold)
+      const noise = Buffer.concat(Array.from({ length: 64 }, (_, i) => createHash("sha256").update(`noise ${i}`).digest()));
+      const bigTbs = (serial: string) => Buffer.concat([Buffer.from([0x30, 0x82, 0x08, 0x04, 0x02, 0x02]), Buffer.from(serial, "hex"), noise]);
+      const longHeader = Buffer.concat([Buffer.from([0x30, 0xff]), Buffer.alloc(127, 0)]);
+      await s.commitIssuances([
+        { ...cert("0f06", "32345678901", 1000), der: Buffer.concat([longHeader, tbsOf("0f06")]) },
+        { ...cert("0f07", "32345678901", 1000), der: der(bigTbs("0f07")) },
+      ]);
+      expect(await s.appendDisclosures([d("0f06", 9, { tbs: tbsOf("0f06") }), d("0f07", 10, { tbs: bigTbs("0f07") }), d("0f07", 11, { tbs: Buffer.concat([bigTbs("0f07").subarray(0, -1), Buffer.from([4])]) })])).toEqual([
+        { caId: "13-sig", residentCode: "32345678901" },
+        { caId: "13-sig", residentCode: "32345678901" },
+        undefined,
+      ]);
       await s.close();
     });
 
