@@ -450,13 +450,17 @@ describe("provider follow over a real socket", () => {
   it("takes a CRL that comes slowly but steadily, for longer than the timeout: the timeout is of inactivity", async () => {
     const d = provider();
     const body = await crl(5, [BOB_REVOKED]);
-    // 30 pieces, one every 50 ms (a timer never fires early): the last comes ≥ 1450 ms after the first, longer than
-    // the 1000 ms timeout, which once bounded the whole of it. The pieces counted out, not a clock read, say the body
-    // took that long. (A 400 ms timeout left a loaded host 350 ms of slack between two pieces: too little.)
+    // Pieces of ⌈size/70⌉ bytes, one every 50 ms (a timer never fires early): the last comes ≥ 3050 ms after the
+    // first, longer than the 3000 ms timeout, which once bounded the whole of it. The pieces counted out, not a clock
+    // read, say the body took that long. (A 400 ms timeout left a loaded host 350 ms of slack between two pieces, and
+    // 1000 ms still had a paused process — server and client share it — wake with the inactivity timer due before
+    // the piece read.)
+    const pieces = Math.ceil(body.length / Math.ceil(body.length / 70));
+    expect(pieces * 50).toBeGreaterThan(3000 + 50);
     let sent = 0;
-    const steady = await serve(slowly(body, { pieces: 30, everyMs: 50, onPiece: (n) => (sent = n) }));
-    const r = await followAt(d, steady.url, { timeoutMs: 1000, totalTimeoutMs: 60_000 });
-    expect(sent).toBe(30);
+    const steady = await serve(slowly(body, { pieces: 70, everyMs: 50, onPiece: (n) => (sent = n) }));
+    const r = await followAt(d, steady.url, { timeoutMs: 3000, totalTimeoutMs: 60_000 });
+    expect(sent).toBe(pieces);
     expect(r.crls[0]).toMatchObject({ status: "downloaded", number: "5" });
     expect(r.revoked).toEqual([expect.objectContaining({ serial: "1b" })]);
   });
@@ -465,17 +469,17 @@ describe("provider follow over a real socket", () => {
     const d = provider();
     const before = stateOf(d);
     const body = await crl(5, [BOB_REVOKED]);
-    // steady for 25 pieces, one every 50 ms (≥ 1200 ms, longer than the timeout), then nothing, the connection left open
+    // steady for 65 pieces, one every 50 ms (≥ 3200 ms, longer than the timeout), then nothing, the connection left open
     let sent = 0;
-    const stall = await serve(slowly(body, { pieces: 40, everyMs: 50, stallAfter: 25, onPiece: (n) => (sent = n) }));
-    const r = await followAt(d, stall.url, { timeoutMs: 1000, totalTimeoutMs: 600_000 });
+    const stall = await serve(slowly(body, { pieces: 90, everyMs: 50, stallAfter: 65, onPiece: (n) => (sent = n) }));
+    const r = await followAt(d, stall.url, { timeoutMs: 3000, totalTimeoutMs: 600_000 });
     // the inactivity timeout's message (the total's names itself), and only once the stall began: every piece before
     // it went out, over longer than the timeout, so it is the stall, not the time the download had run, that counted
     expect(r.crls[0]).toMatchObject({
       status: "failed",
-      error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("no byte from the endpoint for 1000 ms") },
+      error: { code: "ERR_PUBLIC_CRL_UNAVAILABLE", message: expect.stringContaining("no byte from the endpoint for 3000 ms") },
     });
-    expect(sent).toBe(25);
+    expect(sent).toBe(65);
     expect(stall.hits).toHaveLength(1); // a failure once the answer has begun is not asked again
     expect(JSON.parse(stateOf(d)).publicCrls).toEqual(JSON.parse(before).publicCrls);
   });

@@ -140,15 +140,16 @@ describe("CrlCache: an inactivity timeout plus a total", () => {
   const der = crlDer(T0, T0 + DAY);
 
   test("a CRL that comes slowly but steadily, for longer than the timeout, is downloaded", async () => {
-    // Pieces of ⌈size/30⌉ bytes, one every 50 ms (a timer never fires early): 27 of them for this CRL of ~80 bytes, the
-    // last ≥ 1300 ms after the first, longer than the 1000 ms timeout, which once bounded the whole of it. The pieces
-    // counted out, not a clock read, say the body took that long. (A 400 ms timeout left a loaded host 350 ms of
-    // slack between two pieces: too little.)
-    const pieces = Math.ceil(der.length / Math.ceil(der.length / 30));
-    expect(pieces * 50).toBeGreaterThan(1000 + 50);
+    // Pieces of one byte, one every 50 ms (a timer never fires early): the last ≥ 3050 ms after the first for this CRL
+    // of > 62 bytes, longer than the 3000 ms timeout, which once bounded the whole of it. The pieces counted out, not a
+    // clock read, say the body took that long. (A 400 ms timeout left a loaded host 350 ms of slack between two
+    // pieces, and 1000 ms still had a paused process — server and client share it — wake with the inactivity timer
+    // due before the piece read.)
+    const pieces = der.length;
+    expect(pieces * 50).toBeGreaterThan(3000 + 50);
     let sent = 0;
-    const url = await serve(slowly(der, { pieces: 30, everyMs: 50, onPiece: (n) => (sent = n) }));
-    const r = await new CrlCache({ clock: new FixedClock(T0 + 1000), timeoutMs: 1000, totalTimeoutMs: 600_000 }).get(url);
+    const url = await serve(slowly(der, { pieces, everyMs: 50, onPiece: (n) => (sent = n) }));
+    const r = await new CrlCache({ clock: new FixedClock(T0 + 1000), timeoutMs: 3000, totalTimeoutMs: 600_000 }).get(url);
     expect(sent).toBe(pieces);
     expect(r.status).toBe("downloaded");
     expect(r.der!.equals(der)).toBe(true);
@@ -158,23 +159,25 @@ describe("CrlCache: an inactivity timeout plus a total", () => {
     const clock = new FixedClock(T0 + 1000);
     let stall = false;
     const steady = slowly(der, { pieces: 20, everyMs: 20 });
-    // steady for 25 pieces, one every 50 ms (≥ 1200 ms, longer than the timeout), then nothing, the connection left open
+    // steady for 65 pieces of one byte, one every 50 ms (≥ 3200 ms, longer than the timeout), then nothing, the
+    // connection left open
+    expect(der.length).toBeGreaterThan(65);
     let sent = 0;
-    const stalling = slowly(der, { pieces: 40, everyMs: 50, stallAfter: 25, onPiece: (n) => (sent = n) });
+    const stalling = slowly(der, { pieces: der.length, everyMs: 50, stallAfter: 65, onPiece: (n) => (sent = n) });
     const url = await serve((q, res) => (stall ? stalling : steady)!(q, res));
-    const cache = new CrlCache({ clock, timeoutMs: 1000, totalTimeoutMs: 600_000 });
+    const cache = new CrlCache({ clock, timeoutMs: 3000, totalTimeoutMs: 600_000 });
     stall = true;
     const failed = await cache.get(url);
     // the inactivity timeout's message (the total's names itself), and only once the stall began: every piece before
     // it went out, over longer than the timeout, so it is the stall, not the time the download had run, that counted
-    expect(failed).toMatchObject({ status: "failed", error: `GET ${url}: no byte from the endpoint for 1000 ms` });
-    expect(sent).toBe(25);
+    expect(failed).toMatchObject({ status: "failed", error: `GET ${url}: no byte from the endpoint for 3000 ms` });
+    expect(sent).toBe(65);
     stall = false;
     expect((await cache.get(url)).status).toBe("downloaded");
     clock.set(T0 + DAY + 1); // past nextUpdate: asked again unconditionally
     stall = true;
     const stale = await cache.get(url);
-    expect(stale).toMatchObject({ status: "stale", error: expect.stringContaining("no byte from the endpoint for 1000 ms") });
+    expect(stale).toMatchObject({ status: "stale", error: expect.stringContaining("no byte from the endpoint for 3000 ms") });
     expect(stale.der!.equals(der)).toBe(true);
     expect(cache.stats.failures).toBe(2);
   });
