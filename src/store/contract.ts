@@ -12,7 +12,7 @@ import { applyNoticesToRegistry } from "../registry/apply.js";
 import type { RecordResult } from "../registry/import.js";
 import { MAX_SEQUENCE_JUMP } from "../registry/notice.js";
 import { makeResidentCode } from "../registry/resident-code.js";
-import { isRegistered, type CaRecord, type DumpBatch, type IssuanceRecord, type OcspResponderRecord, type Store } from "./types.js";
+import { isRegistered, type CaRecord, type CertificateStatusRow, type DumpBatch, type IssuanceRecord, type OcspResponderRecord, type Store } from "./types.js";
 
 const items = { name: "山田　太郎", address: "東京都千代田区千代田１番１号", birthDate: "1980-12-31", gender: "male" as const };
 
@@ -1294,6 +1294,29 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.putOcspResponder(r);
       await s.putOcspResponder({ ...r, serial: "0c02", encryptedKeyPem: "pem2", notAfter: new Date(3000) });
       expect(await s.ocspResponders()).toEqual([{ ...r, serial: "0c02", encryptedKeyPem: "pem2", notAfter: new Date(3000) }]);
+      await s.close();
+    });
+
+    it("answers many status reads made at once each with its own certificate's status (OCSP's fresh answers)", async () => {
+      const s = await make();
+      await s.putCa(ca());
+      await s.upsertResidents([resident("r1"), resident("r2"), resident("r3")]);
+      await s.commitIssuances([cert("07a1", "r1", 1000), cert("07a2", "r2", 2000), cert("07a3", "r3", 3000)]);
+      await s.revoke({ serial: "07a2", revokedAt: new Date(5000), reason: 1, source: "manual" });
+      const far = new Date(Date.UTC(2040, 0, 1));
+      // a CRL entry a restore carried over for a certificate the store has no row of: revoked
+      await s.carryRevocations([{ caId: "13-sig", serial: "07a9", revokedAt: new Date(8000), reason: 0, notAfter: far }]);
+      const expected = new Map<string, CertificateStatusRow | undefined>([
+        ["07a1", { caId: "13-sig", revocation: undefined }],
+        ["07a2", { caId: "13-sig", revocation: { revokedAt: new Date(5000), reason: 1 } }],
+        ["07a3", { caId: "13-sig", revocation: undefined }],
+        ["07a9", { caId: "13-sig", revocation: { revokedAt: new Date(8000), reason: 0 } }],
+        ["07ff", undefined],
+      ]);
+      // in one turn, each serial asked several times, in an order unlike the rows'
+      const asked = [...expected.keys()].flatMap((k, i) => Array.from({ length: 3 + i }, () => k)).reverse();
+      const got = await Promise.all(asked.map((serial) => s.certificateStatus(serial)));
+      expect(got).toEqual(asked.map((serial) => expected.get(serial)));
       await s.close();
     });
 

@@ -3694,19 +3694,35 @@ export class PostgresStore implements Store {
     return new Map(rows.map((r) => [r.ca_id, Number(r.revision)]));
   }
 
-  async certificateStatus(serial: string): Promise<CertificateStatusRow | undefined> {
-    const [r] = await this.#query<{ ca_id: string; revoked_at: bigint | null; reason: number | null }>(
-      "reading a certificate's status",
-      // A certificate the store has no row of may still be one whose CRL entry a restore carried over: revoked.
-      // Revoked first: a carried row beside an unrevoked row of the certificate (an older backup brought it back)
-      // still stands, as on the CRLs (a revocation is never undone).
-      `SELECT ca_id, revoked_at, reason FROM (SELECT ca_id, revoked_at, reason FROM certificates WHERE serial = $1
-         UNION ALL SELECT ca_id, revoked_at, reason FROM carried_revocations WHERE serial = $1) s ORDER BY revoked_at IS NULL LIMIT 1`,
-      [serial],
-    );
-    if (!r) return undefined;
-    return { caId: r.ca_id, revocation: r.revoked_at === null ? undefined : { revokedAt: new Date(Number(r.revoked_at)), reason: Number(r.reason ?? 0) } };
+  certificateStatus(serial: string): Promise<CertificateStatusRow | undefined> {
+    return this.#statusLookups.get(serial);
   }
+
+  /**
+   * OCSP's fresh answers (a nonce, several CertIDs) read a status each: the reads of one event-loop turn, or made
+   * while one is running, share one query, not a round trip each (a round trip costs the serving thread ≈ 280 µs,
+   * as the owner lookups found), so concurrent nonce requests do not queue on the pool one query apiece.
+   * A certificate the store has no row of may still be one whose CRL entry a restore carried over: revoked.
+   * Revoked first: a carried row beside an unrevoked row of the certificate (an older backup brought it back)
+   * still stands, as on the CRLs (a revocation is never undone).
+   */
+  readonly #statusLookups = new Coalescer<CertificateStatusRow>(async (serials) => {
+    const rows = await this.#query<{ serial: string; ca_id: string; revoked_at: bigint | null; reason: number | null }>(
+      "reading certificates' statuses",
+      {
+        name: "jpki_certificate_statuses",
+        text: `SELECT DISTINCT ON (serial) serial, ca_id, revoked_at, reason FROM (
+                 SELECT serial, ca_id, revoked_at, reason FROM certificates WHERE serial = ANY($1::text[])
+                 UNION ALL SELECT serial, ca_id, revoked_at, reason FROM carried_revocations WHERE serial = ANY($1::text[])) s
+               ORDER BY serial, revoked_at IS NULL`,
+      },
+      [textArray(serials)],
+    );
+    return new Map(rows.map((r) => [r.serial, {
+      caId: r.ca_id,
+      revocation: r.revoked_at === null ? undefined : { revokedAt: new Date(Number(r.revoked_at)), reason: Number(r.reason ?? 0) },
+    }]));
+  });
 
   async putOcspResponder(rec: OcspResponderRecord, o: { readonly unlessRewrapped?: WrappedKeysSeen } = {}): Promise<void> {
     const seen = o.unlessRewrapped;
