@@ -77,7 +77,7 @@ describe("SIGTERM at any moment of a daemon's start-up", () => {
     expect(once.json()).toMatchObject({ stopped: false, failed: 0 });
     const audit = await cli(["--workspace", ws, "audit", "verify"], { cwd: dir });
     expect(audit.code, audit.stderr).toBe(0);
-  }, 120_000);
+  }, 300_000);
 
   it("jpki serve exits 0 likewise, alone and with --workers 2 (whose workers hold it too), and the next serve listens", async () => {
     const serve = ["serve", "--listen", "127.0.0.1:0", "--access-log", "off"];
@@ -93,7 +93,7 @@ describe("SIGTERM at any moment of a daemon's start-up", () => {
     // the last of them listened (its first stderr line), so each start before it released the workspace
     const audit = await cli(["--workspace", ws, "audit", "verify"], { cwd: dir });
     expect(audit.code, audit.stderr).toBe(0);
-  }, 120_000);
+  }, 300_000);
   it("jpki notices ingest stops likewise (a job cancelled as it starts: before, killed by node's default), before it read a line: its result says so, nothing applied, nothing rejected, exit 143 as any stop with its input unread", async () => {
     // A line that, read, would be rejected: a reject file and a failing exit would say the run had begun.
     const file = join(dir, "notices.jsonl");
@@ -120,7 +120,7 @@ describe("SIGTERM at any moment of a daemon's start-up", () => {
     }
     const audit = await cli(["--workspace", ws, "audit", "verify"], { cwd: dir });
     expect(audit.code, audit.stderr).toBe(0);
-  }, 120_000);
+  }, 300_000);
 });
 
 describe("SIGHUP in jpki serve's start-up (logrotate's postrotate, a reload right after a start)", () => {
@@ -144,7 +144,7 @@ describe("SIGHUP in jpki serve's start-up (logrotate's postrotate, a reload righ
       expect({ extra, ...(await exited) }, out.stderr()).toEqual({ extra, code: 0, signal: null });
       expect(out.stderr(), extra.join(" ")).not.toMatch(/exited \(SIGHUP\)|ERR_|error/i);
     }
-  }, 120_000);
+  }, 300_000);
 
   it("changes nothing while it stops either, its access log still draining into a slow reader of stdout (before, exit 129 and the lines lost)", async () => {
     const port = await freePort();
@@ -163,6 +163,6 @@ describe("SIGHUP in jpki serve's start-up (logrotate's postrotate, a reload righ
     child.kill("SIGHUP");
     expect(await exited, stderr).toEqual({ code: 0, signal: null });
     child.stdout!.destroy();
-  }, 120_000);
+  }, 300_000);
 });
 
