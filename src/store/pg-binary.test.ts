@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { usePostgres } from "../../test/use-postgres.js";
 import { isJpkiError } from "../errors.js";
-import { BinaryRows, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray } from "./pg-binary.js";
+import { BinaryRows, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray, writeInt8 } from "./pg-binary.js";
 
 const server = usePostgres();
 let c: pg.Client;
@@ -202,6 +202,23 @@ describe("hostile values, round trip through the server", () => {
     await c.query("TRUNCATE t");
     await expect(copyIn("COPY t (s, n, b, u) FROM STDIN (FORMAT binary)", new BinaryRows().row(4).text("ok").int8(1).null().null().row(4).text("a\0b").int8(2).null().null().end())).rejects.toMatchObject({ code: "22021" });
     expect((await c.query("SELECT count(*)::int AS n FROM t")).rows[0].n).toBe(0);
+  });
+
+  it("writes a number int8 in the octets writeBigInt64BE writes for it: both ends of the safe range, −0, the 32-bit seams, times", () => {
+    const seams = [0, -0, 1, -1, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 32 - 1, 2 ** 32, -(2 ** 32), -(2 ** 32) + 1, -(2 ** 32) - 1];
+    const values = [...seams, 2 ** 53 - 1, -(2 ** 53 - 1), Date.UTC(2026, 11, 7), Date.UTC(2031, 11, 7) - 1, -Date.UTC(2026, 11, 7), 0x0123_4567_89ab];
+    // and spread over the whole range, both signs (a fixed walk, not random: a failure names the same value every run)
+    for (let x = 1, i = 0; i < 2000; i++, x = (x * 48271) % 2147483647) values.push(((x % 2 ? 1 : -1) * Math.floor((x / 2147483647) * 2 ** 53)) % 2 ** 53);
+    for (const v of values) {
+      const ours = Buffer.alloc(10, 0xaa);
+      writeInt8(ours, 1, v);
+      const theirs = Buffer.alloc(10, 0xaa);
+      theirs.writeBigInt64BE(BigInt(v), 1);
+      expect(ours.toString("hex"), String(v)).toBe(theirs.toString("hex"));
+    }
+    // the rows' writer and the array parameter take the same path
+    expect(new BinaryRows().row(1).int8(-(2 ** 32) - 1).end().subarray(25, 33)).toEqual(Buffer.from("fffffffeffffffff", "hex"));
+    expect(int8Array([2 ** 32 + 5]).subarray(24)).toEqual(Buffer.from("0000000100000005", "hex"));
   });
 
   it("binary COPY rows refuse what their type cannot hold: an int8 that is not a safe integer, text that is not a string, bytea that is not octets", () => {
