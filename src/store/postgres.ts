@@ -3215,10 +3215,14 @@ export class PostgresStore implements Store {
       type Holder = { serial: string; residentCode: string; type: CertificateType; der: Buffer; reason: number | null };
       const holders = new Map<string, Holder[]>();
       if (keyList.length) {
-        const held = await c.query<Holder & { certified_key: Buffer }>(
-          'SELECT serial, resident_code AS "residentCode", type, der, reason, certified_key FROM certificates WHERE certified_key = ANY($1::bytea[]) ORDER BY serial',
-          [byteaArray(keyList)],
-        );
+        // Named (prepared once a connection): unnamed, each group's statement was planned for its 500 keys, the
+        // planner estimating each one (≈ 0.2 ms a group measured with EXPLAIN; a generic plan ≈ 0.05). Columns
+        // listed, not *: a prepared statement's result may not change shape under it.
+        const held = await c.query<Holder & { certified_key: Buffer }>({
+          name: "jpki_key_holders",
+          text: 'SELECT serial, resident_code AS "residentCode", type, der, reason, certified_key FROM certificates WHERE certified_key = ANY($1::bytea[]) ORDER BY serial',
+          values: [byteaArray(keyList)],
+        });
         for (const h of held.rows) holders.set(h.certified_key.toString("hex"), [...(holders.get(h.certified_key.toString("hex")) ?? []), h]);
       }
       // The registry's resident-code changes from the holders' codes (rows.ts codeChangedTo): a holder filed under a
