@@ -564,6 +564,22 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       await s.close();
     });
 
+    it("tells a notice context which codes were ever certified: every certificate revoked, some unrevoked, none, unknown", async () => {
+      const s = await twoCas(make);
+      await s.upsertResidents(["r1", "r2", "r3"].map(resident));
+      // r1: its only certificate revoked; r2: one revoked, two not; r3: a resident never certified; r9: no resident
+      await s.commitIssuances([keyed("0e30", "r1", 500, "k1"), keyed("0e31", "r2", 500, "k2", "authentication")]);
+      await s.revoke({ serial: "0e30", revokedAt: new Date(600), reason: 1, source: "manual" });
+      await s.revoke({ serial: "0e31", revokedAt: new Date(600), reason: 1, source: "manual" });
+      await s.commitIssuances([keyed("0e33", "r2", 2000, "k3"), keyed("0e32", "r2", 3000, "k4", "authentication")]);
+      const ctx = await s.loadNoticeContext({ noticeIds: [], residentCodes: ["r9", "r3", "r2", "r1"] });
+      expect([...ctx.everCertified].sort()).toEqual(["r1", "r2"]);
+      expect([...ctx.certificates.keys()]).toEqual(["r2"]);
+      // in no order the contract promises (SQLite's differs from PostgreSQL's)
+      expect(ctx.certificates.get("r2")!.map((c) => c.serial).sort()).toEqual(["0e32", "0e33"]);
+      await s.close();
+    });
+
     it("commits all or nothing: a duplicate serial rolls back the whole batch", async () => {
       const s = await make();
       await s.putCa(ca());

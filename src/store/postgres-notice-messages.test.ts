@@ -90,4 +90,62 @@ describe("PostgreSQL notice batch messages", () => {
       await s.close();
     }
   });
+
+  it("revokes where the context read the rows, and by serial a row the batch relinked first: one revoking statement, each certificate revoked once", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    try {
+      await s.putCa(ca);
+      const codes = ["r1", "r2", "r3"];
+      await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      await s.commitIssuances(codes.map((residentCode, i) => ({
+        serial: `0f1${i}`, caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
+        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, i]),
+      })));
+      // 0f12 revoked by hand before the batch, which names it again: not revoked twice, its revocation kept
+      await s.revoke({ serial: "0f12", revokedAt: new Date(5000), reason: 1, source: "manual" });
+      const spy = vi.spyOn(pg.Client.prototype, "query");
+      let sent: string[];
+      let done: Awaited<ReturnType<typeof s.commitNoticeBatch>>;
+      try {
+        done = await s.commitNoticeBatch({ noticeIds: ["n1", "n2"], residentCodes: ["r1", "r2", "r2b", "r3"], registryCodes: ["r2", "r2b"] }, (ctx) => ({
+          commit: {
+            at: new Date(6000),
+            notices: [
+              { noticeId: "n1", residentCode: "r1", sequence: 1, kind: "death", body: '{"noticeId":"n1"}', status: "applied" as const, revocations: 1 },
+              { noticeId: "n2", residentCode: "r2", sequence: 1, kind: "resident-code-change", body: '{"noticeId":"n2","newResidentCode":"r2b"}', status: "applied" as const, revocations: 1 },
+            ],
+            sequences: [{ residentCode: "r1", last: 1 }, { residentCode: "r2b", last: 1 }],
+            // r1's certificate as the context read it; r2's, which the relink below moves to r2b before the revocations
+            revocations: [
+              ...(ctx.certificates.get("r1") ?? []).map((x) => ({ serial: x.serial, reason: 5, source: "notice:n1", residentCode: "r1" })),
+              ...(ctx.certificates.get("r2") ?? []).map((x) => ({ serial: x.serial, reason: 4, source: "notice:n2", residentCode: "r2b" })),
+              { serial: "0f12", reason: 3, source: "notice:n3", residentCode: "r3" },
+            ],
+            relinks: [{ from: "r2", to: "r2b" }],
+            dirtyCas: ["13-sig"],
+          },
+        }));
+        sent = spy.mock.calls.map((c) => label(c[0]));
+      } finally {
+        spy.mockRestore();
+      }
+      expect(done.revoked).toBe(2);
+      expect((await s.getCertificate("0f10"))?.revocation).toEqual({ revokedAt: new Date(6000), reason: 5, source: "notice:n1" });
+      expect((await s.getCertificate("0f11"))?.revocation).toEqual({ revokedAt: new Date(6000), reason: 4, source: "notice:n2" });
+      expect((await s.getCertificate("0f11"))?.residentCode).toBe("r2b");
+      expect((await s.getCertificate("0f12"))?.revocation).toEqual({ revokedAt: new Date(5000), reason: 1, source: "manual" });
+      // one revoking statement: the moved row went by serial in it, not by a second statement after a miss
+      expect(sent.filter((x) => x.includes("SET revoked_at")), listed(sent)).toHaveLength(1);
+      // the CRL's source: the manual revocation's entry and the batch's two, each once
+      const c = await admin(url);
+      try {
+        expect((await c.query<{ n: string }>("SELECT sum(entries)::text AS n FROM revocation_log WHERE ca_id = '13-sig'")).rows[0]!.n).toBe("3");
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await s.close();
+    }
+  });
 });
