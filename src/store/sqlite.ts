@@ -1002,7 +1002,7 @@ const NOTICES_PER_CHECKPOINT = 4000;
 
 /** What a notice transaction leaves for the next one's check of the context read ahead for it (#noticeContext). */
 interface NoticeTxnLeft {
-  /** the read asked for the next batch, begun in time (0: none, or begun too late) */
+  /** the read asked for the next batch, begun in time (0: none asked; negative: asked, but begun too late) */
   readonly e: number;
   readonly keys: NoticeContextKeys;
   readonly dataVersion: number;
@@ -2792,7 +2792,7 @@ export class SqliteStore implements Store {
     const last = this.#noticeTxnLeft;
     this.#noticeTxnLeft = undefined;
     // Taken before the transaction: a read the thread has begun is waited for without the write lock held.
-    const ahead = last?.e ? this.#prefetcher?.take(last.e) : undefined;
+    const ahead = last && last.e > 0 ? this.#prefetcher?.take(last.e) : undefined;
     let left: NoticeTxnLeft | undefined;
     const done = await this.#run("committing a notice batch", () =>
       // IMMEDIATE: the write lock is taken before the context is read, so no other writer can change what
@@ -2858,7 +2858,7 @@ export class SqliteStore implements Store {
           return { ...decided, revoked };
         } finally {
           // Closed before the COMMIT: a read begun after it would see this transaction's writes, or others' after them.
-          if (e && !this.#prefetcher!.close(e) && left) left = { ...left, e: 0 };
+          if (e && !this.#prefetcher!.close(e) && left) left = { ...left, e: -e };
         }
       }).immediate(),
     );
