@@ -4,17 +4,15 @@
  * one batch while this thread reads the next. Started as a worker; importing it elsewhere does nothing.
  *
  * Protocol: the ingesting thread sends `{ now }` once per batch it wants (the time to check that batch's
- * notices against, read from its injected clock); this thread answers each with one `ReadBatchMessage`, on the port
- * it was given for them.
+ * notices against, read from its injected clock); this thread answers each with one `ReadBatchMessage`.
  */
-import { isMainThread, parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import { isJpkiError } from "../errors.js";
 import { readRecords, type ImportFormat } from "../registry/import.js";
 import { readBatches } from "./notices.js";
 import { batchMessage, type ReaderMessage, type ReaderOptions } from "./notice-reader.js";
 
-/** Requests come on `port` (the thread's own), batches go out on `out` (a port of their own: notice-reader.ts). */
-async function main(port: NonNullable<typeof parentPort>, out: MessagePort, o: ReaderOptions): Promise<void> {
+async function main(port: NonNullable<typeof parentPort>, o: ReaderOptions): Promise<void> {
   let now = Date.now();
   const wanted: Array<() => void> = [];
   let credit = 0;
@@ -23,7 +21,7 @@ async function main(port: NonNullable<typeof parentPort>, out: MessagePort, o: R
     credit++;
     wanted.shift()?.();
   });
-  const post = (m: ReaderMessage) => out.postMessage(m);
+  const post = (m: ReaderMessage) => port.postMessage(m);
   let bytes = 0;
   try {
     const records = readRecords(o.path, { format: o.format as ImportFormat | "auto", rejectDuplicateKeys: true, onBytes: (n) => (bytes += n) });
@@ -34,7 +32,7 @@ async function main(port: NonNullable<typeof parentPort>, out: MessagePort, o: R
       const next = await batches.next();
       if (next.done) break;
       const { message, transfer } = batchMessage(next.value, bytes);
-      out.postMessage(message, transfer);
+      port.postMessage(message, transfer);
       bytes = 0;
     }
     post({ type: "end", bytes });
@@ -51,6 +49,5 @@ async function main(port: NonNullable<typeof parentPort>, out: MessagePort, o: R
 }
 
 if (!isMainThread && parentPort && (workerData as { jpkiNoticeReader?: ReaderOptions } | undefined)?.jpkiNoticeReader) {
-  const data = workerData as { jpkiNoticeReader: ReaderOptions; port?: MessagePort };
-  void main(parentPort, data.port ?? parentPort, data.jpkiNoticeReader);
+  void main(parentPort, (workerData as { jpkiNoticeReader: ReaderOptions }).jpkiNoticeReader);
 }

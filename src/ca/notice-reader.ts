@@ -10,7 +10,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { MessageChannel, receiveMessageOnPort, type Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { newThread } from "../thread.js";
 import { JpkiError, type ErrorCode } from "../errors.js";
 import type { Clock } from "../pki/clock.js";
@@ -87,47 +87,20 @@ export function readerThreadFits(source: string | NodeJS.ReadableStream, minByte
  * made (ERR_WORKER_INIT_FAILED, thrown by the Worker constructor when the process is at its thread limit: a
  * container's pids.max, systemd's TasksMax) leaves the reading to `inThread`, the same batches read here.
  */
-export function readBatchesOnThread(
+export async function* readBatchesOnThread(
   o: ReaderOptions & { clock: Clock; onBytes?: (n: number) => void; inThread: () => AsyncIterable<ReadBatch> },
-): AsyncGenerator<ReadBatch, void, undefined> & PeekableBatches {
-  const at: { peek: () => ReadBatch | undefined } = { peek: () => undefined };
-  return Object.assign(batchesOnThread(o, at), { peek: () => at.peek() });
-}
-
-/**
- * Batches whose next one may be looked at before it is asked for: the ingesting thread then knows the batch it commits
- * next while it commits this one (the store may read its context meanwhile: Store.commitNoticeBatch's `next`).
- */
-export interface PeekableBatches {
-  /** the batch the iterator gives next, if it is here already (never waits) */
-  peek(): ReadBatch | undefined;
-}
-
-async function* batchesOnThread(
-  o: ReaderOptions & { clock: Clock; onBytes?: (n: number) => void; inThread: () => AsyncIterable<ReadBatch> },
-  at: { peek: () => ReadBatch | undefined },
 ): AsyncGenerator<ReadBatch, void, undefined> {
   let worker: Worker;
-  // The batches come on a port of their own, not the thread's: a port can be read at once (receiveMessageOnPort),
-  // where the thread's messages wait for the event loop, which a run committing batch after batch from its
-  // microtasks does not turn between them.
-  const { port1, port2 } = new MessageChannel();
   try {
-    worker = newThread(THREAD, { workerData: { jpkiNoticeReader: { path: o.path, format: o.format, batchSize: o.batchSize } satisfies ReaderOptions, port: port2 }, transferList: [port2] });
+    worker = newThread(THREAD, { workerData: { jpkiNoticeReader: { path: o.path, format: o.format, batchSize: o.batchSize } satisfies ReaderOptions } });
   } catch {
-    port1.close();
     // Not a reason to refuse the file: the read stage is only slower in the ingesting thread.
     return yield* o.inThread();
   }
   const inbox: ReaderMessage[] = [];
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
-  port1.on("message", (m: ReaderMessage) => (inbox.push(m), wake?.()));
-  at.peek = () => {
-    for (let m; (m = receiveMessageOnPort(port1)); ) inbox.push(m.message as ReaderMessage);
-    const m = inbox[0];
-    return m?.type === "batch" ? m : undefined;
-  };
+  worker.on("message", (m: ReaderMessage) => (inbox.push(m), wake?.()));
   worker.on("error", (e) => ((failure = e), wake?.()));
   worker.on("exit", () => ((failure ??= new JpkiError("ERR_INTERNAL", "the notice reader thread ended before the end of the input")), wake?.()));
   const ask = () => worker.postMessage({ now: o.clock.now().getTime() });
@@ -150,8 +123,6 @@ async function* batchesOnThread(
       yield { notices: m.notices, rejects: m.rejects, read: m.read };
     }
   } finally {
-    at.peek = () => undefined;
-    port1.close();
     await worker.terminate();
   }
 }

@@ -297,7 +297,7 @@ export class NoticeIngestor {
    * Commits batches from a read stage ({@link readBatches}, here or on a reader thread): each batch's read
    * rejects are reported, then its notices committed in one transaction.
    */
-  async ingestBatches(batches: AsyncIterable<ReadBatch> & { peek?(): ReadBatch | undefined }, opts: IngestOptions = {}): Promise<IngestSummary> {
+  async ingestBatches(batches: AsyncIterable<ReadBatch>, opts: IngestOptions = {}): Promise<IngestSummary> {
     const t = new Tally();
     const reject = (r: RejectedNotice) => {
       t.rejected++;
@@ -315,7 +315,7 @@ export class NoticeIngestor {
       lastLine = Math.max(lastLine, b.notices.at(-1)?.line ?? 0, b.rejects.at(-1)?.line ?? 0);
       for (const r of b.rejects) reject(r);
       if (!b.notices.length) continue;
-      await this.#commit(b.notices, t, reject, opts, batches.peek && peekKeys(batches.peek.bind(batches)));
+      await this.#commit(b.notices, t, reject, opts);
       if (opts.signal?.aborted) {
         stopped = true;
         break;
@@ -389,9 +389,12 @@ export class NoticeIngestor {
     return { refused: done.plan.refused, refiled: done.plan.refiled };
   }
 
-  /** `next`: the next batch's keys, if it is here already (Store.commitNoticeBatch's `next`). */
-  async #commit(batch: readonly ReadNotice[], t: Tally, reject: (r: RejectedNotice) => void, opts: IngestOptions, next?: () => NoticeContextKeys | undefined): Promise<void> {
-    const keys = keysOf(batch);
+  async #commit(batch: readonly ReadNotice[], t: Tally, reject: (r: RejectedNotice) => void, opts: IngestOptions): Promise<void> {
+    const keys: NoticeContextKeys = {
+      noticeIds: batch.map((p) => p.notice.noticeId),
+      residentCodes: batch.flatMap((p) => codesOf(p.notice)),
+      registryCodes: batch.flatMap((p) => (p.notice.kind === "resident-code-change" ? codesOf(p.notice) : [])),
+    };
     // The context is read and the decision committed in one write transaction, so a concurrent ingestion
     // (or issuance) cannot change what this batch decides from. decide() is pure: a retry starts afresh.
     const done = await this.#store.commitNoticeBatch(keys, (ctx) => {
@@ -404,7 +407,7 @@ export class NoticeIngestor {
         if (problem) problems.push({ line: p.line, code: problem.code, message: `line ${p.line}: ${problem.message}`, record: recordOf(p) });
       }
       return { commit: plan.commit(), plan, problems };
-    }, next ? { next } : {});
+    });
     for (const r of done.problems) reject(r);
     done.plan.tallyCommitted(t, done.revoked);
     opts.onProgress?.(t.progress());
@@ -415,26 +418,6 @@ export class NoticeIngestor {
 /** Whether a body seen before (stored, perhaps by an earlier version) is the same notice as `body`. */
 function sameNotice(seen: string, body: string): boolean {
   return seen === body || canonical(stored(seen)) === body;
-}
-
-/** The keys of a batch's context. */
-function keysOf(batch: readonly ReadNotice[]): NoticeContextKeys {
-  return {
-    noticeIds: batch.map((p) => p.notice.noticeId),
-    residentCodes: batch.flatMap((p) => codesOf(p.notice)),
-    registryCodes: batch.flatMap((p) => (p.notice.kind === "resident-code-change" ? codesOf(p.notice) : [])),
-  };
-}
-
-/**
- * The keys of the batch a reader gives next, when it has it already. Only a batch of notices: one of read rejects
- * alone is not committed, and the batch after it is not looked at.
- */
-function peekKeys(peek: () => ReadBatch | undefined): () => NoticeContextKeys | undefined {
-  return () => {
-    const b = peek();
-    return b?.notices.length ? keysOf(b.notices) : undefined;
-  };
 }
 
 /** The resident codes a notice touches: its own, and the new one of a resident-code change. */

@@ -122,8 +122,6 @@ import { DumpStreamCheck } from "./dump.js";
 import { storedTbsIs } from "../pki/tbs.js";
 import { ThreadGone, WalCheckpointer } from "./checkpointer.js";
 import { Coalescer } from "./coalesce.js";
-import { NoticeContextPrefetcher, type PrefetchMode } from "./notice-prefetch.js";
-import { mergeNoticeContext, prepareNoticeContext, readNoticeContext, type NoticeContextRead } from "./sqlite-notice-context.js";
 import { activeCompromiseMessage, auditDigest, caCompromisedAudit, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { osActor, sealAudit, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 import { fillMarkKey, pageRowsOf, upgradeInProgress, type UpgradeOptions, type UpgradeProgress } from "./upgrade.js";
@@ -1000,36 +998,6 @@ const ISSUANCES_PER_CHECKPOINT = 2000;
  */
 const NOTICES_PER_CHECKPOINT = 4000;
 
-/** What a notice transaction leaves for the next one's check of the context read ahead for it (#noticeContext). */
-interface NoticeTxnLeft {
-  /** the read asked for the next batch, begun in time (0: none asked; negative: asked, but begun too late) */
-  readonly e: number;
-  readonly keys: NoticeContextKeys;
-  readonly dataVersion: number;
-  readonly totalChanges: number;
-  /** the codes it read or wrote under, and the notice ids it wrote */
-  readonly codes: ReadonlySet<string>;
-  readonly ids: ReadonlySet<string>;
-  /** it revoked a certificate under a code it may not have read (#revokeOne): the next context is read afresh */
-  readonly unknown: boolean;
-}
-
-export interface ReadAheadStats {
-  /** read ahead and used as read */
-  used: number;
-  /** read ahead, and what the transaction before wrote under read again */
-  merged: number;
-  /** read ahead, but another connection (or this one, outside notice batches) committed since: read afresh */
-  stale: number;
-  /** asked for, but the thread began its read too late (or failed): read in the transaction */
-  missed: number;
-}
-
-function sameKeys(a: NoticeContextKeys, b: NoticeContextKeys): boolean {
-  const same = (x: readonly string[] | undefined, y: readonly string[] | undefined) => (x ?? []).length === (y ?? []).length && (x ?? []).every((v, i) => v === y![i]);
-  return same(a.noticeIds, b.noticeIds) && same(a.residentCodes, b.residentCodes) && same(a.registryCodes, b.registryCodes);
-}
-
 /** Audit records per page read (auditRecords). */
 const AUDIT_PAGE = 500;
 
@@ -1153,6 +1121,12 @@ function migration9(db: Database.Database): void {
   }
 }
 
+/** An unrevoked certificate a notice batch read: what its CRL entry and log metadata need. */
+interface UnrevokedCertificate {
+  readonly caId: string;
+  readonly municipality: string;
+  readonly notAfter: number;
+}
 
 /** Called for each block a RevocationLog appends: its id and the municipalities (partition keys) it holds. */
 type OnBlock = (caId: string, blockId: number, municipalities: ReadonlySet<number>) => void;
@@ -1194,11 +1168,6 @@ export interface SqliteOpenOptions {
   readonly create?: boolean;
   readonly settleFrames?: number;
   readonly upgrade?: UpgradeOptions;
-  /**
-   * How a notice batch's context may be read ahead (store/notice-prefetch.ts): "thread" (default; where the compiled
-   * thread module is), "inline" (on a second connection in this thread: tests), "off".
-   */
-  readonly noticePrefetch?: PrefetchMode;
 }
 
 /** How long a statement waits for another process's write lock before ERR_WORKSPACE_LOCKED, ms. */
@@ -1425,7 +1394,6 @@ export class SqliteStore implements Store {
   /** The store on an upgraded connection, with its options applied. */
   static #opened(db: Database.Database, path: string, opts: SqliteOpenOptions): SqliteStore {
     const store = new SqliteStore(db, path);
-    if (opts.noticePrefetch) store.#prefetchMode = opts.noticePrefetch;
     if (opts.settleFrames !== undefined) {
       if (!Number.isSafeInteger(opts.settleFrames) || opts.settleFrames < 0) throw new JpkiError("ERR_USAGE", `settleFrames must be a whole number of WAL frames ≥ 0, not ${opts.settleFrames}`);
       store.#settleFrames = opts.settleFrames;
@@ -1570,9 +1538,22 @@ export class SqliteStore implements Store {
            JOIN (SELECT ca_id, max(number) AS n FROM crls WHERE state = 'published' AND scope = ? GROUP BY ca_id) m ON m.ca_id = c.ca_id AND m.n = c.number`,
       ).safeIntegers(),
       publishCrl: db.prepare("UPDATE crls SET entries = ?, path = ?, sha256 = ?, state = 'published' WHERE ca_id = ? AND number = ?"),
-      ...prepareNoticeContext(db),
-      dataVersion: db.prepare("PRAGMA data_version").pluck(),
-      totalChanges: db.prepare("SELECT total_changes()").pluck(),
+      batchNoticeStatus: db.prepare("SELECT notice_id, status, body, received_at, applied_at FROM notices WHERE notice_id IN (SELECT value FROM json_each(?))").raw(),
+      // The applied resident-code changes away from some codes (migration 24's partial index): rare rows.
+      batchCodeChanges: db.prepare(
+        "SELECT resident_code, body FROM notices WHERE kind = 'resident-code-change' AND status = 'applied' AND resident_code IN (SELECT value FROM json_each(?))",
+      ).raw(),
+      batchLastSeq: db.prepare("SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
+      batchHeld: db.prepare("SELECT * FROM notices WHERE status = 'held' AND resident_code IN (SELECT value FROM json_each(?)) ORDER BY resident_code, sequence"),
+      // The four items only where a notice compares them (CertifiedRow): an unrevoked signature certificate's. Left
+      // NULL in SQL, the others are never decoded from UTF-8 into strings on the committing thread.
+      batchCertified: db.prepare(
+        `SELECT serial, ca_id, type, resident_code,
+           CASE WHEN revoked_at IS NULL AND type = 'signature' THEN name END, CASE WHEN revoked_at IS NULL AND type = 'signature' THEN address END,
+           CASE WHEN revoked_at IS NULL AND type = 'signature' THEN birth_date END, CASE WHEN revoked_at IS NULL AND type = 'signature' THEN gender END,
+           revoked_at, municipality_code, not_after, registry_sequence FROM certified WHERE resident_code IN (SELECT value FROM json_each(?))`,
+      ).raw(),
+      batchResidents: db.prepare("SELECT resident_code, notice_sequence, successor_code FROM residents WHERE resident_code IN (SELECT value FROM json_each(?))").raw(),
       // Read twice per issuance (to sign, then to commit): rows as arrays, not objects keyed by column name.
       residentForIssuance: db.prepare(
         `SELECT r.resident_code, r.municipality_code, r.name, r.address, r.birth_date, r.gender, r.status, r.notice_sequence,
@@ -1760,10 +1741,6 @@ export class SqliteStore implements Store {
         /* the records stay readable through the unindexed tail */
       }
     }
-    const pf = this.#prefetcher;
-    this.#prefetcher = null;
-    this.#noticeTxnLeft = undefined;
-    await pf?.stop();
     const cp = this.#checkpointer;
     this.#checkpointer = undefined;
     await cp?.close();
@@ -2728,141 +2705,146 @@ export class SqliteStore implements Store {
   }
 
   loadNoticeContext(keys: NoticeContextKeys): Promise<NoticeContext> {
-    return this.#run("reading notice context", () => readNoticeContext(this.#stmts, keys).ctx);
+    return this.#run("reading notice context", () => this.#noticeContext(keys));
   }
 
   /**
-   * The context of a notice transaction just begun (its write lock held): the one read ahead for it during the notice
-   * transaction before (`ahead`, NoticeContextPrefetcher), when that still says what a read now would, else read now.
-   * It does when:
-   * - it was read for these very keys, at the state that transaction began from (the prefetcher's window);
-   * - no other connection committed since: data_version (which only another connection's commit changes) is what
-   *   it was inside that transaction, and no commit can come between it and its COMMIT, the write lock being held;
-   * - this connection wrote nothing since that transaction's last statement: total_changes is what it was then
-   *   (a CRL installed meanwhile, a disclosure `jpki serve` recorded on this connection);
-   * - and that transaction's own writes touched none of its facts: the codes and notice ids it wrote under are read
-   *   again now, and replace the read ahead's (mergeNoticeContext). About one code a batch, at 1M residents.
+   * `unrevoked`, when given, receives what revoking each unrevoked certificate read needs besides its key (CA,
+   * partition, not_after), so a batch committing in this same transaction need not read it back.
    */
-  #noticeContext(keys: NoticeContextKeys, last: NoticeTxnLeft | undefined, ahead: NoticeContextRead | undefined): NoticeContextRead {
+  #noticeContext(keys: NoticeContextKeys, unrevoked?: Map<string, UnrevokedCertificate>): NoticeContext {
+    // Set-based: one statement per kind of fact for the whole batch (json_each expands the keys), instead
+    // of five point queries per resident; the per-statement crossing dominated at national scale.
     const st = this.#stmts;
-    const stats = this.#readAhead;
-    if (!ahead || !last) {
-      if (last?.e) stats.missed++;
-      return readNoticeContext(st, keys);
+    const ids = JSON.stringify(keys.noticeIds);
+    // A held resident-code change may be applied by this batch (its gap filled): the notices held under its
+    // new code must then be in the context too, or they would wait for ever. Follow such changes.
+    // Every code is in exactly one frontier, so the frontiers' rows are all the held notices of the batch's codes
+    // (each resident's in sequence order), without reading them again.
+    const codeSet = new Set(keys.residentCodes);
+    const registryCodes = new Set(keys.registryCodes);
+    const held = new Map<string, StoredNotice[]>();
+    // Applied changes are followed too: a notice still filed under an old code is the person's under the new one.
+    const codeChanges = new Map<string, string>();
+    const firstSize = codeSet.size;
+    let firstList: string | undefined;
+    for (let frontier = [...codeSet]; frontier.length; ) {
+      const next: string[] = [];
+      const list = JSON.stringify(frontier);
+      firstList ??= list;
+      for (const r of st.batchHeld.all(list) as NoticeRowDb[]) {
+        const list = held.get(r.resident_code) ?? [];
+        list.push(toStoredNotice(r));
+        held.set(r.resident_code, list);
+        if (r.kind !== "resident-code-change") continue;
+        const to = (JSON.parse(r.body) as { newResidentCode?: string }).newResidentCode;
+        registryCodes.add(r.resident_code);
+        if (to) registryCodes.add(to);
+        if (to && !codeSet.has(to)) (codeSet.add(to), next.push(to));
+      }
+      for (const [from, body] of st.batchCodeChanges.all(list) as Array<[string, string]>) {
+        const to = (JSON.parse(body) as { newResidentCode?: string }).newResidentCode;
+        if (!to) continue;
+        codeChanges.set(from, to);
+        if (!codeSet.has(to)) (codeSet.add(to), next.push(to));
+      }
+      frontier = next;
     }
-    if (!sameKeys(last.keys, keys) || last.unknown || st.dataVersion.get() !== last.dataVersion || st.totalChanges.get() !== last.totalChanges) {
-      stats.stale++;
-      return readNoticeContext(st, keys);
+    // Written once: the same list as the first frontier's unless following changes added codes (the set only grows).
+    const codes = firstList !== undefined && codeSet.size === firstSize ? firstList : JSON.stringify([...codeSet]);
+    const known = new Map<string, { status: NoticeStatus; body: string; receivedAt: Date; appliedAt?: Date }>();
+    for (const [id, status, body, receivedAt, appliedAt] of st.batchNoticeStatus.all(ids) as Array<[string, NoticeStatus, string, number | bigint, number | bigint | null]>) {
+      known.set(id, { status, body, receivedAt: new Date(Number(receivedAt)), ...(appliedAt === null ? {} : { appliedAt: new Date(Number(appliedAt)) }) });
     }
-    const codes: string[] = [];
-    for (const c of ahead.codes) if (last.codes.has(c)) codes.push(c);
-    const ids = keys.noticeIds.filter((id) => last.ids.has(id));
-    if (!codes.length && !ids.length) {
-      stats.used++;
-      return ahead;
+    const lastSequence = new Map<string, number>();
+    for (const [code, last] of st.batchLastSeq.all(codes) as Array<[string, number]>) lastSequence.set(code, last);
+    const certificates = new Map<string, CertifiedRow[]>();
+    // One read gives both: the unrevoked certificates, and which codes were ever certified.
+    const everCertified = new Set<string>();
+    // The items are NULL but on an unrevoked signature certificate (batchCertified).
+    type Certified = [
+      serial: string, caId: string, type: CertificateType, residentCode: string, name: string | null, address: string | null, birthDate: string | null, gender: string | null,
+      revokedAt: number | null, municipality: string, notAfter: number, issuedAtSequence: number | null,
+    ];
+    for (const [serial, caId, type, residentCode, name, address, birthDate, gender, revokedAt, municipality, notAfter, issuedAtSequence] of st.batchCertified.all(codes) as Certified[]) {
+      everCertified.add(residentCode);
+      if (revokedAt !== null) continue;
+      unrevoked?.set(serial, { caId, municipality, notAfter });
+      const list = certificates.get(residentCode) ?? [];
+      // Built directly, one object each (through itemsOf's row object and a spread of the sequence, three more), of
+      // one shape per type: issuedAtSequence is there, undefined where the store has none.
+      const seq = issuedAtSequence ?? undefined;
+      list.push(
+        type === "signature"
+          ? { serial, caId, type, residentCode, fourItems: { name: name!, address: address!, birthDate: birthDate!, gender: gender as Gender }, issuedAtSequence: seq }
+          : { serial, caId, type, residentCode, issuedAtSequence: seq },
+      );
+      certificates.set(residentCode, list);
     }
-    stats.merged++;
-    const again = readNoticeContext(st, { noticeIds: ids, residentCodes: codes, registryCodes: codes.filter((c) => ahead.registry.has(c)) });
-    return mergeNoticeContext(ahead, again, ids);
+    // The registry's record only where the decision looks at it: a code the CA knows nothing of (is it a
+    // resident at all?), and the codes of a resident-code change (is the new code someone's?). Most notices
+    // are for certificate holders: their registry rows are not read.
+    const wanted = [...codeSet].filter((c) => registryCodes.has(c) || !(everCertified.has(c) || lastSequence.has(c)));
+    const residents = new Map<string, number>();
+    const successors = new Map<string, string>();
+    if (wanted.length) {
+      for (const [code, seq, successor] of st.batchResidents.all(JSON.stringify(wanted)) as Array<[string, number, string | null]>) {
+        residents.set(code, seq);
+        if (successor !== null) successors.set(code, successor);
+      }
+    }
+
+    return { known, lastSequence, held, certificates, residents, successors, everCertified, codeChanges };
   }
 
-  /** What the notice contexts read ahead came to (tests, measurements): used as read, merged, stale, missed. */
-  get readAhead(): Readonly<ReadAheadStats> {
-    return { ...this.#readAhead };
-  }
-
-  readonly #readAhead: ReadAheadStats = { used: 0, merged: 0, stale: 0, missed: 0 };
-  /** What the last notice transaction left for the next one's check of the context read ahead for it. */
-  #noticeTxnLeft: NoticeTxnLeft | undefined;
-  /** null: none can be had (in memory, no thread module, or the mode is "off"); undefined: not started yet. */
-  #prefetcher: NoticeContextPrefetcher | null | undefined;
-  #prefetchMode: PrefetchMode = "thread";
-
-  #startPrefetcher(): NoticeContextPrefetcher | undefined {
-    if (this.#prefetcher === undefined) this.#prefetcher = NoticeContextPrefetcher.start(this.#file, this.#prefetchMode, this.#cacheKiB) ?? null;
-    return this.#prefetcher ?? undefined;
-  }
-
-  async commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(
-    keys: NoticeContextKeys,
-    decide: (ctx: NoticeContext) => T,
-    o: { readonly next?: () => NoticeContextKeys | undefined } = {},
-  ): Promise<T & { readonly revoked: number }> {
+  async commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }> {
     await this.#beforeBulk();
-    const last = this.#noticeTxnLeft;
-    this.#noticeTxnLeft = undefined;
-    // Taken before the transaction: a read the thread has begun is waited for without the write lock held.
-    const ahead = last && last.e > 0 ? this.#prefetcher?.take(last.e) : undefined;
-    let left: NoticeTxnLeft | undefined;
     const done = await this.#run("committing a notice batch", () =>
       // IMMEDIATE: the write lock is taken before the context is read, so no other writer can change what
       // this batch decides from between the read and the commit.
       this.#db.transaction(() => {
-        const read = this.#noticeContext(keys, last, ahead);
-        const unrevoked = read.unrevoked;
-        // The next batch's context, read meanwhile as this transaction began (notice-prefetch.ts).
-        const next = o.next?.();
-        const e = next ? (this.#startPrefetcher()?.ask(next) ?? 0) : 0;
-        try {
-          const decided = decide(read.ctx);
-          const b = decided.commit;
-          const st = this.#stmts;
-          const at = b.at.getTime();
-          let revoked = 0;
-          // Where this transaction writes, for the next one's check of its context read ahead.
-          const codes = new Set(read.codes);
-          let unknown = false;
-          for (const r of b.relinks) {
-            codes.add(r.from).add(r.to);
-            st.relinkCerts.run(r.to, r.from);
-            st.relinkCertified.run(r.to, r.from);
-            st.relinkSeq.run(r.to, r.from);
-            st.relinkHeld.run(r.to, r.from);
-            st.relinkDisclosuresIndexed.run(r);
-            st.relinkDisclosuresTail.run(r);
-            st.relinkDisclosureIndex.run(r);
-          }
-          const log = this.#revocationLog();
-          for (const r of b.revocations) {
-            // The certificate was read under r.residentCode; this batch's relinks may have moved it since.
-            let code = r.residentCode;
-            if (code !== undefined) for (const l of b.relinks) if (l.from === code) code = l.to;
-            const u = code === undefined ? undefined : unrevoked.get(r.serial);
-            if (u && st.revokeKnown.run(at, r.reason, r.source, code, r.serial).changes === 1) {
-              codes.add(code!);
-              log.add(u.caId, r.serial, at, r.reason, u.notAfter, u.municipality);
-              // Its registered issuance information (発行情報) is not deleted here: registeredOf no longer returns
-              // it, and sweepRegisteredIssuances removes it. Deleting it cost two random B-tree pages per
-              // revocation (the table by serial and its resident index), about a fifth of a notice's CPU
-              // across the committing and checkpointing threads, measured at 1M residents.
-              revoked++;
-            } else if (this.#revokeOne(log, r.serial, code, at, r.reason, r.source)) {
-              // not where the context saw it, or named twice (then already revoked, and left alone); under a code
-              // this transaction may not have read
-              unknown = true;
-              revoked++;
-            }
-          }
-          log.flush();
-          const ids = new Set<string>();
-          for (const n of b.notices) {
-            codes.add(n.residentCode);
-            ids.add(n.noticeId);
-            st.insertNotice.run(n.noticeId, n.residentCode, n.sequence, n.kind, n.status, n.body, at, n.status === "applied" ? at : null, n.revocations);
-          }
-          for (const q of b.sequences) (codes.add(q.residentCode), st.setSeq.run(q.residentCode, q.last));
-          for (const ca of b.dirtyCas) st.bumpRevision.run(ca);
-          const entry = noticeBatchAudit(b, revoked);
-          if (entry) this.#appendAudit(entry);
-          if (next) left = { e, keys: next, dataVersion: st.dataVersion.get() as number, totalChanges: st.totalChanges.get() as number, codes, ids, unknown };
-          return { ...decided, revoked };
-        } finally {
-          // Closed before the COMMIT: a read begun after it would see this transaction's writes, or others' after them.
-          if (e && !this.#prefetcher!.close(e) && left) left = { ...left, e: -e };
+        const unrevoked = new Map<string, UnrevokedCertificate>();
+        const decided = decide(this.#noticeContext(keys, unrevoked));
+        const b = decided.commit;
+        const st = this.#stmts;
+        const at = b.at.getTime();
+        let revoked = 0;
+        for (const r of b.relinks) {
+          st.relinkCerts.run(r.to, r.from);
+          st.relinkCertified.run(r.to, r.from);
+          st.relinkSeq.run(r.to, r.from);
+          st.relinkHeld.run(r.to, r.from);
+          st.relinkDisclosuresIndexed.run(r);
+          st.relinkDisclosuresTail.run(r);
+          st.relinkDisclosureIndex.run(r);
         }
+        const log = this.#revocationLog();
+        for (const r of b.revocations) {
+          // The certificate was read under r.residentCode; this batch's relinks may have moved it since.
+          let code = r.residentCode;
+          if (code !== undefined) for (const l of b.relinks) if (l.from === code) code = l.to;
+          const u = code === undefined ? undefined : unrevoked.get(r.serial);
+          if (u && st.revokeKnown.run(at, r.reason, r.source, code, r.serial).changes === 1) {
+            log.add(u.caId, r.serial, at, r.reason, u.notAfter, u.municipality);
+            // Its registered issuance information (発行情報) is not deleted here: registeredOf no longer returns
+            // it, and sweepRegisteredIssuances removes it. Deleting it cost two random B-tree pages per
+            // revocation (the table by serial and its resident index), about a fifth of a notice's CPU
+            // across the committing and checkpointing threads, measured at 1M residents.
+            revoked++;
+          } else if (this.#revokeOne(log, r.serial, code, at, r.reason, r.source)) {
+            // not where the context saw it, or named twice (then already revoked, and left alone)
+            revoked++;
+          }
+        }
+        log.flush();
+        for (const n of b.notices) st.insertNotice.run(n.noticeId, n.residentCode, n.sequence, n.kind, n.status, n.body, at, n.status === "applied" ? at : null, n.revocations);
+        for (const q of b.sequences) st.setSeq.run(q.residentCode, q.last);
+        for (const ca of b.dirtyCas) st.bumpRevision.run(ca);
+        const entry = noticeBatchAudit(b, revoked);
+        if (entry) this.#appendAudit(entry);
+        return { ...decided, revoked };
       }).immediate(),
     );
-    this.#noticeTxnLeft = left;
     // Copied back every NOTICES_PER_CHECKPOINT notices, not after each batch: see there why.
     if ((this.#noticesSinceKick += done.commit.notices.length) >= NOTICES_PER_CHECKPOINT) {
       this.#noticesSinceKick = 0;

@@ -1046,14 +1046,8 @@ export interface Store {
    * Reads a batch's context and commits what `decide` makes of it in one write transaction, so whatever
    * the batch decides from cannot change before it commits. `decide` is synchronous and pure.
    * Returns the commit and how many certificates it actually revoked.
-   * `next`: the keys of the batch to be committed next, when already known (called inside the transaction): a store
-   * may read that batch's context meanwhile, and use it if nothing it holds changed before that batch commits.
    */
-  commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(
-    keys: NoticeContextKeys,
-    decide: (ctx: NoticeContext) => T,
-    o?: { readonly next?: () => NoticeContextKeys | undefined },
-  ): Promise<T & { readonly revoked: number }>;
+  commitNoticeBatch<T extends { readonly commit: NoticeCommit }>(keys: NoticeContextKeys, decide: (ctx: NoticeContext) => T): Promise<T & { readonly revoked: number }>;
   /**
    * Held notices in (resident code, sequence) order, at most `limit` (default 1000); with `after`, only those
    * past that key: the next page of a walk through all of them in bounded memory (operator release-all).

@@ -34,8 +34,6 @@ let feed: string;
 let conflict: string;
 /** the same, a relocation without newMunicipalityCode (its body has the defaulted field, its record not) */
 let bareConflict: string;
-/** the template's residents as stored: code, municipality, four items */
-let stored: Array<{ residentCode: string; municipalityCode: string; fourItems: Record<string, string> }>;
 
 beforeAll(async () => {
   lib = await load<Lib>("index.js");
@@ -56,7 +54,6 @@ beforeAll(async () => {
     const residents = [...generateResidents({ count: 300, seed: "reader", prefectures: ["13"] })];
     const now = clock.now();
     const records = residents.map((r) => parseResidentRecord(r, { now }));
-    stored = records.map((r) => ({ residentCode: r.residentCode, municipalityCode: r.municipalityCode, fourItems: { ...r.fourItems } }));
     await ws.store.upsertResidents(records);
     let n = 0;
     await ws.store.commitIssuances(
@@ -113,10 +110,7 @@ async function ingest(readerThread: boolean, opts: { source?: string; format?: "
     // Every stored notice as read back: the thread sends bodies as UTF-8 bytes, stored as the same text.
     const ids = [...new Set([...readFileSync(feed, "utf8").matchAll(/"noticeId":"([^"]+)"/g)].map((m) => m[1]!))];
     const stored = (await Promise.all(ids.map((id) => ws.store.getNotice(id)))).filter((n) => n !== undefined);
-    // The contexts read ahead on the store's context thread while the batch before committed (store/notice-prefetch.ts):
-    // only with a reader thread, which lets the next batch be known before it is asked for.
-    const readAhead = (ws.store as { readAhead?: { used: number; merged: number; stale: number; missed: number } }).readAhead;
-    return { summary: { ...r, seconds: 0, rejectFile: null }, rejects, revoked: await ws.store.revocationSummary(), held: await ws.store.listHeldNotices(), stored, readAhead };
+    return { summary: { ...r, seconds: 0, rejectFile: null }, rejects, revoked: await ws.store.revocationSummary(), held: await ws.store.listHeldNotices(), stored };
   } finally {
     await ws.close();
   }
@@ -141,44 +135,10 @@ describe("notice ingestion with a reader thread", () => {
     expect(here.stored.length).toBe(401);
     expect(thread.stored.every((n) => typeof n.body === "string")).toBe(true);
     expect(thread.stored).toEqual(here.stored);
-    // Whether a batch's context was read ahead depends on the threads' timing (the next batch read by then, the read
-    // begun before the batch before committed), so how many were is not asked; none read ahead was stale (nothing else
-    // wrote), and the same result either way is the point.
-    expect(here.readAhead).toEqual({ used: 0, merged: 0, stale: 0, missed: 0 });
-    expect(thread.readAhead!.stale).toBe(0);
     // a relocation's body has its municipality after, given or not (parseNotice's default): one normal form
     const relocations = here.stored.filter((n) => n.kind === "relocation");
     expect(relocations.length).toBeGreaterThan(10);
     expect(relocations.every((n) => (JSON.parse(n.body as string) as Record<string, unknown>)["newMunicipalityCode"] !== undefined)).toBe(true);
-  });
-
-  it("two ingests at once on one workspace, each with its reader thread (and contexts read ahead): nothing held, nothing lost", async () => {
-    const dir = tempDir("jpki-notice-reader-two-");
-    const root = join(dir, "ws");
-    cpSync(template, root, { recursive: true });
-    // a: sequence 1, a correction that changes nothing certified; b: sequence 2, a death (revokes both certificates).
-    // Each run's batches interleave with the other's commits: a context read ahead is stale whenever the other
-    // connection committed after it was read (store/notice-prefetch.ts), and read again.
-    const write = (name: string, lines: object[]) => (writeFileSync(join(dir, name), lines.map((l) => JSON.stringify(l)).join("\n") + "\n"), join(dir, name));
-    const a = write("a.jsonl", stored.map((r, i) => ({ noticeId: `A-${i}`, residentCode: r.residentCode, kind: "correction", effectiveDate: "2026-05-01", sequence: 1, municipalityCode: r.municipalityCode, after: r.fourItems })));
-    const b = write("b.jsonl", stored.map((r, i) => ({ noticeId: `B-${i}`, residentCode: r.residentCode, kind: "death", effectiveDate: "2026-05-02", sequence: 2, municipalityCode: r.municipalityCode })));
-    const wsA: Ws = Workspace.open(root, { clock: new clocks.FixedClock(NOW) });
-    const wsB: Ws = Workspace.open(root, { clock: new clocks.FixedClock(NOW) });
-    try {
-      const run = (ws: Ws, source: string, name: string) => lib.runIngest(ws, { source, format: "jsonl", rejectPath: join(dir, `${name}.rejects.jsonl`), batchSize: 16, crlIntervalMs: 0, updater: undefined, readerThread: true });
-      const [ra, rb] = await Promise.all([run(wsA, a, "a"), run(wsB, b, "b")]);
-      expect(ra.rejected + rb.rejected).toBe(0);
-      expect(ra.applied + rb.applied).toBe(2 * stored.length);
-      expect(ra.revocations + rb.revocations).toBe(2 * stored.length);
-      expect(await wsA.store.listHeldNotices(10_000)).toEqual([]);
-      const ctx = await wsA.store.loadNoticeContext({ noticeIds: [], residentCodes: stored.map((r) => r.residentCode) });
-      expect([...ctx.lastSequence.values()].filter((n) => n === 2)).toHaveLength(stored.length);
-      expect(ctx.certificates.size).toBe(0);
-      expect((await wsA.store.revocationSummary()).length).toBe(2 * stored.length);
-    } finally {
-      await wsA.close();
-      await wsB.close();
-    }
   });
 
   it("reports a file-level problem found on the thread with its code, as in the ingesting thread", async () => {
