@@ -149,3 +149,70 @@ describe("PostgreSQL notice batch messages", () => {
     }
   });
 });
+
+describe("PostgreSQL notice batch: the rows it revokes by ctid, between the context read and the update", () => {
+  it("a manual revocation waits for the batch (and is refused after), VACUUM moves no row: revoked once, by ctid, one log entry", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    const c = await admin(url);
+    try {
+      await s.putCa(ca);
+      const codes = ["r1", "r9"];
+      await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      await s.commitIssuances(codes.map((residentCode, i) => ({
+        serial: `0e1${i}`, caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
+        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, i]),
+      })));
+      // dead versions of a neighbour on the page, from before the batch began: VACUUM may prune them under it
+      for (let i = 0; i < 5; i++) await c.query("UPDATE certificates SET registry_sequence = $1 WHERE serial = '0e11'", [i]);
+      const query = pg.Client.prototype.query;
+      let manual: Promise<unknown> | undefined;
+      let lockedAgainstOthers: unknown;
+      // Just before the batch's revoking statement goes, from other connections: is the row the context read still
+      // locked against a writer; VACUUM of the table (the neighbour's dead versions pruned, the page compacted); and
+      // `jpki revoke` of the same certificate, let go only once it waits for the batch.
+      const spy = vi.spyOn(pg.Client.prototype, "query").mockImplementation(function (this: pg.Client, ...args: unknown[]) {
+        if (manual || !label(args[0]).startsWith("WITH by_tid")) return (query as (...a: unknown[]) => unknown).apply(this, args);
+        const go = async () => {
+          lockedAgainstOthers = await c.query("SELECT serial FROM certificates WHERE serial = '0e10' FOR NO KEY UPDATE NOWAIT").then(() => false, (e: { code?: string }) => e.code);
+          await c.query("VACUUM certificates");
+          manual = s.revoke({ serial: "0e10", revokedAt: new Date(7000), reason: 1, source: "manual" }).then(() => "revoked", (e: { code?: string }) => e.code);
+          // waits on a condition: the manual revocation's backend blocked on a lock (or it finished: then it did not wait)
+          for (let settled = false; !settled; ) {
+            const waiting = await c.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT * FROM certificates WHERE serial = $1 FOR NO KEY UPDATE%'");
+            settled = waiting.rowCount! > 0 || (await Promise.race([manual.then(() => true), new Promise<boolean>((r) => setImmediate(() => r(false)))]));
+          }
+          return (query as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+        };
+        return go();
+      });
+      let sent: string[];
+      let done: Awaited<ReturnType<typeof s.commitNoticeBatch>>;
+      try {
+        done = await s.commitNoticeBatch({ noticeIds: ["n1"], residentCodes: ["r1"], registryCodes: [] }, (ctx) => ({
+          commit: {
+            at: new Date(6000),
+            notices: [{ noticeId: "n1", residentCode: "r1", sequence: 1, kind: "death", body: '{"noticeId":"n1"}', status: "applied" as const, revocations: 1 }],
+            sequences: [{ residentCode: "r1", last: 1 }],
+            revocations: (ctx.certificates.get("r1") ?? []).map((x) => ({ serial: x.serial, reason: 5, source: "notice:n1", residentCode: "r1" })),
+            relinks: [],
+            dirtyCas: ["13-sig"],
+          },
+        }));
+        sent = spy.mock.calls.map((x) => label(x[0]));
+      } finally {
+        spy.mockRestore();
+      }
+      expect(lockedAgainstOthers).toBe("55P03"); // lock_not_available: the context's row lock holds until the commit
+      expect(await manual).toBe("ERR_CERT_ALREADY_REVOKED");
+      expect(done.revoked).toBe(1);
+      expect((await s.getCertificate("0e10"))?.revocation).toEqual({ revokedAt: new Date(6000), reason: 5, source: "notice:n1" });
+      // found where the context read it: the fallback by serial never ran, VACUUM or not
+      expect(sent.filter((x) => x.includes("$5::int8[]) AS u(serial")), listed(sent)).toHaveLength(0);
+      expect((await c.query<{ n: string }>("SELECT sum(entries)::text AS n FROM revocation_log WHERE ca_id = '13-sig'")).rows[0]!.n).toBe("1");
+    } finally {
+      await c.end();
+      await s.close();
+    }
+  });
+});
