@@ -173,10 +173,10 @@ const throughCuttingProxy = () => through(new CuttingProxy());
  * A migrated database, the store on it with a pool of one connection (so a hung read holds the only one), a session of
  * its own that takes table locks (`admin`), and a watchdog; `close` ends all three.
  */
-async function lockRig(): Promise<{ store: PostgresStore; admin: pg.Client; dog: StoreWatchdog; close: () => Promise<void> }> {
+async function lockRig(o: { lockTimeoutMs?: number } = {}): Promise<{ store: PostgresStore; admin: pg.Client; dog: StoreWatchdog; close: () => Promise<void> }> {
   const url = await server.createDatabase();
   await (await PostgresStore.open(url, { create: true })).close();
-  const store = await PostgresStore.open(url, { poolSize: 1, closeWaitMs: WAIT_MS });
+  const store = await PostgresStore.open(url, { poolSize: 1, closeWaitMs: WAIT_MS, ...o });
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   const dog = new StoreWatchdog({ waitMs: WAIT_MS });
@@ -419,6 +419,27 @@ describe("a watched call of several store reads (server/crl-records.ts: the /met
       await service.close();
       await close();
       rmSync(root, { recursive: true, force: true });
+    }
+  }, 180_000);
+  it("OCSP's status reads, gathered into one query (a nonce request's fresh answers), likewise: late, each fails typed and the query's connection is cut for the probe; once the lock is gone they answer again", async () => {
+    // lock_timeout past the test's time (20 s by default): only the watchdog's cut can free the hung query's connection
+    const { store, admin, dog, close } = await lockRig({ lockTimeoutMs: 600_000 });
+    const status = (serial: string) => dog.run("an OCSP status read", () => store.certificateStatus(serial));
+    try {
+      await admin.query("BEGIN");
+      await admin.query("LOCK TABLE certificates IN ACCESS EXCLUSIVE MODE");
+      // three in one turn, one of them twice: one query, hung on the lock, tied to the first call
+      const late = await Promise.allSettled(["0a", "0b", "0a", "0c"].map(status));
+      expect(late.map((x) => (x.status === "rejected" ? (x.reason as { code?: string }).code : "answered"))).toEqual(Array(4).fill("ERR_STORE_UNRESPONSIVE"));
+      expect(dog.stalled).toBe(true);
+      // the pool's one connection is held by the hung query: cut for the probe, which gets a fresh one
+      await vi.waitFor(() => dog.run("a probe of the store", () => store.ping()), { timeout: 30_000, interval: WAIT_MS / 4 });
+      expect(dog.stalled).toBe(false);
+      await admin.query("ROLLBACK");
+      // asked until they answer (on a loaded host a read may pass the 200 ms bound, which is the watchdog's to say)
+      expect(await vi.waitFor(() => Promise.all(["0a", "0b"].map(status)), { timeout: 30_000, interval: WAIT_MS / 4 })).toEqual([undefined, undefined]);
+    } finally {
+      await close();
     }
   }, 180_000);
 });
