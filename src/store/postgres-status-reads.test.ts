@@ -53,4 +53,38 @@ describe("PostgreSQL status reads", () => {
       await s.close();
     }
   });
+  it("more serials in one turn than one query takes (the Coalescer's 1,000): a query per thousand, each serial its own status", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    try {
+      await s.putCa(ca);
+      const issued = Array.from({ length: 30 }, (_, i) => `0c${i.toString(16).padStart(4, "0")}`);
+      await s.upsertResidents(issued.map((serial) => ({ residentCode: `r${serial}`, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      await s.commitIssuances(issued.map((serial) => ({
+        serial, caId: "13-sig", type: "signature" as const, residentCode: `r${serial}`, municipalityCode: "131016", fourItems: items,
+        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
+      })));
+      for (const serial of issued.filter((_, i) => i % 7 === 3)) await s.revoke({ serial, revokedAt: new Date(5000), reason: 1, source: "manual" });
+      // 2,101 distinct serials, the issued ones spread through them (so in each query), each of those asked twice
+      const unknown = Array.from({ length: 2101 - issued.length }, (_, i) => `0d${i.toString(16).padStart(4, "0")}`);
+      const asked = unknown.flatMap((serial, i) => (i % 70 === 0 && issued[i / 70] ? [serial, issued[i / 70]!, issued[i / 70]!] : [serial]));
+      expect(new Set(asked).size).toBe(2101);
+      const spy = vi.spyOn(pg.Client.prototype, "query");
+      let got: Awaited<ReturnType<typeof s.certificateStatus>>[];
+      let sent: number;
+      try {
+        got = await Promise.all(asked.map((serial) => s.certificateStatus(serial)));
+        sent = spy.mock.calls.length;
+      } finally {
+        spy.mockRestore();
+      }
+      expect(sent).toBe(3);
+      const revoked = new Set(issued.filter((_, i) => i % 7 === 3));
+      expect(got).toEqual(asked.map((serial) => issued.includes(serial)
+        ? { caId: "13-sig", revocation: revoked.has(serial) ? { revokedAt: new Date(5000), reason: 1 } : undefined }
+        : undefined));
+    } finally {
+      await s.close();
+    }
+  });
 });
