@@ -215,4 +215,54 @@ describe("PostgreSQL notice batch: the rows it revokes by ctid, between the cont
       await s.close();
     }
   });
+  it("a relink chain in one batch (r1 → r2, then r2 → r3: relinked one by one): the certificates it moved are revoked by serial, each once, with its own reason and source", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    try {
+      await s.putCa(ca);
+      const codes = ["r1", "r2", "r3"];
+      await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      await s.commitIssuances(codes.map((residentCode, i) => ({
+        serial: `0d2${i}`, caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
+        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, i]),
+      })));
+      const spy = vi.spyOn(pg.Client.prototype, "query");
+      let sent: string[];
+      let done: Awaited<ReturnType<typeof s.commitNoticeBatch>>;
+      try {
+        done = await s.commitNoticeBatch({ noticeIds: ["n1"], residentCodes: codes, registryCodes: codes }, (ctx) => ({
+          commit: {
+            at: new Date(6000),
+            notices: [{ noticeId: "n1", residentCode: "r1", sequence: 1, kind: "resident-code-change", body: '{"noticeId":"n1","newResidentCode":"r2"}', status: "applied" as const, revocations: 3 }],
+            sequences: [],
+            // in this order: r3's (never moved), then r1's (moved twice) and r2's (moved once)
+            revocations: ["r3", "r1", "r2"].flatMap((code, k) => (ctx.certificates.get(code) ?? []).map((x) => ({ serial: x.serial, reason: k + 1, source: `notice:n${k}`, residentCode: code }))),
+            relinks: [{ from: "r1", to: "r2" }, { from: "r2", to: "r3" }],
+            dirtyCas: ["13-sig"],
+          },
+        }));
+        sent = spy.mock.calls.map((x) => label(x[0]));
+      } finally {
+        spy.mockRestore();
+      }
+      expect(done.revoked).toBe(3);
+      expect(sent.filter((x) => x.includes("SET revoked_at")), listed(sent)).toHaveLength(1);
+      expect((await s.getCertificate("0d22"))?.revocation).toEqual({ revokedAt: new Date(6000), reason: 1, source: "notice:n0" });
+      expect((await s.getCertificate("0d20"))?.revocation).toEqual({ revokedAt: new Date(6000), reason: 2, source: "notice:n1" });
+      expect((await s.getCertificate("0d21"))?.revocation).toEqual({ revokedAt: new Date(6000), reason: 3, source: "notice:n2" });
+      expect((await s.getCertificate("0d20"))?.residentCode).toBe("r3");
+      expect((await s.getCertificate("0d21"))?.residentCode).toBe("r3");
+      // one log block of the three, whichever part of the statement revoked each
+      const c = await admin(url);
+      try {
+        const r = await c.query<{ entries: number }>("SELECT entries FROM revocation_log WHERE ca_id = '13-sig'");
+        expect(r.rows.map((x) => x.entries)).toEqual([3]);
+      } finally {
+        await c.end();
+      }
+      expect((await s.revocationSummary()).map((x) => x.serial).sort()).toEqual(["0d20", "0d21", "0d22"]);
+    } finally {
+      await s.close();
+    }
+  });
 });
