@@ -321,11 +321,12 @@ export class CrlPublisher {
    * generation's own certificate last (crl/arl.ts ownCertificateEntry): its key's statement that it is compromised.
    */
   async #linkEntries(ca: CrlIssuer): Promise<CrlEntryInput[]> {
-    const out: CrlEntryInput[] = [];
     const links = await this.#store.listCaLinks();
     const own = ownCertificateEntry(links, ca.id, ca.record.certificateDer);
-    for (const e of [...fullCrlLinkEntries(links, ca.id), ...(own ? [own] : [])]) if (!(await this.#store.certificateStatus(e.serial))?.revocation) out.push(e);
-    return out;
+    const entries = [...fullCrlLinkEntries(links, ca.id), ...(own ? [own] : [])];
+    // asked together: on PostgreSQL the reads of one turn share one query (store/coalesce.ts)
+    const statuses = await Promise.all(entries.map((e) => this.#store.certificateStatus(e.serial)));
+    return entries.filter((_, i) => !statuses[i]?.revocation);
   }
 
   /**
