@@ -148,6 +148,49 @@ describe("PostgreSQL notice batch messages", () => {
       await s.close();
     }
   });
+
+  it("gives a resident's certificates in issue order (not serial order) with the rows' ctids, and revokes them there", async () => {
+    const url = await server.createDatabase();
+    const s = await PostgresStore.open(url, { create: true });
+    try {
+      await s.putCa(ca);
+      await s.upsertResidents([{ residentCode: "r1", municipalityCode: "131016", fourItems: items, status: "active" as const }]);
+      // issued in the order 0f2b, 0f2a: the reverse of their serials'
+      await s.commitIssuances([["0f2b", "signature", 1000], ["0f2a", "authentication", 2000]].map(([serial, type, at]) => ({
+        serial: serial as string, caId: "13-sig", type: type as "signature" | "authentication", residentCode: "r1", municipalityCode: "131016", fourItems: items,
+        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(at as number), der: Buffer.from([0x30, at === 1000 ? 1 : 2]),
+      })));
+      expect((await s.loadNoticeContext({ noticeIds: [], residentCodes: ["r1"] })).certificates.get("r1")?.map((x) => x.serial)).toEqual(["0f2b", "0f2a"]);
+      const spy = vi.spyOn(pg.Client.prototype, "query");
+      let revoking: unknown[] | undefined;
+      try {
+        await s.commitNoticeBatch({ noticeIds: ["n1"], residentCodes: ["r1"] }, (ctx) => {
+          expect(ctx.certificates.get("r1")?.map((x) => [x.serial, x.type])).toEqual([["0f2b", "signature"], ["0f2a", "authentication"]]);
+          expect(ctx.everCertified.has("r1")).toBe(true);
+          return {
+            commit: {
+              at: new Date(6000),
+              notices: [{ noticeId: "n1", residentCode: "r1", sequence: 1, kind: "death", body: '{"noticeId":"n1"}', status: "applied" as const, revocations: 2 }],
+              sequences: [{ residentCode: "r1", last: 1 }],
+              revocations: (ctx.certificates.get("r1") ?? []).map((x) => ({ serial: x.serial, reason: 5, source: "notice:n1", residentCode: "r1" })),
+              relinks: [],
+              dirtyCas: ["13-sig"],
+            },
+          };
+        });
+        revoking = spy.mock.calls.find((c) => label(c[0]).includes("SET revoked_at"))?.[1] as unknown[] | undefined;
+      } finally {
+        spy.mockRestore();
+      }
+      // $5: each row's ctid as the context read it, a text[] in binary: "(page,item)" for both, none NULL
+      const tids = revoking?.[4] as Buffer;
+      expect(tids.readInt32BE(4), "no NULL ctid").toBe(0);
+      expect(tids.toString("latin1").match(/\(\d+,\d+\)/g)).toHaveLength(2);
+      for (const serial of ["0f2a", "0f2b"]) expect((await s.getCertificate(serial))?.revocation).toEqual({ revokedAt: new Date(6000), reason: 5, source: "notice:n1" });
+    } finally {
+      await s.close();
+    }
+  });
 });
 
 describe("PostgreSQL notice batch: the rows it revokes by ctid, between the context read and the update", () => {

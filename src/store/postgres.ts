@@ -1894,15 +1894,19 @@ const noticeContextReads = Object.assign(
         `SELECT resident_code, last_sequence FROM resident_sequences WHERE resident_code = ANY(${codes})`,
         // The rows are locked in the order they always were (the CTE's ORDER BY under its FOR NO KEY UPDATE); the
         // outer ORDER BY gives the result that order too, the code-only rows (issued_at NULL) in among them.
+        // issued_at orders the rows but is not sent: nothing here reads it, and an int8 in a text result is a
+        // BigInt parsed per row (two a notice): ≈ 1.3 µs of our CPU a notice, a fifth of this message's (client
+        // CPU of the message for 1,000 codes, 200k-resident store, 10 alternated rounds: 6.7 → 5.2 µs, medians).
         `WITH cert AS MATERIALIZED (
            SELECT serial, ca_id, type, resident_code, CASE WHEN type = 'signature' THEN name END AS name, CASE WHEN type = 'signature' THEN address END AS address,
              CASE WHEN type = 'signature' THEN birth_date END AS birth_date, CASE WHEN type = 'signature' THEN gender END AS gender, registry_sequence, issued_at,
              ctid::text AS tid
            FROM certificates WHERE revoked_at IS NULL AND resident_code = ANY(${codes}) ORDER BY resident_code, issued_at, serial${lock ? " FOR NO KEY UPDATE" : ""})
-         SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, registry_sequence, issued_at, tid FROM cert
-         UNION ALL
-         SELECT NULL, NULL, NULL, x.code, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM unnest(${codes}) AS x(code)
-         WHERE NOT EXISTS (SELECT FROM cert WHERE cert.resident_code = x.code) AND EXISTS (SELECT FROM certificates c WHERE c.resident_code = x.code)
+         SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, registry_sequence, tid FROM (
+           SELECT serial, ca_id, type, resident_code, name, address, birth_date, gender, registry_sequence, issued_at, tid FROM cert
+           UNION ALL
+           SELECT NULL, NULL, NULL, x.code, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM unnest(${codes}) AS x(code)
+           WHERE NOT EXISTS (SELECT FROM cert WHERE cert.resident_code = x.code) AND EXISTS (SELECT FROM certificates c WHERE c.resident_code = x.code)) AS r
          ORDER BY resident_code, issued_at, serial`,
       ].join(";\n"),
   },
