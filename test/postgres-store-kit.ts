@@ -6,8 +6,9 @@
  * both workers at once.
  */
 import pg from "pg";
+import { vi } from "vitest";
 import { PG_MIGRATIONS, PostgresStore, type PgMigration } from "../src/store/postgres.js";
-import type { CaRecord } from "../src/store/types.js";
+import type { CaRecord, Store } from "../src/store/types.js";
 import type { PostgresTestServer } from "./postgres-server.js";
 
 /** a resident's four items (基本4情報) as the store tests write them */
@@ -52,4 +53,27 @@ export function migratedTemplate(server: PostgresTestServer): Promise<string> {
     templates.set(server, made);
   }
   return made;
+}
+
+/**
+ * Residents `codes` (active, the kit's four items) in municipality 131016, each holding one signature certificate of
+ * 13-sig (put it first) with serial `serialOf(i)` and a stand-in DER: the set-up of the notice-batch and status tests.
+ */
+export async function certifiedResidents(s: Store, codes: readonly string[], serialOf: (i: number) => string): Promise<void> {
+  await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+  await s.commitIssuances(codes.map((residentCode, i) => ({
+    serial: serialOf(i), caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
+    notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, i & 0xff]),
+  })));
+}
+
+/** What `fn` sends through node-postgres while it runs: each Client#query call's arguments, in order. */
+export async function queriesDuring<T>(fn: () => Promise<T>): Promise<{ value: T; calls: unknown[][] }> {
+  const spy = vi.spyOn(pg.Client.prototype, "query");
+  try {
+    const value = await fn();
+    return { value, calls: spy.mock.calls.map((c) => [...c]) };
+  } finally {
+    spy.mockRestore();
+  }
 }

@@ -6,7 +6,7 @@
  */
 import pg from "pg";
 import { describe, expect, it, vi } from "vitest";
-import { admin, ca, items } from "../../test/postgres-store-kit.js";
+import { admin, ca, certifiedResidents, items, queriesDuring } from "../../test/postgres-store-kit.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { PostgresStore, textArrayLiteral } from "./postgres.js";
 
@@ -45,16 +45,9 @@ describe("PostgreSQL notice batch messages", () => {
     try {
       await s.putCa(ca);
       const codes = ["r1", "r2"];
-      await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
-      await s.commitIssuances(codes.map((residentCode, i) => ({
-        serial: `0f0${i}`, caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
-        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
-      })));
-      const spy = vi.spyOn(pg.Client.prototype, "query");
-      let sent: string[];
-      let done: Awaited<ReturnType<typeof s.commitNoticeBatch>>;
-      try {
-        done = await s.commitNoticeBatch({ noticeIds: ["n1", "n2"], residentCodes: ["r1", "r2", "r2b"], registryCodes: ["r2", "r2b"] }, (ctx) => ({
+      await certifiedResidents(s, codes, (i) => `0f0${i}`);
+      const { value: done, calls } = await queriesDuring(() =>
+        s.commitNoticeBatch({ noticeIds: ["n1", "n2"], residentCodes: ["r1", "r2", "r2b"], registryCodes: ["r2", "r2b"] }, (ctx) => ({
           commit: {
             at: new Date(6000),
             notices: [
@@ -66,11 +59,9 @@ describe("PostgreSQL notice batch messages", () => {
             relinks: [{ from: "r2", to: "r2b" }],
             dirtyCas: ["13-sig"],
           },
-        }));
-        sent = spy.mock.calls.map((c) => label(c[0]));
-      } finally {
-        spy.mockRestore();
-      }
+        })),
+      );
+      const sent = calls.map((c) => label(c[0]));
       expect(done.revoked).toBe(1);
       // what was written: the revocation, the relink, the notices and sequences, the CA due
       expect((await s.getCertificate("0f00"))?.revocation?.reason).toBe(5);
@@ -97,18 +88,11 @@ describe("PostgreSQL notice batch messages", () => {
     try {
       await s.putCa(ca);
       const codes = ["r1", "r2", "r3"];
-      await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
-      await s.commitIssuances(codes.map((residentCode, i) => ({
-        serial: `0f1${i}`, caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
-        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, i]),
-      })));
+      await certifiedResidents(s, codes, (i) => `0f1${i}`);
       // 0f12 revoked by hand before the batch, which names it again: not revoked twice, its revocation kept
       await s.revoke({ serial: "0f12", revokedAt: new Date(5000), reason: 1, source: "manual" });
-      const spy = vi.spyOn(pg.Client.prototype, "query");
-      let sent: string[];
-      let done: Awaited<ReturnType<typeof s.commitNoticeBatch>>;
-      try {
-        done = await s.commitNoticeBatch({ noticeIds: ["n1", "n2"], residentCodes: ["r1", "r2", "r2b", "r3"], registryCodes: ["r2", "r2b"] }, (ctx) => ({
+      const { value: done, calls } = await queriesDuring(() =>
+        s.commitNoticeBatch({ noticeIds: ["n1", "n2"], residentCodes: ["r1", "r2", "r2b", "r3"], registryCodes: ["r2", "r2b"] }, (ctx) => ({
           commit: {
             at: new Date(6000),
             notices: [
@@ -125,11 +109,9 @@ describe("PostgreSQL notice batch messages", () => {
             relinks: [{ from: "r2", to: "r2b" }],
             dirtyCas: ["13-sig"],
           },
-        }));
-        sent = spy.mock.calls.map((c) => label(c[0]));
-      } finally {
-        spy.mockRestore();
-      }
+        })),
+      );
+      const sent = calls.map((c) => label(c[0]));
       expect(done.revoked).toBe(2);
       expect((await s.getCertificate("0f10"))?.revocation).toEqual({ revokedAt: new Date(6000), reason: 5, source: "notice:n1" });
       expect((await s.getCertificate("0f11"))?.revocation).toEqual({ revokedAt: new Date(6000), reason: 4, source: "notice:n2" });
@@ -201,11 +183,7 @@ describe("PostgreSQL notice batch: the rows it revokes by ctid, between the cont
     try {
       await s.putCa(ca);
       const codes = ["r1", "r9"];
-      await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
-      await s.commitIssuances(codes.map((residentCode, i) => ({
-        serial: `0e1${i}`, caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
-        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, i]),
-      })));
+      await certifiedResidents(s, codes, (i) => `0e1${i}`);
       // dead versions of a neighbour on the page, from before the batch began: VACUUM may prune them under it
       for (let i = 0; i < 5; i++) await c.query("UPDATE certificates SET registry_sequence = $1 WHERE serial = '0e11'", [i]);
       const query = pg.Client.prototype.query;
@@ -264,16 +242,9 @@ describe("PostgreSQL notice batch: the rows it revokes by ctid, between the cont
     try {
       await s.putCa(ca);
       const codes = ["r1", "r2", "r3"];
-      await s.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
-      await s.commitIssuances(codes.map((residentCode, i) => ({
-        serial: `0d2${i}`, caId: "13-sig", type: "signature" as const, residentCode, municipalityCode: "131016", fourItems: items,
-        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, i]),
-      })));
-      const spy = vi.spyOn(pg.Client.prototype, "query");
-      let sent: string[];
-      let done: Awaited<ReturnType<typeof s.commitNoticeBatch>>;
-      try {
-        done = await s.commitNoticeBatch({ noticeIds: ["n1"], residentCodes: codes, registryCodes: codes }, (ctx) => ({
+      await certifiedResidents(s, codes, (i) => `0d2${i}`);
+      const { value: done, calls } = await queriesDuring(() =>
+        s.commitNoticeBatch({ noticeIds: ["n1"], residentCodes: codes, registryCodes: codes }, (ctx) => ({
           commit: {
             at: new Date(6000),
             notices: [{ noticeId: "n1", residentCode: "r1", sequence: 1, kind: "resident-code-change", body: '{"noticeId":"n1","newResidentCode":"r2"}', status: "applied" as const, revocations: 3 }],
@@ -283,11 +254,9 @@ describe("PostgreSQL notice batch: the rows it revokes by ctid, between the cont
             relinks: [{ from: "r1", to: "r2" }, { from: "r2", to: "r3" }],
             dirtyCas: ["13-sig"],
           },
-        }));
-        sent = spy.mock.calls.map((x) => label(x[0]));
-      } finally {
-        spy.mockRestore();
-      }
+        })),
+      );
+      const sent = calls.map((c) => label(c[0]));
       expect(done.revoked).toBe(3);
       expect(sent.filter((x) => x.includes("SET revoked_at")), listed(sent)).toHaveLength(1);
       expect((await s.getCertificate("0d22"))?.revocation).toEqual({ revokedAt: new Date(6000), reason: 1, source: "notice:n0" });

@@ -5,9 +5,8 @@
  * contract's concern (contract.ts, "answers many status reads made at once"); this counts the queries, and checks
  * the rule a restore's carried entries need: revoked first.
  */
-import pg from "pg";
-import { describe, expect, it, vi } from "vitest";
-import { admin, ca, items } from "../../test/postgres-store-kit.js";
+import { describe, expect, it } from "vitest";
+import { admin, ca, certifiedResidents, queriesDuring } from "../../test/postgres-store-kit.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { PostgresStore } from "./postgres.js";
 
@@ -20,11 +19,7 @@ describe("PostgreSQL status reads", () => {
     try {
       await s.putCa(ca);
       const serials = Array.from({ length: 40 }, (_, i) => `0b${i.toString(16).padStart(2, "0")}`);
-      await s.upsertResidents(serials.map((serial) => ({ residentCode: `r${serial}`, municipalityCode: "131016", fourItems: items, status: "active" as const })));
-      await s.commitIssuances(serials.map((serial) => ({
-        serial, caId: "13-sig", type: "signature" as const, residentCode: `r${serial}`, municipalityCode: "131016", fourItems: items,
-        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
-      })));
+      await certifiedResidents(s, serials.map((serial) => `r${serial}`), (i) => serials[i]!);
       await s.revoke({ serial: "0b07", revokedAt: new Date(5000), reason: 1, source: "manual" });
       // a carried entry beside an unrevoked row of the same certificate (an older backup brought the row back):
       // revoked, as on the CRLs — carryRevocations refuses this, a restore makes it, so it is written here directly
@@ -34,15 +29,8 @@ describe("PostgreSQL status reads", () => {
       } finally {
         await c.end();
       }
-      const spy = vi.spyOn(pg.Client.prototype, "query");
-      let got: Awaited<ReturnType<typeof s.certificateStatus>>[];
-      let sent: number;
-      try {
-        got = await Promise.all([...serials, "0bff"].map((serial) => s.certificateStatus(serial)));
-        sent = spy.mock.calls.length;
-      } finally {
-        spy.mockRestore();
-      }
+      const { value: got, calls } = await queriesDuring(() => Promise.all([...serials, "0bff"].map((serial) => s.certificateStatus(serial))));
+      const sent = calls.length;
       expect(sent).toBe(1);
       expect(got.filter((x) => x?.revocation).length).toBe(2);
       expect(got[3]).toEqual({ caId: "13-sig", revocation: { revokedAt: new Date(7000), reason: 4 } });
@@ -59,25 +47,14 @@ describe("PostgreSQL status reads", () => {
     try {
       await s.putCa(ca);
       const issued = Array.from({ length: 30 }, (_, i) => `0c${i.toString(16).padStart(4, "0")}`);
-      await s.upsertResidents(issued.map((serial) => ({ residentCode: `r${serial}`, municipalityCode: "131016", fourItems: items, status: "active" as const })));
-      await s.commitIssuances(issued.map((serial) => ({
-        serial, caId: "13-sig", type: "signature" as const, residentCode: `r${serial}`, municipalityCode: "131016", fourItems: items,
-        notBefore: new Date(0), notAfter: new Date(Date.UTC(2030, 0, 1)), issuedAt: new Date(0), der: Buffer.from([0x30, 0]),
-      })));
+      await certifiedResidents(s, issued.map((serial) => `r${serial}`), (i) => issued[i]!);
       for (const serial of issued.filter((_, i) => i % 7 === 3)) await s.revoke({ serial, revokedAt: new Date(5000), reason: 1, source: "manual" });
       // 2,101 distinct serials, the issued ones spread through them (so in each query), each of those asked twice
       const unknown = Array.from({ length: 2101 - issued.length }, (_, i) => `0d${i.toString(16).padStart(4, "0")}`);
       const asked = unknown.flatMap((serial, i) => (i % 70 === 0 && issued[i / 70] ? [serial, issued[i / 70]!, issued[i / 70]!] : [serial]));
       expect(new Set(asked).size).toBe(2101);
-      const spy = vi.spyOn(pg.Client.prototype, "query");
-      let got: Awaited<ReturnType<typeof s.certificateStatus>>[];
-      let sent: number;
-      try {
-        got = await Promise.all(asked.map((serial) => s.certificateStatus(serial)));
-        sent = spy.mock.calls.length;
-      } finally {
-        spy.mockRestore();
-      }
+      const { value: got, calls } = await queriesDuring(() => Promise.all(asked.map((serial) => s.certificateStatus(serial))));
+      const sent = calls.length;
       expect(sent).toBe(3);
       const revoked = new Set(issued.filter((_, i) => i % 7 === 3));
       expect(got).toEqual(asked.map((serial) => issued.includes(serial)
