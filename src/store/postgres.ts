@@ -2010,6 +2010,19 @@ async function unregister(c: ClientBase, revoked: ReadonlyArray<{ readonly seria
 
 const REVOKED_RETURNING = "u.n, c.serial, c.ca_id, c.municipality_code, c.not_after, c.revoked_at, c.reason";
 
+/** The rows of REVOKE_BY_TID's parameters: $2 serials, $3 reasons, $4 sources, $5 ctids as text (or NULL), numbered. */
+const TID_ROWS = "unnest($2::text[], $3::int[], $4::text[], $5::text[]::tid[]) WITH ORDINALITY AS u(serial, reason, source, tid, n)";
+
+/**
+ * The one revoking UPDATE every notice-batch form shares ($1 the revocation time, the rows `from`): a row is matched
+ * on its serial and only while unrevoked, whatever else `narrow` adds.
+ */
+function revokingUpdate(from: string, ...narrow: string[]): string {
+  return `UPDATE certificates c SET revoked_at = $1, reason = u.reason, revocation_source = u.source
+    FROM ${from}
+    WHERE ${[...narrow, "c.serial = u.serial", "c.revoked_at IS NULL"].join(" AND ")} RETURNING ${REVOKED_RETURNING}`;
+}
+
 /** Where a notice batch's context found an unrevoked certificate: its row's ctid (text) and the code it was under. */
 interface CertifiedTid {
   readonly tid: string;
@@ -2026,15 +2039,12 @@ interface CertifiedTid {
  * against 5.8 by ctid (EXPLAIN ANALYZE over 100 captured batches, 3 rounds). The two parts never name the same
  * row: a serial is in one or the other, once (the caller keeps each serial's first mention).
  */
-const REVOKE_BY_TID = `WITH by_tid AS (
-    UPDATE certificates c SET revoked_at = $1, reason = u.reason, revocation_source = u.source
-    FROM unnest($2::text[], $3::int[], $4::text[], $5::text[]::tid[]) WITH ORDINALITY AS u(serial, reason, source, tid, n)
-    WHERE u.tid IS NOT NULL AND c.ctid = u.tid AND c.serial = u.serial AND c.revoked_at IS NULL RETURNING ${REVOKED_RETURNING}),
-  by_serial AS (
-    UPDATE certificates c SET revoked_at = $1, reason = u.reason, revocation_source = u.source
-    FROM unnest($2::text[], $3::int[], $4::text[], $5::text[]::tid[]) WITH ORDINALITY AS u(serial, reason, source, tid, n)
-    WHERE u.tid IS NULL AND c.serial = u.serial AND c.revoked_at IS NULL RETURNING ${REVOKED_RETURNING})
+const REVOKE_BY_TID = `WITH by_tid AS (${revokingUpdate(TID_ROWS, "u.tid IS NOT NULL AND c.ctid = u.tid")}),
+  by_serial AS (${revokingUpdate(TID_ROWS, "u.tid IS NULL")})
   SELECT * FROM by_tid UNION ALL SELECT * FROM by_serial`;
+
+/** The fallback's revocations ($2 serials, $3 reasons, $4 sources, $5 each one's place in the batch), by serial. */
+const REVOKE_BY_SERIAL = revokingUpdate("unnest($2::text[], $3::int[], $4::text[], $5::int8[]) AS u(serial, reason, source, n)");
 interface RevokedRow {
   n: bigint;
   serial: string;
@@ -4052,12 +4062,13 @@ export class PostgresStore implements Store {
         const done = new Set(r.rows.map((x) => x.serial));
         const again = firstRevocations.flatMap((x, i) => (tids[i] !== null && !done.has(x.serial) ? [{ ...x, n: i + 1 }] : []));
         if (again.length) {
-          const r2 = await c.query<RevokedRow>(
-            `UPDATE certificates c SET revoked_at = $1, reason = u.reason, revocation_source = u.source
-             FROM unnest($2::text[], $3::int[], $4::text[], $5::int8[]) AS u(serial, reason, source, n)
-             WHERE c.serial = u.serial AND c.revoked_at IS NULL RETURNING ${REVOKED_RETURNING}`,
-            [at, textArray(again.map((x) => x.serial)), int4Array(again.map((x) => x.reason)), textArray(again.map((x) => x.source)), int8Array(again.map((x) => x.n))],
-          );
+          const r2 = await c.query<RevokedRow>(REVOKE_BY_SERIAL, [
+            at,
+            textArray(again.map((x) => x.serial)),
+            int4Array(again.map((x) => x.reason)),
+            textArray(again.map((x) => x.source)),
+            int8Array(again.map((x) => x.n)),
+          ]);
           revokedIn = [...revokedIn, ...r2.rows];
         }
         revoked = revokedIn.length;
