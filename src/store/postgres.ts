@@ -2836,8 +2836,9 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    // An indexer running stops between its waits, or ends its batch (a few ms): before the pool ends under it.
-    await this.#indexing;
+    // An indexer running stops between its waits, or ends its batch (a few ms), before the pool ends under it; one
+    // held longer (its batch waiting on a lock: a dump's) is left to the bound below, as any connection still out.
+    if (this.#indexing) await Promise.race([this.#indexing, new Promise((r) => setTimeout(r, this.#closeWaitMs).unref())]);
     clearTimeout(this.#presenceRetry);
     this.#presenceRetry = undefined;
     const presence = this.#presence;
