@@ -427,6 +427,47 @@ describe("copyStore", () => {
     for (const s of [a, b, c]) await s.close();
   });
 
+  it("carries the disclosure log under and above each store's per-resident index mark (SQLite 22, PostgreSQL 34): PostgreSQL → SQLite → PostgreSQL, every resident's view alike", async () => {
+    const url = await server.createDatabase();
+    const a = await PostgresStore.open(url, { create: true });
+    const look = new pg.Client({ connectionString: url });
+    await look.connect();
+    try {
+      const d = (residentCode: string | undefined, at: number) => ({
+        verifierId: "v-aa", serial: "0a03", issuer: "13-sig", residentCode, purpose: "signature" as const, legalBasis: undefined,
+        at: new Date(T + at), validationTime: new Date(T + at), answer: "valid", itemsDisclosed: false,
+      });
+      // A batch's worth (4,096: the source files it under its residents in the background), then a tail above its mark.
+      await a.appendDisclosures(Array.from({ length: 4096 }, (_, i) => d(i % 13 ? `r${i % 5}` : undefined, i)));
+      await until(async () => Number((await look.query("SELECT indexed_through AS m FROM disclosure_index_state")).rows[0].m) === 4096, "the source to index its first batch");
+      await a.appendDisclosures([d("r1", 5000), d("r4", 5001), d("r9", 5002)]);
+      const codes = ["r0", "r1", "r2", "r3", "r4", "r9"];
+      const views = async (s: Store) => Object.fromEntries(await Promise.all(codes.map(async (r) => [r, (await s.listDisclosures({ residentCode: r, limit: 10_000 })).map((x) => x.at.getTime() - T)] as const)));
+      const before = await views(a);
+      expect(before.r1).toHaveLength(819 - 63 + 1); // r1: i ≡ 1 (mod 5), not those ≡ 0 (mod 13), and one in the tail
+      expect(before.r9).toEqual([5002]);
+      const b = newSqlite();
+      const ab = await copyStore(a, b, { chunkSize: 1000 });
+      expect(ab.fingerprint.counts.disclosures).toBe(4099);
+      expect(await views(b)).toEqual(before);
+      const cUrl = await server.createDatabase();
+      const c = await PostgresStore.open(cUrl, { create: true });
+      expect((await copyStore(b, c, { chunkSize: 1000 })).fingerprint).toEqual(ab.fingerprint);
+      expect(await views(c)).toEqual(before);
+      // the PostgreSQL copy filed every record it loaded: its mark is its highest id, and appends go on above it
+      const lookC = new pg.Client({ connectionString: cUrl });
+      await lookC.connect();
+      expect((await lookC.query("SELECT (SELECT indexed_through FROM disclosure_index_state) = (SELECT max(id) FROM disclosures) AS whole, (SELECT sum(cardinality(ids))::int FROM disclosures_by_resident) AS filed")).rows).toEqual([{ whole: true, filed: 4099 - 316 }]);
+      await lookC.end();
+      await c.appendDisclosures([d("r9", 6000)]);
+      expect((await c.listDisclosures({ residentCode: "r9" })).map((x) => x.at.getTime() - T)).toEqual([5002, 6000]);
+      for (const s of [b, c]) await s.close();
+    } finally {
+      await look.end();
+      await a.close();
+    }
+  });
+
   it("refuses a target that holds anything (ERR_STORE_NOT_EMPTY) and leaves it as it was", async () => {
     const a = newSqlite();
     await populate(a);

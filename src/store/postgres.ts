@@ -40,7 +40,7 @@ import { isWholeTlv } from "../pki/der.js";
 import { BinaryRows, COPY_SIGNATURE, CopyIn, CopyOut, boolArray, byteaArray, int4Array, int8Array, textArray } from "./pg-binary.js";
 import { decodeEntries, type CrlEntryInput, type EncodedEntries, type EntriesTotal } from "../profile/crl-entry.js";
 import { collectYoungGeneration, STREAM_COLLECT_BYTES } from "./young-generation.js";
-import { currentCall, holdFor, type WatchedCall } from "./watchdog.js";
+import { currentCall, holdFor, runAs, type WatchedCall } from "./watchdog.js";
 import { CONNECTION_LOST_AFTER_SENDING } from "./write-outcome.js";
 import { dropConnection, sendCancelRequest } from "./pg-stop.js";
 import { RevocationBlocks, blockEntries, carriedOrderEntry, municipalityKey, splitBlockByPartition, type RevocationBlock } from "./revocation-log.js";
@@ -368,6 +368,14 @@ async function migration29(c: ClientBase): Promise<void> {
   }
   await c.query("SELECT set_config('enable_seqscan', $1, true)", [seqscan]);
 }
+
+/**
+ * Disclosure records above the per-resident index's mark (migration 34) from which an append starts bringing the
+ * index up to date (#indexDisclosures), and the size of the groups a migration or a load indexes in. A batch
+ * this size groups a resident's records into one row when they fall in it, and keeps what a reader takes from the
+ * table itself about this short.
+ */
+const DISCLOSURES_PER_INDEX = 4096;
 
 /** Ordered migrations; the index + 1 is the schema version. Never edit a published one, append. */
 export const PG_MIGRATIONS: readonly PgMigration[] = [
@@ -932,6 +940,34 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   CREATE UNIQUE INDEX certificates_application ON certificates (application_id) WHERE application_id IS NOT NULL;
   ALTER TABLE certificates DROP CONSTRAINT IF EXISTS certificates_application_id_key;
   `,
+  // 34: the disclosure log's per-resident index is kept apart and brought up to date in batches (#indexDisclosures),
+  // as SQLite's version 22, not by every statement of the validation API: disclosures_resident took an entry on a
+  // random leaf per answer, ≈ 7 µs of the server's CPU an answer (old72/findings-apipg3: the API with and without it).
+  // A batch's records are grouped by resident into one row each, (resident, the highest id, the ids ascending): a
+  // resident answered about several times in a batch takes one heap tuple and one index entry for all of them, and
+  // at worst (every record another resident's) a batch costs what the old index did, off the answering path. The
+  // highest id names a row for good, relinks included: each id is in one row, so no two rows share it.
+  // What the rows do not cover yet (ids above indexed_through) readers take from disclosures itself, by its primary
+  // key: a bounded tail. #indexDisclosures says why the mark never passes a record that commits later.
+  // The table is locked against writers first (SHARE ROW EXCLUSIVE: an append in flight is waited out, the next
+  // waits for this commit), so the mark set here covers every record there is.
+  `
+  LOCK TABLE disclosures IN SHARE ROW EXCLUSIVE MODE;
+  CREATE TABLE disclosures_by_resident (
+    resident_code text COLLATE "C" NOT NULL,
+    newest bigint NOT NULL,
+    ids bigint[] NOT NULL,
+    PRIMARY KEY (resident_code, newest)
+  );
+  CREATE TABLE disclosure_index_state (
+    id integer PRIMARY KEY CHECK (id = 1),
+    indexed_through bigint NOT NULL
+  );
+  INSERT INTO disclosure_index_state (id, indexed_through) SELECT 1, coalesce(max(id), 0) FROM disclosures;
+  INSERT INTO disclosures_by_resident (resident_code, newest, ids)
+    SELECT resident_code, max(id), array_agg(id ORDER BY id) FROM disclosures WHERE resident_code IS NOT NULL GROUP BY resident_code, id / ${DISCLOSURES_PER_INDEX};
+  DROP INDEX disclosures_resident;
+  `,
 ];
 
 /**
@@ -992,11 +1028,15 @@ const DISCLOSURES_APPEND_CTES = `WITH o AS (
                SELECT verifier_id, serial, CASE WHEN owned THEN owner_ca ELSE issuer END, CASE WHEN owned THEN owner_resident ELSE resident_code END,
                  purpose, legal_basis, at, validation_time, answer, items_disclosed
                FROM o ORDER BY n
-               RETURNING 1)`;
+               RETURNING id)`;
 
-/** The owners found (o), in the answers' order: the statement's last three columns. */
+/**
+ * The owners found (o), in the answers' order, and the highest id the group took (whether the per-resident index
+ * is due, #afterDisclosures): the statement's last four columns.
+ */
 const DISCLOSURES_OWNERS = `array(SELECT n FROM o WHERE owned ORDER BY n) AS ns,
-               array(SELECT owner_ca FROM o WHERE owned ORDER BY n) AS cas, array(SELECT owner_resident FROM o WHERE owned ORDER BY n) AS residents`;
+               array(SELECT owner_ca FROM o WHERE owned ORDER BY n) AS cas, array(SELECT owner_resident FROM o WHERE owned ORDER BY n) AS residents,
+               (SELECT max(id) FROM d) AS newest`;
 
 /** Any number of audit records ($1–$6): jpki_audit_append chains them, called once the disclosures are in. */
 const DISCLOSURES_APPEND_OWNED = `${DISCLOSURES_APPEND_CTES}
@@ -1020,6 +1060,40 @@ const DISCLOSURES_APPEND_ONE = `${DISCLOSURES_APPEND_CTES},
                SELECT seq, ($1::bigint[])[1], ($2::text[])[1], ($3::text[])[1], ($4::text[])[1], ($5::text[])[1], prev_hash, hash FROM h
                RETURNING seq)
              SELECT coalesce((SELECT seq FROM a), jpki_audit_head_missing()) AS audited, ${DISCLOSURES_OWNERS}`;
+
+/**
+ * A relink's statements for the disclosure log (migration 34), `from` and `to` text arrays (SQL) of codes: the
+ * records up to `mark` found through their index rows (no index on disclosures' resident codes any more), those
+ * above it in the table by its primary key, then the index rows moved. The caller holds the mark's row FOR SHARE.
+ */
+function relinkDisclosures(from: string, to: string, mark: number): string[] {
+  const m = String(Math.trunc(mark)); // a number read from the store: a literal, so the range is planned as one
+  return [
+    `UPDATE disclosures d SET resident_code = x.t
+     FROM (SELECT u.t, i FROM unnest(${from}, ${to}) AS u(f, t) JOIN disclosures_by_resident r ON r.resident_code = u.f CROSS JOIN LATERAL unnest(r.ids) AS i) x
+     WHERE d.id = x.i`,
+    `UPDATE disclosures d SET resident_code = u.t FROM unnest(${from}, ${to}) AS u(f, t) WHERE d.id > ${m} AND d.resident_code = u.f`,
+    `UPDATE disclosures_by_resident r SET resident_code = u.t FROM unnest(${from}, ${to}) AS u(f, t) WHERE r.resident_code = u.f`,
+  ];
+}
+
+/** How long the disclosure indexer waits for the transactions that may hold ids below its mark (#indexDisclosures). */
+const DISCLOSURE_INDEX_WAIT_MS = 30_000;
+
+/**
+ * Files the disclosure records with ids in (from, to] under their residents (migration 34) and moves the mark to
+ * `to`, in `c`'s transaction, which holds the mark's row or the table: one row per resident and DISCLOSURES_PER_INDEX
+ * ids, sorted by resident so the index takes its entries in key order.
+ */
+async function indexDisclosureRange(c: ClientBase, from: number, to: number): Promise<void> {
+  await c.query(
+    `INSERT INTO disclosures_by_resident (resident_code, newest, ids)
+     SELECT resident_code, max(id), array_agg(id ORDER BY id) FROM disclosures
+     WHERE id > $1 AND id <= $2 AND resident_code IS NOT NULL GROUP BY resident_code, (id - $1 - 1) / ${DISCLOSURES_PER_INDEX} ORDER BY resident_code`,
+    [from, to],
+  );
+  await c.query("UPDATE disclosure_index_state SET indexed_through = $1 WHERE id = 1", [to]);
+}
 
 /** Entries per log block written by migration 7 and by a load (later blocks hold what one transaction revoked). */
 const MIGRATION_BLOCK = 10_000;
@@ -2772,6 +2846,9 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // An indexer running stops between its waits, or ends its batch (a few ms), before the pool ends under it; one
+    // held longer (its batch waiting on a lock: a dump's) is left to the bound below, as any connection still out.
+    if (this.#indexing) await Promise.race([this.#indexing, new Promise((r) => setTimeout(r, this.#closeWaitMs).unref())]);
     clearTimeout(this.#presenceRetry);
     this.#presenceRetry = undefined;
     const presence = this.#presence;
@@ -4006,11 +4083,14 @@ export class PostgresStore implements Store {
       const b = decided.commit;
       await locks.extend([...b.notices.map((n) => n.residentCode), ...b.sequences.map((q) => q.residentCode), ...b.relinks.flatMap((r) => [r.from, r.to])]);
       const at = b.at.getTime();
+      // The per-resident index's mark, locked against the indexer (#indexDisclosures) to this commit: the records
+      // up to it are moved by their index rows, those above it by the table's own rows; then the index rows.
+      const mark = b.relinks.length ? await this.#disclosuresIndexedThrough("committing a notice batch", c, true) : 0;
       if (relinksSetwise(b.relinks)) {
-        // Five statements for the batch's relinks, not five per relink: a notice run at 1M residents had ≈ 5,000
+        // Seven statements for the batch's relinks (three of them the disclosure log's), not seven per relink: a notice run at 1M residents had ≈ 5,000
         // code changes per 100,000 notices, 25,000 round trips. Set-wise equals one by one only when no relink
         // feeds another (a code moved on again in the same batch) and no two share a code: relinksSetwise.
-        // The five go as one simple-protocol message (their arrays as literals): one round trip, each statement
+        // The seven go as one simple-protocol message (their arrays as literals): one round trip, each statement
         // seeing the ones before it as before.
         const from = textArrayLiteral(b.relinks.map((r) => r.from));
         const to = textArrayLiteral(b.relinks.map((r) => r.to));
@@ -4021,7 +4101,7 @@ export class PostgresStore implements Store {
              WHERE s.resident_code = u.t AND EXISTS (SELECT 1 FROM resident_sequences o WHERE o.resident_code = u.f)`,
             `UPDATE resident_sequences s SET resident_code = u.t FROM unnest(${from}, ${to}) AS u(f, t) WHERE s.resident_code = u.f`,
             `UPDATE notices n SET resident_code = u.t FROM unnest(${from}, ${to}) AS u(f, t) WHERE n.resident_code = u.f AND n.status = 'held'`,
-            `UPDATE disclosures d SET resident_code = u.t FROM unnest(${from}, ${to}) AS u(f, t) WHERE d.resident_code = u.f`,
+            ...relinkDisclosures(from, to, mark),
           ].join(";\n"),
         );
       } else for (const r of b.relinks) {
@@ -4034,7 +4114,7 @@ export class PostgresStore implements Store {
         await c.query("UPDATE resident_sequences SET resident_code = $1 WHERE resident_code = $2", [r.to, r.from]);
         await c.query("UPDATE notices SET resident_code = $1 WHERE resident_code = $2 AND status = 'held'", [r.to, r.from]);
         // The disclosure log follows the certificates it names: the resident asks under the code held now.
-        await c.query("UPDATE disclosures SET resident_code = $1 WHERE resident_code = $2", [r.to, r.from]);
+        for (const q of relinkDisclosures("ARRAY[$2::text]", "ARRAY[$1::text]", mark)) await c.query(q, [r.to, r.from]);
       }
       let revoked = 0;
       let revokedIn: RevokedRow[] = [];
@@ -4248,7 +4328,7 @@ export class PostgresStore implements Store {
     // were ≈ 40–140 µs of the server's CPU per group of 13 (alternated on one connection, 6 rounds, all but one
     // lower). Several verifiers' answers go through the function's loop, as before.
     const one = audits.length === 1;
-    const [r] = await this.#query<{ ns: number[]; cas: string[]; residents: string[] }>("recording disclosures", {
+    const [r] = await this.#query<{ ns: number[]; cas: string[]; residents: string[]; newest: bigint | null }>("recording disclosures", {
       name: one ? "jpki_disclosures_append_one" : "jpki_disclosures_append_owned",
       text: one ? DISCLOSURES_APPEND_ONE : DISCLOSURES_APPEND_OWNED,
     }, [
@@ -4268,12 +4348,113 @@ export class PostgresStore implements Store {
     ]);
     const owners: Array<DisclosureOwner | undefined> = records.map(() => undefined);
     r!.ns.forEach((n, i) => (owners[n - 1] = { caId: r!.cas[i]!, residentCode: r!.residents[i]! }));
+    this.#afterDisclosures(r!.newest);
     return owners;
   }
 
+  /**
+   * The resident's view: the per-resident index's rows (migration 34) up to the mark, and the records above it from
+   * the table itself (its primary key: a range of at most a few batches), newest first. The mark is read first, in a
+   * statement of its own, and passed to the second as a value: planned with it (an unnamed statement's plan is made
+   * for its values), the range above it is an index scan, where a mark read inside the statement would be planned
+   * as an unknown third of the table. Two statements, two snapshots, and still every record once: the mark only
+   * moves on, and the rows for every id up to it committed with it, before the first statement read it; ids above
+   * it come from the table alone (rows a later batch wrote for them are left out by `i <= $2`); a relink moves a
+   * record and its index row in one transaction, which the second statement sees whole or not at all.
+   * The ids are ordered and cut to the limit before the records are read, so a resident with a long history has
+   * only `limit` of them read.
+   */
   async listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]> {
-    const rows = await this.#query<DisclosureRowDb>("reading disclosures", "SELECT * FROM disclosures WHERE resident_code = $1 ORDER BY id DESC LIMIT $2", [q.residentCode, q.limit ?? 1000]);
+    const mark = await this.#disclosuresIndexedThrough("reading disclosures");
+    const rows = await this.#query<DisclosureRowDb>(
+      "reading disclosures",
+      `SELECT d.* FROM (
+         SELECT id FROM (
+           SELECT i AS id FROM disclosures_by_resident r CROSS JOIN LATERAL unnest(r.ids) AS i WHERE r.resident_code = $1 AND i <= $2
+           UNION ALL SELECT id FROM disclosures WHERE id > $2 AND resident_code = $1) x
+         ORDER BY id DESC LIMIT $3) k
+       JOIN disclosures d ON d.id = k.id ORDER BY d.id DESC`,
+      [q.residentCode, mark, q.limit ?? 1000],
+    );
     return rows.reverse().map(toDisclosure);
+  }
+
+  /** The per-resident index's mark (migration 34) as it is now; `forShare`: locked against the indexer, in `c`'s transaction. */
+  async #disclosuresIndexedThrough(what: string, c?: ClientBase, forShare = false): Promise<number> {
+    const text = `SELECT indexed_through AS m FROM disclosure_index_state WHERE id = 1${forShare ? " FOR SHARE" : ""}`;
+    const rows = c ? (await c.query<{ m: bigint }>(text)).rows : await this.#query<{ m: bigint }>(what, text);
+    // No row: a database emptied by hand. Nothing is indexed then, and every record is read from the table.
+    const m = Number(rows[0]?.m ?? 0);
+    if (m > this.#indexedThrough) this.#indexedThrough = m;
+    return m;
+  }
+
+  /** The mark as this process last saw it: never above the real one (it only moves on), so a due check may only come early. */
+  #indexedThrough = 0;
+  /** The indexer this process runs, if one is running (#afterDisclosures): one at a time. */
+  #indexing: Promise<void> | undefined;
+  /** After a failed run, the id the log must pass before the next try: a failing indexer is not retried on every append. */
+  #indexRetryAbove = 0;
+
+  /** After an append whose highest id is `newest`: starts the indexer if a batch is due and none is running here. */
+  #afterDisclosures(newest: bigint | number | null | undefined): void {
+    const n = Number(newest ?? 0);
+    if (this.#closed || this.#indexing || n < this.#indexRetryAbove || n - this.#indexedThrough < DISCLOSURES_PER_INDEX) return;
+    // Of no watched call: the API's answers are given already, and no deadline of theirs may cut the indexer's connection.
+    this.#indexing = runAs(undefined, () => this.#indexDisclosures(DISCLOSURES_PER_INDEX))
+      .catch(() => {
+        // Nothing is lost: the records stay readable above the mark, and a later append tries again.
+        this.#indexRetryAbove = n + DISCLOSURES_PER_INDEX / 4;
+      })
+      .finally(() => (this.#indexing = undefined));
+  }
+
+  /**
+   * Brings disclosures_by_resident up to date when at least `atLeast` records are above the mark, off the answering
+   * path: it holds no lock an append waits for, and an append never waits for it.
+   *
+   * Why the mark never passes a record that commits later. Ids come from disclosures' sequence as each row is
+   * inserted, so they commit out of order: with several connections, processes (`jpki serve --workers`) or hosts
+   * appending, a record with id 10 may commit after one with id 11, and a mark moved to 11 when only 11 was visible
+   * would leave 10 out of the resident's view for good. The rule: the mark moves to `s`, the sequence's last value
+   * read before anything else, only once every transaction that may hold an id up to `s` has ended:
+   * - a statement that inserts into disclosures holds ROW EXCLUSIVE on it from before it draws an id (the lock is
+   *   taken as the statement's plan is locked, the id drawn as a row is made) to its transaction's end;
+   * - so whoever drew an id ≤ s did so before `s` was read, and holds that lock still, or has committed or rolled back;
+   * - the holders are read from pg_locks after `s` (fast-path locks included; this database only), and the indexer
+   *   waits, polling, until none of those transactions holds it any more (what CREATE INDEX CONCURRENTLY waits for);
+   * - then the insert's snapshot, taken after, sees every record with an id ≤ s that will ever commit.
+   * The sequence hands ids out one at a time (bigserial's CACHE 1): a cache would let a session draw an id ≤ s
+   * after s was read. Waiting takes no lock, so appenders go on meanwhile; their ids are above s.
+   * The batch's transaction locks the mark's row first (FOR UPDATE): two indexers run one after the other, the
+   * second finding the mark moved; and a relink, which locks it FOR SHARE before moving a resident's records and
+   * index rows, comes wholly before or after the batch — never between its read of the records and its commit,
+   * which would file a moved record under the code it left.
+   */
+  async #indexDisclosures(atLeast: number): Promise<void> {
+    const what = "indexing the disclosure log";
+    const from = await this.#disclosuresIndexedThrough(what);
+    const [seq] = await this.#query<{ s: bigint }>(what, "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS s FROM disclosures_id_seq");
+    const s = Number(seq!.s);
+    if (s - from < atLeast) return;
+    const holders = `SELECT virtualtransaction AS v FROM pg_locks
+       WHERE locktype = 'relation' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND relation = 'disclosures'::regclass AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()`;
+    let waiting = (await this.#query<{ v: string }>(what, holders)).map((r) => r.v);
+    const until = performance.now() + DISCLOSURE_INDEX_WAIT_MS;
+    for (let pause = 1; waiting.length; pause = Math.min(pause * 2, 50)) {
+      if (this.#closed) return;
+      if (performance.now() >= until) throw new JpkiError("ERR_STORE", `${what}: a transaction writing it stayed open past ${DISCLOSURE_INDEX_WAIT_MS} ms; tried again later`);
+      await new Promise((r) => setTimeout(r, pause));
+      waiting = (await this.#query<{ v: string }>(what, `SELECT v FROM (${holders}) h WHERE v = ANY($1::text[])`, [waiting])).map((r) => r.v);
+    }
+    if (this.#closed) return;
+    await this.#tx(what, async (c) => {
+      const f = Number((await c.query<{ m: bigint }>("SELECT indexed_through AS m FROM disclosure_index_state WHERE id = 1 FOR UPDATE")).rows[0]?.m ?? s);
+      if (s - f < atLeast) return;
+      await indexDisclosureRange(c, f, s);
+    });
+    if (s > this.#indexedThrough) this.#indexedThrough = s;
   }
 
   // ---- Liveness checks (POST /v1/status) and the registry's consents ----
@@ -4307,6 +4488,7 @@ export class PostgresStore implements Store {
     const dcols = disclosures.map(disclosureValues);
     const dcol = (i: number) => dcols.map((r) => r[i]);
     // One transaction, a statement per table: the checks and their disclosures are kept together or not at all.
+    let newest: bigint | null | undefined;
     await this.#tx("recording liveness checks", async (c) => {
       // Ids in commit order: a verifier pages its history by the last id it saw (GET /v1/status/history's
       // cursor), so a check given a lower id than one already committed, and committed after it, was never seen.
@@ -4316,15 +4498,18 @@ export class PostgresStore implements Store {
       if (checks.length) await c.query("SELECT pg_advisory_xact_lock($1, 0)", [ADVISORY_LOCKS.statusChecks]);
       await insertStatusChecks(c, checks);
       if (disclosures.length) {
-        await c.query(
-          `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
+        const r = await c.query<{ newest: bigint | null }>(
+          `WITH i AS (INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
            SELECT v, s, i, rc, p, lb, a, vt, ans, d FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::boolean[])
-             WITH ORDINALITY AS u(v, s, i, rc, p, lb, a, vt, ans, d, n) ORDER BY n`,
+             WITH ORDINALITY AS u(v, s, i, rc, p, lb, a, vt, ans, d, n) ORDER BY n
+           RETURNING id) SELECT max(id) AS newest FROM i`,
           [dcol(0), dcol(1), dcol(2), dcol(3), dcol(4), dcol(5), dcol(6), dcol(7), dcol(8), dcols.map((r) => r[9] === 1)],
         );
+        newest = r.rows[0]?.newest;
       }
       await this.#appendAudits(c, queryAudits(checks, disclosures));
     });
+    this.#afterDisclosures(newest);
   }
 
   nextStatusCheckId(): Promise<number> {
@@ -4683,7 +4868,7 @@ export class PostgresStore implements Store {
       // is rolled back by the server and leaves the database as empty as it found it. The tables are locked
       // exclusively first, so no jpki process (nor a second copy) sees or writes a half-loaded store.
       await c.query("BEGIN ISOLATION LEVEL READ COMMITTED");
-      await c.query(`LOCK TABLE meta, ${COPY_TABLES.join(", ")} IN ACCESS EXCLUSIVE MODE`);
+      await c.query(`LOCK TABLE meta, disclosure_index_state, ${COPY_TABLES.join(", ")} IN ACCESS EXCLUSIVE MODE`);
       const countsNow = async () =>
         (await c.query<{ kind: string; n: bigint }>(DUMP_KINDS.map((k) => `SELECT '${k}' AS kind, (${COPY_COUNT_OF[k]}) AS n`).join(" UNION ALL "))).rows;
       const countsText = (rows: ReadonlyArray<{ kind: string; n: bigint }>) => rows.map((r) => `${r.kind}=${r.n}`).sort().join(",");
@@ -4731,6 +4916,9 @@ export class PostgresStore implements Store {
       // The registry side's copy of the issuance information is not a kind of its own in a dump: in one store
       // it is exactly the unrevoked certificates' (every transaction that issues or revokes keeps it so).
       await c.query(REGISTER_UNREVOKED);
+      // The per-resident index is not a kind of its own either: the loaded records are filed under their residents
+      // (the table is locked, so its highest id is the mark), from a mark of 0 (the target held no record).
+      await indexDisclosureRange(c, 0, Number((await c.query<{ m: bigint }>("SELECT coalesce(max(id), 0) AS m FROM disclosures")).rows[0]!.m));
       // When, whose (a random token: only this store object's confirmLoad removes it), and what it holds.
       const mark = `${new Date().toISOString()} ${randomBytes(12).toString("hex")} ${countsText((await countsNow()).filter((r) => r.n > 0n))}`;
       await c.query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [UNVERIFIED_COPY, mark]);
@@ -4770,8 +4958,8 @@ const COPY_COUNT_OF: Readonly<Record<DumpKind, string>> = {
   auditLog: "SELECT count(*) FROM audit_log",
   auditCheckpoints: "SELECT count(*) FROM audit_checkpoints",
 };
-/** The tables a dump reads and a load writes. */
-const COPY_TABLES = ["cas", "ca_links", "retired_ca_ids", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_head", "audit_checkpoints", "carried_revocations"] as const;
+/** The tables a dump reads and a load writes (disclosures_by_resident: the load files its records there, indexDisclosureRange). */
+const COPY_TABLES = ["cas", "ca_links", "retired_ca_ids", "residents", "certificates", "revocation_log", "notices", "resident_sequences", "crl_state", "crl_scopes", "crls", "ocsp_responders", "verifier_ca", "verifiers", "verifier_fetches", "disclosures", "disclosures_by_resident", "consents", "status_checks", "registry_issuances", "registry_outbox", "audit_log", "audit_head", "audit_checkpoints", "carried_revocations"] as const;
 
 /**
  * Rebuilds the revocation log of a load in the order the dump gives (the source's CRL order): consecutive

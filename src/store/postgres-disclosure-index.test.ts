@@ -1,0 +1,121 @@
+/**
+ * The PostgreSQL disclosure log's per-resident index (migration 34), under concurrency: kept apart from the table and
+ * brought up to date in batches (#indexDisclosures), it must never lose a record from a resident's view — not one
+ * that commits after the batch with a lower id (ids come from a sequence and commit out of order), not one a relink
+ * moves while the batch runs. Each case holds a transaction open on a connection of its own to make the order that
+ * would lose it, and waits on what the server shows (pg_stat_activity, the mark), never on time.
+ */
+import pg from "pg";
+import { describe, expect, it } from "vitest";
+import { admin, items, migratedTemplate } from "../../test/postgres-store-kit.js";
+import { usePostgres } from "../../test/use-postgres.js";
+import { until } from "../../test/until.js";
+import { PostgresStore } from "./postgres.js";
+
+const server = usePostgres();
+
+/** What an append files the index at (postgres.ts DISCLOSURES_PER_INDEX): the first batch falls due with this many records. */
+const PER_INDEX = 4096;
+
+const d = (residentCode: string, at: number) => ({
+  verifierId: "v-01", serial: "0a01", issuer: "13-sig", residentCode, purpose: "signature" as const, legalBasis: undefined,
+  at: new Date(at), validationTime: new Date(at), answer: "valid", itemsDisclosed: false,
+});
+
+const INSERT_ONE = `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
+  VALUES ('v-01', '0a01', '13-sig', $1, 'signature', NULL, $2, $2, 'valid', false) RETURNING id`;
+
+const markOf = async (c: pg.Client) => Number((await c.query<{ m: string }>("SELECT indexed_through AS m FROM disclosure_index_state")).rows[0]!.m);
+
+/** Sessions of this database (not `c`'s) whose statement matches `like` and which are waiting for a lock now. */
+async function waitingOn(c: pg.Client, like: string): Promise<boolean> {
+  const r = await c.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE $1",
+    [like],
+  );
+  return r.rows[0]!.n > 0;
+}
+
+/** Every resident's view, as the store gives it, against the table read by resident code directly. */
+async function expectViewsWhole(s: PostgresStore, c: pg.Client): Promise<void> {
+  const want = (await c.query<{ r: string; ats: string[] }>("SELECT resident_code AS r, array_agg(at ORDER BY id) AS ats FROM disclosures WHERE resident_code IS NOT NULL GROUP BY resident_code")).rows;
+  expect(want.length).toBeGreaterThan(0);
+  for (const { r, ats } of want) {
+    expect((await s.listDisclosures({ residentCode: r, limit: 100_000 })).map((x) => x.at.getTime()), r).toEqual(ats.map(Number));
+  }
+}
+
+describe("PostgreSQL disclosure log: the per-resident index under concurrent appends and relinks (34)", () => {
+  it("never marks as indexed a record that commits after the batch with a lower id: the batch waits for the transaction holding it, and the resident's view lists it", async () => {
+    const url = await server.createDatabase(await migratedTemplate(server));
+    const s = await PostgresStore.open(url);
+    const held = await admin(url);
+    const look = await admin(url);
+    try {
+      // A writer draws an id and keeps its transaction open (a --workers process, another host) ...
+      await held.query("BEGIN");
+      const heldId = Number((await held.query<{ id: string }>(INSERT_ONE, ["r-held", 1])).rows[0]!.id);
+      // ... while this store appends a batch's worth above it and commits: the index falls due.
+      await s.appendDisclosures(Array.from({ length: PER_INDEX }, (_, i) => d(`r${i % 50}`, i + 2)));
+      // Either the batch ran already (the mark moved: what a rule that skips the open transaction does), or it is
+      // waiting for the held transaction to end: its poll (pg_locks for the holders it found, `v = ANY`), run only
+      // while one is left, is the last statement of its session.
+      await until(
+        async () =>
+          (await markOf(look)) > 0 ||
+          (await look.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%v = ANY%'")).rows[0]!.n > 0,
+        "the indexer to run or to wait",
+      );
+      expect(await markOf(look)).toBe(0);
+      await held.query("COMMIT");
+      await until(async () => (await markOf(look)) > heldId, "the indexer to move the mark past the held record");
+      expect(await markOf(look)).toBe(PER_INDEX + 1);
+      // Below the mark now, so read through the index rows only: it is there.
+      expect((await s.listDisclosures({ residentCode: "r-held" })).map((x) => x.at.getTime())).toEqual([1]);
+      expect((await look.query("SELECT ids FROM disclosures_by_resident WHERE resident_code = 'r-held'")).rows).toEqual([{ ids: [String(heldId)] }]);
+      await expectViewsWhole(s, look);
+    } finally {
+      await held.end();
+      await look.end();
+      await s.close();
+    }
+  });
+
+  it("a relink (住民票コード変更) waits for a batch between its read of the records and its commit, so a moved record is filed under the code it moved to", async () => {
+    const url = await server.createDatabase(await migratedTemplate(server));
+    const s = await PostgresStore.open(url);
+    const blocker = await admin(url);
+    const look = await admin(url);
+    try {
+      await s.upsertResidents(["r-from", "r-to"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      // The batch's rows for r-from: the one with the highest id of the batch (r-from's last record) is made to wait
+      // on its unique key — after the batch read the records (its snapshot), before it commits.
+      const records = Array.from({ length: PER_INDEX }, (_, i) => d(i % 2 ? "r-from" : `r${i % 7}`, i + 1));
+      await blocker.query("BEGIN");
+      await blocker.query("INSERT INTO disclosures_by_resident (resident_code, newest, ids) VALUES ('r-from', $1, '{}')", [PER_INDEX]);
+      await s.appendDisclosures(records);
+      await until(() => waitingOn(look, "%INSERT INTO disclosures_by_resident%"), "the batch to wait on the blocker's row");
+      // The relink now: it must wait for the batch (the mark's row), not move the records the batch has read.
+      let relinked = false;
+      const relink = s
+        .commitNoticeBatch({ noticeIds: [], residentCodes: ["r-from", "r-to"] }, () => ({
+          commit: { at: new Date(9000), notices: [], sequences: [], relinks: [{ from: "r-from", to: "r-to" }], dirtyCas: [], revocations: [] },
+        }))
+        .then(() => (relinked = true));
+      await until(async () => relinked || (await waitingOn(look, "%disclosure_index_state%FOR SHARE%")), "the relink to finish or to wait for the batch");
+      expect(relinked).toBe(false);
+      await blocker.query("ROLLBACK");
+      await relink;
+      await until(async () => (await markOf(look)) === PER_INDEX, "the batch to commit");
+      const moved = records.filter((r) => r.residentCode === "r-from").map((r) => r.at.getTime());
+      expect((await s.listDisclosures({ residentCode: "r-to", limit: 100_000 })).map((x) => x.at.getTime())).toEqual(moved);
+      expect(await s.listDisclosures({ residentCode: "r-from" })).toEqual([]);
+      expect((await look.query("SELECT count(*)::int AS n FROM disclosures_by_resident WHERE resident_code = 'r-from'")).rows[0]).toEqual({ n: 0 });
+      await expectViewsWhole(s, look);
+    } finally {
+      await blocker.end();
+      await look.end();
+      await s.close();
+    }
+  });
+});
