@@ -8,7 +8,7 @@ import { describe, expect, it, vi } from "vitest";
 import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed, seedSweepFixture, storeContract } from "./contract.js";
 import { auditContract } from "./audit-contract.js";
 import Database from "better-sqlite3";
-import { MIGRATIONS, pageCacheKiB, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
+import { MIGRATIONS, NEW_STORE_PAGE_SIZE, pageCacheKiB, SCHEMA_VERSION, SqliteStore } from "./sqlite.js";
 import { WalCheckpointer } from "./checkpointer.js";
 import { copyStore } from "./copy.js";
 import { certifiedKeyOf } from "./rows.js";
@@ -24,9 +24,10 @@ const fresh = () => Promise.resolve(SqliteStore.open(join(mkdtempSync(join(tmpdi
  * A store file at schema version `version` (migrations 1..version run, its version and application id set), open
  * for the test to put rows in as that version had them; with `ca` (default) the CA 13-sig in it.
  */
-function storeAtVersion(version: number, o: { ca?: boolean } = {}): { path: string; db: Database.Database } {
+function storeAtVersion(version: number, o: { ca?: boolean; pageSize?: number } = {}): { path: string; db: Database.Database } {
   const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
   const db = new Database(path);
+  if (o.pageSize !== undefined) db.pragma(`page_size = ${o.pageSize}`);
   for (const m of MIGRATIONS.slice(0, version)) typeof m === "string" ? db.exec(m) : m(db);
   db.pragma(`user_version = ${version}`);
   db.pragma(`application_id = ${0x4a504b49}`);
@@ -185,6 +186,42 @@ describe("SqliteStore specifics", () => {
     expect(await again.countResidents()).toBe(0);
     await again.close();
     expect(pragmas()).toEqual({ version: MIGRATIONS.length, app: 0x4a504b49 });
+  });
+
+  /** A store file's page size and journal mode, read by a connection of its own. */
+  const fileLayout = (path: string) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return { pageSize: db.pragma("page_size", { simple: true }), journal: db.pragma("journal_mode", { simple: true }) };
+    } finally {
+      db.close();
+    }
+  };
+
+  it("makes a new store with NEW_STORE_PAGE_SIZE pages, in WAL mode", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "jpki-store-")), "jpki.db");
+    await SqliteStore.open(path, { create: true }).close();
+    expect(fileLayout(path)).toEqual({ pageSize: NEW_STORE_PAGE_SIZE, journal: "wal" });
+  });
+
+  it("keeps the page size of a store made with another one, and works on it", async () => {
+    // A store from a jpki with another default: whichever NEW_STORE_PAGE_SIZE is, this one differs from it.
+    const other = NEW_STORE_PAGE_SIZE === 4096 ? 8192 : 4096;
+    const { path, db } = storeAtVersion(SCHEMA_VERSION, { ca: false, pageSize: other });
+    db.pragma("journal_mode = WAL");
+    db.close();
+    // Opened as `create` would (jpki ca init over it): the page size is not the new stores' either.
+    const s = SqliteStore.open(path, { create: true });
+    const f = await seedSweepFixture(s);
+    expect(await s.sweepRegisteredIssuances(f.cutoff, { batchSize: 3 })).toBe(f.expired);
+    await s.close();
+    const again = SqliteStore.open(path);
+    expect(await again.countResidents()).toBe(4);
+    await again.close();
+    expect(fileLayout(path)).toEqual({ pageSize: other, journal: "wal" });
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma("integrity_check", { simple: true })).toBe("ok");
+    check.close();
   });
 
   it("migrates a version-5 store: CAs awaiting a CRL stay due, published CRLs stay the latest, abandoned reservations do not count", async () => {

@@ -1172,6 +1172,12 @@ export interface SqliteOpenOptions {
 
 /** How long a statement waits for another process's write lock before ERR_WORKSPACE_LOCKED, ms. */
 const BUSY_TIMEOUT_MS = 20_000;
+/**
+ * The page size (bytes) of a store this jpki creates. SQLite fixes it when the first page is written, so it applies
+ * to new stores only (a workspace's \`jpki ca init\`, \`jpki store copy --to sqlite:…\`); an existing store keeps the
+ * size it was made with, and one in WAL mode cannot change it short of leaving WAL for a VACUUM.
+ */
+export const NEW_STORE_PAGE_SIZE = 4096;
 /** Checks by id a history page with `since` reads before it looks by time instead (listStatusChecks). */
 const SINCE_SCAN = 500;
 /** Creates `path` empty with mode 0600 whatever the umask, unless something is there already. */
@@ -1354,6 +1360,9 @@ export class SqliteStore implements Store {
       // caller creating a store directly gets the same. An empty file is a new database to SQLite.
       if (opts.create && path !== ":memory:" && path !== "") createOwnerOnly(path);
       db = new (betterSqlite3())(path, { fileMustExist: !opts.create });
+      // Before journal_mode: switching an empty database to WAL writes its first page, which fixes the page size.
+      // On a store that exists already this is a no-op (WAL mode).
+      if (opts.create) db.pragma(`page_size = ${NEW_STORE_PAGE_SIZE}`);
       // Writers queue on SQLite's write lock; a transaction waits this long for another process's write
       // transaction (all are short: the longest is one batch) before ERR_WORKSPACE_LOCKED.
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
