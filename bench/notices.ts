@@ -128,7 +128,31 @@ function filesBytes(dir: string, prefix: string): number {
  * the timed run updates certificates (revocations, resident-code relinks): the setup inserts. They are read once
  * the store's sessions have ended (a backend flushes its counts as it exits; waited for, not slept on).
  */
-async function storeLine(backend: Backend, env: Record<string, string>, wsRoot: string, revocations: number): Promise<string> {
+/** Blocks of `certificates` (heap and indexes) read from outside shared buffers and found in them, as the statistics have them (PostgreSQL). */
+interface BlockCounts {
+  readonly heapRead: number;
+  readonly heapHit: number;
+  readonly idxRead: number;
+  readonly idxHit: number;
+}
+
+const BLOCK_COUNTS = `SELECT heap_blks_read::float8 AS "heapRead", heap_blks_hit::float8 AS "heapHit", idx_blks_read::float8 AS "idxRead",
+  idx_blks_hit::float8 AS "idxHit" FROM pg_statio_user_tables WHERE relid = 'certificates'::regclass`;
+
+/** BlockCounts now, through a connection of its own (PostgreSQL; undefined on SQLite). */
+async function blockCounts(backend: Backend, env: Record<string, string>): Promise<BlockCounts | undefined> {
+  if (backend.name !== "postgres") return undefined;
+  const { default: pg } = await import("pg");
+  const c = new pg.Client({ connectionString: env.JPKI_STORE });
+  await c.connect();
+  try {
+    return (await c.query<BlockCounts>(BLOCK_COUNTS)).rows[0];
+  } finally {
+    await c.end();
+  }
+}
+
+async function storeLine(backend: Backend, env: Record<string, string>, wsRoot: string, revocations: number, notices: number, before?: BlockCounts): Promise<string> {
   if (backend.name === "sqlite") return `store     SQLite ${mb(filesBytes(wsRoot, "jpki.db"))} (jpki.db with its WAL)`;
   const { default: pg } = await import("pg");
   const c = new pg.Client({ connectionString: env.JPKI_STORE });
@@ -147,9 +171,13 @@ async function storeLine(backend: Backend, env: Record<string, string>, wsRoot: 
         s.n_tup_upd::float8 AS upd, s.n_tup_hot_upd::float8 AS hot FROM pg_stat_user_tables s WHERE s.relid = 'certificates'::regclass`)
     ).rows[0];
     const toast = r.total - r.heap - r.idx;
+    const b = (await c.query<BlockCounts>(BLOCK_COUNTS)).rows[0]!;
+    // per notice, counted from before the timed run (what the setup's sessions had not yet reported lands in it: little)
+    const per = (k: keyof BlockCounts) => (before ? ((b[k] - before[k]) / notices).toFixed(2) : "-");
     return (
       `store     PostgreSQL database ${mb(r.db)}; certificates heap ${mb(r.heap)}, indexes ${mb(r.idx)}, TOAST ${mb(toast)}; ` +
-      `its updates ${r.upd}, HOT ${r.upd ? ((100 * r.hot) / r.upd).toFixed(1) : "-"} %`
+      `its updates ${r.upd}, HOT ${r.upd ? ((100 * r.hot) / r.upd).toFixed(1) : "-"} %; its blocks a notice: heap ${per("heapRead")} read, ` +
+      `${per("heapHit")} hit; indexes ${per("idxRead")} read, ${per("idxHit")} hit (read: from outside shared buffers)`
     );
   } finally {
     await c.end();
@@ -313,6 +341,7 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
     const rssBefore = process.memoryUsage().rss;
 
     // --- timed -------------------------------------------------------------------------------------------
+    const blocksBefore = await blockCounts(backend, storeEnv);
     const before = { ticks: threadTicks(), cpu: processCpuSeconds(), server: backend.serverCpu?.() };
     t0 = process.hrtime.bigint();
     const r = await profiled(`notices-${backend.name}`, () =>
@@ -340,7 +369,7 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
     const ours = r.read / secs;
     const usage = process.memoryUsage();
     await ws.close(); // (again in finally: a no-op) its sessions end, so the store's counts are whole
-    const store = await storeLine(backend, storeEnv, join(dir, "ws"), r.revocations);
+    const store = await storeLine(backend, storeEnv, join(dir, "ws"), r.revocations, r.read, blocksBefore);
     const reasons = Object.entries(r.revocationsByReason).map(([k, v]) => `${k} ${v}`).join(", ");
     const crlEntries = r.crls.reduce((s, c) => s + c.entries, 0);
     const note = [
