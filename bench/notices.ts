@@ -12,7 +12,7 @@
  * resident-code order in chunks of 50,000 residents (100,000 records) and logs its progress every ~10%.
  */
 import Database from "better-sqlite3";
-import { closeSync, cpSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, cpSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { caId } from "../src/ca/authority.js";
@@ -30,6 +30,7 @@ import type { IssuanceRecord, ResidentRecord } from "../src/store/types.js";
 import { scratchDatabase, type Backend } from "./backends.js";
 import { gc } from "./gc.js";
 import type { BenchResult } from "./issue.js";
+import { BenchCertificates, noticeDerKind, PLACEHOLDER_DER } from "./notice-der.js";
 import { profiled } from "./profile.js";
 import { processCpuSeconds, sectionThreads, threadTicks } from "./threads.js";
 
@@ -116,6 +117,73 @@ function rawInsertsPerSecond(path: string, rows: ReadonlyArray<readonly [string,
   }
 }
 
+/** Bytes of the files in `dir` whose names begin with `prefix` (the SQLite store: jpki.db, its -wal and -shm). */
+function filesBytes(dir: string, prefix: string): number {
+  return readdirSync(dir).filter((f) => f.startsWith(prefix)).reduce((s, f) => s + statSync(join(dir, f)).size, 0);
+}
+
+/**
+ * What the store takes on disk after the run (closed), and on PostgreSQL how the certificates' updates went: the
+ * DER's size shows here (JPKI_BENCH_NOTICE_DER). `n_tup_upd`/`n_tup_hot_upd` count the store's whole life, and only
+ * the timed run updates certificates (revocations, resident-code relinks): the setup inserts. They are read once
+ * the store's sessions have ended (a backend flushes its counts as it exits; waited for, not slept on).
+ */
+/** Blocks of `certificates` (heap and indexes) read from outside shared buffers and found in them, as the statistics have them (PostgreSQL). */
+interface BlockCounts {
+  readonly heapRead: number;
+  readonly heapHit: number;
+  readonly idxRead: number;
+  readonly idxHit: number;
+}
+
+const BLOCK_COUNTS = `SELECT heap_blks_read::float8 AS "heapRead", heap_blks_hit::float8 AS "heapHit", idx_blks_read::float8 AS "idxRead",
+  idx_blks_hit::float8 AS "idxHit" FROM pg_statio_user_tables WHERE relid = 'certificates'::regclass`;
+
+/** BlockCounts now, through a connection of its own (PostgreSQL; undefined on SQLite). */
+async function blockCounts(backend: Backend, env: Record<string, string>): Promise<BlockCounts | undefined> {
+  if (backend.name !== "postgres") return undefined;
+  const { default: pg } = await import("pg");
+  const c = new pg.Client({ connectionString: env.JPKI_STORE });
+  await c.connect();
+  try {
+    return (await c.query<BlockCounts>(BLOCK_COUNTS)).rows[0];
+  } finally {
+    await c.end();
+  }
+}
+
+async function storeLine(backend: Backend, env: Record<string, string>, wsRoot: string, revocations: number, notices: number, before?: BlockCounts): Promise<string> {
+  if (backend.name === "sqlite") return `store     SQLite ${mb(filesBytes(wsRoot, "jpki.db"))} (jpki.db with its WAL)`;
+  const { default: pg } = await import("pg");
+  const c = new pg.Client({ connectionString: env.JPKI_STORE });
+  await c.connect();
+  try {
+    // A backend leaves pg_stat_activity just before it flushes its counts: wait for both (each revocation is an update).
+    for (let i = 0; i < 600; i++) {
+      const w = await c.query(`SELECT (SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()) AS others,
+        (SELECT n_tup_upd::float8 FROM pg_stat_user_tables WHERE relid = 'certificates'::regclass) AS upd`);
+      if (w.rows[0].others === 0 && w.rows[0].upd >= revocations) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const r = (
+      await c.query(`SELECT pg_database_size(current_database())::float8 AS db, pg_relation_size('certificates')::float8 AS heap,
+        pg_indexes_size('certificates')::float8 AS idx, pg_total_relation_size('certificates')::float8 AS total,
+        s.n_tup_upd::float8 AS upd, s.n_tup_hot_upd::float8 AS hot FROM pg_stat_user_tables s WHERE s.relid = 'certificates'::regclass`)
+    ).rows[0];
+    const toast = r.total - r.heap - r.idx;
+    const b = (await c.query<BlockCounts>(BLOCK_COUNTS)).rows[0]!;
+    // per notice, counted from before the timed run (what the setup's sessions had not yet reported lands in it: little)
+    const per = (k: keyof BlockCounts) => (before ? ((b[k] - before[k]) / notices).toFixed(2) : "-");
+    return (
+      `store     PostgreSQL database ${mb(r.db)}; certificates heap ${mb(r.heap)}, indexes ${mb(r.idx)}, TOAST ${mb(toast)}; ` +
+      `its updates ${r.upd}, HOT ${r.upd ? ((100 * r.hot) / r.upd).toFixed(1) : "-"} %; its blocks a notice: heap ${per("heapRead")} read, ` +
+      `${per("heapHit")} hit; indexes ${per("idxRead")} read, ${per("idxHit")} hit (read: from outside shared buffers)`
+    );
+  } finally {
+    await c.end();
+  }
+}
+
 /**
  * The timed run's CPU per notice by thread (µs): is the second core busy, and with what? The main thread commits and
  * publishes the CRLs; "reader" is the CPU of threads that ended in the run (the notice reader thread); the others are
@@ -155,14 +223,18 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
     log(`${residentCount} residents generated in ${since(t0).toFixed(1)} s`);
 
     // Residents and their issuance records (発行情報), in chunks. The notice path reads the certified four
-    // items and the CA of each certificate, never its DER: a small placeholder stands in for it. Issuing 2M
-    // real certificates would take many minutes, and issuance is what the issuance bench measures.
+    // items and the CA of each certificate, never its DER: a small placeholder stands in for it by default.
+    // Issuing 2M real certificates would take many minutes, and issuance is what the issuance bench measures.
+    // JPKI_BENCH_NOTICE_DER=real stores certificates of real size and shape instead (bench/notice-der.ts): the
+    // DER's size decides how the rows lie on pages (PostgreSQL: HOT revocations; SQLite: the file's size).
     // Loaded like a bulk load: residents in resident-code order and serials increasing with them (random in
     // their low 80 bits), so every index grows at its end instead of at random pages — random-order loading
     // of 2M rows through the store's default page cache took over three minutes. The timed run still looks
     // residents and serials up in the feed's random order.
     t0 = process.hrtime.bigint();
-    const der = Buffer.alloc(64, 0x30);
+    const derKind = noticeDerKind(process.env.JPKI_BENCH_NOTICE_DER);
+    const makers = derKind === "real" ? await BenchCertificates.open(ws.store, ws.config) : undefined;
+    let derBytes = 0;
     const notBefore = now;
     const notAfter = new Date(now.getTime() + 5 * 365 * 86_400_000);
     const types: readonly CertificateType[] = ["signature", "authentication"];
@@ -194,15 +266,17 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
             notBefore,
             notAfter,
             issuedAt: now,
-            der,
+            der: PLACEHOLDER_DER,
           })),
         );
+        if (makers) for (let k = 0; k < records.length; k++) records[k] = { ...records[k]!, der: await makers.der(records[k]!, now) };
+        for (const rec of records) derBytes += rec.der.length;
         await ws.store.commitIssuances(records);
         certificates += records.length;
       }
       if ((i / RESIDENT_CHUNK) % every === every - 1) log(`  ${i + chunk.length} residents, ${certificates} issuance records (${since(t0).toFixed(1)} s)`);
     }
-    log(`${residentCount} residents and ${certificates} issuance records stored in ${since(t0).toFixed(1)} s`);
+    log(`${residentCount} residents and ${certificates} issuance records stored in ${since(t0).toFixed(1)} s (DER ${derKind}, ${(derBytes / Math.max(1, certificates)).toFixed(0)} octets on average)`);
 
     // The notice feed, written as JSON Lines; its lines also feed the baseline.
     t0 = process.hrtime.bigint();
@@ -238,7 +312,8 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
     await updater.preflight();
     // The planner's statistics of the store just filled, as autovacuum gathers them within a minute of a load.
     await backend.analyze?.(storeEnv);
-    log(`CA keys opened in ${since(t0).toFixed(1)} s; setup ${since(setup0).toFixed(1)} s in all`);
+    const setupSeconds = since(setup0);
+    log(`CA keys opened in ${since(t0).toFixed(1)} s; setup ${setupSeconds.toFixed(1)} s in all`);
     // JPKI_BENCH_NOTICES_SAVE=<dir>: a copy of the set-up workspace and its feed, for experiments on the notice path
     // without the minute of setup (`jpki notices ingest <dir>/notices.jsonl` in a copy of <dir>/ws; passphrase "bench").
     const save = process.env.JPKI_BENCH_NOTICES_SAVE;
@@ -266,7 +341,8 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
     const rssBefore = process.memoryUsage().rss;
 
     // --- timed -------------------------------------------------------------------------------------------
-    const before = { ticks: threadTicks(), cpu: processCpuSeconds() };
+    const blocksBefore = await blockCounts(backend, storeEnv);
+    const before = { ticks: threadTicks(), cpu: processCpuSeconds(), server: backend.serverCpu?.() };
     t0 = process.hrtime.bigint();
     const r = await profiled(`notices-${backend.name}`, () =>
       runIngest(ws, {
@@ -279,7 +355,7 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
       }),
     );
     const secs = since(t0);
-    const after = { ticks: threadTicks(), cpu: processCpuSeconds() };
+    const after = { ticks: threadTicks(), cpu: processCpuSeconds(), server: backend.serverCpu?.() };
 
     // --- light correctness check -------------------------------------------------------------------------
     if (r.rejected > 0) throw new Error(`bench notices: ${r.rejected} of ${r.read} notices rejected (see ${r.rejectFile})`);
@@ -292,6 +368,8 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
 
     const ours = r.read / secs;
     const usage = process.memoryUsage();
+    await ws.close(); // (again in finally: a no-op) its sessions end, so the store's counts are whole
+    const store = await storeLine(backend, storeEnv, join(dir, "ws"), r.revocations, r.read, blocksBefore);
     const reasons = Object.entries(r.revocationsByReason).map(([k, v]) => `${k} ${v}`).join(", ");
     const crlEntries = r.crls.reduce((s, c) => s + c.entries, 0);
     const note = [
@@ -299,7 +377,12 @@ export async function benchNotices(backend: Backend, opts: { residents?: number;
       `run       ${r.read} read, ${r.applied} applied, ${r.held} held, ${r.duplicates} duplicates, ${r.rejected} rejected in ${secs.toFixed(2)} s`,
       `revoked   ${r.revocations}${reasons ? ` (${reasons})` : ""}`,
       `CRLs      ${r.crls.length} regenerated over ${new Set(r.crls.map((c) => c.ca)).size} CAs (${crlEntries} entries in all) in ${updater.seconds.toFixed(2)} s of the ${secs.toFixed(2)} s`,
+      ...(before.server && after.server
+        ? [`server    µs CPU a notice (PostgreSQL's processes): backends ${(((after.server.backends - before.server.backends) * 1e6) / r.read).toFixed(1)}, background ${(((after.server.background - before.server.background) * 1e6) / r.read).toFixed(1)}`]
+        : []),
       ...(before.ticks && after.ticks ? [threadsLine(sectionThreads({ ticks: before.ticks, cpu: before.cpu }, { ticks: after.ticks, cpu: after.cpu }), r.read, secs, updater)] : []),
+      `setup     ${setupSeconds.toFixed(1)} s; certificates' DER ${derKind} (${(derBytes / Math.max(1, certificates)).toFixed(0)} octets on average)`,
+      store,
       `memory    RSS ${mb(usage.rss)} at the end (${mb(rssBefore)} before the timed run, ${mb(rssAtStart)} before the setup), process peak ${mb(process.resourceUsage().maxRSS * 1024)}${peakAtStart > rssAtStart * 1.5 ? ` (${mb(peakAtStart)} already before this section)` : ""} (heap used ${mb(usage.heapUsed)})`,
     ].join("\n");
     return {
