@@ -135,10 +135,25 @@ describe("PostgreSQL disclosure log's per-resident index under attack (34)", () 
     try {
       await b.upsertResidents(codes.map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
       // Appends (two stores, so two indexers) for every code, the old ones included after they moved away.
+      // Each record's tag and code once its append has returned (committed): a relink started after must move it.
+      const committed: Array<[number, string]> = [];
       const appender = async (s: PostgresStore, k: number) => {
         for (let g = 0; !done || g < 30; g++) {
-          await s.appendDisclosures(Array.from({ length: 128 }, (_, i) => d(codes[(i + g * 5 + k) % codes.length], next())));
+          const recs = Array.from({ length: 128 }, (_, i) => d(codes[(i + g * 5 + k) % codes.length], next()));
+          await s.appendDisclosures(recs);
+          for (const r of recs) committed.push([r.at.getTime(), r.residentCode!]);
         }
+      };
+      /** Relinks `moves` (from → to, applied in order) and checks every record committed before it now names its code's end. */
+      const relink = async (at: number, residentCodes: string[], moves: Array<{ from: string; to: string }>) => {
+        const before = committed.slice();
+        await b.commitNoticeBatch({ noticeIds: [], residentCodes }, () => ({
+          commit: { at: new Date(at), notices: [], sequences: [], revocations: [], relinks: moves, dirtyCas: [] },
+        }));
+        const end = (code: string) => moves.reduce((c, m) => (m.from === c ? m.to : c), code);
+        const want = before.filter(([, code]) => moves.some((m) => m.from === code));
+        const got = new Map((await look.query<{ at: string; r: string }>("SELECT at, resident_code AS r FROM disclosures WHERE at = ANY($1::bigint[])", [want.map(([t]) => t)])).rows.map((x) => [Number(x.at), x.r]));
+        expect(want.filter(([t, code]) => got.get(t) !== end(code)).length, `records left behind by ${JSON.stringify(moves)}`).toBe(0);
       };
       const appenders = [appender(a, 0), appender(a, 1), appender(b, 2)];
       // Relinks, from b while the log grows: c0 → c1 with c2 → c3 set-wise, then the chain c4 → c5 → c6 one by one,
@@ -148,12 +163,8 @@ describe("PostgreSQL disclosure log's per-resident index under attack (34)", () 
         const [p, q, x, y, u, v] = codes.slice(r, r + 6) as [string, string, string, string, string, string];
         const target = (await maxIdOf(look)) + PER_INDEX;
         await until(async () => (await maxIdOf(look)) >= target, "the log to grow by a batch");
-        await b.commitNoticeBatch({ noticeIds: [], residentCodes: [p, q, x, y] }, () => ({
-          commit: { at: new Date(9000 + r), notices: [], sequences: [], revocations: [], relinks: [{ from: p, to: q }, { from: x, to: y }], dirtyCas: [] },
-        }));
-        await b.commitNoticeBatch({ noticeIds: [], residentCodes: [u, v, y] }, () => ({
-          commit: { at: new Date(9001 + r), notices: [], sequences: [], revocations: [], relinks: [{ from: u, to: v }, { from: v, to: y }], dirtyCas: [] },
-        }));
+        await relink(9000 + r, [p, q, x, y], [{ from: p, to: q }, { from: x, to: y }]);
+        await relink(9001 + r, [u, v, y], [{ from: u, to: v }, { from: v, to: y }]);
         relinks += 4;
       }
       done = true;
@@ -214,7 +225,8 @@ describe("PostgreSQL disclosure log's per-resident index under attack (34)", () 
 
   it("close() while an indexer's batch is stuck on a lock returns (the close bound), and the batch it cut writes nothing", async () => {
     const url = await server.createDatabase(await migratedTemplate(server));
-    const s = await PostgresStore.open(url, { closeWaitMs: 200 });
+    // lock_timeout far above the close bound: the stuck batch is still waiting when a close that keeps its bound returns.
+    const s = await PostgresStore.open(url, { closeWaitMs: 200, lockTimeoutMs: 600_000 });
     const blocker = await admin(url);
     const look = await admin(url);
     try {
@@ -227,6 +239,8 @@ describe("PostgreSQL disclosure log's per-resident index under attack (34)", () 
       );
       // The blocker still holds its row: a close that waited for the batch would not return until it let go.
       await s.close();
+      const stuck = "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO disclosures_by_resident%'";
+      expect((await look.query(stuck)).rows[0].n, "close() returned only once the batch had stopped waiting").toBe(1);
       // Let the cut batch go on; its session is gone, so its transaction cannot commit.
       await blocker.query("ROLLBACK");
       await until(
@@ -306,6 +320,7 @@ describe("PostgreSQL disclosure log's per-resident index under attack (34)", () 
     const url = await server.createDatabase();
     const c = await admin(url);
     const writers = await Promise.all([0, 1, 2].map(() => admin(url)));
+    const held = await admin(url);
     const look = await admin(url);
     let tag = 100_000;
     let done = false;
@@ -326,8 +341,23 @@ describe("PostgreSQL disclosure log's per-resident index under attack (34)", () 
       };
       const running = writers.map((w, k) => writer(w, k));
       await until(() => written >= 10, "the old writers to be appending");
+      // One of them has drawn an id and not committed when the upgrade starts, while the others commit higher ones:
+      // the upgrade must wait for it (its mark is the log's highest id), or it would mark the held record as filed.
+      await held.query("BEGIN");
+      const heldAt = ++tag;
+      await held.query(INSERT_ONE, ["r-held", heldAt]);
+      const past = written;
+      await until(() => written >= past + 3, "the others to commit ids above the held one");
       // The upgrade, while they go on.
-      const s = await PostgresStore.open(url);
+      let opened = false;
+      const opening = PostgresStore.open(url).then((x) => ((opened = true), x));
+      opening.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
+      await until(
+        async () => opened || (await look.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%CREATE TABLE disclosures_by_resident%'")).rows[0].n > 0,
+        "the upgrade to finish or to wait for the held writer",
+      );
+      await held.query("COMMIT");
+      const s = await opening;
       try {
         const at = written;
         await until(() => written >= at + 10, "the old writers to append after the upgrade");
@@ -338,6 +368,7 @@ describe("PostgreSQL disclosure log's per-resident index under attack (34)", () 
         expect(await maxIdOf(look)).toBeGreaterThan(mark);
         expect(await indexFaults(look)).toEqual(NO_FAULTS);
         await expectViewsWhole(s, look);
+        expect((await s.listDisclosures({ residentCode: "r-held" })).map((x) => x.at.getTime())).toEqual([heldAt]);
         await catchUp(s, look, () => ++tag);
         expect(await indexFaults(look)).toEqual(NO_FAULTS);
         await expectViewsWhole(s, look);
@@ -346,7 +377,7 @@ describe("PostgreSQL disclosure log's per-resident index under attack (34)", () 
       }
     } finally {
       done = true;
-      for (const x of [c, ...writers, look]) await x.end();
+      for (const x of [c, ...writers, held, look]) await x.end();
     }
   });
 });
