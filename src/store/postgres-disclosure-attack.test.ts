@@ -7,9 +7,15 @@
  * table gives it, nothing is filed above the mark, and each resident's view is the table's. Every wait is on what
  * the server shows (the mark, pg_stat_activity), never on time.
  */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { admin, atSchema, items, migratedTemplate } from "../../test/postgres-store-kit.js";
+import { binDir } from "../../test/postgres-server.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { until } from "../../test/until.js";
 import { copyStore } from "./copy.js";
@@ -310,6 +316,63 @@ describe("PostgreSQL disclosure log's per-resident index under attack (34)", () 
       }
     } finally {
       done = true;
+      await look.end();
+      await s.close();
+      await w.close();
+    }
+  });
+
+  it("a pg_dump taken while appends and indexing go on (what `jpki backup` runs), restored into a new database: the restored index agrees with its table, and its indexer goes on from the restored mark", async () => {
+    const url = await server.createDatabase(await migratedTemplate(server));
+    const s = await PostgresStore.open(url);
+    const w = await PostgresStore.open(url);
+    const look = await admin(url);
+    const dir = mkdtempSync(join(tmpdir(), "jpki-pgdisc-attack-"));
+    let tag = 0;
+    const next = () => ++tag;
+    let done = false;
+    let appended = 0;
+    try {
+      const appender = async (st: PostgresStore, k: number) => {
+        for (let g = 0; !done || g < 20; g++) {
+          await st.appendDisclosures(Array.from({ length: 128 }, (_, i) => d(i % 10 === k ? undefined : `r${(i + g + k) % 30}`, next())));
+          appended++;
+        }
+      };
+      const appenders = [appender(s, 0), appender(w, 1), appender(w, 2)];
+      await until(async () => (await markOf(look)) > 0, "a first batch to be filed");
+      const u = new URL(url);
+      const conn = ["--host", decodeURIComponent(u.searchParams.get("host")!), "--username", decodeURIComponent(u.username), "--no-password"];
+      await promisify(execFile)(join(binDir(), "pg_dump"), ["--format=custom", `--file=${join(dir, "dump")}`, ...conn, decodeURIComponent(u.pathname.slice(1))]);
+      const at = appended;
+      await until(() => appended >= at + 10, "appends to go on after the dump");
+      done = true;
+      await Promise.all(appenders);
+      const targetUrl = await server.createDatabase();
+      await promisify(execFile)(join(binDir(), "pg_restore"), ["--no-owner", ...conn, "--dbname", decodeURIComponent(new URL(targetUrl).pathname.slice(1)), join(dir, "dump")]);
+      const lookT = await admin(targetUrl);
+      const t = await PostgresStore.open(targetUrl);
+      try {
+        expect(await markOf(lookT)).toBeGreaterThan(0);
+        expect(await indexFaults(lookT)).toEqual(NO_FAULTS);
+        await expectViewsWhole(t, lookT);
+        // The restored records are the source's under the same ids.
+        const top = await maxIdOf(lookT);
+        const sig = "SELECT md5(string_agg(id || ':' || coalesce(resident_code, '-') || ':' || at, ',' ORDER BY id)) AS h FROM disclosures WHERE id <= $1";
+        expect((await lookT.query(sig, [top])).rows).toEqual((await look.query(sig, [top])).rows);
+        let tt = 1_000_000;
+        await catchUp(t, lookT, () => ++tt);
+        expect(await indexFaults(lookT)).toEqual(NO_FAULTS);
+        await expectViewsWhole(t, lookT);
+      } finally {
+        await lookT.end();
+        await t.close();
+      }
+      await catchUp(s, look, next);
+      expect(await indexFaults(look)).toEqual(NO_FAULTS);
+    } finally {
+      done = true;
+      rmSync(dir, { recursive: true, force: true });
       await look.end();
       await s.close();
       await w.close();
