@@ -145,7 +145,7 @@ import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, CrlInstallFailed, DELTA_SCOPE, DUMP_K
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
 import { activeCompromiseMessage, auditDigest, caCompromisedAudit, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { FILL_PAGE_ROWS, fillMarkKey, pageRowsOf, upgradeInProgress, type UpgradeOptions } from "./upgrade.js";
-import { certifiedKeyColumn, isPgWriterGuard, NO_CERTIFIED_KEY, PG_WRITER_GUARD_COMMENT, PG_WRITER_GUARD_CONSTRAINT, writerGuardRefused } from "./writer-guard.js";
+import { certifiedKeyColumn, isPgWriterGuard, NO_CERTIFIED_KEY, PG_RELINK_GUARD_MESSAGE, PG_WRITER_GUARD_COMMENT, PG_WRITER_GUARD_CONSTRAINT, writerGuardRefused } from "./writer-guard.js";
 import { auditFields, auditHashTail, GENESIS_HASH, osActor, type AuditCheckpoint, type AuditEntry, type AuditQuery, type AuditRecord } from "./audit-log.js";
 
 /**
@@ -376,6 +376,12 @@ async function migration29(c: ClientBase): Promise<void> {
  * table itself about this short.
  */
 const DISCLOSURES_PER_INDEX = 4096;
+
+/**
+ * The setting (local to its transaction) by which this release's relinks pass the relink guard (migration 35): set
+ * by the statement that locks the per-resident index's mark before a relink (#disclosuresIndexedThrough).
+ */
+const DISCLOSURE_RELINK_SETTING = "jpki.disclosure_relink";
 
 /** Ordered migrations; the index + 1 is the schema version. Never edit a published one, append. */
 export const PG_MIGRATIONS: readonly PgMigration[] = [
@@ -967,6 +973,29 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   INSERT INTO disclosures_by_resident (resident_code, newest, ids)
     SELECT resident_code, max(id), array_agg(id ORDER BY id) FROM disclosures WHERE resident_code IS NOT NULL GROUP BY resident_code, id / ${DISCLOSURES_PER_INDEX};
   DROP INDEX disclosures_resident;
+  `,
+  // 35: the relink guard, the writer guard's (29) counterpart for the disclosure log's per-resident index (34). A jpki
+  // from before 34 still running against the upgraded store relinks (住民票コード変更) with a bare UPDATE of
+  // disclosures' resident codes: the index rows below the mark stay under the old code, and the resident's view of
+  // the new code misses them for good. A statement trigger on UPDATE OF resident_code refuses any such statement
+  // (even one that moves no row: the old relink of a resident without records is refused too, so a batch fails whole,
+  // not by whose records it touched) unless its transaction marked itself as this release's relink
+  // (DISCLOSURE_RELINK_SETTING, set by the statement that reads and locks the mark: no round trip of its own). The
+  // refusal names the writer guard's constraint under SQLSTATE 23514, which is all an older jpki shows of a server
+  // error (and what one from 29 on maps to ERR_STORE_UPGRADED): the name says to stop the process and run the new
+  // release, and the transaction — the whole notice batch — rolls back. A statement trigger, not a row one: it runs
+  // once per relink statement and never on the API's appends (an INSERT does not fire it).
+  `
+  CREATE FUNCTION jpki_disclosures_relink_guard() RETURNS trigger LANGUAGE plpgsql AS $fn$
+  BEGIN
+    IF coalesce(current_setting('${DISCLOSURE_RELINK_SETTING}', true), '') <> 'on' THEN
+      RAISE EXCEPTION USING ERRCODE = 'check_violation', CONSTRAINT = '${PG_WRITER_GUARD_CONSTRAINT}', TABLE = 'disclosures',
+        MESSAGE = ${sqlLiteral(PG_RELINK_GUARD_MESSAGE)};
+    END IF;
+    RETURN NULL;
+  END
+  $fn$;
+  CREATE TRIGGER jpki_disclosures_relink_guard BEFORE UPDATE OF resident_code ON disclosures FOR EACH STATEMENT EXECUTE FUNCTION jpki_disclosures_relink_guard();
   `,
 ];
 
@@ -4381,7 +4410,10 @@ export class PostgresStore implements Store {
 
   /** The per-resident index's mark (migration 34) as it is now; `forShare`: locked against the indexer, in `c`'s transaction. */
   async #disclosuresIndexedThrough(what: string, c?: ClientBase, forShare = false): Promise<number> {
-    const text = `SELECT indexed_through AS m FROM disclosure_index_state WHERE id = 1${forShare ? " FOR SHARE" : ""}`;
+    // Locked for a relink: the same statement marks the transaction as this release's relink (the relink guard, 35).
+    const text = forShare
+      ? `SELECT (SELECT indexed_through FROM disclosure_index_state WHERE id = 1 FOR SHARE) AS m, set_config('${DISCLOSURE_RELINK_SETTING}', 'on', true) AS relink`
+      : "SELECT indexed_through AS m FROM disclosure_index_state WHERE id = 1";
     const rows = c ? (await c.query<{ m: bigint }>(text)).rows : await this.#query<{ m: bigint }>(what, text);
     // No row: a database emptied by hand. Nothing is indexed then, and every record is read from the table.
     const m = Number(rows[0]?.m ?? 0);
