@@ -471,6 +471,34 @@ describe("PostgresStore schema and upgrades", () => {
     }
   });
 
+  it("refuses to open a store whose disclosure id sequence was given a cache (the per-resident index's mark relies on CACHE 1), as it is and when upgrading, naming the statement that puts it back", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await atSchema(c, 34);
+      await c.query("ALTER SEQUENCE disclosures_id_seq CACHE 20");
+      const refusal = (e: unknown) => {
+        expect(isJpkiError(e) && e.code).toBe("ERR_WORKSPACE_CORRUPT");
+        expect((e as JpkiError).details).toMatchObject({ reason: "disclosure-sequence-cache", cache: 20 });
+        expect((e as JpkiError).message).toContain("'ALTER SEQUENCE disclosures_id_seq CACHE 1'");
+      };
+      // The full open (an upgrade): refused before its commit, so the store stays at 34.
+      refusal(await PostgresStore.open(url).then((s) => s.close(), (e: unknown) => e));
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe("34");
+      await c.query("ALTER SEQUENCE disclosures_id_seq CACHE 1");
+      await (await PostgresStore.open(url)).close();
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+      // The open of a store as it is (one round trip, opensAsIs).
+      await c.query("ALTER SEQUENCE disclosures_id_seq CACHE 2");
+      const e = await PostgresStore.open(url).then((s) => s.close(), (x: unknown) => x);
+      expect((e as JpkiError).details).toMatchObject({ reason: "disclosure-sequence-cache", cache: 2 });
+      await c.query("ALTER SEQUENCE disclosures_id_seq CACHE 1");
+      await (await PostgresStore.open(url)).close();
+    } finally {
+      await c.end();
+    }
+  });
+
   it("upgrades a schema-10 store (before the registry's outbox): the outbox arrives empty and takes notices", async () => {
     const url = await server.createDatabase();
     const c = await admin(url);

@@ -1315,15 +1315,36 @@ export function restoreIncomplete(note: string): JpkiError {
 const AUDIT_PAGE = 500;
 
 /**
+ * The cache of disclosures' id sequence (no row before the table exists). The per-resident index's mark
+ * (#indexDisclosures) relies on ids handed out one at a time, bigserial's CACHE 1: with a cache, a session holds ids
+ * it draws later, below a mark another moved past them, and the resident's view would miss those records for good.
+ */
+const DISCLOSURE_SEQUENCE_CACHE = "SELECT seqcache AS disclosure_sequence_cache FROM pg_sequence WHERE seqrelid = to_regclass('disclosures_id_seq')";
+
+/**
  * PostgresStore.open's first message: the migration lock, then meta as the full open reads it (only when the table
- * is ours: text columns key and value), sent as one simple-protocol Query. PostgreSQL runs a message's statements as
+ * is ours: text columns key and value), and the disclosure sequence's cache (checkDisclosureSequenceCache), sent as one simple-protocol Query. PostgreSQL runs a message's statements as
  * one transaction and, in READ COMMITTED (every session of the store's, READ_COMMITTED_OPTION, whatever the database's
  * default), gives each its own snapshot: meta is read after the lock is granted, as the
  * full open reads it, and the lock goes when the message ends. One round trip where the full open takes six (BEGIN,
  * the lock, three reads, COMMIT): ≈ 10–40 ms of every PostgreSQL command on a loaded host.
  */
 const OPEN_READ = `SELECT pg_advisory_xact_lock(${MIGRATION_LOCK}, 0) AS migration_lock;
-  SELECT key, value FROM meta WHERE (SELECT count(*) FROM pg_attribute WHERE attrelid = 'meta'::regclass AND attname IN ('key', 'value') AND atttypid = 'text'::regtype AND NOT attisdropped) = 2`;
+  SELECT key, value FROM meta WHERE (SELECT count(*) FROM pg_attribute WHERE attrelid = 'meta'::regclass AND attname IN ('key', 'value') AND atttypid = 'text'::regtype AND NOT attisdropped) = 2;
+  ${DISCLOSURE_SEQUENCE_CACHE}`;
+
+/**
+ * Refuses a store whose disclosure id sequence an operator gave a cache (ALTER SEQUENCE … CACHE n): the open says
+ * which statement puts it back. `cache` is DISCLOSURE_SEQUENCE_CACHE's answer (undefined: no such sequence).
+ */
+function checkDisclosureSequenceCache(cache: bigint | number | string | undefined): void {
+  if (cache === undefined || Number(cache) <= 1) return;
+  throw new JpkiError(
+    "ERR_WORKSPACE_CORRUPT",
+    `the PostgreSQL store's sequence disclosures_id_seq has CACHE ${Number(cache)}; the disclosure log's per-resident index relies on ids handed out one at a time: run 'ALTER SEQUENCE disclosures_id_seq CACHE 1' as the tables' owner, then start jpki again`,
+    { details: { reason: "disclosure-sequence-cache", cache: Number(cache) } },
+  );
+}
 
 /**
  * Whether the store opens as it is, read in one round trip (OPEN_READ): a jpki store at this jpki's schema version
@@ -1340,8 +1361,10 @@ async function opensAsIs(c: ClientBase, opts: Pick<PostgresStoreOptions, "loadTa
   const q = new Query(OPEN_READ);
   let locked = false;
   const meta = new Map<string, string>();
+  let cache: string | undefined;
   q.on("row", (row: Record<string, string>) => {
     if ("migration_lock" in row) locked = true;
+    else if ("disclosure_sequence_cache" in row) cache = row.disclosure_sequence_cache;
     else meta.set(row.key!, row.value!);
   });
   try {
@@ -1356,12 +1379,13 @@ async function opensAsIs(c: ClientBase, opts: Pick<PostgresStoreOptions, "loadTa
     if (isServerError(e) && pgCode(e).startsWith("42")) return false;
     throw e;
   }
-  return (
+  const asIs =
     meta.get("application") === "jpki" &&
     Number(meta.get("schema_version") ?? 0) === PG_SCHEMA_VERSION &&
     (!meta.has(UNVERIFIED_COPY) || opts.loadTarget === true) &&
-    (!meta.has(RESTORE_PENDING) || opts.restoring === true)
-  );
+    (!meta.has(RESTORE_PENDING) || opts.restoring === true);
+  if (asIs) checkDisclosureSequenceCache(cache);
+  return asIs;
 }
 
 /**
@@ -2640,6 +2664,7 @@ export class PostgresStore implements Store {
             [String(v + 1)],
           );
         }
+        checkDisclosureSequenceCache((await c.query<{ disclosure_sequence_cache: bigint }>(DISCLOSURE_SEQUENCE_CACHE)).rows[0]?.disclosure_sequence_cache);
         await c.query("COMMIT");
       } catch (e) {
         await c.query("ROLLBACK").catch(() => undefined);
