@@ -141,7 +141,7 @@ import type {
   WriteDeadline,
   SharedCertifiedKey,
 } from "./types.js";
-import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, CrlInstallFailed, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, guardedInstall, sweepBatchSize, type PublishedCrlRecord, type SweepOptions, type CrlScope, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus, type KnownBlocks } from "./types.js";
+import { ARL_SCOPE, COUNTER_NOTICE_ID_KEY, CrlInstallFailed, DELTA_SCOPE, DUMP_KINDS, FULL_SCOPE, guardedInstall, sweepBatchSize, type PublishedCrlRecord, type SweepOptions, type CrlScope, type DisclosureIndexWatch, type CrlScopeStatus, type DeltaCrlReservation, type DeltaCrlStatus, type KnownBlocks } from "./types.js";
 import { DumpStreamCheck, type DumpDataBatch } from "./dump.js";
 import { activeCompromiseMessage, auditDigest, caCompromisedAudit, caCreatedAudit, caIdRetiredAudit, caRolloverAudit, retiredMessage, checkpointAudit, crlAudit, issuanceAudit, noticeBatchAudit, ocspAudit, queryAudits, rewrapAudit, registryAudit, registryLoadAudit, registrySweepAudit, revokeAudit, toAudit, toAuditCheckpoint, verifierAudit, type AuditCheckpointRowDb, type AuditContext, type AuditRowDb } from "./audit-ops.js";
 import { FILL_PAGE_ROWS, fillMarkKey, pageRowsOf, upgradeInProgress, type UpgradeOptions } from "./upgrade.js";
@@ -4453,15 +4453,48 @@ export class PostgresStore implements Store {
   /** After a failed run, the id the log must pass before the next try: a failing indexer is not retried on every append. */
   #indexRetryAbove = 0;
 
+  /** The highest disclosure id this process appended (disclosureIndex.behind). */
+  #newestAppended = 0;
+  /** The indexer's failed runs, and who hears of each (Store.disclosureIndex). */
+  #indexWatch = { failures: 0, onFailure: undefined as ((e: JpkiError) => void) | undefined };
+
+  get disclosureIndex(): DisclosureIndexWatch {
+    const store = this;
+    const watch = this.#indexWatch;
+    return {
+      get failures() {
+        return watch.failures;
+      },
+      get behind() {
+        return store.#newestAppended > store.#indexedThrough ? store.#newestAppended - store.#indexedThrough : 0;
+      },
+      get onFailure() {
+        return watch.onFailure;
+      },
+      set onFailure(f) {
+        watch.onFailure = f;
+      },
+    };
+  }
+
   /** After an append whose highest id is `newest`: starts the indexer if a batch is due and none is running here. */
   #afterDisclosures(newest: bigint | number | null | undefined): void {
     const n = Number(newest ?? 0);
+    if (n > this.#newestAppended) this.#newestAppended = n;
     if (this.#closed || this.#indexing || n < this.#indexRetryAbove || n - this.#indexedThrough < DISCLOSURES_PER_INDEX) return;
     // Of no watched call: the API's answers are given already, and no deadline of theirs may cut the indexer's connection.
     this.#indexing = runAs(undefined, () => this.#indexDisclosures(DISCLOSURES_PER_INDEX))
-      .catch(() => {
-        // Nothing is lost: the records stay readable above the mark, and a later append tries again.
+      .catch((e: unknown) => {
+        // Nothing is lost: the records stay readable above the mark, and a later append tries again. Said, though:
+        // a failure that repeats leaves the tail growing and every resident's view slower (Store.disclosureIndex).
         this.#indexRetryAbove = n + DISCLOSURES_PER_INDEX / 4;
+        this.#indexWatch.failures++;
+        const failed = e instanceof JpkiError ? e : storeError(e, "indexing the disclosure log");
+        try {
+          this.#indexWatch.onFailure?.(failed);
+        } catch {
+          // a listener's own failure is not the indexer's
+        }
       })
       .finally(() => (this.#indexing = undefined));
   }
