@@ -157,4 +157,33 @@ describe("PostgreSQL disclosure log: the per-resident index under concurrent app
       await s.close();
     }
   });
+
+  it("a resident's view with a limit reads its index rows newest first and stops early, yet lists the newest records when rows of one batch interleave (two residents' rows a relink merged)", async () => {
+    const url = await server.createDatabase(await migratedTemplate(server));
+    const s = await PostgresStore.open(url);
+    const c = await admin(url);
+    try {
+      // Two batches of x's records, each filed as two rows whose ids interleave (even ids under one newest, odd under
+      // the one below): what a relink of y → x leaves when both had records all over the same batches.
+      await c.query(
+        `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
+         SELECT 'v-01', '0a01', '13-sig', 'x', 'signature', NULL, g, g, 'valid', false FROM generate_series(1, ${2 * PER_INDEX}) g ORDER BY g`,
+      );
+      await c.query(
+        `INSERT INTO disclosures_by_resident (resident_code, newest, ids)
+         SELECT 'x', max(g), array_agg(g ORDER BY g) FROM generate_series(1, ${2 * PER_INDEX}) g GROUP BY (g - 1) / ${PER_INDEX}, g % 2`,
+      );
+      await c.query(`UPDATE disclosure_index_state SET indexed_through = ${2 * PER_INDEX}`);
+      expect((await c.query("SELECT newest FROM disclosures_by_resident ORDER BY newest")).rows.map((r) => Number(r.newest))).toEqual([PER_INDEX - 1, PER_INDEX, 2 * PER_INDEX - 1, 2 * PER_INDEX]);
+      // And a few above the mark, read from the table.
+      await s.appendDisclosures([1, 2, 3].map((k) => d("x", 2 * PER_INDEX + k)));
+      const all = Array.from({ length: 2 * PER_INDEX + 3 }, (_, i) => i + 1);
+      for (const limit of [1, 3, 4, 5, 6, 100, PER_INDEX + 1, 2 * PER_INDEX, 3 * PER_INDEX]) {
+        expect((await s.listDisclosures({ residentCode: "x", limit })).map((r) => r.at.getTime()), `limit ${limit}`).toEqual(all.slice(-limit));
+      }
+    } finally {
+      await c.end();
+      await s.close();
+    }
+  });
 });

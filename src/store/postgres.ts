@@ -4416,7 +4416,14 @@ export class PostgresStore implements Store {
    * it come from the table alone (rows a later batch wrote for them are left out by `i <= $2`); a relink moves a
    * record and its index row in one transaction, which the second statement sees whole or not at all.
    * The ids are ordered and cut to the limit before the records are read, so a resident with a long history has
-   * only `limit` of them read.
+   * only `limit` of them read. Nor are all its index rows unnested: they are read newest first (the key's order)
+   * with a running count of their ids, up to the row where the count meets the limit, and only rows newer than that
+   * row's newest less a batch width are taken. Each row's ids lie within one batch width below its newest (a batch
+   * groups its records per DISCLOSURES_PER_INDEX ids; a relink moves rows, never ids), so every id of a row left out
+   * is below every id of the rows counted, at least `limit` of them. A resident with 10,000 records of 780,000,
+   * limit 1,000: 21 of its 190 rows read, the backend's CPU 4.0 ms a view against 7.2 (10 alternated rounds of 50,
+   * NEW lower in each; the 1,000 records' own reads are most of what is left).
+   * Rows are taken by `newest <= $2`: a batch files ids above the mark it found, never below a mark read before.
    */
   async listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]> {
     const mark = await this.#disclosuresIndexedThrough("reading disclosures");
@@ -4424,7 +4431,13 @@ export class PostgresStore implements Store {
       "reading disclosures",
       `SELECT d.* FROM (
          SELECT id FROM (
-           SELECT i AS id FROM disclosures_by_resident r CROSS JOIN LATERAL unnest(r.ids) AS i WHERE r.resident_code = $1 AND i <= $2
+           SELECT i AS id FROM disclosures_by_resident r CROSS JOIN LATERAL unnest(r.ids) AS i
+           WHERE r.resident_code = $1 AND r.newest <= $2 AND i <= $2
+             AND r.newest > coalesce((
+               SELECT w.newest FROM (
+                 SELECT newest, sum(cardinality(ids)) OVER (ORDER BY newest DESC) AS n FROM disclosures_by_resident
+                 WHERE resident_code = $1 AND newest <= $2 ORDER BY newest DESC) w
+               WHERE w.n >= $3 LIMIT 1) - ${DISCLOSURES_PER_INDEX}, 0)
            UNION ALL SELECT id FROM disclosures WHERE id > $2 AND resident_code = $1) x
          ORDER BY id DESC LIMIT $3) k
        JOIN disclosures d ON d.id = k.id ORDER BY d.id DESC`,
