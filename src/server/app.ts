@@ -418,6 +418,28 @@ function makeMetrics(ws: Workspace, clock: Clock, accessLog: AccessLogSink | und
       }
     },
   });
+  // The disclosure log's per-resident index, where a background indexer keeps it (PostgreSQL): a failing one is
+  // otherwise silent — the records stay readable above its mark, and every resident's view slows as that tail grows.
+  const disclosureIndex = ws.store.disclosureIndex;
+  if (disclosureIndex) {
+    new Counter({
+      name: "jpki_disclosure_index_failures_total",
+      help: "runs of the disclosure log's per-resident indexer that failed since the start (each retried later; the serve log says why)",
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(disclosureIndex.failures);
+      },
+    });
+    new Gauge({
+      name: "jpki_disclosure_index_behind_records",
+      help: "disclosure records this process appended above the per-resident index's mark as it last saw it: under 4096 while the indexer keeps up; growing, the resident's view reads more of the log itself",
+      registers: [registry],
+      collect() {
+        this.set(disclosureIndex.behind);
+      },
+    });
+  }
   // OCSP answers likewise: source → status → count.
   const answerTallies = new Map<string, Map<string, { n: number }>>();
   const ocspAnswers = new Counter({
@@ -709,6 +731,11 @@ export async function buildServer(
   const onStalled = opts.access?.onError
     ? (e: unknown) => opts.access!.onError!(e, "the store (the routes that read it answer 503 store-unresponsive, OCSP tryLater, until it answers)")
     : undefined;
+  // A failed run of the disclosure log's indexer (Store.disclosureIndex): its JpkiError, our words and a SQLSTATE.
+  if (opts.access?.onError && ws.store.disclosureIndex) {
+    const onError = opts.access.onError;
+    ws.store.disclosureIndex.onFailure = (e) => onError(e, "the disclosure log's per-resident index (retried later; until then residents' views read the records above its mark from the log itself)");
+  }
   // While stalled it probes the store itself (Store.ping), so a stall ends with the outage on a quiet server too.
   const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(opts.storeNow ? { now: opts.storeNow } : {}), ...(onStalled ? { onStalled } : {}), probe: () => ws.store.ping() });
   // which CRLs a retired generation no longer replaces (the index says so, /healthz and /metrics leave them out)

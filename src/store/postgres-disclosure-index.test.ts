@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import { admin, items, migratedTemplate } from "../../test/postgres-store-kit.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { until } from "../../test/until.js";
+import type { JpkiError } from "../errors.js";
 import { PostgresStore } from "./postgres.js";
 
 const server = usePostgres();
@@ -115,6 +116,73 @@ describe("PostgreSQL disclosure log: the per-resident index under concurrent app
     } finally {
       await blocker.end();
       await look.end();
+      await s.close();
+    }
+  });
+
+  it("an indexer run that fails is said (Store.disclosureIndex: a count, how far behind, the error to a listener, no resident's data) and retried once more records come", async () => {
+    const url = await server.createDatabase(await migratedTemplate(server));
+    // A short lock wait: the indexer's batch fails on the mark's row held below, not after the default 20 s.
+    const s = await PostgresStore.open(url, { lockTimeoutMs: 100 });
+    const blocker = await admin(url);
+    const look = await admin(url);
+    const heard: JpkiError[] = [];
+    try {
+      const watch = s.disclosureIndex;
+      watch.onFailure = (e) => heard.push(e);
+      expect([watch.failures, watch.behind]).toEqual([0, 0]);
+      await blocker.query("BEGIN");
+      await blocker.query("SELECT indexed_through FROM disclosure_index_state WHERE id = 1 FOR UPDATE");
+      await s.appendDisclosures(Array.from({ length: PER_INDEX }, (_, i) => d(`r-secret-${i % 5}`, i + 1)));
+      await until(async () => s.disclosureIndex.failures > 0, "the indexer to fail on the held mark");
+      expect(s.disclosureIndex.failures).toBe(1);
+      expect(s.disclosureIndex.behind).toBe(PER_INDEX);
+      expect(heard.map((e) => e.code)).toEqual(["ERR_WORKSPACE_LOCKED"]);
+      expect(JSON.stringify({ m: heard[0]!.message, d: heard[0]!.details })).not.toMatch(/r-secret/);
+      expect(await markOf(look)).toBe(0);
+      // Not retried on the next append already (a failing indexer is not run for every group) ...
+      await s.appendDisclosures([d("r-secret-0", PER_INDEX + 1)]);
+      expect(s.disclosureIndex.failures).toBe(1);
+      await blocker.query("ROLLBACK");
+      // ... but once a quarter batch more is appended: it catches up, and is no longer behind.
+      await s.appendDisclosures(Array.from({ length: PER_INDEX / 4 }, (_, i) => d(`r-secret-${i % 5}`, PER_INDEX + 2 + i)));
+      await until(async () => (await markOf(look)) > 0, "the indexer to run again");
+      expect(await markOf(look)).toBe(PER_INDEX + 1 + PER_INDEX / 4);
+      await until(async () => s.disclosureIndex.behind === 0, "the store to see the mark it moved");
+      expect([s.disclosureIndex.failures, s.disclosureIndex.behind, heard.length]).toEqual([1, 0, 1]);
+      await expectViewsWhole(s, look);
+    } finally {
+      await blocker.end();
+      await look.end();
+      await s.close();
+    }
+  });
+
+  it("a resident's view with a limit reads its index rows newest first and stops early, yet lists the newest records when rows of one batch interleave (two residents' rows a relink merged)", async () => {
+    const url = await server.createDatabase(await migratedTemplate(server));
+    const s = await PostgresStore.open(url);
+    const c = await admin(url);
+    try {
+      // Two batches of x's records, each filed as two rows whose ids interleave (even ids under one newest, odd under
+      // the one below): what a relink of y → x leaves when both had records all over the same batches.
+      await c.query(
+        `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
+         SELECT 'v-01', '0a01', '13-sig', 'x', 'signature', NULL, g, g, 'valid', false FROM generate_series(1, ${2 * PER_INDEX}) g ORDER BY g`,
+      );
+      await c.query(
+        `INSERT INTO disclosures_by_resident (resident_code, newest, ids)
+         SELECT 'x', max(g), array_agg(g ORDER BY g) FROM generate_series(1, ${2 * PER_INDEX}) g GROUP BY (g - 1) / ${PER_INDEX}, g % 2`,
+      );
+      await c.query(`UPDATE disclosure_index_state SET indexed_through = ${2 * PER_INDEX}`);
+      expect((await c.query("SELECT newest FROM disclosures_by_resident ORDER BY newest")).rows.map((r) => Number(r.newest))).toEqual([PER_INDEX - 1, PER_INDEX, 2 * PER_INDEX - 1, 2 * PER_INDEX]);
+      // And a few above the mark, read from the table.
+      await s.appendDisclosures([1, 2, 3].map((k) => d("x", 2 * PER_INDEX + k)));
+      const all = Array.from({ length: 2 * PER_INDEX + 3 }, (_, i) => i + 1);
+      for (const limit of [1, 3, 4, 5, 6, 100, PER_INDEX + 1, 2 * PER_INDEX, 3 * PER_INDEX]) {
+        expect((await s.listDisclosures({ residentCode: "x", limit })).map((r) => r.at.getTime()), `limit ${limit}`).toEqual(all.slice(-limit));
+      }
+    } finally {
+      await c.end();
       await s.close();
     }
   });

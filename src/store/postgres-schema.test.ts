@@ -14,7 +14,7 @@ import { isJpkiError, type JpkiError } from "../errors.js";
 import { decodeEntries, encodeEntry } from "../profile/crl-entry.js";
 import { CLOSED_BEFORE_SUCCESSORS, expectSuccessorsFilled, keyed } from "./contract.js";
 import { RevocationBlocks } from "./revocation-log.js";
-import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore } from "./postgres.js";
+import { ADVISORY_LOCKS, PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresStore, postgresError } from "./postgres.js";
 import { certifiedKeyOf } from "./rows.js";
 import { NO_CERTIFIED_KEY, PG_WRITER_GUARD_CONSTRAINT } from "./writer-guard.js";
 import type { UpgradeProgress } from "./upgrade.js";
@@ -408,6 +408,92 @@ describe("PostgresStore schema and upgrades", () => {
       } finally {
         await s.close();
       }
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("upgrades a schema-34 store with the relink guard (35): an older jpki's bare relink of the disclosure log is refused whole, under the writer guard's name; this jpki's relinks (both forms) pass", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    // A process of a release from before 34, connected before the upgrade: it relinks with bare UPDATEs of disclosures.
+    const old = await admin(url);
+    try {
+      await atSchema(c, 34);
+      await c.query(
+        `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
+         SELECT 'v-01', '0a01', '13-sig', 'r1', 'signature', NULL, g, g, 'valid', false FROM generate_series(1, 3) g`,
+      );
+      // Two filed under the mark, one above it: a relink moves both kinds.
+      await c.query("INSERT INTO disclosures_by_resident (resident_code, newest, ids) VALUES ('r1', 2, ARRAY[1, 2])");
+      await c.query("UPDATE disclosure_index_state SET indexed_through = 2");
+      const s = await PostgresStore.open(url);
+      try {
+        const ats = async (code: string) => (await s.listDisclosures({ residentCode: code, limit: 100 })).map((x) => x.at.getTime());
+        await s.upsertResidents(["r1", "r2", "r3", "r4", "r5"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+        // The old relink, one by one and set-wise (a resident with no record too): each refused, its batch rolled back.
+        for (const [sql, params] of [
+          ["UPDATE disclosures SET resident_code = $1 WHERE resident_code = $2", ["r2", "r1"]],
+          ["UPDATE disclosures SET resident_code = $1 WHERE resident_code = $2", ["r4", "r3"]],
+          ["UPDATE disclosures d SET resident_code = u.t FROM unnest($1::text[], $2::text[]) AS u(f, t) WHERE d.resident_code = u.f", [["r1"], ["r2"]]],
+        ] as const) {
+          await old.query("BEGIN");
+          await old.query("UPDATE residents SET notice_sequence = 99 WHERE resident_code = 'r1'");
+          const refused = await old.query(sql, params as unknown as unknown[]).then(() => undefined, (e: unknown) => e);
+          await old.query("ROLLBACK");
+          // All an old jpki shows of it (the SQLSTATE, the constraint's and the table's names); from 29 on it is ERR_STORE_UPGRADED.
+          expect(refused, sql).toMatchObject({ code: "23514", constraint: PG_WRITER_GUARD_CONSTRAINT, table: "disclosures" });
+          expect((refused as Error).message).toMatch(/^jpki writer guard: .*disclosures_by_resident.* Stop that process and run the new release$/);
+          expect(postgresError(refused, "committing a notice batch").code).toBe("ERR_STORE_UPGRADED");
+        }
+        expect((await c.query("SELECT count(*)::int AS n FROM residents WHERE notice_sequence = 99")).rows[0].n).toBe(0);
+        expect((await c.query("SELECT DISTINCT resident_code AS r FROM disclosures")).rows).toEqual([{ r: "r1" }]);
+        // Not set by anything but this jpki's relink: a later transaction of the same session is refused as well.
+        await expect(c.query("UPDATE disclosures SET resident_code = 'r2' WHERE false")).rejects.toMatchObject({ code: "23514" });
+        // This jpki's relinks pass, set-wise (r1 → r2 with r4 → r5) and one by one (r2 → r3 → r4), and carry the records.
+        await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["r1", "r2", "r4", "r5"] }, () => ({
+          commit: { at: new Date(7000), notices: [], sequences: [], revocations: [], relinks: [{ from: "r1", to: "r2" }, { from: "r4", to: "r5" }], dirtyCas: [] },
+        }));
+        await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["r2", "r3", "r4"] }, () => ({
+          commit: { at: new Date(7001), notices: [], sequences: [], revocations: [], relinks: [{ from: "r2", to: "r3" }, { from: "r3", to: "r4" }], dirtyCas: [] },
+        }));
+        expect(await ats("r4")).toEqual([1, 2, 3]);
+        expect((await c.query("SELECT DISTINCT resident_code AS r FROM disclosures")).rows).toEqual([{ r: "r4" }]);
+        // An update of other columns (none of jpki's, but an operator's) is not a relink.
+        await c.query("UPDATE disclosures SET answer = answer WHERE id = 1");
+        expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await old.end();
+      await c.end();
+    }
+  });
+
+  it("refuses to open a store whose disclosure id sequence was given a cache (the per-resident index's mark relies on CACHE 1), as it is and when upgrading, naming the statement that puts it back", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    try {
+      await atSchema(c, 34);
+      await c.query("ALTER SEQUENCE disclosures_id_seq CACHE 20");
+      const refusal = (e: unknown) => {
+        expect(isJpkiError(e) && e.code).toBe("ERR_WORKSPACE_CORRUPT");
+        expect((e as JpkiError).details).toMatchObject({ reason: "disclosure-sequence-cache", cache: 20 });
+        expect((e as JpkiError).message).toContain("'ALTER SEQUENCE disclosures_id_seq CACHE 1'");
+      };
+      // The full open (an upgrade): refused before its commit, so the store stays at 34.
+      refusal(await PostgresStore.open(url).then((s) => s.close(), (e: unknown) => e));
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe("34");
+      await c.query("ALTER SEQUENCE disclosures_id_seq CACHE 1");
+      await (await PostgresStore.open(url)).close();
+      expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
+      // The open of a store as it is (one round trip, opensAsIs).
+      await c.query("ALTER SEQUENCE disclosures_id_seq CACHE 2");
+      const e = await PostgresStore.open(url).then((s) => s.close(), (x: unknown) => x);
+      expect((e as JpkiError).details).toMatchObject({ reason: "disclosure-sequence-cache", cache: 2 });
+      await c.query("ALTER SEQUENCE disclosures_id_seq CACHE 1");
+      await (await PostgresStore.open(url)).close();
     } finally {
       await c.end();
     }

@@ -756,6 +756,16 @@ export interface PublishedCrlRecord {
   readonly scope?: CrlScope;
 }
 
+/** Store.disclosureIndex: what a background indexer of the disclosure log has done. */
+export interface DisclosureIndexWatch {
+  /** Runs that failed since the store opened (each retried once another quarter batch of records is appended). */
+  readonly failures: number;
+  /** Records this process appended above the mark it last saw: stays under a batch (4,096) while the indexer keeps up. */
+  readonly behind: number;
+  /** Called with each failure (a JpkiError of the store's: its code and our words, no row). */
+  onFailure: ((e: JpkiError) => void) | undefined;
+}
+
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   close(): Promise<void>;
@@ -1101,6 +1111,14 @@ export interface Store {
    * so that no number of older records (one verifier's flood of checks) can hide a later one from the resident.
    */
   listDisclosures(q: { residentCode: string; limit?: number }): Promise<DisclosureRecord[]>;
+  /**
+   * The disclosure log's per-resident index as this process sees it, where it is brought up to date off the
+   * answering path (PostgreSQL, #indexDisclosures; SQLite indexes inside the append's own transaction and has none):
+   * a failing indexer leaves the records readable above its mark, and views slow as that tail grows, so jpki serve
+   * shows it (/metrics jpki_disclosure_index_failures_total and jpki_disclosure_index_behind_records, a log line per
+   * failure through `onFailure`). Counts and an error only: no resident's data.
+   */
+  readonly disclosureIndex?: DisclosureIndexWatch;
 
   // ---- Liveness checks (POST /v1/status) and the registry's consents ----
 

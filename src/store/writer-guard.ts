@@ -62,6 +62,15 @@ export const PG_WRITER_GUARD_COMMENT =
   "a process that inserts one without is an older jpki: its write was refused, nothing of it was stored. Stop that process and run the new release";
 
 /**
+ * The PostgreSQL relink guard's message (migration 35: a relink of the disclosure log by a jpki from before its
+ * per-resident index, 34), raised under {@link PG_WRITER_GUARD_CONSTRAINT}'s name: an old jpki shows the name only,
+ * the server's log the sentence. No code of the relink: the message never names a resident.
+ */
+export const PG_RELINK_GUARD_MESSAGE =
+  `${MESSAGE_HEAD} this store was upgraded by a newer jpki, which keeps the disclosure log's per-resident index (disclosures_by_resident) and moves it with every relink; ` +
+  "a process that moves disclosure records to another resident code without it is an older jpki: its notice batch was refused, nothing of it was stored. Stop that process and run the new release";
+
+/**
  * Whether `e`, a SQLite error, is the writer guard refusing an insert: its CHECK constraint, named by the message
  * (SQLite 33: "CHECK constraint failed: jpki writer guard: …"), or a trigger raising it (SQLite 32, and the form a
  * still newer jpki's guard may take).
