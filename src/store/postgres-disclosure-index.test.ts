@@ -158,6 +158,40 @@ describe("PostgreSQL disclosure log: the per-resident index under concurrent app
     }
   });
 
+  it("an indexer that finds the mark moved by another short of its own target files nothing and keeps the mark it found, so its next batch falls due on time", async () => {
+    const url = await server.createDatabase(await migratedTemplate(server));
+    const a = await PostgresStore.open(url);
+    const b = await PostgresStore.open(url);
+    const blocker = await admin(url);
+    const look = await admin(url);
+    try {
+      // A's batch (ids 1 … 4,096) is held after it locked the mark, on the key of its last row, which the blocker holds.
+      await blocker.query("BEGIN");
+      await blocker.query("INSERT INTO disclosures_by_resident (resident_code, newest, ids) VALUES ('r-x', $1, '{}')", [PER_INDEX]);
+      await a.appendDisclosures(Array.from({ length: PER_INDEX }, (_, i) => d(i === PER_INDEX - 1 ? "r-x" : `r${i % 7}`, i + 1)));
+      await until(() => waitingOn(look, "%INSERT INTO disclosures_by_resident%"), "A's batch to wait on the blocker's row");
+      // B appends 100 more: its indexer aims at 4,196 from the mark 0 and waits for A's lock on the mark.
+      await b.appendDisclosures(Array.from({ length: 100 }, (_, i) => d("r1", 5000 + i)));
+      expect(b.disclosureIndex.behind).toBe(PER_INDEX + 100);
+      await until(() => waitingOn(look, "%disclosure_index_state%FOR UPDATE%"), "B's indexer to wait on the mark");
+      // A files 1 … 4,096; B then finds the mark at 4,096, 100 short of its target, and files nothing.
+      await blocker.query("ROLLBACK");
+      await until(async () => b.disclosureIndex.behind < PER_INDEX + 100, "B's indexer to end");
+      expect(await markOf(look)).toBe(PER_INDEX);
+      // What B knows of the mark is the mark (4,096), not the 4,196 it aimed at: 100 records behind.
+      expect(b.disclosureIndex.behind).toBe(100);
+      // So once the log is a batch past the real mark, B's next append files the index.
+      await b.appendDisclosures(Array.from({ length: PER_INDEX - 100 }, (_, i) => d("r2", 6000 + i)));
+      await until(async () => (await markOf(look)) === 2 * PER_INDEX, "B to file the next batch");
+      await expectViewsWhole(b, look);
+    } finally {
+      await blocker.end();
+      await look.end();
+      await a.close();
+      await b.close();
+    }
+  });
+
   it("a resident's view with a limit reads its index rows newest first and stops early, yet lists the newest records when rows of one batch interleave (two residents' rows a relink merged)", async () => {
     const url = await server.createDatabase(await migratedTemplate(server));
     const s = await PostgresStore.open(url);

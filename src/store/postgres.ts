@@ -4552,12 +4552,18 @@ export class PostgresStore implements Store {
       waiting = (await this.#query<{ v: string }>(what, `SELECT v FROM (${holders}) h WHERE v = ANY($1::text[])`, [waiting])).map((r) => r.v);
     }
     if (this.#closed) return;
+    // The mark as this run leaves it: `s` once it filed the batch; else the mark its transaction found (another
+    // indexer's, short of `s`). Taking `s` then would put this process's due check up to a batch late.
+    let reached = s;
     await this.#tx(what, async (c) => {
       const f = Number((await c.query<{ m: bigint }>("SELECT indexed_through AS m FROM disclosure_index_state WHERE id = 1 FOR UPDATE")).rows[0]?.m ?? s);
-      if (s - f < atLeast) return;
+      if (s - f < atLeast) {
+        reached = f;
+        return;
+      }
       await indexDisclosureRange(c, f, s);
     });
-    if (s > this.#indexedThrough) this.#indexedThrough = s;
+    if (reached > this.#indexedThrough) this.#indexedThrough = reached;
   }
 
   // ---- Liveness checks (POST /v1/status) and the registry's consents ----
