@@ -83,6 +83,37 @@ async function catchUp(s: PostgresStore, c: pg.Client, next: () => number, code 
   }, "an indexer to bring the mark to the log's end");
 }
 
+
+/**
+ * Three appenders going on while a copy or a dump is taken (`s` once, `w` twice, as `jpki serve --workers` would):
+ * groups of 128 records, a tenth without a resident, each record tagged by `next()`, at least 20 groups each.
+ */
+function appendAlong(s: PostgresStore, w: PostgresStore) {
+  let tag = 0;
+  let done = false;
+  let appended = 0;
+  const next = () => ++tag;
+  const appender = async (st: PostgresStore, k: number) => {
+    for (let g = 0; !done || g < 20; g++) {
+      await st.appendDisclosures(Array.from({ length: 128 }, (_, i) => d(i % 10 === k ? undefined : `r${(i + g + k) % 30}`, next())));
+      appended++;
+    }
+  };
+  const running = Promise.all([appender(s, 0), appender(w, 1), appender(w, 2)]);
+  running.catch(() => undefined); // awaited by stop()
+  return {
+    next,
+    /** Until ten more groups are in after `what`. */
+    async goOn(what: string): Promise<void> {
+      const at = appended;
+      await until(() => appended >= at + 10, `appends to go on after ${what}`);
+    },
+    async stop(): Promise<void> {
+      done = true;
+      await running;
+    },
+  };
+}
 describe("PostgreSQL disclosure log's per-resident index under attack (34)", () => {
   it("three stores appending at once (each with its own indexer) and raw writers holding ids open: every record is filed once under its code, every view is the table's", async () => {
     const url = await server.createDatabase(await migratedTemplate(server));
@@ -276,28 +307,17 @@ describe("PostgreSQL disclosure log's per-resident index under attack (34)", () 
     const s = await PostgresStore.open(url);
     const w = await PostgresStore.open(url);
     const look = await admin(url);
-    let tag = 0;
-    const next = () => ++tag;
-    let done = false;
-    let appended = 0;
+    const load = appendAlong(s, w);
+    const next = load.next;
     try {
-      const appender = async (st: PostgresStore, k: number) => {
-        for (let g = 0; !done || g < 20; g++) {
-          await st.appendDisclosures(Array.from({ length: 128 }, (_, i) => d(i % 10 === k ? undefined : `r${(i + g + k) % 30}`, next())));
-          appended++;
-        }
-      };
-      const appenders = [appender(s, 0), appender(w, 1), appender(w, 2)];
       await until(async () => (await markOf(look)) > 0, "a first batch to be filed");
       const targetUrl = await server.createDatabase(await migratedTemplate(server));
       const t = await PostgresStore.open(targetUrl);
       const lookT = await admin(targetUrl);
       try {
         await copyStore(s, t, { chunkSize: 2000 });
-        const at = appended;
-        await until(() => appended >= at + 10, "appends to go on after the copy");
-        done = true;
-        await Promise.all(appenders);
+        await load.goOn("the copy");
+        await load.stop();
         expect(await indexFaults(lookT)).toEqual(NO_FAULTS);
         expect(await markOf(lookT)).toBe(await maxIdOf(lookT));
         // The copy's records are the source's first ones (codes and tags, in id order: a load numbers them anew),
@@ -315,7 +335,7 @@ describe("PostgreSQL disclosure log's per-resident index under attack (34)", () 
         await t.close();
       }
     } finally {
-      done = true;
+      await load.stop().catch(() => undefined);
       await look.end();
       await s.close();
       await w.close();
@@ -328,26 +348,15 @@ describe("PostgreSQL disclosure log's per-resident index under attack (34)", () 
     const w = await PostgresStore.open(url);
     const look = await admin(url);
     const dir = mkdtempSync(join(tmpdir(), "jpki-pgdisc-attack-"));
-    let tag = 0;
-    const next = () => ++tag;
-    let done = false;
-    let appended = 0;
+    const load = appendAlong(s, w);
+    const next = load.next;
     try {
-      const appender = async (st: PostgresStore, k: number) => {
-        for (let g = 0; !done || g < 20; g++) {
-          await st.appendDisclosures(Array.from({ length: 128 }, (_, i) => d(i % 10 === k ? undefined : `r${(i + g + k) % 30}`, next())));
-          appended++;
-        }
-      };
-      const appenders = [appender(s, 0), appender(w, 1), appender(w, 2)];
       await until(async () => (await markOf(look)) > 0, "a first batch to be filed");
       const u = new URL(url);
       const conn = ["--host", decodeURIComponent(u.searchParams.get("host")!), "--username", decodeURIComponent(u.username), "--no-password"];
       await promisify(execFile)(join(binDir(), "pg_dump"), ["--format=custom", `--file=${join(dir, "dump")}`, ...conn, decodeURIComponent(u.pathname.slice(1))]);
-      const at = appended;
-      await until(() => appended >= at + 10, "appends to go on after the dump");
-      done = true;
-      await Promise.all(appenders);
+      await load.goOn("the dump");
+      await load.stop();
       const targetUrl = await server.createDatabase();
       await promisify(execFile)(join(binDir(), "pg_restore"), ["--no-owner", ...conn, "--dbname", decodeURIComponent(new URL(targetUrl).pathname.slice(1)), join(dir, "dump")]);
       const lookT = await admin(targetUrl);
@@ -372,7 +381,7 @@ describe("PostgreSQL disclosure log's per-resident index under attack (34)", () 
       await catchUp(s, look, next);
       expect(await indexFaults(look)).toEqual(NO_FAULTS);
     } finally {
-      done = true;
+      await load.stop().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
       await look.end();
       await s.close();
