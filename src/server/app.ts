@@ -732,9 +732,17 @@ export async function buildServer(
     ? (e: unknown) => opts.access!.onError!(e, "the store (the routes that read it answer 503 store-unresponsive, OCSP tryLater, until it answers)")
     : undefined;
   // A failed run of the disclosure log's indexer (Store.disclosureIndex): its JpkiError, our words and a SQLSTATE.
+  // Said at the 1st, 2nd, 4th, 8th … failure of this server, not at each: a store that keeps failing retries every
+  // quarter batch of records (≈ once a second at the API's rate), and a line each would bury the log; /metrics'
+  // jpki_disclosure_index_failures_total counts every one.
   if (opts.access?.onError && ws.store.disclosureIndex) {
     const onError = opts.access.onError;
-    ws.store.disclosureIndex.onFailure = (e) => onError(e, "the disclosure log's per-resident index (retried later; until then residents' views read the records above its mark from the log itself)");
+    let failures = 0;
+    ws.store.disclosureIndex.onFailure = (e) => {
+      failures++;
+      if ((failures & (failures - 1)) !== 0) return;
+      onError(e, `the disclosure log's per-resident index (failure ${failures} of this server; the next said at ${failures * 2}, /metrics counts each; retried later, until then residents' views read the records above its mark from the log itself)`);
+    };
   }
   // While stalled it probes the store itself (Store.ping), so a stall ends with the outage on a quiet server too.
   const storeWatchdog = new StoreWatchdog({ ...(opts.storeWaitMs !== undefined ? { waitMs: opts.storeWaitMs } : {}), ...(opts.storeNow ? { now: opts.storeNow } : {}), ...(onStalled ? { onStalled } : {}), probe: () => ws.store.ping() });

@@ -1,7 +1,7 @@
 /**
  * jpki serve and a store whose disclosure log's per-resident index is kept by a background indexer (PostgreSQL,
- * Store.disclosureIndex): a failing indexer is shown in /metrics and said through the serve log's onError, never
- * silent. The store's side (counting, the listener called, retries) is postgres-disclosure-index.test.ts; here a
+ * Store.disclosureIndex): a failing indexer is shown in /metrics and said through the serve log's onError (the 1st, 2nd, 4th …
+ * failure), never silent. The store's side (counting, the listener called, retries) is postgres-disclosure-index.test.ts; here a
  * workspace's store is given a stand-in watch, as a SQLite store has none.
  */
 import { mkdtempSync } from "node:fs";
@@ -39,8 +39,9 @@ it("shows the disclosure index's failed runs and how far behind it is in /metric
     watch.behind = 9000;
     m = await scrape();
     expect([value(m, "jpki_disclosure_index_failures_total"), value(m, "jpki_disclosure_index_behind_records")]).toEqual([3, 9000]);
-    watch.onFailure!(new JpkiError("ERR_STORE", "store failure while indexing the disclosure log: PostgreSQL error 53100"));
-    expect(said).toEqual([expect.stringMatching(/^the disclosure log's per-resident index .*: ERR_STORE$/)]);
+    // ten failures in a row: said at the 1st, 2nd, 4th and 8th, each naming its count
+    for (let i = 0; i < 10; i++) watch.onFailure!(new JpkiError("ERR_STORE", "store failure while indexing the disclosure log: PostgreSQL error 53100"));
+    expect(said).toEqual([1, 2, 4, 8].map((n) => expect.stringMatching(new RegExp(`^the disclosure log's per-resident index \\(failure ${n} of this server; .*: ERR_STORE$`))));
   } finally {
     await app.close();
   }

@@ -1115,8 +1115,8 @@ export interface Store {
    * The disclosure log's per-resident index as this process sees it, where it is brought up to date off the
    * answering path (PostgreSQL, #indexDisclosures; SQLite indexes inside the append's own transaction and has none):
    * a failing indexer leaves the records readable above its mark, and views slow as that tail grows, so jpki serve
-   * shows it (/metrics jpki_disclosure_index_failures_total and jpki_disclosure_index_behind_records, a log line per
-   * failure through `onFailure`). Counts and an error only: no resident's data.
+   * shows it (/metrics jpki_disclosure_index_failures_total and jpki_disclosure_index_behind_records, a log line at
+   * the 1st, 2nd, 4th … failure heard through `onFailure`). Counts and an error only: no resident's data.
    */
   readonly disclosureIndex?: DisclosureIndexWatch;
 
