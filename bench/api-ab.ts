@@ -15,6 +15,9 @@
  * PostgreSQL workspace (JPKI_STORE set, as the bench printed it: run the bench with JPKI_BENCH_PG naming a server
  * that outlives it), PostgreSQL's processes on this host (that server's only) and the disclosure groups' mean size:
  * disclosure rows over audit records written in the run (a group with one verifier writes one audit record).
+ * Each run also prints the host's idle share (/proc/stat, idle + iowait over all CPU time during the run): on a
+ * quiet host, the cores the closed loop of 32 connections left unused; on a host shared with other jobs, ≈ 0 % and
+ * meaningless (they take what is left).
  */
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
@@ -89,6 +92,15 @@ function wrk(script: string, port: number, seconds: number): Promise<number> {
   });
 }
 
+/**
+ * The host's CPU time so far from /proc/stat's first line, in ticks: idle (idle + iowait) and all. Over a run, idle
+ * over all is the share of the cores nobody used: on a closed loop with CPU to spare, time the answers spent waiting.
+ */
+function hostTicks(): { idle: number; all: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { idle: f[3]! + f[4]!, all: f.slice(0, 8).reduce((t, x) => t + x, 0) };
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 async function main(): Promise<void> {
@@ -100,7 +112,7 @@ async function main(): Promise<void> {
   const rounds = Number(process.env.AB_ROUNDS ?? 6);
   const seconds = Number(process.env.AB_SECONDS ?? 5);
   const workers = process.env.AB_WORKERS ?? "1";
-  const results = new Map<string, Array<{ rps: number; us: number; main: number; engine: number; rest: number; db: number; group: number }>>(builds.map((b) => [b, []]));
+  const results = new Map<string, Array<{ rps: number; us: number; main: number; engine: number; rest: number; db: number; group: number; idle: number }>>(builds.map((b) => [b, []]));
   const pgs = await postgresOf(process.env.JPKI_STORE);
   try {
     for (let r = 0; r < rounds; r++) {
@@ -113,20 +125,23 @@ async function main(): Promise<void> {
           await wrk(join(kept, "load.lua"), port, seconds); // warm-up: the JIT, the engine's CRL index
           const counts0 = await pgs?.counts();
           const db0 = pgs?.pm ? serverCpu(pgs.pm) : undefined;
+          const host0 = hostTicks();
           const threads0 = threadCpu(child.pid!);
           const cpu0 = processCpu(child.pid!);
           const t0 = performance.now();
           const rps = await wrk(join(kept, "load.lua"), port, seconds);
           const answers = rps * ((performance.now() - t0) / 1000);
+          const host1 = hostTicks();
+          const idle = (host1.idle - host0.idle) / Math.max(1, host1.all - host0.all);
           const us = ((processCpu(child.pid!) - cpu0) / answers) * 1e6;
           const parts = split(child.pid!, threads0, threadCpu(child.pid!), answers);
           const db1 = pgs?.pm ? serverCpu(pgs.pm) : undefined;
           const counts1 = await pgs?.counts();
           const db = db0 && db1 ? ((db1.backends + db1.background - db0.backends - db0.background) / answers) * 1e6 : NaN;
           const group = counts0 && counts1 ? (counts1.rows - counts0.rows) / Math.max(1, counts1.groups - counts0.groups) : NaN;
-          results.get(build)!.push({ rps, us, ...parts, db, group });
+          results.get(build)!.push({ rps, us, ...parts, db, group, idle });
           const pgPart = Number.isNaN(db) ? "" : `; PostgreSQL ${db.toFixed(0)} µs, ${group.toFixed(1)} answers a group`;
-          console.log(`round ${r + 1} ${build}: ${rps.toFixed(0)} answers/s, server ${us.toFixed(0)} µs of CPU per answer (main ${parts.main.toFixed(0)}, engine ${parts.engine.toFixed(0)}, rest ${parts.rest.toFixed(0)})${pgPart}`);
+          console.log(`round ${r + 1} ${build}: ${rps.toFixed(0)} answers/s, server ${us.toFixed(0)} µs of CPU per answer (main ${parts.main.toFixed(0)}, engine ${parts.engine.toFixed(0)}, rest ${parts.rest.toFixed(0)})${pgPart}; host idle ${(idle * 100).toFixed(0)} %`);
         } finally {
           await stop(child);
         }
@@ -138,7 +153,7 @@ async function main(): Promise<void> {
   for (const [build, rs] of results) {
     const m = (f: (x: (typeof rs)[number]) => number) => median(rs.map(f)).toFixed(0);
     const pgPart = pgs ? `, PostgreSQL ${m((x) => x.db)} µs, ${median(rs.map((x) => x.group)).toFixed(1)} answers a group` : "";
-    console.log(`${build}: median ${m((x) => x.rps)}/s (${Math.min(...rs.map((x) => x.rps)).toFixed(0)}–${Math.max(...rs.map((x) => x.rps)).toFixed(0)}), median ${m((x) => x.us)} µs per answer (main ${m((x) => x.main)}, engine ${m((x) => x.engine)}, rest ${m((x) => x.rest)})${pgPart}`);
+    console.log(`${build}: median ${m((x) => x.rps)}/s (${Math.min(...rs.map((x) => x.rps)).toFixed(0)}–${Math.max(...rs.map((x) => x.rps)).toFixed(0)}), median ${m((x) => x.us)} µs per answer (main ${m((x) => x.main)}, engine ${m((x) => x.engine)}, rest ${m((x) => x.rest)})${pgPart}, host idle ${(median(rs.map((x) => x.idle)) * 100).toFixed(0)} %`);
   }
 }
 
