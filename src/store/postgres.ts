@@ -2982,8 +2982,9 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    // An indexer running stops between its waits, or ends its batch (a few ms), before the pool ends under it; one
-    // held longer (its batch waiting on a lock: a dump's) is left to the bound below, as any connection still out.
+    // An indexer running stops between its waits or its pages, or ends its page (a few ms; a catch-up's page under a
+    // second), before the pool ends under it; one held longer (its page waiting on a lock: a dump's) is left to the
+    // bound below, as any connection still out.
     if (this.#indexing) await Promise.race([this.#indexing, new Promise((r) => setTimeout(r, this.#closeWaitMs).unref())]);
     clearTimeout(this.#presenceRetry);
     this.#presenceRetry = undefined;
@@ -4617,6 +4618,8 @@ export class PostgresStore implements Store {
    * second finding the mark moved; and a relink, which locks it FOR SHARE before moving a resident's records and
    * index rows, comes wholly before or after the batch — never between its read of the records and its commit,
    * which would file a moved record under the code it left.
+   * A run files in pages of #indexPageIds, one transaction each: a batch is one page, a log upgraded from 33
+   * (migration34) many; once a run has filed to `s` it drops disclosures_resident if the upgrade kept it.
    */
   async #indexDisclosures(atLeast: number): Promise<void> {
     const what = "indexing the disclosure log";
