@@ -7,7 +7,7 @@
  */
 import pg from "pg";
 import { describe, expect, it } from "vitest";
-import { admin, atSchema, indexFaults, NO_FAULTS } from "../../test/postgres-store-kit.js";
+import { admin, atSchema, indexFaults, items, NO_FAULTS } from "../../test/postgres-store-kit.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { until } from "../../test/until.js";
 import { PostgresStore } from "./postgres.js";
@@ -138,7 +138,7 @@ describe("PostgreSQL disclosure log: the upgrade from 33 files the existing log 
     }
   });
 
-  it("the catch-up of a log of several pages moves the mark page by page, and files every record once across its backend killed mid-page and a second store racing it", async () => {
+  it("the catch-up of a log of several pages moves the mark page by page, and files every record once across its backend killed mid-page, a second store racing it and a relink waiting for the page", async () => {
     const url = await server.createDatabase();
     const c = await admin(url);
     const blocker = await admin(url);
@@ -170,17 +170,29 @@ describe("PostgreSQL disclosure log: the upgrade from 33 files the existing log 
       w = await PostgresStore.open(url, { upgrade: { pageRows: PER_INDEX } });
       await w.appendDisclosures(Array.from({ length: PER_INDEX }, (_, i) => d(`r${i % 40}`, next())));
       await until(async () => (await waitingOn(c, "%indexed_through%FOR UPDATE%")).length > 0, "the second store's indexer to wait for the mark");
+      // A relink (住民票コード変更) mid-catch-up, r1 → r99: it waits for the page (the mark's row, FOR SHARE), then
+      // moves r1's records below the mark through the rows and the rest through the table.
+      const r1 = Number((await c.query<{ n: number }>("SELECT count(*)::int AS n FROM disclosures WHERE resident_code = 'r1'")).rows[0]!.n);
+      await s.upsertResidents(["r1", "r99"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+      const relinking = s.commitNoticeBatch({ noticeIds: [], residentCodes: ["r1", "r99"] }, () => ({
+        commit: { at: new Date(7000), notices: [], sequences: [], revocations: [], relinks: [{ from: "r1", to: "r99" }], dirtyCas: [] },
+      }));
+      relinking.catch(() => undefined); // awaited below
+      await until(async () => (await waitingOn(c, "%indexed_through%FOR SHARE%")).length > 0, "the relink to wait for the page");
       // The first store's page killed mid-page (its process gone, to the server): it rolls back whole.
       const [stuck] = await waitingOn(c, "%INSERT INTO disclosures_by_resident%");
       await c.query("SELECT pg_terminate_backend($1)", [stuck]);
       await until(() => s.disclosureIndex.failures === 1, "the first store to see its run fail");
       await blocker.query("ROLLBACK");
+      await relinking;
       // The second store goes on from the first page's mark through its own end; both keep appending meanwhile.
       await caughtUp(s, c, await maxIdOf(c), next);
       await w.appendDisclosures(Array.from({ length: 10 }, () => d("r-tail", next())));
       expect(await indexFaults(c)).toEqual(NO_FAULTS);
       await expectViewsWhole(s, c);
       await expectViewsWhole(w, c);
+      expect((await s.listDisclosures({ residentCode: "r99", limit: 1_000_000 })).length).toBe(r1);
+      expect(await s.listDisclosures({ residentCode: "r1" })).toEqual([]);
       // Filed once each, and every record of a resident up to the mark is filed.
       const [count] = (
         await c.query<{ filed: number; want: number }>(
