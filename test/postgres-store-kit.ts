@@ -77,3 +77,26 @@ export async function queriesDuring<T>(fn: () => Promise<T>): Promise<{ value: T
     spy.mockRestore();
   }
 }
+
+/** The PostgreSQL disclosure log's per-resident index (migration 34) against the table, in one snapshot: every count is of something wrong, so all must be 0. */
+export async function indexFaults(c: pg.Client): Promise<Record<string, number>> {
+  await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  try {
+    const r = await c.query<Record<string, number>>(`
+      WITH m AS (SELECT indexed_through AS m FROM disclosure_index_state),
+           f AS (SELECT r.resident_code AS rc, r.newest, i FROM disclosures_by_resident r CROSS JOIN LATERAL unnest(r.ids) AS i)
+      SELECT
+        (SELECT count(*)::int FROM f, m WHERE f.i > m.m) AS above_mark,
+        (SELECT count(*)::int FROM (SELECT i FROM f GROUP BY i HAVING count(*) > 1) x) AS filed_twice,
+        (SELECT count(*)::int FROM disclosures d, m WHERE d.id <= m.m AND d.resident_code IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM f WHERE f.i = d.id AND f.rc = d.resident_code)) AS lost,
+        (SELECT count(*)::int FROM f LEFT JOIN disclosures d ON d.id = f.i WHERE d.id IS NULL OR d.resident_code IS DISTINCT FROM f.rc) AS wrong_code,
+        (SELECT count(*)::int FROM disclosures_by_resident r WHERE r.newest <> (SELECT max(i) FROM unnest(r.ids) i)) AS bad_newest,
+        (SELECT count(*)::int FROM m) - 1 AS mark_rows`);
+    return r.rows[0]!;
+  } finally {
+    await c.query("COMMIT");
+  }
+}
+
+export const NO_FAULTS = { above_mark: 0, filed_twice: 0, lost: 0, wrong_code: 0, bad_newest: 0, mark_rows: 0 };

@@ -355,7 +355,7 @@ describe("PostgresStore schema and upgrades", () => {
     }
   });
 
-  it("upgrades a schema-33 store: the disclosure log's per-resident index moves to rows of its own, every record filed, and both relink forms move indexed and unindexed records (34)", async () => {
+  it("upgrades a schema-33 store: the disclosure log's per-resident index moves to rows of its own, filed after the upgrade by the indexer (disclosures_resident serving the views meanwhile, dropped once caught up), and both relink forms move indexed and unindexed records, before and after (34)", async () => {
     const url = await server.createDatabase();
     const c = await admin(url);
     try {
@@ -366,43 +366,54 @@ describe("PostgresStore schema and upgrades", () => {
                  SELECT 'v-01', '0a01', '13-sig', r, 'signature', NULL, g, g, 'valid', false FROM (${sql}) AS x(r, g) ORDER BY g`);
       await insert("SELECT CASE WHEN g IN (7, 3000, 4999) THEN 'r2' WHEN g = 11 THEN NULL ELSE 'r1' END, g FROM generate_series(1, 5003) g");
       const ats = async (code: string, limit = 100_000) => (await s.listDisclosures({ residentCode: code, limit })).map((x) => x.at.getTime());
+      const indexes = async () => (await c.query<{ name: string }>("SELECT indexname AS name FROM pg_indexes WHERE tablename = 'disclosures' ORDER BY 1")).rows.map((r) => r.name);
       const s = await PostgresStore.open(url);
       try {
-        const indexes = (await c.query<{ name: string }>("SELECT indexname AS name FROM pg_indexes WHERE tablename = 'disclosures' ORDER BY 1")).rows;
-        expect(indexes).toEqual([{ name: "disclosures_pkey" }]);
-        expect((await c.query("SELECT indexed_through AS m FROM disclosure_index_state")).rows).toEqual([{ m: "5003" }]);
-        const rows = (await c.query<{ r: string; newest: string; n: number }>("SELECT resident_code AS r, newest, cardinality(ids) AS n FROM disclosures_by_resident ORDER BY 1, 2")).rows;
-        expect(rows).toEqual([
-          { r: "r1", newest: "4095", n: 4092 },
-          { r: "r1", newest: "5003", n: 907 },
-          { r: "r2", newest: "3000", n: 2 },
-          { r: "r2", newest: "4999", n: 1 },
-        ]);
+        // The upgrade filed nothing: the mark at 0, no rows, disclosures_resident kept for the views meanwhile.
+        expect(await indexes()).toEqual(["disclosures_pkey", "disclosures_resident"]);
+        expect((await c.query("SELECT indexed_through AS m FROM disclosure_index_state")).rows).toEqual([{ m: "0" }]);
+        expect((await c.query("SELECT count(*)::int AS n FROM disclosures_by_resident")).rows).toEqual([{ n: 0 }]);
         const r1 = Array.from({ length: 5003 }, (_, i) => i + 1).filter((g) => ![7, 11, 3000, 4999].includes(g));
         expect(await ats("r1")).toEqual(r1);
         expect(await ats("r1", 3)).toEqual(r1.slice(-3));
         expect(await ats("r2")).toEqual([7, 3000, 4999]);
-        // Appended after the upgrade: above the mark, read from the table.
+        await s.upsertResidents(["r1", "r2", "r9", "r5", "r6"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
+        // A relink before the catch-up (every record above the mark): r1 → r9 set-wise (two codes in the batch).
+        await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["r1", "r9", "r5", "r6"] }, () => ({
+          commit: { at: new Date(7000), notices: [], sequences: [], revocations: [], relinks: [{ from: "r1", to: "r9" }, { from: "r5", to: "r6" }], dirtyCas: [] },
+        }));
+        expect(await ats("r9")).toEqual(r1);
+        expect(await ats("r1")).toEqual([]);
         const d = (residentCode: string, at: number) => ({
           verifierId: "v-01", serial: "0a01", issuer: "13-sig", residentCode, purpose: "signature" as const, legalBasis: undefined,
           at: new Date(at), validationTime: new Date(at), answer: "valid", itemsDisclosed: false,
         });
-        await s.appendDisclosures([d("r1", 6001), d("r2", 6002), d("r1", 6003)]);
-        expect(await ats("r1", 2)).toEqual([6001, 6003]);
-        // A relink moves both: r1 → r9 set-wise (two codes in the batch), r2 → r3 → r4 one by one.
-        await s.upsertResidents(["r1", "r2", "r9", "r5", "r6"].map((residentCode) => ({ residentCode, municipalityCode: "131016", fourItems: items, status: "active" as const })));
-        await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["r1", "r9", "r5", "r6"] }, () => ({
-          commit: { at: new Date(7000), notices: [], sequences: [], revocations: [], relinks: [{ from: "r1", to: "r9" }, { from: "r5", to: "r6" }], dirtyCas: [] },
-        }));
+        // Appends (ids 5004–5006) start the indexer: it files the log through them, then drops disclosures_resident.
+        await s.appendDisclosures([d("r9", 6001), d("r2", 6002), d("r9", 6003)]);
+        await until(async () => (await indexes()).length === 1, "the catch-up to drop disclosures_resident");
+        expect(await indexes()).toEqual(["disclosures_pkey"]);
+        expect((await c.query("SELECT indexed_through AS m FROM disclosure_index_state")).rows).toEqual([{ m: "5006" }]);
+        const rows = (await c.query<{ r: string; newest: string; n: number }>("SELECT resident_code AS r, newest, cardinality(ids) AS n FROM disclosures_by_resident ORDER BY 1, 2")).rows;
+        expect(rows).toEqual([
+          { r: "r2", newest: "3000", n: 2 },
+          { r: "r2", newest: "5005", n: 2 },
+          { r: "r9", newest: "4096", n: 4093 },
+          { r: "r9", newest: "5006", n: 908 },
+        ]);
+        expect(await ats("r9", 3)).toEqual([5003, 6001, 6003]);
+        // Appended after the catch-up: above the mark, read from the table.
+        await s.appendDisclosures([d("r9", 6004), d("r2", 6005)]);
+        expect(await ats("r9", 2)).toEqual([6003, 6004]);
+        // A relink after it moves both: r2 → r3 → r4 one by one.
         await s.commitNoticeBatch({ noticeIds: [], residentCodes: ["r2", "r3", "r4"] }, () => ({
           commit: { at: new Date(7001), notices: [], sequences: [], revocations: [], relinks: [{ from: "r2", to: "r3" }, { from: "r3", to: "r4" }], dirtyCas: [] },
         }));
-        expect(await ats("r9")).toEqual([...r1, 6001, 6003]);
-        expect(await ats("r4")).toEqual([7, 3000, 4999, 6002]);
+        expect(await ats("r9")).toEqual([...r1, 6001, 6003, 6004]);
+        expect(await ats("r4")).toEqual([7, 3000, 4999, 6002, 6005]);
         for (const gone of ["r1", "r2", "r3"]) expect(await ats(gone)).toEqual([]);
         // The records themselves name the new code (what a dump carries, and a copy files its index by).
         expect(new Set((await s.listDisclosures({ residentCode: "r9", limit: 100_000 })).map((x) => x.residentCode))).toEqual(new Set(["r9"]));
-        expect((await c.query("SELECT resident_code AS r, count(*)::int AS n FROM disclosures GROUP BY 1 ORDER BY 1")).rows).toEqual([{ r: "r4", n: 4 }, { r: "r9", n: 5001 }, { r: null, n: 1 }]);
+        expect((await c.query("SELECT resident_code AS r, count(*)::int AS n FROM disclosures GROUP BY 1 ORDER BY 1")).rows).toEqual([{ r: "r4", n: 5 }, { r: "r9", n: 5002 }, { r: null, n: 1 }]);
         expect((await c.query("SELECT DISTINCT resident_code AS r FROM disclosures_by_resident ORDER BY 1")).rows).toEqual([{ r: "r4" }, { r: "r9" }]);
         expect((await c.query("SELECT value FROM meta WHERE key = 'schema_version'")).rows[0].value).toBe(String(PG_SCHEMA_VERSION));
       } finally {

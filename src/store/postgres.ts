@@ -383,6 +383,20 @@ const DISCLOSURES_PER_INDEX = 4096;
  */
 const DISCLOSURE_RELINK_SETTING = "jpki.disclosure_relink";
 
+/** Migration 35's SQL (PG_MIGRATIONS says what it does). */
+const MIGRATION_35 = `
+  CREATE FUNCTION jpki_disclosures_relink_guard() RETURNS trigger LANGUAGE plpgsql AS $fn$
+  BEGIN
+    IF coalesce(current_setting('${DISCLOSURE_RELINK_SETTING}', true), '') <> 'on' THEN
+      RAISE EXCEPTION USING ERRCODE = 'check_violation', CONSTRAINT = '${PG_WRITER_GUARD_CONSTRAINT}', TABLE = 'disclosures',
+        MESSAGE = ${sqlLiteral(PG_RELINK_GUARD_MESSAGE)};
+    END IF;
+    RETURN NULL;
+  END
+  $fn$;
+  CREATE TRIGGER jpki_disclosures_relink_guard BEFORE UPDATE OF resident_code ON disclosures FOR EACH STATEMENT EXECUTE FUNCTION jpki_disclosures_relink_guard();
+`;
+
 /** Ordered migrations; the index + 1 is the schema version. Never edit a published one, append. */
 export const PG_MIGRATIONS: readonly PgMigration[] = [
   `
@@ -955,25 +969,8 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   // highest id names a row for good, relinks included: each id is in one row, so no two rows share it.
   // What the rows do not cover yet (ids above indexed_through) readers take from disclosures itself, by its primary
   // key: a bounded tail. #indexDisclosures says why the mark never passes a record that commits later.
-  // The table is locked against writers first (SHARE ROW EXCLUSIVE: an append in flight is waited out, the next
-  // waits for this commit), so the mark set here covers every record there is.
-  `
-  LOCK TABLE disclosures IN SHARE ROW EXCLUSIVE MODE;
-  CREATE TABLE disclosures_by_resident (
-    resident_code text COLLATE "C" NOT NULL,
-    newest bigint NOT NULL,
-    ids bigint[] NOT NULL,
-    PRIMARY KEY (resident_code, newest)
-  );
-  CREATE TABLE disclosure_index_state (
-    id integer PRIMARY KEY CHECK (id = 1),
-    indexed_through bigint NOT NULL
-  );
-  INSERT INTO disclosure_index_state (id, indexed_through) SELECT 1, coalesce(max(id), 0) FROM disclosures;
-  INSERT INTO disclosures_by_resident (resident_code, newest, ids)
-    SELECT resident_code, max(id), array_agg(id ORDER BY id) FROM disclosures WHERE resident_code IS NOT NULL GROUP BY resident_code, id / ${DISCLOSURES_PER_INDEX};
-  DROP INDEX disclosures_resident;
-  `,
+  // migration34 says how the existing log is filed (not here: in pages, off the upgrade's transaction).
+  migration34,
   // 35: the relink guard, the writer guard's (29) counterpart for the disclosure log's per-resident index (34). A jpki
   // from before 34 still running against the upgraded store relinks (住民票コード変更) with a bare UPDATE of
   // disclosures' resident codes: the index rows below the mark stay under the old code, and the resident's view of
@@ -985,18 +982,13 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   // error (and what one from 29 on maps to ERR_STORE_UPGRADED): the name says to stop the process and run the new
   // release, and the transaction — the whole notice batch — rolls back. A statement trigger, not a row one: it runs
   // once per relink statement and never on the API's appends (an INSERT does not fire it).
-  `
-  CREATE FUNCTION jpki_disclosures_relink_guard() RETURNS trigger LANGUAGE plpgsql AS $fn$
-  BEGIN
-    IF coalesce(current_setting('${DISCLOSURE_RELINK_SETTING}', true), '') <> 'on' THEN
-      RAISE EXCEPTION USING ERRCODE = 'check_violation', CONSTRAINT = '${PG_WRITER_GUARD_CONSTRAINT}', TABLE = 'disclosures',
-        MESSAGE = ${sqlLiteral(PG_RELINK_GUARD_MESSAGE)};
-    END IF;
-    RETURN NULL;
-  END
-  $fn$;
-  CREATE TRIGGER jpki_disclosures_relink_guard BEFORE UPDATE OF resident_code ON disclosures FOR EACH STATEMENT EXECUTE FUNCTION jpki_disclosures_relink_guard();
-  `,
+  // Its SQL is MIGRATION_35's; the table's lock (CREATE TRIGGER's, SHARE ROW EXCLUSIVE) is taken first by
+  // lockBriefly, so that an append in flight for long (an older process's) makes the upgrade retry, not every
+  // append queue behind the upgrade's request.
+  async (c: ClientBase) => {
+    await lockBriefly(c, "disclosures", "SHARE ROW EXCLUSIVE");
+    await c.query(MIGRATION_35);
+  },
 ];
 
 /**
@@ -1105,6 +1097,92 @@ function relinkDisclosures(from: string, to: string, mark: number): string[] {
     `UPDATE disclosures_by_resident r SET resident_code = u.t FROM unnest(${from}, ${to}) AS u(f, t) WHERE r.resident_code = u.f`,
   ];
 }
+
+/**
+ * Migration 34, as it runs since the upgrade stopped filing the existing log in its own transaction. It filed it
+ * under `LOCK TABLE disclosures IN SHARE ROW EXCLUSIVE MODE` and set the mark to the log's highest id: 14.6 s for
+ * 2M records on a loaded host (old73/findings-pgdiscreview), every append of an older process still running waiting
+ * meanwhile, and failing at its 20 s lock_timeout from ≈ 2.7M records — a national log would have stopped the API's
+ * appends for many minutes. Now it only makes the two tables, the mark at 0, and keeps disclosures_resident: the
+ * indexer (#indexDisclosures) files the log in pages, each its own short transaction, once the first appends find it
+ * behind, and drops disclosures_resident (CONCURRENTLY) once the mark has reached the log's end.
+ * A store upgraded by the old text (every record filed, the mark at the highest id then, no disclosures_resident)
+ * and one by this (the mark at 0 or anywhere short of the end, disclosures_resident kept until it is caught up) are
+ * states of the same schema, which every reader and writer of 34 takes as it finds it:
+ * - the mark short of the log's end is the state the indexer leaves between its batches anyway: what is above it is
+ *   read from disclosures itself (listDisclosures, and a relink's tail UPDATE), so views equal the table;
+ * - only how fast the part above the mark is read depends on disclosures_resident: with it (here, while the log is
+ *   being caught up) a resident's records above the mark are found by (resident_code, id), not by a scan of the
+ *   tail, which is the whole log at first; without it (the old text, or once caught up) the tail is short;
+ * - the pages follow the mark's rule as every batch does (#indexDisclosures), the relink guard (35) and the relinks'
+ *   FOR SHARE on the mark hold between any two pages as between two batches.
+ * An empty log (a new store) has nothing to catch up: disclosures_resident goes at once, under a brief lock.
+ */
+async function migration34(c: ClientBase): Promise<void> {
+  await c.query(`
+  CREATE TABLE disclosures_by_resident (
+    resident_code text COLLATE "C" NOT NULL,
+    newest bigint NOT NULL,
+    ids bigint[] NOT NULL,
+    PRIMARY KEY (resident_code, newest)
+  );
+  CREATE TABLE disclosure_index_state (
+    id integer PRIMARY KEY CHECK (id = 1),
+    indexed_through bigint NOT NULL
+  );
+  INSERT INTO disclosure_index_state (id, indexed_through) VALUES (1, 0);
+  `);
+  if ((await c.query<{ e: boolean }>("SELECT EXISTS (SELECT 1 FROM disclosures) AS e")).rows[0]!.e) return;
+  // A record an older process appends between the look and the lock stays in the tail, read from the table.
+  await lockBriefly(c, "disclosures", "ACCESS EXCLUSIVE");
+  await c.query("DROP INDEX disclosures_resident");
+}
+
+/** How long one try of lockBriefly waits for a table lock: the most an append queued behind the request waits. */
+const BRIEF_LOCK_TRY_MS = 100;
+
+/**
+ * Takes `mode` on `table` in `c`'s transaction (an upgrade's) in tries of BRIEF_LOCK_TRY_MS, pausing between them,
+ * for as long as the session's lock_timeout allows in all. A lock request that waits makes every later request that
+ * conflicts with it wait behind it: one plain LOCK waiting for an older process's append held open (a slow
+ * transaction of its) kept all of that process's appends waiting too, up to their lock_timeout. A try given up
+ * lets them through; the one that is granted is held only for the rest of the upgrade's transaction (a few DDL).
+ */
+async function lockBriefly(c: ClientBase, table: string, mode: "SHARE ROW EXCLUSIVE" | "ACCESS EXCLUSIVE"): Promise<void> {
+  const total = Number((await c.query<{ ms: string }>("SELECT setting AS ms FROM pg_settings WHERE name = 'lock_timeout'")).rows[0]?.ms ?? 0);
+  const tryMs = total > 0 ? Math.min(BRIEF_LOCK_TRY_MS, total) : BRIEF_LOCK_TRY_MS;
+  const until = total > 0 ? performance.now() + total : Infinity;
+  for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
+    try {
+      await c.query("SAVEPOINT jpki_brief_lock");
+    } catch (e) {
+      // No transaction (a test building an older schema statement by statement): nothing would hold the lock past
+      // this statement, and each DDL takes its own.
+      if (pgCode(e) === PG.noActiveTransaction) return;
+      throw e;
+    }
+    try {
+      await c.query("SELECT set_config('lock_timeout', $1, true)", [`${tryMs}ms`]);
+      await c.query(`LOCK TABLE ${table} IN ${mode} MODE`);
+      // the session's own again, for what the upgrade does next
+      await c.query("SELECT set_config('lock_timeout', $1, true)", [`${total}ms`]);
+      await c.query("RELEASE SAVEPOINT jpki_brief_lock");
+      return;
+    } catch (e) {
+      if (pgCode(e) !== PG.lockNotAvailable) throw e;
+      // the savepoint takes the try's lock_timeout back with it
+      await c.query("ROLLBACK TO SAVEPOINT jpki_brief_lock");
+      if (performance.now() + pause >= until) throw e;
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+}
+
+/**
+ * Ids the indexer files in one transaction (#indexDisclosures): 16 batches. A log upgraded from 33 is filed in pages
+ * of this many (≈ 0.3–0.5 s each on a loaded host at ≈ 5–7 µs a record), a relink waiting for at most one of them.
+ */
+const DISCLOSURES_PER_PAGE = 16 * DISCLOSURES_PER_INDEX;
 
 /** How long the disclosure indexer waits for the transactions that may hold ids below its mark (#indexDisclosures). */
 const DISCLOSURE_INDEX_WAIT_MS = 30_000;
@@ -1580,6 +1658,7 @@ const PG = {
   serialization: "40001",
   noDatabase: "3D000",
   insufficientPrivilege: "42501",
+  noActiveTransaction: "25P01",
 } as const;
 
 const DEADLOCK_RETRIES = 5;
@@ -2583,7 +2662,10 @@ export class PostgresStore implements Store {
     const opened = () => {
       // keepAlive: a lock connection idles while its holder works on pooled ones; TCP keepalive finds a server gone meanwhile
       const sessionClient = (applicationName: string) => new TimedClient({ connectionString, application_name: applicationName, types: int8AsBigint(types), keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS });
-      return new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient, opts.presenceRetryMs ?? 5000, opts.closeWaitMs ?? CLOSE_WAIT_MS, opts.onPresenceEnded);
+      const store = new PostgresStore(pool, opts.maxResidentLocks ?? 64, sessionClient, opts.presenceRetryMs ?? 5000, opts.closeWaitMs ?? CLOSE_WAIT_MS, opts.onPresenceEnded);
+      // tests span several pages of the disclosure log's catch-up with few records (UpgradeOptions.pageRows)
+      if (opts.upgrade?.pageRows !== undefined) store.#indexPageIds = pageRowsOf(opts.upgrade);
+      return store;
     };
     try {
       const c = await stop.during(
@@ -2900,8 +2982,9 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    // An indexer running stops between its waits, or ends its batch (a few ms), before the pool ends under it; one
-    // held longer (its batch waiting on a lock: a dump's) is left to the bound below, as any connection still out.
+    // An indexer running stops between its waits or its pages, or ends its page (a few ms; a catch-up's page under a
+    // second), before the pool ends under it; one held longer (its page waiting on a lock: a dump's) is left to the
+    // bound below, as any connection still out.
     if (this.#indexing) await Promise.race([this.#indexing, new Promise((r) => setTimeout(r, this.#closeWaitMs).unref())]);
     clearTimeout(this.#presenceRetry);
     this.#presenceRetry = undefined;
@@ -4461,6 +4544,8 @@ export class PostgresStore implements Store {
 
   /** The mark as this process last saw it: never above the real one (it only moves on), so a due check may only come early. */
   #indexedThrough = 0;
+  /** Ids the indexer files in one transaction (DISCLOSURES_PER_PAGE; tests lower it through UpgradeOptions.pageRows). */
+  #indexPageIds = DISCLOSURES_PER_PAGE;
   /** The indexer this process runs, if one is running (#afterDisclosures): one at a time. */
   #indexing: Promise<void> | undefined;
   /** After a failed run, the id the log must pass before the next try: a failing indexer is not retried on every append. */
@@ -4533,11 +4618,17 @@ export class PostgresStore implements Store {
    * second finding the mark moved; and a relink, which locks it FOR SHARE before moving a resident's records and
    * index rows, comes wholly before or after the batch — never between its read of the records and its commit,
    * which would file a moved record under the code it left.
+   * A run files in pages of #indexPageIds, one transaction each: a batch is one page, a log upgraded from 33
+   * (migration34) many; once a run has filed to `s` it drops disclosures_resident if the upgrade kept it.
    */
   async #indexDisclosures(atLeast: number): Promise<void> {
     const what = "indexing the disclosure log";
     const from = await this.#disclosuresIndexedThrough(what);
-    const [seq] = await this.#query<{ s: bigint }>(what, "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS s FROM disclosures_id_seq");
+    // `kept`: disclosures_resident is still there (migration34), the log being caught up; dropped once it is.
+    const [seq] = await this.#query<{ s: bigint; kept: boolean }>(
+      what,
+      "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS s, to_regclass('disclosures_resident') IS NOT NULL AS kept FROM disclosures_id_seq",
+    );
     const s = Number(seq!.s);
     if (s - from < atLeast) return;
     const holders = `SELECT virtualtransaction AS v FROM pg_locks
@@ -4551,19 +4642,37 @@ export class PostgresStore implements Store {
       await new Promise((r) => setTimeout(r, pause));
       waiting = (await this.#query<{ v: string }>(what, `SELECT v FROM (${holders}) h WHERE v = ANY($1::text[])`, [waiting])).map((r) => r.v);
     }
-    if (this.#closed) return;
-    // The mark as this run leaves it: `s` once it filed the batch; else the mark its transaction found (another
-    // indexer's, short of `s`). Taking `s` then would put this process's due check up to a batch late.
-    let reached = s;
-    await this.#tx(what, async (c) => {
-      const f = Number((await c.query<{ m: bigint }>("SELECT indexed_through AS m FROM disclosure_index_state WHERE id = 1 FOR UPDATE")).rows[0]?.m ?? s);
-      if (s - f < atLeast) {
-        reached = f;
-        return;
-      }
-      await indexDisclosureRange(c, f, s);
-    });
-    if (reached > this.#indexedThrough) this.#indexedThrough = reached;
+    // Up to `s` in pages, each a transaction of its own that moves the mark: a log upgraded from 33 (migration34)
+    // is the whole log behind, and one transaction for it would hold the mark's row (every relink waiting on it,
+    // then failing at lock_timeout) and a snapshot for as long as it ran. Every id up to `s` is safe to mark once the
+    // wait above is over, so any mark on the way to it is too. A page killed (its backend, the process) rolls back
+    // alone; the next run goes on from the mark the last one committed.
+    for (let filing = false; ; filing = true) {
+      if (this.#closed) return;
+      // The mark as this page leaves it: its end once it filed; else the mark its transaction found (another
+      // indexer's, short of `s`). Taking `s` then would put this process's due check up to a batch late.
+      let reached = s;
+      let filed = false;
+      await this.#tx(what, async (c) => {
+        const f = Number((await c.query<{ m: bigint }>("SELECT indexed_through AS m FROM disclosure_index_state WHERE id = 1 FOR UPDATE")).rows[0]?.m ?? s);
+        // Once this run has filed, it goes on to `s` whatever is left; another indexer may have got there first.
+        if (s - f < (filing ? 1 : atLeast)) {
+          reached = f;
+          return;
+        }
+        reached = Math.min(s, f + this.#indexPageIds);
+        await indexDisclosureRange(c, f, reached);
+        filed = true;
+      });
+      if (reached > this.#indexedThrough) this.#indexedThrough = reached;
+      if (!filed || reached >= s) break;
+    }
+    if (seq!.kept && !this.#closed) {
+      // Caught up: what is above the mark is a batch or so, read by the primary key. CONCURRENTLY takes no lock an
+      // append or a reader waits for; it waits for the transactions using the table (and fails at lock_timeout, a
+      // failed run like any, tried again with the next). IF EXISTS: another process may have dropped it meanwhile.
+      await this.#query(what, "DROP INDEX CONCURRENTLY IF EXISTS disclosures_resident");
+    }
   }
 
   // ---- Liveness checks (POST /v1/status) and the registry's consents ----

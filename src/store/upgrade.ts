@@ -25,7 +25,10 @@ export interface UpgradeProgress {
 export interface UpgradeOptions {
   /** Called after each committed page of a fill, before its index is built, and once it is recorded done. */
   readonly onProgress?: (p: UpgradeProgress) => void;
-  /** @internal rows per page (FILL_PAGE_ROWS); tests lower it to span many pages with few rows. */
+  /**
+   * @internal rows per page (FILL_PAGE_ROWS), and ids per page of PostgreSQL's disclosure log catch-up (its
+   * DISCLOSURES_PER_PAGE); tests lower it to span many pages with few rows.
+   */
   readonly pageRows?: number;
   /**
    * @internal test hook: called inside each page's transaction once its rows are written, before it commits, with
