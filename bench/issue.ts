@@ -21,7 +21,7 @@ import { type Backend } from "./backends.js";
 import { profiled } from "./profile.js";
 import { countGc, minorFaults, type GcCounts } from "./counts.js";
 import { cpuByGroup, signingThreads, threadTicks, ticksBetween } from "./threads.js";
-import { gc as fullGc } from "./gc.js";
+import { minorGc } from "./gc.js";
 import { median, poolDrained, quietStep, settle, settleText, type SettleSteps } from "./settle.js";
 import { SqliteStore } from "../src/store/sqlite.js";
 
@@ -225,8 +225,8 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
     const allKeys = cardPublicKeys(everyone.length + osakans.length);
     for (const [i, r] of [...everyone, ...osakans].entries()) keyOf.set(r.residentCode, allKeys[i]!);
     const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
-    // Each round starts clean and counts its own background work (bench/settle.ts): before it, a full collection and
-    // this process's other threads quiet (counted in no round); after it, its tail — the store's copy-back of what it
+    // Each round starts clean and counts its own background work (bench/settle.ts): before it, a young-generation
+    // collection (not a full one: bench/gc.ts minorGc) and this process's other threads quiet (counted in no round); after it, its tail — the store's copy-back of what it
     // committed, libuv's queue, the other threads quiet again — counted in its CPU, not in the wall rate.
     const store = ws.store;
     const tail = () =>
@@ -235,7 +235,7 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
         ["pool", () => poolDrained()],
         ["quiet", () => quietStep()],
       ]);
-    const before = async () => settleText(await settle([["gc", () => fullGc()], ["quiet", () => quietStep()]]));
+    const before = async () => settleText(await settle([["young gc", () => minorGc()], ["quiet", () => quietStep()]]));
     async function* apps(who: typeof everyone) {
       let line = 0;
       for (const r of who) yield { line: ++line, value: { residentCode: r.residentCode, type: "signature", publicKey: keyOf.get(r.residentCode)!.toString("base64") } };

@@ -5,8 +5,9 @@
  * copy-back of its last groups, the collection of its garbage, V8's helper threads compiling its new closures)
  * ran in the raw signing round after it, and raw signing swung 4,397–7,319 signs/s within one run; the best of three
  * then picked whichever round had been spared. Now a round's tail (its store's copy-back, libuv's queue, this
- * process's other threads gone quiet) is waited for and counted with the round's CPU, and a full collection runs
- * before the next round, counted in neither.
+ * process's other threads gone quiet) is waited for and counted with the round's CPU, and a young-generation
+ * collection runs before the next round, counted in neither (a full one cost the next round its optimised code:
+ * bench/gc.ts minorGc).
  */
 import { randomFill } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
