@@ -21,6 +21,9 @@ import { type Backend } from "./backends.js";
 import { profiled } from "./profile.js";
 import { countGc, minorFaults, type GcCounts } from "./counts.js";
 import { cpuByGroup, signingThreads, threadTicks, ticksBetween } from "./threads.js";
+import { minorGc } from "./gc.js";
+import { median, poolDrained, quietStep, settle, settleText, type SettleSteps } from "./settle.js";
+import { SqliteStore } from "../src/store/sqlite.js";
 
 const SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so";
 let softHsm: { token: string; dir: string } | null | undefined;
@@ -87,11 +90,17 @@ function machineJiffies(): { idle: number; all: number } | undefined {
   }
 }
 
-/** Wall seconds and CPU seconds of this process (and its main thread) and of the database server (when it runs here) over `f`. */
+/**
+ * Wall seconds of `f`, and CPU seconds of this process (and its main thread) and of the database server (when it
+ * runs here) over `f` and then `tail`: what `f` left running in the background (bench/settle.ts) is counted with
+ * it, not with whatever runs next; the wall time is `f`'s alone.
+ */
 async function measured<T>(
   backend: Backend,
   f: () => Promise<T>,
+  tail: () => Promise<SettleSteps>,
 ): Promise<{
+  tail: SettleSteps;
   value: T;
   secs: number;
   nodeCpu: number;
@@ -112,14 +121,16 @@ async function measured<T>(
   const t0 = process.hrtime.bigint();
   const value = await f();
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const j1 = machineJiffies(); // how idle the machine stood while `f` ran: the tail waits, idle by design
+  const tailSteps = await tail();
   const c = process.cpuUsage(c0);
   const m1 = mainThreadCpu();
   const s1 = backend.serverCpuSeconds?.();
-  const j1 = machineJiffies();
   const t1s = threadTicks();
   const f1 = minorFaults();
   const gc = gcDone();
   return {
+    tail: tailSteps,
     gc,
     mainFaults: f0 === undefined || f1 === undefined ? undefined : f1 - f0,
     threads: t0s && t1s ? ticksBetween(t0s, t1s) : undefined,
@@ -214,6 +225,17 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
     const allKeys = cardPublicKeys(everyone.length + osakans.length);
     for (const [i, r] of [...everyone, ...osakans].entries()) keyOf.set(r.residentCode, allKeys[i]!);
     const service = new IssuanceService({ store: ws.store, config: ws.config, clock: ws.clock, passphrase });
+    // Each round starts clean and counts its own background work (bench/settle.ts): before it, a young-generation
+    // collection (not a full one: bench/gc.ts minorGc) and this process's other threads quiet (counted in no round); after it, its tail — the store's copy-back of what it
+    // committed, libuv's queue, the other threads quiet again — counted in its CPU, not in the wall rate.
+    const store = ws.store;
+    const tail = () =>
+      settle([
+        ...(store instanceof SqliteStore ? [["checkpoint", () => store.checkpointed()] as const] : []),
+        ["pool", () => poolDrained()],
+        ["quiet", () => quietStep()],
+      ]);
+    const before = async () => settleText(await settle([["young gc", () => minorGc()], ["quiet", () => quietStep()]]));
     async function* apps(who: typeof everyone) {
       let line = 0;
       for (const r of who) yield { line: ++line, value: { residentCode: r.residentCode, type: "signature", publicKey: keyOf.get(r.residentCode)!.toString("base64") } };
@@ -227,24 +249,40 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
     // certificates by resident) as sequential scans: measured 6 ms per group of 500 at 12,500 certificates,
     // ≈ 8 µs of server CPU per certificate and growing with the table — a plan no national-size table gets.
     await backend.analyze?.(storeEnv);
+    // The warm-up's copy-back and background work, before the first round as after every other (below).
+    await tail();
     type Measured<T> = Awaited<ReturnType<typeof measured<T>>>;
     let raw: Measured<number> | undefined;
     let run: Measured<Awaited<ReturnType<IssuanceService["issueBatch"]>>> | undefined;
     const perRound: string[] = [];
+    const settles: string[] = [];
+    // CPU per unit of each round, its tail included (the CPU ratio): on a shared host the steadier figure.
+    const rawCpuPer: number[] = [];
+    const runCpuPer: number[] = [];
     const rawSignsPerSecond = await rawSigning();
     for (let i = 0; i < rounds; i++) {
-      const r = await measured(backend, () => rawSignsPerSecond(count, concurrency));
-      const o = await measured(backend, () => profiled(`issue-${backend.name}-${i + 1}`, () => service.issueBatch(apps(everyone.slice(i * count, (i + 1) * count)), { concurrency })));
+      const rb = await before();
+      const r = await measured(backend, () => rawSignsPerSecond(count, concurrency), tail);
+      const ob = await before();
+      const o = await measured(backend, () => profiled(`issue-${backend.name}-${i + 1}`, () => service.issueBatch(apps(everyone.slice(i * count, (i + 1) * count)), { concurrency })), tail);
       if (o.value.failed) throw new Error(`bench issuance failed: ${JSON.stringify(o.value.errors.slice(0, 3))}`);
       perRound.push(`${(o.value.issued / o.secs).toFixed(0)}/${r.value.toFixed(0)}${o.idle === undefined || r.idle === undefined ? "" : ` (idle ${(o.idle * 100).toFixed(0)} %/${(r.idle * 100).toFixed(0)} %)`}`);
+      settles.push(`${i + 1}: raw after ${rb}, its tail ${settleText(r.tail)}; issuance after ${ob}, its tail ${settleText(o.tail)}`);
+      rawCpuPer.push(r.nodeCpu / count);
+      runCpuPer.push((o.nodeCpu + (o.serverCpu ?? 0)) / o.value.issued);
       if (!raw || r.value > raw.value) raw = r;
       if (!run || o.value.issued / o.secs > run.value.issued / run.secs) run = o;
     }
+    // Medians, not best of: the first round still compiles part of the hot path (the warm-up is 500), and the host
+    // may take a core from any round; the median round is the one neither befell.
+    const rawCpuMedian = median(rawCpuPer);
+    const runCpuMedian = median(runCpuPer);
     const res = run!.value;
     let hsmLine = `SoftHSM2 (CA key in a PKCS#11 token): ${hsmCount > 0 ? "SoftHSM not installed" : "not measured (JPKI_BENCH_ISSUE_HSM=0)"}`;
     if (hsm) {
       await service.issueBatch(apps(osakans.slice(hsmCount)), { concurrency });
-      const h = await measured(backend, () => service.issueBatch(apps(osakans.slice(0, hsmCount)), { concurrency }));
+      await before();
+      const h = await measured(backend, () => service.issueBatch(apps(osakans.slice(0, hsmCount)), { concurrency }), tail);
       if (h.value.failed) throw new Error(`bench issuance through SoftHSM failed: ${JSON.stringify(h.value.errors.slice(0, 3))}`);
       const rate = h.value.issued / h.secs;
       hsmLine = `SoftHSM2 (CA key in a PKCS#11 token, ${hsmCount} certificates): ${rate.toFixed(0)} certs/s = ${(rate / raw!.value).toFixed(2)}× raw RSA-2048 signs/s, ${(rate / (res.issued / run!.secs)).toFixed(2)}× software-key issuance`;
@@ -258,6 +296,9 @@ export async function benchIssue(backend: Backend, opts: { count?: number } = {}
       byThread(raw!.threads, run!.threads, count, res.issued) +
       countsLine(raw!, run!, count, res.issued) +
       `rounds    certs/s issued / raw signs/s (machine idle during each): ${perRound.join(", ")} (best of each counts)\n` +
+      `CPU ratio ${(rawCpuMedian / runCpuMedian).toFixed(2)}×: raw ${(rawCpuMedian * 1e6).toFixed(0)} µs of CPU a signature ÷ issuance ${(runCpuMedian * 1e6).toFixed(0)} µs a certificate, medians of the rounds ` +
+      `(this process's threads${backend.serverCpuSeconds ? " and the database server" : ""}, each round with its tail; by round ${rawCpuPer.map((r, i) => `${(r * 1e6).toFixed(0)}/${(runCpuPer[i]! * 1e6).toFixed(0)}`).join(", ")} µs); the target is on the rates above\n` +
+      `settle between rounds (bench/settle.ts; a tail is counted in its round's CPU, not in its rate; the rest in no round): ${settles.join("; ")}\n` +
       hsmLine;
     return {
       name: `issuance (${count} signature certificates) [${backend.name}]`,
