@@ -3,10 +3,11 @@
  * the DROP INDEX CONCURRENTLY of disclosures_resident after them) on an operator's bad day: the drop cut before it
  * began and while it waited (an INVALID index left behind), two stores paging at once with relinks of residents
  * whose records lie on both sides of the mark, an older jpki appending and relinking meanwhile, a store copy and a
- * pg_dump taken with the mark halfway, and the upgrade giving up at lock_timeout behind an older process's append.
- * Each ends in one snapshot: every record up to the mark filed exactly once under the code the table gives it (and
- * nothing above it), and every resident's view the table's. Every wait is on what the server shows
- * (pg_stat_activity, the mark, the store's failure count), never on time.
+ * pg_dump taken with the mark halfway, a copy started with a page in flight, the upgrade giving up at lock_timeout
+ * behind an older process's append, and an older relink queued behind the upgrade's lock. Each ends in one
+ * snapshot: every record up to the mark filed exactly once under the code the table gives it (and nothing above
+ * it), and every resident's view the table's. Every wait is on what the server shows (pg_stat_activity, the mark,
+ * the store's failure count), never on time.
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -376,6 +377,50 @@ describe("PostgreSQL disclosure log: the catch-up after the upgrade from 33 unde
     } finally {
       await x.query("ROLLBACK").catch(() => undefined);
       for (const y of [x, oldRelink, oldAppend, c]) await y.end();
+    }
+  });
+
+  it("a store copy started while a catch-up page is in flight waits for that page (its SHARE lock on disclosures_by_resident), then copies every record and files them all in the target; the source's catch-up goes on after it", async () => {
+    const url = await server.createDatabase();
+    const c = await admin(url);
+    const blocker = await admin(url);
+    await logAt33(c, 3 * PER_INDEX);
+    // No loaded host's dump outlasts this: the page after the stuck one waits for the copy's whole read (the dump's
+    // SHARE lock on disclosures_by_resident against the page's ROW EXCLUSIVE), and fails at lock_timeout if it is longer.
+    const s = await PostgresStore.open(url, { upgrade: { pageRows: PER_INDEX }, lockTimeoutMs: 600_000 });
+    const targetUrl = await server.createDatabase(await migratedTemplate(server));
+    const t = await PostgresStore.open(targetUrl);
+    const lookT = await admin(targetUrl);
+    let tag = 1_000_000;
+    const next = () => ++tag;
+    try {
+      await stallPage(c, blocker, 2);
+      await s.appendDisclosures([d("r-tail", next())]);
+      await until(async () => (await waitingOn(c, "%INSERT INTO disclosures_by_resident%")).length > 0, "the second page to wait for the held key");
+      const copying = copyStore(s, t, { chunkSize: 2000 });
+      copying.catch(() => undefined); // awaited below
+      // The dump's SHARE lock on disclosures_by_resident waits for the page's transaction.
+      await until(async () => (await waitingOn(c, "%LOCK TABLE%IN SHARE MODE%")).length > 0, "the copy to wait for the page");
+      expect(await markOf(c)).toBe(PER_INDEX);
+      await blocker.query("ROLLBACK");
+      await copying;
+      // The copy read after the second page committed; whatever it read, its load filed it all.
+      expect(await markOf(lookT)).toBe(await maxIdOf(lookT));
+      const n = Number((await lookT.query("SELECT count(*) AS n FROM disclosures")).rows[0].n);
+      const sig = "SELECT md5(string_agg(coalesce(resident_code, '-') || ':' || at, ',' ORDER BY id)) AS h FROM (SELECT * FROM disclosures ORDER BY id LIMIT $1) x";
+      expect((await lookT.query(sig, [n])).rows).toEqual((await c.query(sig, [n])).rows);
+      expect(n).toBe(3 * PER_INDEX + 1);
+      await expectSettled(lookT, t);
+      await caughtUp(s, c, await maxIdOf(c), next);
+      expect(s.disclosureIndex.failures).toBe(0);
+      await expectSettled(c, s);
+    } finally {
+      await blocker.query("ROLLBACK").catch(() => undefined);
+      await lookT.end();
+      await t.close();
+      await s.close();
+      await blocker.end();
+      await c.end();
     }
   });
 });
