@@ -15,6 +15,7 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { admin, atSchema, indexFaults, items, migratedTemplate, NO_FAULTS } from "../../test/postgres-store-kit.js";
+import { d, expectViewsWhole, INSERT_ONE, markOf, maxIdOf, PER_INDEX } from "../../test/disclosure-log-kit.js";
 import { binDir } from "../../test/postgres-server.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { until } from "../../test/until.js";
@@ -22,30 +23,6 @@ import { copyStore } from "./copy.js";
 import { PostgresStore } from "./postgres.js";
 
 const server = usePostgres();
-
-/** postgres.ts DISCLOSURES_PER_INDEX: a batch falls due with this many records above the mark. */
-const PER_INDEX = 4096;
-
-/** A record whose `at` is its unique tag (the views are compared by it). */
-const d = (residentCode: string | undefined, at: number) => ({
-  verifierId: "v-01", serial: "0a01", issuer: "13-sig", residentCode, purpose: "signature" as const, legalBasis: undefined,
-  at: new Date(at), validationTime: new Date(at), answer: "valid", itemsDisclosed: false,
-});
-
-const INSERT_ONE = `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
-  VALUES ('v-01', '0a01', '13-sig', $1, 'signature', NULL, $2, $2, 'valid', false) RETURNING id`;
-
-const markOf = async (c: pg.Client) => Number((await c.query<{ m: string }>("SELECT indexed_through AS m FROM disclosure_index_state")).rows[0]!.m);
-const maxIdOf = async (c: pg.Client) => Number((await c.query<{ m: string }>("SELECT coalesce(max(id), 0) AS m FROM disclosures")).rows[0]!.m);
-
-/** Every resident's view, as store `s` gives it, against the table read by resident code. */
-async function expectViewsWhole(s: PostgresStore, c: pg.Client): Promise<void> {
-  const want = (await c.query<{ r: string; ats: string[] }>("SELECT resident_code AS r, array_agg(at ORDER BY id) AS ats FROM disclosures WHERE resident_code IS NOT NULL GROUP BY resident_code")).rows;
-  expect(want.length).toBeGreaterThan(0);
-  for (const { r, ats } of want) {
-    expect((await s.listDisclosures({ residentCode: r, limit: 1_000_000 })).map((x) => x.at.getTime()), r).toEqual(ats.map(Number));
-  }
-}
 
 /**
  * Appends through `s` (a record at a time per tag from `next`) until the mark has caught up to within a batch of what

@@ -16,7 +16,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
-import { admin, atSchema, indexFaults, items, migratedTemplate, NO_FAULTS, queriesDuring } from "../../test/postgres-store-kit.js";
+import { admin, indexFaults, items, migratedTemplate, NO_FAULTS, queriesDuring } from "../../test/postgres-store-kit.js";
+import { d, INSERT_ONE, logAt33, markOf, maxIdOf, PER_INDEX, waitingOn } from "../../test/disclosure-log-kit.js";
 import { binDir } from "../../test/postgres-server.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { until } from "../../test/until.js";
@@ -26,42 +27,11 @@ import { PG_WRITER_GUARD_CONSTRAINT } from "./writer-guard.js";
 
 const server = usePostgres();
 
-/** postgres.ts DISCLOSURES_PER_INDEX: a batch falls due with this many records above the mark. */
-const PER_INDEX = 4096;
-
-const d = (residentCode: string, at: number) => ({
-  verifierId: "v-01", serial: "0a01", issuer: "13-sig", residentCode, purpose: "signature" as const, legalBasis: undefined,
-  at: new Date(at), validationTime: new Date(at), answer: "valid", itemsDisclosed: false,
-});
-
-/** An older process's append: a raw INSERT, as a jpki from before 34 makes it. */
-const INSERT_ONE = `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
-  VALUES ('v-01', '0a01', '13-sig', $1, 'signature', NULL, $2, $2, 'valid', false) RETURNING id`;
-
-/** A log of `n` records at schema 33, resident r(g % 40) with at = g: every resident has records in every page. */
-async function logAt33(c: pg.Client, n: number): Promise<void> {
-  await atSchema(c, 33);
-  await c.query(`INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
-                 SELECT 'v-01', '0a01', '13-sig', CASE WHEN g % 17 = 0 THEN NULL ELSE 'r' || (g % 40) END, 'signature', NULL, g, g, 'valid', false
-                 FROM generate_series(1, ${n}) g ORDER BY g`);
-}
-
-const markOf = async (c: pg.Client) => Number((await c.query<{ m: string }>("SELECT indexed_through AS m FROM disclosure_index_state")).rows[0]!.m);
-const maxIdOf = async (c: pg.Client) => Number((await c.query<{ m: string }>("SELECT coalesce(max(id), 0) AS m FROM disclosures")).rows[0]!.m);
 /** disclosures_resident as the catalog has it: absent, or there and valid (usable by plans) or not. */
 const oldIndex = async (c: pg.Client) =>
   (await c.query<{ valid: boolean }>("SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = to_regclass('disclosures_resident')")).rows[0] ?? "absent";
 const seenByRegclass = async (c: pg.Client) => (await c.query<{ k: boolean }>("SELECT to_regclass('disclosures_resident') IS NOT NULL AS k")).rows[0]!.k;
 const countOf = async (c: pg.Client, code: string) => Number((await c.query<{ n: number }>("SELECT count(*)::int AS n FROM disclosures WHERE resident_code = $1", [code])).rows[0]!.n);
-
-/** Sessions of this database (not `c`'s) whose statement matches `like` and which are waiting for a lock now. */
-async function waitingOn(c: pg.Client, like: string): Promise<number[]> {
-  const r = await c.query<{ pid: number }>(
-    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE $1",
-    [like],
-  );
-  return r.rows.map((x) => x.pid);
-}
 
 /**
  * The end of every test: in one snapshot, every record up to the mark filed exactly once under its current code and

@@ -5,46 +5,15 @@
  * moves while the batch runs. Each case holds a transaction open on a connection of its own to make the order that
  * would lose it, and waits on what the server shows (pg_stat_activity, the mark), never on time.
  */
-import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { admin, items, migratedTemplate } from "../../test/postgres-store-kit.js";
+import { d, expectViewsWhole, INSERT_ONE, markOf, PER_INDEX, waitingOn } from "../../test/disclosure-log-kit.js";
 import { usePostgres } from "../../test/use-postgres.js";
 import { until } from "../../test/until.js";
 import type { JpkiError } from "../errors.js";
 import { PostgresStore } from "./postgres.js";
 
 const server = usePostgres();
-
-/** What an append files the index at (postgres.ts DISCLOSURES_PER_INDEX): the first batch falls due with this many records. */
-const PER_INDEX = 4096;
-
-const d = (residentCode: string, at: number) => ({
-  verifierId: "v-01", serial: "0a01", issuer: "13-sig", residentCode, purpose: "signature" as const, legalBasis: undefined,
-  at: new Date(at), validationTime: new Date(at), answer: "valid", itemsDisclosed: false,
-});
-
-const INSERT_ONE = `INSERT INTO disclosures (verifier_id, serial, issuer, resident_code, purpose, legal_basis, at, validation_time, answer, items_disclosed)
-  VALUES ('v-01', '0a01', '13-sig', $1, 'signature', NULL, $2, $2, 'valid', false) RETURNING id`;
-
-const markOf = async (c: pg.Client) => Number((await c.query<{ m: string }>("SELECT indexed_through AS m FROM disclosure_index_state")).rows[0]!.m);
-
-/** Sessions of this database (not `c`'s) whose statement matches `like` and which are waiting for a lock now. */
-async function waitingOn(c: pg.Client, like: string): Promise<boolean> {
-  const r = await c.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE $1",
-    [like],
-  );
-  return r.rows[0]!.n > 0;
-}
-
-/** Every resident's view, as the store gives it, against the table read by resident code directly. */
-async function expectViewsWhole(s: PostgresStore, c: pg.Client): Promise<void> {
-  const want = (await c.query<{ r: string; ats: string[] }>("SELECT resident_code AS r, array_agg(at ORDER BY id) AS ats FROM disclosures WHERE resident_code IS NOT NULL GROUP BY resident_code")).rows;
-  expect(want.length).toBeGreaterThan(0);
-  for (const { r, ats } of want) {
-    expect((await s.listDisclosures({ residentCode: r, limit: 100_000 })).map((x) => x.at.getTime()), r).toEqual(ats.map(Number));
-  }
-}
 
 describe("PostgreSQL disclosure log: the per-resident index under concurrent appends and relinks (34)", () => {
   it("never marks as indexed a record that commits after the batch with a lower id: the batch waits for the transaction holding it, and the resident's view lists it", async () => {
@@ -95,7 +64,7 @@ describe("PostgreSQL disclosure log: the per-resident index under concurrent app
       await blocker.query("BEGIN");
       await blocker.query("INSERT INTO disclosures_by_resident (resident_code, newest, ids) VALUES ('r-from', $1, '{}')", [PER_INDEX]);
       await s.appendDisclosures(records);
-      await until(() => waitingOn(look, "%INSERT INTO disclosures_by_resident%"), "the batch to wait on the blocker's row");
+      await until(async () => (await waitingOn(look, "%INSERT INTO disclosures_by_resident%")).length > 0, "the batch to wait on the blocker's row");
       // The relink now: it must wait for the batch (the mark's row), not move the records the batch has read.
       let relinked = false;
       const relink = s
@@ -103,7 +72,7 @@ describe("PostgreSQL disclosure log: the per-resident index under concurrent app
           commit: { at: new Date(9000), notices: [], sequences: [], relinks: [{ from: "r-from", to: "r-to" }], dirtyCas: [], revocations: [] },
         }))
         .then(() => (relinked = true));
-      await until(async () => relinked || (await waitingOn(look, "%disclosure_index_state%FOR SHARE%")), "the relink to finish or to wait for the batch");
+      await until(async () => relinked || (await waitingOn(look, "%disclosure_index_state%FOR SHARE%")).length > 0, "the relink to finish or to wait for the batch");
       expect(relinked).toBe(false);
       await blocker.query("ROLLBACK");
       await relink;
@@ -169,11 +138,11 @@ describe("PostgreSQL disclosure log: the per-resident index under concurrent app
       await blocker.query("BEGIN");
       await blocker.query("INSERT INTO disclosures_by_resident (resident_code, newest, ids) VALUES ('r-x', $1, '{}')", [PER_INDEX]);
       await a.appendDisclosures(Array.from({ length: PER_INDEX }, (_, i) => d(i === PER_INDEX - 1 ? "r-x" : `r${i % 7}`, i + 1)));
-      await until(() => waitingOn(look, "%INSERT INTO disclosures_by_resident%"), "A's batch to wait on the blocker's row");
+      await until(async () => (await waitingOn(look, "%INSERT INTO disclosures_by_resident%")).length > 0, "A's batch to wait on the blocker's row");
       // B appends 100 more: its indexer aims at 4,196 from the mark 0 and waits for A's lock on the mark.
       await b.appendDisclosures(Array.from({ length: 100 }, (_, i) => d("r1", 5000 + i)));
       expect(b.disclosureIndex.behind).toBe(PER_INDEX + 100);
-      await until(() => waitingOn(look, "%disclosure_index_state%FOR UPDATE%"), "B's indexer to wait on the mark");
+      await until(async () => (await waitingOn(look, "%disclosure_index_state%FOR UPDATE%")).length > 0, "B's indexer to wait on the mark");
       // A files 1 … 4,096; B then finds the mark at 4,096, 100 short of its target, and files nothing.
       await blocker.query("ROLLBACK");
       await until(async () => b.disclosureIndex.behind < PER_INDEX + 100, "B's indexer to end");
